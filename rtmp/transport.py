@@ -1,0 +1,293 @@
+"""The blocking-socket layer: the only module of ``rtmp`` that touches sockets.
+
+A :class:`Transport` drives the sans-IO handshake (RTMP 5.2) and
+:class:`~rtmp.session.Session` (RTMP 5.3-6.2) over one TCP (or TLS) socket:
+
+* reading happens on one thread at a time (:meth:`Transport.read_message`):
+  ``recv_into`` a preallocated buffer, feed the session, hand back the next
+  application message; protocol control replies the session queues
+  (acknowledgements, ping responses) are written at once;
+* writing is thread-safe (:meth:`Transport.write_message`): one lock guards
+  the chunk encoder and ``sendall``, so chunks of two messages never mix
+  (RTMP 5.3: a chunk is sent whole before the next one starts).
+
+Read timeouts use ``select`` so that a write timeout set on the socket cannot
+cut a read short, and the reverse.  ``socket.timeout`` (not yet the built-in
+``TimeoutError`` on Python 3.9) becomes :class:`rtmp.TimeoutError`.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import select
+import socket
+import ssl
+import threading
+import time
+from typing import Iterable, Optional, Tuple, Union
+
+from . import control, handshake
+from .errors import ConnectionClosedError, HandshakeError, RTMPError, TimeoutError
+from .logs import connection_logger
+from .message import Message
+from .session import Session
+
+__all__ = ["Transport", "READ_BUFFER_SIZE"]
+
+logger = logging.getLogger(__name__)
+
+#: Bytes asked of the kernel per ``recv_into``.
+READ_BUFFER_SIZE = 256 * 1024
+
+_Logger = Union[logging.Logger, logging.LoggerAdapter]  # type: ignore[type-arg]
+
+
+class Transport:
+    """One RTMP connection over a connected blocking socket (client or server role)."""
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        *,
+        role: str,
+        conn_id: str = "-",
+        read_timeout: Optional[float] = 30.0,
+        write_timeout: Optional[float] = 30.0,
+        digest: bool = True,
+        strict: bool = False,
+        log: Optional[_Logger] = None,
+        **session_limits: int,
+    ) -> None:
+        if role not in ("client", "server"):
+            raise ValueError(f"role must be 'client' or 'server', not {role!r}")
+        self.sock = sock
+        self.role = role
+        self.conn_id = conn_id
+        self.read_timeout = read_timeout
+        self.write_timeout = write_timeout
+        self.digest = digest
+        self.strict = strict
+        self.log: _Logger = log or connection_logger(__name__, conn_id)
+        self.session = Session(strict=strict, log=self.log, **session_limits)
+        self._write_lock = threading.Lock()
+        self._read_lock = threading.Lock()
+        self._buffer = bytearray(READ_BUFFER_SIZE)
+        self._view = memoryview(self._buffer)
+        self._closed = False
+        self._eof = False
+        self.bytes_sent = 0
+        try:
+            self.remote_addr: Optional[Tuple[str, int]] = sock.getpeername()[:2]
+        except OSError:
+            self.remote_addr = None
+        sock.settimeout(write_timeout)  # sendall's limit; reads wait in select()
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:  # pragma: no cover - not TCP (socketpair in tests)
+            pass
+
+    # -- state --------------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def in_chunk_size(self) -> int:
+        return self.session.in_chunk_size
+
+    @property
+    def out_chunk_size(self) -> int:
+        return self.session.out_chunk_size
+
+    @property
+    def bytes_received(self) -> int:
+        return self.session.bytes_received
+
+    # -- handshake ----------------------------------------------------------------------
+
+    def handshake(self, timeout: Optional[float] = 10.0) -> None:
+        """RTMP 5.2: run the handshake for our role, within ``timeout`` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        now_ms = int(time.monotonic() * 1000) & 0xFFFFFFFF
+        shaker: Union[handshake.ClientHandshake, handshake.ServerHandshake]
+        if self.role == "client":
+            shaker = handshake.ClientHandshake(digest=self.digest, now_ms=now_ms,
+                                               strict=self.strict)
+        else:
+            shaker = handshake.ServerHandshake(now_ms=now_ms, strict=self.strict)
+        try:
+            while True:
+                out = shaker.data_to_send()
+                if out:
+                    self._sendall(out)
+                if shaker.complete:
+                    break
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise TimeoutError(f"handshake not complete after {timeout} s (RTMP 5.2)")
+                data = self._recv(remaining, during="handshake")
+                shaker.receive_data(data)
+        except TimeoutError as exc:
+            raise TimeoutError(f"handshake not complete after {timeout} s (RTMP 5.2)") from exc
+        except ConnectionClosedError as exc:
+            raise HandshakeError(f"peer closed the connection during the handshake: {exc}") from exc
+        self.handshake_info = shaker
+        trailing = shaker.trailing_data
+        if trailing:
+            self.session.receive_data(trailing)
+        self.log.debug("handshake complete (RTMP 5.2.5)")
+
+    # -- reading ------------------------------------------------------------------------
+
+    def read_message(self, timeout: Optional[float] = None) -> Message:
+        """The next application message; protocol control is handled inside.
+
+        ``timeout`` defaults to ``read_timeout``; raises :class:`rtmp.TimeoutError`,
+        :class:`ConnectionClosedError` at a clean EOF, :class:`ProtocolError`
+        for a broken peer.
+        """
+        if timeout is None:
+            timeout = self.read_timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._read_lock:
+            session = self.session
+            while True:
+                message = session.next_message()
+                if session.has_replies():
+                    self._flush_replies()
+                if message is not None:
+                    return message
+                if self._eof:
+                    raise ConnectionClosedError("connection closed by peer")
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise TimeoutError(f"no message within {timeout} s")
+                session.receive_data(self._recv(remaining, during="read"))
+
+    def _recv(self, timeout: Optional[float], *, during: str) -> bytes:
+        """Wait up to ``timeout`` for bytes; b"" marks EOF (and sets ``_eof``)."""
+        if self._closed:
+            raise ConnectionClosedError("transport is closed")
+        sock = self.sock
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            pending = sock.pending() if isinstance(sock, ssl.SSLSocket) else 0
+            if not pending:
+                wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+                try:
+                    readable, _, _ = select.select([sock], [], [], wait)
+                except (OSError, ValueError) as exc:
+                    raise ConnectionClosedError(f"socket closed during {during}") from exc
+                if not readable:
+                    raise TimeoutError(f"no data within {timeout} s during {during}")
+            try:
+                count = sock.recv_into(self._buffer)
+                break
+            except ssl.SSLWantReadError:
+                continue  # a TLS record is incomplete: wait for the rest
+            except socket.timeout as exc:  # pragma: no cover - select said readable
+                raise TimeoutError(f"recv timed out during {during}") from exc
+            except OSError as exc:
+                if self._closed:
+                    raise ConnectionClosedError("transport is closed") from exc
+                raise ConnectionClosedError(f"connection lost during {during}: {exc}") from exc
+        if count == 0:
+            self._eof = True
+            if during == "handshake":
+                raise ConnectionClosedError("EOF")
+        return bytes(self._view[:count])
+
+    # -- writing ------------------------------------------------------------------------
+
+    def _sendall(self, data: bytes) -> None:
+        try:
+            self.sock.sendall(data)
+        except socket.timeout as exc:
+            self._closed = True  # a partial chunk may be on the wire: unusable now
+            raise TimeoutError(f"send did not finish within {self.write_timeout} s") from exc
+        except OSError as exc:
+            if exc.errno in (errno.EPIPE, errno.ECONNRESET, errno.EBADF) or self._closed:
+                raise ConnectionClosedError(f"connection lost while sending: {exc}") from exc
+            raise ConnectionClosedError(f"send failed: {exc}") from exc
+        self.bytes_sent += len(data)
+
+    def _flush_replies(self) -> None:
+        with self._write_lock:
+            data = self.session.pending_replies()
+            if data:
+                self._sendall(data)
+
+    def write_message(self, message: Message) -> None:
+        """Chunk and send one message (thread-safe)."""
+        with self._write_lock:
+            self._sendall(self.session.send(message))
+
+    def write_messages(self, messages: Iterable[Message]) -> None:
+        """Chunk several messages and send them with one ``sendall``."""
+        with self._write_lock:
+            send = self.session.send
+            self._sendall(b"".join([send(m) for m in messages]))
+
+    def write_prechunked(self, data: bytes, message: Message) -> None:
+        """Send bytes from ``chunk.encode_type0(message, self.out_chunk_size)`` (fan-out)."""
+        with self._write_lock:
+            self.session.note_sent(message)
+            self._sendall(data)
+
+    def set_chunk_size(self, size: int) -> None:
+        """RTMP 5.4.1: announce and switch to a new outgoing chunk size."""
+        self.write_message(control.set_chunk_size(size))
+
+    def send_window_ack_size(self, size: int) -> None:
+        """RTMP 5.4.4: tell the peer how often to acknowledge."""
+        self.write_message(control.window_ack_size(size))
+
+    def send_set_peer_bandwidth(self, size: int, limit_type: int = 2) -> None:
+        """RTMP 5.4.5: limit the peer's output."""
+        self.write_message(control.set_peer_bandwidth(size, limit_type))
+
+    # -- closing ------------------------------------------------------------------------
+
+    def shutdown(self) -> None:
+        """Wake a blocked reader on another thread (``SHUT_RDWR``); idempotent."""
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        """Close the socket; safe to call twice and from any thread."""
+        if self._closed and self.sock.fileno() == -1:
+            return
+        self._closed = True
+        self.shutdown()
+        try:
+            self.sock.close()
+        except OSError:  # pragma: no cover
+            pass
+
+
+def open_connection(
+    host: str,
+    port: int,
+    *,
+    timeout: float,
+    ssl_context: Optional[ssl.SSLContext] = None,
+    server_hostname: Optional[str] = None,
+) -> socket.socket:
+    """Connect a TCP (or TLS, for rtmps) socket within ``timeout`` seconds."""
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout)
+    except socket.timeout as exc:
+        raise TimeoutError(f"connect to {host}:{port} timed out after {timeout} s") from exc
+    except OSError as exc:
+        raise ConnectionClosedError(f"cannot connect to {host}:{port}: {exc}") from exc
+    if ssl_context is not None:
+        try:
+            sock = ssl_context.wrap_socket(sock, server_hostname=server_hostname or host)
+        except (ssl.SSLError, OSError) as exc:
+            sock.close()
+            raise RTMPError(f"TLS handshake with {host}:{port} failed: {exc}") from exc
+    return sock
