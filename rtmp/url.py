@@ -25,10 +25,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
-from typing import Optional
 from urllib.parse import unquote, urlsplit
 
-__all__ = ["RTMPURL", "parse_url", "DEFAULT_PORTS"]
+__all__ = ["DEFAULT_PORTS", "RTMPURL", "parse_url"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,11 +51,11 @@ class RTMPURL:
     app: str
     """The ``app`` property of ``connect`` (RTMP 7.2.1.1), instance included, query
     included when the URL has no stream name."""
-    stream: Optional[str] = None
+    stream: str | None = None
     """The stream name for ``publish``/``play`` with its query, or None."""
-    username: Optional[str] = None
+    username: str | None = None
     """User name from ``user:pass@``, percent-decoded."""
-    password: Optional[str] = None
+    password: str | None = None
     """Password from ``user:pass@``, percent-decoded."""
 
     @property
@@ -75,14 +74,13 @@ class RTMPURL:
         """The ``tcUrl`` of ``connect`` (RTMP 7.2.1.1): ``scheme://host:port/app``."""
         return f"{self.scheme}://{self.netloc}/{self.app}"
 
-    def with_names(self, app: Optional[str] = None, stream: Optional[str] = None) -> "RTMPURL":
+    def with_names(self, app: str | None = None, stream: str | None = None) -> RTMPURL:
         """A copy whose app and/or stream are replaced where given (config fallbacks)."""
-        changes = {}
-        if app is not None:
-            changes["app"] = app
-        if stream is not None:
-            changes["stream"] = stream
-        return replace(self, **changes)
+        return replace(
+            self,
+            app=self.app if app is None else app,
+            stream=self.stream if stream is None else stream,
+        )
 
     def __str__(self) -> str:
         """The URL without credentials (safe to log)."""
@@ -90,7 +88,7 @@ class RTMPURL:
         return f"{self.scheme}://{self.netloc}/{self.app}{tail}"
 
 
-def _split_app_stream(path: str) -> "tuple[str, Optional[str]]":
+def _split_app_stream(path: str) -> tuple[str, str | None]:
     """Split a URL path (no query, no leading slash) the way ffmpeg's ``rtmp_open`` does."""
     if path.startswith("ondemand/"):
         return "ondemand", path[len("ondemand/"):] or None

@@ -141,7 +141,7 @@ class TestProperties:
         stream=SEGMENT,
     )
     def test_round_trip(
-        self, scheme: str, port: "int | None", app: str, instance: "str | None", stream: str
+        self, scheme: str, port: int | None, app: str, instance: str | None, stream: str
     ) -> None:
         netloc = "host.example" + (f":{port}" if port else "")
         full_app = f"{app}/{instance}" if instance else app
