@@ -320,7 +320,7 @@ class ChunkDecoder:
 
     @property
     def pending_bytes(self) -> int:
-        """Payload bytes held in partially received messages."""
+        """The announced sizes of all partially received messages (what they may grow to)."""
         return self._pending_bytes
 
     @property
@@ -407,11 +407,19 @@ class ChunkDecoder:
             extended = field == EXTENDED_TIMESTAMP_MARK
             if not starting:
                 assert state is not None
-                raise ProtocolError(
+                problem = (
                     f"chunk stream {csid}: type {fmt} header while a message of "
-                    f"{state.length} bytes is incomplete ({state.received} received)",
-                    "RTMP 5.3.1.2.4",
+                    f"{state.length} bytes is incomplete ({state.received} received)"
                 )
+                if self.strict:
+                    raise ProtocolError(problem, "RTMP 5.3.1.2.4")
+                # Deviation (ffmpeg rtmppkt.c does the same): drop the partial message
+                # and start the new one.
+                logger.warning("%s: partial message dropped", problem)
+                self._pending_bytes -= state.length
+                state.parts = None
+                state.received = 0
+                starting = True
         ext_pos = pos + header_size
         data_pos = ext_pos + 4 if extended else ext_pos
         if data_pos > end:
@@ -473,10 +481,10 @@ class ChunkDecoder:
         if starting:
             state.parts = []
             state.received = 0
+            self._pending_bytes += length  # reserved until the message completes
         assert state.parts is not None
         state.parts.append(bytes(buf[data_pos : data_pos + size]))
         state.received += size
-        self._pending_bytes += size
         if state.received < length:
             return None
         data = b"".join(state.parts)
@@ -530,7 +538,7 @@ class ChunkDecoder:
             target = U32.unpack_from(message.data)[0]
             state = self._streams.get(target)
             if state is not None and state.parts is not None:
-                self._pending_bytes -= state.received
+                self._pending_bytes -= state.length
                 state.parts = None  # RTMP 5.4.2: drop the partial message
                 state.received = 0
 

@@ -110,7 +110,9 @@ class Transport:
     def handshake(self, timeout: Optional[float] = 10.0) -> None:
         """RTMP 5.2: run the handshake for our role, within ``timeout`` seconds."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        now_ms = int(time.monotonic() * 1000) & 0xFFFFFFFF
+        def now_ms() -> int:
+            return int(time.monotonic() * 1000) & 0xFFFFFFFF
+
         shaker: Union[handshake.ClientHandshake, handshake.ServerHandshake]
         if self.role == "client":
             shaker = handshake.ClientHandshake(digest=self.digest, now_ms=now_ms,
