@@ -113,6 +113,9 @@ class Session:
         """Feed bytes from the peer (``b""`` = EOF) and queue any Acknowledgement due."""
         self.decoder.receive_data(data)
         self.bytes_received += len(data)
+        self._acknowledge_if_due()
+
+    def _acknowledge_if_due(self) -> None:
         window = self.ack_window
         if window and self.bytes_received - self._acknowledged >= window:
             # RTMP 5.4.3: acknowledge once the window's worth of bytes has arrived.
@@ -155,6 +158,7 @@ class Session:
             self.peer_acknowledged = control.parse_acknowledgement(message.data)
         elif kind == MessageType.WINDOW_ACK_SIZE:
             self.ack_window = control.parse_window_ack_size(message.data)
+            self._acknowledge_if_due()  # bytes that arrived with it count too
             self.log.debug("acknowledging every %d bytes (RTMP 5.4.4)", self.ack_window)
         elif kind == MessageType.SET_PEER_BANDWIDTH:
             self._apply_peer_bandwidth(control.parse_set_peer_bandwidth(message.data))

@@ -1,0 +1,223 @@
+"""The blocking transport over real loopback sockets: handshake, messages, timeouts, EOF."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from typing import Iterator, List, Tuple
+
+import pytest
+
+import rtmp
+from rtmp import ConnectionClosedError, HandshakeError, Message, MessageType, ProtocolError
+from rtmp import control, user_control
+from rtmp.chunk import encode_type0
+from rtmp.transport import Transport, open_connection
+
+
+@pytest.fixture
+def pair() -> Iterator[Tuple[Transport, Transport]]:
+    """A client and a server transport on a TCP loopback connection, handshake done."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    client_sock = open_connection("127.0.0.1", port, timeout=5)
+    server_sock, _ = listener.accept()
+    listener.close()
+    client = Transport(client_sock, role="client", conn_id="c", read_timeout=5)
+    server = Transport(server_sock, role="server", conn_id="s", read_timeout=5)
+    thread = threading.Thread(target=server.handshake, args=(5,))
+    thread.start()
+    client.handshake(5)
+    thread.join(5)
+    yield client, server
+    client.close()
+    server.close()
+
+
+def video(ts: int, size: int) -> Message:
+    return Message(type=MessageType.VIDEO, data=bytes([ts % 256]) * size, timestamp=ts,
+                   message_stream_id=1)
+
+
+class TestTransport:
+    @pytest.mark.spec("RTMP 5.2.1", "RTMP 5.3")
+    def test_messages_both_ways_with_chunk_size_changes(
+        self, pair: Tuple[Transport, Transport]
+    ) -> None:
+        client, server = pair
+        client.set_chunk_size(4096)
+        sent = [video(i * 40, 10_000 + i) for i in range(5)]
+        client.write_messages(sent[:2])
+        for msg in sent[2:]:
+            client.write_message(msg)
+        got = [server.read_message() for _ in sent]
+        assert [m.replace(chunk_stream_id=None) for m in got] == sent
+        assert server.in_chunk_size == 4096 and client.out_chunk_size == 4096
+        server.write_message(Message(type=20, data=b"reply"))
+        assert client.read_message().data == b"reply"
+        assert client.remote_addr is not None and client.remote_addr[0] == "127.0.0.1"
+        assert server.bytes_received > 50_000 and client.bytes_sent > 50_000
+
+    @pytest.mark.spec("RTMP 5.4.3", "RTMP 5.4.4")
+    def test_acknowledgements_flow_back(self, pair: Tuple[Transport, Transport]) -> None:
+        client, server = pair
+        server.send_window_ack_size(10_000)
+        client.write_message(Message(type=20, data=b"go"))
+        assert server.read_message().data == b"go"
+        client.write_message(Message(type=20, data=b"x"))
+        server.read_message()  # client has now processed Window Ack Size
+        time.sleep(0.05)
+        server.write_messages([video(i, 4000) for i in range(10)])
+        for _ in range(10):
+            client.read_message()
+        client.write_message(Message(type=20, data=b"end"))
+        server.session.deliver_control = True
+        kinds = []
+        while True:
+            msg = server.read_message()
+            kinds.append(msg.type)
+            if msg.type == 20:
+                break
+        assert MessageType.ACKNOWLEDGEMENT in kinds
+        assert server.session.peer_acknowledged >= 40_000
+
+    @pytest.mark.spec("RTMP 7.1.7")
+    def test_ping_answered_inside(self, pair: Tuple[Transport, Transport]) -> None:
+        client, server = pair
+        server.write_message(user_control.ping_request(777))
+        server.write_message(user_control.stream_begin(1))
+        msg = client.read_message()  # the ping is answered, Stream Begin delivered
+        assert user_control.decode(msg.data).name == "STREAM_BEGIN"
+        client.write_message(Message(type=20, data=b"after"))
+        assert server.read_message().data == b"after"
+        assert server.session.last_ping_response == 777
+
+    @pytest.mark.spec("RTMP 5.3.1.2.1")
+    def test_prechunked_fan_out(self, pair: Tuple[Transport, Transport]) -> None:
+        client, server = pair
+        msg = video(100, 9000)
+        shared = encode_type0(msg, server.out_chunk_size)
+        server.write_prechunked(shared, msg)
+        server.write_message(video(140, 9000))
+        assert client.read_message().timestamp == 100
+        assert client.read_message().timestamp == 140
+
+    def test_read_timeout(self, pair: Tuple[Transport, Transport]) -> None:
+        client, _ = pair
+        start = time.monotonic()
+        with pytest.raises(rtmp.TimeoutError):
+            client.read_message(timeout=0.2)
+        assert time.monotonic() - start < 2
+        with pytest.raises(TimeoutError):  # also the built-in
+            client.read_message(timeout=0.05)
+
+    def test_clean_eof(self, pair: Tuple[Transport, Transport]) -> None:
+        client, server = pair
+        client.write_message(Message(type=20, data=b"bye"))
+        client.close()
+        client.close()  # twice is fine
+        assert server.read_message().data == b"bye"
+        with pytest.raises(ConnectionClosedError):
+            server.read_message()
+        with pytest.raises(ConnectionClosedError):
+            client.write_message(Message(type=20, data=b"late"))
+
+    @pytest.mark.spec("RTMP 5.3.1")
+    def test_eof_mid_message_is_a_protocol_error(self, pair: Tuple[Transport, Transport]) -> None:
+        client, server = pair
+        data = client.session.send(video(0, 1000))
+        client.sock.sendall(data[:300])
+        client.sock.shutdown(socket.SHUT_WR)
+        with pytest.raises(ProtocolError):
+            server.read_message()
+
+    def test_close_wakes_a_blocked_reader(self, pair: Tuple[Transport, Transport]) -> None:
+        client, server = pair
+        errors: List[BaseException] = []
+
+        def reader() -> None:
+            try:
+                server.read_message(timeout=10)
+            except BaseException as exc:  # noqa: BLE001 - recorded for the assertion
+                errors.append(exc)
+
+        thread = threading.Thread(target=reader)
+        thread.start()
+        time.sleep(0.1)
+        server.shutdown()
+        thread.join(5)
+        assert not thread.is_alive()
+        assert errors and isinstance(errors[0], ConnectionClosedError)
+
+    def test_concurrent_writers_never_mix_chunks(self, pair: Tuple[Transport, Transport]) -> None:
+        client, server = pair
+
+        def writer(csid: int) -> None:
+            for i in range(50):
+                client.write_message(Message(type=9, data=bytes([csid]) * 700, timestamp=i,
+                                             message_stream_id=1, chunk_stream_id=csid))
+
+        threads = [threading.Thread(target=writer, args=(c,)) for c in (4, 6, 7)]
+        for t in threads:
+            t.start()
+        got = [server.read_message() for _ in range(150)]
+        for t in threads:
+            t.join()
+        for msg in got:
+            assert msg.data == bytes([msg.chunk_stream_id]) * 700
+
+    def test_bad_role(self) -> None:
+        a, b = socket.socketpair()
+        with pytest.raises(ValueError):
+            Transport(a, role="peer")
+        a.close()
+        b.close()
+
+
+class TestHandshakeOverSockets:
+    @pytest.mark.spec("RTMP 5.2.2")
+    def test_wrong_version_is_a_handshake_error(self) -> None:
+        a, b = socket.socketpair()
+        server = Transport(b, role="server")
+        a.sendall(b"\x06" + bytes(1536))
+        with pytest.raises(HandshakeError):
+            server.handshake(2)
+        a.close()
+        server.close()
+
+    @pytest.mark.spec("RTMP 5.2.1")
+    def test_silent_peer_times_out(self) -> None:
+        a, b = socket.socketpair()
+        server = Transport(b, role="server")
+        with pytest.raises(rtmp.TimeoutError):
+            server.handshake(0.3)
+        a.close()
+        server.close()
+
+    @pytest.mark.spec("RTMP 5.2.1")
+    def test_peer_closing_mid_handshake(self) -> None:
+        a, b = socket.socketpair()
+        client = Transport(b, role="client")
+        a.sendall(b"\x03" + bytes(100))
+        a.close()
+        with pytest.raises(HandshakeError):
+            client.handshake(2)
+        client.close()
+
+
+def test_open_connection_refused() -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    listener.close()
+    with pytest.raises(ConnectionClosedError, match="cannot connect"):
+        open_connection("127.0.0.1", port, timeout=2)
+
+
+def test_control_builders_round_trip_over_transport(pair: Tuple[Transport, Transport]) -> None:
+    client, server = pair
+    client.send_set_peer_bandwidth(1_000_000, 0)
+    client.write_message(Message(type=20, data=b"sync"))
+    assert server.read_message().data == b"sync"
+    assert server.session.peer_bandwidth == 1_000_000
+    assert control.parse_window_ack_size(control.window_ack_size(5).data) == 5
