@@ -447,11 +447,18 @@ class ChunkDecoder:
         size = min(self.chunk_size, length - received)
         if data_pos + size > end:
             return _NEED_DATA
-        if starting and length > size and self._pending_bytes + length > self.max_pending_bytes:
-            raise LimitExceededError(
-                "max_pending_bytes", self._pending_bytes + length, self.max_pending_bytes,
-                f"chunk stream {csid}",
-            )
+        whole_end: Optional[int] = None
+        if starting and length > size:
+            if self._pending_bytes + length > self.max_pending_bytes:
+                raise LimitExceededError(
+                    "max_pending_bytes", self._pending_bytes + length, self.max_pending_bytes,
+                    f"chunk stream {csid}",
+                )
+            if not extended:
+                scan = self._scan_whole_message(csid, data_pos, length)
+                if scan is _NEED_DATA:
+                    return _NEED_DATA  # uninterrupted so far: wait for the rest
+                whole_end = scan  # type: ignore[assignment]
 
         # The chunk is complete: commit the header to the chunk stream state.
         if state is None:
@@ -475,15 +482,21 @@ class ChunkDecoder:
             state.type = mtype
             state.message_stream_id = msid
 
-        self._offset = data_pos + size
         if starting and size == length:  # the whole message in one chunk
-            return self._make_message(state, csid, bytes(buf[data_pos : data_pos + size]))
+            self._offset = data_pos + size
+            with memoryview(buf) as view:
+                return self._make_message(state, csid, bytes(view[data_pos : data_pos + size]))
+        if whole_end is not None:
+            return self._make_message(
+                state, csid, self._take_whole(csid, data_pos, whole_end, length)
+            )
+        self._offset = data_pos + size
         if starting:
             state.parts = []
             state.received = 0
             self._pending_bytes += length  # reserved until the message completes
         assert state.parts is not None
-        state.parts.append(bytes(buf[data_pos : data_pos + size]))
+        state.parts.append(buf[data_pos : data_pos + size])
         state.received += size
         if state.received < length:
             return None
@@ -516,13 +529,52 @@ class ChunkDecoder:
             )
         return present
 
+    def _scan_whole_message(self, csid: int, data_pos: int, length: int) -> object:
+        """Fast path check: are a new message's chunks contiguous in the buffer?
+
+        Looks at every continuation header that has arrived: each must be a
+        type 3 chunk of the same chunk stream (RTMP 5.3.1.2.4).  Returns the end
+        offset when the whole message is buffered, ``_NEED_DATA`` when it is
+        uninterrupted so far but incomplete, and None when another chunk stream
+        interleaves (the chunk-by-chunk path then handles it).
+        """
+        size = self.chunk_size
+        continuation = encode_basic_header(ChunkType.TYPE_3, csid)
+        step = len(continuation)
+        count = (length - 1) // size  # continuation chunks after the first
+        end = data_pos + length + count * step
+        buf = self._buffer
+        available = len(buf)
+        stride = size + step
+        for i in range(1, count + 1):
+            at = data_pos + i * stride - step
+            if at + step > available:
+                return _NEED_DATA
+            if step == 1:
+                if buf[at] != continuation[0]:
+                    return None
+            elif buf[at : at + step] != continuation:
+                return None
+        return end if end <= available else _NEED_DATA
+
+    def _take_whole(self, csid: int, data_pos: int, end: int, length: int) -> bytes:
+        """Copy a contiguous multi-chunk message out with one join, skipping the headers."""
+        size = self.chunk_size
+        stride = size + (1 if csid < 64 else 2 if csid < 320 else 3)
+        count = (length - 1) // size
+        with memoryview(self._buffer) as view:
+            pieces = [view[data_pos + i * stride : data_pos + i * stride + size]
+                      for i in range(count)]
+            pieces.append(view[data_pos + count * stride : end])
+            data = b"".join(pieces)
+            for piece in pieces:
+                piece.release()
+        self._offset = end
+        return data
+
     def _make_message(self, state: _ChunkStreamState, csid: int, data: bytes) -> Message:
-        return Message(
-            type=state.type,
-            data=data,
-            timestamp=state.timestamp,
-            message_stream_id=state.message_stream_id,
-            chunk_stream_id=csid,
+        return Message.trusted(
+            state.type, data, state.timestamp, state.message_stream_id, csid
         )
 
     # -- chunk-layer control (RTMP 5.4.1, 5.4.2) ------------------------------------

@@ -117,6 +117,22 @@ class Message:
             raise ValueError(f"chunk stream id {csid} outside 2..65599 (RTMP 5.3.1.1)")
         object.__setattr__(self, "_csid", csid)
 
+    @classmethod
+    def trusted(
+        cls, type: int, data: bytes, timestamp: int, message_stream_id: int, chunk_stream_id: int
+    ) -> "Message":
+        """Build a message from already-validated wire fields (the decoder's fast path)."""
+        message = object.__new__(cls)
+        message.__dict__.update(
+            type=_TYPES.get(type, type),
+            data=data,
+            timestamp=timestamp,
+            message_stream_id=message_stream_id,
+            chunk_stream_id=chunk_stream_id,
+            _csid=chunk_stream_id,
+        )
+        return message
+
     @property
     def length(self) -> int:
         """The payload length in bytes (RTMP 5.1)."""
@@ -138,6 +154,9 @@ class Message:
         }
         values.update(changes)
         return Message(**values)  # type: ignore[arg-type]
+
+
+_TYPES = {int(t): t for t in MessageType}
 
 
 class StreamType(str, enum.Enum):
