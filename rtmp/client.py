@@ -1,0 +1,941 @@
+"""RTMP 7.2 (NetConnection and NetStream commands) over RTMP 5-6: the blocking client.
+
+:class:`Client` is the scripting face of the library::
+
+    with rtmp.Client(rtmp.ClientConfig(stream_name="key")) as client:
+        client.connect("rtmp://localhost/live")
+        client.publish()
+        client.send_video(frame, timestamp)
+
+Theory of operation
+-------------------
+A client owns one :class:`~rtmp.transport.Transport` and reads in the caller's thread.
+Every blocking operation (``connect``, ``createStream``, ``publish``, ``play``,
+``call`` ...) writes its command and then *pumps* the connection until the reply it
+expects arrives or its deadline passes:
+
+* ``_result`` / ``_error`` (RTMP 7.2) are matched to the request by transaction id;
+  replies to fire-and-forget calls (``releaseStream``, ``FCPublish``, ``_checkbw``) are
+  dropped;
+* ``onStatus`` (RTMP 7.2.2) is matched by code: the expected code completes the
+  operation, an ``error`` level raises :class:`~rtmp.errors.CommandError`;
+* server calls real servers make after connect (``onBWDone``, ``onFCPublish``) are
+  answered or ignored as ffmpeg does;
+* user control events (RTMP 7.1.7) are noted and consumed; protocol control (RTMP 5.4)
+  and pings never reach this module (the session handles them);
+* media, data and unhandled commands that arrive meanwhile are kept, in order, in a
+  bounded buffer that :meth:`Client.read_message` drains first.
+
+Writes go straight to the transport, whose lock makes them thread-safe, so one thread
+may read (``read_message``) while another publishes.
+
+Authentication (AUTH-ADOBE, AUTH-LLNW) reconnects: when ``connect`` is refused with an
+``authmod=`` description, the client opens a new connection whose ``app`` and ``tcUrl``
+carry the next query of the challenge, as ffmpeg does.
+"""
+
+from __future__ import annotations
+
+import collections
+import enum
+import itertools
+import logging
+import ssl
+import threading
+import time
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import (
+    Any,
+    Callable,
+    Deque,
+    Dict,
+    List,
+    Mapping,
+    Optional,
+    Set,
+    Type,
+    TypeVar,
+    Union,
+)
+
+from . import auth, commands, control, user_control
+from .commands import Command
+from .errors import (
+    CommandError,
+    ConnectionClosedError,
+    LimitExceededError,
+    ProtocolError,
+    RTMPError,
+    TimeoutError,
+)
+from .logs import connection_logger
+from .message import Message, MessageType, StreamType, split_aggregate
+from .transport import Transport, open_connection
+from .url import RTMPURL, parse_url
+
+__all__ = [
+    "Client",
+    "ClientConfig",
+    "ClientState",
+    "publish_flv",
+    "play_to_flv",
+]
+
+logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+#: RTMP 7.2.1.1: connect is always transaction 1; our other calls count up from 2.
+CONNECT_TRANSACTION_ID = 1
+
+#: [impl] ffmpeg's player capabilities in connect (RTMP 7.2.1.1 flag tables).
+FFMPEG_AUDIO_CODECS = 4071  # SUPPORT_SND_ALL without INTEL and UNUSED
+FFMPEG_VIDEO_CODECS = 252  # SORENSON | HOMEBREW | VP6 | VP6ALPHA | HOMEBREWV | H264
+
+#: User control events that name a stream (RTMP 7.1.7), for log lines.
+_MEDIA_TYPES = frozenset({MessageType.AUDIO, MessageType.VIDEO})
+_APPLICATION_DATA_TYPES = frozenset(
+    {MessageType.DATA_AMF0, MessageType.DATA_AMF3, MessageType.SHARED_OBJECT_AMF0,
+     MessageType.SHARED_OBJECT_AMF3}
+)  # fmt: skip
+
+_connection_ids = itertools.count(1)
+
+
+class ClientState(enum.Enum):
+    """The client's lifecycle (api.md), after h11's explicit state machine."""
+
+    DISCONNECTED = "disconnected"
+    """No connection: before ``connect`` and after ``close``."""
+    HANDSHAKING = "handshaking"
+    """TCP (or TLS) is up; the RTMP 5.2 handshake is running."""
+    CONNECTING = "connecting"
+    """``connect`` (RTMP 7.2.1.1) was sent; waiting for ``_result``."""
+    CONNECTED = "connected"
+    """The NetConnection is up; streams can be created."""
+    PUBLISHING = "publishing"
+    """``NetStream.Publish.Start`` arrived (RTMP 7.2.2.6)."""
+    SUBSCRIBING = "subscribing"
+    """``NetStream.Play.Start`` arrived (RTMP 7.2.2.1)."""
+    ERROR = "error"
+    """The connection failed; only ``close`` (and a new ``connect``) are allowed."""
+
+
+@dataclass
+class ClientConfig:
+    """Configuration of a :class:`Client` (api.md names first, then ours)."""
+
+    connect_timeout: float = 30.0
+    """Seconds for the whole of ``connect``: TCP/TLS, handshake and the connect reply."""
+    read_timeout: float = 30.0
+    """Seconds ``read_message`` and each command reply may take."""
+    write_timeout: float = 30.0
+    """Seconds one write may block before the connection is given up."""
+    chunk_size: int = 4096
+    """Our outgoing chunk size, announced with Set Chunk Size right after the handshake
+    (RTMP 5.4.1); 128 keeps the default and sends nothing."""
+    window_ack_size: int = 2_500_000
+    """The acknowledgement window we ask of the server (RTMP 5.4.4)."""
+    app_name: Optional[str] = None
+    """The application when the URL has none (``rtmp://host:1935`` + ``app_name``)."""
+    stream_name: Optional[str] = None
+    """The stream for ``publish()``/``play()`` called without a name, when the URL has none."""
+    username: Optional[str] = None
+    """User for a server's authentication challenge (AUTH-ADOBE / AUTH-LLNW); the URL's
+    ``user:pass@`` is used when this is None."""
+    password: Optional[str] = None
+    """Password for the challenge (see ``username``)."""
+    object_encoding: int = 0
+    """0 = AMF0, 3 = AMF3: the ``objectEncoding`` offered in connect (RTMP 7.2.1.1)."""
+    ssl_context: Optional[ssl.SSLContext] = None
+    """TLS settings for ``rtmps://``; ``ssl.create_default_context()`` when None."""
+    flash_ver: str = commands.DEFAULT_FLASH_VERSION
+    """The ``flashVer`` property of connect (RTMP 7.2.1.1)."""
+    swf_url: Optional[str] = None
+    """The ``swfUrl`` property of connect, sent only when set."""
+    page_url: Optional[str] = None
+    """The ``pageUrl`` property of connect, sent only when set."""
+    connect_properties: Dict[str, Any] = field(default_factory=dict)
+    """Extra properties merged into (and overriding) the connect command object."""
+    connect_arguments: List[Any] = field(default_factory=list)
+    """Optional user arguments sent after the connect command object (RTMP 7.2.1.1)."""
+    digest_handshake: bool = True
+    """Send an FP9 digest C1 (HS-FP9), which servers that verify clients require."""
+    publish_preamble: bool = True
+    """Send ``releaseStream`` and ``FCPublish`` before publishing, as OBS and ffmpeg do
+    ([impl]; servers like FMS/Wowza/CDNs expect them)."""
+    answer_bandwidth_check: bool = True
+    """Answer ``onBWDone`` with ``_checkbw`` as ffmpeg does ([impl])."""
+    buffer_length: int = 3000
+    """Milliseconds announced with Set Buffer Length after ``play`` (RTMP 7.1.7 event 3)."""
+    play_times_in_milliseconds: bool = True
+    """Send play's start/duration in milliseconds, as Flash Player, ffmpeg and nginx-rtmp
+    do; False sends the seconds RTMP 7.2.2.1 describes."""
+    split_aggregates: bool = True
+    """Hand Aggregate messages (RTMP 7.1.6) out as their sub-messages."""
+    accept_media_on_stream_zero: bool = True
+    """Accept a player's media on message stream id 0 (some servers send it there)."""
+    max_buffered_messages: int = 10_000
+    """Messages kept for ``read_message`` while a command waits for its reply."""
+    max_buffered_bytes: int = 64 * 1024 * 1024
+    """Bytes kept for ``read_message`` while a command waits for its reply."""
+    max_auth_attempts: int = 3
+    """Connections one ``connect`` may open for an authentication challenge (ffmpeg: 3)."""
+    strict: bool = False
+    """Refuse every tolerated deviation (for the conformance probe): media on msid 0,
+    milliseconds in play, lenient chunk parsing."""
+
+    def __post_init__(self) -> None:
+        if self.object_encoding not in (0, 3):
+            raise ValueError(f"object_encoding must be 0 or 3 (RTMP 7.2.1.1), not {self.object_encoding}")
+        if not 1 <= self.chunk_size <= 0x7FFFFFFF:
+            raise ValueError(f"chunk_size {self.chunk_size} outside 1..2**31-1 (RTMP 5.4.1)")
+        if not 1 <= self.window_ack_size <= 0xFFFFFFFF:
+            raise ValueError(f"window_ack_size {self.window_ack_size} does not fit 32 bits")
+        for name in ("connect_timeout", "read_timeout", "write_timeout"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+        if self.max_buffered_messages < 1 or self.max_buffered_bytes < 1:
+            raise ValueError("the read buffer limits must be positive")
+        if self.strict:
+            self.play_times_in_milliseconds = False
+            self.accept_media_on_stream_zero = False
+
+
+@dataclass
+class _StatusWait:
+    """One operation waiting for an ``onStatus`` (RTMP 7.2.2) on a stream."""
+
+    stream_id: int
+    expected: Set[str]
+    also_consumed: Set[str]
+    received: Optional[Command] = None
+    failure: Optional[Command] = None
+
+
+class Client:
+    """An RTMP client: ``connect``, then ``publish`` or ``play`` (RTMP 7.2)."""
+
+    def __init__(self, config: Optional[ClientConfig] = None) -> None:
+        self.config = config or ClientConfig()
+        self.id = f"c{next(_connection_ids)}"
+        self.log = connection_logger(__name__, self.id)
+        self._state = ClientState.DISCONNECTED
+        self._state_lock = threading.Lock()
+        self._read_lock = threading.RLock()
+        self._transport: Optional[Transport] = None
+        self._url: Optional[RTMPURL] = None
+        self._object_encoding = 0
+        self._server_info: Dict[str, Any] = {}
+        self._server_properties: Dict[str, Any] = {}
+        self._stream_id: Optional[int] = None
+        self._stream_name: Optional[str] = None
+        self._next_transaction = CONNECT_TRANSACTION_ID + 1
+        self._results: Dict[int, Command] = {}
+        self._awaited: Set[int] = set()
+        self._ignored: Set[int] = set()
+        self._status_wait: Optional[_StatusWait] = None
+        self._buffer: Deque[Message] = collections.deque()
+        self._buffered_bytes = 0
+        self._warned: Set[str] = set()
+        self._last_media_timestamp = 0
+        self._stream_eof = False
+
+    # -- properties -----------------------------------------------------------------------
+
+    @property
+    def state(self) -> ClientState:
+        """The current :class:`ClientState`."""
+        return self._state
+
+    @property
+    def stream_id(self) -> Optional[int]:
+        """The message stream id from createStream (RTMP 7.2.1.3), or None."""
+        return self._stream_id
+
+    @property
+    def object_encoding(self) -> int:
+        """The object encoding the server agreed in its connect ``_result`` (0 or 3)."""
+        return self._object_encoding
+
+    @property
+    def server_info(self) -> Dict[str, Any]:
+        """The information object of the connect ``_result`` (RTMP 7.2.1.1)."""
+        return self._server_info
+
+    @property
+    def server_properties(self) -> Dict[str, Any]:
+        """The properties object of the connect ``_result`` (``fmsVer``, ``capabilities``)."""
+        return self._server_properties
+
+    @property
+    def url(self) -> Optional[RTMPURL]:
+        """The URL of the current connection (app and stream resolved)."""
+        return self._url
+
+    @property
+    def transport(self) -> Optional[Transport]:
+        """The underlying transport (for statistics: ``bytes_sent``, chunk sizes)."""
+        return self._transport
+
+    @property
+    def stream_eof(self) -> bool:
+        """True once the server sent Stream EOF (RTMP 7.1.7 event 1) for our stream."""
+        return self._stream_eof
+
+    def _set_state(self, state: ClientState) -> None:
+        with self._state_lock:
+            if state is not self._state:
+                self.log.debug("state %s -> %s", self._state.name, state.name)
+                self._state = state
+
+    # -- context manager ------------------------------------------------------------------
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.close()
+
+    # -- connect --------------------------------------------------------------------------
+
+    def connect(self, url: str) -> None:
+        """RTMP 7.2.1.1: open the connection, handshake and send ``connect``.
+
+        Returns once ``_result`` arrives; raises :class:`CommandError` on ``_error``
+        (after answering an AUTH-ADOBE/AUTH-LLNW challenge when credentials are known),
+        :class:`rtmp.TimeoutError` when ``connect_timeout`` passes, and
+        :class:`ConnectionClosedError` / :class:`HandshakeError` for network failures.
+        """
+        if self._state not in (ClientState.DISCONNECTED, ClientState.ERROR):
+            raise ValueError(f"connect() in state {self._state.name}: close() first")
+        if self._transport is not None:
+            self._close_transport()
+        parsed = parse_url(url)
+        cfg = self.config
+        app = parsed.app or cfg.app_name
+        if not app:
+            raise ValueError(f"no application in {url!r} and no ClientConfig.app_name")
+        parsed = parsed.with_names(app=app, stream=parsed.stream or cfg.stream_name)
+        self._url = parsed
+        username = cfg.username if cfg.username is not None else parsed.username
+        password = cfg.password if cfg.password is not None else parsed.password
+
+        # AUTH-ADOBE / AUTH-LLNW: each challenge step is a new connection (as ffmpeg).
+        authenticator = auth.ClientAuth(username, password)
+        auth_query = ""
+        for attempt in range(1, max(1, cfg.max_auth_attempts) + 1):
+            try:
+                self._connect_once(parsed, auth_query)
+                return
+            except CommandError as exc:
+                self._close_transport()
+                self._set_state(ClientState.ERROR)
+                challenge = auth.parse_description(exc.description)
+                if challenge.authmod is None or attempt >= cfg.max_auth_attempts:
+                    raise
+                try:
+                    auth_query = authenticator.next_query(exc.description, parsed.app)
+                except auth.AuthenticationError as failure:
+                    raise failure from exc
+                self.log.info("authentication (authmod=%s%s): reconnecting",
+                              challenge.authmod, f", {challenge.reason}" if challenge.reason else "")
+                self._set_state(ClientState.DISCONNECTED)
+            except BaseException:
+                self._close_transport()
+                self._set_state(ClientState.ERROR)
+                raise
+
+    def _connect_once(self, url: RTMPURL, auth_query: str) -> None:
+        """One connection attempt: TCP/TLS, handshake, connect command, its reply."""
+        cfg = self.config
+        deadline = time.monotonic() + cfg.connect_timeout
+        self._reset_connection_state()
+        self._set_state(ClientState.HANDSHAKING)
+        context = None
+        if url.tls:
+            context = cfg.ssl_context or ssl.create_default_context()
+        self.log.info("connecting to %s", url)
+        sock = open_connection(url.host, url.port, timeout=cfg.connect_timeout, ssl_context=context)
+        transport = Transport(
+            sock,
+            role="client",
+            conn_id=self.id,
+            read_timeout=cfg.read_timeout,
+            write_timeout=cfg.write_timeout,
+            digest=cfg.digest_handshake,
+            strict=cfg.strict,
+            log=self.log,
+        )
+        self._transport = transport
+        transport.handshake(timeout=max(0.001, deadline - time.monotonic()))
+
+        self._set_state(ClientState.CONNECTING)
+        app = url.app + auth_query
+        tc_url = url.tc_url + auth_query  # AUTH-ADOBE: the query goes on app and tcUrl
+        extra: Dict[str, Any] = dict(cfg.connect_properties)
+        command_object = commands.connect_command_object(
+            app,
+            tc_url,
+            flash_ver=cfg.flash_ver,
+            object_encoding=cfg.object_encoding,
+            audio_codecs=FFMPEG_AUDIO_CODECS,
+            video_codecs=FFMPEG_VIDEO_CODECS,
+            swf_url=cfg.swf_url,
+            page_url=cfg.page_url,
+            extra=extra,
+        )
+        opening: List[Message] = []
+        if cfg.chunk_size != 128:
+            opening.append(control.set_chunk_size(cfg.chunk_size))  # RTMP 5.4.1
+        opening.append(control.window_ack_size(cfg.window_ack_size))  # RTMP 5.4.4
+        opening.append(commands.connect(command_object, *cfg.connect_arguments))  # RTMP 7.2.1.1
+        self._awaited.add(CONNECT_TRANSACTION_ID)
+        transport.write_messages(opening)
+        reply = self._wait_for_result(CONNECT_TRANSACTION_ID, "connect", deadline)
+        if reply.name == commands.ERROR:
+            raise commands.command_error(reply)
+        info = reply.info or {}
+        properties = reply.command_object if isinstance(reply.command_object, dict) else {}
+        self._server_info = dict(info)
+        self._server_properties = dict(properties)
+        code = info.get("code")
+        if code is not None and code != commands.NETCONNECTION_CONNECT_SUCCESS:
+            # A _result whose info says otherwise is a refusal all the same.
+            if info.get("level") == commands.LEVEL_ERROR:
+                raise commands.command_error(reply)
+            self.log.warning("connect _result with code %r; treating it as success", code)
+        encoding = info.get("objectEncoding", properties.get("objectEncoding", 0))
+        self._object_encoding = 3 if encoding == 3 and cfg.object_encoding == 3 else 0
+        if cfg.object_encoding == 3 and self._object_encoding != 3:
+            self.log.info("server did not agree to AMF3 (objectEncoding %r); using AMF0", encoding)
+        self._set_state(ClientState.CONNECTED)
+        self.log.info("connected to %s (%s)", url, code or "no code")
+
+    def _reset_connection_state(self) -> None:
+        self._next_transaction = CONNECT_TRANSACTION_ID + 1
+        self._results.clear()
+        self._awaited.clear()
+        self._ignored.clear()
+        self._status_wait = None
+        self._buffer.clear()
+        self._buffered_bytes = 0
+        self._stream_id = None
+        self._stream_name = None
+        self._object_encoding = 0
+        self._server_info = {}
+        self._server_properties = {}
+        self._stream_eof = False
+
+    # -- the pump -------------------------------------------------------------------------
+
+    def _require_connection(self) -> Transport:
+        transport = self._transport
+        if self._state in (ClientState.DISCONNECTED, ClientState.ERROR) or transport is None:
+            raise ConnectionClosedError(
+                f"client is {self._state.name.lower()}: connect() first"
+            )
+        return transport
+
+    def _pump_until(self, check: Callable[[], Optional[_T]], what: str, deadline: float) -> _T:
+        """Read and dispatch messages until ``check()`` returns a value or ``deadline``."""
+        transport = self._transport
+        if transport is None:
+            raise ConnectionClosedError("not connected")
+        with self._read_lock:
+            while True:
+                value = check()
+                if value is not None:
+                    return value
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"no {what} within the timeout")
+                try:
+                    message = transport.read_message(timeout=remaining)
+                except TimeoutError as exc:
+                    raise TimeoutError(f"no {what} within the timeout") from exc
+                except RTMPError:
+                    self._fail()
+                    raise
+                for app_message in self._dispatch(message):
+                    self._keep(app_message)
+
+    def _fail(self) -> None:
+        self._set_state(ClientState.ERROR)
+        self._close_transport()
+
+    def _keep(self, message: Message) -> None:
+        """Buffer a message for ``read_message`` (bounded)."""
+        cfg = self.config
+        if len(self._buffer) >= cfg.max_buffered_messages:
+            self._fail()
+            raise LimitExceededError(
+                "client.max_buffered_messages", len(self._buffer) + 1, cfg.max_buffered_messages,
+                "messages arrived faster than read_message() consumed them",
+            )
+        if self._buffered_bytes + len(message.data) > cfg.max_buffered_bytes:
+            self._fail()
+            raise LimitExceededError(
+                "client.max_buffered_bytes", self._buffered_bytes + len(message.data),
+                cfg.max_buffered_bytes, "messages arrived faster than read_message() consumed them",
+            )  # fmt: skip
+        self._buffer.append(message)
+        self._buffered_bytes += len(message.data)
+
+    def _warn_once(self, key: str, text: str, *args: Any) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            self.log.warning(text, *args)
+
+    def _dispatch(self, message: Message) -> List[Message]:
+        """Handle one incoming message; return what the application should see."""
+        kind = message.type
+        if kind in _MEDIA_TYPES or kind == MessageType.AGGREGATE:
+            return self._media(message)
+        if kind in (MessageType.COMMAND_AMF0, MessageType.COMMAND_AMF3):
+            command = commands.decode_command(message)
+            return [] if self._command(command) else [message]
+        if kind == MessageType.USER_CONTROL:
+            self._user_control(message)
+            return []
+        if kind in _APPLICATION_DATA_TYPES:
+            return [message]
+        self.log.debug("message of unknown type %d passed to the application", kind)
+        return [message]
+
+    def _media(self, message: Message) -> List[Message]:
+        """RTMP 7.1.4-7.1.6: media for the application, msid checked and aggregates split."""
+        if message.message_stream_id == 0 and self._stream_id:
+            if not self.config.accept_media_on_stream_zero:
+                raise ProtocolError(
+                    f"media message (type {int(message.type)}) on message stream 0, "
+                    f"expected stream {self._stream_id}",
+                    "RTMP 7.2.2",
+                )
+            # Deviation (some servers): a player's media arrives on msid 0, not on the
+            # stream it plays; harmless, so accept it (ClientConfig.accept_media_on_stream_zero).
+            self._warn_once("msid0", "server sends media on message stream 0 instead of %d; "
+                            "accepting it (deviation)", self._stream_id)
+        if message.type == MessageType.AGGREGATE and self.config.split_aggregates:
+            parts = split_aggregate(message)  # RTMP 7.1.6
+            if parts:
+                self._last_media_timestamp = parts[-1].timestamp
+            return parts
+        self._last_media_timestamp = message.timestamp
+        return [message]
+
+    def _user_control(self, message: Message) -> None:
+        """RTMP 7.1.7: stream events are noted; none is an error."""
+        event = user_control.decode(message.data)
+        if event.event == user_control.UserControlEvent.STREAM_EOF and (
+            event.stream_id == self._stream_id
+        ):
+            self._stream_eof = True
+        self.log.debug("user control %s stream=%s", event.name, event.stream_id)
+
+    def _command(self, command: Command) -> bool:
+        """Handle a command; True when consumed, False to pass it to the application."""
+        name = command.name
+        txn = int(command.transaction_id)
+        if name in (commands.RESULT, commands.ERROR):
+            if txn in self._awaited:  # RTMP 7.2: matched by transaction id
+                self._awaited.discard(txn)
+                self._results[txn] = command
+                return True
+            if txn in self._ignored:
+                self._ignored.discard(txn)
+                self.log.debug("%s to fire-and-forget transaction %d ignored", name, txn)
+                return True
+            self.log.debug("%s for unknown transaction %d passed on", name, txn)
+            return False
+        if name == commands.ON_STATUS:
+            return self._on_status(command)
+        if name == commands.ON_BW_DONE:
+            # [impl] ffmpeg answers onBWDone with _checkbw; nginx-rtmp and ffmpeg's
+            # server send it after connect.  The reply is fire-and-forget.
+            if self.config.answer_bandwidth_check and self._transport is not None:
+                self._send_call(commands.CHECK_BW, wait=False)
+            return True
+        if name in ("onBWCheck", "_onbwcheck") and txn:
+            # [impl] FMS bandwidth probe (librtmp SendCheckBWResult): answer _result.
+            self._send(commands.result(txn, None, 0, object_encoding=self._object_encoding))
+            return True
+        if name in (commands.ON_FC_PUBLISH, commands.ON_FC_UNPUBLISH):
+            self.log.debug("%s %s", name, command.info)
+            return True
+        if name == commands.ON_PLAY_STATUS or name == "|RtmpSampleAccess":
+            return False
+        return False
+
+    def _on_status(self, command: Command) -> bool:
+        """RTMP 7.2.2: an onStatus completes, fails or is passed to the application."""
+        info = command.info or {}
+        code = info.get("code")
+        self.log.debug("onStatus %s (%s) on stream %d", code, info.get("level"),
+                       command.message_stream_id)
+        wait = self._status_wait
+        if wait is None or wait.received is not None or wait.failure is not None:
+            return False
+        if command.message_stream_id not in (wait.stream_id, 0):
+            return False
+        if code in wait.expected:
+            wait.received = command
+            return True
+        if command.is_error:
+            wait.failure = command
+            return True
+        if code in wait.also_consumed:
+            return True
+        return False
+
+    # -- sending --------------------------------------------------------------------------
+
+    def _send(self, message: Message) -> None:
+        transport = self._require_connection()
+        try:
+            transport.write_message(message)
+        except RTMPError:
+            self._fail()
+            raise
+
+    def _new_transaction(self) -> int:
+        txn = self._next_transaction
+        self._next_transaction += 1
+        return txn
+
+    def _send_call(
+        self, name: str, *args: Any, command_object: Any = None, wait: bool = True,
+        message_stream_id: int = 0,
+    ) -> int:
+        """Send a NetConnection call with a fresh transaction id (RTMP 7.2.1.2)."""
+        txn = self._new_transaction()
+        (self._awaited if wait else self._ignored).add(txn)
+        self._send(
+            commands.encode_command(
+                name, txn, command_object, *args,
+                message_stream_id=message_stream_id, object_encoding=self._object_encoding,
+            )
+        )  # fmt: skip
+        return txn
+
+    def _wait_for_result(self, txn: int, what: str, deadline: float) -> Command:
+        try:
+            return self._pump_until(lambda: self._results.pop(txn, None), f"reply to {what}", deadline)
+        finally:
+            self._awaited.discard(txn)
+
+    def _deadline(self, timeout: Optional[float] = None) -> float:
+        return time.monotonic() + (self.config.read_timeout if timeout is None else timeout)
+
+    def _wait_for_status(
+        self,
+        stream_id: int,
+        expected: Set[str],
+        what: str,
+        also_consumed: Set[str] = frozenset(),  # type: ignore[assignment]
+        timeout: Optional[float] = None,
+    ) -> Command:
+        """Pump until an onStatus with one of ``expected`` codes (RTMP 7.2.2)."""
+        wait = _StatusWait(stream_id, set(expected), set(also_consumed))
+        self._status_wait = wait
+
+        def check() -> Optional[Command]:
+            return wait.received or wait.failure
+
+        try:
+            reply = self._pump_until(check, f"{' or '.join(sorted(expected))} for {what}",
+                                     self._deadline(timeout))
+        finally:
+            self._status_wait = None
+        if wait.failure is not None:
+            raise commands.command_error(wait.failure)
+        return reply
+
+    # -- NetConnection calls --------------------------------------------------------------
+
+    def call(self, name: str, *args: Any, command_object: Any = None,
+             timeout: Optional[float] = None) -> Any:
+        """RTMP 7.2.1.2: call ``name(*args)`` on the server and wait for its reply.
+
+        Returns the ``_result`` values after the command object: the single value when
+        there is one, None when there is none, else a list.  Raises
+        :class:`CommandError` on ``_error`` and :class:`rtmp.TimeoutError`.
+        """
+        if not isinstance(name, str) or not name:
+            raise ValueError("the procedure name must be a non-empty string")
+        self._require_connection()
+        txn = self._send_call(name, *args, command_object=command_object)
+        reply = self._wait_for_result(txn, name, self._deadline(timeout))
+        if reply.name == commands.ERROR:
+            raise commands.command_error(reply)
+        values = reply.arguments
+        if not values:
+            return None
+        return values[0] if len(values) == 1 else list(values)
+
+    def create_stream(self, timeout: Optional[float] = None) -> int:
+        """RTMP 7.2.1.3: ``createStream``; returns (and remembers) the message stream id."""
+        result = self.call(commands.CREATE_STREAM, timeout=timeout)
+        if isinstance(result, list):
+            result = result[0]
+        if isinstance(result, bool) or not isinstance(result, (int, float)) or result != int(result):
+            raise ProtocolError(f"createStream _result carries {result!r}, not a stream id",
+                                "RTMP 7.2.1.3")
+        stream_id = int(result)
+        if not 0 < stream_id <= 0xFFFFFFFF:
+            raise ProtocolError(f"createStream returned stream id {stream_id}", "RTMP 7.2.1.3")
+        self._stream_id = stream_id
+        self._stream_eof = False
+        self.log.debug("created stream %d", stream_id)
+        return stream_id
+
+    def _stream_name_or_default(self, stream_name: Optional[str]) -> str:
+        name = stream_name or (self._url.stream if self._url else None) or self.config.stream_name
+        if not name:
+            raise ValueError("no stream name: pass one, put it in the URL or in ClientConfig.stream_name")
+        return name
+
+    # -- publishing -----------------------------------------------------------------------
+
+    def publish(
+        self,
+        stream_name: Optional[str] = None,
+        stream_type: Union[StreamType, str] = StreamType.LIVE,
+        timeout: Optional[float] = None,
+    ) -> None:
+        """RTMP 7.2.2.6: publish ``stream_name`` (live, record or append).
+
+        Sends ``releaseStream`` and ``FCPublish`` first ([impl] OBS, ffmpeg), creates a
+        stream if there is none, and returns once ``NetStream.Publish.Start`` arrives.
+        Raises :class:`CommandError` (e.g. ``NetStream.Publish.BadName``).
+        """
+        if self._state is not ClientState.CONNECTED:
+            self._require_connection()
+            raise ValueError(f"publish() in state {self._state.name}: needs CONNECTED")
+        name = self._stream_name_or_default(stream_name)
+        kind = StreamType(stream_type)
+        if self.config.publish_preamble:
+            # [impl] FMLE/OBS/ffmpeg: servers answer these or not; either is fine.
+            self._send_call(commands.RELEASE_STREAM, name, wait=False)
+            self._send_call(commands.FC_PUBLISH, name, wait=False)
+        stream_id = self._stream_id or self.create_stream(timeout)
+        self._send(commands.publish(name, kind, stream_id, object_encoding=self._object_encoding))
+        self._wait_for_status(stream_id, {commands.NETSTREAM_PUBLISH_START}, f"publish {name!r}",
+                              timeout=timeout)
+        self._stream_name = name
+        self._set_state(ClientState.PUBLISHING)
+        self.log.info("publishing %r (%s) on stream %d", name, kind.value, stream_id)
+
+    def write_message(self, message: Message) -> None:
+        """Send one message as is (thread-safe)."""
+        if not isinstance(message, Message):
+            raise TypeError(f"write_message() takes a rtmp.Message, not {type(message).__name__}")
+        self._send(message)
+
+    def _stream_for_media(self) -> int:
+        if self._stream_id is None:
+            raise ValueError("no stream: publish() first")
+        return self._stream_id
+
+    def send_audio(self, data: bytes, timestamp: int) -> None:
+        """RTMP 7.1.4: one audio message (FLV AUDIODATA) on our stream."""
+        self._send(Message(type=MessageType.AUDIO, data=data, timestamp=timestamp,
+                           message_stream_id=self._stream_for_media()))
+
+    def send_video(self, data: bytes, timestamp: int) -> None:
+        """RTMP 7.1.5: one video message (FLV VIDEODATA) on our stream."""
+        self._send(Message(type=MessageType.VIDEO, data=data, timestamp=timestamp,
+                           message_stream_id=self._stream_for_media()))
+
+    def send_metadata(self, metadata: Mapping[str, Any], timestamp: int = 0) -> None:
+        """RTMP 7.1.2: ``@setDataFrame, onMetaData, {...}`` ([impl] as ffmpeg and OBS send it)."""
+        self._send(commands.metadata(metadata, self._stream_for_media(), timestamp=timestamp))
+
+    # -- playing --------------------------------------------------------------------------
+
+    def _play_time(self, value: float) -> float:
+        if self.config.play_times_in_milliseconds:
+            # Deviation (Flash Player, ffmpeg, nginx-rtmp): play's start and duration
+            # travel in milliseconds (-2 -> -2000); RTMP 7.2.2.1 describes seconds.
+            return value * 1000
+        return value
+
+    def play(
+        self,
+        stream_name: Optional[str] = None,
+        start: float = -2,
+        duration: float = -1,
+        reset: bool = True,
+        timeout: Optional[float] = None,
+    ) -> None:
+        """RTMP 7.2.2.1: play ``stream_name``; returns once ``NetStream.Play.Start`` arrives.
+
+        ``start`` is -2 (live, else recorded), -1 (live only) or seconds into a
+        recording; ``duration`` -1 (to the end), 0 (one frame) or seconds.  Raises
+        :class:`CommandError` for ``NetStream.Play.StreamNotFound`` and other errors.
+        """
+        if self._state is not ClientState.CONNECTED:
+            self._require_connection()
+            raise ValueError(f"play() in state {self._state.name}: needs CONNECTED")
+        name = self._stream_name_or_default(stream_name)
+        stream_id = self._stream_id or self.create_stream(timeout)
+        self._send(commands.play(name, stream_id, self._play_time(start), self._play_time(duration),
+                                 reset, object_encoding=self._object_encoding))
+        # RTMP 7.1.7 event 3: tell the server how much we buffer ([impl] ffmpeg sends it
+        # right after play).
+        self._send(user_control.set_buffer_length(stream_id, self.config.buffer_length))
+        self._wait_for_status(stream_id, {commands.NETSTREAM_PLAY_START}, f"play {name!r}",
+                              also_consumed={commands.NETSTREAM_PLAY_RESET}, timeout=timeout)
+        self._stream_name = name
+        self._set_state(ClientState.SUBSCRIBING)
+        self.log.info("playing %r on stream %d", name, stream_id)
+
+    subscribe = play
+
+    def _stream_command(self, what: str) -> int:
+        self._require_connection()
+        if self._stream_id is None:
+            raise ValueError(f"{what}() needs a stream: play() or publish() first")
+        return self._stream_id
+
+    def seek(self, milliseconds: float, timeout: Optional[float] = None) -> None:
+        """RTMP 7.2.2.7: seek; returns once ``NetStream.Seek.Notify`` arrives."""
+        stream_id = self._stream_command("seek")
+        self._send(commands.seek(milliseconds, stream_id, object_encoding=self._object_encoding))
+        self._wait_for_status(stream_id, {commands.NETSTREAM_SEEK_NOTIFY}, "seek",
+                              also_consumed={commands.NETSTREAM_PLAY_RESET,
+                                             commands.NETSTREAM_PLAY_START}, timeout=timeout)
+
+    def pause(self, paused: bool, milliseconds: Optional[float] = None,
+              timeout: Optional[float] = None) -> None:
+        """RTMP 7.2.2.8: pause (True) or resume (False) at ``milliseconds`` (default: the
+        timestamp of the last media message received); waits for Pause/Unpause.Notify."""
+        stream_id = self._stream_command("pause")
+        if milliseconds is None:
+            milliseconds = self._last_media_timestamp
+        self._send(commands.pause(paused, milliseconds, stream_id,
+                                  object_encoding=self._object_encoding))
+        code = commands.NETSTREAM_PAUSE_NOTIFY if paused else commands.NETSTREAM_UNPAUSE_NOTIFY
+        self._wait_for_status(stream_id, {code}, "pause" if paused else "resume",
+                              also_consumed={commands.NETSTREAM_PLAY_START,
+                                             commands.NETSTREAM_PLAY_RESET}, timeout=timeout)
+
+    def _receive(self, command: str, flag: bool, wait: bool, timeout: Optional[float]) -> None:
+        stream_id = self._stream_command(command)
+        self._send(commands.encode_command(command, 0, None, bool(flag), message_stream_id=stream_id,
+                                           object_encoding=self._object_encoding))
+        if flag and wait:
+            # RTMP 7.2.2.4: true is answered with Seek.Notify and Play.Start.
+            self._wait_for_status(stream_id, {commands.NETSTREAM_SEEK_NOTIFY}, command,
+                                  also_consumed={commands.NETSTREAM_PLAY_START}, timeout=timeout)
+
+    def receive_audio(self, flag: bool, wait: bool = False, timeout: Optional[float] = None) -> None:
+        """RTMP 7.2.2.4: ask for (True) or stop (False) the stream's audio.
+
+        ``wait=True`` waits for the ``NetStream.Seek.Notify`` the spec promises for True
+        (many servers, nginx-rtmp among them, send nothing).
+        """
+        self._receive(commands.RECEIVE_AUDIO, flag, wait, timeout)
+
+    def receive_video(self, flag: bool, wait: bool = False, timeout: Optional[float] = None) -> None:
+        """RTMP 7.2.2.5: as :meth:`receive_audio`, for video."""
+        self._receive(commands.RECEIVE_VIDEO, flag, wait, timeout)
+
+    def fc_unpublish(self, stream_name: Optional[str] = None) -> None:
+        """[impl] ``FCUnpublish(name)`` as ffmpeg sends before deleteStream (no reply awaited)."""
+        self._require_connection()
+        self._send_call(commands.FC_UNPUBLISH, self._stream_name_or_default(
+            stream_name or self._stream_name), wait=False)
+
+    def close_stream(self) -> None:
+        """RTMP 7.2.2 ``closeStream`` on our stream (no reply); the stream id stays valid."""
+        stream_id = self._stream_command("close_stream")
+        self._send(commands.encode_command(commands.CLOSE_STREAM, 0, None,
+                                           message_stream_id=stream_id,
+                                           object_encoding=self._object_encoding))
+        if self._state in (ClientState.PUBLISHING, ClientState.SUBSCRIBING):
+            self._set_state(ClientState.CONNECTED)
+
+    def delete_stream(self, stream_id: Optional[int] = None) -> None:
+        """RTMP 7.2.2.3: ``deleteStream`` (no reply); forgets our stream when it is ours."""
+        self._require_connection()
+        stream_id = self._stream_id if stream_id is None else stream_id
+        if stream_id is None:
+            raise ValueError("delete_stream() needs a stream id")
+        self._send(commands.delete_stream(stream_id, object_encoding=self._object_encoding))
+        if stream_id == self._stream_id:
+            self._stream_id = None
+            self._stream_name = None
+            if self._state in (ClientState.PUBLISHING, ClientState.SUBSCRIBING):
+                self._set_state(ClientState.CONNECTED)
+
+    # -- reading --------------------------------------------------------------------------
+
+    def read_message(self, timeout: Optional[float] = None) -> Message:
+        """The next media, data or unhandled command message.
+
+        Protocol control, user control, pings and the replies of our own commands are
+        handled inside.  Raises :class:`rtmp.TimeoutError` after ``timeout`` (default
+        ``read_timeout``) seconds without one; :class:`ConnectionClosedError` when the
+        server closed the connection.
+        """
+        with self._read_lock:
+            if self._buffer:
+                return self._take()
+            self._require_connection()
+            return self._pump_until(
+                lambda: self._take() if self._buffer else None, "message", self._deadline(timeout)
+            )
+
+    def _take(self) -> Message:
+        message = self._buffer.popleft()
+        self._buffered_bytes -= len(message.data)
+        return message
+
+    # -- closing --------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """End the session politely (FCUnpublish, deleteStream) and close the socket.
+
+        Safe to call twice and after a failure; never raises for network errors.
+        """
+        transport = self._transport
+        if transport is not None and not transport.closed and self._state not in (
+            ClientState.ERROR, ClientState.DISCONNECTED
+        ):
+            goodbye: List[Message] = []
+            if self._state is ClientState.PUBLISHING and self._stream_name:
+                txn = self._new_transaction()
+                goodbye.append(commands.encode_command(
+                    commands.FC_UNPUBLISH, txn, None, self._stream_name,
+                    object_encoding=self._object_encoding))
+            if self._stream_id is not None:
+                goodbye.append(commands.delete_stream(self._stream_id,
+                                                      object_encoding=self._object_encoding))
+            if goodbye:
+                try:
+                    transport.write_messages(goodbye)
+                except (RTMPError, OSError) as exc:
+                    self.log.debug("goodbye not sent: %s", exc)
+        self._close_transport()
+        self._stream_id = None
+        self._stream_name = None
+        self._set_state(ClientState.DISCONNECTED)
+
+    def _close_transport(self) -> None:
+        transport, self._transport = self._transport, None
+        if transport is not None:
+            try:
+                transport.close()
+            except OSError:  # pragma: no cover - close() already swallows these
+                pass
+
+
+# The FLV helpers live in rtmp.flvio (which imports this module) and are re-exported here.
+from .flvio import play_to_flv, publish_flv
