@@ -1,0 +1,1499 @@
+"""RTMP 7.2 / 7.3: the server side: connections, the command set, live streams, record and VOD.
+
+Theory of operation
+-------------------
+:class:`Server` owns one listening socket and an accept thread.  Each accepted
+socket gets a :class:`ServerConnection` and one non-daemon thread named
+``rtmp-conn-<id>`` that runs the whole session, as ``socketserver``'s
+``ThreadingMixIn`` does: (TLS,) the handshake (RTMP 5.2), then a loop that reads
+one message at a time (:meth:`rtmp.transport.Transport.read_message` handles
+protocol control and pings) and dispatches it:
+
+* NetConnection commands (RTMP 7.2.1): ``connect`` (with the Window
+  Acknowledgement Size / Set Peer Bandwidth / Set Chunk Size / Stream Begin /
+  ``_result`` sequence of RTMP 7.2.1.1 and ffmpeg's ``onBWDone``),
+  ``createStream``, ``close``, and the non-spec calls encoders send
+  (``releaseStream``, ``FCPublish``, ``FCUnpublish``, ``_checkbw``,
+  ``getStreamLength``, ``FCSubscribe``);
+* NetStream commands (RTMP 7.2.2): ``publish``, ``play``, ``play2``,
+  ``deleteStream``, ``closeStream``, ``receiveAudio``, ``receiveVideo``,
+  ``seek``, ``pause``;
+* media and data messages of a publisher go to the live hub
+  (:mod:`rtmp.streams`) and, when recording, to :class:`rtmp.vod.Recorder`;
+* anything else reaches ``on_message`` (or :meth:`ServerConnection.read_message`).
+
+Live players do not write from the publisher's thread: every player has a
+bounded queue and a writer thread (:class:`rtmp.streams.LivePlayer`).  VOD
+players have their own thread too (:class:`rtmp.vod.VodPlayer`).
+
+:meth:`Server.stop` sets an event, closes the listener, shuts every session
+socket down (so a blocked ``recv`` returns at once) and joins every thread
+within a timeout.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+import itertools
+import logging
+import os
+import queue
+import secrets
+import select
+import socket
+import ssl
+import threading
+import time
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    List,
+    Optional,
+    Tuple,
+    Type,
+    Union,
+)
+from urllib.parse import parse_qsl
+
+from . import commands, user_control
+from .commands import Command
+from .errors import (
+    ConnectionClosedError,
+    HandshakeError,
+    ProtocolError,
+    RTMPError,
+    TimeoutError,
+)
+from .logs import ConnectionLoggerAdapter, connection_logger
+from .message import Message, MessageType, StreamType, split_aggregate
+from .streams import (
+    DEFAULT_MAX_GOP_BYTES,
+    DEFAULT_MAX_QUEUE_BYTES,
+    FrameKind,
+    LivePlayer,
+    LiveStream,
+    StreamBusyError,
+    StreamHub,
+)
+from .transport import Transport
+
+__all__ = ["Server", "ServerConfig", "ServerConnection", "ConnectionState"]
+
+logger = logging.getLogger(__name__)
+
+#: How often the accept loop looks at the stop event (socketserver's poll_interval).
+POLL_INTERVAL = 0.25
+#: How long a refused connection may linger to receive its ``_error`` (seconds).
+REJECT_LINGER = 2.0
+#: Connections beyond ``max_connections`` that may be in the middle of being
+#: refused politely at once; past that, sockets are closed on accept.
+REJECT_BACKLOG = 32
+#: Messages kept for :meth:`ServerConnection.read_message` before the oldest is dropped.
+INBOX_SIZE = 1024
+#: Message streams one connection may create (RTMP 7.2.1.3).
+MAX_STREAMS_PER_CONNECTION = 64
+
+_PROPERTIES = {"fmsVer": commands.DEFAULT_FMS_VERSION, "capabilities": 31, "mode": 1}
+
+_MEDIA_TYPES = frozenset({MessageType.AUDIO, MessageType.VIDEO})
+_DATA_TYPES = frozenset({MessageType.DATA_AMF0, MessageType.DATA_AMF3})
+_PUBLISHED_TYPES = _MEDIA_TYPES | _DATA_TYPES | {MessageType.AGGREGATE}
+
+#: RTMP 7.1.2 [impl]: ``@setDataFrame`` as the first AMF0 value (string marker, length).
+_SET_DATA_FRAME_AMF0 = b"\x02\x00\x0d" + commands.SET_DATA_FRAME.encode()
+
+OnConnect = Callable[["ServerConnection"], Any]
+OnDisconnect = Callable[["ServerConnection"], Any]
+OnPublish = Callable[["ServerConnection", str, StreamType], Any]
+OnPlay = Callable[["ServerConnection", str], Any]
+OnMessage = Callable[["ServerConnection", Message], Any]
+
+
+@dataclass
+class ServerConfig:
+    """Configuration of :class:`Server` (api.md names first, then limits and switches)."""
+
+    addr: str = ":1935"
+    """``"host:port"`` to listen on; an empty host means every interface, port 0 a free port."""
+    read_timeout: float = 30.0
+    """Seconds to wait for the next message from a peer that is not playing."""
+    write_timeout: float = 30.0
+    """Seconds a send may block; a player that stalls longer is disconnected."""
+    handshake_timeout: float = 10.0
+    """Seconds for the TLS and RTMP 5.2 handshakes, and for a refused client's ``connect``."""
+    chunk_size: int = 4096
+    """Outgoing chunk size announced after ``connect`` (RTMP 5.4.1)."""
+    window_ack_size: int = 2_500_000
+    """Window Acknowledgement Size and Set Peer Bandwidth sent after ``connect`` (RTMP 5.4.4/5)."""
+    max_connections: int = 1000
+    """Concurrent connections; the next one is refused with ``NetConnection.Connect.Rejected``."""
+    on_connect: Optional[OnConnect] = None
+    """``on_connect(conn)`` after a valid ``connect``; raising rejects the connection."""
+    on_disconnect: Optional[OnDisconnect] = None
+    """``on_disconnect(conn)`` when a connection that was accepted ends."""
+    on_publish: Optional[OnPublish] = None
+    """``on_publish(conn, stream_name, stream_type)``; raising sends ``NetStream.Publish.BadName``."""
+    on_play: Optional[OnPlay] = None
+    """``on_play(conn, stream_name)``; raising sends ``NetStream.Play.Failed``."""
+    on_message: Optional[OnMessage] = None
+    """``on_message(conn, msg)``: publishers' media/data and the commands the server does
+    not handle; raising drops that message (or answers the call with ``_error``)."""
+    require_auth: bool = False
+    """Require the ``authmod=adobe`` challenge-response (AUTH-ADOBE) in ``connect``."""
+    username: Optional[str] = None
+    """The user name accepted when ``require_auth`` is set."""
+    password: Optional[str] = None
+    """The password of ``username``."""
+    record_dir: Optional[Union[str, "os.PathLike[str]"]] = None
+    """Where ``record``/``append`` publishing writes FLV files and where VOD play reads them."""
+    ssl_context: Optional[ssl.SSLContext] = None
+    """Serve ``rtmps`` (RTMP over TLS) with this server-side context."""
+    idle_timeout: Optional[float] = 300.0
+    """Seconds a playing connection may stay silent (it is pinged every ``read_timeout``)."""
+    max_message_size: int = 16 * 1024 * 1024
+    """Largest message a peer may send (bytes); larger ones end the connection."""
+    max_chunk_streams: int = 64
+    """Chunk streams a peer may have open at once (RTMP 5.3.1.1)."""
+    max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES
+    """Byte budget of one live player's send queue; beyond it whole frames are dropped."""
+    max_gop_bytes: int = DEFAULT_MAX_GOP_BYTES
+    """Largest GOP kept for late joiners; a longer one is not cached."""
+    max_connections_per_ip: Optional[int] = None
+    """Concurrent connections from one address (None: no limit)."""
+    max_amf_depth: int = 64
+    """Deepest AMF nesting accepted in commands (passed to the decoder when it supports it)."""
+    strict: bool = False
+    """Refuse the deviations real peers force (media on msid 0, publish without
+    createStream, ...) instead of tolerating them with a warning."""
+    server_name: str = "rtmp-py"
+    """Written into ``fmsVer``-adjacent logs and status descriptions."""
+
+    def __post_init__(self) -> None:
+        if self.chunk_size < 1 or self.chunk_size > 0x7FFFFFFF:
+            raise ValueError(f"chunk_size {self.chunk_size} outside 1..0x7FFFFFFF (RTMP 5.4.1)")
+        if self.window_ack_size <= 0:
+            raise ValueError("window_ack_size must be positive (RTMP 5.4.4)")
+        if self.max_connections < 1:
+            raise ValueError("max_connections must be at least 1")
+        for name in ("read_timeout", "write_timeout", "handshake_timeout"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+        if self.require_auth and (not self.username or self.password is None):
+            raise ValueError("require_auth needs username and password")
+        if self.max_queue_bytes <= 0:
+            raise ValueError("max_queue_bytes must be positive")
+        parse_addr(self.addr)
+
+
+def parse_addr(addr: str) -> Tuple[str, int]:
+    """``"host:port"`` (``"[v6]:port"``, ``":port"``) -> ``(host, port)``; ValueError if malformed."""
+    host, sep, port_text = addr.rpartition(":")
+    if not sep:
+        raise ValueError(f"addr {addr!r} is not host:port")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ValueError(f"addr {addr!r}: port {port_text!r} is not a number") from None
+    if not 0 <= port <= 65535:
+        raise ValueError(f"addr {addr!r}: port outside 0..65535")
+    return host, port
+
+
+class ConnectionState(enum.Enum):
+    """The life of one server connection."""
+
+    HANDSHAKING = "handshaking"
+    """TLS and RTMP 5.2 handshakes."""
+    CONNECTING = "connecting"
+    """Handshake done; waiting for ``connect`` (RTMP 7.2.1.1)."""
+    CONNECTED = "connected"
+    """``connect`` accepted."""
+    PUBLISHING = "publishing"
+    """At least one stream is being published (RTMP 7.2.2.6)."""
+    PLAYING = "playing"
+    """At least one stream is being played (RTMP 7.2.2.1)."""
+    CLOSED = "closed"
+    """The session ended."""
+
+
+class _Mode(enum.Enum):
+    IDLE = "idle"
+    PUBLISH = "publish"
+    LIVE = "live"
+    VOD = "vod"
+
+
+@dataclass(eq=False)
+class _NetStream:
+    """RTMP 7.2.2: what one message stream of a connection is doing."""
+
+    message_stream_id: int
+    mode: _Mode = _Mode.IDLE
+    name: str = ""
+    query: str = ""
+    publish_type: StreamType = StreamType.LIVE
+    live: Optional[LiveStream] = None
+    player: Optional[LivePlayer] = None
+    recorder: Any = None
+    vod: Any = None
+    receive_audio: bool = True
+    receive_video: bool = True
+    buffer_ms: int = 0
+
+
+def _split_query(value: str) -> Tuple[str, str]:
+    """``"name?a=b"`` -> ``("name", "a=b")``."""
+    name, _, query = value.partition("?")
+    return name, query
+
+
+def _number(value: Any, default: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return default
+    return float(value)
+
+
+class _Rejected(Exception):
+    """Internal: ``connect`` was refused; the ``_error`` has a description."""
+
+    def __init__(self, description: str, code: str = commands.NETCONNECTION_CONNECT_REJECTED):
+        super().__init__(description)
+        self.description = description
+        self.code = code
+
+
+class ServerConnection:
+    """One client of the :class:`Server` (api.md ``ServerConnection``).
+
+    ``id`` is unique within the server; ``state``, ``remote_addr``, ``app`` and
+    ``connect_params`` describe the session.  ``write_message`` sends any message
+    (thread-safe); ``read_message`` returns the messages the built-in handling does
+    not consume when the server has no ``on_message``; ``close`` ends the session.
+    """
+
+    def __init__(
+        self,
+        server: "Server",
+        sock: socket.socket,
+        conn_id: str,
+        remote_addr: Optional[Tuple[str, int]],
+        *,
+        over_limit: str = "",
+    ) -> None:
+        self.server = server
+        self.config = server.config
+        self.id = conn_id
+        self.remote_addr = remote_addr
+        self.app = ""
+        """The application name from ``connect`` (RTMP 7.2.1.1), auth query removed."""
+        self.connect_params: Dict[str, Any] = {}
+        """The command object of ``connect``."""
+        self.tc_url = ""
+        self.object_encoding = commands.AMF0
+        """0 (AMF0) or 3 (AMF3), as agreed in ``connect`` (RTMP 7.2.1.1)."""
+        self.log: ConnectionLoggerAdapter = connection_logger(__name__, conn_id)
+        self.created = time.monotonic()
+        self._sock = sock
+        self._transport: Optional[Transport] = None
+        self._state = ConnectionState.HANDSHAKING
+        self._state_lock = threading.Lock()
+        self._over_limit = over_limit
+        self._accepted = False
+        self._closing = threading.Event()
+        self._streams: Dict[int, _NetStream] = {}
+        self._inbox: "queue.Queue[Message]" = queue.Queue(INBOX_SIZE)
+        self._torn_down = False
+
+    # -- public API -----------------------------------------------------------------------
+
+    def __repr__(self) -> str:
+        return f"<ServerConnection {self.id} {self._state.value} {self.remote_addr} app={self.app!r}>"
+
+    @property
+    def state(self) -> ConnectionState:
+        return self._state
+
+    @property
+    def transport(self) -> Optional[Transport]:
+        """The connection's :class:`rtmp.transport.Transport` (None before the handshake)."""
+        return self._transport
+
+    @property
+    def stream_names(self) -> Dict[int, str]:
+        """Message stream id -> the name it publishes or plays."""
+        return {msid: ns.name for msid, ns in list(self._streams.items()) if ns.name}
+
+    def write_message(self, msg: Message) -> None:
+        """Send one message to the peer (thread-safe)."""
+        transport = self._transport
+        if transport is None or transport.closed:
+            raise ConnectionClosedError(f"connection {self.id} is not open")
+        transport.write_message(msg)
+
+    def read_message(self, timeout: Optional[float] = None) -> Message:
+        """The next message the server did not consume (only without ``on_message``).
+
+        Raises :class:`rtmp.TimeoutError` after ``timeout`` seconds and
+        :class:`rtmp.ConnectionClosedError` once the connection is closed and drained.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            try:
+                return self._inbox.get(timeout=POLL_INTERVAL)
+            except queue.Empty:
+                if self._state == ConnectionState.CLOSED:
+                    raise ConnectionClosedError(f"connection {self.id} is closed") from None
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise TimeoutError(f"no message from {self.id} within {timeout} s") from None
+
+    def close(self) -> None:
+        """End the session: the connection's thread cleans up and calls ``on_disconnect``."""
+        self._closing.set()
+        transport = self._transport
+        if transport is not None:
+            transport.shutdown()
+        else:
+            _shutdown(self._sock)
+
+    # -- state ------------------------------------------------------------------------------
+
+    def _set_state(self, state: ConnectionState) -> None:
+        with self._state_lock:
+            if self._state != ConnectionState.CLOSED:
+                self._state = state
+
+    def _update_state(self) -> None:
+        """PUBLISHING / PLAYING / CONNECTED from what the message streams do."""
+        modes = {ns.mode for ns in self._streams.values()}
+        if _Mode.PUBLISH in modes:
+            self._set_state(ConnectionState.PUBLISHING)
+        elif _Mode.LIVE in modes or _Mode.VOD in modes:
+            self._set_state(ConnectionState.PLAYING)
+        elif self._accepted:
+            self._set_state(ConnectionState.CONNECTED)
+
+    @property
+    def _playing(self) -> bool:
+        return any(ns.mode in (_Mode.LIVE, _Mode.VOD) for ns in self._streams.values())
+
+    # -- the session thread ----------------------------------------------------------------
+
+    def _run(self) -> None:
+        """The body of the connection's thread."""
+        config = self.config
+        sock = self._sock
+        if config.ssl_context is not None:
+            sock = self._tls_handshake(sock)
+            if sock is None:
+                return
+            self._sock = sock
+        transport = Transport(
+            sock,
+            role="server",
+            conn_id=self.id,
+            read_timeout=config.read_timeout,
+            write_timeout=config.write_timeout,
+            strict=config.strict,
+            log=self.log,
+            max_message_size=config.max_message_size,
+            max_chunk_streams=config.max_chunk_streams,
+        )
+        self._transport = transport
+        if self._closing.is_set():
+            return
+        transport.handshake(config.handshake_timeout)  # RTMP 5.2
+        self._set_state(ConnectionState.CONNECTING)
+        if self._over_limit:
+            self._refuse_over_limit()
+            return
+        self._loop(transport)
+
+    def _tls_handshake(self, sock: socket.socket) -> Optional[socket.socket]:
+        context = self.config.ssl_context
+        assert context is not None
+        try:
+            tls = context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        except (ssl.SSLError, OSError) as exc:
+            self.log.info("TLS setup failed: %s", exc)
+            return None
+        self._sock = tls
+        try:
+            tls.settimeout(self.config.handshake_timeout)
+            tls.do_handshake()
+        except (ssl.SSLError, OSError) as exc:
+            self.log.info("TLS handshake failed: %s", exc)
+            return None
+        return tls
+
+    def _loop(self, transport: Transport) -> None:
+        config = self.config
+        last_heard = time.monotonic()
+        heard_bytes = transport.bytes_received
+        while not self._closing.is_set():
+            try:
+                msg = transport.read_message(timeout=config.read_timeout)
+            except TimeoutError:
+                now = time.monotonic()
+                if transport.bytes_received != heard_bytes:
+                    heard_bytes, last_heard = transport.bytes_received, now
+                if not self._playing:
+                    raise
+                if config.idle_timeout is not None and now - last_heard > config.idle_timeout:
+                    raise TimeoutError(
+                        f"player silent for {now - last_heard:.0f} s (idle_timeout)"
+                    ) from None
+                # RTMP 7.1.7: a Ping Request makes a live player answer (and proves it alive).
+                transport.write_message(user_control.ping_request(int(now * 1000)))
+                continue
+            heard_bytes, last_heard = transport.bytes_received, time.monotonic()
+            self._dispatch(msg)
+
+    # -- dispatch ----------------------------------------------------------------------------
+
+    def _dispatch(self, msg: Message) -> None:
+        kind = msg.type
+        if kind in (MessageType.COMMAND_AMF0, MessageType.COMMAND_AMF3):
+            self._on_command(commands.decode_command(msg), msg)
+        elif kind in _PUBLISHED_TYPES:
+            self._on_published(msg)
+        elif kind == MessageType.USER_CONTROL:
+            self._on_user_control(msg)
+        else:
+            self._unhandled(msg)
+
+    def _unhandled(self, msg: Message) -> bool:
+        """Give ``msg`` to ``on_message`` (or the inbox); False if the callback raised."""
+        callback = self.config.on_message
+        if callback is None:
+            if not self._accepted:
+                return True
+            try:
+                self._inbox.put_nowait(msg)
+            except queue.Full:
+                self._inbox.get_nowait()  # drop the oldest: nobody reads the inbox
+                self._inbox.put_nowait(msg)
+            return True
+        try:
+            callback(self, msg)
+        except Exception:
+            self.log.exception("on_message raised; message type %d dropped", msg.type)
+            return False
+        return True
+
+    def _on_user_control(self, msg: Message) -> None:
+        event = user_control.decode(msg.data)
+        if event.event == user_control.UserControlEvent.SET_BUFFER_LENGTH:
+            # RTMP 7.1.7: the player's buffer; kept for information.
+            ns = self._streams.get(event.stream_id or 0)
+            if ns is not None and event.buffer_length is not None:
+                ns.buffer_ms = event.buffer_length
+            return
+        self.log.debug("user control event %s ignored", event.name)
+
+    def _on_command(self, cmd: Command, msg: Message) -> None:
+        name = cmd.name
+        if not self._accepted and name != commands.CONNECT:
+            # RTMP 7.2.1.1: connect comes first; anything before it is a broken client.
+            raise ProtocolError(f"command {name!r} before connect", "RTMP 7.2.1.1")
+        handler = self._HANDLERS.get(name)
+        if handler is None:
+            self._unknown_command(cmd, msg)
+            return
+        self.log.debug("command %s txn=%g msid=%d", name, cmd.transaction_id,
+                       cmd.message_stream_id)
+        handler(self, cmd)
+
+    def _unknown_command(self, cmd: Command, msg: Message) -> None:
+        """RTMP 7.2.1.2: a call the server does not implement."""
+        if self.config.on_message is not None:
+            try:
+                self.config.on_message(self, msg)
+                return
+            except Exception as exc:
+                self.log.exception("on_message raised for call %r", cmd.name)
+                description = str(exc) or type(exc).__name__
+        else:
+            self._unhandled(msg)
+            description = f"Method not found ({cmd.name})"
+        if cmd.transaction_id:
+            self._reply(cmd, commands.error(
+                cmd.transaction_id,
+                commands.status_info(commands.NETCONNECTION_CALL_FAILED, description),
+                message_stream_id=cmd.message_stream_id,
+                object_encoding=cmd.object_encoding,
+            ))
+
+    def _reply(self, cmd: Command, msg: Message) -> None:
+        assert self._transport is not None
+        self._transport.write_message(msg)
+
+    def _status(self, ns_or_msid: Union[_NetStream, int], code: str, description: str,
+                **extra: Any) -> Message:
+        msid = ns_or_msid.message_stream_id if isinstance(ns_or_msid, _NetStream) else ns_or_msid
+        return commands.on_status(code, description, msid, clientid=self.id, **extra)
+
+    def _send(self, *messages: Message) -> None:
+        assert self._transport is not None
+        self._transport.write_messages(messages)
+
+    def _result(self, cmd: Command, *values: Any) -> None:
+        if cmd.transaction_id:
+            self._reply(cmd, commands.result(
+                cmd.transaction_id, *values,
+                message_stream_id=cmd.message_stream_id, object_encoding=cmd.object_encoding,
+            ))
+
+    # -- NetConnection commands (RTMP 7.2.1) -------------------------------------------------
+
+    def _cmd_connect(self, cmd: Command) -> None:
+        """RTMP 7.2.1.1: connect: check, then Window Ack Size, Peer Bandwidth, ..., _result."""
+        if self._accepted:
+            raise ProtocolError("second connect on one connection", "RTMP 7.2.1.1")
+        params = cmd.command_object if isinstance(cmd.command_object, dict) else {}
+        app_value = params.get("app")
+        app_text = app_value if isinstance(app_value, str) else ""
+        app, query = _split_query(app_text.strip("/"))
+        app = app.strip("/")
+        tc_url = params.get("tcUrl")
+        encoding = commands.AMF3 if params.get("objectEncoding") == 3 else commands.AMF0
+        self.connect_params = dict(params)
+        self.app = app
+        self.tc_url = tc_url if isinstance(tc_url, str) else ""
+        self.object_encoding = encoding
+        try:
+            if self._over_limit:
+                raise _Rejected(self._over_limit)
+            if self.config.require_auth:
+                self.server._authenticate(self, app_text, query)
+            callback = self.config.on_connect
+            if callback is not None:
+                try:
+                    callback(self)
+                except Exception as exc:
+                    self.log.exception("on_connect raised; connection rejected")
+                    raise _Rejected(str(exc) or type(exc).__name__) from exc
+        except _Rejected as rejected:
+            self.log.info("connect to app %r rejected: %s", app, rejected.description)
+            self._reply(cmd, commands.error(
+                cmd.transaction_id,
+                commands.status_info(rejected.code, rejected.description),
+            ))
+            self._closing.set()  # the caller ends the session after a polite linger
+            self._linger_close()
+            return
+        transport = self._transport
+        assert transport is not None
+        self._accepted = True
+        self._set_state(ConnectionState.CONNECTED)
+        config = self.config
+        transport.send_window_ack_size(config.window_ack_size)  # RTMP 7.2.1.1 step 2
+        transport.send_set_peer_bandwidth(config.window_ack_size, 2)  # step 3 (dynamic)
+        # Deviation (ffmpeg, nginx-rtmp): both servers announce their chunk size here.
+        transport.set_chunk_size(config.chunk_size)
+        transport.write_message(user_control.stream_begin(0))  # step 5
+        # RTMP 7.2.1.1 step 6: _result with the server's properties and the info object.
+        # The reply to connect is AMF0 (type 20): AMF3 only applies once agreed.
+        transport.write_message(commands.connect_result(
+            encoding, transaction_id=cmd.transaction_id, properties=_PROPERTIES,
+        ))
+        # [impl] ffmpeg's and FMS's servers call onBWDone; clients answer with _checkbw.
+        transport.write_message(commands.encode_command(commands.ON_BW_DONE, 0, None, 8192))
+        self.log.info("connected: app=%r tcUrl=%r flashVer=%r objectEncoding=%d",
+                      app, self.tc_url, params.get("flashVer", params.get("flashver")), encoding)
+
+    def _cmd_create_stream(self, cmd: Command) -> None:
+        """RTMP 7.2.1.3: allocate a message stream id (1, 2, ...; freed ids are reused)."""
+        if len(self._streams) >= MAX_STREAMS_PER_CONNECTION:
+            self._reply(cmd, commands.error(
+                cmd.transaction_id,
+                commands.status_info(commands.NETCONNECTION_CALL_FAILED,
+                                     f"at most {MAX_STREAMS_PER_CONNECTION} streams"),
+                object_encoding=cmd.object_encoding,
+            ))
+            return
+        msid = 1
+        while msid in self._streams:
+            msid += 1
+        self._streams[msid] = _NetStream(msid)
+        self._result(cmd, None, msid)
+
+    def _cmd_close(self, cmd: Command) -> None:
+        """RTMP 7.2.1 [spec gap]: ``close`` ends the NetConnection."""
+        self.log.info("client sent close")
+        self._closing.set()
+
+    def _cmd_release_stream(self, cmd: Command) -> None:
+        """[impl] ffmpeg/OBS: releaseStream(name) before publishing; nothing to release here."""
+        self._result(cmd, None)
+
+    def _cmd_fc_publish(self, cmd: Command) -> None:
+        """[impl] FMLE/ffmpeg/OBS: FCPublish(name) -> onFCPublish (as FMS and Wowza send)."""
+        name = cmd.arguments[0] if cmd.arguments and isinstance(cmd.arguments[0], str) else ""
+        self._send(commands.encode_command(
+            commands.ON_FC_PUBLISH, 0, None,
+            commands.status_info(commands.NETSTREAM_PUBLISH_START, name),
+        ))
+        self._result(cmd, None)
+
+    def _cmd_fc_unpublish(self, cmd: Command) -> None:
+        """[impl] FCUnpublish(name) -> onFCUnpublish; deleteStream does the work."""
+        name = cmd.arguments[0] if cmd.arguments and isinstance(cmd.arguments[0], str) else ""
+        self._send(commands.encode_command(
+            commands.ON_FC_UNPUBLISH, 0, None,
+            commands.status_info(commands.NETSTREAM_UNPUBLISH_SUCCESS, name),
+        ))
+        self._result(cmd, None)
+
+    def _cmd_fc_subscribe(self, cmd: Command) -> None:
+        """[impl] Akamai-style FCSubscribe(name) -> onFCSubscribe."""
+        name = cmd.arguments[0] if cmd.arguments and isinstance(cmd.arguments[0], str) else ""
+        self._send(commands.encode_command(
+            "onFCSubscribe", 0, None,
+            commands.status_info(commands.NETSTREAM_PLAY_START, name),
+        ))
+        self._result(cmd, None)
+
+    def _cmd_ignore(self, cmd: Command) -> None:
+        """[impl] ``_checkbw``, ``_result``/``_error`` from clients: nothing to do (nginx-rtmp)."""
+
+    def _cmd_get_stream_length(self, cmd: Command) -> None:
+        """[impl] getStreamLength(name): the recording's duration in seconds, 0 when live."""
+        name = cmd.arguments[0] if cmd.arguments and isinstance(cmd.arguments[0], str) else ""
+        duration = 0.0
+        path = self.server._recording(self.app, name)
+        if path is not None and not self.server.hub.is_live(self.app, _split_query(name)[0]):
+            from .vod import FlvIndex
+
+            try:
+                duration = FlvIndex(path).duration_ms / 1000.0
+            except (OSError, ValueError, RTMPError) as exc:
+                self.log.info("getStreamLength(%r): %s", name, exc)
+        self._result(cmd, None, duration)
+
+    # -- NetStream commands (RTMP 7.2.2) ----------------------------------------------------
+
+    def _netstream(self, cmd: Command, create: bool = True) -> Optional[_NetStream]:
+        msid = cmd.message_stream_id
+        ns = self._streams.get(msid)
+        if ns is None and create:
+            if msid == 0 or self.config.strict:
+                raise ProtocolError(
+                    f"{cmd.name} on message stream {msid}, which createStream did not return",
+                    "RTMP 7.2.2",
+                )
+            # Deviation (librtmp, old encoders): a command on a stream id we never handed
+            # out; adopt the id instead of failing the session.
+            self.log.warning("%s on unknown message stream %d: adopted", cmd.name, msid)
+            ns = self._streams[msid] = _NetStream(msid)
+        return ns
+
+    def _cmd_publish(self, cmd: Command) -> None:
+        """RTMP 7.2.2.6: publish(name, type): StreamBegin + NetStream.Publish.Start."""
+        ns = self._netstream(cmd)
+        assert ns is not None
+        args = cmd.arguments
+        raw_name = args[0] if args and isinstance(args[0], str) else ""
+        name, query = _split_query(raw_name)
+        type_text = args[1] if len(args) > 1 and isinstance(args[1], str) else "live"
+        try:
+            stream_type = StreamType(type_text.lower())
+        except ValueError:
+            if self.config.strict:
+                self._send(self._status(ns, commands.NETSTREAM_PUBLISH_BAD_NAME,
+                                        f"unknown publishing type {type_text!r}"))
+                return
+            # Deviation (FMLE): unknown types are published live, as nginx-rtmp does.
+            self.log.warning("publish type %r unknown; publishing live", type_text)
+            stream_type = StreamType.LIVE
+        if ns.mode != _Mode.IDLE:
+            self._stop_netstream(ns, notify=False)
+        if not name:
+            self._send(self._status(ns, commands.NETSTREAM_PUBLISH_BAD_NAME, "empty stream name"))
+            return
+        callback = self.config.on_publish
+        if callback is not None:
+            try:
+                callback(self, name, stream_type)
+            except Exception as exc:
+                self.log.exception("on_publish raised; publish of %r rejected", name)
+                self._send(self._status(ns, commands.NETSTREAM_PUBLISH_BAD_NAME,
+                                        str(exc) or type(exc).__name__, details=name))
+                return
+        recorder = None
+        if stream_type in (StreamType.RECORD, StreamType.APPEND):
+            try:
+                recorder = self.server._open_recorder(self, name, stream_type)
+            except (OSError, ValueError) as exc:
+                self.log.warning("cannot record %r: %s", name, exc)
+                self._send(self._status(ns, commands.NETSTREAM_RECORD_FAILED,
+                                        f"cannot record {name}: {exc}", details=name))
+                return
+        try:
+            live = self.server.hub.publish(self.app, name, ns, on_start=self._notify_publish)
+        except StreamBusyError as exc:
+            if recorder is not None:
+                recorder.close()
+            self.log.info("publish %r refused: %s", name, exc)
+            self._send(self._status(ns, commands.NETSTREAM_PUBLISH_BAD_NAME,
+                                    f"Stream {name} is already being published", details=name))
+            return
+        ns.mode, ns.name, ns.query, ns.publish_type = _Mode.PUBLISH, name, query, stream_type
+        ns.live, ns.recorder = live, recorder
+        self._update_state()
+        replies = [
+            user_control.stream_begin(ns.message_stream_id),  # RTMP 7.3.1
+            self._status(ns, commands.NETSTREAM_PUBLISH_START,
+                         f"{name} is now published.", details=name),
+        ]
+        if recorder is not None:
+            replies.append(self._status(ns, commands.NETSTREAM_RECORD_START,
+                                        f"{name} is now being recorded.", details=name))
+        self._send(*replies)
+        self.log.info("publishing %s/%s (%s)", self.app, name, stream_type.value)
+
+    @staticmethod
+    def _notify_publish(player: LivePlayer) -> None:
+        """A publisher arrived on a stream a player waits for (nginx-rtmp: PublishNotify)."""
+        msid = player.message_stream_id
+        player.send(user_control.stream_begin(msid))
+        player.send(commands.on_status(commands.NETSTREAM_PLAY_PUBLISH_NOTIFY,
+                                       "Stream is now published.", msid))
+
+    @staticmethod
+    def _notify_unpublish(player: LivePlayer) -> None:
+        """The publisher left: UnpublishNotify (and Stream EOF) to every player."""
+        msid = player.message_stream_id
+        player.send(commands.on_status(commands.NETSTREAM_PLAY_UNPUBLISH_NOTIFY,
+                                       "Stream is now unpublished.", msid))
+        player.send(user_control.stream_eof(msid))  # RTMP 7.1.7
+
+    def _cmd_play(self, cmd: Command) -> None:
+        """RTMP 7.2.2.1: play(name, start, duration, reset): live, recorded, or wait for live."""
+        args = cmd.arguments
+        raw_name = args[0] if args and isinstance(args[0], str) else ""
+        start = _number(args[1] if len(args) > 1 else None, -2)
+        duration = _number(args[2] if len(args) > 2 else None, -1)
+        reset = args[3] if len(args) > 3 and isinstance(args[3], bool) else True
+        self._play(cmd, raw_name, start, duration, reset)
+
+    def _cmd_play2(self, cmd: Command) -> None:
+        """RTMP 7.2.2.2: play2(params): switch this stream to ``params.streamName``."""
+        params = cmd.arguments[0] if cmd.arguments and isinstance(cmd.arguments[0], dict) else {}
+        name = params.get("streamName")
+        if not isinstance(name, str) or not name:
+            ns = self._netstream(cmd)
+            assert ns is not None
+            self._send(self._status(ns, commands.NETSTREAM_PLAY_FAILED,
+                                    "play2 without streamName"))
+            return
+        transition = params.get("transition")
+        if transition == "stop":
+            ns = self._netstream(cmd, create=False)
+            if ns is not None:
+                self._stop_netstream(ns, notify=True)
+            return
+        start = _number(params.get("start"), -2)
+        duration = _number(params.get("len"), -1)
+        self._play(cmd, name, start, duration, True)
+
+    def _play(self, cmd: Command, raw_name: str, start: float, duration: float,
+              reset: bool) -> None:
+        ns = self._netstream(cmd)
+        assert ns is not None
+        name, query = _split_query(raw_name)
+        if name.lower().startswith("flv:"):
+            name = name[4:]  # RTMP 7.2.2.1: "flv:" names the default file type
+        if ns.mode != _Mode.IDLE:
+            self._stop_netstream(ns, notify=False)
+        if not name:
+            self._send(self._status(ns, commands.NETSTREAM_PLAY_STREAM_NOT_FOUND,
+                                    "empty stream name"))
+            return
+        callback = self.config.on_play
+        if callback is not None:
+            try:
+                callback(self, name)
+            except Exception as exc:
+                self.log.exception("on_play raised; play of %r rejected", name)
+                self._send(self._status(ns, commands.NETSTREAM_PLAY_FAILED,
+                                        str(exc) or type(exc).__name__, details=name))
+                return
+        hub = self.server.hub
+        live_now = hub.is_live(self.app, name)
+        recording = self.server._recording(self.app, name)
+        # RTMP 7.2.2.1: start -2 = live, else recorded, else wait for live; -1 = live
+        # only; >= 0 = recorded from there.
+        # Deviation (ffmpeg): start is sent as rtmp_live * 1000 (-2000, -1000, 0), and
+        # Flash sends milliseconds; both are read as milliseconds, like nginx-rtmp does.
+        live_only = start in (-1, -1000)
+        if start >= 0 and recording is None and not live_now and self.config.strict:
+            self._send(self._status(ns, commands.NETSTREAM_PLAY_STREAM_NOT_FOUND,
+                                    f"No such stream: {name}", details=name))
+            return
+        use_vod = recording is not None and not live_only and (start >= 0 or not live_now)
+        ns.name, ns.query = name, query
+        if use_vod:
+            assert recording is not None
+            self._play_vod(ns, recording, max(0, int(start)), int(duration), reset)
+        else:
+            self._play_live(ns, reset)
+        self._update_state()
+
+    def _play_start_messages(self, ns: _NetStream, reset: bool, recorded: bool) -> List[Message]:
+        msid = ns.message_stream_id
+        out: List[Message] = []
+        if recorded:
+            out.append(user_control.stream_is_recorded(msid))  # RTMP 7.2.2.1
+        out.append(user_control.stream_begin(msid))  # RTMP 7.2.2.1
+        if reset:
+            out.append(self._status(ns, commands.NETSTREAM_PLAY_RESET,
+                                    f"Playing and resetting {ns.name}.", details=ns.name))
+        out.append(self._status(ns, commands.NETSTREAM_PLAY_START,
+                                f"Started playing {ns.name}.", details=ns.name))
+        # [impl] nginx-rtmp and FMS: allow the Flash player to read the media's samples.
+        out.append(commands.encode_data("|RtmpSampleAccess", True, True, message_stream_id=msid))
+        return out
+
+    def _play_live(self, ns: _NetStream, reset: bool) -> None:
+        self._send(*self._play_start_messages(ns, reset, recorded=False))
+        player = LivePlayer(
+            self._transport,  # type: ignore[arg-type]
+            ns.message_stream_id,
+            name=f"{self.id}-{ns.message_stream_id}",
+            max_queue_bytes=self.config.max_queue_bytes,
+            log=self.log,
+            on_failure=self._player_failed,
+        )
+        player.receive_audio, player.receive_video = ns.receive_audio, ns.receive_video
+        player.start()
+        ns.mode, ns.player = _Mode.LIVE, player
+        ns.live = self.server.hub.subscribe(self.app, ns.name, player)
+        self.log.info("playing live %s/%s%s", self.app, ns.name,
+                      "" if ns.live.live else " (waiting for a publisher)")
+
+    def _player_failed(self, exc: BaseException) -> None:
+        """A live player's writer failed (peer gone or stalled past write_timeout)."""
+        self.log.info("closing: live player could not send: %s", exc)
+        self.close()
+
+    def _play_vod(self, ns: _NetStream, path: "os.PathLike[str]", start_ms: int,
+                  duration_ms: int, reset: bool) -> None:
+        from .vod import VodPlayer
+
+        try:
+            vod = VodPlayer(self._transport, path, ns.message_stream_id,  # type: ignore[arg-type]
+                            start_ms=start_ms, duration_ms=duration_ms, logger=self.log)
+        except (OSError, ValueError, RTMPError) as exc:
+            self.log.warning("cannot play recording %s: %s", path, exc)
+            self._send(self._status(ns, commands.NETSTREAM_PLAY_FAILED,
+                                    f"cannot play {ns.name}: {exc}", details=ns.name))
+            return
+        self._send(*self._play_start_messages(ns, reset, recorded=True))
+        ns.mode, ns.vod = _Mode.VOD, vod
+        vod.start()
+        self.log.info("playing recorded %s/%s from %d ms (%d ms long)", self.app, ns.name,
+                      start_ms, vod.duration_ms)
+
+    def _cmd_delete_stream(self, cmd: Command) -> None:
+        """RTMP 7.2.2.3: deleteStream(id): stop what the stream does and free the id; no reply."""
+        msid_value = cmd.arguments[0] if cmd.arguments else cmd.message_stream_id
+        msid = int(_number(msid_value, cmd.message_stream_id))
+        ns = self._streams.pop(msid, None)
+        if ns is not None:
+            self._stop_netstream(ns, notify=True)
+        self._update_state()
+
+    def _cmd_close_stream(self, cmd: Command) -> None:
+        """RTMP 7.2.2 [spec gap]: closeStream: stop playing/publishing, keep the stream id."""
+        ns = self._streams.get(cmd.message_stream_id)
+        if ns is not None:
+            self._stop_netstream(ns, notify=True)
+        self._update_state()
+
+    def _cmd_receive(self, cmd: Command, audio: bool) -> None:
+        """RTMP 7.2.2.4 / 7.2.2.5: receiveAudio / receiveVideo(flag)."""
+        ns = self._netstream(cmd)
+        assert ns is not None
+        flag = bool(cmd.arguments[0]) if cmd.arguments else True
+        if audio:
+            ns.receive_audio = flag
+        else:
+            ns.receive_video = flag
+        if ns.player is not None:
+            if audio:
+                ns.player.receive_audio = flag
+            else:
+                ns.player.receive_video = flag
+        if flag:  # RTMP 7.2.2.4: true is answered with Seek.Notify and Play.Start
+            self._stream_send(ns,
+                self._status(ns, commands.NETSTREAM_SEEK_NOTIFY, "Receiving media again."),
+                self._status(ns, commands.NETSTREAM_PLAY_START, f"Started playing {ns.name}."),
+            )
+
+    def _cmd_receive_audio(self, cmd: Command) -> None:
+        self._cmd_receive(cmd, audio=True)
+
+    def _cmd_receive_video(self, cmd: Command) -> None:
+        self._cmd_receive(cmd, audio=False)
+
+    def _stream_send(self, ns: _NetStream, *messages: Message) -> None:
+        """Send on a stream in order with its media (through a live player's queue)."""
+        if ns.player is not None:
+            for message in messages:
+                ns.player.send(message)
+        else:
+            self._send(*messages)
+
+    def _cmd_seek(self, cmd: Command) -> None:
+        """RTMP 7.2.2.7: seek(ms): recorded streams jump to the keyframe at or before ms."""
+        ns = self._netstream(cmd)
+        assert ns is not None
+        ms = int(max(0.0, _number(cmd.arguments[0] if cmd.arguments else None, 0)))
+        if ns.mode == _Mode.VOD and ns.vod is not None:
+            position = ns.vod.seek(ms)
+            self._send(
+                user_control.stream_begin(ns.message_stream_id),
+                self._status(ns, commands.NETSTREAM_SEEK_NOTIFY,
+                             f"Seeking {position} (stream ID {ns.message_stream_id}).",
+                             details=ns.name),
+                self._status(ns, commands.NETSTREAM_PLAY_START, f"Started playing {ns.name}.",
+                             details=ns.name),
+            )
+            return
+        # RTMP 7.2.2.7: failure is an _error; a live stream has nowhere to seek to.
+        self._send(commands.error(
+            cmd.transaction_id,
+            commands.status_info(commands.NETSTREAM_SEEK_FAILED,
+                                 "seek is only possible on recorded streams"),
+            message_stream_id=ns.message_stream_id,
+        ))
+
+    def _cmd_pause(self, cmd: Command) -> None:
+        """RTMP 7.2.2.8: pause(flag, ms): Pause.Notify / Unpause.Notify."""
+        ns = self._netstream(cmd)
+        assert ns is not None
+        args = cmd.arguments
+        paused = bool(args[0]) if args else True
+        ms_value = _number(args[1] if len(args) > 1 else None, -1)
+        ms = int(ms_value) if ms_value >= 0 else None
+        if ns.mode == _Mode.VOD and ns.vod is not None:
+            ns.vod.pause(paused, ms)
+        elif ns.mode == _Mode.LIVE and ns.player is not None:
+            ns.player.pause(paused)
+        else:
+            self._send(commands.error(
+                cmd.transaction_id,
+                commands.status_info(commands.NETSTREAM_FAILED, "nothing is playing"),
+                message_stream_id=ns.message_stream_id,
+            ))
+            return
+        if paused:
+            status = self._status(ns, commands.NETSTREAM_PAUSE_NOTIFY,
+                                  f"Pausing {ns.name}.", details=ns.name)
+            self._stream_send(ns, status)
+        else:
+            self._stream_send(
+                ns,
+                user_control.stream_begin(ns.message_stream_id),
+                self._status(ns, commands.NETSTREAM_UNPAUSE_NOTIFY,
+                             f"Unpausing {ns.name}.", details=ns.name),
+            )
+
+    _HANDLERS: Dict[str, Callable[["ServerConnection", Command], None]] = {}
+
+    # -- published media (RTMP 7.1.2, 7.1.4-7.1.6) -----------------------------------------
+
+    def _publishing_stream(self, msid: int) -> Optional[_NetStream]:
+        ns = self._streams.get(msid)
+        if ns is not None and ns.mode == _Mode.PUBLISH:
+            return ns
+        if self.config.strict:
+            return None
+        publishing = [s for s in self._streams.values() if s.mode == _Mode.PUBLISH]
+        if len(publishing) == 1:
+            # Deviation (old encoders): media on msid 0 (or another id) while exactly one
+            # stream publishes belongs to that stream.
+            return publishing[0]
+        return None
+
+    def _on_published(self, msg: Message) -> None:
+        ns = self._publishing_stream(msg.message_stream_id)
+        if ns is None:
+            self._unhandled(msg)
+            return
+        if msg.type == MessageType.AGGREGATE:
+            for sub in split_aggregate(msg):  # RTMP 7.1.6
+                self._publish_one(ns, sub)
+            return
+        self._publish_one(ns, msg)
+
+    def _publish_one(self, ns: _NetStream, msg: Message) -> None:
+        callback = self.config.on_message
+        if callback is not None:
+            try:
+                callback(self, msg)
+            except Exception:
+                self.log.exception("on_message raised; type %d message not relayed", msg.type)
+                return
+        if ns.recorder is not None:
+            try:
+                ns.recorder.write(msg)
+            except (OSError, ValueError) as exc:
+                self.log.error("recording of %s failed: %s", ns.name, exc)
+                ns.recorder.close()
+                ns.recorder = None
+                self._send(self._status(ns, commands.NETSTREAM_RECORD_FAILED,
+                                        f"recording failed: {exc}", details=ns.name))
+        live = ns.live
+        assert live is not None
+        if msg.type in _DATA_TYPES:
+            self._publish_data(live, msg)
+        else:
+            live.publish_message(msg)
+
+    def _publish_data(self, live: LiveStream, msg: Message) -> None:
+        """RTMP 7.1.2: ``@setDataFrame`` sets the metadata, ``@clearDataFrame`` clears it."""
+        data = msg.data
+        if msg.type == MessageType.DATA_AMF0 and data.startswith(_SET_DATA_FRAME_AMF0):
+            # The rest of the payload already is "onMetaData", {...}: relay it as is.
+            meta = msg.replace(data=data[len(_SET_DATA_FRAME_AMF0):])
+            live.set_metadata(meta)
+            return
+        try:
+            values = commands.decode_data(msg)
+        except ProtocolError as exc:
+            self.log.warning("undecodable data message dropped: %s", exc)
+            return
+        first = values[0] if values else None
+        if first == commands.SET_DATA_FRAME:
+            meta = commands.encode_data(*values[1:], message_stream_id=msg.message_stream_id,
+                                        timestamp=msg.timestamp) if len(values) > 1 else None
+            live.set_metadata(meta)
+        elif first == commands.CLEAR_DATA_FRAME:
+            live.set_metadata(None)
+        elif first == commands.ON_METADATA:
+            live.set_metadata(msg)  # some encoders send onMetaData directly
+        else:
+            live.broadcast(msg, FrameKind.DATA)
+
+    # -- stopping streams ------------------------------------------------------------------
+
+    def _stop_netstream(self, ns: _NetStream, notify: bool) -> None:
+        """Stop publishing or playing on ``ns`` (idempotent)."""
+        mode = ns.mode
+        ns.mode = _Mode.IDLE
+        if mode == _Mode.PUBLISH and ns.live is not None:
+            self.server.hub.unpublish(ns.live, ns, on_stop=self._notify_unpublish)
+            recorder, ns.recorder = ns.recorder, None
+            replies = []
+            if recorder is not None:
+                recorder.close()
+                replies.append(self._status(ns, commands.NETSTREAM_RECORD_STOP,
+                                            f"{ns.name} is no longer recorded.", details=ns.name))
+            replies.append(self._status(ns, commands.NETSTREAM_UNPUBLISH_SUCCESS,
+                                        f"{ns.name} is now unpublished.", details=ns.name))
+            self.log.info("unpublished %s/%s", self.app, ns.name)
+            if notify:
+                self._try_send(*replies)
+        elif mode == _Mode.LIVE:
+            player, ns.player = ns.player, None
+            if ns.live is not None and player is not None:
+                self.server.hub.unsubscribe(ns.live, player)
+            if player is not None:
+                player.close()
+        elif mode == _Mode.VOD:
+            vod, ns.vod = ns.vod, None
+            if vod is not None:
+                vod.stop()
+        ns.live = None
+
+    def _try_send(self, *messages: Message) -> None:
+        transport = self._transport
+        if transport is None or transport.closed:
+            return
+        try:
+            transport.write_messages(messages)
+        except RTMPError as exc:
+            self.log.debug("could not send while stopping: %s", exc)
+
+    def _teardown(self) -> None:
+        """End every stream, close the socket, tell on_disconnect (once)."""
+        if self._torn_down:
+            return
+        self._torn_down = True
+        for ns in list(self._streams.values()):
+            try:
+                self._stop_netstream(ns, notify=False)
+            except Exception:
+                self.log.exception("error while stopping stream %d", ns.message_stream_id)
+        self._streams.clear()
+        transport = self._transport
+        if transport is not None:
+            transport.close()
+        else:
+            _close(self._sock)
+        with self._state_lock:
+            self._state = ConnectionState.CLOSED
+        if self._accepted and self.config.on_disconnect is not None:
+            try:
+                self.config.on_disconnect(self)
+            except Exception:
+                self.log.exception("on_disconnect raised")
+
+    # -- refusing -------------------------------------------------------------------------
+
+    def _refuse_over_limit(self) -> None:
+        """max_connections: wait for connect, answer NetConnection.Connect.Rejected, close."""
+        transport = self._transport
+        assert transport is not None
+        deadline = time.monotonic() + self.config.handshake_timeout
+        while not self._closing.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            msg = transport.read_message(timeout=remaining)
+            if msg.type in (MessageType.COMMAND_AMF0, MessageType.COMMAND_AMF3):
+                cmd = commands.decode_command(msg)
+                if cmd.name == commands.CONNECT:
+                    self._cmd_connect(cmd)
+                    return
+
+    def _linger_close(self) -> None:
+        """Half-close and wait briefly for the peer to close, so the ``_error`` is read.
+
+        Closing with unread input would make the kernel send a reset, which may
+        destroy the reply before the client reads it.
+        """
+        transport = self._transport
+        if transport is None:
+            return
+        sock = transport.sock
+        try:
+            sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            return
+        deadline = time.monotonic() + REJECT_LINGER
+        try:
+            sock.setblocking(False)
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                readable, _, _ = select.select([sock], [], [], remaining)
+                if not readable:
+                    break
+                try:
+                    if not sock.recv(65536):
+                        break
+                except ssl.SSLWantReadError:
+                    continue
+                except BlockingIOError:
+                    continue
+        except (OSError, ValueError):
+            pass
+
+
+ServerConnection._HANDLERS = {
+    commands.CONNECT: ServerConnection._cmd_connect,
+    commands.CREATE_STREAM: ServerConnection._cmd_create_stream,
+    commands.CLOSE: ServerConnection._cmd_close,
+    commands.RELEASE_STREAM: ServerConnection._cmd_release_stream,
+    commands.FC_PUBLISH: ServerConnection._cmd_fc_publish,
+    commands.FC_UNPUBLISH: ServerConnection._cmd_fc_unpublish,
+    "FCSubscribe": ServerConnection._cmd_fc_subscribe,
+    commands.CHECK_BW: ServerConnection._cmd_ignore,
+    commands.RESULT: ServerConnection._cmd_ignore,
+    commands.ERROR: ServerConnection._cmd_ignore,
+    commands.GET_STREAM_LENGTH: ServerConnection._cmd_get_stream_length,
+    commands.PUBLISH: ServerConnection._cmd_publish,
+    commands.PLAY: ServerConnection._cmd_play,
+    commands.PLAY2: ServerConnection._cmd_play2,
+    commands.DELETE_STREAM: ServerConnection._cmd_delete_stream,
+    commands.CLOSE_STREAM: ServerConnection._cmd_close_stream,
+    commands.RECEIVE_AUDIO: ServerConnection._cmd_receive_audio,
+    commands.RECEIVE_VIDEO: ServerConnection._cmd_receive_video,
+    commands.SEEK: ServerConnection._cmd_seek,
+    commands.PAUSE: ServerConnection._cmd_pause,
+}
+
+
+def _shutdown(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+def _close(sock: socket.socket) -> None:
+    _shutdown(sock)
+    try:
+        sock.close()
+    except OSError:  # pragma: no cover
+        pass
+
+
+@dataclass
+class ServerStats:
+    """Counters of a :class:`Server` (for tests, logs and the command line)."""
+
+    accepted: int = 0
+    """Sockets accepted."""
+    rejected_max_connections: int = 0
+    """Clients refused because of ``max_connections`` or ``max_connections_per_ip``."""
+    dropped_on_accept: int = 0
+    """Sockets closed at once because too many refusals were already in progress."""
+    auth_failures: int = 0
+    """``connect`` attempts refused by authentication (challenges not counted)."""
+    errors: int = 0
+    """Sessions that ended with an unexpected exception."""
+
+
+class Server:
+    """rtmp.Server (api.md): accept RTMP clients and run the built-in stream management."""
+
+    def __init__(self, config: Optional[ServerConfig] = None) -> None:
+        self.config = config or ServerConfig()
+        self.hub = StreamHub(max_gop_bytes=self.config.max_gop_bytes)
+        """The live streams (:class:`rtmp.streams.StreamHub`)."""
+        self.stats = ServerStats()
+        self._listener: Optional[socket.socket] = None
+        self._address: Optional[Tuple[str, int]] = None
+        self._accept_thread: Optional[threading.Thread] = None
+        self._stopping = threading.Event()
+        self._stopped = threading.Event()
+        self._lock = threading.Lock()
+        self._connections: Dict[str, ServerConnection] = {}
+        self._threads: List[threading.Thread] = []
+        self._ids = itertools.count(1)
+        self._prefix = secrets.token_hex(2)
+        self._authenticator: Any = None
+        self._auth_lock = threading.Lock()
+        if self.config.require_auth:
+            from .auth import AdobeAuthenticator
+
+            self._authenticator = AdobeAuthenticator(self.config.username, self.config.password)
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Bind, listen and start accepting on a background thread; returns once listening."""
+        if self._listener is not None:
+            raise RuntimeError("server already started")
+        if self._stopping.is_set():
+            raise RuntimeError("a stopped server cannot be restarted")
+        host, port = parse_addr(self.config.addr)
+        family = socket.AF_INET
+        if host:
+            try:
+                if ipaddress.ip_address(host).version == 6:
+                    family = socket.AF_INET6
+            except ValueError:
+                pass  # a host name: IPv4 resolution via bind
+        if not host and socket.has_dualstack_ipv6():
+            listener = socket.create_server(("", port), family=socket.AF_INET6,
+                                            dualstack_ipv6=True, backlog=128)
+        else:
+            listener = socket.create_server((host, port), family=family, backlog=128)
+        listener.settimeout(POLL_INTERVAL)
+        self._listener = listener
+        self._address = listener.getsockname()[:2]
+        self._accept_thread = threading.Thread(target=self._accept_loop, name="rtmp-accept")
+        self._accept_thread.start()
+        logger.info("listening on %s:%d%s", self._address[0], self._address[1],
+                    " (rtmps)" if self.config.ssl_context else "")
+
+    def serve_forever(self) -> None:
+        """Start if needed, then block until :meth:`stop` (from another thread or a signal)."""
+        if self._listener is None and not self._stopping.is_set():
+            self.start()
+        try:
+            while not self._stopped.wait(POLL_INTERVAL):
+                pass
+        except KeyboardInterrupt:
+            self.stop()
+            raise
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Close the listener, end every session and join every thread within ``timeout``."""
+        deadline = time.monotonic() + timeout
+        self._stopping.set()
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            try:
+                listener.close()
+            except OSError:  # pragma: no cover
+                pass
+        accept_thread = self._accept_thread
+        if accept_thread is not None and accept_thread is not threading.current_thread():
+            accept_thread.join(max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            connections = list(self._connections.values())
+            threads = list(self._threads)
+        for conn in connections:
+            conn.close()
+        for thread in threads:
+            if thread is threading.current_thread():
+                continue
+            thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                logger.warning("thread %s did not end within the stop timeout", thread.name)
+        self._stopped.set()
+        logger.info("server stopped")
+
+    def __enter__(self) -> "Server":
+        if self._listener is None:
+            self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.stop()
+
+    # -- properties -------------------------------------------------------------------------
+
+    @property
+    def address(self) -> Tuple[str, int]:
+        """The bound ``(host, port)``."""
+        if self._address is None:
+            raise RuntimeError("server not started")
+        return self._address
+
+    @property
+    def connections(self) -> List[ServerConnection]:
+        """The live connections (not those being refused)."""
+        with self._lock:
+            return [c for c in self._connections.values() if not c._over_limit]
+
+    @property
+    def connection_count(self) -> int:
+        return len(self.connections)
+
+    # -- accepting ----------------------------------------------------------------------------
+
+    def _accept_loop(self) -> None:
+        while not self._stopping.is_set():
+            listener = self._listener
+            if listener is None:
+                break
+            try:
+                sock, addr = listener.accept()
+            except socket.timeout:
+                continue
+            except OSError as exc:
+                if self._stopping.is_set():
+                    break
+                logger.warning("accept failed: %s", exc)  # EMFILE and friends: back off
+                time.sleep(POLL_INTERVAL)
+                continue
+            try:
+                self._start_connection(sock, addr)
+            except Exception:  # one bad socket never stops the accept loop
+                logger.exception("could not start a connection for %s", addr)
+                _close(sock)
+
+    def _start_connection(self, sock: socket.socket, addr: Any) -> None:
+        sock.settimeout(None)
+        remote = (str(addr[0]), int(addr[1])) if addr else None
+        config = self.config
+        with self._lock:
+            self._reap()
+            self.stats.accepted += 1
+            active = [c for c in self._connections.values() if not c._over_limit]
+            refusing = len(self._connections) - len(active)
+            over = ""
+            if len(active) >= config.max_connections:
+                over = f"Too many connections (max_connections={config.max_connections})"
+            elif config.max_connections_per_ip is not None and remote is not None:
+                same = sum(1 for c in active if c.remote_addr and c.remote_addr[0] == remote[0])
+                if same >= config.max_connections_per_ip:
+                    over = (f"Too many connections from {remote[0]} "
+                            f"(max_connections_per_ip={config.max_connections_per_ip})")
+            if over:
+                self.stats.rejected_max_connections += 1
+                if refusing >= REJECT_BACKLOG:
+                    self.stats.dropped_on_accept += 1
+                    logger.warning("%s; closing %s at once", over, remote)
+                    _close(sock)
+                    return
+            conn_id = f"{self._prefix}-{next(self._ids)}"
+            conn = ServerConnection(self, sock, conn_id, remote, over_limit=over)
+            thread = threading.Thread(target=self._serve, args=(conn,), name=f"rtmp-conn-{conn_id}")
+            self._connections[conn_id] = conn
+            self._threads.append(thread)
+        conn.log.info("accepted from %s%s", remote, f" (refusing: {over})" if over else "")
+        thread.start()
+
+    def _reap(self) -> None:
+        """Forget finished threads (called with the lock held)."""
+        self._threads = [t for t in self._threads if t.is_alive()]
+
+    def _serve(self, conn: ServerConnection) -> None:
+        """One connection's thread: run the session; whatever happens, clean up."""
+        try:
+            conn._run()
+        except (ConnectionClosedError, HandshakeError) as exc:
+            conn.log.info("session ended: %s", exc)
+        except TimeoutError as exc:
+            conn.log.info("session timed out: %s", exc)
+        except ProtocolError as exc:
+            conn.log.warning("protocol error, closing: %s", exc)
+        except RTMPError as exc:
+            conn.log.warning("session failed: %s", exc)
+        except Exception:
+            self.stats.errors += 1
+            conn.log.exception("session crashed")
+        finally:
+            try:
+                conn._teardown()
+            except Exception:
+                conn.log.exception("teardown failed")
+            with self._lock:
+                self._connections.pop(conn.id, None)
+            conn.log.info("closed")
+
+    # -- services for connections -------------------------------------------------------
+
+    def _authenticate(self, conn: ServerConnection, app_text: str, query: str) -> None:
+        """AUTH-ADOBE: raise _Rejected with the challenge/failure description, or return."""
+        auth = self._authenticator
+        assert auth is not None
+        with self._auth_lock:  # one authenticator serves every connection's thread
+            decision = auth.check(app_text, conn.tc_url or None)
+        if decision.accepted:
+            conn.log.info("authenticated as %r (AUTH-ADOBE)", decision.user)
+            return
+        if decision.stage == "failed":
+            self.stats.auth_failures += 1
+        conn.log.info("AUTH-ADOBE %s for user %r", decision.stage, decision.user)
+        raise _Rejected(decision.description)
+
+    def _recording(self, app: str, name: str) -> Optional["os.PathLike[str]"]:
+        """The recorded FLV for ``app/name`` if ``record_dir`` is set and it exists."""
+        if self.config.record_dir is None or not name:
+            return None
+        from .vod import safe_record_path
+
+        try:
+            path = safe_record_path(self.config.record_dir, app, name)
+        except (ValueError, TypeError):
+            return None
+        return path if path.is_file() else None
+
+    def _open_recorder(self, conn: ServerConnection, name: str, stream_type: StreamType) -> Any:
+        """RTMP 7.2.2.6: a Recorder for ``record`` (truncate) or ``append``."""
+        if self.config.record_dir is None:
+            raise ValueError("recording is not enabled on this server (record_dir is not set)")
+        from .vod import Recorder, safe_record_path
+
+        path = safe_record_path(self.config.record_dir, conn.app, name)
+        return Recorder(path, append=stream_type == StreamType.APPEND, logger=conn.log)

@@ -1,0 +1,623 @@
+"""RTMP 7.2.2.1 / 7.2.2.6: live streams: one publisher, many players, per app and name.
+
+Theory of operation
+-------------------
+A :class:`StreamHub` maps ``(app, stream name)`` to a :class:`LiveStream`.  A
+stream has at most one publisher (RTMP 7.2.2.6; a second one is refused with
+``NetStream.Publish.BadName`` by the server) and any number of
+:class:`LivePlayer` subscribers.  It remembers what a player needs to start
+decoding in the middle of a broadcast:
+
+* the last metadata (``onMetaData``, from ``@setDataFrame``, FLV E.5),
+* the last video and audio sequence headers (AVC/HEVC decoder configuration,
+  AAC AudioSpecificConfig, FLV E.4.2.2 / E.4.3.2, or the Enhanced RTMP
+  SequenceStart packets), and
+* the current group of pictures: every video and audio message since the last
+  video keyframe (the "GOP cache" of nginx-rtmp and SRS).
+
+A player that joins gets those first (with their timestamps moved to where the
+GOP starts, as nginx-rtmp does), then the live messages.
+
+Fan-out costs one chunking per message, not one per player: the publisher's
+thread chunks each message once per (chunk size, message stream id) pair in
+use (:func:`rtmp.chunk.encode_type0`) and hands the same ``bytes`` object to
+every player's queue.  Each player has its own writer thread, which calls
+``transport.write_prechunked`` so the connection's chunk encoder stays in step.
+
+A player's queue is bounded in bytes.  When a player cannot keep up, it loses
+whole frames, never parts of them, and never slows the publisher or the other
+players:
+
+1. an inter-frame that does not fit is dropped, and so is every following
+   inter-frame until the next keyframe (a decoder cannot use the frames of a
+   GOP whose earlier frame is missing);
+2. a keyframe that does not fit flushes the player's queued media: the player
+   skips ahead to the new GOP;
+3. sequence headers, metadata and status messages are never dropped (only a
+   player far beyond its budget, which is stalled, loses them too).
+"""
+
+from __future__ import annotations
+
+import collections
+import enum
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Callable, Deque, Dict, List, Optional, Protocol, Tuple, Union
+
+from .chunk import encode_type0
+from .message import Message, MessageType
+
+__all__ = [
+    "FrameKind",
+    "classify",
+    "FanoutSink",
+    "LivePlayer",
+    "LiveStream",
+    "StreamHub",
+    "StreamBusyError",
+    "PlayerStats",
+    "DEFAULT_MAX_QUEUE_BYTES",
+    "DEFAULT_MAX_GOP_BYTES",
+]
+
+logger = logging.getLogger(__name__)
+
+_Logger = Union[logging.Logger, logging.LoggerAdapter]  # type: ignore[type-arg]
+
+#: Default byte budget of one player's send queue (about 8 s of a 2 Mbit/s stream).
+DEFAULT_MAX_QUEUE_BYTES = 2 * 1024 * 1024
+#: Default limit of the GOP cache; a longer GOP is not cached (late joiners wait).
+DEFAULT_MAX_GOP_BYTES = 16 * 1024 * 1024
+#: A player whose queue holds this many times its budget is stalled: even
+#: headers and status messages are dropped for it.
+_HARD_LIMIT_FACTOR = 4
+
+
+class FrameKind(enum.IntEnum):
+    """How a media or data message is treated by the GOP cache and the drop policy."""
+
+    CONFIG = 0
+    """Sequence header or metadata: cached, never dropped."""
+    KEYFRAME = 1
+    """Video keyframe: starts a GOP."""
+    INTERFRAME = 2
+    """Any other video frame: needs the frames before it back to the keyframe."""
+    AUDIO = 3
+    """An audio frame: decodable on its own once the sequence header is known."""
+    DATA = 4
+    """Other data messages (cue points, text): small, kept in order, not cached."""
+    CONTROL = 5
+    """Status and user control messages queued for a player: never dropped."""
+
+
+# FLV E.4.3.1: VIDEODATA FrameType (high nibble) and CodecID (low nibble).
+_VIDEO_KEYFRAME = 1
+_VIDEO_INFO_FRAME = 5
+# FLV E.4.3.1: codecs whose second byte is a packet type with 0 = sequence header:
+# AVC (7) and, by the common non-standard extension of ffmpeg and SRS, HEVC (12).
+_PACKETIZED_VIDEO_CODECS = frozenset({7, 12})
+# ERTMP Enhanced Video: IsExHeader bit and VideoPacketType values.
+_EX_HEADER = 0x80
+_VIDEO_PACKET_SEQUENCE_START = 0
+_VIDEO_PACKET_SEQUENCE_END = 2
+_VIDEO_PACKET_MPEG2TS_SEQUENCE_START = 5
+_VIDEO_PACKET_MULTITRACK = 6
+# FLV E.4.2.1: SoundFormat 10 = AAC (AACPacketType 0 = sequence header);
+# ERTMP Enhanced Audio: SoundFormat 9 = ExHeader, AudioPacketType in the low nibble.
+_SOUND_FORMAT_AAC = 10
+_SOUND_FORMAT_EX_HEADER = 9
+_AUDIO_PACKET_SEQUENCE_START = 0
+_AUDIO_PACKET_MULTITRACK = 5
+
+
+def _classify_video(data: bytes) -> FrameKind:
+    if not data:
+        return FrameKind.INTERFRAME
+    first = data[0]
+    if first & _EX_HEADER:  # ERTMP Enhanced Video: ExVideoTagHeader
+        frame_type = (first >> 4) & 0x07
+        packet_type = first & 0x0F
+        if packet_type == _VIDEO_PACKET_MULTITRACK and len(data) > 1:
+            packet_type = data[1] & 0x0F  # AvMultitrackType | real VideoPacketType
+        if packet_type in (
+            _VIDEO_PACKET_SEQUENCE_START,
+            _VIDEO_PACKET_SEQUENCE_END,
+            _VIDEO_PACKET_MPEG2TS_SEQUENCE_START,
+        ):
+            return FrameKind.CONFIG
+    else:  # FLV E.4.3.1: legacy VideoTagHeader
+        frame_type = first >> 4
+        codec = first & 0x0F
+        if codec in _PACKETIZED_VIDEO_CODECS and len(data) > 1 and data[1] == 0:
+            return FrameKind.CONFIG  # AVCPacketType 0: decoder configuration record
+    if frame_type == _VIDEO_KEYFRAME:
+        return FrameKind.KEYFRAME
+    return FrameKind.INTERFRAME
+
+
+def _classify_audio(data: bytes) -> FrameKind:
+    if not data:
+        return FrameKind.AUDIO
+    sound_format = data[0] >> 4
+    if sound_format == _SOUND_FORMAT_AAC and len(data) > 1 and data[1] == 0:
+        return FrameKind.CONFIG  # FLV E.4.2.2: AACPacketType 0, AudioSpecificConfig
+    if sound_format == _SOUND_FORMAT_EX_HEADER:
+        packet_type = data[0] & 0x0F
+        if packet_type == _AUDIO_PACKET_MULTITRACK and len(data) > 1:
+            packet_type = data[1] & 0x0F
+        if packet_type == _AUDIO_PACKET_SEQUENCE_START:
+            return FrameKind.CONFIG  # ERTMP Enhanced Audio: SequenceStart
+    return FrameKind.AUDIO
+
+
+def classify(message: Message) -> FrameKind:
+    """FLV E.4.2 / E.4.3 (and ERTMP): the :class:`FrameKind` of a media or data message."""
+    kind = message.type
+    if kind == MessageType.VIDEO:
+        return _classify_video(message.data)
+    if kind == MessageType.AUDIO:
+        return _classify_audio(message.data)
+    if kind in (MessageType.DATA_AMF0, MessageType.DATA_AMF3):
+        return FrameKind.DATA
+    return FrameKind.CONTROL
+
+
+class FanoutSink(Protocol):
+    """What a player writes to: a :class:`rtmp.transport.Transport` (or anything alike)."""
+
+    @property
+    def out_chunk_size(self) -> int: ...
+
+    def write_prechunked(self, data: bytes, message: Message) -> None: ...
+
+    def write_message(self, message: Message) -> None: ...
+
+
+@dataclass
+class PlayerStats:
+    """Counters of one player (read them under no lock: they are only indicative)."""
+
+    sent_messages: int = 0
+    sent_bytes: int = 0
+    dropped_messages: int = 0
+    dropped_bytes: int = 0
+    filtered_messages: int = 0
+    max_queued_bytes: int = 0
+
+
+# One queued item: pre-chunked bytes (or None: chunk it with write_message), the
+# message, its kind.
+_Item = Tuple[Optional[bytes], Message, FrameKind]
+
+
+class LivePlayer:
+    """RTMP 7.2.2.1: one subscriber of a live stream, with a bounded queue and a writer thread.
+
+    ``offer`` never blocks: it queues or drops (see the module docstring).  The
+    writer thread sends queued items in order; if sending fails (the peer went
+    away, or a send outlived the transport's write timeout), ``on_failure`` is
+    called once with the exception and the player stops.
+    """
+
+    def __init__(
+        self,
+        sink: FanoutSink,
+        message_stream_id: int,
+        *,
+        name: str = "player",
+        max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES,
+        log: Optional[_Logger] = None,
+        on_failure: Optional[Callable[[BaseException], None]] = None,
+    ) -> None:
+        if max_queue_bytes <= 0:
+            raise ValueError("max_queue_bytes must be positive")
+        self.sink = sink
+        self.message_stream_id = message_stream_id
+        self.name = name
+        self.max_queue_bytes = max_queue_bytes
+        self.log: _Logger = log or logger
+        self.on_failure = on_failure
+        self.stats = PlayerStats()
+        #: RTMP 7.2.2.4 / 7.2.2.5: receiveAudio / receiveVideo flags.
+        self.receive_audio = True
+        self.receive_video = True
+        self._cond = threading.Condition()
+        self._queue: Deque[_Item] = collections.deque()
+        self._queued_bytes = 0
+        self._await_keyframe = False
+        self._paused = False
+        self._closed = False
+        self._failed: Optional[BaseException] = None
+        self._thread: Optional[threading.Thread] = None
+
+    # -- state ----------------------------------------------------------------------------
+
+    @property
+    def queued_bytes(self) -> int:
+        """Bytes waiting in the queue now."""
+        return self._queued_bytes
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def chunk_size(self) -> int:
+        """The chunk size the player's connection sends with (RTMP 5.4.1)."""
+        return self.sink.out_chunk_size
+
+    def start(self) -> None:
+        """Start the writer thread (named after the player)."""
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._run, name=f"rtmp-play-{self.name}")
+        self._thread.start()
+
+    # -- queueing -------------------------------------------------------------------------
+
+    def send(self, message: Message) -> None:
+        """Queue a control or status message, in order with the media; never dropped."""
+        self._put(None, message, FrameKind.CONTROL)
+
+    def offer(self, data: Optional[bytes], message: Message, kind: FrameKind) -> bool:
+        """Queue a media/data message (``data``: its pre-chunked bytes), or drop it.
+
+        Returns whether it was queued.
+        """
+        return self._put(data, message, kind)
+
+    def _put(self, data: Optional[bytes], message: Message, kind: FrameKind) -> bool:
+        size = len(data) if data is not None else len(message.data) + 12
+        with self._cond:
+            if self._closed:
+                return False
+            if not self._admit(kind, size):
+                return False
+            if kind == FrameKind.KEYFRAME:
+                self._await_keyframe = False
+            self._queue.append((data, message, kind))
+            self._queued_bytes += size
+            if self._queued_bytes > self.stats.max_queued_bytes:
+                self.stats.max_queued_bytes = self._queued_bytes
+            self._cond.notify()
+            return True
+
+    def _admit(self, kind: FrameKind, size: int) -> bool:
+        """The drop policy; called with the lock held."""
+        stats = self.stats
+        if kind == FrameKind.AUDIO and not self.receive_audio:
+            stats.filtered_messages += 1
+            return False
+        if kind in (FrameKind.KEYFRAME, FrameKind.INTERFRAME) and not self.receive_video:
+            stats.filtered_messages += 1
+            self._await_keyframe = True
+            return False
+        if self._paused and kind in (FrameKind.KEYFRAME, FrameKind.INTERFRAME, FrameKind.AUDIO):
+            stats.filtered_messages += 1
+            self._await_keyframe = True  # RTMP 7.2.2.8: resume at a keyframe
+            return False
+        if kind == FrameKind.INTERFRAME and self._await_keyframe:
+            return self._drop(size)
+        if kind in (FrameKind.CONFIG, FrameKind.CONTROL, FrameKind.DATA):
+            if self._queued_bytes + size > self.max_queue_bytes * _HARD_LIMIT_FACTOR:
+                return self._drop(size)  # stalled far beyond its budget
+            return True
+        if self._queued_bytes + size <= self.max_queue_bytes:
+            return True
+        if kind == FrameKind.KEYFRAME:
+            # A new GOP that does not fit: everything queued is stale; skip ahead.
+            self._purge_media()
+            return True
+        if kind == FrameKind.INTERFRAME:
+            self._await_keyframe = True  # the rest of this GOP is undecodable now
+        return self._drop(size)
+
+    def _drop(self, size: int) -> bool:
+        self.stats.dropped_messages += 1
+        self.stats.dropped_bytes += size
+        return False
+
+    def _purge_media(self) -> None:
+        kept: Deque[_Item] = collections.deque()
+        kept_bytes = 0
+        for item in self._queue:
+            data, message, kind = item
+            size = len(data) if data is not None else len(message.data) + 12
+            if kind in (FrameKind.KEYFRAME, FrameKind.INTERFRAME, FrameKind.AUDIO):
+                self._drop(size)
+            else:
+                kept.append(item)
+                kept_bytes += size
+        self.log.debug("%s: queue over %d bytes, skipped to the next keyframe",
+                       self.name, self.max_queue_bytes)
+        self._queue = kept
+        self._queued_bytes = kept_bytes
+
+    # -- control --------------------------------------------------------------------------
+
+    def pause(self, paused: bool) -> None:
+        """RTMP 7.2.2.8: while paused, live media is skipped; it resumes at a keyframe."""
+        with self._cond:
+            self._paused = paused
+            if paused:
+                self._purge_media()
+                self._await_keyframe = True
+
+    def close(self, timeout: Optional[float] = 5.0) -> None:
+        """Stop the writer thread after discarding the queue; idempotent."""
+        with self._cond:
+            self._closed = True
+            self._queue.clear()
+            self._queued_bytes = 0
+            self._cond.notify_all()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
+    def drain(self, timeout: float) -> bool:
+        """Wait until everything queued has been written (for orderly ends); True if so."""
+        with self._cond:
+            return self._cond.wait_for(
+                lambda: not self._queue or self._closed, timeout=timeout
+            ) and not self._queue
+
+    # -- writer thread --------------------------------------------------------------------
+
+    def _run(self) -> None:
+        sink = self.sink
+        stats = self.stats
+        while True:
+            with self._cond:
+                while not self._queue and not self._closed:
+                    self._cond.wait()
+                if self._closed:
+                    return
+                data, message, kind = self._queue.popleft()
+                size = len(data) if data is not None else len(message.data) + 12
+                self._queued_bytes -= size
+                if not self._queue:
+                    self._cond.notify_all()  # for drain()
+            try:
+                if data is None:
+                    sink.write_message(message)
+                else:
+                    sink.write_prechunked(data, message)
+            except Exception as exc:  # noqa: BLE001 - any failure ends this player only
+                with self._cond:
+                    self._closed = True
+                    self._queue.clear()
+                    self._queued_bytes = 0
+                    self._cond.notify_all()
+                self._failed = exc
+                self.log.info("%s: send failed, player stopped: %s", self.name, exc)
+                if self.on_failure is not None:
+                    try:
+                        self.on_failure(exc)
+                    except Exception:  # noqa: BLE001
+                        self.log.exception("%s: on_failure callback raised", self.name)
+                return
+            stats.sent_messages += 1
+            stats.sent_bytes += size
+
+
+class StreamBusyError(Exception):
+    """RTMP 7.2.2.6: the stream already has a publisher (``NetStream.Publish.BadName``)."""
+
+
+@dataclass
+class LiveStream:
+    """One live stream: its publisher, its players and what late joiners need first."""
+
+    app: str
+    name: str
+    publisher: Optional[object] = None
+    """An opaque token of the publishing session (None while nobody publishes)."""
+    metadata: Optional[Message] = None
+    """The last ``onMetaData`` data message (FLV E.5), as players receive it."""
+    video_config: Optional[Message] = None
+    """The last video sequence header (FLV E.4.3.2 / ERTMP SequenceStart)."""
+    audio_config: Optional[Message] = None
+    """The last audio sequence header (FLV E.4.2.2 / ERTMP SequenceStart)."""
+    messages_in: int = 0
+    """Messages the publisher sent since the stream was created."""
+    bytes_in: int = 0
+    max_gop_bytes: int = DEFAULT_MAX_GOP_BYTES
+    players: List[LivePlayer] = field(default_factory=list)
+    _gop: List[Tuple[Message, FrameKind]] = field(default_factory=list)
+    _gop_bytes: int = 0
+    _gop_valid: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def key(self) -> Tuple[str, str]:
+        return (self.app, self.name)
+
+    @property
+    def live(self) -> bool:
+        """Whether someone publishes now."""
+        return self.publisher is not None
+
+    @property
+    def gop_length(self) -> int:
+        """Messages in the GOP cache now."""
+        return len(self._gop)
+
+    # -- the publisher's side --------------------------------------------------------------
+
+    def set_metadata(self, message: Optional[Message]) -> None:
+        """FLV E.5: the ``onMetaData`` (from ``@setDataFrame``) late joiners get; None clears it."""
+        with self._lock:
+            self.metadata = message
+        if message is not None:
+            self.broadcast(message, FrameKind.CONFIG)
+
+    def publish_message(self, message: Message) -> FrameKind:
+        """Cache (sequence headers, GOP) and fan out one media or data message."""
+        kind = classify(message)
+        with self._lock:
+            self.messages_in += 1
+            self.bytes_in += len(message.data)
+            if kind == FrameKind.CONFIG:
+                if message.type == MessageType.VIDEO:
+                    self.video_config = message
+                else:
+                    self.audio_config = message
+            elif kind == FrameKind.KEYFRAME:
+                self._gop = [(message, kind)]
+                self._gop_bytes = len(message.data)
+                self._gop_valid = True
+            elif kind in (FrameKind.INTERFRAME, FrameKind.AUDIO) and self._gop_valid:
+                self._gop_bytes += len(message.data)
+                if self._gop_bytes > self.max_gop_bytes:
+                    # Too long to cache: late joiners wait for the next keyframe.
+                    self._gop, self._gop_bytes, self._gop_valid = [], 0, False
+                else:
+                    self._gop.append((message, kind))
+            self._fan_out(message, kind)
+        return kind
+
+    def broadcast(self, message: Message, kind: FrameKind) -> None:
+        """Fan out one message without caching it."""
+        with self._lock:
+            self._fan_out(message, kind)
+
+    def _fan_out(self, message: Message, kind: FrameKind) -> None:
+        """Chunk once per (chunk size, msid) in use; queue the same bytes for every player."""
+        encoded: Dict[Tuple[int, int], Tuple[bytes, Message]] = {}
+        for player in self.players:
+            key = (player.chunk_size, player.message_stream_id)
+            entry = encoded.get(key)
+            if entry is None:
+                out = message
+                if message.message_stream_id != key[1]:
+                    out = message.replace(message_stream_id=key[1])
+                entry = encoded[key] = (encode_type0(out, key[0]), out)
+            player.offer(entry[0], entry[1], kind)
+
+    def reset_publisher_state(self) -> None:
+        """Forget headers, metadata and the GOP (the publisher left)."""
+        with self._lock:
+            self.metadata = self.video_config = self.audio_config = None
+            self._gop, self._gop_bytes, self._gop_valid = [], 0, False
+
+    # -- the players' side -----------------------------------------------------------------
+
+    def attach(self, player: LivePlayer) -> None:
+        """Add a player; queue metadata, sequence headers and the current GOP first."""
+        with self._lock:
+            if self.publisher is not None:
+                msid = player.message_stream_id
+                chunk_size = player.chunk_size
+                start = self._gop[0][0].timestamp if self._gop else None
+                for cached, kind in self._late_join_messages():
+                    out = cached.replace(message_stream_id=msid)
+                    if start is not None and kind == FrameKind.CONFIG:
+                        out = out.replace(timestamp=start)  # as nginx-rtmp: at the GOP's time
+                    player.offer(encode_type0(out, chunk_size), out, kind)
+            self.players.append(player)
+
+    def _late_join_messages(self) -> List[Tuple[Message, FrameKind]]:
+        first: List[Tuple[Message, FrameKind]] = []
+        for config in (self.metadata, self.video_config, self.audio_config):
+            if config is not None:
+                first.append((config, FrameKind.CONFIG))
+        return first + list(self._gop)
+
+    def detach(self, player: LivePlayer) -> None:
+        with self._lock:
+            if player in self.players:
+                self.players.remove(player)
+
+    def snapshot_players(self) -> List[LivePlayer]:
+        with self._lock:
+            return list(self.players)
+
+
+class StreamHub:
+    """The live streams of a server, by ``(app, stream name)``; thread-safe."""
+
+    def __init__(self, max_gop_bytes: int = DEFAULT_MAX_GOP_BYTES) -> None:
+        self.max_gop_bytes = max_gop_bytes
+        self._lock = threading.Lock()
+        self._streams: Dict[Tuple[str, str], LiveStream] = {}
+
+    def _get_or_create(self, app: str, name: str) -> LiveStream:
+        stream = self._streams.get((app, name))
+        if stream is None:
+            stream = LiveStream(app, name, max_gop_bytes=self.max_gop_bytes)
+            self._streams[(app, name)] = stream
+        return stream
+
+    def _discard_if_idle(self, stream: LiveStream) -> None:
+        if stream.publisher is None and not stream.players:
+            if self._streams.get(stream.key) is stream:
+                del self._streams[stream.key]
+
+    def get(self, app: str, name: str) -> Optional[LiveStream]:
+        with self._lock:
+            return self._streams.get((app, name))
+
+    def is_live(self, app: str, name: str) -> bool:
+        """Whether ``app/name`` has a publisher now."""
+        stream = self.get(app, name)
+        return stream is not None and stream.live
+
+    def streams(self) -> List[LiveStream]:
+        with self._lock:
+            return list(self._streams.values())
+
+    def publish(
+        self,
+        app: str,
+        name: str,
+        owner: object,
+        on_start: Optional[Callable[[LivePlayer], None]] = None,
+    ) -> LiveStream:
+        """RTMP 7.2.2.6: make ``owner`` the publisher; :class:`StreamBusyError` if taken.
+
+        ``on_start(player)`` is called for every player already waiting (to queue
+        ``NetStream.Play.PublishNotify``).
+        """
+        with self._lock:
+            stream = self._get_or_create(app, name)
+            if stream.publisher is not None and stream.publisher is not owner:
+                raise StreamBusyError(f"stream {app}/{name} is already being published")
+            stream.reset_publisher_state()
+            stream.publisher = owner
+            waiting = stream.snapshot_players()
+        if on_start is not None:
+            for player in waiting:
+                on_start(player)
+        return stream
+
+    def unpublish(
+        self,
+        stream: LiveStream,
+        owner: object,
+        on_stop: Optional[Callable[[LivePlayer], None]] = None,
+    ) -> None:
+        """The publisher left: players stay subscribed, ``on_stop(player)`` tells each."""
+        with self._lock:
+            if stream.publisher is not owner:
+                return
+            stream.publisher = None
+            stream.reset_publisher_state()
+            players = stream.snapshot_players()
+            self._discard_if_idle(stream)
+        if on_stop is not None:
+            for player in players:
+                on_stop(player)
+
+    def subscribe(self, app: str, name: str, player: LivePlayer) -> LiveStream:
+        """RTMP 7.2.2.1: add a player (live now or waiting for a publisher)."""
+        with self._lock:
+            stream = self._get_or_create(app, name)
+            stream.attach(player)
+            return stream
+
+    def unsubscribe(self, stream: LiveStream, player: LivePlayer) -> None:
+        with self._lock:
+            stream.detach(player)
+            self._discard_if_idle(stream)
