@@ -44,11 +44,12 @@ from . import commands, flv, user_control
 from .message import Message, MessageType, split_aggregate
 
 __all__ = [
-    "safe_record_path",
+    "RECORD_SUFFIX",
+    "FlvIndex",
     "Recorder",
     "VodPlayer",
-    "FlvIndex",
-    "RECORD_SUFFIX",
+    "safe_record_path",
+    "script_payload",
 ]
 
 logger = logging.getLogger(__name__)
@@ -426,6 +427,10 @@ class _Transport(Protocol):
     def write_messages(self, messages: Iterable[Message]) -> None: ...
 
 
+#: ``notify(position_ms) -> messages`` for :meth:`VodPlayer.seek` and :meth:`VodPlayer.pause`.
+_Notify = Callable[[int], Iterable[Message]]
+
+
 class VodPlayer:
     """RTMP 7.2.2.1: play a recorded FLV to one player, paced in real time, on a thread.
 
@@ -472,7 +477,7 @@ class VodPlayer:
         self.finished = threading.Event()
         self.error: Optional[BaseException] = None
         self.bytes_sent = 0
-        self._file = open(self.path, "rb")
+        self._file = open(self.path, "rb")  # noqa: SIM115 - lives as long as the player
         self._reader = flv.Reader(self._file)
         self._reader_offset = self.index.first_offset  # where the reader's next read starts
         self._peeked: Optional[Tuple[int, "flv.Tag"]] = None  # (offset, tag) read, not sent
@@ -521,16 +526,21 @@ class VodPlayer:
         )
         self._thread.start()
 
-    def seek(self, ms: int) -> int:
+    def seek(self, ms: int, notify: Optional[_Notify] = None) -> int:
         """RTMP 7.2.2.7: jump to the keyframe at or before ``ms``; returns its timestamp.
 
-        The caller (the server) then sends ``NetStream.Seek.Notify`` and
-        ``NetStream.Play.Start``.  Sequence headers are sent again before the keyframe;
-        a pause stays in force.  After the end of the file, a seek plays on.
+        The server answers with ``NetStream.Seek.Notify`` and ``NetStream.Play.Start``.
+        A player drops what it receives before Seek.Notify, so pass those messages as
+        ``notify(position) -> messages``: they are written before any media of the new
+        position (sending them after ``seek`` returns races with the playback thread).
+        Sequence headers are sent again before the keyframe; a pause stays in force.
+        After the end of the file, a seek plays on.
         """
         with self._lock:
             position = self._reposition(max(0, int(ms)))
             self._send_headers = True
+            if notify is not None:
+                self._write(list(notify(position)))
             if self.finished.is_set() and not self._stopping.is_set():
                 self.finished.clear()
                 if self._thread is not None and not self._thread.is_alive():
@@ -539,15 +549,20 @@ class VodPlayer:
         self.log.info("vod: seek to %d ms -> keyframe at %d ms", ms, position)
         return position
 
-    def pause(self, paused: bool, ms: Optional[int] = None) -> None:
+    def pause(
+        self, paused: bool, ms: Optional[int] = None, notify: Optional[_Notify] = None
+    ) -> None:
         """RTMP 7.2.2.8: stop sending (``True``) or resume (``False``).
 
         On resume with ``ms`` (the player's current time), playback restarts at the
         keyframe at or before ``ms`` but sends only messages with a timestamp greater
         than ``ms``: the player already has the ones it showed.  Without ``ms`` playback
-        continues where the file was left.
+        continues where the file was left.  ``notify(position) -> messages`` (the
+        Pause.Notify / Unpause.Notify status) is written in order with the media.
         """
         with self._lock:
+            if notify is not None:
+                self._write(list(notify(self._position if ms is None else int(ms))))
             if paused:
                 self._paused = True
             elif self._paused:
@@ -707,7 +722,7 @@ class VodPlayer:
                 if self.finished.is_set():
                     break
                 self._wake.wait(MAX_IDLE_SECONDS if delay is None else min(delay, MAX_IDLE_SECONDS))
-        except Exception as exc:  # a dead player connection ends playback, not the server
+        except Exception as exc:  # noqa: BLE001 - a dead player connection ends playback only
             self.error = exc
             self._stopping.set()
             self.log.info("vod: playback of %s ended: %s", self.path, exc)

@@ -7,11 +7,10 @@ checked deterministically; a few tests run the real playback thread on short fil
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from pathlib import Path
-from typing import Iterator, List, Optional, Tuple
+from typing import Callable, Iterator, List, Optional, Tuple
 
 import pytest
 from hypothesis import given
@@ -376,7 +375,7 @@ class TestRecorder:
                 for i in range(20_000):
                     recorder.write(Message(type=MessageType.AUDIO, data=aac_frame(i), timestamp=i))
                     started.set()
-            except BaseException as exc:  # pragma: no cover - the failure being tested
+            except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
                 errors.append(exc)
 
         thread = threading.Thread(target=publisher)
@@ -431,7 +430,7 @@ class TestPacing:
 
     @pytest.mark.spec("RTMP 7.2.2.1")
     def test_buffer_ahead(self, vod_file: Path) -> None:
-        player, transport, clock = make_player(vod_file, buffer_ms=1000)
+        player, transport, _ = make_player(vod_file, buffer_ms=1000)
         pump(player)
         assert max(m.timestamp for m in transport.media()) == 1000
         assert pump(player) is not None
@@ -487,7 +486,7 @@ class TestEnd:
 class TestSeek:
     @pytest.mark.spec("RTMP 7.2.2.7")
     def test_seek_to_keyframe_before(self, vod_file: Path) -> None:
-        player, transport, clock = make_player(vod_file)
+        player, transport, _ = make_player(vod_file)
         pump(player)
         transport.take()
         assert player.seek(2300) == 2000
@@ -499,6 +498,42 @@ class TestSeek:
         first_video = next(m for m in sent[2:] if m.type == MessageType.VIDEO)
         assert first_video.timestamp == 2000 and first_video.data[:2] == b"\x17\x01"
         assert min(m.timestamp for m in sent[2:]) >= 2000
+
+    @pytest.mark.spec("RTMP 7.2.2.7")
+    def test_seek_notify_comes_before_media(self, vod_file: Path) -> None:
+        player, transport, _ = make_player(vod_file)
+        pump(player)
+        transport.take()
+        seen: List[int] = []
+
+        def notify(position: int) -> List[Message]:
+            seen.append(position)
+            return [commands.on_status(commands.NETSTREAM_SEEK_NOTIFY, "seeking", MSID)]
+
+        assert player.seek(1200, notify=notify) == 1000
+        assert seen == [1000]
+        pump(player)
+        sent = transport.take()
+        assert commands.decode_command(sent[0]).arguments[0]["code"] == commands.NETSTREAM_SEEK_NOTIFY
+        assert sent[1].data == AVC_SEQUENCE_HEADER
+
+    @pytest.mark.spec("RTMP 7.2.2.7")
+    def test_seek_on_running_thread(self, tmp_path: Path) -> None:
+        path = record(tmp_path / "t.flv", media_messages(6.0))
+        transport = CollectingTransport()
+        player = VodPlayer(transport, path, MSID, buffer_ms=200)
+        _PLAYERS.append(player)
+        player.start()
+        time.sleep(0.1)
+        notify = [commands.on_status(commands.NETSTREAM_SEEK_NOTIFY, "seeking", MSID)]
+        assert player.seek(4100, notify=lambda position: notify) == 4000
+        time.sleep(0.2)
+        with transport.lock:
+            messages = list(transport.messages)
+        at = next(i for i, m in enumerate(messages) if m.type == MessageType.COMMAND_AMF0)
+        after = [m for m in messages[at + 1:] if m.type in (MessageType.AUDIO, MessageType.VIDEO)]
+        assert after and after[0].data == AVC_SEQUENCE_HEADER
+        assert min(m.timestamp for m in after) >= 4000
 
     @pytest.mark.spec("RTMP 7.2.2.7")
     def test_seek_after_end_plays_on(self, vod_file: Path) -> None:
@@ -540,6 +575,27 @@ class TestPause:
         clock.advance(0.3)
         pump(player)
         assert max(m.timestamp for m in transport.media()) > 1750
+
+    @pytest.mark.spec("RTMP 7.2.2.8")
+    def test_pause_notify_is_in_order(self, vod_file: Path) -> None:
+        player, transport, clock = make_player(vod_file)
+        pump(player)
+        transport.take()
+
+        def status(code: str) -> "Callable[[int], List[Message]]":
+            return lambda position: [commands.on_status(code, str(position), MSID)]
+
+        player.pause(True, 0, notify=status(commands.NETSTREAM_PAUSE_NOTIFY))
+        clock.advance(1)
+        pump(player)
+        assert [commands.decode_command(m).arguments[0]["code"] for m in transport.take()] == [
+            commands.NETSTREAM_PAUSE_NOTIFY
+        ]
+        player.pause(False, 0, notify=status(commands.NETSTREAM_UNPAUSE_NOTIFY))
+        pump(player)
+        sent = transport.take()
+        assert commands.decode_command(sent[0]).arguments[0]["code"] == commands.NETSTREAM_UNPAUSE_NOTIFY
+        assert len(sent) > 1 and all(m.timestamp > 0 for m in sent[1:])
 
     @pytest.mark.spec("RTMP 7.2.2.8")
     def test_resume_without_time_continues(self, vod_file: Path) -> None:
