@@ -41,7 +41,8 @@ keeps each player's encoder state in step).
 from __future__ import annotations
 
 import logging
-from typing import Dict, Iterator, List, Optional
+from dataclasses import dataclass
+from typing import Callable, Dict, Iterator, List, Optional
 
 from ._bytes import U24_MAX, U32, U32LE
 from .errors import LimitExceededError, ProtocolError
@@ -49,6 +50,7 @@ from .message import Message, MessageType
 
 __all__ = [
     "ChunkType",
+    "ChunkInfo",
     "ChunkEncoder",
     "ChunkDecoder",
     "encode_type0",
@@ -135,6 +137,22 @@ def encode_type0(message: Message, chunk_size: int) -> bytes:
         header += ext
         continuation += ext
     return _chunk_payload(header, continuation, message.data, chunk_size)
+
+
+@dataclass(frozen=True)
+class ChunkInfo:
+    """One parsed chunk, for the teaching trace (RTMP 5.3.1): its header after decoding."""
+
+    fmt: int
+    chunk_stream_id: int
+    timestamp: int
+    delta: int
+    length: int
+    type: int
+    message_stream_id: int
+    extended: bool
+    continuation: bool
+    size: int
 
 
 class _ChunkStreamState:
@@ -287,8 +305,11 @@ class ChunkDecoder:
         max_pending_bytes: int = DEFAULT_MAX_PENDING_BYTES,
         max_chunk_size: int = MAX_CHUNK_SIZE,
         strict: bool = False,
+        on_chunk: Optional[Callable[[ChunkInfo], None]] = None,
     ) -> None:
         self.chunk_size = chunk_size
+        #: Called with every parsed chunk (the trace); disables the whole-message fast path.
+        self.on_chunk = on_chunk
         self.max_message_size = max_message_size
         self.max_chunk_streams = max_chunk_streams
         self.max_pending_bytes = max_pending_bytes
@@ -454,7 +475,7 @@ class ChunkDecoder:
                     "max_pending_bytes", self._pending_bytes + length, self.max_pending_bytes,
                     f"chunk stream {csid}",
                 )
-            if not extended:
+            if not extended and self.on_chunk is None:
                 scan = self._scan_whole_message(csid, data_pos, length)
                 if scan is _NEED_DATA:
                     return _NEED_DATA  # uninterrupted so far: wait for the rest
@@ -482,6 +503,10 @@ class ChunkDecoder:
             state.type = mtype
             state.message_stream_id = msid
 
+        if self.on_chunk is not None:
+            self.on_chunk(ChunkInfo(fmt, csid, state.timestamp, state.delta, state.length,
+                                    state.type, state.message_stream_id, extended,
+                                    not starting, size))
         if starting and size == length:  # the whole message in one chunk
             self._offset = data_pos + size
             with memoryview(buf) as view:

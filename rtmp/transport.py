@@ -29,9 +29,10 @@ from typing import Iterable, Optional, Tuple, Union
 
 from . import control, handshake
 from .errors import ConnectionClosedError, HandshakeError, RTMPError, TimeoutError
-from .logs import connection_logger
+from .logs import connection_logger, trace_logger
 from .message import Message
 from .session import Session
+from .trace import ProtocolTracer, tracing_enabled
 
 __all__ = ["Transport", "READ_BUFFER_SIZE"]
 
@@ -77,6 +78,10 @@ class Transport:
         self._closed = False
         self._eof = False
         self.bytes_sent = 0
+        self._trace_in: Optional[ProtocolTracer] = None
+        self._trace_out: Optional[ProtocolTracer] = None
+        if tracing_enabled():
+            self.enable_trace()
         try:
             self.remote_addr: Optional[Tuple[str, int]] = sock.getpeername()[:2]
         except OSError:
@@ -86,6 +91,18 @@ class Transport:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:  # pragma: no cover - not TCP (socketpair in tests)
             pass
+
+    def enable_trace(self) -> None:
+        """Explain every byte both ways on the ``rtmp.trace`` logger (the teaching trace)."""
+        is_client = self.role == "client"
+
+        def emit(line: str) -> None:
+            trace_logger.debug("[%s] %s", self.conn_id, line)
+
+        self._trace_in = ProtocolTracer("S->C" if is_client else "C->S", emit,
+                                        client_side=not is_client)
+        self._trace_out = ProtocolTracer("C->S" if is_client else "S->C", emit,
+                                         client_side=is_client)
 
     # -- state --------------------------------------------------------------------------
 
@@ -195,6 +212,8 @@ class Transport:
                 if self._closed:
                     raise ConnectionClosedError("transport is closed") from exc
                 raise ConnectionClosedError(f"connection lost during {during}: {exc}") from exc
+        if self._trace_in is not None and count:
+            self._trace_in.feed(bytes(self._view[:count]))
         if count == 0:
             self._eof = True
             if during == "handshake":
@@ -214,6 +233,8 @@ class Transport:
                 raise ConnectionClosedError(f"connection lost while sending: {exc}") from exc
             raise ConnectionClosedError(f"send failed: {exc}") from exc
         self.bytes_sent += len(data)
+        if self._trace_out is not None:
+            self._trace_out.feed(data)
 
     def _flush_replies(self) -> None:
         with self._write_lock:
