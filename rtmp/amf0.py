@@ -1,0 +1,1061 @@
+"""AMF0 2-3: the Action Message Format version 0 (Adobe, December 2007), encoder and decoder.
+
+AMF0 is the value format of RTMP command and data messages (types 20 and 18).
+Every value starts with a one-byte marker (AMF0 2.1); all integers are
+big-endian (AMF0 1.3).  Objects, typed objects, ECMA arrays and strict arrays
+are "complex objects": they enter a reference table in the order their
+serialisation begins, and a later occurrence of the same instance may be sent
+as a two-byte index (AMF0 2.9).  The AVM+ marker 0x11 switches to AMF3 for
+exactly one value (AMF0 3.1).
+
+Python mapping (``../shared/api.md``)::
+
+    AMF0                   Python
+    number        0x00     float (int and float encode as numbers)
+    boolean       0x01     bool
+    string        0x02     str (encoded as long string 0x0C above 65535 bytes)
+    object        0x03     dict (str keys, order kept)
+    null          0x05     None
+    undefined     0x06     UNDEFINED
+    reference     0x07     the very object referenced (identity is kept)
+    ECMA array    0x08     ECMAArray (a dict)
+    strict array  0x0A     list (tuples encode too)
+    date          0x0B     datetime, timezone-aware, UTC
+    long string   0x0C     str
+    unsupported   0x0D     UNSUPPORTED
+    XML document  0x0F     XMLDocument (a str)
+    typed object  0x10     an instance of the registered class, else TypedObject
+    AVM+          0x11     the AMF3 value that follows (rtmp.amf3)
+
+Values that only AMF3 can express (``bytes``, AMF3 XML, vectors, dictionaries,
+externalizable classes) and values wrapped in :class:`AVMPlus` are written as
+0x11 followed by one AMF3 value, as Flash Player does (AMF0 3.1).
+
+This module also holds the pieces both formats share: the ``UNDEFINED``
+sentinel, the value types, the class-alias registry and the error classes
+(``rtmp.amf3.DecodeError`` is a subclass of :class:`DecodeError`, so one
+``except`` covers a value that switched to AMF3).
+
+The decoder is hardened for hostile input: every length and count is checked
+against the bytes that remain before anything is allocated, nesting is bounded
+(``max_depth``, default 64) so recursion never reaches Python's limit, and every
+failure is a :class:`DecodeError` naming the offset and the clause.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import enum
+import logging
+import struct
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
+
+from .errors import RTMPError
+
+__all__ = [
+    "Marker",
+    "UNDEFINED",
+    "UNSUPPORTED",
+    "Undefined",
+    "Unsupported",
+    "ECMAArray",
+    "TypedObject",
+    "XMLDocument",
+    "AVMPlus",
+    "ClassAlias",
+    "register_class",
+    "unregister_class",
+    "get_class_alias",
+    "DecodeError",
+    "EncodeError",
+    "Decoder",
+    "Encoder",
+    "encode",
+    "encode_all",
+    "decode",
+    "decode_all",
+    "DEFAULT_MAX_DEPTH",
+    "MAX_DEPTH_LIMIT",
+]
+
+logger = logging.getLogger(__name__)
+
+Buffer = Union[bytes, bytearray, memoryview]
+
+
+class Marker(enum.IntEnum):
+    """AMF0 2.1: the one-byte type markers (and AMF0 3.1, the AVM+ switch)."""
+
+    NUMBER = 0x00  # AMF0 2.2
+    BOOLEAN = 0x01  # AMF0 2.3
+    STRING = 0x02  # AMF0 2.4
+    OBJECT = 0x03  # AMF0 2.5
+    MOVIECLIP = 0x04  # AMF0 2.6, reserved
+    NULL = 0x05  # AMF0 2.7
+    UNDEFINED = 0x06  # AMF0 2.8
+    REFERENCE = 0x07  # AMF0 2.9
+    ECMA_ARRAY = 0x08  # AMF0 2.10
+    OBJECT_END = 0x09  # AMF0 2.11
+    STRICT_ARRAY = 0x0A  # AMF0 2.12
+    DATE = 0x0B  # AMF0 2.13
+    LONG_STRING = 0x0C  # AMF0 2.14
+    UNSUPPORTED = 0x0D  # AMF0 2.15
+    RECORDSET = 0x0E  # AMF0 2.16, reserved
+    XML_DOCUMENT = 0x0F  # AMF0 2.17
+    TYPED_OBJECT = 0x10  # AMF0 2.18
+    AVMPLUS = 0x11  # AMF0 3.1
+
+
+#: Nesting allowed by default (objects and arrays inside each other).
+DEFAULT_MAX_DEPTH = 64
+#: The largest ``max_depth`` accepted: each level costs a few Python frames, and
+#: this keeps the deepest decode well below the interpreter's recursion limit.
+MAX_DEPTH_LIMIT = 200
+
+#: AMF0 1.3.1: UTF-8 strings carry a U16 byte length, long strings a U32.
+MAX_U16 = 0xFFFF
+MAX_U32 = 0xFFFFFFFF
+
+_DOUBLE = struct.Struct(">d")
+_U16 = struct.Struct(">H")
+_U32 = struct.Struct(">I")
+_DATE = struct.Struct(">dh")  # AMF0 2.13: ms since epoch, then the S16 time-zone
+_NUMBER_PACK = struct.Struct(">Bd").pack  # marker and double in one call
+_STRING_HEAD = struct.Struct(">BH").pack
+_LONG_HEAD = struct.Struct(">BI").pack
+_REFERENCE_PACK = struct.Struct(">BH").pack
+_DATE_PACK = struct.Struct(">Bdh").pack
+
+_OBJECT_END = b"\x00\x00\x09"  # AMF0 2.11: UTF-8-empty then the object-end marker
+_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+_MILLISECOND = _dt.timedelta(milliseconds=1)
+
+
+# ---------------------------------------------------------------------------
+# Errors
+
+
+class DecodeError(RTMPError, ValueError):
+    """The bytes are not valid AMF; ``offset`` is where the problem was found."""
+
+    def __init__(self, message: str, offset: Optional[int] = None) -> None:
+        if offset is not None:
+            message = f"offset {offset}: {message}"
+        super().__init__(message)
+        self.offset = offset
+
+
+class EncodeError(RTMPError, ValueError):
+    """A Python value cannot be written as AMF (unsupported type, cycle, limit)."""
+
+
+# ---------------------------------------------------------------------------
+# Value types shared by AMF0 and AMF3
+
+
+class Undefined:
+    """AMF0 2.8 / AMF3 3.2: ActionScript ``undefined``; use the :data:`UNDEFINED` singleton."""
+
+    __slots__ = ()
+    _instance: Optional[Undefined] = None
+
+    def __new__(cls) -> Undefined:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "UNDEFINED"
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __reduce__(self) -> str:
+        return "UNDEFINED"
+
+
+class Unsupported:
+    """AMF0 2.15: the placeholder for a value that could not be serialised (:data:`UNSUPPORTED`)."""
+
+    __slots__ = ()
+    _instance: Optional[Unsupported] = None
+
+    def __new__(cls) -> Unsupported:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "UNSUPPORTED"
+
+    def __reduce__(self) -> str:
+        return "UNSUPPORTED"
+
+
+UNDEFINED = Undefined()
+UNSUPPORTED = Unsupported()
+
+
+class ECMAArray(Dict[Any, Any]):
+    """AMF0 2.10: an associative array (``onMetaData`` is usually one); a ``dict``.
+
+    In AMF0 every key goes on the wire as a string (ints are written in base 10).
+    In AMF3 (AMF3 3.11) the keys ``0..n-1`` form the dense part and the others the
+    associative part; an AMF3 array with an associative part decodes to this type.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"ECMAArray({dict.__repr__(self)})"
+
+
+class TypedObject(Dict[str, Any]):
+    """AMF0 2.18 / AMF3 3.12: an object of a named class that has no registered Python class.
+
+    A ``dict`` of its properties with the ActionScript class name in ``class_name``;
+    two typed objects are equal when both the class name and the properties are.
+    """
+
+    __slots__ = ("class_name",)
+
+    def __init__(self, class_name: str, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.class_name = class_name
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, TypedObject):
+            return self.class_name == other.class_name and dict.__eq__(self, other)
+        return False
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return f"TypedObject({self.class_name!r}, {dict.__repr__(self)})"
+
+
+class XMLDocument(str):
+    """AMF0 2.17 / AMF3 3.9: a legacy ``flash.xml.XMLDocument``, carried as its text."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"XMLDocument({str.__repr__(self)})"
+
+
+class AVMPlus:
+    """AMF0 3.1: wrap a value to write it as 0x11 followed by its AMF3 encoding."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, AVMPlus) and other.value == self.value
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"AVMPlus({self.value!r})"
+
+
+# ---------------------------------------------------------------------------
+# Class aliases (AMF0 2.18, AMF3 3.12)
+
+
+class ClassAlias:
+    """The mapping between a Python class and an ActionScript class name.
+
+    ``sealed`` lists the attributes sent as AMF3 sealed members, in order; when
+    ``dynamic`` is true every other instance attribute (``vars(obj)``) is sent as a
+    dynamic member.  ``reader``/``writer`` make the class externalizable (AMF3
+    3.12): ``reader(decoder)`` returns a new instance read from an
+    ``rtmp.amf3.Decoder``, ``writer(encoder, obj)`` writes it to an
+    ``rtmp.amf3.Encoder``.  AMF0 has no externalizable form, so AMF0 writes such
+    objects through the AVM+ switch.
+    """
+
+    __slots__ = ("cls", "alias", "sealed", "dynamic", "reader", "writer")
+
+    def __init__(
+        self,
+        cls: type,
+        alias: str,
+        sealed: Iterable[str] = (),
+        dynamic: bool = True,
+        reader: Optional[Callable[[Any], Any]] = None,
+        writer: Optional[Callable[[Any, Any], None]] = None,
+    ) -> None:
+        if not isinstance(alias, str) or not alias:
+            raise ValueError("a class alias must be a non-empty string")
+        if (reader is None) != (writer is None):
+            raise ValueError("an externalizable class needs both a reader and a writer")
+        self.cls = cls
+        self.alias = alias
+        self.sealed: Tuple[str, ...] = tuple(sealed)
+        self.dynamic = dynamic
+        self.reader = reader
+        self.writer = writer
+
+    @property
+    def externalizable(self) -> bool:
+        """AMF3 3.12: the class writes its own bytes (IExternalizable)."""
+        return self.reader is not None
+
+    def properties(self, obj: Any) -> Dict[str, Any]:
+        """All members of ``obj`` to send: sealed ones first, then its other attributes."""
+        props = {name: getattr(obj, name) for name in self.sealed}
+        if self.dynamic:
+            for name, value in getattr(obj, "__dict__", {}).items():
+                if name not in props and not name.startswith("_"):
+                    props[name] = value
+        return props
+
+    def dynamic_properties(self, obj: Any) -> Dict[str, Any]:
+        """AMF3 3.12: the members sent after the sealed ones (none unless ``dynamic``)."""
+        if not self.dynamic:
+            return {}
+        sealed = self.sealed
+        return {
+            name: value
+            for name, value in getattr(obj, "__dict__", {}).items()
+            if name not in sealed and not name.startswith("_")
+        }
+
+    def new_instance(self) -> Any:
+        """A blank instance, filled in by :meth:`apply` (``__init__`` is not called)."""
+        cls: Any = self.cls
+        return cls.__new__(cls)
+
+    def apply(self, obj: Any, props: Dict[str, Any]) -> None:
+        """Set the decoded members on ``obj``."""
+        for name, value in props.items():
+            setattr(obj, name, value)
+
+    def __repr__(self) -> str:
+        return f"ClassAlias({self.cls.__qualname__}, {self.alias!r})"
+
+
+_ALIASES: Dict[str, ClassAlias] = {}
+_CLASSES: Dict[type, ClassAlias] = {}
+
+
+def register_class(
+    cls: type,
+    alias: str,
+    *,
+    sealed: Iterable[str] = (),
+    dynamic: bool = True,
+    reader: Optional[Callable[[Any], Any]] = None,
+    writer: Optional[Callable[[Any, Any], None]] = None,
+) -> ClassAlias:
+    """AMF0 2.18 / AMF3 3.12: send instances of ``cls`` as typed objects named ``alias``.
+
+    Decoding an object of that class name creates an instance of ``cls`` without
+    calling ``__init__`` and sets its members as attributes.  Registering the same
+    alias or class again replaces the earlier registration.
+    """
+    if not isinstance(cls, type):
+        raise TypeError("register_class needs a class")
+    entry = ClassAlias(cls, alias, sealed, dynamic, reader, writer)
+    unregister_class(alias)
+    unregister_class(cls)
+    _ALIASES[alias] = entry
+    _CLASSES[cls] = entry
+    return entry
+
+
+def unregister_class(alias_or_class: Union[str, type]) -> None:
+    """Forget a registration, by alias or by class (no error if there is none)."""
+    if isinstance(alias_or_class, str):
+        entry = _ALIASES.pop(alias_or_class, None)
+        if entry is not None:
+            _CLASSES.pop(entry.cls, None)
+    else:
+        entry = _CLASSES.pop(alias_or_class, None)
+        if entry is not None:
+            _ALIASES.pop(entry.alias, None)
+
+
+def get_class_alias(alias_or_class: Union[str, type]) -> Optional[ClassAlias]:
+    """The registration for an ActionScript class name or a Python class, if any."""
+    if isinstance(alias_or_class, str):
+        return _ALIASES.get(alias_or_class)
+    return _CLASSES.get(alias_or_class)
+
+
+def new_alias_instance(alias: ClassAlias, offset: int) -> Any:
+    """A blank instance of a registered class, or a DecodeError if it cannot be made."""
+    try:
+        return alias.new_instance()
+    except Exception as exc:  # the class is the user's: report, do not crash the decoder
+        raise DecodeError(f"cannot create a {alias.cls.__qualname__}: {exc}", offset) from exc
+
+
+def apply_alias(alias: ClassAlias, obj: Any, props: Dict[str, Any], offset: int) -> None:
+    """Set decoded members on an instance of a registered class, as a DecodeError on failure."""
+    try:
+        alias.apply(obj, props)
+    except Exception as exc:  # read-only attribute, __slots__ mismatch...
+        raise DecodeError(
+            f"cannot set the members of a {alias.cls.__qualname__}: {exc}", offset
+        ) from exc
+
+
+# ---------------------------------------------------------------------------
+# Decoding
+
+
+def _check_depth(max_depth: int) -> int:
+    if not isinstance(max_depth, int) or not 1 <= max_depth <= MAX_DEPTH_LIMIT:
+        raise ValueError(f"max_depth must be an int in 1..{MAX_DEPTH_LIMIT}")
+    return max_depth
+
+
+def ms_to_datetime(ms: float, offset: int) -> _dt.datetime:
+    """AMF0 2.13 / AMF3 3.10: milliseconds since 1970-01-01 UTC to an aware datetime."""
+    try:
+        return _EPOCH + _dt.timedelta(milliseconds=ms)
+    except (OverflowError, ValueError):  # NaN, infinities, beyond year 1..9999
+        raise DecodeError(
+            f"date {ms!r} ms is outside what datetime can hold (AMF0 2.13)", offset
+        ) from None
+
+
+def datetime_to_ms(value: _dt.datetime) -> float:
+    """AMF0 2.13 / AMF3 3.10: an aware datetime to milliseconds since the epoch."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise EncodeError(
+            f"cannot encode naive datetime {value!r}: AMF dates are UTC instants (AMF0 2.13)"
+        )
+    return float((value - _EPOCH) / _MILLISECOND)
+
+
+class Decoder:
+    """AMF0 2: read values one after another from ``data``, starting at ``offset``.
+
+    The complex-object reference table (AMF0 2.9) lives as long as the decoder, so
+    a decoder is one AMF0 context; RTMP uses one per message payload.  After a
+    :class:`DecodeError` the decoder must not be used again.
+
+    ``strict=False`` tolerates an ECMA array whose end marker is missing at the end
+    of the input (see :meth:`_read_ecma_array`).
+    """
+
+    __slots__ = ("data", "offset", "max_depth", "strict", "_depth", "_references")
+
+    def __init__(
+        self,
+        data: Buffer,
+        offset: int = 0,
+        *,
+        max_depth: int = DEFAULT_MAX_DEPTH,
+        strict: bool = False,
+    ) -> None:
+        self.data = data if type(data) is bytes else bytes(data)
+        if not 0 <= offset <= len(self.data):
+            raise ValueError(f"offset {offset} is outside the {len(self.data)}-byte input")
+        self.offset = offset
+        self.max_depth = _check_depth(max_depth)
+        self.strict = strict
+        self._depth = 0
+        self._references: List[Any] = []
+
+    @property
+    def remaining(self) -> int:
+        """Bytes not read yet."""
+        return len(self.data) - self.offset
+
+    def at_end(self) -> bool:
+        """True when every byte has been read."""
+        return self.offset >= len(self.data)
+
+    def read_value(self) -> Any:
+        """Read one value at :attr:`offset` and move past it."""
+        self._depth = 0
+        start = self.offset
+        try:
+            return self._read_value()
+        except struct.error:
+            raise DecodeError("truncated value: input ends inside it", start) from None
+        except RecursionError:  # pragma: no cover - max_depth keeps us far from it
+            raise DecodeError("value nested too deeply", start) from None
+
+    def read_all(self) -> List[Any]:
+        """Read values until the input ends."""
+        values = []
+        while self.offset < len(self.data):
+            values.append(self.read_value())
+        return values
+
+    # -- internals ----------------------------------------------------------
+
+    def _error(self, message: str, offset: Optional[int] = None) -> DecodeError:
+        return DecodeError(message, self.offset if offset is None else offset)
+
+    def _read_value(self) -> Any:
+        data = self.data
+        offset = self.offset
+        if offset >= len(data):
+            raise self._error("truncated input: a value marker was expected (AMF0 2.1)")
+        marker = data[offset]
+        self.offset = offset + 1
+        # Fast paths for the markers of every RTMP command (AMF0 2.2, 2.4).
+        if marker == 0x02:
+            return self._read_utf8()
+        if marker == 0x00:
+            self.offset = offset + 9
+            return _DOUBLE.unpack_from(data, offset + 1)[0]
+        if marker < _READERS_LEN:
+            reader = _READERS[marker]
+            if reader is not None:
+                return reader(self)
+            raise self._error(
+                f"marker 0x{marker:02x} ({Marker(marker).name.lower()}) is reserved"
+                f" and not supported (AMF0 2.6, 2.16)",
+                offset,
+            )
+        raise self._error(f"unknown AMF0 marker 0x{marker:02x} (AMF0 2.1)", offset)
+
+    def _read_utf8(self) -> str:
+        """AMF0 1.3.1: U16 byte length, then that many UTF-8 bytes."""
+        data = self.data
+        offset = self.offset
+        (length,) = _U16.unpack_from(data, offset)
+        start = offset + 2
+        end = start + length
+        if end > len(data):
+            raise self._error(
+                f"string of {length} bytes runs past the end of the input (AMF0 2.4)", offset
+            )
+        self.offset = end
+        try:
+            return data[start:end].decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise self._error(f"string is not valid UTF-8: {exc.reason} (AMF0 1.3.1)", start) from None
+
+    def _read_utf8_long(self, clause: str) -> str:
+        """AMF0 1.3.1: U32 byte length, then that many UTF-8 bytes."""
+        data = self.data
+        offset = self.offset
+        (length,) = _U32.unpack_from(data, offset)
+        start = offset + 4
+        end = start + length
+        if end > len(data):
+            raise self._error(
+                f"string of {length} bytes runs past the end of the input ({clause})", offset
+            )
+        self.offset = end
+        try:
+            return data[start:end].decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise self._error(f"string is not valid UTF-8: {exc.reason} ({clause})", start) from None
+
+    def _read_number(self) -> float:
+        """AMF0 2.2: an 8-byte IEEE-754 double."""
+        offset = self.offset
+        self.offset = offset + 8
+        value: float = _DOUBLE.unpack_from(self.data, offset)[0]
+        return value
+
+    def _read_boolean(self) -> bool:
+        """AMF0 2.3: one byte, zero is false and anything else true."""
+        offset = self.offset
+        value = self.data[offset : offset + 1]
+        if not value:
+            raise self._error("truncated boolean (AMF0 2.3)")
+        self.offset = offset + 1
+        return value != b"\x00"
+
+    def _read_string(self) -> str:
+        return self._read_utf8()
+
+    def _read_long_string(self) -> str:
+        """AMF0 2.14."""
+        return self._read_utf8_long("AMF0 2.14")
+
+    def _read_xml_document(self) -> XMLDocument:
+        """AMF0 2.17: always the long string form."""
+        return XMLDocument(self._read_utf8_long("AMF0 2.17"))
+
+    def _read_null(self) -> None:
+        """AMF0 2.7."""
+        return None
+
+    def _read_undefined(self) -> Undefined:
+        """AMF0 2.8."""
+        return UNDEFINED
+
+    def _read_unsupported(self) -> Unsupported:
+        """AMF0 2.15."""
+        return UNSUPPORTED
+
+    def _enter(self) -> None:
+        if self._depth >= self.max_depth:
+            raise self._error(f"nesting deeper than max_depth={self.max_depth}", self.offset - 1)
+        self._depth += 1
+
+    def _read_properties(self, target: Dict[Any, Any], clause: str) -> None:
+        """AMF0 2.5: (UTF-8 name, value)* up to UTF-8-empty + object-end (AMF0 2.11)."""
+        data = self.data
+        read_value = self._read_value
+        read_utf8 = self._read_utf8
+        while True:
+            offset = self.offset
+            if data[offset : offset + 3] == _OBJECT_END:  # AMF0 2.11
+                self.offset = offset + 3
+                return
+            name = read_utf8()
+            if self.offset >= len(data):
+                raise self._error(f"truncated property list: no end marker ({clause})")
+            if data[self.offset] == 0x09:  # the object end may only follow an empty name
+                raise self._error(
+                    f"object-end marker after the non-empty name {name!r} (AMF0 2.11)"
+                )
+            target[name] = read_value()
+
+    def _read_object(self) -> Dict[str, Any]:
+        """AMF0 2.5: an anonymous object; it enters the reference table first (AMF0 2.9)."""
+        self._enter()
+        obj: Dict[str, Any] = {}
+        self._references.append(obj)
+        self._read_properties(obj, "AMF0 2.5")
+        self._depth -= 1
+        return obj
+
+    def _read_typed_object(self) -> Any:
+        """AMF0 2.18: class name, then properties; a registered class is instantiated."""
+        self._enter()
+        class_name = self._read_utf8()
+        alias = _ALIASES.get(class_name)
+        if alias is None or alias.externalizable:
+            typed = TypedObject(class_name)
+            self._references.append(typed)
+            self._read_properties(typed, "AMF0 2.18")
+            self._depth -= 1
+            return typed
+        obj = new_alias_instance(alias, self.offset)
+        self._references.append(obj)
+        props: Dict[str, Any] = {}
+        self._read_properties(props, "AMF0 2.18")
+        apply_alias(alias, obj, props, self.offset)
+        self._depth -= 1
+        return obj
+
+    def _read_ecma_array(self) -> ECMAArray:
+        """AMF0 2.10: U32 associative-count (a hint only), then properties and the end marker."""
+        self._enter()
+        (count,) = _U32.unpack_from(self.data, self.offset)
+        self.offset += 4
+        array = ECMAArray()
+        self._references.append(array)
+        data = self.data
+        if not self.strict:
+            # Deviation (ffmpeg, FLV writers): some onMetaData arrays end with the
+            # input instead of 00 00 09 once `count` entries are read; accept that.
+            read_value = self._read_value
+            read_utf8 = self._read_utf8
+            while True:
+                offset = self.offset
+                if offset == len(data) and len(array) >= count:
+                    logger.warning("ECMA array without end marker at offset %d accepted", offset)
+                    break
+                if data[offset : offset + 3] == _OBJECT_END:
+                    self.offset = offset + 3
+                    break
+                name = read_utf8()
+                if self.offset < len(data) and data[self.offset] == 0x09:
+                    raise self._error(
+                        f"object-end marker after the non-empty name {name!r} (AMF0 2.11)"
+                    )
+                array[name] = read_value()
+        else:
+            self._read_properties(array, "AMF0 2.10")
+        self._depth -= 1
+        return array
+
+    def _read_strict_array(self) -> List[Any]:
+        """AMF0 2.12: U32 count, then exactly that many values."""
+        self._enter()
+        offset = self.offset
+        (count,) = _U32.unpack_from(self.data, offset)
+        self.offset = offset + 4
+        if count > len(self.data) - self.offset:  # every value takes at least one byte
+            raise self._error(
+                f"strict array count {count} exceeds the {len(self.data) - self.offset}"
+                f" bytes left (AMF0 2.12)",
+                offset,
+            )
+        array: List[Any] = []
+        self._references.append(array)
+        append = array.append
+        read_value = self._read_value
+        for _ in range(count):
+            append(read_value())
+        self._depth -= 1
+        return array
+
+    def _read_reference(self) -> Any:
+        """AMF0 2.9: U16 index into the complex-object table, from 0."""
+        offset = self.offset
+        (index,) = _U16.unpack_from(self.data, offset)
+        self.offset = offset + 2
+        if index >= len(self._references):
+            raise self._error(
+                f"reference {index} out of range: {len(self._references)} objects so far"
+                f" (AMF0 2.9)",
+                offset,
+            )
+        return self._references[index]
+
+    def _read_date(self) -> _dt.datetime:
+        """AMF0 2.13: a double of ms since the epoch, then the S16 time-zone, ignored."""
+        offset = self.offset
+        ms, _timezone = _DATE.unpack_from(self.data, offset)
+        self.offset = offset + 10
+        return ms_to_datetime(ms, offset)  # AMF0 2.13: time-zone should not be used on read
+
+    def _read_avmplus(self) -> Any:
+        """AMF0 3.1: exactly one AMF3 value follows, with fresh AMF3 reference tables."""
+        self._enter()
+        decoder = _amf3.Decoder(
+            self.data, self.offset, max_depth=max(1, self.max_depth - self._depth)
+        )
+        value = decoder.read_value()
+        self.offset = decoder.offset
+        self._depth -= 1
+        return value
+
+    def _read_movieclip(self) -> None:  # pragma: no cover - dispatched as reserved
+        raise self._error("movieclip marker is reserved (AMF0 2.6)")
+
+
+_Reader = Callable[[Decoder], Any]
+
+#: Readers indexed by marker (AMF0 2.1); None marks the reserved markers.
+_READERS: Tuple[Optional[_Reader], ...] = (
+    Decoder._read_number,  # 0x00 AMF0 2.2
+    Decoder._read_boolean,  # 0x01 AMF0 2.3
+    Decoder._read_string,  # 0x02 AMF0 2.4
+    Decoder._read_object,  # 0x03 AMF0 2.5
+    None,  # 0x04 movieclip, reserved (AMF0 2.6)
+    Decoder._read_null,  # 0x05 AMF0 2.7
+    Decoder._read_undefined,  # 0x06 AMF0 2.8
+    Decoder._read_reference,  # 0x07 AMF0 2.9
+    Decoder._read_ecma_array,  # 0x08 AMF0 2.10
+    None,  # 0x09 object end: only valid inside a property list (AMF0 2.11)
+    Decoder._read_strict_array,  # 0x0A AMF0 2.12
+    Decoder._read_date,  # 0x0B AMF0 2.13
+    Decoder._read_long_string,  # 0x0C AMF0 2.14
+    Decoder._read_unsupported,  # 0x0D AMF0 2.15
+    None,  # 0x0E recordset, reserved (AMF0 2.16)
+    Decoder._read_xml_document,  # 0x0F AMF0 2.17
+    Decoder._read_typed_object,  # 0x10 AMF0 2.18
+    Decoder._read_avmplus,  # 0x11 AMF0 3.1
+)
+_READERS_LEN = len(_READERS)
+
+
+# ---------------------------------------------------------------------------
+# Encoding
+
+
+class Encoder:
+    """AMF0 2: write values one after another into one buffer and one AMF0 context.
+
+    With ``use_references`` (the default, as AMF0 2.9 asks) a complex object met a
+    second time - including through a cycle - is written as a reference marker.
+    Without it every occurrence is written in full and a cycle is an
+    :class:`EncodeError`; that suits peers whose AMF0 parser has no reference type.
+    """
+
+    __slots__ = ("use_references", "max_depth", "_buffer", "_references", "_keep", "_depth", "_active")
+
+    def __init__(self, *, use_references: bool = True, max_depth: int = DEFAULT_MAX_DEPTH) -> None:
+        self.use_references = use_references
+        self.max_depth = _check_depth(max_depth)
+        self._buffer = bytearray()
+        self._references: Dict[int, int] = {}  # id(obj) -> index (AMF0 2.9)
+        self._keep: List[Any] = []  # keeps ids valid while the table lives
+        self._active: Dict[int, Any] = {}  # objects being written (cycle check)
+        self._depth = 0
+
+    def write_value(self, value: Any) -> None:
+        """Append the encoding of ``value``."""
+        self._depth = 0
+        self._active.clear()
+        self._write(value)
+
+    def getvalue(self) -> bytes:
+        """Everything written so far."""
+        return bytes(self._buffer)
+
+    # -- internals ----------------------------------------------------------
+
+    def _write(self, value: Any) -> None:
+        writer = _WRITERS.get(type(value))
+        if writer is None:
+            writer = _writer_for(value)
+        writer(self, value)
+
+    def _write_number(self, value: Union[int, float]) -> None:
+        """AMF0 2.2."""
+        try:
+            self._buffer += _NUMBER_PACK(0x00, value)
+        except (OverflowError, struct.error):
+            raise EncodeError(f"{value!r} does not fit a double (AMF0 2.2)") from None
+
+    def _write_int(self, value: int) -> None:
+        """AMF0 2.2: ints go as doubles (exact up to 2**53)."""
+        try:
+            number = float(value)
+        except OverflowError:
+            raise EncodeError(f"{value!r} does not fit a double (AMF0 2.2)") from None
+        self._buffer += _NUMBER_PACK(0x00, number)
+
+    def _write_bool(self, value: bool) -> None:
+        """AMF0 2.3."""
+        self._buffer += b"\x01\x01" if value else b"\x01\x00"
+
+    def _write_str(self, value: str) -> None:
+        """AMF0 2.4, or AMF0 2.14 when the UTF-8 form needs more than 65535 bytes."""
+        raw = value.encode("utf-8")
+        length = len(raw)
+        if length <= MAX_U16:
+            self._buffer += _STRING_HEAD(0x02, length) + raw
+        elif length <= MAX_U32:
+            self._buffer += _LONG_HEAD(0x0C, length) + raw
+        else:  # pragma: no cover - needs a 4 GiB string
+            raise EncodeError("string longer than 4 GiB (AMF0 2.14)")
+
+    def _write_xml_document(self, value: str) -> None:
+        """AMF0 2.17: always with a U32 length."""
+        raw = value.encode("utf-8")
+        if len(raw) > MAX_U32:  # pragma: no cover - needs a 4 GiB string
+            raise EncodeError("XML document longer than 4 GiB (AMF0 2.17)")
+        self._buffer += _LONG_HEAD(0x0F, len(raw)) + raw
+
+    def _write_null(self, value: None) -> None:
+        """AMF0 2.7."""
+        self._buffer.append(0x05)
+
+    def _write_undefined(self, value: Undefined) -> None:
+        """AMF0 2.8."""
+        self._buffer.append(0x06)
+
+    def _write_unsupported(self, value: Unsupported) -> None:
+        """AMF0 2.15."""
+        self._buffer.append(0x0D)
+
+    def _write_date(self, value: _dt.datetime) -> None:
+        """AMF0 2.13: time-zone written as 0x0000, as the spec asks."""
+        self._buffer += _DATE_PACK(0x0B, datetime_to_ms(value), 0)
+
+    def _begin_complex(self, value: Any) -> bool:
+        """AMF0 2.9: write a reference and return True if ``value`` was seen before."""
+        key = id(value)
+        if self.use_references:
+            index = self._references.get(key)
+            if index is not None:
+                self._buffer += _REFERENCE_PACK(0x07, index)
+                return True
+            index = len(self._keep)
+            self._keep.append(value)
+            if index <= MAX_U16:  # later objects are never referenced, but still counted
+                self._references[key] = index
+        elif key in self._active:
+            raise EncodeError(
+                f"reference cycle through a {type(value).__name__}: cannot encode"
+                " without references (AMF0 2.9)"
+            )
+        if self._depth >= self.max_depth:
+            raise EncodeError(f"value nested deeper than max_depth={self.max_depth}")
+        self._depth += 1
+        self._active[key] = value
+        return False
+
+    def _end_complex(self, value: Any) -> None:
+        self._depth -= 1
+        del self._active[id(value)]
+
+    def _write_properties(self, items: Iterable[Tuple[Any, Any]], keys_as_str: bool) -> None:
+        """AMF0 2.5: (UTF-8 name, value)* then 00 00 09 (AMF0 2.11)."""
+        buffer = self._buffer
+        write = self._write
+        for key, item in items:
+            if type(key) is not str:
+                if isinstance(key, str) or (
+                    keys_as_str and isinstance(key, int) and not isinstance(key, bool)
+                ):
+                    key = str(key)
+                else:
+                    raise EncodeError(f"object key {key!r} is not a str (AMF0 2.5)")
+            raw = key.encode("utf-8")
+            if len(raw) > MAX_U16:
+                raise EncodeError("property name longer than 65535 bytes (AMF0 1.3.1)")
+            buffer += _U16.pack(len(raw)) + raw
+            # Fast paths for the usual property values of RTMP commands.
+            kind = type(item)
+            if kind is str and len(item) < 16384:  # at most 3 bytes per char: fits a U16
+                raw = item.encode("utf-8")
+                buffer += _STRING_HEAD(0x02, len(raw)) + raw
+            elif kind is float:
+                buffer += _NUMBER_PACK(0x00, item)
+            else:
+                write(item)
+        buffer += _OBJECT_END
+
+    def _write_dict(self, value: Dict[Any, Any]) -> None:
+        """AMF0 2.5: an anonymous object."""
+        if self._begin_complex(value):
+            return
+        self._buffer.append(0x03)
+        self._write_properties(value.items(), False)
+        self._end_complex(value)
+
+    def _write_ecma_array(self, value: Dict[Any, Any]) -> None:
+        """AMF0 2.10: the count is the number of entries; int keys go as decimal strings."""
+        if self._begin_complex(value):
+            return
+        self._buffer += _LONG_HEAD(0x08, len(value))
+        self._write_properties(value.items(), True)
+        self._end_complex(value)
+
+    def _write_typed_object(self, value: TypedObject) -> None:
+        """AMF0 2.18: class name, then the properties."""
+        self._write_typed(value, value.class_name, value.items())
+
+    def _write_typed(self, value: Any, class_name: str, items: Iterable[Tuple[Any, Any]]) -> None:
+        if self._begin_complex(value):
+            return
+        raw = class_name.encode("utf-8")
+        if len(raw) > MAX_U16:
+            raise EncodeError("class name longer than 65535 bytes (AMF0 2.18)")
+        self._buffer += _STRING_HEAD(0x10, len(raw)) + raw
+        self._write_properties(items, False)
+        self._end_complex(value)
+
+    def _write_registered(self, value: Any) -> None:
+        """AMF0 2.18: an instance of a class registered with :func:`register_class`."""
+        alias = _CLASSES[type(value)]
+        if alias.externalizable:  # AMF3 3.12 only: switch (AMF0 3.1)
+            self._write_avmplus(AVMPlus(value))
+            return
+        self._write_typed(value, alias.alias, alias.properties(value).items())
+
+    def _write_list(self, value: Union[List[Any], Tuple[Any, ...]]) -> None:
+        """AMF0 2.12: U32 count, then every element."""
+        if self._begin_complex(value):
+            return
+        if len(value) > MAX_U32:  # pragma: no cover - needs 4 billion elements
+            raise EncodeError("strict array longer than 2**32-1 (AMF0 2.12)")
+        self._buffer += _LONG_HEAD(0x0A, len(value))
+        write = self._write
+        for item in value:
+            write(item)
+        self._end_complex(value)
+
+    def _write_avmplus(self, value: Any) -> None:
+        """AMF0 3.1: 0x11 then one AMF3 value with fresh AMF3 tables."""
+        inner = value.value if type(value) is AVMPlus else value
+        if self._depth >= self.max_depth:
+            raise EncodeError(f"value nested deeper than max_depth={self.max_depth}")
+        encoder = _amf3.Encoder(max_depth=max(1, self.max_depth - self._depth))
+        encoder.write_value(inner)
+        self._buffer.append(0x11)
+        self._buffer += encoder.getvalue()
+
+
+_Writer = Callable[[Encoder, Any], None]
+
+#: Writers keyed by exact type; subclasses and registered classes go through _writer_for.
+_WRITERS: Dict[type, _Writer] = {
+    float: Encoder._write_number,
+    int: Encoder._write_int,
+    bool: Encoder._write_bool,
+    str: Encoder._write_str,
+    type(None): Encoder._write_null,
+    Undefined: Encoder._write_undefined,
+    Unsupported: Encoder._write_unsupported,
+    dict: Encoder._write_dict,
+    ECMAArray: Encoder._write_ecma_array,
+    TypedObject: Encoder._write_typed_object,
+    list: Encoder._write_list,
+    tuple: Encoder._write_list,
+    _dt.datetime: Encoder._write_date,
+    XMLDocument: Encoder._write_xml_document,
+    AVMPlus: Encoder._write_avmplus,
+}
+
+
+def _writer_for(value: Any) -> _Writer:
+    """The writer for a value whose exact type is not in the table."""
+    kind = type(value)
+    if kind in _CLASSES:
+        return Encoder._write_registered
+    if _amf3.is_amf3_only(value):  # AMF0 3.1: ByteArray, XML, vectors, dictionaries
+        return Encoder._write_avmplus
+    # Subclasses of the mapped types, most specific first (bool before int).
+    for base, writer in _SUBCLASS_WRITERS:
+        if isinstance(value, base):
+            return writer
+    raise EncodeError(f"cannot encode a {kind.__qualname__} as AMF0")
+
+
+_SUBCLASS_WRITERS: Tuple[Tuple[type, _Writer], ...] = (
+    (bool, Encoder._write_bool),
+    (int, Encoder._write_int),
+    (float, Encoder._write_number),
+    (XMLDocument, Encoder._write_xml_document),
+    (str, Encoder._write_str),
+    (ECMAArray, Encoder._write_ecma_array),
+    (TypedObject, Encoder._write_typed_object),
+    (dict, Encoder._write_dict),
+    (list, Encoder._write_list),
+    (tuple, Encoder._write_list),
+    (_dt.datetime, Encoder._write_date),
+)
+
+
+# ---------------------------------------------------------------------------
+# One-call helpers
+
+
+def encode(value: Any, *, use_references: bool = True) -> bytes:
+    """AMF0 2: the bytes of one value."""
+    encoder = Encoder(use_references=use_references)
+    encoder.write_value(value)
+    return bytes(encoder._buffer)
+
+
+def encode_all(values: Iterable[Any], *, use_references: bool = True) -> bytes:
+    """AMF0 2: several values in one context (references may span them), as in an RTMP payload."""
+    encoder = Encoder(use_references=use_references)
+    for value in values:
+        encoder.write_value(value)
+    return bytes(encoder._buffer)
+
+
+def decode(data: Buffer, *, max_depth: int = DEFAULT_MAX_DEPTH, strict: bool = False) -> Any:
+    """AMF0 2: exactly one value; bytes left after it are a :class:`DecodeError`."""
+    decoder = Decoder(data, max_depth=max_depth, strict=strict)
+    value = decoder.read_value()
+    if decoder.offset != len(decoder.data):
+        raise DecodeError(
+            f"{len(decoder.data) - decoder.offset} bytes left after the value", decoder.offset
+        )
+    return value
+
+
+def decode_all(data: Buffer, *, max_depth: int = DEFAULT_MAX_DEPTH, strict: bool = False) -> List[Any]:
+    """AMF0 2: every value in ``data``, in one context (one reference table)."""
+    return Decoder(data, max_depth=max_depth, strict=strict).read_all()
+
+
+# AMF0 3.1 needs the AMF3 codec; it imports this module's shared types, so it is
+# imported last (whichever of the two modules is imported first, this works).
+from . import amf3 as _amf3  # noqa: E402
