@@ -20,6 +20,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
+from . import amf0
 from .amf import decode_payload, encode_payload
 from .errors import CommandError, ProtocolError
 from .message import Message, MessageType, StreamType
@@ -403,8 +404,16 @@ def metadata(
     timestamp: int = 0,
 ) -> Message:
     """RTMP 7.1.2: an ``onMetaData`` data message; publishers send it as
-    ``@setDataFrame, onMetaData, {...}`` ([impl] ffmpeg, OBS), players receive it without."""
-    values: List[Any] = [ON_METADATA, dict(properties)]
+    ``@setDataFrame, onMetaData, {...}`` ([impl] ffmpeg, OBS), players receive it without.
+
+    The properties travel as an ECMA array, as FLV E.4.4.1 prescribes for script data and
+    as ffmpeg writes them; pass an :class:`rtmp.amf0.ECMAArray` or a typed value to keep
+    your own choice.
+    """
+    value: Any = properties
+    if type(properties) is dict or not isinstance(properties, dict):
+        value = amf0.ECMAArray(properties)  # FLV E.4.4.1: the value is an ECMA array
+    values: List[Any] = [ON_METADATA, value]
     if set_data_frame:
         return encode_data(
             SET_DATA_FRAME, *values, message_stream_id=message_stream_id,
