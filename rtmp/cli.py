@@ -1,0 +1,358 @@
+"""The ``rtmp`` command line: serve, publish, play, probe and proxy.
+
+Exit codes: 0 success, 1 failure (a network or protocol error, reported in
+one line), 2 usage errors (argparse's convention).  ``--trace`` on every
+subcommand prints the teaching trace of :mod:`rtmp.trace`; ``-v`` and
+``--log-level`` control stdlib logging.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import ssl
+import sys
+import threading
+import time
+from types import FrameType
+from typing import Any, Callable, Optional, Sequence
+
+from . import __version__
+from .errors import RTMPError
+
+__all__ = ["main", "build_parser"]
+
+logger = logging.getLogger("rtmp.cli")
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+class _Progress:
+    """A one-line progress display on a terminal (time, bitrate, frames); silent otherwise."""
+
+    def __init__(self, stream: Any = None, interval: float = 0.5) -> None:
+        self.stream = stream or sys.stderr
+        self.enabled = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.interval = interval
+        self._last = 0.0
+
+    def __call__(self, stats: Any) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self._last < self.interval:
+            return
+        self._last = now
+        self.stream.write("\r" + self.line(stats))
+        self.stream.flush()
+
+    @staticmethod
+    def line(stats: Any) -> str:
+        seconds = stats.duration_ms / 1000.0
+        kbits = stats.bytes * 8 / 1000.0 / stats.elapsed if stats.elapsed > 0 else 0.0
+        return (f"time {int(seconds // 60):02d}:{seconds % 60:04.1f}  "
+                f"{kbits:8.0f} kbit/s  video frames {stats.video}  audio frames {stats.audio}")
+
+    def finish(self, stats: Any) -> None:
+        if self.enabled:
+            self.stream.write("\r" + self.line(stats) + "\n")
+            self.stream.flush()
+
+
+def parse_addr(text: str, default_port: int) -> tuple:  # type: ignore[type-arg]
+    """``":1935"``, ``"127.0.0.1:1936"`` or ``"1936"`` -> (host, port)."""
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        host, port = "", text
+    try:
+        number = int(port) if port else default_port
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad address {text!r}: port must be a number") from None
+    if not 0 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"bad address {text!r}: port out of range")
+    return (host.strip("[]") or "0.0.0.0", number)
+
+
+def _addr_arg(default_port: int) -> Callable[[str], str]:
+    def check(text: str) -> str:
+        parse_addr(text, default_port)
+        return text
+
+    return check
+
+
+# -- subcommands ------------------------------------------------------------------------
+
+
+def _install_stop_signals(stop: threading.Event) -> None:
+    def handler(signum: int, frame: Optional[FrameType]) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .server import Server, ServerConfig
+
+    context = None
+    if args.tls_cert or args.tls_key:
+        if not (args.tls_cert and args.tls_key):
+            raise _UsageError("--tls-cert and --tls-key go together")
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+    if args.require_auth and not (args.username and args.password):
+        raise _UsageError("--require-auth needs --username and --password")
+    config = ServerConfig(
+        addr=args.addr,
+        record_dir=args.record_dir,
+        max_connections=args.max_connections,
+        require_auth=args.require_auth,
+        username=args.username,
+        password=args.password,
+        ssl_context=context,
+        chunk_size=args.chunk_size,
+    )
+    server = Server(config)
+    stop = threading.Event()
+    _install_stop_signals(stop)
+    server.start()
+    host, port = server.address
+    scheme = "rtmps" if context else "rtmp"
+    shown = f"[{host}]" if ":" in host else host
+    local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else shown
+    print(f"rtmp: serving on {scheme}://{shown}:{port}/ (publish to "
+          f"{scheme}://{local}:{port}/live/<key>; Ctrl-C stops)", file=sys.stderr, flush=True)
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        print("rtmp: stopping", file=sys.stderr, flush=True)
+        server.stop()
+    return EXIT_OK
+
+
+def _client_config(args: argparse.Namespace) -> Any:
+    from .client import ClientConfig
+
+    return ClientConfig(
+        connect_timeout=args.timeout,
+        read_timeout=args.timeout,
+        write_timeout=args.timeout,
+        username=getattr(args, "user", None),
+        password=getattr(args, "password", None),
+    )
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from .client import publish_flv
+
+    progress = _Progress()
+    stats = publish_flv(args.url, args.file, realtime=args.realtime, loop=args.loop,
+                        config=_client_config(args), progress=progress,
+                        stream_type=args.type)
+    progress.finish(stats)
+    logger.info("published %d messages, %d bytes", stats.messages, stats.bytes)
+    return EXIT_OK
+
+
+def cmd_play(args: argparse.Namespace) -> int:
+    from .client import play_to_flv
+
+    progress = _Progress()
+    target = args.output if args.output else _NullFile()
+    stats = play_to_flv(args.url, target, duration=args.duration, config=_client_config(args),
+                        progress=progress)
+    progress.finish(stats)
+    print(f"rtmp: received {stats.messages} messages ({stats.video} video, {stats.audio} audio, "
+          f"{stats.data} data), {stats.bytes} bytes, {stats.duration_ms} ms of media",
+          file=sys.stderr)
+    return EXIT_OK
+
+
+class _NullFile:
+    """A write-only binary sink for ``rtmp play`` without ``-o`` (count only)."""
+
+    def write(self, data: bytes) -> int:
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def tell(self) -> int:
+        return 0
+
+    def seekable(self) -> bool:
+        return False
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    from . import conformance
+
+    return conformance.main_from_args(args)
+
+
+def cmd_proxy(args: argparse.Namespace) -> int:
+    from .proxy import Proxy
+
+    host, port = parse_addr(args.listen, 1936)
+    proxy = Proxy(host, port, args.url, chunks=args.trace)
+    stop = threading.Event()
+    _install_stop_signals(stop)
+    proxy.start()
+    lhost, lport = proxy.address
+    print(f"rtmp: proxy listening on rtmp://{lhost}:{lport}/ -> {args.url} (Ctrl-C stops)",
+          file=sys.stderr, flush=True)
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        proxy.stop()
+    return EXIT_OK
+
+
+# -- parser -----------------------------------------------------------------------------
+
+
+class _UsageError(Exception):
+    """A usage mistake found after parsing (exit code 2)."""
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--trace", action="store_true",
+                        help="print every handshake block, chunk and message, decoded, "
+                             "with the clause that defines it")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="more logging (-v info, -vv debug)")
+    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"],
+                        help="logging level (overrides -v)")
+
+
+def _client_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--timeout", type=float, default=30.0, metavar="S",
+                        help="connect, read and write timeout in seconds (default 30)")
+    parser.add_argument("--user", help="user name for authmod=adobe/llnw (or user:pass@ in URL)")
+    parser.add_argument("--password", help="password for authmod=adobe/llnw")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rtmp",
+        description="A pure-Python RTMP toolkit: media server, publisher, player, "
+                    "conformance probe and tracing proxy.",
+    )
+    parser.add_argument("--version", action="version", version=f"rtmp {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    serve = sub.add_parser("serve", help="run the media server",
+                           description="Run the embedded media server. With no flags it listens "
+                                       "on :1935; publish to rtmp://127.0.0.1/live/KEY and play "
+                                       "the same URL.")
+    serve.add_argument("--addr", default=":1935", type=_addr_arg(1935),
+                       help="listen address host:port (default :1935; port 0 picks one)")
+    serve.add_argument("--record-dir", metavar="DIR",
+                       help="where record/append publishing writes FLV and VOD play reads")
+    serve.add_argument("--max-connections", type=int, default=1000, metavar="N")
+    serve.add_argument("--chunk-size", type=int, default=4096, metavar="N",
+                       help="outgoing chunk size (RTMP 5.4.1), default 4096")
+    serve.add_argument("--require-auth", action="store_true",
+                       help="require authmod=adobe authentication from publishers")
+    serve.add_argument("--username", help="user name for --require-auth")
+    serve.add_argument("--password", help="password for --require-auth")
+    serve.add_argument("--tls-cert", metavar="FILE", help="PEM certificate: serve rtmps")
+    serve.add_argument("--tls-key", metavar="FILE", help="PEM private key for --tls-cert")
+    _common(serve)
+    serve.set_defaults(func=cmd_serve)
+
+    publish = sub.add_parser("publish", help="publish an FLV file to a URL",
+                             description="Publish FILE.flv to URL (rtmp://host[:port]/app/stream).")
+    publish.add_argument("file", metavar="FILE")
+    publish.add_argument("url", metavar="URL")
+    pace = publish.add_mutually_exclusive_group()
+    pace.add_argument("--realtime", dest="realtime", action="store_true", default=True,
+                      help="pace by the file's timestamps (default)")
+    pace.add_argument("--fast", dest="realtime", action="store_false",
+                      help="send as fast as the server takes it")
+    publish.add_argument("--loop", type=int, default=1, metavar="N",
+                         help="play the file N times (0 = until interrupted)")
+    publish.add_argument("--type", choices=["live", "record", "append"], default="live",
+                         help="publishing type (RTMP 7.2.2.6), default live")
+    _client_options(publish)
+    _common(publish)
+    publish.set_defaults(func=cmd_publish)
+
+    play = sub.add_parser("play", help="play a URL, saving or counting what arrives",
+                          description="Play URL; with -o, save it as FLV.")
+    play.add_argument("url", metavar="URL")
+    play.add_argument("-o", "--output", metavar="FILE", help="write an FLV file")
+    play.add_argument("--duration", type=float, metavar="S",
+                      help="stop after S seconds of media")
+    _client_options(play)
+    _common(play)
+    play.set_defaults(func=cmd_play)
+
+    probe = sub.add_parser("probe", help="check a server against the specification",
+                           description="Run the conformance checks against a server URL "
+                                       "(rtmp://host[:port]/app).")
+    probe.add_argument("url", metavar="URL")
+    probe.add_argument("--json", action="store_true", help="print results as JSON")
+    probe.add_argument("--only", action="append", default=[], metavar="CHECK_OR_CLAUSE",
+                       help="run only these checks (name or clause; repeatable)")
+    probe.add_argument("--skip", action="append", default=[], metavar="CHECK_OR_CLAUSE",
+                       help="skip these checks (name or clause; repeatable)")
+    probe.add_argument("--list", action="store_true", help="list the checks and exit")
+    probe.add_argument("--timeout", type=float, default=10.0, metavar="S")
+    _common(probe)
+    probe.set_defaults(func=cmd_probe)
+
+    proxy = sub.add_parser("proxy", help="relay a client to a server, printing every message",
+                           description="Listen for RTMP clients and relay each to URL's server, "
+                                       "printing every message in both directions, decoded "
+                                       "(--trace adds every chunk).")
+    proxy.add_argument("--listen", default=":1936", type=_addr_arg(1936),
+                       help="listen address (default :1936)")
+    proxy.add_argument("url", metavar="URL", help="the real server, rtmp://host[:port]")
+    _common(proxy)
+    proxy.set_defaults(func=cmd_proxy)
+    return parser
+
+
+def _configure_logging(args: argparse.Namespace) -> None:
+    if args.log_level:
+        level = getattr(logging, args.log_level.upper())
+    else:
+        level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    if args.trace and args.command != "proxy":
+        from . import trace
+
+        trace.enable(sys.stdout)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the command line; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _configure_logging(args)
+    try:
+        result: int = args.func(args)
+        return result
+    except _UsageError as exc:
+        parser.error(str(exc))  # exits with 2
+    except KeyboardInterrupt:
+        print("rtmp: interrupted", file=sys.stderr)
+        return EXIT_FAILURE
+    except (RTMPError, OSError, ValueError) as exc:
+        logger.debug("failure", exc_info=True)
+        print(f"rtmp: error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    return EXIT_FAILURE  # pragma: no cover - parser.error exits
+
