@@ -46,6 +46,8 @@ __all__ = [
     "response_is_valid",
     "response_key",
     "response_signature",
+    "swf_hash",
+    "swf_verification",
 ]
 
 logger = logging.getLogger(__name__)
@@ -60,9 +62,7 @@ DIGEST_SIZE = 32
 OFFSET_MODULUS = 728
 
 #: HS-FP9 keys: the 32-byte constant both keys end with.
-KEY_TAIL = bytes.fromhex(
-    "F0EEC24A8068BEE82E00D0D1029E7E576EEC5D2D29806FAB93B8E636CFEB31AE"
-)
+KEY_TAIL = bytes.fromhex("F0EEC24A8068BEE82E00D0D1029E7E576EEC5D2D29806FAB93B8E636CFEB31AE")
 #: HS-FP9 keys: the player (client) key, 30 bytes, signs C1.
 PLAYER_KEY_PARTIAL = b"Genuine Adobe Flash Player 001"
 #: HS-FP9 keys: the full player key, 62 bytes, derives the key that signs C2.
@@ -204,3 +204,33 @@ def response_is_valid(response: Buffer, peer_digest: bytes, full_key: bytes) -> 
     view = memoryview(response)
     expected = response_signature(view[:split], peer_digest, full_key)
     return hmac.compare_digest(expected, bytes(view[split:]))
+
+
+#: HS-FP9 swfverify: the data of User Control event 27 after its event type is 42 bytes.
+SWF_VERIFICATION_SIZE = 42
+
+
+def swf_hash(swf: Buffer) -> bytes:
+    """HS-FP9 swfverify: HMAC-SHA256 of the *decompressed* SWF file with the partial player key.
+
+    A compressed file (``CWS``) must be inflated first (``FWS`` + header bytes 3..7 +
+    ``zlib.decompress(data[8:])``), as ffmpeg's ``rtmp_calc_swfhash`` does.
+    """
+    return hmac.new(PLAYER_KEY_PARTIAL, swf, hashlib.sha256).digest()
+
+
+def swf_verification(s1: Buffer, swf_sha: bytes, swf_size: int) -> bytes:
+    """HS-FP9 swfverify: the 42 bytes a client sends in User Control event 27.
+
+    ``01 01 | size (UI32) | size (UI32) | HMAC-SHA256(key = last 32 bytes of S1,
+    message = the SWF hash)``.  A client computes it from the S1 it received, a server
+    from the S1 it sent (``local_block`` / ``peer_block`` of the handshake objects).
+    """
+    _check_block(s1)
+    if len(swf_sha) != DIGEST_SIZE:
+        raise ValueError(f"a SWF hash is {DIGEST_SIZE} bytes, got {len(swf_sha)}")
+    if not 0 <= swf_size <= 0xFFFFFFFF:
+        raise ValueError(f"SWF size {swf_size} does not fit 32 bits")
+    key = bytes(s1[BLOCK_SIZE - DIGEST_SIZE :])  # HS-FP9 swfverify: the last 32 bytes of S1
+    size = swf_size.to_bytes(4, "big")
+    return b"\x01\x01" + size + size + hmac.new(key, swf_sha, hashlib.sha256).digest()

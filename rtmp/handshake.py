@@ -153,6 +153,7 @@ class _Handshake:
         #: HS-FP9 schemes: where the peer put its digest, when :attr:`digest_used`.
         self.peer_digest_scheme: DigestScheme | None = None
         self._sent_block = b""  # our C1/S1, which the peer's C2/S2 answers
+        self._peer_block = b""  # the peer's C1/S1
         self._own_digest: bytes | None = None  # HS-FP9: digest in our C1/S1
         self._peer_digest: bytes | None = None  # HS-FP9: digest in the peer's C1/S1
 
@@ -162,6 +163,16 @@ class _Handshake:
     def complete(self) -> bool:
         """RTMP 5.2.5: True once the handshake is done."""
         return self.state is HandshakeState.DONE
+
+    @property
+    def local_block(self) -> bytes:
+        """RTMP 5.2.3: the C1/S1 we sent (HS-FP9 swfverify keys on a server's S1)."""
+        return self._sent_block
+
+    @property
+    def peer_block(self) -> bytes:
+        """RTMP 5.2.3: the C1/S1 the peer sent, once received (else ``b""``)."""
+        return self._peer_block
 
     def data_to_send(self) -> bytes:
         """The bytes to write to the peer now (possibly empty); each byte is returned once."""
@@ -271,6 +282,7 @@ class _Handshake:
 
     def _read_challenge(self, block: bytes) -> bytes:
         """RTMP 5.2.3: record the time and version fields of the peer's C1/S1."""
+        self._peer_block = block
         (self.peer_time,) = U32.unpack_from(block, 0)
         version = block[4:8]
         if version != _ZERO4:

@@ -155,7 +155,12 @@ class TestDigest:
         assert match is not None and match.scheme is DigestScheme.DIGEST_FIRST
 
     @pytest.mark.spec("HS-FP9 C1")
-    @given(block=blocks, scheme=schemes, position=st.integers(0, BLOCK_SIZE - 1), flip=st.integers(1, 255))
+    @given(
+        block=blocks,
+        scheme=schemes,
+        position=st.integers(0, BLOCK_SIZE - 1),
+        flip=st.integers(1, 255),
+    )
     def test_any_changed_byte_breaks_the_digest(
         self, block: bytes, scheme: DigestScheme, position: int, flip: int
     ) -> None:
@@ -227,6 +232,35 @@ class TestResponses:
         assert not response_is_valid(s2, other.digest, SERVER_KEY)
 
 
+class TestSwfVerification:
+    @pytest.mark.spec("HS-FP9 swfverify")
+    def test_swf_hash(self) -> None:
+        swf = b"FWS\x0a" + bytes(100)
+        assert (
+            digest.swf_hash(swf)
+            == hmac.new(b"Genuine Adobe Flash Player 001", swf, hashlib.sha256).digest()
+        )
+
+    @pytest.mark.spec("HS-FP9 swfverify")
+    def test_layout(self) -> None:
+        """01 01, size twice (big-endian), HMAC keyed with the last 32 bytes of S1."""
+        s1 = NGINX_S0S1S2[1:1537]
+        sha = bytes(range(32))
+        data = digest.swf_verification(s1, sha, 0x01020304)
+        assert len(data) == digest.SWF_VERIFICATION_SIZE == 42
+        assert data[:10] == b"\x01\x01\x01\x02\x03\x04\x01\x02\x03\x04"
+        assert data[10:] == hmac.new(s1[-32:], sha, hashlib.sha256).digest()
+
+    def test_misuse(self) -> None:
+        s1 = bytes(BLOCK_SIZE)
+        with pytest.raises(ValueError, match="SWF hash"):
+            digest.swf_verification(s1, bytes(31), 1)
+        with pytest.raises(ValueError, match="32 bits"):
+            digest.swf_verification(s1, bytes(32), 2**32)
+        with pytest.raises(ValueError, match="1536"):
+            digest.swf_verification(bytes(10), bytes(32), 1)
+
+
 class TestMisuse:
     @pytest.mark.parametrize("size", [0, 1535, 1537])
     def test_wrong_block_size(self, size: int) -> None:
@@ -239,7 +273,8 @@ class TestMisuse:
 
     def test_imprint_needs_a_bytearray(self) -> None:
         with pytest.raises(TypeError):
-            imprint_digest(bytes(BLOCK_SIZE), PLAYER_KEY_PARTIAL, DigestScheme.DIGEST_FIRST)  # type: ignore[arg-type]
+            block = bytes(BLOCK_SIZE)
+            imprint_digest(block, PLAYER_KEY_PARTIAL, DigestScheme.DIGEST_FIRST)  # type: ignore[arg-type]
 
     @pytest.mark.parametrize("offset", [-1, BLOCK_SIZE - 31])
     def test_offset_outside_block(self, offset: int) -> None:

@@ -112,7 +112,10 @@ class TestVersion:
         assert s.state is HandshakeState.ERROR
 
     @pytest.mark.spec("RTMP 5.2.2")
-    @pytest.mark.parametrize(("version", "word"), [(0, "deprecated"), (2, "deprecated"), (4, "reserved"), (31, "reserved")])
+    @pytest.mark.parametrize(
+        ("version", "word"),
+        [(0, "deprecated"), (2, "deprecated"), (4, "reserved"), (31, "reserved")],
+    )
     def test_deprecated_and_reserved(self, version: int, word: str) -> None:
         with pytest.raises(HandshakeError, match=word):
             server().receive_data(bytes([version]))
@@ -162,6 +165,15 @@ class TestC1S1:
         assert c2[4:8] == (123).to_bytes(4, "big")  # strict: time2 = when S1 was read
 
     @pytest.mark.spec("RTMP 5.2.3")
+    def test_blocks_exposed(self) -> None:
+        """Both C1/S1 blocks stay available (HS-FP9 swfverify keys on S1)."""
+        c, s = client(), server()
+        assert c.peer_block == b"" and s.peer_block == b""
+        run(c, s)
+        assert c.local_block == s.peer_block and len(c.local_block) == HANDSHAKE_SIZE
+        assert s.local_block == c.peer_block and len(s.local_block) == HANDSHAKE_SIZE
+
+    @pytest.mark.spec("RTMP 5.2.3")
     def test_peer_time_recorded(self) -> None:
         c = client()
         c.data_to_send()
@@ -169,7 +181,9 @@ class TestC1S1:
         assert c.peer_time == 0xDEADBEEF
 
     @pytest.mark.spec("RTMP 5.2.3")
-    def test_non_zero_field_from_simple_peer_lenient(self, caplog: pytest.LogCaptureFixture) -> None:
+    def test_non_zero_field_from_simple_peer_lenient(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
         """A simple-mode client tolerates a version in S1 (FMS-like servers) with a warning."""
         c = client(digest=False)
         c.data_to_send()
@@ -354,7 +368,9 @@ class TestTruncated:
         fresh = server()
         if cut:
             fresh.receive_data(whole[:cut])
-        with pytest.raises(HandshakeError, match=r"closed during the handshake: got \d+ of \d+ bytes of C[012]"):
+        with pytest.raises(
+            HandshakeError, match=r"closed during the handshake: got \d+ of \d+ bytes of C[012]"
+        ):
             fresh.receive_data(b"")
         assert fresh.state is HandshakeState.ERROR
 
@@ -378,7 +394,13 @@ class TestLoops:
     @pytest.mark.parametrize("client_digest", [True, False])
     @pytest.mark.parametrize("server_digest", [True, False])
     @pytest.mark.parametrize("strict", [True, False])
-    def test_loop(self, client_digest: bool, server_digest: bool, strict: bool, caplog: pytest.LogCaptureFixture) -> None:
+    def test_loop(
+        self,
+        client_digest: bool,
+        server_digest: bool,
+        strict: bool,
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
         c = client(digest=client_digest, strict=strict, now_ms=1000)
         s = server(digest=server_digest, strict=strict, now_ms=2000)
         if strict and client_digest and not server_digest:
@@ -506,7 +528,9 @@ class TestDigestServer:
                 assert s.complete and "HS-FP9 signature" in caplog.text
 
     @pytest.mark.spec("HS-FP9 detect")
-    def test_version_without_valid_digest_falls_back(self, caplog: pytest.LogCaptureFixture) -> None:
+    def test_version_without_valid_digest_falls_back(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
         """nginx-rtmp: a C1 with a version but no valid digest gets the simple handshake."""
         c1 = bytearray(FFMPEG_C0C1)
         c1[100] ^= 1  # breaks the digest
@@ -551,7 +575,7 @@ class TestDigestClient:
 
     @pytest.mark.spec("HS-FP9 S2/C2", "HS-FP9 C1")
     def test_replay_of_nginx(self) -> None:
-        """Our C1 as recorded, then nginx-rtmp's recorded answer: S1 digest and S2 signature valid."""
+        """Our recorded C1, then nginx-rtmp's recorded answer: valid S1 digest and S2 signature."""
         recorded_c1 = OUR_C0C1[1:]
         c = client(now_ms=1000, random=lambda n: recorded_c1[8 : 8 + n])
         assert c.data_to_send() == OUR_C0C1
@@ -569,7 +593,9 @@ class TestDigestClient:
         bad[-1] ^= 1
         recorded_c1 = OUR_C0C1[1:]
         with pytest.raises(HandshakeError, match="S2 carries neither"):
-            client(now_ms=1000, random=lambda n: recorded_c1[8 : 8 + n], strict=True).receive_data(bytes(bad))
+            client(now_ms=1000, random=lambda n: recorded_c1[8 : 8 + n], strict=True).receive_data(
+                bytes(bad)
+            )
         c = client(now_ms=1000, random=lambda n: recorded_c1[8 : 8 + n])
         with caplog.at_level(logging.WARNING, "rtmp.handshake"):
             c.receive_data(bytes(bad))

@@ -17,6 +17,7 @@ import time
 
 import pytest
 
+from rtmp.digest import swf_verification
 from rtmp.handshake import ClientHandshake, ServerHandshake
 from tests.conftest import require_peer
 from tests.peers import FfmpegListen, NginxRtmp, run, wait_port
@@ -26,6 +27,15 @@ pytestmark = pytest.mark.interop
 IO_TIMEOUT = 10.0
 #: AMF0 string "connect": marker 0x02, length 7 (AMF0 2.4), as every client's connect starts.
 CONNECT_NAME = b"\x02\x00\x07connect"
+#: HS-FP9 swfverify: User Control (type 4) event 26 on csid 2, fmt 0, 6-byte payload.
+SWF_VERIFY_REQUEST = (
+    b"\x02" + bytes(3) + (6).to_bytes(3, "big") + b"\x04" + bytes(4) + b"\x00\x1a" + bytes(4)
+)
+#: HS-FP9 swfverify: event 27, then the 42 bytes of verification data starting 01 01.
+SWF_VERIFY_REPLY_START = b"\x00\x1b\x01\x01"
+#: A made-up SWF hash and size given to the clients (-w/-x, -rtmp_swfhash/-rtmp_swfsize).
+SWF_SHA = bytes(range(32))
+SWF_SIZE = 12345
 #: librtmp's complaints about a server's S1/S2 (rtmp.c / handshake.h log lines).
 LIBRTMP_COMPLAINTS = (
     "not genuine",
@@ -71,7 +81,12 @@ def connect_command(tc_url: str, app: str = "live") -> bytes:
     return header + b"\xc3".join(pieces)  # fmt 3 headers between 128-byte chunks
 
 
-def read_until(sock: socket.socket, needles: tuple[bytes, ...], initial: bytes = b"", timeout: float = IO_TIMEOUT) -> bytes:
+def read_until(
+    sock: socket.socket,
+    needles: tuple[bytes, ...],
+    initial: bytes = b"",
+    timeout: float = IO_TIMEOUT,
+) -> bytes:
     """Read until every needle was seen (or EOF / timeout); return everything read."""
     data = initial
     deadline = time.monotonic() + timeout
@@ -90,7 +105,9 @@ def read_until(sock: socket.socket, needles: tuple[bytes, ...], initial: bytes =
     return data
 
 
-def shake(sock: socket.socket, hs: ClientHandshake | ServerHandshake, timeout: float = IO_TIMEOUT) -> None:
+def shake(
+    sock: socket.socket, hs: ClientHandshake | ServerHandshake, timeout: float = IO_TIMEOUT
+) -> None:
     """Run ``hs`` over ``sock`` until it completes (HandshakeError / TimeoutError otherwise)."""
     deadline = time.monotonic() + timeout
     while True:
@@ -122,7 +139,11 @@ def connect_retrying(port: int, timeout: float = IO_TIMEOUT) -> socket.socket:
 
 
 def tolerated(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == "rtmp.handshake" and r.levelno >= logging.WARNING]
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "rtmp.handshake" and r.levelno >= logging.WARNING
+    ]
 
 
 class OneShotServer:
@@ -132,13 +153,17 @@ class OneShotServer:
     then closes.  ``handshake``, ``after`` (bytes after C2) and ``error`` are filled in.
     """
 
-    def __init__(self, digest: bool = True, strict: bool = False) -> None:
+    def __init__(
+        self, digest: bool = True, strict: bool = False, swf_request: bool = False
+    ) -> None:
         self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.listener.bind(("127.0.0.1", 0))
         self.listener.listen(1)
         self.port = self.listener.getsockname()[1]
         self.handshake = ServerHandshake(digest=digest, strict=strict, now_ms=1234)
+        self.swf_request = swf_request
         self.after = b""
+        self.swf_reply = b""
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._serve, name="hs-interop-server")
 
@@ -161,6 +186,9 @@ class OneShotServer:
             with conn:
                 shake(conn, self.handshake)
                 self.after = read_until(conn, (CONNECT_NAME,), self.handshake.trailing_data)
+                if self.swf_request:
+                    conn.sendall(SWF_VERIFY_REQUEST)
+                    self.swf_reply = read_until(conn, (SWF_VERIFY_REPLY_START,))
         except Exception as exc:  # noqa: BLE001 - reported by the test
             self.error = exc
 
@@ -184,7 +212,9 @@ class TestClientAgainstFfmpegListen:
     @pytest.mark.spec("RTMP 5.2.4", "HS-FP9 detect [impl: ffmpeg rtmp_server_handshake]")
     @pytest.mark.parametrize("digest", [True, False], ids=["digest-c1", "simple-c1"])
     @pytest.mark.parametrize("strict", [False, True], ids=["lenient", "strict"])
-    def test_handshake_and_connect(self, digest: bool, strict: bool, caplog: pytest.LogCaptureFixture) -> None:
+    def test_handshake_and_connect(
+        self, digest: bool, strict: bool, caplog: pytest.LogCaptureFixture
+    ) -> None:
         caplog.set_level(logging.WARNING, "rtmp.handshake")
         listener = FfmpegListen(output_args=("-c", "copy"), listen_timeout=IO_TIMEOUT)
         listener.start(wait=False, startup_delay=0.2)
@@ -195,7 +225,9 @@ class TestClientAgainstFfmpegListen:
                 assert not hs.digest_used  # S1 has a zero version: simple answer
                 assert hs.peer_version == 3 and hs.peer_flash_version is None
                 sock.sendall(connect_command(f"rtmp://127.0.0.1:{listener.port}/live"))
-                reply = read_until(sock, (b"_result", b"NetConnection.Connect.Success"), hs.trailing_data)
+                reply = read_until(
+                    sock, (b"_result", b"NetConnection.Connect.Success"), hs.trailing_data
+                )
             assert b"NetConnection.Connect.Success" in reply, reply[:300]
             listener.wait(timeout=20)
             log = listener.log()  # before stop(), which removes the log's directory
@@ -214,7 +246,9 @@ class TestRtmpdumpAgainstOurServer:
 
     def _rtmpdump(self, server: OneShotServer, *extra: str) -> str:
         rtmpdump = require_peer("rtmpdump")
-        completed = run([rtmpdump, "-z", "-r", server.url(), "-o", "/dev/null", "-m", "5", *extra], timeout=30)
+        completed = run(
+            [rtmpdump, "-z", "-r", server.url(), "-o", "/dev/null", "-m", "5", *extra], timeout=30
+        )
         return completed.stderr.decode("utf-8", "replace")
 
     @pytest.mark.spec("RTMP 5.2.4", "RTMP 5.2.1")
@@ -236,7 +270,7 @@ class TestRtmpdumpAgainstOurServer:
         caplog.set_level(logging.WARNING, "rtmp.handshake")
         with OneShotServer(digest=True, strict=True) as server:
             # -w/-x (SWF hash and size) switch librtmp to the FP9 handshake
-            log = self._rtmpdump(server, "-w", "ab" * 32, "-x", "12345")
+            log = self._rtmpdump(server, "-w", SWF_SHA.hex(), "-x", str(SWF_SIZE))
         server.check_connect()
         assert server.handshake.digest_used  # strict: librtmp's C2 signature checked too
         assert server.handshake.peer_flash_version is not None
@@ -244,6 +278,38 @@ class TestRtmpdumpAgainstOurServer:
             assert complaint not in log, log
         assert "Genuine Adobe Flash Media Server" in log, log  # S2 signature verified
         assert tolerated(caplog) == []
+
+
+class TestSwfVerification:
+    """HS-FP9 swfverify: the client's event 27 data, keyed on the last 32 bytes of our S1."""
+
+    @staticmethod
+    def _reply_data(server: OneShotServer) -> bytes:
+        assert server.error is None, repr(server.error)
+        start = server.swf_reply.find(SWF_VERIFY_REPLY_START)
+        assert start >= 0, server.swf_reply[:200]
+        data = server.swf_reply[start + 2 : start + 2 + 42]
+        assert len(data) == 42
+        return data
+
+    @pytest.mark.spec("HS-FP9 swfverify")
+    def test_rtmpdump(self) -> None:
+        rtmpdump = require_peer("rtmpdump")
+        with OneShotServer(digest=True, swf_request=True) as server:
+            run([rtmpdump, "-z", "-r", server.url(), "-o", "/dev/null", "-m", "5",
+                 "-w", SWF_SHA.hex(), "-x", str(SWF_SIZE)], timeout=30)  # fmt: skip
+        expected = swf_verification(server.handshake.local_block, SWF_SHA, SWF_SIZE)
+        assert self._reply_data(server) == expected
+
+    @pytest.mark.spec("HS-FP9 swfverify")
+    def test_ffmpeg(self) -> None:
+        ffmpeg = require_peer("ffmpeg")
+        with OneShotServer(digest=True, swf_request=True) as server:
+            run([ffmpeg, "-hide_banner", "-nostdin", "-rw_timeout", "5000000",
+                 "-rtmp_swfhash", SWF_SHA.hex(), "-rtmp_swfsize", str(SWF_SIZE),
+                 "-i", server.url(), "-f", "null", "-"], timeout=30)  # fmt: skip
+        expected = swf_verification(server.handshake.local_block, SWF_SHA, SWF_SIZE)
+        assert self._reply_data(server) == expected
 
 
 class TestFfmpegAgainstOurServer:
@@ -304,7 +370,9 @@ class TestClientAgainstNginx:
     @pytest.mark.spec("HS-FP9 detect", "HS-FP9 C1", "HS-FP9 S2/C2", "RTMP 5.2.4")
     @pytest.mark.parametrize("digest", [True, False], ids=["digest", "simple"])
     @pytest.mark.parametrize("strict", [False, True], ids=["lenient", "strict"])
-    def test_handshake_and_connect(self, digest: bool, strict: bool, caplog: pytest.LogCaptureFixture) -> None:
+    def test_handshake_and_connect(
+        self, digest: bool, strict: bool, caplog: pytest.LogCaptureFixture
+    ) -> None:
         caplog.set_level(logging.WARNING, "rtmp.handshake")
         with _DebugNginx() as nginx:
             wait_port(nginx.port)
@@ -312,7 +380,9 @@ class TestClientAgainstNginx:
                 hs = ClientHandshake(digest=digest, strict=strict, now_ms=99)
                 shake(sock, hs)
                 sock.sendall(connect_command(f"rtmp://127.0.0.1:{nginx.port}/live"))
-                reply = read_until(sock, (b"_result", b"NetConnection.Connect.Success"), hs.trailing_data)
+                reply = read_until(
+                    sock, (b"_result", b"NetConnection.Connect.Success"), hs.trailing_data
+                )
             log = nginx.error_log()
         assert b"NetConnection.Connect.Success" in reply, (reply[:300], log[-3000:])
         assert hs.digest_used == digest
