@@ -10,8 +10,10 @@ they accepted S0/S1/S2.
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import struct
+import subprocess
 import threading
 import time
 
@@ -19,7 +21,7 @@ import pytest
 
 from rtmp.digest import swf_verification
 from rtmp.handshake import ClientHandshake, ServerHandshake
-from tests.conftest import require_peer
+from tests.conftest import IN_CI, require_peer
 from tests.peers import FfmpegListen, NginxRtmp, run, wait_port
 
 pytestmark = pytest.mark.interop
@@ -352,6 +354,39 @@ class TestFfmpegAgainstOurServer:
         assert server.handshake.peer_time2 is not None  # the C2 was an echo, not a signature
         for complaint in FFMPEG_COMPLAINTS:
             assert complaint not in log, log
+
+
+class TestGstreamerAgainstOurServer:
+    """GStreamer rtmp2src: a simple C1; it checks that S2 echoes C1's random bytes."""
+
+    @pytest.mark.spec("RTMP 5.2.4", "RTMP 5.2.3")
+    @pytest.mark.parametrize("digest", [True, False], ids=["digest-server", "simple-server"])
+    def test_rtmp2src(self, digest: bool, caplog: pytest.LogCaptureFixture) -> None:
+        caplog.set_level(logging.WARNING, "rtmp.handshake")
+        gst_launch = require_peer("gst-launch-1.0")
+        inspect = subprocess.run(
+            [require_peer("gst-inspect-1.0"), "rtmp2src"],
+            check=False,
+            capture_output=True,
+            timeout=30,
+        )
+        if inspect.returncode != 0:
+            if IN_CI:
+                pytest.fail("GStreamer rtmp2src (gst-plugins-bad) is missing; CI must have it")
+            pytest.skip("GStreamer rtmp2src (gst-plugins-bad) is not installed")
+        env = dict(os.environ, GST_DEBUG="rtmphandshake:5", GST_DEBUG_NO_COLOR="1")
+        with OneShotServer(digest=digest, strict=True) as server:
+            completed = subprocess.run(
+                [gst_launch, "-q", "rtmp2src", f"location={server.url()}", "timeout=5",
+                 "!", "fakesink"],
+                check=False, capture_output=True, timeout=30, env=env, stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+        log = completed.stderr.decode("utf-8", "replace")
+        server.check_connect()
+        assert not server.handshake.digest_used  # rtmp2src sends a zero version field
+        assert "S2 random data matches C1" in log, log[-3000:]
+        assert "Client handshake finished" in log, log[-3000:]
+        assert tolerated(caplog) == []
 
 
 # -- (c) our client against nginx-rtmp --------------------------------------------------
