@@ -513,7 +513,11 @@ class LiveStream:
                 start = self._gop[0][0].timestamp if self._gop else None
                 for cached, kind in self._late_join_messages():
                     out = cached.replace(message_stream_id=msid)
-                    if start is not None and kind == FrameKind.CONFIG:
+                    if cached.type in (MessageType.DATA_AMF0, MessageType.DATA_AMF3):
+                        # As nginx-rtmp: metadata at time 0 (ffmpeg's FLV demuxer turns a
+                        # script tag with a later time into a data stream of its own).
+                        out = out.replace(timestamp=0)
+                    elif start is not None and kind == FrameKind.CONFIG:
                         out = out.replace(timestamp=start)  # as nginx-rtmp: at the GOP's time
                     player.offer(encode_type0(out, chunk_size), out, kind)
             self.players.append(player)

@@ -197,8 +197,8 @@ class TestLateJoin:
             assert [m.data for m in got] == [
                 meta.data, AVC_HEADER, AAC_HEADER, AVC_KEY, AAC_FRAME, AVC_INTER,
             ]
-            # Headers are moved to the GOP's start time; the GOP keeps its timestamps.
-            assert [m.timestamp for m in got] == [1000, 1000, 1000, 1000, 1010, 1040]
+            # Metadata at 0, headers moved to the GOP's start time; the GOP keeps its timestamps.
+            assert [m.timestamp for m in got] == [0, 1000, 1000, 1000, 1010, 1040]
             assert {m.message_stream_id for m in got} == {3}
             stream.publish_message(video(AVC_INTER, 1080))
             assert wait_for(lambda: len(sink.written) == 7)
