@@ -24,7 +24,7 @@ import hmac
 import logging
 import secrets
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable
 
 from .errors import CommandError
 
@@ -33,23 +33,23 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "AUTHMOD_ADOBE",
     "AUTHMOD_LLNW",
-    "AuthenticationError",
+    "AdobeAuthenticator",
     "AuthChallenge",
     "AuthResult",
-    "AdobeAuthenticator",
+    "AuthenticationError",
     "ClientAuth",
+    "adobe_query",
+    "adobe_response",
+    "authfailed_description",
+    "client_nonce",
+    "llnw_query",
+    "llnw_response",
+    "needauth_description",
+    "nosuchuser_description",
     "parse_description",
     "parse_query",
     "split_app_query",
-    "adobe_response",
-    "adobe_query",
-    "llnw_response",
-    "llnw_query",
-    "client_nonce",
     "stage0_description",
-    "needauth_description",
-    "authfailed_description",
-    "nosuchuser_description",
 ]
 
 AUTHMOD_ADOBE = "adobe"
@@ -91,10 +91,10 @@ class AuthChallenge:
     ``nosuchuser`` or ``None``; ``params`` holds the ``key=value`` pairs after ``?reason``.
     """
 
-    authmod: Optional[str]
+    authmod: str | None
     need_auth: bool = False
-    reason: Optional[str] = None
-    params: Dict[str, str] = field(default_factory=dict)
+    reason: str | None = None
+    params: dict[str, str] = field(default_factory=dict)
 
     @property
     def user(self) -> str:
@@ -105,15 +105,15 @@ class AuthChallenge:
         return self.params.get("salt", "")
 
     @property
-    def challenge(self) -> Optional[str]:
+    def challenge(self) -> str | None:
         return self.params.get("challenge")
 
     @property
-    def opaque(self) -> Optional[str]:
+    def opaque(self) -> str | None:
         return self.params.get("opaque")
 
     @property
-    def nonce(self) -> Optional[str]:
+    def nonce(self) -> str | None:
         return self.params.get("nonce")
 
 
@@ -123,7 +123,7 @@ def parse_description(description: str) -> AuthChallenge:
     ``authmod=`` is read up to the next space or ``]``; the parameters are the text after
     ``?reason=`` split on ``&``, each at its first ``=``.
     """
-    authmod: Optional[str] = None
+    authmod: str | None = None
     marker = description.find("authmod=")
     if marker >= 0:
         start = marker + len("authmod=")
@@ -132,8 +132,8 @@ def parse_description(description: str) -> AuthChallenge:
             end += 1
         authmod = description[start:end] or None
     need_auth = NEED_AUTH in description
-    reason: Optional[str] = None
-    params: Dict[str, str] = {}
+    reason: str | None = None
+    params: dict[str, str] = {}
     query_at = description.find("?reason=")
     if query_at >= 0:
         params = parse_query(description[query_at + 1 :])
@@ -141,12 +141,11 @@ def parse_description(description: str) -> AuthChallenge:
     return AuthChallenge(authmod, need_auth, reason, params)
 
 
-def parse_query(query: str) -> Dict[str, str]:
+def parse_query(query: str) -> dict[str, str]:
     """AUTH-ADOBE: ``a=1&b=2`` (a leading ``?`` allowed) into a dict; values are not
     URL-decoded, since ffmpeg hashes and sends them exactly as they appear."""
-    if query.startswith("?"):
-        query = query[1:]
-    params: Dict[str, str] = {}
+    query = query.removeprefix("?")
+    params: dict[str, str] = {}
     for item in query.split("&"):
         if not item:
             continue
@@ -155,7 +154,7 @@ def parse_query(query: str) -> Dict[str, str]:
     return params
 
 
-def split_app_query(app: str) -> Tuple[str, Dict[str, str]]:
+def split_app_query(app: str) -> tuple[str, dict[str, str]]:
     """AUTH-ADOBE server checklist 1: ``"live?authmod=adobe&user=bob"`` ->
     ``("live", {"authmod": "adobe", "user": "bob"})``; strip before routing by app."""
     base, sep, query = app.partition("?")
@@ -179,8 +178,8 @@ def adobe_response(
     password: str,
     client_challenge: str,
     *,
-    opaque: Optional[str] = None,
-    challenge: Optional[str] = None,
+    opaque: str | None = None,
+    challenge: str | None = None,
 ) -> str:
     """AUTH-ADOBE hash: ``b64(md5(b64(md5(user+salt+password)) + (opaque or challenge) + c2))``.
 
@@ -192,7 +191,7 @@ def adobe_response(
     return _b64_md5(h1, server_token, client_challenge)
 
 
-def adobe_query(user: str, client_challenge: str, response: str, opaque: Optional[str] = None) -> str:
+def adobe_query(user: str, client_challenge: str, response: str, opaque: str | None = None) -> str:
     """AUTH-ADOBE stage 2: the query the client appends to app and tcUrl."""
     query = f"?authmod={AUTHMOD_ADOBE}&user={user}&challenge={client_challenge}&response={response}"
     if opaque is not None:
@@ -252,8 +251,8 @@ class ClientAuth:
 
     def __init__(
         self,
-        username: Optional[str],
-        password: Optional[str],
+        username: str | None,
+        password: str | None,
         nonce: Callable[[], str] = client_nonce,
     ) -> None:
         self.username = username
@@ -301,7 +300,7 @@ def stage0_description(authmod: str = AUTHMOD_ADOBE) -> str:
 
 
 def needauth_description(
-    user: str, salt: str, challenge: str, opaque: Optional[str] = None
+    user: str, salt: str, challenge: str, opaque: str | None = None
 ) -> str:
     """AUTH-ADOBE stage 1: the challenge.  Nothing may follow the last value (ffmpeg reads
     each value up to the next ``&`` or the end of the string)."""
@@ -311,7 +310,7 @@ def needauth_description(
     return text
 
 
-def authfailed_description(opaque: Optional[str] = None, authmod: str = AUTHMOD_ADOBE) -> str:
+def authfailed_description(opaque: str | None = None, authmod: str = AUTHMOD_ADOBE) -> str:
     """AUTH-ADOBE stage 2 failure: ffmpeg stops with "Incorrect username/password"."""
     text = f"{_REJECT_PREFIX}[ authmod={authmod} ] : ?reason=authfailed"
     if opaque is not None:
@@ -337,7 +336,7 @@ class AuthResult:
     stage: str
     app: str
     description: str = ""
-    user: Optional[str] = None
+    user: str | None = None
 
 
 def _token() -> str:
@@ -368,15 +367,15 @@ class AdobeAuthenticator:
 
     def __init__(
         self,
-        username: Optional[str] = None,
-        password: Optional[str] = None,
+        username: str | None = None,
+        password: str | None = None,
         *,
-        users: Optional[Dict[str, str]] = None,
+        users: dict[str, str] | None = None,
         max_pending: int = 1024,
         reveal_unknown_user: bool = False,
         token: Callable[[], str] = _token,
     ) -> None:
-        self.users: Dict[str, str] = dict(users or {})
+        self.users: dict[str, str] = dict(users or {})
         if username is not None:
             if password is None:
                 raise ValueError("a username needs a password")
@@ -388,14 +387,14 @@ class AdobeAuthenticator:
         self.max_pending = max_pending
         self.reveal_unknown_user = reveal_unknown_user
         self._token = token
-        self._pending: "collections.OrderedDict[str, _Pending]" = collections.OrderedDict()
+        self._pending: collections.OrderedDict[str, _Pending] = collections.OrderedDict()
 
     @property
     def pending_count(self) -> int:
         """How many issued challenges are still unanswered."""
         return len(self._pending)
 
-    def check(self, app: str, tc_url: Optional[str] = None) -> AuthResult:
+    def check(self, app: str, tc_url: str | None = None) -> AuthResult:
         """Judge one connect from its command object's ``app`` (and ``tcUrl``).
 
         ffmpeg appends the same query to both; the one in ``app`` wins, ``tcUrl`` is a
@@ -422,7 +421,7 @@ class AdobeAuthenticator:
         logger.debug("AUTH-ADOBE challenge for user %r (opaque %s)", user, pending.opaque)
         return needauth_description(user, pending.salt, pending.challenge, pending.opaque)
 
-    def _find(self, user: str, opaque: Optional[str]) -> Optional[_Pending]:
+    def _find(self, user: str, opaque: str | None) -> _Pending | None:
         """Take (remove) the pending challenge: by opaque, or the user's latest one."""
         if opaque is not None:
             pending = self._pending.pop(opaque, None)
@@ -432,7 +431,7 @@ class AdobeAuthenticator:
                 return self._pending.pop(key)
         return None
 
-    def _verify(self, base: str, user: str, params: Dict[str, str]) -> AuthResult:
+    def _verify(self, base: str, user: str, params: dict[str, str]) -> AuthResult:
         opaque = params.get("opaque")
         pending = self._find(user, opaque)
         password = self.users.get(user)

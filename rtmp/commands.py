@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any
 
 from . import amf0
 from .amf import decode_payload, encode_payload
@@ -28,31 +29,31 @@ from .message import Message, MessageType, StreamType
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "Command",
-    "encode_command",
-    "decode_command",
-    "encode_data",
-    "decode_data",
-    "strip_set_data_frame",
-    "status_info",
-    "status_level",
-    "on_status",
-    "result",
-    "error",
-    "command_error",
-    "connect_command_object",
-    "connect",
-    "connect_result",
-    "create_stream",
-    "delete_stream",
-    "publish",
-    "play",
-    "seek",
-    "pause",
-    "metadata",
-    "LEVELS",
     "COMMAND_TYPES",
     "DATA_TYPES",
+    "LEVELS",
+    "Command",
+    "command_error",
+    "connect",
+    "connect_command_object",
+    "connect_result",
+    "create_stream",
+    "decode_command",
+    "decode_data",
+    "delete_stream",
+    "encode_command",
+    "encode_data",
+    "error",
+    "metadata",
+    "on_status",
+    "pause",
+    "play",
+    "publish",
+    "result",
+    "seek",
+    "status_info",
+    "status_level",
+    "strip_set_data_frame",
 ]
 
 #: RTMP 7.1.1: the two command message types; RTMP 7.1.2: the two data message types.
@@ -169,7 +170,7 @@ NETSTREAM_BUFFER_FLUSH = "NetStream.Buffer.Flush"
 NETSTREAM_FAILED = "NetStream.Failed"
 
 #: Appendix B: the level each status code is sent with.
-LEVELS: Dict[str, str] = {
+LEVELS: dict[str, str] = {
     NETCONNECTION_CONNECT_SUCCESS: LEVEL_STATUS,
     NETCONNECTION_CONNECT_REJECTED: LEVEL_ERROR,
     NETCONNECTION_CONNECT_CLOSED: LEVEL_STATUS,
@@ -221,7 +222,7 @@ class Command:
     name: str
     transaction_id: float
     command_object: Any = None
-    arguments: List[Any] = field(default_factory=list)
+    arguments: list[Any] = field(default_factory=list)
     message_stream_id: int = 0
     message_type: int = MessageType.COMMAND_AMF0
     timestamp: int = 0
@@ -232,7 +233,7 @@ class Command:
         return AMF3 if self.message_type == MessageType.COMMAND_AMF3 else AMF0
 
     @property
-    def info(self) -> Optional[Dict[str, Any]]:
+    def info(self) -> dict[str, Any] | None:
         """RTMP 7.2: the information object of a reply (``_result``/``_error``/``onStatus``).
 
         That is the first object among the arguments, or the command object when it has a
@@ -246,7 +247,7 @@ class Command:
         return None
 
     @property
-    def code(self) -> Optional[str]:
+    def code(self) -> str | None:
         """The ``code`` of :attr:`info`, if any (e.g. ``"NetStream.Publish.Start"``)."""
         info = self.info
         code = info.get("code") if info else None
@@ -260,7 +261,7 @@ class Command:
         info = self.info
         return self.name == ON_STATUS and info is not None and info.get("level") == LEVEL_ERROR
 
-    def to_message(self, timestamp: Optional[int] = None) -> Message:
+    def to_message(self, timestamp: int | None = None) -> Message:
         """Encode back into a :class:`Message` with the same type and stream id."""
         return encode_command(
             self.name,
@@ -297,7 +298,7 @@ def encode_command(
     message_stream_id: int = 0,
     object_encoding: int = AMF0,
     timestamp: int = 0,
-    chunk_stream_id: Optional[int] = None,
+    chunk_stream_id: int | None = None,
 ) -> Message:
     """RTMP 7.1.1: a command message ``name, transaction_id, command_object, *args``.
 
@@ -318,7 +319,7 @@ def encode_command(
     )
 
 
-def _decode(msg: Message, expected: frozenset, what: str, clause: str) -> List[Any]:  # type: ignore[type-arg]
+def _decode(msg: Message, expected: frozenset, what: str, clause: str) -> list[Any]:  # type: ignore[type-arg]
     if msg.type not in expected:
         raise ValueError(f"message type {int(msg.type)} is not a {what} message ({clause})")
     try:
@@ -369,7 +370,7 @@ def encode_data(
     message_stream_id: int = 0,
     object_encoding: int = AMF0,
     timestamp: int = 0,
-    chunk_stream_id: Optional[int] = None,
+    chunk_stream_id: int | None = None,
 ) -> Message:
     """RTMP 7.1.2: a data message ``name, *values`` (type 18, or 15 for AMF3)."""
     message_type = _data_type(object_encoding)
@@ -382,12 +383,12 @@ def encode_data(
     )
 
 
-def decode_data(msg: Message) -> List[Any]:
+def decode_data(msg: Message) -> list[Any]:
     """RTMP 7.1.2: the AMF values of a type 18 or 15 message (``@setDataFrame`` kept)."""
     return _decode(msg, DATA_TYPES, "data", "RTMP 7.1.2")
 
 
-def strip_set_data_frame(values: Sequence[Any]) -> List[Any]:
+def strip_set_data_frame(values: Sequence[Any]) -> list[Any]:
     """RTMP 7.1.2 [impl]: drop a leading ``"@setDataFrame"`` (``[@setDataFrame, onMetaData, {...}]``
     becomes ``[onMetaData, {...}]``), as servers do before relaying or recording metadata."""
     if values and values[0] == SET_DATA_FRAME:
@@ -413,7 +414,7 @@ def metadata(
     value: Any = properties
     if type(properties) is dict or not isinstance(properties, dict):
         value = amf0.ECMAArray(properties)  # FLV E.4.4.1: the value is an ECMA array
-    values: List[Any] = [ON_METADATA, value]
+    values: list[Any] = [ON_METADATA, value]
     if set_data_frame:
         return encode_data(
             SET_DATA_FRAME, *values, message_stream_id=message_stream_id,
@@ -440,12 +441,12 @@ def status_level(code: str) -> str:
     return LEVEL_STATUS
 
 
-def status_info(code: str, description: str = "", **extra: Any) -> Dict[str, Any]:
+def status_info(code: str, description: str = "", **extra: Any) -> dict[str, Any]:
     """RTMP 7.2.2: an information object ``{level, code, description, **extra}``.
 
     The level comes from :data:`LEVELS` (override it with ``level=...``).
     """
-    info: Dict[str, Any] = {
+    info: dict[str, Any] = {
         "level": extra.pop("level", None) or status_level(code),
         "code": code,
         "description": description,
@@ -541,10 +542,10 @@ def connect_command_object(
     audio_codecs: int = SUPPORT_SND_ALL,
     video_codecs: int = SUPPORT_VID_ALL,
     video_function: int = SUPPORT_VID_CLIENT_SEEK,
-    swf_url: Optional[str] = None,
-    page_url: Optional[str] = None,
-    extra: Optional[Mapping[str, Any]] = None,
-) -> Dict[str, Any]:
+    swf_url: str | None = None,
+    page_url: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """RTMP 7.2.1.1: the command object of ``connect``.
 
     ``flashVer`` is spelled with a capital V, as real clients send it ([impl] ffmpeg, OBS;
@@ -554,7 +555,7 @@ def connect_command_object(
     """
     if object_encoding not in (AMF0, AMF3):
         raise ValueError(f"objectEncoding must be 0 or 3 (RTMP 7.2.1.1), not {object_encoding!r}")
-    obj: Dict[str, Any] = {
+    obj: dict[str, Any] = {
         "app": app,
         "flashVer": flash_ver,  # Deviation (ffmpeg, nginx-rtmp): "flashVer", not "flashver"
     }
@@ -591,13 +592,13 @@ def connect_result(
     description: str = "Connection succeeded.",
     fms_version: str = DEFAULT_FMS_VERSION,
     capabilities: int = DEFAULT_SERVER_CAPABILITIES,
-    properties: Optional[Mapping[str, Any]] = None,
+    properties: Mapping[str, Any] | None = None,
     **info_extra: Any,
 ) -> Message:
     """RTMP 7.2.1.1: the server's ``_result`` for connect: properties ``{fmsVer, capabilities}``
     and info ``{level: status, code: NetConnection.Connect.Success, description,
     objectEncoding}`` ([impl] as ffmpeg's listen mode and nginx-rtmp send it)."""
-    props: Dict[str, Any] = {"fmsVer": fms_version, "capabilities": capabilities}
+    props: dict[str, Any] = {"fmsVer": fms_version, "capabilities": capabilities}
     if properties:
         props.update(properties)
     info = status_info(
@@ -621,7 +622,7 @@ def delete_stream(stream_id: int, object_encoding: int = AMF0) -> Message:
 
 def publish(
     stream_name: str,
-    stream_type: "StreamType | str" = StreamType.LIVE,
+    stream_type: StreamType | str = StreamType.LIVE,
     message_stream_id: int = 1,
     *,
     transaction_id: float = 0,
@@ -640,7 +641,7 @@ def play(
     message_stream_id: int = 1,
     start: float = -2,
     duration: float = -1,
-    reset: Optional[bool] = True,
+    reset: bool | None = True,
     *,
     transaction_id: float = 0,
     object_encoding: int = AMF0,
@@ -650,7 +651,7 @@ def play(
     ``start`` -2 (live, else recorded), -1 (live only) or seconds; ``duration`` -1 (to the
     end), 0 (one frame) or seconds; ``reset=None`` leaves the flag out.
     """
-    args: List[Any] = [stream_name, start, duration]
+    args: list[Any] = [stream_name, start, duration]
     if reset is not None:
         args.append(bool(reset))
     return encode_command(

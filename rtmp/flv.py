@@ -23,33 +23,34 @@ import io
 import logging
 import os
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import IO, Any, Dict, Iterator, List, Optional, Tuple, Type, Union
+from typing import IO, Any, Union
 
 from .errors import RTMPError
-from .message import Message, MessageType
+from .message import Message
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "FLVError",
-    "Tag",
-    "Reader",
-    "Writer",
-    "AudioTagHeader",
-    "VideoTagHeader",
-    "is_keyframe",
-    "is_sequence_header",
-    "describe_audio",
-    "describe_video",
-    "describe_tag",
-    "read_metadata",
-    "strip_set_data_frame_bytes",
     "TAG_AUDIO",
-    "TAG_VIDEO",
     "TAG_SCRIPT",
     "TAG_SCRIPT_AMF3",
+    "TAG_VIDEO",
+    "AudioTagHeader",
+    "FLVError",
+    "Reader",
+    "Tag",
+    "VideoTagHeader",
+    "Writer",
+    "describe_audio",
+    "describe_tag",
+    "describe_video",
+    "is_keyframe",
+    "is_sequence_header",
+    "read_metadata",
+    "strip_set_data_frame_bytes",
 ]
 
 #: FLV E.4.1: tag types.
@@ -105,7 +106,7 @@ class Tag:
         return len(self.data)
 
     @classmethod
-    def from_message(cls, msg: Message) -> "Tag":
+    def from_message(cls, msg: Message) -> Tag:
         """FLV E.4.1: an RTMP audio/video/data message body is the tag body."""
         if msg.type not in TAG_TYPES:
             raise ValueError(f"message type {int(msg.type)} has no FLV tag (FLV E.4.1: 8, 9, 18)")
@@ -119,11 +120,12 @@ class Tag:
         )  # fmt: skip
 
 
-def _open(path_or_file: PathOrFile, mode: str) -> Tuple[IO[bytes], bool, str]:
+def _open(path_or_file: PathOrFile, mode: str) -> tuple[IO[bytes], bool, str]:
     """(file, owned, name) for a path or an already-open binary file."""
     if isinstance(path_or_file, (str, os.PathLike)):
         name = os.fspath(path_or_file)
-        return open(name, mode), True, name  # type: ignore[return-value]
+        handle: IO[bytes] = open(name, mode)  # noqa: SIM115 - the caller owns it
+        return handle, True, name
     name = str(getattr(path_or_file, "name", "<stream>"))
     return path_or_file, False, name
 
@@ -241,14 +243,15 @@ class Reader:
             raise StopIteration
         return tag
 
-    def read_tag(self) -> Optional[Tag]:
+    def read_tag(self) -> Tag | None:
         """The next tag, or ``None`` at the end of the file (or of its last complete tag)."""
         if self._done:
             return None
         start = self._position
         header = _read_exact(self._file, TAG_HEADER_SIZE)
         if len(header) < TAG_HEADER_SIZE:
-            return self._finish(truncated=bool(header), where=start)
+            self._finish(truncated=bool(header), where=start)
+            return None
         word0, word1, sid_hi, sid_lo = _TAG_HEADER.unpack(header)
         first = word0 >> 24
         tag_type = first & 0x1F  # FLV E.4.1: TagType UB[5]
@@ -266,7 +269,8 @@ class Reader:
         # Body and the back pointer after it, in one read.
         body = _read_exact(self._file, size + 4)
         if len(body) < size:
-            return self._finish(truncated=True, where=start)
+            self._finish(truncated=True, where=start)
+            return None
         self._position = start + TAG_HEADER_SIZE + len(body)
         self.last_tag_end = start + TAG_HEADER_SIZE + size
         self.last_tag_size = TAG_HEADER_SIZE + size
@@ -294,21 +298,20 @@ class Reader:
                 "%s: truncated tag at offset %d; stopping after %d complete tags",
                 self.name, where, self.tag_count,
             )  # fmt: skip
-        return None
 
     def close(self) -> None:
         """Close the file if this reader opened it."""
         if self._owned:
             self._file.close()
 
-    def __enter__(self) -> "Reader":
+    def __enter__(self) -> Reader:
         return self
 
     def __exit__(
         self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.close()
 
@@ -371,11 +374,11 @@ class Writer:
     @classmethod
     def open_append(
         cls,
-        path: Union[str, "os.PathLike[str]"],
+        path: str | os.PathLike[str],
         *,
         continue_timestamps: bool = True,
         strip_set_data_frame: bool = True,
-    ) -> "Writer":
+    ) -> Writer:
         """RTMP 7.2.2.6 ``append``: open an FLV for appending, creating it if missing.
 
         The existing file is validated (:class:`FLVError` if it is not FLV); a truncated
@@ -408,7 +411,7 @@ class Writer:
         writer.last_timestamp = last_timestamp
         return writer
 
-    def write(self, item: Union[Tag, Message]) -> None:
+    def write(self, item: Tag | Message) -> None:
         """FLV E.4.1: append one tag and its PreviousTagSize."""
         if self.closed:
             raise ValueError(f"{self.name}: write to a closed FLV writer")
@@ -438,7 +441,7 @@ class Writer:
         self.tag_count += 1
         self.last_timestamp = timestamp
 
-    def write_all(self, items: "Iterator[Union[Tag, Message]] | List[Union[Tag, Message]]") -> None:
+    def write_all(self, items: Iterator[Tag | Message] | list[Tag | Message]) -> None:
         """Write every tag or message of an iterable."""
         for item in items:
             self.write(item)
@@ -460,19 +463,19 @@ class Writer:
             if self._owned:
                 self._file.close()
 
-    def __enter__(self) -> "Writer":
+    def __enter__(self) -> Writer:
         return self
 
     def __exit__(
         self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.close()
 
 
-def _scan_for_append(name: str) -> Tuple[int, int, int, bool, int]:
+def _scan_for_append(name: str) -> tuple[int, int, int, bool, int]:
     """Validate an FLV for APPEND: (last timestamp, end offset, last tag size,
     back pointer present, header flags).
 
@@ -522,7 +525,7 @@ def _scan_for_append(name: str) -> Tuple[int, int, int, bool, int]:
 # FLV E.4.2.1 AUDIODATA / ERTMP Enhanced Audio.
 # --------------------------------------------------------------------------------------
 #: FLV E.4.2.1 SoundFormat names.
-SOUND_FORMATS: Dict[int, str] = {
+SOUND_FORMATS: dict[int, str] = {
     0: "PCM",
     1: "ADPCM",
     2: "MP3",
@@ -578,13 +581,13 @@ class AudioTagHeader:
     sound_rate: int = 0
     sound_size: int = 0
     sound_type: int = 0
-    aac_packet_type: Optional[int] = None
-    packet_type: Optional[int] = None
-    fourcc: Optional[str] = None
+    aac_packet_type: int | None = None
+    packet_type: int | None = None
+    fourcc: str | None = None
     header_size: int = 1
 
     @classmethod
-    def parse(cls, data: bytes) -> "AudioTagHeader":
+    def parse(cls, data: bytes) -> AudioTagHeader:
         """Parse the header at the start of an audio payload; :class:`FLVError` if short."""
         if not data:
             raise FLVError("empty audio payload: no AudioTagHeader (FLV E.4.2.1)")
@@ -661,7 +664,7 @@ FRAME_TYPES = {
 CODEC_AVC = 7
 #: Not in the spec: the legacy "FLV HEVC" CodecID 12 of Chinese CDNs [impl].
 CODEC_HEVC_LEGACY = 12
-CODEC_IDS: Dict[int, str] = {
+CODEC_IDS: dict[int, str] = {
     2: "Sorenson H.263",
     3: "Screen video",
     4: "VP6",
@@ -713,7 +716,7 @@ def _si24(data: bytes, offset: int) -> int:
     return value - 0x1000000 if value & _SI24_SIGN else value
 
 
-def _skip_mod_ex(data: bytes, packet_type: int, offset: int, what: str) -> Tuple[int, int]:
+def _skip_mod_ex(data: bytes, packet_type: int, offset: int, what: str) -> tuple[int, int]:
     """ERTMP ModEx: skip modifier blocks; returns (real packet type, offset after them)."""
     guard = 0
     while packet_type == PACKET_MOD_EX:
@@ -747,17 +750,17 @@ class VideoTagHeader:
     """
 
     frame_type: int
-    codec_id: Optional[int] = None
-    packet_type: Optional[int] = None
+    codec_id: int | None = None
+    packet_type: int | None = None
     composition_time: int = 0
-    fourcc: Optional[str] = None
+    fourcc: str | None = None
     is_enhanced: bool = False
     multitrack: bool = False
-    command: Optional[int] = None
+    command: int | None = None
     header_size: int = 1
 
     @classmethod
-    def parse(cls, data: bytes) -> "VideoTagHeader":
+    def parse(cls, data: bytes) -> VideoTagHeader:
         """Parse the header at the start of a video payload; :class:`FLVError` if short."""
         if not data:
             raise FLVError("empty video payload: no VideoTagHeader (FLV E.4.3.1)")
@@ -784,7 +787,7 @@ class VideoTagHeader:
         return cls(frame_type, codec_id)
 
     @classmethod
-    def _parse_enhanced(cls, data: bytes) -> "VideoTagHeader":
+    def _parse_enhanced(cls, data: bytes) -> VideoTagHeader:
         first = data[0]
         frame_type = (first >> 4) & 0x07  # ERTMP: VideoFrameType UB[3]
         packet_type = first & 0x0F  # ERTMP: VideoPacketType UB[4]
@@ -856,11 +859,11 @@ class VideoTagHeader:
 # --------------------------------------------------------------------------------------
 # Quick classification for servers (GOP cache, late joiners) and the protocol trace.
 # --------------------------------------------------------------------------------------
-def _type_and_data(item: Union[Tag, Message]) -> Tuple[int, bytes]:
+def _type_and_data(item: Tag | Message) -> tuple[int, bytes]:
     return int(item.type), item.data
 
 
-def is_keyframe(item: Union[Tag, Message]) -> bool:
+def is_keyframe(item: Tag | Message) -> bool:
     """FLV E.4.3.1 / ERTMP Enhanced Video: a video message or tag whose frame type is 1.
 
     Only the first byte is read; anything that is not video is ``False``.
@@ -874,7 +877,7 @@ def is_keyframe(item: Union[Tag, Message]) -> bool:
     return first >> 4 == FRAME_KEY
 
 
-def is_sequence_header(item: Union[Tag, Message]) -> bool:
+def is_sequence_header(item: Tag | Message) -> bool:
     """Whether a message or tag carries decoder configuration that late joiners need first:
     AAC AudioSpecificConfig (FLV E.4.2.2), AVC/HEVC config (FLV E.4.3.1 AVCPacketType 0),
     or an enhanced SequenceStart (ERTMP Enhanced Video / Audio)."""
@@ -941,7 +944,7 @@ def describe_video(data: bytes) -> str:
     return f"{header.codec_name} {frame}, {body} bytes"
 
 
-def describe_tag(item: Union[Tag, Message]) -> str:
+def describe_tag(item: Tag | Message) -> str:
     """A one-line description of a tag or media message (audio, video or script data)."""
     kind, data = _type_and_data(item)
     if kind == TAG_AUDIO:
@@ -953,7 +956,7 @@ def describe_tag(item: Union[Tag, Message]) -> str:
     return f"type {kind}, {len(data)} bytes"
 
 
-def read_metadata(path_or_file: PathOrFile, max_tags: int = 64) -> Optional[Dict[str, Any]]:
+def read_metadata(path_or_file: PathOrFile, max_tags: int = 64) -> dict[str, Any] | None:
     """FLV E.5: the ``onMetaData`` properties of a file, or ``None`` if it has none.
 
     Only the first ``max_tags`` tags are searched (muxers put metadata first).  A leading
@@ -977,7 +980,7 @@ def read_metadata(path_or_file: PathOrFile, max_tags: int = 64) -> Optional[Dict
     return None
 
 
-def read_all(path_or_file: PathOrFile) -> List[Tag]:
+def read_all(path_or_file: PathOrFile) -> list[Tag]:
     """Every tag of a (small) file, as a list."""
     with Reader(path_or_file) as reader:
         return list(reader)

@@ -13,14 +13,13 @@ import logging
 import os
 import tempfile
 from pathlib import Path
-from typing import List, Optional
 
 from tests.conftest import require_peer
 from tests.peers import run
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CACHE_DIR", "sample_flv", "bench_flv", "ffmpeg_flv_command"]
+__all__ = ["CACHE_DIR", "bench_flv", "ffmpeg_flv_command", "sample_flv"]
 
 #: Where generated media is kept between runs (ignored by git).
 CACHE_DIR = Path(__file__).resolve().parent / ".cache"
@@ -35,11 +34,11 @@ def ffmpeg_flv_command(
     keyframe_interval: float = 1.0,
     audio: bool = True,
     video: bool = True,
-    video_bitrate: Optional[str] = None,
+    video_bitrate: str | None = None,
     audio_rate: int = 44100,
     noise: int = 0,
     preset: str = "ultrafast",
-) -> List[str]:
+) -> list[str]:
     """The ffmpeg command line that generates one sample FLV (for reading and for logs).
 
     ``noise`` (0-100) adds temporal noise to the video, so the encoder cannot predict frames
@@ -48,7 +47,7 @@ def ffmpeg_flv_command(
     if not (audio or video):
         raise ValueError("a sample needs audio, video or both")
     ffmpeg = require_peer("ffmpeg")
-    cmd: List[str] = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y"]
+    cmd: list[str] = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y"]
     if video:
         cmd += ["-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate={fps}"]
     if audio:
@@ -57,7 +56,7 @@ def ffmpeg_flv_command(
     if video:
         if noise:
             cmd += ["-vf", f"noise=alls={int(noise)}:allf=t+u"]
-        gop = max(1, int(round(fps * keyframe_interval)))
+        gop = max(1, round(fps * keyframe_interval))
         cmd += ["-c:v", "libx264", "-preset", preset, "-tune", "zerolatency", "-pix_fmt", "yuv420p"]
         cmd += ["-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0", "-bf", "0"]
         if video_bitrate:
@@ -76,7 +75,7 @@ def sample_flv(
     keyframe_interval: float = 1.0,
     audio: bool = True,
     video: bool = True,
-    video_bitrate: Optional[str] = None,
+    video_bitrate: str | None = None,
     audio_rate: int = 44100,
     noise: int = 0,
     preset: str = "ultrafast",

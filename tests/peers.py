@@ -14,23 +14,25 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Dict, List, Optional, Sequence, Type, Union
+from typing import Any, Union
+
 
 from tests.conftest import require_peer
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "NGINX_RTMP_MODULE",
+    "FfmpegListen",
+    "NginxRtmp",
+    "ffprobe_json",
     "free_port",
-    "wait_port",
     "run",
     "stop_process",
-    "ffprobe_json",
-    "NginxRtmp",
-    "FfmpegListen",
-    "NGINX_RTMP_MODULE",
+    "wait_port",
 ]
 
 #: Debian's libnginx-mod-rtmp installs the dynamic module here.
@@ -57,7 +59,7 @@ def wait_port(
     port: int,
     timeout: float = 10.0,
     host: str = "127.0.0.1",
-    process: Optional["subprocess.Popen[bytes]"] = None,
+    process: subprocess.Popen[bytes] | None = None,
 ) -> None:
     """Wait until something accepts TCP connections on ``host:port``.
 
@@ -78,7 +80,7 @@ def wait_port(
         time.sleep(0.05)
 
 
-def stop_process(process: "subprocess.Popen[Any]", timeout: float = 5.0) -> Optional[int]:
+def stop_process(process: subprocess.Popen[Any], timeout: float = 5.0) -> int | None:
     """Stop one process by its own pid: terminate, wait up to ``timeout``, then kill."""
     if process.poll() is None:
         process.terminate()
@@ -95,9 +97,9 @@ def run(
     cmd: Sequence[PathLike],
     timeout: float = 60.0,
     check: bool = False,
-    input: Optional[bytes] = None,  # noqa: A002 - subprocess's name
-    cwd: Optional[PathLike] = None,
-) -> "subprocess.CompletedProcess[bytes]":
+    input: bytes | None = None,
+    cwd: PathLike | None = None,
+) -> subprocess.CompletedProcess[bytes]:
     """Run a program with a hard timeout; on timeout it is killed and TimeoutError is raised.
 
     stdout and stderr are captured as bytes.  ``check=True`` raises
@@ -111,8 +113,7 @@ def run(
             args,
             input=input,
             stdin=None if input is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            capture_output=True,
             timeout=timeout,
             cwd=cwd,
         )
@@ -131,14 +132,14 @@ def ffprobe_json(
     *extra: str,
     packets: bool = True,
     timeout: float = 60.0,
-) -> Dict[str, Any]:
+) -> dict[str, Any]:
     """Run ffprobe and return its JSON, with ``streams``, ``format`` and (by default) ``packets``.
 
     Convenience keys are added: ``packet_counts`` maps codec_type ("video", "audio", "data")
     to the number of packets ffprobe read for streams of that type.
     """
     ffprobe = require_peer("ffprobe")
-    cmd: List[str] = [ffprobe, "-v", "error", "-print_format", "json", "-show_streams", "-show_format"]
+    cmd: list[str] = [ffprobe, "-v", "error", "-print_format", "json", "-show_streams", "-show_format"]
     if packets:
         cmd += ["-show_entries", "packet=stream_index,pts,dts,size,flags"]
         cmd += ["-show_packets"]
@@ -150,10 +151,10 @@ def ffprobe_json(
             f"ffprobe failed ({completed.returncode}) on {path_or_url}: "
             + completed.stderr.decode("utf-8", "replace")[-2000:]
         )
-    info: Dict[str, Any] = json.loads(completed.stdout.decode("utf-8", "replace") or "{}")
+    info: dict[str, Any] = json.loads(completed.stdout.decode("utf-8", "replace") or "{}")
     streams = info.get("streams", [])
     kinds = {s.get("index"): s.get("codec_type", "unknown") for s in streams}
-    counts: Dict[str, int] = {}
+    counts: dict[str, int] = {}
     for packet in info.get("packets", []):
         kind = kinds.get(packet.get("stream_index"), "unknown")
         counts[kind] = counts.get(kind, 0) + 1
@@ -195,8 +196,8 @@ class NginxRtmp:
         self.startup_timeout = startup_timeout
         self.stop_timeout = stop_timeout
         self.port = 0
-        self.process: Optional["subprocess.Popen[bytes]"] = None
-        self._tmp: Optional[tempfile.TemporaryDirectory[str]] = None
+        self.process: subprocess.Popen[bytes] | None = None
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self.dir = Path()
 
     def config_text(self) -> str:
@@ -223,7 +224,7 @@ class NginxRtmp:
             "}\n"
         )
 
-    def start(self) -> "NginxRtmp":
+    def start(self) -> NginxRtmp:
         """Write the config, start nginx in the foreground and wait for its port."""
         nginx = require_peer("nginx")
         if not os.path.exists(NGINX_RTMP_MODULE):
@@ -251,7 +252,7 @@ class NginxRtmp:
         logger.info("nginx-rtmp pid %d on 127.0.0.1:%d", self.process.pid, self.port)
         return self
 
-    def url(self, app: Optional[str] = None, stream: str = "x") -> str:
+    def url(self, app: str | None = None, stream: str = "x") -> str:
         """``rtmp://127.0.0.1:PORT/app/stream``."""
         return f"rtmp://127.0.0.1:{self.port}/{app or self.app}/{stream}"
 
@@ -267,14 +268,14 @@ class NginxRtmp:
             self._tmp.cleanup()
             self._tmp = None
 
-    def __enter__(self) -> "NginxRtmp":
+    def __enter__(self) -> NginxRtmp:
         return self.start()
 
     def __exit__(
         self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.stop()
 
@@ -292,7 +293,7 @@ class FfmpegListen:
 
     def __init__(
         self,
-        output: Optional[PathLike] = None,
+        output: PathLike | None = None,
         app: str = "live",
         key: str = "key",
         listen_timeout: int = 20,
@@ -306,21 +307,21 @@ class FfmpegListen:
         self.input_args = list(input_args)
         self.output_args = list(output_args)
         self.output_format = output_format
-        self._tmp: Optional[tempfile.TemporaryDirectory[str]] = None
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if output is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="rtmp-ffmpeg-")
             output = Path(self._tmp.name) / "received.flv"
         self.output = Path(output)
         self.log_path = self.output.with_suffix(self.output.suffix + ".log")
         self.port = 0
-        self.process: Optional["subprocess.Popen[bytes]"] = None
-        self._log_file: Optional[Any] = None
+        self.process: subprocess.Popen[bytes] | None = None
+        self._log_file: Any | None = None
 
     def url(self) -> str:
         """The URL a publisher connects to."""
         return f"rtmp://127.0.0.1:{self.port}/{self.app}/{self.key}"
 
-    def command(self) -> List[str]:
+    def command(self) -> list[str]:
         """The ffmpeg command line (for failure messages)."""
         ffmpeg = require_peer("ffmpeg")
         return [
@@ -331,7 +332,7 @@ class FfmpegListen:
             *self.output_args, "-f", self.output_format, str(self.output),
         ]  # fmt: skip
 
-    def start(self, wait: bool = False, startup_delay: float = 0.5) -> "FfmpegListen":
+    def start(self, wait: bool = False, startup_delay: float = 0.5) -> FfmpegListen:
         """Start ffmpeg.  By default sleep ``startup_delay`` instead of probing the port.
 
         ``wait=True`` polls the port instead; ffmpeg treats that probe as its one client, so
@@ -388,14 +389,14 @@ class FfmpegListen:
             self._tmp.cleanup()
             self._tmp = None
 
-    def __enter__(self) -> "FfmpegListen":
+    def __enter__(self) -> FfmpegListen:
         return self.start()
 
     def __exit__(
         self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.stop()
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import itertools
-from typing import Callable, Iterator
+from collections.abc import Iterator
+from typing import Callable
 
 import pytest
 from hypothesis import given

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import struct
-from typing import Any, List
+from typing import Any
 
 import pyamf
 import pytest
@@ -26,7 +26,7 @@ from rtmp.commands import (
 from rtmp.errors import CommandError
 
 
-def pyamf_values(data: bytes) -> List[Any]:
+def pyamf_values(data: bytes) -> list[Any]:
     """Decode an AMF0 payload with Py3AMF, an independent implementation."""
     decoder = py_amf0.Decoder(pyamf.util.BufferedByteStream(data))
     values = []
@@ -128,7 +128,7 @@ class TestCommandMessage:
         encoding=st.sampled_from([0, 3]),
     )
     def test_round_trip(
-        self, name: str, transaction_id: int, command_object: Any, arguments: List[Any], msid: int, encoding: int
+        self, name: str, transaction_id: int, command_object: Any, arguments: list[Any], msid: int, encoding: int
     ) -> None:
         msg = encode_command(
             name, transaction_id, command_object, *arguments,

@@ -6,7 +6,6 @@ import io
 import logging
 import struct
 from pathlib import Path
-from typing import List
 
 import pytest
 from hypothesis import given
@@ -47,7 +46,7 @@ def flv_bytes(*tags: bytes, header: bytes = CANONICAL_HEADER) -> bytes:
     return header + PREVIOUS_TAG_SIZE_0 + b"".join(tags)
 
 
-def write_to_bytes(tags: List[Tag], **kwargs: object) -> bytes:
+def write_to_bytes(tags: list[Tag], **kwargs: object) -> bytes:
     out = io.BytesIO()
     writer = Writer(out, **kwargs)  # type: ignore[arg-type]
     for tag in tags:
@@ -204,7 +203,7 @@ class TestTag:
 
     @pytest.mark.spec("FLV E.4.1")
     @given(tags_strategy)
-    def test_round_trip(self, tags: List[Tag]) -> None:
+    def test_round_trip(self, tags: list[Tag]) -> None:
         data = write_to_bytes(tags, strip_set_data_frame=False)
         reader = Reader(io.BytesIO(data), strict=True)
         assert list(reader) == tags
@@ -213,7 +212,7 @@ class TestTag:
 
     @pytest.mark.spec("FLV E.4.1")
     @given(tags_strategy.filter(bool), st.data())
-    def test_truncated_file_stops_at_last_complete_tag(self, tags: List[Tag], data: st.DataObject) -> None:
+    def test_truncated_file_stops_at_last_complete_tag(self, tags: list[Tag], data: st.DataObject) -> None:
         encoded = write_to_bytes(tags, strip_set_data_frame=False)
         cut = data.draw(st.integers(min_value=13, max_value=len(encoded) - 1))
         reader = Reader(io.BytesIO(encoded[:cut]))

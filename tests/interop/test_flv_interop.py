@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Dict, List
 
 import pytest
 
@@ -25,7 +24,7 @@ def is_frame(tag: flv.Tag) -> bool:
     return True
 
 
-def media_counts(tags: List[flv.Tag]) -> Dict[str, int]:
+def media_counts(tags: list[flv.Tag]) -> dict[str, int]:
     """Packets per codec type, as ffprobe_json's ``packet_counts``."""
     return dict(Counter("video" if t.type == flv.TAG_VIDEO else "audio" for t in tags if is_frame(t)))
 
