@@ -50,7 +50,7 @@ _LOOP_GAP_MS = 40
 
 @dataclass
 class TransferStats:
-    """What a transfer moved: message counts, payload bytes and the timestamp span."""
+    """What a transfer moved: message counts, payload bytes and the media timestamp span."""
 
     messages: int = 0
     audio: int = 0
@@ -78,9 +78,12 @@ class TransferStats:
             self.video += 1
         else:
             self.data += 1
-        if self.first_timestamp is None:
-            self.first_timestamp = message.timestamp
-        self.last_timestamp = message.timestamp
+        if message.type in (MessageType.AUDIO, MessageType.VIDEO):
+            # The span counts media only: metadata may carry timestamp 0 on a live
+            # stream whose media timestamps started long ago.
+            if self.first_timestamp is None:
+                self.first_timestamp = message.timestamp
+            self.last_timestamp = message.timestamp
 
 
 def _messages_from_flv(path: PathOrFile, loop: int, stream_id: int) -> Iterator[Message]:
