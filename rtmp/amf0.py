@@ -388,20 +388,28 @@ def get_class_alias(alias_or_class: Union[str, type]) -> Optional[ClassAlias]:
     return _CLASSES.get(alias_or_class)
 
 
-def new_alias_instance(alias: ClassAlias, offset: int) -> Any:
+def new_alias_instance(
+    alias: ClassAlias, offset: int, error: type[DecodeError] = DecodeError
+) -> Any:
     """A blank instance of a registered class, or a DecodeError if it cannot be made."""
     try:
         return alias.new_instance()
     except Exception as exc:  # the class is the user's: report, do not crash the decoder
-        raise DecodeError(f"cannot create a {alias.cls.__qualname__}: {exc}", offset) from exc
+        raise error(f"cannot create a {alias.cls.__qualname__}: {exc}", offset) from exc
 
 
-def apply_alias(alias: ClassAlias, obj: Any, props: Dict[str, Any], offset: int) -> None:
+def apply_alias(
+    alias: ClassAlias,
+    obj: Any,
+    props: Dict[str, Any],
+    offset: int,
+    error: type[DecodeError] = DecodeError,
+) -> None:
     """Set decoded members on an instance of a registered class, as a DecodeError on failure."""
     try:
         alias.apply(obj, props)
     except Exception as exc:  # read-only attribute, __slots__ mismatch...
-        raise DecodeError(
+        raise error(
             f"cannot set the members of a {alias.cls.__qualname__}: {exc}", offset
         ) from exc
 
@@ -416,22 +424,22 @@ def _check_depth(max_depth: int) -> int:
     return max_depth
 
 
-def ms_to_datetime(ms: float, offset: int) -> _dt.datetime:
+def ms_to_datetime(
+    ms: float, offset: int, error: type[DecodeError] = DecodeError, clause: str = "AMF0 2.13"
+) -> _dt.datetime:
     """AMF0 2.13 / AMF3 3.10: milliseconds since 1970-01-01 UTC to an aware datetime."""
     try:
         return _EPOCH + _dt.timedelta(milliseconds=ms)
     except (OverflowError, ValueError):  # NaN, infinities, beyond year 1..9999
-        raise DecodeError(
-            f"date {ms!r} ms is outside what datetime can hold (AMF0 2.13)", offset
-        ) from None
+        raise error(f"date {ms!r} ms is outside what datetime can hold ({clause})", offset) from None
 
 
-def datetime_to_ms(value: _dt.datetime) -> float:
+def datetime_to_ms(
+    value: _dt.datetime, error: type[EncodeError] = EncodeError, clause: str = "AMF0 2.13"
+) -> float:
     """AMF0 2.13 / AMF3 3.10: an aware datetime to milliseconds since the epoch."""
     if value.tzinfo is None or value.utcoffset() is None:
-        raise EncodeError(
-            f"cannot encode naive datetime {value!r}: AMF dates are UTC instants (AMF0 2.13)"
-        )
+        raise error(f"cannot encode naive datetime {value!r}: AMF dates are UTC instants ({clause})")
     return float((value - _EPOCH) / _MILLISECOND)
 
 

@@ -552,7 +552,7 @@ class Decoder:
         ms_offset = self.offset
         (ms,) = _DOUBLE.unpack_from(self.data, ms_offset)
         self.offset = ms_offset + 8
-        value = ms_to_datetime(ms, ms_offset)
+        value = ms_to_datetime(ms, ms_offset, DecodeError, "AMF3 3.10")
         self._objects.append(value)
         return value
 
@@ -667,7 +667,7 @@ class Decoder:
         read_value = self._read_value
         target: Dict[str, Any]
         if alias is not None:
-            instance = _amf0.new_alias_instance(alias, offset)
+            instance = _amf0.new_alias_instance(alias, offset, DecodeError)
             objects.append(instance)
             target = {}
         else:
@@ -682,7 +682,7 @@ class Decoder:
                 target[name] = read_value()
                 name = read_key()
         if alias is not None:
-            _amf0.apply_alias(alias, instance, target, offset)
+            _amf0.apply_alias(alias, instance, target, offset, DecodeError)
         self._depth -= 1
         return instance
 
@@ -940,7 +940,7 @@ class Encoder:
 
     def _write_date(self, value: _dt.datetime) -> None:
         """AMF3 3.10: flag 0x01, then ms since the epoch."""
-        ms = datetime_to_ms(value)
+        ms = datetime_to_ms(value, EncodeError, "AMF3 3.10")
         self._buffer.append(0x08)
         if self._begin_object(value):
             return
