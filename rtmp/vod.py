@@ -36,6 +36,7 @@ import bisect
 import logging
 import os
 import pathlib
+import struct
 import threading
 import time
 from typing import Any, Callable, Dict, Iterable, List, Optional, Protocol, Tuple, Union
@@ -48,6 +49,7 @@ __all__ = [
     "FlvIndex",
     "Recorder",
     "VodPlayer",
+    "patch_metadata_duration",
     "safe_record_path",
     "script_payload",
 ]
@@ -144,6 +146,11 @@ SYNC_INTERVAL_MS = 1000
 
 _MEDIA_TYPES = (MessageType.AUDIO, MessageType.VIDEO)
 
+#: FLV E.3 / E.4.1: bytes around a tag body: the 11-byte header and the 4-byte back pointer.
+_TAG_OVERHEAD = flv.TAG_HEADER_SIZE + 4
+#: FLV E.5: a script tag whose name (AMF0 string) is onMetaData.
+_ON_METADATA = b"\x02\x00\x0aonMetaData"
+
 
 def _signed_delta(later: int, earlier: int) -> int:
     """RTMP 5.3.1 (serial arithmetic): ``later - earlier`` on 32-bit wrapping timestamps."""
@@ -166,6 +173,84 @@ def script_payload(message: Message) -> Optional[bytes]:
     elif data.startswith(_CLEAR_DATA_FRAME):
         return None
     return data or None
+
+
+#: How far back :func:`_tail_max_timestamp` looks, in tags and in milliseconds.
+_TAIL_TAGS = 512
+_TAIL_MS = 10_000
+
+
+def _tail_max_timestamp(path: pathlib.Path) -> int:
+    """FLV E.3: the largest timestamp among the file's last tags, walking back pointers.
+
+    Audio and video are interleaved, so the last tag may be a few ms older than the
+    latest one; appending after the latest keeps every stream monotonic.  The walk
+    stops after :data:`_TAIL_TAGS` tags, :data:`_TAIL_MS` of media, or a back pointer
+    that does not lead to a tag header.
+    """
+    latest = -1
+    with open(path, "rb") as file:
+        end = file.seek(0, os.SEEK_END)
+        for _ in range(_TAIL_TAGS):
+            if end < flv.HEADER_SIZE + 4 + _TAG_OVERHEAD:
+                break
+            file.seek(end - 4)
+            (size,) = struct.unpack(">I", file.read(4))  # FLV E.3: PreviousTagSize
+            start = end - 4 - size
+            if size < flv.TAG_HEADER_SIZE or start < flv.HEADER_SIZE + 4:
+                break
+            file.seek(start)
+            header = file.read(flv.TAG_HEADER_SIZE)
+            if header[0] & 0x1F not in flv.TAG_TYPES:
+                break
+            # FLV E.4.1: UI24 timestamp, then TimestampExtended holding the upper 8 bits.
+            timestamp = int.from_bytes(header[4:7], "big") | (header[7] << 24)
+            latest = max(latest, timestamp)
+            if timestamp < latest - _TAIL_MS:
+                break
+            end = start
+    return latest
+
+
+#: FLV E.5: the ``duration`` property inside an onMetaData ECMA array: UTF-8 name with a
+#: 16-bit length, then the AMF0 number marker 0x00 and an 8-byte double (seconds).
+_DURATION_PROPERTY = b"\x00\x08duration\x00"
+_DOUBLE = struct.Struct(">d")
+
+
+def _metadata_duration_offset(path: Union[str, "os.PathLike[str]"]) -> Optional[int]:
+    """FLV E.5: where the first onMetaData tag stores its duration: the file offset of the
+    8-byte double, ``-1`` if that tag has no duration, ``None`` if there is no onMetaData
+    among the first 16 tags (muxers put it first)."""
+    with flv.Reader(path) as reader:
+        for count, tag in enumerate(reader):
+            if count >= 16:
+                break
+            if tag.type == flv.TAG_SCRIPT and tag.data.startswith(_ON_METADATA):
+                where = tag.data.find(_DURATION_PROPERTY)
+                if where < 0:
+                    return -1
+                return tag.offset + flv.TAG_HEADER_SIZE + where + len(_DURATION_PROPERTY)
+    return None
+
+
+def patch_metadata_duration(path: Union[str, "os.PathLike[str]"], duration_ms: int) -> bool:
+    """FLV E.5: set ``duration`` in the file's first onMetaData tag, in place.
+
+    A live publisher sends ``duration: 0`` (it cannot know); players use the value for
+    their seek bar and ffprobe reports it.  The number is rewritten where it is (same
+    size, no tag moves), as ffmpeg's FLV muxer does when it finishes a file.  Returns
+    whether a duration property was found.
+    """
+    offset = _metadata_duration_offset(path)
+    if offset is None or offset < 0:
+        return False
+    with open(path, "r+b") as file:
+        file.seek(offset)
+        file.write(_DOUBLE.pack(duration_ms / 1000.0))
+        file.flush()
+        os.fsync(file.fileno())
+    return True
 
 
 class Recorder:
@@ -198,12 +283,17 @@ class Recorder:
         self._last_ts = 0  # file time of the latest tag written
         self._last_sync_ts: Optional[int] = None
         self.tags_written = 0
+        self._keep_metadata = True  # whether the next onMetaData is written
         if append:
             # RTMP 7.2.2.6 append: keep the tags (a truncated last one is cut off) and add ours.
             self._writer = flv.Writer.open_append(self.path, continue_timestamps=False)
+            # FLV E.5: one onMetaData per file; its duration is updated on close.
+            self._keep_metadata = _metadata_duration_offset(self.path) is None
             last = self._writer.last_timestamp
             if last >= 0:
-                # FLV E.4.1: the timeline goes on strictly after the file's last tag.
+                # The last tag is not always the latest: audio and video interleave.
+                last = max(last, _tail_max_timestamp(self.path))
+                # FLV E.4.1: the timeline goes on strictly after the file's latest tag.
                 self._base_ts = last + 1
                 self._last_ts = last
             self.log.info("recording: appending to %s after %d ms", self.path, last)
@@ -253,6 +343,11 @@ class Recorder:
         elif message.type in (MessageType.DATA_AMF0, MessageType.DATA_AMF3):
             data = script_payload(message)
             tag_type = flv.TAG_SCRIPT  # FLV E.4.1: 18
+            if data is not None and data.startswith(_ON_METADATA):
+                if not self._keep_metadata:
+                    self.log.debug("recording: %s already has onMetaData; not repeated", self.path)
+                    return False
+                self._keep_metadata = False
         else:
             return False
         if not data:
@@ -286,6 +381,12 @@ class Recorder:
                 self._writer.flush(fsync=True)
             finally:
                 self._writer.close()
+            if self.tags_written:
+                try:
+                    patch_metadata_duration(self.path, self._last_ts)
+                except (OSError, flv.FLVError) as exc:
+                    self.log.warning("recording: cannot update the duration in %s: %s",
+                                     self.path, exc)
         self.log.info("recording: closed %s (%d tags, last at %d ms)", self.path,
                       self.tags_written, self._last_ts)
 
@@ -301,10 +402,6 @@ class Recorder:
 # --------------------------------------------------------------------------------------
 
 
-#: FLV E.3 / E.4.1: bytes around a tag body: the 11-byte header and the 4-byte back pointer.
-_TAG_OVERHEAD = flv.TAG_HEADER_SIZE + 4
-#: FLV E.5: a script tag whose name (AMF0 string) is onMetaData.
-_ON_METADATA = b"\x02\x00\x0aonMetaData"
 
 
 class FlvIndex:
@@ -351,7 +448,7 @@ class FlvIndex:
                     self.has_video = True
                     if flv.is_sequence_header(tag):
                         self.headers.append((offset, tag))
-                    elif flv.is_keyframe(tag):
+                    elif _is_seek_point(tag):
                         self.seek_times.append(tag.timestamp)
                         self.seek_offsets.append(offset)
                 elif tag.type == flv.TAG_AUDIO:
@@ -393,6 +490,22 @@ class FlvIndex:
                 break
             latest[tag.type] = tag
         return [latest[t] for t in sorted(latest, reverse=True)]  # video (9) first
+
+
+def _is_seek_point(tag: "flv.Tag") -> bool:
+    """FLV E.4.3.1: a key frame that carries a picture (frame type 1), not the AVC/HEVC
+    end-of-sequence marker (packet type 2, also flagged as a key frame by muxers)."""
+    if not flv.is_keyframe(tag):
+        return False
+    try:
+        header = flv.VideoTagHeader.parse(tag.data)
+    except flv.FLVError:
+        return False
+    if header.fourcc is not None and header.packet_type in (
+        flv.AVC_END_OF_SEQUENCE, flv.PACKET_SEQUENCE_END  # both 2 (ERTMP Enhanced Video)
+    ):
+        return False
+    return True
 
 
 def _running_max(values: List[int]) -> List[int]:

@@ -18,7 +18,15 @@ from hypothesis import strategies as st
 
 from rtmp import commands, flv, user_control
 from rtmp.message import Message, MessageType, build_aggregate
-from rtmp.vod import FlvIndex, Recorder, VodPlayer, safe_record_path, script_payload
+from rtmp.amf import decode_payload
+from rtmp.vod import (
+    FlvIndex,
+    Recorder,
+    VodPlayer,
+    patch_metadata_duration,
+    safe_record_path,
+    script_payload,
+)
 
 MSID = 1
 
@@ -276,7 +284,10 @@ class TestRecorder:
         tags = read_tags(path)
         assert len(tags) == len(messages)
         assert tags[0].type == 18
-        assert tags[0].data == script_payload(messages[0])  # @setDataFrame stripped
+        name, properties = decode_payload(tags[0].data, 18)  # @setDataFrame stripped
+        assert name == "onMetaData" and properties["width"] == 320.0
+        # FLV E.5: the live publisher's duration 0 is replaced by the recorded length.
+        assert properties["duration"] == max(t.timestamp for t in tags) / 1000.0
         for tag, msg in zip(tags[1:], messages[1:]):
             assert (tag.type, tag.data) == (int(msg.type), msg.data)
             assert tag.timestamp == msg.timestamp - 5000  # FLV E.4.1: first tag at 0
@@ -298,13 +309,30 @@ class TestRecorder:
         last = max(t.timestamp for t in before)
         record(path, media_messages(1.0, base=70_000), append=True)
         after = read_tags(path)
-        assert [(t.type, t.timestamp, t.data) for t in after[: len(before)]] == [
-            (t.type, t.timestamp, t.data) for t in before
+        # The old tags are kept (only the metadata's duration number is updated).
+        assert [(t.type, t.timestamp, t.data) for t in after[1: len(before)]] == [
+            (t.type, t.timestamp, t.data) for t in before[1:]
         ]
         appended = after[len(before):]
         assert appended and min(t.timestamp for t in appended) > last
         media = [t.timestamp for t in after if t.type in (8, 9)]
         assert media == sorted(media)  # monotonic across the splice
+
+    @pytest.mark.spec("RTMP 7.2.2.6", "FLV E.5")
+    def test_append_keeps_one_metadata_with_the_total_duration(self, tmp_path: Path) -> None:
+        path = record(tmp_path / "m.flv", media_messages(1.0))
+        record(path, media_messages(1.0, base=9000), append=True)
+        tags = read_tags(path)
+        scripts = [t for t in tags if t.type == 18]
+        assert len(scripts) == 1
+        assert decode_payload(scripts[0].data, 18)[1]["duration"] == max(
+            t.timestamp for t in tags) / 1000.0
+
+    @pytest.mark.spec("FLV E.5")
+    def test_patch_duration_without_metadata(self, tmp_path: Path) -> None:
+        path = record(tmp_path / "n.flv", media_messages(0.5)[1:])
+        assert not patch_metadata_duration(path, 500)
+        assert all(t.type != 18 for t in read_tags(path))
 
     @pytest.mark.spec("RTMP 7.2.2.6")
     def test_record_truncates(self, tmp_path: Path) -> None:
@@ -401,6 +429,15 @@ class TestFlvIndex:
         with open(vod_file, "rb") as f:  # the offset points at the keyframe tag itself
             f.seek(index.seek_point(1000)[1])
             assert f.read(1) == b"\x09"
+
+    @pytest.mark.spec("RTMP 7.2.2.7", "FLV E.4.3.1")
+    def test_end_of_sequence_is_not_a_seek_point(self, tmp_path: Path) -> None:
+        messages = media_messages(1.0) + [
+            Message(type=MessageType.VIDEO, data=b"\x17\x02\x00\x00\x00", timestamp=1500)
+        ]
+        index = FlvIndex(record(tmp_path / "e.flv", messages))
+        assert index.seek_times == [0]
+        assert index.duration_ms == 1500
 
     @pytest.mark.spec("RTMP 7.2.2.7", "FLV E.4.2.1")
     def test_audio_only_file_seeks_to_any_frame(self, tmp_path: Path) -> None:
