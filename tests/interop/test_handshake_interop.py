@@ -218,7 +218,7 @@ class TestClientAgainstFfmpegListen:
         self, digest: bool, strict: bool, caplog: pytest.LogCaptureFixture
     ) -> None:
         caplog.set_level(logging.WARNING, "rtmp.handshake")
-        listener = FfmpegListen(output_args=("-c", "copy"), listen_timeout=IO_TIMEOUT)
+        listener = FfmpegListen(output_args=("-c", "copy"), listen_timeout=int(IO_TIMEOUT))
         listener.start(wait=False, startup_delay=0.2)
         try:
             with connect_retrying(listener.port) as sock:
