@@ -26,7 +26,7 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import IO, Any, Union
+from typing import IO, Any, TypeVar, Union
 
 from .errors import RTMPError
 from .message import Message
@@ -80,6 +80,8 @@ _TAG_HEADER = struct.Struct(">IIHB")
 _SI24_SIGN = 0x800000
 
 PathOrFile = Union[str, "os.PathLike[str]", IO[bytes]]
+_ReaderT = TypeVar("_ReaderT", bound="Reader")
+_WriterT = TypeVar("_WriterT", bound="Writer")
 
 
 class FLVError(RTMPError):
@@ -304,7 +306,7 @@ class Reader:
         if self._owned:
             self._file.close()
 
-    def __enter__(self) -> Reader:
+    def __enter__(self: _ReaderT) -> _ReaderT:  # noqa: PYI019 - no typing.Self on 3.9
         return self
 
     def __exit__(
@@ -392,7 +394,7 @@ class Writer:
         if not os.path.exists(name) or os.path.getsize(name) == 0:
             return cls(name, strip_set_data_frame=strip_set_data_frame)
         last_timestamp, end, last_size, has_back, flags = _scan_for_append(name)
-        handle = open(name, "r+b")
+        handle = open(name, "r+b")  # noqa: SIM115 - handed to the Writer, which closes it
         try:
             handle.truncate(end)
             handle.seek(end)
@@ -463,7 +465,7 @@ class Writer:
             if self._owned:
                 self._file.close()
 
-    def __enter__(self) -> Writer:
+    def __enter__(self: _WriterT) -> _WriterT:  # noqa: PYI019 - no typing.Self on 3.9
         return self
 
     def __exit__(

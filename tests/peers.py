@@ -17,8 +17,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Union
-
+from typing import Any, TypeVar, Union
 
 from tests.conftest import require_peer
 
@@ -46,6 +45,8 @@ NGINX_RTMP_MODULE = next(
 )
 
 PathLike = Union[str, "os.PathLike[str]"]
+_NginxT = TypeVar("_NginxT", bound="NginxRtmp")
+_ListenT = TypeVar("_ListenT", bound="FfmpegListen")
 
 
 def free_port() -> int:
@@ -111,6 +112,7 @@ def run(
         # subprocess.run kills the child itself when the timeout expires.
         completed = subprocess.run(
             args,
+            check=False,  # the caller decides; see ``check`` below
             input=input,
             stdin=None if input is not None else subprocess.DEVNULL,
             capture_output=True,
@@ -268,8 +270,9 @@ class NginxRtmp:
             self._tmp.cleanup()
             self._tmp = None
 
-    def __enter__(self) -> NginxRtmp:
-        return self.start()
+    def __enter__(self: _NginxT) -> _NginxT:  # noqa: PYI019 - no typing.Self on 3.9
+        self.start()
+        return self
 
     def __exit__(
         self,
@@ -339,7 +342,7 @@ class FfmpegListen:
         only use it with programs that tolerate it (it is off by default for that reason).
         """
         self.port = free_port()
-        self._log_file = open(self.log_path, "wb")
+        self._log_file = open(self.log_path, "wb")  # noqa: SIM115 - closed in wait()/stop()
         self.process = subprocess.Popen(
             self.command(), stdin=subprocess.DEVNULL, stdout=self._log_file, stderr=subprocess.STDOUT
         )
@@ -389,8 +392,9 @@ class FfmpegListen:
             self._tmp.cleanup()
             self._tmp = None
 
-    def __enter__(self) -> FfmpegListen:
-        return self.start()
+    def __enter__(self: _ListenT) -> _ListenT:  # noqa: PYI019 - no typing.Self on 3.9
+        self.start()
+        return self
 
     def __exit__(
         self,

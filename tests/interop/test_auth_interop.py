@@ -37,12 +37,11 @@ class Recorder:
 @pytest.fixture
 def auth_server() -> Iterator[tuple[rtmp.Server, Recorder]]:
     recorder = Recorder()
-    server = rtmp.Server(
-        rtmp.ServerConfig(
-            addr="127.0.0.1:0", require_auth=True, username="bob", password="s3cret",
-            on_connect=recorder.on_connect, on_publish=recorder.on_publish,
-        )  # fmt: skip
-    )
+    config = rtmp.ServerConfig(
+        addr="127.0.0.1:0", require_auth=True, username="bob", password="s3cret",
+        on_connect=recorder.on_connect, on_publish=recorder.on_publish,
+    )  # fmt: skip
+    server = rtmp.Server(config)
     server.start()
     try:
         yield server, recorder
