@@ -501,11 +501,9 @@ def _is_seek_point(tag: "flv.Tag") -> bool:
         header = flv.VideoTagHeader.parse(tag.data)
     except flv.FLVError:
         return False
-    if header.fourcc is not None and header.packet_type in (
-        flv.AVC_END_OF_SEQUENCE, flv.PACKET_SEQUENCE_END  # both 2 (ERTMP Enhanced Video)
-    ):
-        return False
-    return True
+    # AVCPacketType 2 / ERTMP VideoPacketType SequenceEnd (both 2): no picture to start from.
+    end_types = (flv.AVC_END_OF_SEQUENCE, flv.PACKET_SEQUENCE_END)
+    return header.fourcc is None or header.packet_type not in end_types
 
 
 def _running_max(values: List[int]) -> List[int]:

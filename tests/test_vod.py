@@ -17,8 +17,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rtmp import commands, flv, user_control
-from rtmp.message import Message, MessageType, build_aggregate
 from rtmp.amf import decode_payload
+from rtmp.message import Message, MessageType, build_aggregate
 from rtmp.vod import (
     FlvIndex,
     Recorder,

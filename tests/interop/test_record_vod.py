@@ -11,7 +11,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Dict, Iterator, List
+from typing import Dict, Iterator
 
 import pytest
 
@@ -159,6 +159,131 @@ def test_append_probes_as_one_monotonic_stream(tmp_path: Path) -> None:
         dts = [int(p["dts"]) for p in probe["packets"] if p["stream_index"] == stream["index"]]
         assert dts == sorted(dts) and len(set(dts)) == len(dts)
     assert float(probe["format"]["duration"]) > 7.5
+
+
+# -- Recording through rtmp.Server --------------------------------------------------------
+
+# A publisher process: rtmp.Client publishes the sample with publishing type "record" at
+# 4x speed and prints "keyframe N" after each video keyframe it sent.
+_PUBLISHER_SCRIPT = r"""
+import sys, time
+sys.path.insert(0, sys.argv[3])
+import rtmp
+from rtmp import flv
+
+client = rtmp.Client(rtmp.ClientConfig(connect_timeout=10))
+client.connect(sys.argv[2])
+client.publish("cam", rtmp.StreamType.RECORD)
+began = time.monotonic()
+keyframes = 0
+with flv.Reader(sys.argv[1]) as reader:
+    for tag in reader:
+        delay = began + tag.timestamp / 4000.0 - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        data = tag.data
+        if tag.type == 18:
+            data = b"\x02\x00\x0d@setDataFrame" + data
+        client.write_message(rtmp.Message(type=tag.type, data=data, timestamp=tag.timestamp,
+                                          message_stream_id=client.stream_id))
+        if tag.type == 9 and flv.is_keyframe(tag) and not flv.is_sequence_header(tag):
+            keyframes += 1
+            print("keyframe", keyframes, flush=True)
+print("done", flush=True)
+time.sleep(60)
+"""
+
+
+def start_publisher(url: str, source: Path) -> "subprocess.Popen[bytes]":
+    return subprocess.Popen(
+        [sys.executable, "-c", _PUBLISHER_SCRIPT, str(source), url, str(ROOT)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def wait_for_line(process: "subprocess.Popen[bytes]", prefix: str, count: int,
+                  timeout: float = 30.0) -> None:
+    """Read the process's stdout until ``prefix count`` (bounded by ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    assert process.stdout is not None
+    while time.monotonic() < deadline:
+        line = process.stdout.readline().decode()
+        if not line:
+            break
+        if line.startswith(prefix) and int(line.split()[1]) >= count:
+            return
+    process.kill()
+    process.wait(timeout=10)
+    stderr = process.stderr.read().decode("utf-8", "replace") if process.stderr else ""
+    raise AssertionError(f"publisher never printed {prefix} {count}: {stderr[-2000:]}")
+
+
+def kill(process: "subprocess.Popen[bytes]") -> None:
+    if process.poll() is None:
+        process.kill()
+    process.wait(timeout=10)
+    for stream in (process.stdout, process.stderr):
+        if stream is not None:
+            stream.close()
+
+
+def wait_no_connections(server: "rtmp.Server", timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while server.connection_count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.connection_count == 0
+
+
+def check_recording(path: Path, min_keyframes: int) -> None:
+    """ffprobe reads the file to its last tag; the metadata duration was updated."""
+    tags = flv.read_all(path)
+    keyframes = [t for t in tags if t.type == flv.TAG_VIDEO and is_frame(t) and flv.is_keyframe(t)]
+    assert len(keyframes) >= min_keyframes
+    assert max(t.timestamp for t in tags) < 9000  # cut mid-stream
+    probe = ffprobe_json(path)
+    assert {s["codec_name"] for s in probe["streams"]} == {"h264", "aac"}
+    assert probe["packet_counts"] == frame_counts(path)
+    metadata = flv.read_metadata(path)
+    assert metadata is not None
+    assert metadata["duration"] == max(t.timestamp for t in tags) / 1000.0
+
+
+@pytest.mark.spec("RTMP 7.2.2.6", "FLV E.3")
+def test_publisher_killed_while_recording(tmp_path: Path) -> None:
+    """Recording survives faults: the publisher dies (SIGKILL, no FCUnpublish/deleteStream);
+    the server closes the recording and the file is whole."""
+    require_peer("ffprobe")
+    server = rtmp.Server(rtmp.ServerConfig(addr="127.0.0.1:0", record_dir=str(tmp_path)))
+    server.start()
+    try:
+        host, port = server.address[:2]
+        publisher = start_publisher(f"rtmp://{host}:{port}/live", sample_flv(seconds=10))
+        try:
+            wait_for_line(publisher, "keyframe", 3)
+            time.sleep(0.2)
+        finally:
+            kill(publisher)
+        wait_no_connections(server)
+    finally:
+        server.stop()
+    check_recording(tmp_path / "live" / "cam.flv", 3)
+
+
+@pytest.mark.spec("RTMP 7.2.2.6", "FLV E.3")
+def test_server_stopped_while_recording(tmp_path: Path) -> None:
+    """Recording survives faults: Server.stop() mid-stream closes the file cleanly."""
+    require_peer("ffprobe")
+    server = rtmp.Server(rtmp.ServerConfig(addr="127.0.0.1:0", record_dir=str(tmp_path)))
+    server.start()
+    host, port = server.address[:2]
+    publisher = start_publisher(f"rtmp://{host}:{port}/live", sample_flv(seconds=10))
+    try:
+        wait_for_line(publisher, "keyframe", 3)
+        server.stop()
+    finally:
+        server.stop()
+        kill(publisher)
+    check_recording(tmp_path / "live" / "cam.flv", 3)
 
 
 # -- VOD through rtmp.Server ------------------------------------------------------------
