@@ -263,8 +263,8 @@ class _Handshake:
             return
         if version in RTMPE_VERSIONS:
             raise HandshakeError(
-                f"{name} asks for RTMPE (encrypted RTMP, version {version}), which is not "
-                f"supported: only plain RTMP version {RTMP_VERSION} is (RTMP 5.2.2)"
+                f"{name} is {version}, RTMPE (encrypted RTMP), which is not supported: "
+                f"only plain RTMP version {RTMP_VERSION} is (RTMP 5.2.2)"
             )
         if version >= FIRST_DISALLOWED_VERSION:
             raise HandshakeError(
@@ -276,7 +276,7 @@ class _Handshake:
         # server answer 3 instead, but a peer that asked for another version would not
         # speak version 3 afterwards, so failing here gives the clearer error.
         raise HandshakeError(
-            f"{name} requests {kind} version {version}; only version {RTMP_VERSION} "
+            f"{name} is {kind} version {version}; only version {RTMP_VERSION} "
             f"is supported (RTMP 5.2.2)"
         )
 
