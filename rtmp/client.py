@@ -59,7 +59,7 @@ from typing import (
     Union,
 )
 
-from . import auth, commands, control, user_control
+from . import amf, auth, commands, control, user_control
 from .commands import Command
 from .errors import (
     CommandError,
@@ -499,7 +499,7 @@ class Client:
         if kind in _MEDIA_TYPES or kind == MessageType.AGGREGATE:
             return self._media(message)
         if kind in (MessageType.COMMAND_AMF0, MessageType.COMMAND_AMF3):
-            command = commands.decode_command(message)
+            command = self._decode_command(message)
             return [] if self._command(command) else [message]
         if kind == MessageType.USER_CONTROL:
             self._user_control(message)
@@ -508,6 +508,22 @@ class Client:
             return [message]
         self.log.debug("message of unknown type %d passed to the application", kind)
         return [message]
+
+    def _decode_command(self, message: Message) -> Command:
+        """RTMP 7.1.1: decode a command, tolerating one that carries only its name."""
+        try:
+            return commands.decode_command(message)
+        except ProtocolError:
+            values = amf.decode_payload(message.data, message.type)
+            if self.config.strict or len(values) != 1 or not isinstance(values[0], str):
+                raise
+            # Deviation (ffmpeg listen mode): its onFCPublish is the bare name, without
+            # the transaction id and command object RTMP 7.1.1 requires.  Harmless.
+            self._warn_once(f"bare:{values[0]}", "server sent command %r without a transaction "
+                            "id (RTMP 7.1.1); accepting it (deviation)", values[0])
+            return Command(name=values[0], transaction_id=0,
+                           message_stream_id=message.message_stream_id,
+                           message_type=int(message.type), timestamp=message.timestamp)
 
     def _media(self, message: Message) -> List[Message]:
         """RTMP 7.1.4-7.1.6: media for the application, msid checked and aggregates split."""

@@ -343,6 +343,8 @@ class TestPublish:
             server.answer_create_stream(t, 1)
             publish = server.expect(t, "publish")
             seen["publish"] = publish
+            # Deviation (ffmpeg listen mode): a bare command name, no transaction id.
+            t.write_message(Message(type=20, data=b"\x02\x00\x0bonFCPublish"))
             t.write_message(user_control.stream_begin(1))
             t.write_message(commands.on_status(commands.NETSTREAM_PUBLISH_START, "go", 1))
             server.drain(t)
