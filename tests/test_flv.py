@@ -457,3 +457,32 @@ class TestDescribe:
         assert "start of seek" in describe_video(b"\x57\x00")
         assert describe_tag(Tag(18, 0, b"abc")) == "script data, 3 bytes"
         assert describe_tag(Tag(8, 0, b"\x2fxyz")).startswith("MP3, 3 bytes")
+
+
+class TestArbitraryInput:
+    """FLV E.4.1, E.4.2.1, E.4.3.1: malformed input fails cleanly, with FLVError or not at all."""
+
+    @pytest.mark.spec("FLV E.4.1")
+    @given(st.binary(max_size=200))
+    def test_reader_never_crashes_on_a_corrupt_body(self, body: bytes) -> None:
+        reader = Reader(io.BytesIO(CANONICAL_HEADER + PREVIOUS_TAG_SIZE_0 + body))
+        tags = list(reader)  # lenient: no exception, whatever the bytes
+        assert sum(11 + len(t.data) for t in tags) <= len(body)
+        try:
+            list(Reader(io.BytesIO(CANONICAL_HEADER + PREVIOUS_TAG_SIZE_0 + body), strict=True))
+        except FLVError:
+            pass
+
+    @pytest.mark.spec("FLV E.4.2.1", "FLV E.4.3.1", "ERTMP Enhanced Video")
+    @given(st.binary(max_size=24))
+    def test_header_parsers_raise_only_flv_error(self, data: bytes) -> None:
+        for parse in (AudioTagHeader.parse, VideoTagHeader.parse):
+            try:
+                header = parse(data)
+            except FLVError:
+                continue
+            assert 1 <= header.header_size <= len(data)
+        for kind in (8, 9, 18):
+            tag = Tag(kind, 0, data)
+            assert isinstance(describe_tag(tag), str)
+            assert isinstance(is_sequence_header(tag), bool) and isinstance(is_keyframe(tag), bool)
