@@ -884,6 +884,31 @@ def is_sequence_header(item: Tag | Message) -> bool:
     AAC AudioSpecificConfig (FLV E.4.2.2), AVC/HEVC config (FLV E.4.3.1 AVCPacketType 0),
     or an enhanced SequenceStart (ERTMP Enhanced Video / Audio)."""
     kind, data = _type_and_data(item)
+    if not data:
+        return False
+    first = data[0]
+    # Fast paths on the first bytes (this runs for every media message a server relays);
+    # multitrack and ModEx headers fall through to the full parse.
+    if kind == TAG_VIDEO:
+        if not first & 0x80:  # FLV E.4.3.1 legacy header
+            if first & 0x0F in _LEGACY_FOURCC and first >> 4 != FRAME_COMMAND:
+                return len(data) >= 5 and data[1] == AVC_SEQUENCE_HEADER
+            return False
+        packet_type = first & 0x0F  # ERTMP Enhanced Video
+        if packet_type not in (PACKET_MULTITRACK, PACKET_MOD_EX):
+            return (first >> 4) & 0x07 != FRAME_COMMAND and len(data) >= 5 and packet_type in (
+                PACKET_SEQUENCE_START, PACKET_MPEG2TS_SEQUENCE_START,
+            )  # fmt: skip
+    elif kind == TAG_AUDIO:
+        sound_format = first >> 4
+        if sound_format == SOUND_FORMAT_AAC:  # FLV E.4.2.1 AACPacketType
+            return len(data) >= 2 and data[1] == AAC_SEQUENCE_HEADER
+        if sound_format != SOUND_FORMAT_EX_HEADER:
+            return False
+        if first & 0x0F not in (5, 7):  # ERTMP Enhanced Audio, not Multitrack/ModEx
+            return first & 0x0F == 0 and len(data) >= 5
+    else:
+        return False
     try:
         if kind == TAG_VIDEO and data:
             return VideoTagHeader.parse(data).is_sequence_header

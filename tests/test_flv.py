@@ -486,3 +486,21 @@ class TestArbitraryInput:
             tag = Tag(kind, 0, data)
             assert isinstance(describe_tag(tag), str)
             assert isinstance(is_sequence_header(tag), bool) and isinstance(is_keyframe(tag), bool)
+
+    @pytest.mark.spec("FLV E.4.2.1", "FLV E.4.3.1", "ERTMP Enhanced Video", "ERTMP Enhanced Audio")
+    @given(
+        st.sampled_from([8, 9]),
+        st.integers(0, 255),
+        st.one_of(st.just(b""), st.sampled_from([b"\x00", b"\x01", b"\x02"]).map(lambda b: b + b"\x00")),
+        st.binary(max_size=12),
+    )
+    def test_sequence_header_fast_path_agrees_with_parsers(
+        self, kind: int, first: int, second: bytes, tail: bytes
+    ) -> None:
+        data = bytes([first]) + second + tail
+        parse = AudioTagHeader.parse if kind == 8 else VideoTagHeader.parse
+        try:
+            expected = parse(data).is_sequence_header
+        except FLVError:
+            expected = False
+        assert is_sequence_header(Tag(kind, 0, data)) == expected
