@@ -39,7 +39,18 @@ import pathlib
 import struct
 import threading
 import time
-from typing import Any, Callable, Dict, Iterable, List, Optional, Protocol, Tuple, Union
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Optional,
+    Protocol,
+    Tuple,
+    Union,
+)
 
 from . import commands, flv, user_control
 from .message import Message, MessageType, split_aggregate
@@ -434,33 +445,34 @@ class FlvIndex:
         self.has_audio = False
         self.has_video = False
         audio_points: List[Tuple[int, int]] = []
-        with flv.Reader(self.path) as reader:
-            self.first_offset = reader.data_offset + 4  # FLV E.3: after PreviousTagSize0
-            self.end_offset = self.first_offset
-            for tag in reader:
-                offset = tag.offset
-                self.tag_count += 1
-                self.end_offset = offset + _TAG_OVERHEAD + len(tag.data)
-                self.duration_ms = max(self.duration_ms, tag.timestamp)
-                if self.first_timestamp < 0 and tag.type in _MEDIA_TYPES:
-                    self.first_timestamp = tag.timestamp
-                if tag.type == flv.TAG_VIDEO:
-                    self.has_video = True
-                    if flv.is_sequence_header(tag):
-                        self.headers.append((offset, tag))
-                    elif _is_seek_point(tag):
-                        self.seek_times.append(tag.timestamp)
-                        self.seek_offsets.append(offset)
-                elif tag.type == flv.TAG_AUDIO:
-                    self.has_audio = True
-                    if flv.is_sequence_header(tag):
-                        self.headers.append((offset, tag))
-                    elif not self.has_video:
+        for tag in _scan_tags(self):
+            offset = tag.offset
+            self.tag_count += 1
+            self.duration_ms = max(self.duration_ms, tag.timestamp)
+            if self.first_timestamp < 0 and tag.type in _MEDIA_TYPES:
+                self.first_timestamp = tag.timestamp
+            if tag.type == flv.TAG_VIDEO:
+                self.has_video = True
+                if _plain_inter_frame(tag.data):
+                    continue  # the common case, decided from the first byte
+                if flv.is_sequence_header(tag):
+                    self.headers.append((offset, tag))
+                elif _is_seek_point(tag):
+                    self.seek_times.append(tag.timestamp)
+                    self.seek_offsets.append(offset)
+            elif tag.type == flv.TAG_AUDIO:
+                self.has_audio = True
+                if _plain_aac_frame(tag.data):
+                    if not self.has_video:
                         audio_points.append((tag.timestamp, offset))
-                elif self.metadata is None and tag.data.startswith(_ON_METADATA):
-                    self.metadata = tag
-                    self.metadata_offset = offset
-            self.truncated = reader.truncated
+                    continue
+                if flv.is_sequence_header(tag):
+                    self.headers.append((offset, tag))
+                elif not self.has_video:
+                    audio_points.append((tag.timestamp, offset))
+            elif self.metadata is None and tag.data.startswith(_ON_METADATA):
+                self.metadata = tag
+                self.metadata_offset = offset
         self.first_timestamp = max(self.first_timestamp, 0)
         if not self.seek_times and audio_points:
             # FLV E.4.2: every audio frame can be decoded on its own; an audio-only file
@@ -490,6 +502,62 @@ class FlvIndex:
                 break
             latest[tag.type] = tag
         return [latest[t] for t in sorted(latest, reverse=True)]  # video (9) first
+
+
+#: How much of each tag body the index reads to classify it (FLV E.4.2.1 / E.4.3.1 and the
+#: ERTMP ExVideoTagHeader fit easily); sequence headers and metadata are read whole.
+_TAG_PROBE = 32
+
+
+def _scan_tags(index: FlvIndex) -> Iterator["flv.Tag"]:
+    """FLV E.3 / E.4.1: walk a file's tags by their DataSize, reading only the tag header
+    and the first bytes of the body (whole bodies for sequence headers and onMetaData).
+
+    Sets ``first_offset``, ``end_offset`` and ``truncated`` on ``index``.  Reading only
+    the headers keeps opening an hour-long recording fast: the bodies are skipped with a
+    ``seek`` instead of being read.
+    """
+    with open(index.path, "rb") as file:
+        reader = flv.Reader(file)  # FLV E.2: validates the header (FLVError if not FLV)
+        file_size = os.fstat(file.fileno()).st_size
+        offset = reader.data_offset + 4  # FLV E.3: after PreviousTagSize0
+        index.first_offset = index.end_offset = offset
+        while offset + flv.TAG_HEADER_SIZE <= file_size:
+            file.seek(offset)
+            head = file.read(flv.TAG_HEADER_SIZE + _TAG_PROBE)
+            tag_type = head[0] & 0x1F  # FLV E.4.1: TagType UB[5]
+            size = int.from_bytes(head[1:4], "big")  # FLV E.4.1: DataSize UI24
+            # FLV E.4.1: Timestamp UI24 is the low part, TimestampExtended the upper 8 bits.
+            timestamp = int.from_bytes(head[4:7], "big") | (head[7] << 24)
+            body_end = offset + flv.TAG_HEADER_SIZE + size
+            if body_end > file_size:
+                index.truncated = True  # a crash cut this tag: play up to the one before
+                break
+            data = head[flv.TAG_HEADER_SIZE:flv.TAG_HEADER_SIZE + size]
+            tag = flv.Tag(tag_type, timestamp, data, offset)
+            if len(data) < size and (
+                (tag_type == flv.TAG_SCRIPT and data.startswith(_ON_METADATA))
+                or flv.is_sequence_header(tag)
+            ):
+                data += file.read(size - len(data))
+                tag = flv.Tag(tag_type, timestamp, data, offset)
+            index.end_offset = body_end + 4
+            if tag_type in flv.TAG_TYPES:
+                yield tag
+            offset = body_end + 4  # FLV E.3: skip the PreviousTagSize after the body
+        if offset < file_size and not index.truncated:
+            index.truncated = True
+
+
+def _plain_inter_frame(data: bytes) -> bool:
+    """FLV E.4.3.1: a legacy (not ERTMP) video header whose frame type is not 1 (key):
+    neither a seek point nor a sequence header, whatever the codec."""
+    return bool(data) and not data[0] & 0x80 and data[0] >> 4 != flv.FRAME_KEY
+
+
+def _plain_aac_frame(data: bytes) -> bool:
+    """FLV E.4.2.1 / E.4.2.2: SoundFormat 10 (AAC) with AACPacketType 1 (raw frame)."""
+    return len(data) > 1 and data[0] >> 4 == flv.SOUND_FORMAT_AAC and data[1] == flv.AAC_RAW
 
 
 def _is_seek_point(tag: "flv.Tag") -> bool:

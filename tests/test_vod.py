@@ -430,6 +430,36 @@ class TestFlvIndex:
             f.seek(index.seek_point(1000)[1])
             assert f.read(1) == b"\x09"
 
+    @pytest.mark.spec("FLV E.3", "FLV E.4.1")
+    def test_index_agrees_with_reader(self, vod_file: Path) -> None:
+        index = FlvIndex(vod_file)
+        tags = read_tags(vod_file)
+        keyframes = [t for t in tags if t.type == 9 and t.data[:2] == b"\x17\x01"]
+        assert index.seek_offsets == [t.offset for t in keyframes]
+        assert [(o, t.data) for o, t in index.headers] == [
+            (t.offset, t.data) for t in tags if t.data in (AVC_SEQUENCE_HEADER, AAC_SEQUENCE_HEADER)
+        ]
+        assert index.tag_count == len(tags) and not index.truncated
+        assert index.end_offset == vod_file.stat().st_size
+
+    @pytest.mark.spec("FLV E.3")
+    def test_truncated_file_plays_to_last_complete_tag(self, vod_file: Path) -> None:
+        data = vod_file.read_bytes()
+        vod_file.write_bytes(data[:-20])  # cut inside the last tag, as a crash would
+        index = FlvIndex(vod_file)
+        complete = read_tags(vod_file)
+        assert index.truncated and index.tag_count == len(complete)
+        player, transport, clock = make_player(vod_file)
+        run_to_end(player, clock)
+        assert [m.data for m in transport.media()] == [t.data for t in complete if t.type in (8, 9)]
+
+    @pytest.mark.spec("FLV E.2")
+    def test_not_flv_is_refused(self, tmp_path: Path) -> None:
+        path = tmp_path / "x.flv"
+        path.write_bytes(b"GIF89a" + bytes(64))
+        with pytest.raises(flv.FLVError):
+            FlvIndex(path)
+
     @pytest.mark.spec("RTMP 7.2.2.7", "FLV E.4.3.1")
     def test_end_of_sequence_is_not_a_seek_point(self, tmp_path: Path) -> None:
         messages = media_messages(1.0) + [
