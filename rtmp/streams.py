@@ -98,6 +98,8 @@ _VIDEO_INFO_FRAME = 5
 # FLV E.4.3.1: codecs whose second byte is a packet type with 0 = sequence header:
 # AVC (7) and, by the common non-standard extension of ffmpeg and SRS, HEVC (12).
 _PACKETIZED_VIDEO_CODECS = frozenset({7, 12})
+#: FLV E.4.3.1: AVCPacketType 2, end of sequence.
+_AVC_END_OF_SEQUENCE = 2
 # ERTMP Enhanced Video: IsExHeader bit and VideoPacketType values.
 _EX_HEADER = 0x80
 _VIDEO_PACKET_SEQUENCE_START = 0
@@ -121,17 +123,18 @@ def _classify_video(data: bytes) -> FrameKind:
         packet_type = first & 0x0F
         if packet_type == _VIDEO_PACKET_MULTITRACK and len(data) > 1:
             packet_type = data[1] & 0x0F  # AvMultitrackType | real VideoPacketType
-        if packet_type in (
-            _VIDEO_PACKET_SEQUENCE_START,
-            _VIDEO_PACKET_SEQUENCE_END,
-            _VIDEO_PACKET_MPEG2TS_SEQUENCE_START,
-        ):
+        if packet_type in (_VIDEO_PACKET_SEQUENCE_START, _VIDEO_PACKET_MPEG2TS_SEQUENCE_START):
             return FrameKind.CONFIG
+        if packet_type == _VIDEO_PACKET_SEQUENCE_END:
+            return FrameKind.INTERFRAME  # no picture: never starts a GOP
     else:  # FLV E.4.3.1: legacy VideoTagHeader
         frame_type = first >> 4
         codec = first & 0x0F
-        if codec in _PACKETIZED_VIDEO_CODECS and len(data) > 1 and data[1] == 0:
-            return FrameKind.CONFIG  # AVCPacketType 0: decoder configuration record
+        if codec in _PACKETIZED_VIDEO_CODECS and len(data) > 1:
+            if data[1] == 0:
+                return FrameKind.CONFIG  # AVCPacketType 0: decoder configuration record
+            if data[1] == _AVC_END_OF_SEQUENCE:
+                return FrameKind.INTERFRAME  # no picture: never starts a GOP
     if frame_type == _VIDEO_KEYFRAME:
         return FrameKind.KEYFRAME
     return FrameKind.INTERFRAME

@@ -87,6 +87,8 @@ class TestClassify:
         assert classify(video(AVC_HEADER, 0)) == FrameKind.CONFIG
         assert classify(video(AVC_KEY, 0)) == FrameKind.KEYFRAME
         assert classify(video(AVC_INTER, 0)) == FrameKind.INTERFRAME
+        # End of sequence carries no picture: it must not reset the GOP cache.
+        assert classify(video(bytes([0x17, 0x02, 0, 0, 0]), 0)) == FrameKind.INTERFRAME
 
     @pytest.mark.spec("FLV E.4.2.1")
     def test_aac(self) -> None:
@@ -99,6 +101,7 @@ class TestClassify:
         assert classify(video(HEVC_EX_HEADER, 0)) == FrameKind.CONFIG
         assert classify(video(HEVC_EX_KEY, 0)) == FrameKind.KEYFRAME
         assert classify(video(HEVC_EX_INTER, 0)) == FrameKind.INTERFRAME
+        assert classify(video(bytes([0x80 | 0x10 | 0x02]) + b"hvc1", 0)) == FrameKind.INTERFRAME
 
     @pytest.mark.spec("ERTMP Enhanced Audio")
     def test_enhanced_audio(self) -> None:
