@@ -1,0 +1,344 @@
+"""RTMP 7.2.2.1 benchmark harness: the servers under test, their CPU and memory, the media.
+
+Each server runs as its own process on ``127.0.0.1`` and a free port, so its CPU time and
+peak resident memory can be read from ``/proc/PID/stat`` and ``/proc/PID/status`` while the
+load generator (:mod:`tests.bench.loadgen`) runs in other processes.  A fresh server is
+started for every measured run, so the peak RSS belongs to that run alone.
+
+* ``ours``: ``python -m rtmp serve --addr 127.0.0.1:PORT`` (chunk size 4096).
+* ``nginx-rtmp``: Debian's nginx with libnginx-mod-rtmp, one process, ``chunk_size 4096``
+  (:class:`tests.peers.NginxRtmp`).
+* ``rtmplite3``: the pure-Python server from PyPI, ``python -m rtmplite3 -i 127.0.0.1 -p PORT``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib.util
+import logging
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+from tests.peers import NGINX_RTMP_MODULE, NginxRtmp, free_port, stop_process, wait_port
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "SERVERS",
+    "ServerProcess",
+    "available_servers",
+    "bench_media",
+    "machine_info",
+    "row",
+    "summary",
+]
+
+REPO = Path(__file__).resolve().parents[2]
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+# -- servers -----------------------------------------------------------------------------
+
+
+class ServerProcess:
+    """One server under test: start it on a free port, read its CPU and peak RSS, stop it."""
+
+    name = ""
+
+    def __init__(self) -> None:
+        self.port = 0
+        self.pid = 0
+        self._process: Optional[subprocess.Popen[bytes]] = None
+        self._tmp: Optional[tempfile.TemporaryDirectory[str]] = None
+
+    @staticmethod
+    def available() -> Optional[str]:
+        """None if this server can run here, else the reason it cannot."""
+        return None
+
+    def command(self, port: int, directory: Path) -> List[str]:
+        raise NotImplementedError
+
+    def start(self) -> "ServerProcess":
+        self._tmp = tempfile.TemporaryDirectory(prefix=f"rtmp-bench-{self.name}-")
+        directory = Path(self._tmp.name)
+        self.port = free_port()
+        self._log = open(directory / "server.log", "wb")
+        self._process = subprocess.Popen(
+            self.command(self.port, directory), cwd=directory, stdin=subprocess.DEVNULL,
+            stdout=self._log, stderr=subprocess.STDOUT,
+        )
+        self.pid = self._process.pid
+        try:
+            wait_port(self.port, 15.0, process=self._process)
+        except (TimeoutError, RuntimeError) as exc:
+            self.stop()
+            raise RuntimeError(f"{self.name} did not start: {exc}") from exc
+        return self
+
+    def log_tail(self) -> str:
+        if self._tmp is None:
+            return ""
+        path = Path(self._tmp.name) / "server.log"
+        try:
+            return path.read_text("utf-8", "replace")[-3000:]
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        if self._process is not None:
+            stop_process(self._process, 5.0)
+            self._process = None
+            self._log.close()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU seconds of the server so far (``/proc/PID/stat`` fields 14, 15)."""
+        with open(f"/proc/{self.pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+    def peak_rss_mb(self) -> float:
+        """The server's peak resident set (``VmHWM`` in ``/proc/PID/status``), in MB."""
+        with open(f"/proc/{self.pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024 / 1e6
+        return float("nan")
+
+    def __enter__(self) -> "ServerProcess":
+        return self.start()
+
+    def __exit__(self, exc_type: Optional[type], exc: Optional[BaseException],
+                 tb: Optional[TracebackType]) -> None:
+        self.stop()
+
+
+class OurServer(ServerProcess):
+    """``python -m rtmp serve`` from this checkout."""
+
+    name = "ours"
+
+    def command(self, port: int, directory: Path) -> List[str]:
+        return [sys.executable, "-m", "rtmp", "serve", "--addr", f"127.0.0.1:{port}",
+                "--chunk-size", "4096", "--record-dir", str(directory)]
+
+    def start(self) -> "ServerProcess":
+        env_path = os.environ.get("PYTHONPATH", "")
+        os.environ["PYTHONPATH"] = str(REPO) + (os.pathsep + env_path if env_path else "")
+        try:
+            return super().start()
+        finally:
+            if env_path:
+                os.environ["PYTHONPATH"] = env_path
+            else:
+                del os.environ["PYTHONPATH"]
+
+
+class Rtmplite3(ServerProcess):
+    """rtmplite3 from PyPI (``pip install rtmplite3``), a pure-Python multitask server."""
+
+    name = "rtmplite3"
+
+    @staticmethod
+    def available() -> Optional[str]:
+        if importlib.util.find_spec("rtmplite3") is None:
+            return "rtmplite3 is not installed (pip install rtmplite3)"
+        return None
+
+    def command(self, port: int, directory: Path) -> List[str]:
+        return [sys.executable, "-m", "rtmplite3", "-i", "127.0.0.1", "-p", str(port),
+                "-r", str(directory) + "/"]
+
+
+class Nginx(ServerProcess):
+    """nginx + libnginx-mod-rtmp, single process (``master_process off``), chunk_size 4096."""
+
+    name = "nginx-rtmp"
+
+    def __init__(self, server_config: str = "") -> None:
+        super().__init__()
+        self.server_config = server_config
+        self._nginx: Optional[NginxRtmp] = None
+
+    @staticmethod
+    def available() -> Optional[str]:
+        if shutil.which("nginx") is None and not os.path.exists("/usr/sbin/nginx"):
+            return "nginx is not installed"
+        if not os.path.exists(NGINX_RTMP_MODULE):
+            return f"the nginx RTMP module is not at {NGINX_RTMP_MODULE}"
+        return None
+
+    def start(self) -> "ServerProcess":
+        self._nginx = NginxRtmp(server_config=self.server_config, chunk_size=4096)
+        self._nginx.start()
+        assert self._nginx.process is not None
+        self.port = self._nginx.port
+        self.pid = self._nginx.process.pid
+        return self
+
+    def log_tail(self) -> str:
+        return self._nginx.error_log()[-3000:] if self._nginx else ""
+
+    def stop(self) -> None:
+        if self._nginx is not None:
+            self._nginx.stop()
+            self._nginx = None
+
+
+SERVERS: Dict[str, Callable[[], ServerProcess]] = {
+    "ours": OurServer,
+    "nginx-rtmp": Nginx,
+    "rtmplite3": Rtmplite3,
+}
+
+
+def available_servers() -> Dict[str, str]:
+    """Server name -> "" if it can run here, else why not."""
+    checks = {"ours": None, "nginx-rtmp": Nginx.available(), "rtmplite3": Rtmplite3.available()}
+    return {name: reason or "" for name, reason in checks.items()}
+
+
+# -- media -----------------------------------------------------------------------------
+
+
+def bench_media(quick: bool) -> Path:
+    """The benchmark FLV: ~90 MB of 720p30 H.264 at 12 Mbit/s + AAC, keyframe every 2 s,
+    with temporal noise so the encoder spends the bits; ``quick``: 4 s at 2 Mbit/s."""
+    from tests.media import bench_flv
+
+    if quick:
+        return bench_flv(seconds=4, fps=30, width=640, height=360, video_bitrate="2M",
+                         noise=30, keyframe_interval=2.0)
+    return bench_flv(seconds=60, fps=30, width=1280, height=720, video_bitrate="12M",
+                     noise=30, keyframe_interval=2.0)
+
+
+# -- the machine --------------------------------------------------------------------------
+
+
+def _first_line(cmd: Sequence[str]) -> str:
+    try:
+        out = subprocess.run(list(cmd), capture_output=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return "not installed"
+    text = (out.stdout or out.stderr).decode("utf-8", "replace").strip()
+    return text.splitlines()[0] if text else "unknown"
+
+
+def machine_info() -> Dict[str, str]:
+    """nproc, CPU model, memory, OS, and the versions of Python and the peers."""
+    model = "unknown"
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    memory = "unknown"
+    try:
+        with open("/proc/meminfo") as meminfo:
+            kb = int(meminfo.readline().split()[1])
+            memory = f"{kb / 1024 / 1024:.1f} GiB"
+    except (OSError, ValueError, IndexError):
+        pass
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    try:
+        from importlib.metadata import version
+
+        rtmplite = version("rtmplite3")
+    except Exception:
+        rtmplite = "not installed"
+    rtmpdump = _first_line(["rtmpdump", "-h"])
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "nproc": str(os.cpu_count()),
+        "cpu": model,
+        "memory": memory,
+        "os": platform.platform(),
+        "python": sys.version.split()[0],
+        "ffmpeg": _first_line(["ffmpeg", "-hide_banner", "-version"]),
+        "nginx": _first_line([nginx, "-v"]),
+        "rtmpdump": rtmpdump,
+        "rtmplite3": rtmplite,
+        "load": " ".join(open("/proc/loadavg").read().split()[:3]) if os.path.exists(
+            "/proc/loadavg") else "unknown",
+    }
+
+
+# -- rows and summaries -----------------------------------------------------------------
+
+
+def row(group: str, name: str, unit: str, ours: List[float], *,
+        peer: Optional[List[float]] = None, peer_name: str = "", target: str = "",
+        note: str = "") -> Dict[str, Any]:
+    """A table row in the shape every ``bench_*.py`` returns (see ``tests/bench/__main__``)."""
+    out: Dict[str, Any] = {"group": group, "name": name, "unit": unit, "ours": list(ours)}
+    if peer is not None:
+        out["peer"] = list(peer)
+        out["peer_name"] = peer_name
+    if target:
+        out["target"] = target
+    if note:
+        out["note"] = note
+    return out
+
+
+def summary(values: Sequence[float]) -> str:
+    """``median (min-max)`` with three significant figures."""
+    if not values:
+        return "-"
+    med = statistics.median(values)
+    if len(values) == 1:
+        return _fmt(med)
+    return f"{_fmt(med)} ({_fmt(min(values))}-{_fmt(max(values))})"
+
+
+def _fmt(value: float) -> str:
+    if value != value:  # NaN
+        return "nan"
+    magnitude = abs(value)
+    if magnitude >= 100:
+        return f"{value:.0f}"
+    if magnitude >= 10:
+        return f"{value:.1f}"
+    if magnitude >= 1:
+        return f"{value:.2f}"
+    return f"{value:.3g}"
+
+
+def check_target(target: str, ours: float, peer: Optional[float]) -> Optional[str]:
+    """Evaluate a target such as ``ratio >= 5``, ``<= 50`` or ``ratio <= 4``.
+
+    Returns "yes", or "no (by how much)", or None when the target cannot be evaluated.
+    """
+    match = re.fullmatch(r"\s*(ratio\s*)?(>=|<=|<|>)\s*([0-9.]+)\s*", target)
+    if not match:
+        return None
+    is_ratio, op, bound_text = match.groups()
+    bound = float(bound_text)
+    if is_ratio:
+        if peer is None or peer == 0:
+            return None
+        value = ours / peer
+    else:
+        value = ours
+    ok = {">=": value >= bound, "<=": value <= bound, ">": value > bound, "<": value < bound}[op]
+    if ok:
+        return "yes"
+    if op in (">=", ">"):
+        return f"no ({value / bound:.2f}x of target)" if bound else "no"
+    return f"no ({value / bound:.2f}x the limit)" if bound else "no"

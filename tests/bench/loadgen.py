@@ -1,0 +1,638 @@
+"""RTMP 7.2.2.1 / 7.2.2.6 load generator: a cheap publisher and cheap players on raw sockets.
+
+The benchmarks drive every server (ours, nginx-rtmp, rtmplite3) with this same load
+generator, so its own cost must stay small next to the server's:
+
+* **Players** speak just enough RTMP to get media: the RTMP 5.2 simple handshake, then
+  ``connect``, ``createStream`` and ``play`` (RTMP 7.2.1.1, 7.2.1.3, 7.2.2.1), all built
+  with our sans-IO core (:mod:`rtmp.handshake`, :mod:`rtmp.chunk`, :mod:`rtmp.commands`).
+  After that a player only reassembles chunks (:class:`rtmp.chunk.ChunkDecoder`), counts
+  and hashes the audio and video payloads, and acknowledges (RTMP 5.4.3).  Each player is
+  a separate process, so ten of them are not serialised by one GIL.
+* **The publisher** chunks each message once with :class:`rtmp.chunk.ChunkEncoder` and
+  writes batches of about 256 KB with one ``sendall`` each.
+
+Flow control.  A live server does not slow a publisher down for a lagging player: nginx-rtmp
+drops messages when a player's out-queue fills (``ngx_rtmp_send_message``), and our server
+drops whole frames past its per-player byte budget (:mod:`rtmp.streams`).  "Every byte
+intact" therefore needs the publisher to stay at most ``window`` payload bytes ahead of the
+slowest player; the players publish their progress in shared memory.  The window (1 MiB by
+default) is below every server's per-player queue, so no server ever has a reason to drop,
+and the figure measured is the highest *lossless* relay rate.
+
+Integrity.  The expected payload sequence of each message type is known from the FLV, so
+every player's message count and SHA-256 over its payloads are compared with it: a single
+lost, duplicated, reordered or altered byte fails the run.
+
+Time is ``time.monotonic()``, which on Linux is one clock for all processes, so the
+latency benchmark subtracts a publisher's send time from a player's receive time directly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import multiprocessing
+import os
+import resource
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+
+from rtmp import commands, control, user_control
+from rtmp.chunk import ChunkDecoder, ChunkEncoder
+from rtmp.commands import Command, decode_command
+from rtmp.flv import Reader
+from rtmp.handshake import ClientHandshake
+from rtmp.message import Message, MessageType
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "Endpoint",
+    "MediaPlan",
+    "PlayerResult",
+    "PublishResult",
+    "RawConnection",
+    "RelayOutcome",
+    "run_relay",
+    "session_once",
+]
+
+#: Chunk size our publisher and players announce (RTMP 5.4.1), as ffmpeg and nginx use.
+CHUNK_SIZE = 4096
+#: Bytes a player reads per ``recv_into``.
+READ_SIZE = 1 << 20
+#: Bytes the publisher writes per ``sendall`` when not pacing.
+BATCH_SIZE = 256 * 1024
+#: Default flow-control window: payload bytes the publisher may be ahead of the slowest player.
+DEFAULT_WINDOW = 1 << 20
+#: Window acknowledgement size our players announce (RTMP 5.4.4), as ffmpeg does.
+WINDOW_ACK_SIZE = 2_500_000
+#: The gap put between the last message of one pass and the first of the next.
+PASS_GAP_MS = 40
+
+#: AMF0 2.4 string "@setDataFrame": marker 0x02, 16-bit length 13, the bytes.
+_SET_DATA_FRAME = b"\x02\x00\x0d" + commands.SET_DATA_FRAME.encode()
+
+_MEDIA = (MessageType.AUDIO, MessageType.VIDEO)
+_COMMANDS = (MessageType.COMMAND_AMF0, MessageType.COMMAND_AMF3)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a server listens and which app / stream name the benchmark uses."""
+
+    host: str
+    port: int
+    app: str = "live"
+    stream: str = "bench"
+
+    @property
+    def tc_url(self) -> str:
+        return f"rtmp://{self.host}:{self.port}/{self.app}"
+
+    @property
+    def url(self) -> str:
+        return f"{self.tc_url}/{self.stream}"
+
+
+# -- what is sent and what must arrive ----------------------------------------------------
+
+
+def _is_sequence_header(kind: int, data: bytes) -> bool:
+    """FLV E.4.2.2 / E.4.3.2: an AAC or AVC sequence header (sent once per stream)."""
+    if len(data) < 2:
+        return False
+    if kind == MessageType.AUDIO:
+        return data[0] >> 4 == 10 and data[1] == 0  # SoundFormat 10 (AAC), AACPacketType 0
+    return data[0] & 0x0F == 7 and data[1] == 0  # CodecID 7 (AVC), AVCPacketType 0
+
+
+@dataclass
+class MediaPlan:
+    """The messages of one FLV, repeated ``passes`` times on one continuous timeline.
+
+    The first pass sends metadata and the sequence headers; the following passes send only
+    the frames, with timestamps moved past the end of the previous pass.
+    """
+
+    metadata: Optional[bytes]
+    headers: List[Tuple[int, int, bytes]]
+    frames: List[Tuple[int, int, bytes]]
+    passes: int = 1
+
+    @classmethod
+    def from_flv(cls, path: "os.PathLike[str] | str", passes: int = 1) -> "MediaPlan":
+        metadata: Optional[bytes] = None
+        headers: List[Tuple[int, int, bytes]] = []
+        frames: List[Tuple[int, int, bytes]] = []
+        with Reader(path) as reader:
+            for tag in reader:
+                if tag.type == MessageType.DATA_AMF0:
+                    if metadata is None:
+                        metadata = bytes(tag.data)
+                elif tag.type in _MEDIA:
+                    item = (int(tag.type), int(tag.timestamp), bytes(tag.data))
+                    if not frames and _is_sequence_header(tag.type, tag.data):
+                        headers.append(item)
+                    else:
+                        frames.append(item)
+        if not frames:
+            raise ValueError(f"{path}: no audio or video frames")
+        return cls(metadata, headers, frames, passes)
+
+    @property
+    def pass_duration_ms(self) -> int:
+        return self.frames[-1][1] - self.frames[0][1] + PASS_GAP_MS
+
+    def messages(self, stream_id: int) -> Iterator[Message]:
+        """Every message the publisher sends, in order (metadata first)."""
+        if self.metadata is not None:
+            # RTMP 7.1.2 [impl]: "@setDataFrame" before onMetaData, as ffmpeg and OBS send it.
+            yield Message(type=MessageType.DATA_AMF0, data=_SET_DATA_FRAME + self.metadata,
+                          timestamp=0, message_stream_id=stream_id)
+        for kind, timestamp, data in self.headers:
+            yield Message(type=kind, data=data, timestamp=timestamp, message_stream_id=stream_id)
+        for index in range(self.passes):
+            offset = index * self.pass_duration_ms
+            for kind, timestamp, data in self.frames:
+                yield Message(type=kind, data=data, timestamp=timestamp + offset,
+                              message_stream_id=stream_id)
+
+    def media(self) -> Iterator[Tuple[int, bytes]]:
+        """(type, payload) of every audio and video message, in sending order."""
+        for kind, _, data in self.headers:
+            yield kind, data
+        for _ in range(self.passes):
+            for kind, _, data in self.frames:
+                yield kind, data
+
+    def expected(self) -> Dict[int, Tuple[int, str]]:
+        """For audio (8) and video (9): the message count and SHA-256 of the payloads."""
+        hashes = {MessageType.AUDIO: hashlib.sha256(), MessageType.VIDEO: hashlib.sha256()}
+        counts = {MessageType.AUDIO: 0, MessageType.VIDEO: 0}
+        for kind, data in self.media():
+            hashes[kind].update(data)
+            counts[kind] += 1
+        return {int(k): (counts[k], hashes[k].hexdigest()) for k in hashes}
+
+    @property
+    def media_bytes(self) -> int:
+        """Audio and video payload bytes one player must receive."""
+        once = sum(len(d) for _, _, d in self.frames)
+        return sum(len(d) for _, _, d in self.headers) + once * self.passes
+
+
+# -- one raw RTMP connection ---------------------------------------------------------------
+
+
+class RawConnection:
+    """The least RTMP a benchmark client needs, on a blocking socket.
+
+    RTMP 5.2 handshake (simple, as rtmpdump without digest), then commands encoded with
+    :mod:`rtmp.commands` and chunked with :class:`ChunkEncoder`.  Incoming protocol control
+    is handled here: Set Chunk Size is applied by the decoder itself, Window Acknowledgement
+    Size is remembered and answered with Acknowledgements (RTMP 5.4.3, 5.4.4), and a Ping
+    Request gets its Ping Response (RTMP 7.1.7 event 6/7).
+    """
+
+    def __init__(self, endpoint: Endpoint, timeout: float = 30.0) -> None:
+        self.endpoint = endpoint
+        self.sock = socket.create_connection((endpoint.host, endpoint.port), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.encoder = ChunkEncoder()
+        self.decoder = ChunkDecoder()
+        self.bytes_received = 0
+        self._acked = 0
+        self._window = 0
+        self._buffer = bytearray(READ_SIZE)
+        self._view = memoryview(self._buffer)
+        self._txn = 1
+        self.send_lock = threading.Lock()
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    # -- bytes ---------------------------------------------------------------------------
+
+    def recv(self) -> int:
+        """Read once into the decoder; returns the byte count (0 = the server closed)."""
+        n = self.sock.recv_into(self._buffer)
+        if n:
+            self.decoder.receive_data(self._view[:n])
+            self.bytes_received += n
+            if self._window and self.bytes_received - self._acked >= self._window:
+                # RTMP 5.4.3: acknowledge once a window's worth of bytes has arrived.
+                self._acked = self.bytes_received
+                self.send(control.acknowledgement(self.bytes_received & 0xFFFFFFFF))
+        else:
+            self.decoder.receive_data(b"")
+        return n
+
+    def send(self, message: Message) -> None:
+        with self.send_lock:
+            self.sock.sendall(self.encoder.encode(message))
+
+    def handle_control(self, message: Message) -> bool:
+        """Protocol control and user control (RTMP 5.4, 7.1.7); True if consumed."""
+        kind = message.type
+        if kind == MessageType.WINDOW_ACK_SIZE:
+            self._window = control.parse_window_ack_size(message.data)  # RTMP 5.4.4
+            return True
+        if kind == MessageType.USER_CONTROL:
+            event = user_control.decode(message.data)
+            if event.event == user_control.UserControlEvent.PING_REQUEST:
+                assert event.timestamp is not None
+                self.send(user_control.ping_response(event.timestamp))  # RTMP 7.1.7 event 7
+            return True
+        return kind in (MessageType.SET_CHUNK_SIZE, MessageType.ABORT,
+                        MessageType.ACKNOWLEDGEMENT, MessageType.SET_PEER_BANDWIDTH)
+
+    def messages(self) -> Iterator[Message]:
+        """Messages for the caller, reading as needed; protocol control is consumed here."""
+        while True:
+            for message in self.decoder.messages():
+                if not self.handle_control(message):
+                    yield message
+            if not self.recv():
+                for message in self.decoder.messages():
+                    if not self.handle_control(message):
+                        yield message
+                return
+
+    # -- session setup -------------------------------------------------------------------
+
+    def handshake(self) -> None:
+        """RTMP 5.2: C0+C1, S0+S1+S2, C2 (simple handshake)."""
+        hs = ClientHandshake(digest=False)
+        self.sock.sendall(hs.data_to_send())
+        while not hs.complete:
+            data = self.sock.recv(8192)
+            if not data:
+                raise ConnectionError("server closed the connection during the handshake")
+            hs.receive_data(data)
+            out = hs.data_to_send()
+            if out:
+                self.sock.sendall(out)
+        if hs.trailing_data:
+            self.decoder.receive_data(hs.trailing_data)
+
+    def _wait(self, accept: Callable[[Command], bool], what: str) -> Command:
+        for message in self.messages():
+            if message.type in _COMMANDS:
+                command = decode_command(message)
+                if command.is_error:
+                    raise ConnectionError(f"{what}: server answered {command.name} {command.code}")
+                if accept(command):
+                    return command
+        raise ConnectionError(f"{what}: server closed the connection")
+
+    def _call(self, message_for: Callable[[int], Message], what: str) -> Command:
+        self._txn += 1
+        txn = self._txn
+        self.send(message_for(txn))
+        return self._wait(lambda c: c.name == commands.RESULT and c.transaction_id == txn, what)
+
+    def connect(self) -> None:
+        """Handshake, chunk size 4096 (RTMP 5.4.1), window size, ``connect`` (RTMP 7.2.1.1)."""
+        self.handshake()
+        self.send(control.set_chunk_size(CHUNK_SIZE))
+        self.encoder.set_chunk_size(CHUNK_SIZE)
+        self.send(control.window_ack_size(WINDOW_ACK_SIZE))
+        obj = commands.connect_command_object(self.endpoint.app, self.endpoint.tc_url)
+        self.send(commands.connect(obj, transaction_id=1))
+        self._wait(lambda c: c.name == commands.RESULT and c.transaction_id == 1, "connect")
+
+    def create_stream(self) -> int:
+        """RTMP 7.2.1.3: the message stream id from ``createStream``'s ``_result``."""
+        command = self._call(commands.create_stream, "createStream")
+        stream_id = next((a for a in command.arguments if isinstance(a, (int, float))), 1)
+        return int(stream_id)
+
+    def play(self, stream_id: int, buffer_ms: int = 3000) -> None:
+        """RTMP 7.2.2.1: ``play`` live, then Set Buffer Length; returns at Play.Start.
+
+        Start and duration travel in milliseconds, as ffmpeg sends them ([impl]).
+        """
+        self.send(commands.play(self.endpoint.stream, stream_id, start=-2000, duration=-1000))
+        self.send(user_control.set_buffer_length(stream_id, buffer_ms))  # RTMP 7.1.7 event 3
+        self._wait(lambda c: c.name == commands.ON_STATUS
+                   and c.code == commands.NETSTREAM_PLAY_START, "play")
+
+    def publish(self, stream_id: int) -> None:
+        """RTMP 7.2.2.6: ``publish name live``; returns at NetStream.Publish.Start."""
+        self.send(commands.publish(self.endpoint.stream, "live", stream_id))
+        self._wait(lambda c: c.name == commands.ON_STATUS
+                   and c.code == commands.NETSTREAM_PUBLISH_START, "publish")
+
+
+def session_once(endpoint: Endpoint, timeout: float = 10.0) -> None:
+    """One full player session: handshake, connect, createStream, play, close."""
+    conn = RawConnection(endpoint, timeout)
+    try:
+        conn.connect()
+        stream_id = conn.create_stream()
+        conn.play(stream_id)
+    finally:
+        conn.close()
+
+
+# -- processes -----------------------------------------------------------------------------
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+@dataclass
+class PlayerResult:
+    """What one player received: per-type counts and hashes, bytes, times, its own CPU."""
+
+    index: int
+    counts: Dict[int, int] = field(default_factory=dict)
+    hashes: Dict[int, str] = field(default_factory=dict)
+    media_bytes: int = 0
+    wire_bytes: int = 0
+    first_time: float = 0.0
+    last_time: float = 0.0
+    cpu_seconds: float = 0.0
+    receive_times: Dict[int, List[float]] = field(default_factory=dict)
+    error: str = ""
+
+
+def player_process(index: int, endpoint: Endpoint, expected_counts: Dict[int, int],
+                   progress: Any, ready: Any, results: Any, timeout: float,
+                   record_times: bool) -> None:
+    """One player, run in its own process; puts a :class:`PlayerResult` on ``results``."""
+    result = PlayerResult(index)
+    audio_hash, video_hash = hashlib.sha256(), hashlib.sha256()
+    counts = {int(MessageType.AUDIO): 0, int(MessageType.VIDEO): 0}
+    times: Dict[int, List[float]] = {int(MessageType.AUDIO): [], int(MessageType.VIDEO): []}
+    conn: Optional[RawConnection] = None
+    try:
+        conn = RawConnection(endpoint, timeout)
+        conn.connect()
+        stream_id = conn.create_stream()
+        conn.play(stream_id)
+        ready.release()
+        deadline = time.monotonic() + timeout
+        want_audio = expected_counts[MessageType.AUDIO]
+        want_video = expected_counts[MessageType.VIDEO]
+        media_bytes = 0
+        now = time.monotonic
+        decoder = conn.decoder
+        handle_control = conn.handle_control
+        while counts[8] < want_audio or counts[9] < want_video:
+            if not conn.recv():
+                raise ConnectionError("server closed the connection before the end of the stream")
+            arrived = now()
+            for message in decoder.messages():
+                kind = message.type
+                if kind == 9:  # RTMP 7.1.5 video
+                    video_hash.update(message.data)
+                elif kind == 8:  # RTMP 7.1.4 audio
+                    audio_hash.update(message.data)
+                else:
+                    handle_control(message)
+                    continue
+                counts[kind] += 1
+                media_bytes += len(message.data)
+                if record_times:
+                    times[kind].append(arrived)
+            if media_bytes and not result.first_time:
+                result.first_time = arrived
+            progress[index] = media_bytes
+            if arrived > deadline:
+                raise TimeoutError(f"player {index}: stream not complete after {timeout:.0f}s")
+        result.last_time = now()
+        result.media_bytes = media_bytes
+        result.wire_bytes = conn.bytes_received
+    except Exception as exc:  # reported to the parent, which fails the run
+        result.error = f"{type(exc).__name__}: {exc}"
+        ready.release()
+    finally:
+        if conn is not None:
+            conn.close()
+        result.counts = counts
+        result.hashes = {8: audio_hash.hexdigest(), 9: video_hash.hexdigest()}
+        result.receive_times = times
+        result.cpu_seconds = _cpu_seconds()
+        results.put(result)
+
+
+@dataclass
+class PublishResult:
+    """When the publisher started and finished, what it sent, its own CPU."""
+
+    start_time: float = 0.0
+    end_time: float = 0.0
+    media_bytes: int = 0
+    wire_bytes: int = 0
+    cpu_seconds: float = 0.0
+    send_times: Dict[int, List[float]] = field(default_factory=dict)
+    error: str = ""
+
+
+def _drain(conn: RawConnection, stop: threading.Event) -> None:
+    """Read what the server sends a publisher (acks, pings, status) so it never blocks."""
+    try:
+        for _ in conn.messages():
+            if stop.is_set():
+                return
+    except OSError:
+        pass
+
+
+def publisher_process(endpoint: Endpoint, plan: MediaPlan, progress: Any, window: int,
+                      realtime: bool, go: Any, done: Any, results: Any, timeout: float) -> None:
+    """Publish ``plan``: as fast as the slowest player allows, or paced by timestamps."""
+    result = PublishResult()
+    times: Dict[int, List[float]] = {int(MessageType.AUDIO): [], int(MessageType.VIDEO): []}
+    conn: Optional[RawConnection] = None
+    stop = threading.Event()
+    try:
+        conn = RawConnection(endpoint, timeout)
+        conn.connect()
+        stream_id = conn.create_stream()
+        conn.publish(stream_id)
+        conn.sock.settimeout(None)
+        reader = threading.Thread(target=_drain, args=(conn, stop), daemon=True)
+        reader.start()
+        go.wait(timeout)
+        result.start_time = start = time.monotonic()
+        deadline = start + timeout
+        sent_media = 0
+        wire = 0
+        batch: List[bytes] = []
+        batch_size = 0
+        first_ts: Optional[int] = None
+        encode = conn.encoder.encode
+        for message in plan.messages(stream_id):
+            kind = message.type
+            if realtime:
+                if first_ts is None:
+                    first_ts = message.timestamp
+                delay = start + (message.timestamp - first_ts) / 1000.0 - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                with conn.send_lock:
+                    conn.sock.sendall(encode(message))
+                if kind in _MEDIA:
+                    times[kind].append(time.monotonic())
+                continue
+            data = encode(message)
+            batch.append(data)
+            batch_size += len(data)
+            if kind in _MEDIA:
+                sent_media += len(message.data)
+            if batch_size >= BATCH_SIZE:
+                _wait_for_players(progress, sent_media - window, deadline)
+                with conn.send_lock:
+                    conn.sock.sendall(b"".join(batch))
+                wire += batch_size
+                batch, batch_size = [], 0
+        if batch:
+            with conn.send_lock:
+                conn.sock.sendall(b"".join(batch))
+            wire += batch_size
+        result.end_time = time.monotonic()
+        result.media_bytes = plan.media_bytes
+        result.wire_bytes = wire
+        # Closing now could reset the connection with the server's last reads pending;
+        # wait until the players have everything (or gave up).
+        done.wait(timeout)
+    except Exception as exc:
+        result.error = f"{type(exc).__name__}: {exc}"
+    finally:
+        stop.set()
+        if conn is not None:
+            conn.close()
+        result.send_times = times
+        result.cpu_seconds = _cpu_seconds()
+        results.put(result)
+
+
+def _wait_for_players(progress: Any, needed: int, deadline: float) -> None:
+    """Block until every player has received at least ``needed`` media bytes."""
+    if needed <= 0 or min(progress) >= needed:
+        return
+    pause = 0.0002
+    while min(progress) < needed:
+        if time.monotonic() > deadline:
+            raise TimeoutError("players stopped making progress")
+        time.sleep(pause)
+        pause = min(pause * 2, 0.002)
+
+
+# -- one relay run -----------------------------------------------------------------------
+
+
+@dataclass
+class RelayOutcome:
+    """One run: publisher, players, and whether every player got every byte."""
+
+    players: List[PlayerResult]
+    publisher: PublishResult
+    expected: Dict[int, Tuple[int, str]]
+
+    @property
+    def failures(self) -> List[str]:
+        problems = []
+        if self.publisher.error:
+            problems.append(f"publisher: {self.publisher.error}")
+        for player in self.players:
+            if player.error:
+                problems.append(f"player {player.index}: {player.error}")
+            for kind, (count, digest) in self.expected.items():
+                name = "audio" if kind == 8 else "video"
+                got = player.counts.get(kind, 0)
+                if got != count:
+                    problems.append(f"player {player.index}: {got} {name} messages, expected {count}")
+                elif player.hashes.get(kind) != digest:
+                    problems.append(f"player {player.index}: {name} payloads differ (SHA-256)")
+        return problems
+
+    @property
+    def delivered_bytes(self) -> int:
+        return sum(p.media_bytes for p in self.players)
+
+    @property
+    def elapsed(self) -> float:
+        """From the publisher's first byte to the last player's last message."""
+        end = max((p.last_time for p in self.players), default=0.0)
+        return max(end - self.publisher.start_time, 1e-9)
+
+    @property
+    def loadgen_cpu_seconds(self) -> float:
+        return self.publisher.cpu_seconds + sum(p.cpu_seconds for p in self.players)
+
+    def latencies_ms(self) -> List[float]:
+        """Publish-to-play delay of every media message at every player, in ms."""
+        out: List[float] = []
+        for player in self.players:
+            for kind, sent in self.publisher.send_times.items():
+                received = player.receive_times.get(kind, [])
+                out.extend((r - s) * 1000.0 for s, r in zip(sent, received))
+        return out
+
+
+def run_relay(endpoint: Endpoint, plan: MediaPlan, players: int, *, realtime: bool = False,
+              window: int = DEFAULT_WINDOW, timeout: float = 300.0) -> RelayOutcome:
+    """Start ``players`` player processes, wait until all play, then publish ``plan``."""
+    ctx = multiprocessing.get_context("fork")
+    progress = ctx.RawArray("q", players)
+    ready = ctx.Semaphore(0)
+    go = ctx.Event()
+    done = ctx.Event()
+    results = ctx.Queue()
+    publisher_results = ctx.Queue()
+    expected = plan.expected()
+    counts = {k: v[0] for k, v in expected.items()}
+    procs = [ctx.Process(target=player_process, name=f"bench-player-{i}",
+                         args=(i, endpoint, counts, progress, ready, results, timeout, realtime))
+             for i in range(players)]
+    publisher = ctx.Process(target=publisher_process, name="bench-publisher",
+                            args=(endpoint, plan, progress, window, realtime, go, done,
+                                  publisher_results, timeout))
+    player_results: List[PlayerResult] = []
+    publish_result = PublishResult(error="publisher did not report")
+    try:
+        for proc in procs:
+            proc.start()
+        for _ in procs:
+            if not ready.acquire(timeout=30):
+                raise TimeoutError("players did not start playing within 30 s")
+        publisher.start()
+        go.set()
+        end = time.monotonic() + timeout + 30
+        for _ in procs:
+            player_results.append(results.get(timeout=max(1.0, end - time.monotonic())))
+        done.set()
+        publish_result = publisher_results.get(timeout=max(1.0, end - time.monotonic()))
+    finally:
+        done.set()
+        go.set()
+        for proc in [*procs, publisher]:
+            if proc.pid is not None:
+                proc.join(timeout=10)
+                if proc.is_alive():
+                    proc.kill()
+                    proc.join(timeout=5)
+    player_results.sort(key=lambda p: p.index)
+    return RelayOutcome(player_results, publish_result, expected)
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """The ``fraction`` quantile by the nearest-rank method (no interpolation)."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, int(round(fraction * len(ordered) + 0.5)) - 1))
+    return ordered[rank]
