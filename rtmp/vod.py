@@ -600,6 +600,7 @@ JOIN_TIMEOUT = 5.0
 ON_PLAY_STATUS = "onPlayStatus"
 
 _SCRIPT_MESSAGE_TYPE = {18: MessageType.DATA_AMF0, 15: MessageType.DATA_AMF3}
+_PLAYABLE_TAG_TYPES = frozenset({8, 9, 18, 15})  # FLV E.4.1 + ERTMP AMF3 script tags
 
 
 class _Transport(Protocol):
@@ -846,11 +847,15 @@ class VodPlayer:
                 if self._end_ts is not None and timestamp > self._end_ts:
                     delay = None
                     break
-                if self._offset == self.index.metadata_offset or (
-                    self._skip_through is not None and timestamp <= self._skip_through
-                    and tag.type in _MEDIA_TYPES
+                if (
+                    self._offset == self.index.metadata_offset  # sent first, by _preamble
+                    or tag.type not in _PLAYABLE_TAG_TYPES  # FLV E.4.1: unknown tag type
+                    or (  # RTMP 7.2.2.8: on resume the player already has these
+                        self._skip_through is not None and timestamp <= self._skip_through
+                        and tag.type in _MEDIA_TYPES
+                    )
                 ):
-                    self._offset = next_offset  # already sent / RTMP 7.2.2.8: player has it
+                    self._offset = next_offset
                     continue
                 if self._anchor is None:
                     self._anchor = (now, timestamp)

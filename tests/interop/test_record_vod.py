@@ -344,3 +344,23 @@ def test_rtmpdump_plays_from_a_start_time(vod_server: "rtmp.Server", tmp_path: P
     assert len(video) == sum(1 for t in source if t.timestamp >= start)
     assert [t.data for t in video] == [t.data for t in source if t.timestamp >= start]
     assert ffprobe_json(out)["packet_counts"]["video"] == len(video)
+
+
+@pytest.mark.spec("RTMP 7.2.2.7")
+def test_ffmpeg_seeks_in_a_recording(vod_server: "rtmp.Server", tmp_path: Path) -> None:
+    """ffmpeg's ``-ss`` on an rtmp:// input sends ``seek``: playback jumps to the keyframe
+    at or before the time and runs from there to the end."""
+    ffmpeg = require_peer("ffmpeg")
+    host, port = vod_server.address[:2]
+    out = tmp_path / "seeked.flv"
+    completed = run(
+        [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-ss", "2.5",
+         "-i", f"rtmp://{host}:{port}/vod/sample", "-c", "copy", "-f", "flv", str(out)],
+        timeout=60,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr.decode("utf-8", "replace")[-2000:]
+    source = [t for t in flv.read_all(sample_flv()) if t.type == flv.TAG_VIDEO and is_frame(t)]
+    start = max(t.timestamp for t in source if flv.is_keyframe(t) and t.timestamp <= 2500)
+    video = [t for t in flv.read_all(out) if t.type == flv.TAG_VIDEO and is_frame(t)]
+    assert [t.data for t in video] == [t.data for t in source if t.timestamp >= start]
+    assert ffprobe_json(out)["packet_counts"]["video"] == len(video)
