@@ -31,6 +31,9 @@ pyamf_amf3 = pytest.importorskip("pyamf.amf3")
 
 UTC = dt.timezone.utc
 
+# pyamf imports the deprecated defusedxml.cElementTree the first time it encodes.
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
 
 def theirs(value: Any) -> Any:
     """Our Python value in pyamf's mapping, for pyamf to encode."""
