@@ -65,7 +65,7 @@ def describe_message(message: Message) -> str:
     data = message.data
     try:
         if kind == MessageType.SET_CHUNK_SIZE:
-            return f"Set Chunk Size {U32.unpack_from(data)[0]}  (RTMP 5.4.1)"
+            return f"Set Chunk Size {control.parse_set_chunk_size(data)}  (RTMP 5.4.1)"
         if kind == MessageType.ABORT:
             return f"Abort Message csid={control.parse_abort(data)}  (RTMP 5.4.2)"
         if kind == MessageType.ACKNOWLEDGEMENT:

@@ -1,0 +1,133 @@
+"""The teaching trace: every line names what it shows and the clause that defines it."""
+
+from __future__ import annotations
+
+import io
+import logging
+from typing import List
+
+import pytest
+
+from rtmp import Message, MessageType
+from rtmp import commands, control, user_control
+from rtmp.chunk import ChunkEncoder
+from rtmp.handshake import ClientHandshake, ServerHandshake
+from rtmp.message import build_aggregate
+from rtmp.trace import ProtocolTracer, describe_message, enable, tracing_enabled
+from rtmp.logs import trace_logger
+
+
+class TestDescribeMessage:
+    @pytest.mark.spec("RTMP 5.4.1", "RTMP 5.4.2", "RTMP 5.4.3", "RTMP 5.4.4", "RTMP 5.4.5")
+    @pytest.mark.parametrize("message, expected", [
+        (control.set_chunk_size(4096), "Set Chunk Size 4096  (RTMP 5.4.1)"),
+        (control.abort(7), "Abort Message csid=7  (RTMP 5.4.2)"),
+        (control.acknowledgement(99), "Acknowledgement sequence=99  (RTMP 5.4.3)"),
+        (control.window_ack_size(2500000), "Window Acknowledgement Size 2500000  (RTMP 5.4.4)"),
+        (control.set_peer_bandwidth(5000, 2), "Set Peer Bandwidth 5000 limit=dynamic  (RTMP 5.4.5)"),
+    ])
+    def test_protocol_control(self, message: Message, expected: str) -> None:
+        assert describe_message(message) == expected
+
+    @pytest.mark.spec("RTMP 7.1.7")
+    def test_user_control(self) -> None:
+        assert describe_message(user_control.stream_begin(1)) == \
+            "User Control STREAM_BEGIN msid=1  (RTMP 7.1.7)"
+        assert describe_message(user_control.set_buffer_length(1, 3000)).startswith(
+            "User Control SET_BUFFER_LENGTH msid=1 buffer=3000ms")
+        assert "PING_REQUEST timestamp=5" in describe_message(user_control.ping_request(5))
+
+    @pytest.mark.spec("RTMP 7.2.1.1", "RTMP 7.2.2.6", "RTMP 7.1.2")
+    def test_commands_and_data(self) -> None:
+        connect = commands.encode_command("connect", 1, {"app": "live"})
+        assert describe_message(connect) == "command connect txn=1 {'app': 'live'}  (RTMP 7.2.1.1)"
+        publish = commands.encode_command("publish", 0, None, "key", "live", message_stream_id=1)
+        assert describe_message(publish).endswith("'key' 'live'  (RTMP 7.2.2.6)")
+        data = commands.encode_data("onMetaData", {"width": 320}, message_stream_id=1)
+        assert describe_message(data) == "data 'onMetaData' {'width': 320.0}  (RTMP 7.1.2)"
+        amf3 = commands.encode_command("custom", 5, None, [1, 2], object_encoding=3)
+        assert describe_message(amf3) == "command custom txn=5 None [1, 2]  (RTMP 7.2)"
+
+    @pytest.mark.spec("RTMP 7.1.4", "RTMP 7.1.5", "RTMP 7.1.6", "RTMP 7.1.3")
+    def test_media_and_others(self) -> None:
+        aac = Message(type=MessageType.AUDIO, data=b"\xaf\x00\x12\x10")
+        assert "AAC" in describe_message(aac) and "(RTMP 7.1.4, FLV E.4.2.1)" in describe_message(aac)
+        avc = Message(type=MessageType.VIDEO, data=b"\x27\x01\x00\x00\x00abc")
+        assert "H.264" in describe_message(avc)
+        agg = build_aggregate([aac, avc])
+        assert describe_message(agg) == "aggregate of 2 sub-messages  (RTMP 7.1.6)"
+        so = Message(type=MessageType.SHARED_OBJECT_AMF0, data=b"abc")
+        assert describe_message(so) == "shared object message 3 bytes  (RTMP 7.1.3)"
+        assert "not defined" in describe_message(Message(type=7, data=b""))
+
+    def test_undecodable_payload_is_described_not_raised(self) -> None:
+        broken = Message(type=MessageType.COMMAND_AMF0, data=b"\x02\x00\x10ab")
+        assert "undecodable" in describe_message(broken)
+        assert "undecodable" in describe_message(Message(type=1, data=b"\x00"))
+
+
+class TestTracer:
+    @pytest.mark.spec("RTMP 5.2.2", "RTMP 5.2.3", "RTMP 5.2.4", "RTMP 5.3.1.2.1",
+                      "RTMP 5.3.1.2.4", "RTMP 5.3.1.3")
+    def test_follows_handshake_then_chunks(self) -> None:
+        lines: List[str] = []
+        tracer = ProtocolTracer("C->S", lines.append, client_side=True)
+        client = ClientHandshake(digest=False)
+        server = ServerHandshake()
+        c0c1 = client.data_to_send()
+        server.receive_data(c0c1)
+        client.receive_data(server.data_to_send())
+        encoder = ChunkEncoder(128)
+        stream = c0c1 + client.data_to_send()
+        stream += encoder.encode(Message(type=MessageType.VIDEO, data=b"\x17\x01" + bytes(300),
+                                         timestamp=0x1000000, message_stream_id=1))
+        stream += encoder.encode(control.set_chunk_size(4096))
+        # Fed in awkward pieces, as the network would.
+        for i in range(0, len(stream), 700):
+            tracer.feed(stream[i : i + 700])
+        text = "\n".join(lines)
+        assert lines[0] == "C->S  C0  version 3  (RTMP 5.2.2)"
+        assert "C1  time=0 zero=0, 1528 random bytes  (RTMP 5.2.3)" in lines[1]
+        assert lines[2].startswith("C->S  C2  time=")
+        assert "chunk fmt=0 csid=6 timestamp=16777216 length=302 type=9 msid=1 " \
+               "extended-timestamp data=128  (RTMP 5.3.1.2.1, RTMP 5.3.1.3)" in text
+        assert "chunk fmt=3 csid=6 continuation extended-timestamp data=128" in text
+        assert "message video 302 bytes: H.264 keyframe" in text
+        assert text.endswith("message Set Chunk Size 4096  (RTMP 5.4.1)")
+
+    @pytest.mark.spec("RTMP 5.3.1.2.2", "RTMP 5.3.1.2.3", "HS-FP9 C1")
+    def test_header_types_and_digest_handshake(self) -> None:
+        lines: List[str] = []
+        tracer = ProtocolTracer("C->S", lines.append)
+        client = ClientHandshake(digest=True)
+        tracer.feed(client.data_to_send())
+        assert "digest handshake  (RTMP 5.2.3, HS-FP9 C1)" in lines[1]
+        tracer2 = ProtocolTracer("S->C", lines.append, client_side=False, handshake_first=False)
+        encoder = ChunkEncoder()
+        for ts, size in ((0, 10), (20, 12), (50, 12), (80, 12)):
+            tracer2.feed(encoder.encode(Message(type=8, data=bytes(size), timestamp=ts,
+                                                message_stream_id=1)))
+        text = "\n".join(lines)
+        assert "chunk fmt=1 csid=4 delta=20 length=12 type=8" in text
+        assert "chunk fmt=2 csid=4 delta=30 data=12  (RTMP 5.3.1.2.3)" in text
+        assert "chunk fmt=3 csid=4 new message, delta=30 data=12  (RTMP 5.3.1.2.4)" in text
+
+    def test_garbage_stops_the_tracer_once(self) -> None:
+        lines: List[str] = []
+        tracer = ProtocolTracer("C->S", lines.append, handshake_first=False)
+        tracer.feed(b"\x45" + bytes(20))
+        tracer.feed(b"more")
+        assert len(lines) == 1 and "cannot follow" in lines[0]
+
+    def test_enable_routes_transport_lines(self) -> None:
+        stream = io.StringIO()
+        assert not tracing_enabled()
+        handler = enable(stream)
+        try:
+            assert tracing_enabled()
+            trace_logger.debug("hello")
+            assert stream.getvalue() == "hello\n"
+        finally:
+            trace_logger.removeHandler(handler)
+            trace_logger.setLevel(logging.NOTSET)
+        assert not tracing_enabled()
