@@ -593,7 +593,9 @@ class ServerConnection:
         self._set_state(ConnectionState.CONNECTED)
         config = self.config
         transport.send_window_ack_size(config.window_ack_size)  # RTMP 7.2.1.1 step 2
-        transport.send_set_peer_bandwidth(config.window_ack_size, 2)  # step 3 (dynamic)
+        # Step 3.  [impl] nginx-rtmp and ffmpeg send limit type 2 (dynamic), which a client
+        # following RTMP 5.4.5 to the letter ignores as a first limit: harmless either way.
+        transport.send_set_peer_bandwidth(config.window_ack_size, 2)
         # Deviation (ffmpeg, nginx-rtmp): both servers announce their chunk size here.
         transport.set_chunk_size(config.chunk_size)
         transport.write_message(user_control.stream_begin(0))  # step 5

@@ -366,3 +366,260 @@ def test_hub_is_usable_without_server() -> None:
     imported = {n.names[0].name for n in ast.walk(tree) if isinstance(n, ast.Import)}
     assert "socket" not in imported
     assert socket  # (the server tests below use real sockets)
+
+
+# --------------------------------------------------------------------------------------
+# rtmp.Server over loopback, with our client on the other end.
+# --------------------------------------------------------------------------------------
+
+from rtmp import (  # noqa: E402
+    Client,
+    ClientConfig,
+    CommandError,
+    ConnectionState,
+    Server,
+    ServerConfig,
+    StreamType,
+    commands,
+)
+
+
+def rtmp_threads() -> List[str]:
+    return [t.name for t in threading.enumerate()
+            if t.name.startswith(("rtmp-conn-", "rtmp-accept", "rtmp-play-", "rtmp-vod-"))]
+
+
+def url_of(server: Server, path: str = "live/key") -> str:
+    host, port = server.address
+    return f"rtmp://{host}:{port}/{path}"
+
+
+class TestLifecycle:
+    """start / serve_forever / stop, threads, connections (socketserver semantics)."""
+
+    def test_stop_ends_every_session_and_joins_threads(self) -> None:
+        seen: List[Tuple[str, str]] = []
+        gone: List[str] = []
+        config = ServerConfig(
+            addr="127.0.0.1:0",
+            on_connect=lambda c: seen.append((c.id, threading.current_thread().name)),
+            on_disconnect=lambda c: gone.append(c.id),
+        )
+        server = Server(config)
+        runner = threading.Thread(target=server.serve_forever, name="test-serve-forever")
+        runner.start()
+        assert wait_for(lambda: server._address is not None)
+        clients = [Client() for _ in range(3)]
+        try:
+            clients[0].connect(url_of(server))
+            clients[0].publish("key")
+            clients[1].connect(url_of(server))
+            clients[1].play("key")
+            clients[2].connect(url_of(server))
+            assert wait_for(lambda: server.connection_count == 3)
+            states = {c.state for c in server.connections}
+            assert states == {ConnectionState.PUBLISHING, ConnectionState.PLAYING,
+                              ConnectionState.CONNECTED}
+            # One thread per connection, named after the connection id.
+            assert all(name == f"rtmp-conn-{conn_id}" for conn_id, name in seen)
+            assert len({conn_id for conn_id, _ in seen}) == 3
+            started = time.monotonic()
+            server.stop(timeout=10)
+            assert time.monotonic() - started < 5
+            runner.join(5)
+            assert not runner.is_alive()  # serve_forever returned
+            assert rtmp_threads() == []
+            assert sorted(gone) == sorted(conn_id for conn_id, _ in seen)
+            assert server.connection_count == 0
+        finally:
+            for client in clients:
+                client.close()
+            server.stop()
+
+    def test_context_manager_and_address(self) -> None:
+        with Server(ServerConfig(addr="127.0.0.1:0")) as server:
+            host, port = server.address
+            assert host == "127.0.0.1" and port > 0
+            with socket.create_connection((host, port), timeout=5):
+                pass
+        assert rtmp_threads() == []
+        with pytest.raises(OSError):
+            socket.create_connection((host, port), timeout=1).close()
+
+    def test_config_validation(self) -> None:
+        with pytest.raises(ValueError):
+            ServerConfig(addr="nonsense")
+        with pytest.raises(ValueError):
+            ServerConfig(require_auth=True)
+        with pytest.raises(ValueError):
+            ServerConfig(chunk_size=0)
+
+    @pytest.mark.spec("RTMP 5.2")
+    def test_garbage_peer_does_not_hurt_the_server(self) -> None:
+        with Server(ServerConfig(addr="127.0.0.1:0", handshake_timeout=2)) as server:
+            with socket.create_connection(server.address, timeout=5) as raw:
+                raw.sendall(b"GET / HTTP/1.1\r\n\r\n" + b"\x00" * 3000)
+                raw.settimeout(5)
+                try:
+                    while raw.recv(65536):
+                        pass
+                except OSError:
+                    pass
+            with Client() as client:  # still serving
+                client.connect(url_of(server))
+
+
+class TestConnect:
+    """RTMP 7.2.1.1: the connect sequence, objectEncoding, rejection."""
+
+    @pytest.mark.spec("RTMP 7.2.1.1", "RTMP 5.4.1", "RTMP 5.4.4")
+    def test_connect_reply(self) -> None:
+        config = ServerConfig(addr="127.0.0.1:0", chunk_size=8192, window_ack_size=1_000_000)
+        with Server(config) as server, Client() as client:
+            client.connect(url_of(server))
+            transport = client.transport
+            assert transport is not None
+            assert transport.in_chunk_size == 8192  # Set Chunk Size arrived
+            assert transport.session.ack_window == 1_000_000  # Window Acknowledgement Size
+            # Set Peer Bandwidth goes out with limit type 2 (dynamic) as nginx-rtmp and
+            # ffmpeg send it; RTMP 5.4.5 has a first dynamic limit ignored, so the client
+            # records none.
+            assert transport.session.peer_bandwidth is None
+            assert client.server_properties["fmsVer"].startswith("FMS/")
+            assert client.server_info["code"] == commands.NETCONNECTION_CONNECT_SUCCESS
+            assert client.server_info["objectEncoding"] == 0
+            conn = server.connections[0]
+            assert conn.app == "live" and conn.connect_params["tcUrl"].endswith("/live")
+
+    @pytest.mark.spec("RTMP 7.2.1.1", "AMF3 1")
+    def test_amf3_object_encoding_is_echoed(self) -> None:
+        with Server(ServerConfig(addr="127.0.0.1:0")) as server:
+            with Client(ClientConfig(object_encoding=3)) as client:
+                client.connect(url_of(server))
+                assert client.server_info["objectEncoding"] == 3
+                assert client.object_encoding == 3
+                assert client.create_stream() == 1  # AMF3 commands (type 17) work too
+                client.publish("key")
+            assert server.connections == [] or wait_for(lambda: server.connection_count == 0)
+
+    @pytest.mark.spec("RTMP 7.2.1.1")
+    def test_max_connections_refuses_the_next_client(self) -> None:
+        with Server(ServerConfig(addr="127.0.0.1:0", max_connections=1)) as server:
+            with Client() as first:
+                first.connect(url_of(server))
+                with Client() as second, pytest.raises(CommandError) as refused:
+                    second.connect(url_of(server))
+                assert refused.value.code == commands.NETCONNECTION_CONNECT_REJECTED
+                assert "max_connections" in refused.value.description
+                assert server.stats.rejected_max_connections == 1
+                assert first.create_stream() == 1  # the first one is unaffected
+                assert server.connection_count == 1
+            assert wait_for(lambda: server.connection_count == 0)
+            with Client() as third:  # a free slot again
+                third.connect(url_of(server))
+
+    @pytest.mark.spec("RTMP 7.2.1.1")
+    def test_on_connect_exception_rejects_with_its_text(self) -> None:
+        calls: List[str] = []
+
+        def on_connect(conn):  # type: ignore[no-untyped-def]
+            calls.append(conn.app)
+            if conn.app == "private":
+                raise PermissionError("app private is closed")
+
+        with Server(ServerConfig(addr="127.0.0.1:0", on_connect=on_connect)) as server:
+            with Client() as client, pytest.raises(CommandError) as refused:
+                client.connect(url_of(server, "private/x"))
+            assert refused.value.code == commands.NETCONNECTION_CONNECT_REJECTED
+            assert refused.value.description == "app private is closed"
+            with Client() as client:
+                client.connect(url_of(server, "public/x"))
+        assert calls == ["private", "public"]
+
+
+class TestCommands:
+    """RTMP 7.2.1.3 createStream, 7.2.2.3 deleteStream, callbacks and unknown calls."""
+
+    @pytest.mark.spec("RTMP 7.2.1.3", "RTMP 7.2.2.3")
+    def test_stream_ids(self) -> None:
+        with Server(ServerConfig(addr="127.0.0.1:0")) as server, Client() as client:
+            client.connect(url_of(server))
+            assert client.create_stream() == 1
+            assert client.create_stream() == 2
+            client.delete_stream(1)
+            assert client.create_stream() == 1  # freed ids are handed out again
+
+    @pytest.mark.spec("RTMP 7.2.1.2")
+    def test_unknown_call_without_on_message(self) -> None:
+        with Server(ServerConfig(addr="127.0.0.1:0")) as server, Client() as client:
+            client.connect(url_of(server))
+            with pytest.raises(CommandError) as failed:
+                client.call("fooBar", 42)
+            assert failed.value.code == commands.NETCONNECTION_CALL_FAILED
+            conn = server.connections[0]
+            msg = conn.read_message(timeout=5)  # the application may still look at it
+            cmd = commands.decode_command(msg)
+            assert (cmd.name, cmd.arguments) == ("fooBar", [42])
+
+    @pytest.mark.spec("RTMP 7.2.1.2")
+    def test_unknown_call_answered_by_on_message(self) -> None:
+        def on_message(conn, msg):  # type: ignore[no-untyped-def]
+            cmd = commands.decode_command(msg)
+            if cmd.name == "fail":
+                raise RuntimeError("no such luck")
+            conn.write_message(commands.result(cmd.transaction_id, None, cmd.arguments[0] * 2))
+
+        with Server(ServerConfig(addr="127.0.0.1:0", on_message=on_message)) as server:
+            with Client() as client:
+                client.connect(url_of(server))
+                assert client.call("double", 21) == 42
+                with pytest.raises(CommandError) as failed:
+                    client.call("fail")
+                assert failed.value.description == "no such luck"
+                assert client.call("double", 1) == 2  # the session carries on
+
+    @pytest.mark.spec("RTMP 7.2.2.6")
+    def test_on_publish_exception_is_bad_name(self) -> None:
+        def on_publish(conn, name, kind):  # type: ignore[no-untyped-def]
+            if name != "allowed":
+                raise ValueError(f"stream key {name} is not valid")
+
+        with Server(ServerConfig(addr="127.0.0.1:0", on_publish=on_publish)) as server:
+            with Client() as client:
+                client.connect(url_of(server))
+                with pytest.raises(CommandError) as refused:
+                    client.publish("other")
+                assert refused.value.code == commands.NETSTREAM_PUBLISH_BAD_NAME
+                assert refused.value.description == "stream key other is not valid"
+                client.publish("allowed")  # the same connection may try again
+
+    @pytest.mark.spec("RTMP 7.2.2.1")
+    def test_on_play_exception_is_play_failed(self) -> None:
+        def on_play(conn, name):  # type: ignore[no-untyped-def]
+            raise LookupError("nothing to see")
+
+        with Server(ServerConfig(addr="127.0.0.1:0", on_play=on_play)) as server:
+            with Client() as client:
+                client.connect(url_of(server))
+                with pytest.raises(CommandError) as refused:
+                    client.play("key")
+                assert refused.value.code == commands.NETSTREAM_PLAY_FAILED
+                assert refused.value.description == "nothing to see"
+
+    @pytest.mark.spec("RTMP 7.2.2.6")
+    def test_record_needs_record_dir_and_stays_inside_it(self, tmp_path) -> None:  # type: ignore[no-untyped-def]
+        with Server(ServerConfig(addr="127.0.0.1:0")) as server, Client() as client:
+            client.connect(url_of(server))
+            with pytest.raises(CommandError) as refused:
+                client.publish("key", StreamType.RECORD)
+            assert refused.value.code == commands.NETSTREAM_RECORD_FAILED
+        inside = tmp_path / "rec"
+        config = ServerConfig(addr="127.0.0.1:0", record_dir=inside)
+        with Server(config) as server, Client() as client:
+            client.connect(url_of(server))
+            with pytest.raises(CommandError) as escaped:
+                client.publish("../../escape", StreamType.RECORD)
+            assert escaped.value.code == commands.NETSTREAM_RECORD_FAILED
+            client.publish("fine", StreamType.RECORD)
+        assert not list(tmp_path.glob("escape*")) and not list(tmp_path.parent.glob("escape*"))
+        assert (inside / "live" / "fine.flv").is_file()
