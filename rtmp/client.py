@@ -463,8 +463,12 @@ class Client:
                 except RTMPError:
                     self._fail()
                     raise
-                for app_message in self._dispatch(message):
-                    self._keep(app_message)
+                try:
+                    for app_message in self._dispatch(message):
+                        self._keep(app_message)
+                except RTMPError:
+                    self._fail()  # a broken peer or an overflowing buffer: unusable now
+                    raise
 
     def _fail(self) -> None:
         self._set_state(ClientState.ERROR)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import socket
+import ssl
 import threading
 import time
 from typing import Any, Callable, Dict, List, Optional
@@ -29,6 +30,8 @@ from rtmp.errors import (
 )
 from rtmp.message import Message, MessageType, StreamType
 from rtmp.transport import Transport
+from tests.conftest import require_peer
+from tests.peers import run
 
 Script = Callable[[Transport, int], None]
 
@@ -502,6 +505,7 @@ class TestPlay:
             client.play(start=-2, duration=-1)
             with pytest.raises(rtmp.ProtocolError):
                 client.read_message()
+            assert client.state is ClientState.ERROR
         assert seen["play"].arguments == ["key", -2, -1, True]
 
     @pytest.mark.spec("RTMP 7.2.2.1")
@@ -739,3 +743,96 @@ class TestAuthentication:
             client.connect(server.url("live/key"))
         assert apps[1] == "live?authmod=llnw&user=bob"
         assert apps[2].startswith("live?authmod=llnw&user=bob&nonce=n0nce&cnonce=")
+
+
+@pytest.fixture
+def our_server() -> Any:
+    """rtmp.Server on 127.0.0.1:0 with AUTH-ADOBE required (user bob, password secret)."""
+    server = rtmp.Server(rtmp.ServerConfig(addr="127.0.0.1:0", require_auth=True,
+                                           username="bob", password="secret",
+                                           read_timeout=WAIT, handshake_timeout=WAIT))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+class TestAgainstOurServer:
+    """The client and rtmp.Server together: authentication, relay, AMF3, rtmps."""
+
+    @pytest.mark.spec("AUTH-ADOBE", "AUTH-ADOBE hash")
+    def test_adobe_auth_with_url_credentials(self, our_server: Any) -> None:
+        port = our_server.address[1]
+        with Client(config()) as client:
+            client.connect(f"rtmp://bob:secret@127.0.0.1:{port}/live/key")
+            assert client.server_info["code"] == "NetConnection.Connect.Success"
+            client.publish()
+            assert client.state is ClientState.PUBLISHING
+
+    @pytest.mark.spec("AUTH-ADOBE")
+    def test_adobe_auth_wrong_password_and_no_credentials(self, our_server: Any) -> None:
+        url = f"rtmp://127.0.0.1:{our_server.address[1]}/live/key"
+        with Client(config(username="bob", password="wrong")) as client:
+            with pytest.raises(CommandError) as info:
+                client.connect(url)
+            assert "authfailed" in info.value.description
+        with Client(config()) as client:
+            with pytest.raises(CommandError) as info:
+                client.connect(url)
+            assert "authmod=adobe" in info.value.description
+
+    @pytest.mark.spec("RTMP 7.2.2.6", "RTMP 7.2.2.1", "RTMP 7.2.1.1")
+    @pytest.mark.parametrize("object_encoding", [0, 3])
+    def test_publish_and_play_through_our_server(self, our_server: Any,
+                                                 object_encoding: int) -> None:
+        url = f"rtmp://127.0.0.1:{our_server.address[1]}/live/relay"
+        cfg = config(username="bob", password="secret", object_encoding=object_encoding)
+        with Client(cfg) as publisher, Client(cfg) as player:
+            publisher.connect(url)
+            assert publisher.object_encoding == object_encoding
+            publisher.publish()
+            player.connect(url)
+            player.play()
+            publisher.send_metadata({"width": 320.0, "height": 240.0})
+            publisher.send_video(b"\x17\x00\x00\x00\x00\x01\x64\x00\x1f", 0)  # AVC header
+            publisher.send_video(b"\x17\x01\x00\x00\x00\x00\x00\x00\x01\x65", 0)  # keyframe
+            for i in range(10):
+                publisher.send_audio(b"\xaf\x01" + bytes([i]), i * 23)
+            received: List[Message] = []
+            while len([m for m in received if m.type == 8]) < 10:
+                try:
+                    received.append(player.read_message(timeout=WAIT))
+                except rtmp.TimeoutError:
+                    raise AssertionError([(m.type, m.data[:60]) for m in received]) from None
+        audio = [m for m in received if m.type == 8]
+        assert [m.data[2] for m in audio] == list(range(10))
+        assert [m.timestamp for m in audio] == [i * 23 for i in range(10)]
+        metadata = [commands.decode_data(m) for m in received if m.type in (15, 18)]
+        assert any(v[:1] == ["onMetaData"] and v[1]["width"] == 320 for v in metadata)
+
+    @pytest.mark.spec("RTMP 7.2.1.1")
+    def test_rtmps(self, tmp_path: Any) -> None:
+        openssl = require_peer("openssl")
+        cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+        run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+             "-out", str(cert), "-days", "1", "-subj", "/CN=localhost",
+             "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"], timeout=30, check=True)
+        server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        server_context.load_cert_chain(str(cert), str(key))
+        server = rtmp.Server(rtmp.ServerConfig(addr="127.0.0.1:0", ssl_context=server_context,
+                                               read_timeout=WAIT, handshake_timeout=WAIT))
+        server.start()
+        try:
+            port = server.address[1]
+            client_context = ssl.create_default_context(cafile=str(cert))
+            with Client(config(ssl_context=client_context)) as client:
+                client.connect(f"rtmps://localhost:{port}/live/secure")
+                assert client.url is not None and client.url.tc_url.startswith("rtmps://")
+                client.publish()
+                assert client.state is ClientState.PUBLISHING
+            # The default context does not trust a self-signed certificate.
+            with Client(config()) as client, pytest.raises(rtmp.RTMPError):
+                client.connect(f"rtmps://localhost:{port}/live/secure")
+        finally:
+            server.stop()
