@@ -958,4 +958,4 @@ class Client:
 
 
 # The FLV helpers live in rtmp.flvio (which imports this module) and are re-exported here.
-from .flvio import play_to_flv, publish_flv
+from .flvio import play_to_flv, publish_flv  # noqa: E402
