@@ -181,7 +181,7 @@ class _ChunkStreamState:
         #: ``delta`` came from a type 1/2 header (not a type 0 absolute timestamp).
         self.delta_valid = False
         #: Chunks of a message still being received, and their byte count.
-        self.parts: Optional[List[bytes]] = None
+        self.parts: Optional[List[bytearray]] = None
         self.received = 0
 
 
@@ -624,7 +624,7 @@ def parse_set_chunk_size(data: bytes, max_chunk_size: int = MAX_CHUNK_SIZE) -> i
     """RTMP 5.4.1: the new chunk size from a Set Chunk Size payload, validated."""
     if len(data) < 4:
         raise ProtocolError("Set Chunk Size payload shorter than 4 bytes", "RTMP 5.4.1")
-    value = U32.unpack_from(data)[0]
+    value: int = U32.unpack_from(data)[0]
     if value & 0x80000000:
         raise ProtocolError(f"Set Chunk Size 0x{value:08X} has bit 31 set", "RTMP 5.4.1")
     if value == 0:

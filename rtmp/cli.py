@@ -163,7 +163,7 @@ def cmd_play(args: argparse.Namespace) -> int:
     from .client import play_to_flv
 
     progress = _Progress()
-    target = args.output if args.output else _NullFile()
+    target: Any = args.output if args.output else _NullFile()
     stats = play_to_flv(args.url, target, duration=args.duration, config=_client_config(args),
                         progress=progress)
     progress.finish(stats)
@@ -195,7 +195,8 @@ class _NullFile:
 def cmd_probe(args: argparse.Namespace) -> int:
     from . import conformance
 
-    return conformance.main_from_args(args)
+    code: int = conformance.main_from_args(args)  # type: ignore[attr-defined]
+    return code
 
 
 def cmd_proxy(args: argparse.Namespace) -> int:

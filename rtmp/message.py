@@ -55,7 +55,7 @@ VIDEO_CHUNK_STREAM_ID = 6
 DATA_CHUNK_STREAM_ID = 5
 STREAM_COMMAND_CHUNK_STREAM_ID = 8
 
-_DEFAULT_CSID = {
+_DEFAULT_CSID: "dict[int, int]" = {
     MessageType.USER_CONTROL: CONTROL_CHUNK_STREAM_ID,
     MessageType.AUDIO: AUDIO_CHUNK_STREAM_ID,
     MessageType.VIDEO: VIDEO_CHUNK_STREAM_ID,
@@ -73,7 +73,7 @@ def default_chunk_stream_id(message_type: int, message_stream_id: int = 0) -> in
     """
     if message_type in PROTOCOL_CONTROL_TYPES:
         return CONTROL_CHUNK_STREAM_ID
-    csid = _DEFAULT_CSID.get(message_type)  # type: ignore[call-overload]
+    csid = _DEFAULT_CSID.get(message_type)
     if csid is not None:
         return csid
     if message_stream_id:

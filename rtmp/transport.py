@@ -28,6 +28,12 @@ import time
 from typing import Iterable, Optional, Tuple, Union
 
 from . import control, handshake
+from .chunk import (
+    DEFAULT_MAX_CHUNK_STREAMS,
+    DEFAULT_MAX_MESSAGE_SIZE,
+    DEFAULT_MAX_PENDING_BYTES,
+    MAX_CHUNK_SIZE,
+)
 from .errors import ConnectionClosedError, HandshakeError, RTMPError, TimeoutError
 from .logs import connection_logger, trace_logger
 from .message import Message
@@ -58,7 +64,10 @@ class Transport:
         digest: bool = True,
         strict: bool = False,
         log: Optional[_Logger] = None,
-        **session_limits: int,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        max_chunk_streams: int = DEFAULT_MAX_CHUNK_STREAMS,
+        max_pending_bytes: int = DEFAULT_MAX_PENDING_BYTES,
+        max_chunk_size: int = MAX_CHUNK_SIZE,
     ) -> None:
         if role not in ("client", "server"):
             raise ValueError(f"role must be 'client' or 'server', not {role!r}")
@@ -70,7 +79,14 @@ class Transport:
         self.digest = digest
         self.strict = strict
         self.log: _Logger = log or connection_logger(__name__, conn_id)
-        self.session = Session(strict=strict, log=self.log, **session_limits)
+        self.session = Session(
+            strict=strict,
+            log=self.log,
+            max_message_size=max_message_size,
+            max_chunk_streams=max_chunk_streams,
+            max_pending_bytes=max_pending_bytes,
+            max_chunk_size=max_chunk_size,
+        )
         self._write_lock = threading.Lock()
         self._read_lock = threading.Lock()
         self._buffer = bytearray(READ_BUFFER_SIZE)
