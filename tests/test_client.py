@@ -19,8 +19,8 @@ from typing import Any, Callable, Dict, List, Optional
 import pytest
 
 import rtmp
-from rtmp import commands, user_control
-from rtmp.client import Client, ClientConfig, ClientState
+from rtmp import commands, flv, user_control
+from rtmp.client import Client, ClientConfig, ClientState, play_to_flv, publish_flv
 from rtmp.commands import Command
 from rtmp.errors import (
     CommandError,
@@ -28,7 +28,7 @@ from rtmp.errors import (
     HandshakeError,
     LimitExceededError,
 )
-from rtmp.message import Message, MessageType, StreamType
+from rtmp.message import Message, MessageType, StreamType, build_aggregate
 from rtmp.transport import Transport
 from tests.conftest import require_peer
 from tests.peers import run
@@ -836,3 +836,82 @@ class TestAgainstOurServer:
                 client.connect(f"rtmps://localhost:{port}/live/secure")
         finally:
             server.stop()
+
+
+class TestFlvHelpers:
+    """FLV E.4.1 <-> RTMP 7.1: publish_flv and play_to_flv."""
+
+    @staticmethod
+    def _write_flv(path: Any) -> List[Any]:
+        tags = [
+            flv.Tag(18, 0, b"\x02\x00\x0aonMetaData\x08\x00\x00\x00\x00\x00\x00\x09"),
+            flv.Tag(9, 0, b"\x17\x00\x00\x00\x00\x01\x64\x00\x1f"),
+            flv.Tag(8, 0, b"\xaf\x00\x12\x10"),
+            flv.Tag(9, 40, b"\x17\x01\x00\x00\x00\x00\x00\x00\x01\x65"),
+            flv.Tag(8, 23, b"\xaf\x01\x01"),
+            flv.Tag(9, 80, b"\x27\x01\x00\x00\x00\x00\x00\x00\x01\x41"),
+        ]
+        with flv.Writer(str(path)) as writer:
+            writer.write_all(tags)
+        return tags
+
+    @pytest.mark.spec("FLV E.4.1", "RTMP 7.1.2")
+    def test_publish_flv_loops_with_continuing_timestamps(self, tmp_path: Any) -> None:
+        source = tmp_path / "in.flv"
+        tags = self._write_flv(source)
+        media: List[Message] = []
+
+        def script(t: Transport, _: int) -> None:
+            server.accept_connect(t)
+            server.answer_create_stream(t, 1)
+            server.expect(t, "publish")
+            t.write_message(commands.on_status(commands.NETSTREAM_PUBLISH_START, "", 1))
+            while len(media) < 2 * len(tags):
+                message = t.read_message(timeout=WAIT)
+                if message.type in (8, 9, 18):
+                    media.append(message)
+            server.drain(t)
+
+        seen: List[int] = []
+        with ScriptedServer(script) as server:
+            stats = publish_flv(server.url("live/looped"), source, realtime=True, loop=2,
+                                config=config(), progress=lambda s: seen.append(s.messages))
+        assert seen == list(range(1, 2 * len(tags) + 1))
+        assert (stats.audio, stats.video, stats.data) == (4, 6, 2)
+        first, second = media[: len(tags)], media[len(tags):]
+        assert [m.data for m in second[1:]] == [t.data for t in tags[1:]]
+        # RTMP 7.1.2 [impl]: script data goes out as @setDataFrame onMetaData.
+        assert commands.decode_data(first[0])[:2] == ["@setDataFrame", "onMetaData"]
+        assert [m.timestamp for m in first] == [t.timestamp for t in tags]
+        assert [m.timestamp for m in second] == [t.timestamp + 80 + 40 for t in tags]
+        assert stats.elapsed >= 0.2  # paced: the second loop starts 120 ms of media later
+
+    @pytest.mark.spec("FLV E.4.1", "RTMP 7.2.2.1", "RTMP 7.1.6")
+    def test_play_to_flv_until_play_stop(self, tmp_path: Any) -> None:
+        output = tmp_path / "out.flv"
+
+        def script(t: Transport, _: int) -> None:
+            server.accept_connect(t)
+            server.answer_create_stream(t, 1)
+            server.expect(t, "play")
+            t.write_message(commands.on_status(commands.NETSTREAM_PLAY_START, "", 1))
+            t.write_message(commands.encode_data("|RtmpSampleAccess", True, True,
+                                                 message_stream_id=1))
+            t.write_message(commands.metadata({"width": 2.0}, 1, set_data_frame=False))
+            t.write_message(Message(type=9, data=b"\x17\x00\x00\x00\x00\x01", timestamp=1000,
+                                    message_stream_id=1))
+            # RTMP 7.1.6: an aggregate of two audio messages.
+            t.write_message(build_aggregate([
+                Message(type=8, data=b"\xaf\x01\x01", timestamp=1010),
+                Message(type=8, data=b"\xaf\x01\x02", timestamp=1033),
+            ], message_stream_id=1))
+            t.write_message(commands.on_status(commands.NETSTREAM_PLAY_STOP, "", 1))
+            server.drain(t)
+
+        with ScriptedServer(script) as server:
+            stats = play_to_flv(server.url("live/x"), output, config=config())
+        tags = flv.read_all(output)
+        assert [(t.type, t.timestamp) for t in tags] == [(18, 0), (9, 1000), (8, 1010), (8, 1033)]
+        assert tags[3].data == b"\xaf\x01\x02"
+        assert (stats.audio, stats.video, stats.data) == (2, 1, 1)
+        assert stats.duration_ms == 33
