@@ -604,7 +604,9 @@ _PLAYABLE_TAG_TYPES = frozenset({8, 9, 18, 15})  # FLV E.4.1 + ERTMP AMF3 script
 
 
 class _Transport(Protocol):
-    def write_messages(self, messages: Iterable[Message]) -> None: ...
+    """What the player needs of :class:`rtmp.transport.Transport`: send messages in order."""
+
+    def write_messages(self, __messages: List[Message]) -> None: ...
 
 
 #: ``notify(position_ms) -> messages`` for :meth:`VodPlayer.seek` and :meth:`VodPlayer.pause`.

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Iterator, List, Optional, Tuple
+from typing import Callable, Iterable, Iterator, List, Optional, Tuple
 
 import pytest
 from hypothesis import given
@@ -105,7 +105,7 @@ class CollectingTransport:
         with self.lock:
             self.messages.append(msg)
 
-    def write_messages(self, msgs: List[Message]) -> None:
+    def write_messages(self, msgs: Iterable[Message]) -> None:
         with self.lock:
             self.messages.extend(msgs)
 

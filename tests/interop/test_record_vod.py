@@ -85,6 +85,33 @@ time.sleep(60)
 """
 
 
+def wait_for_line(process: "subprocess.Popen[bytes]", prefix: str, count: int,
+                  timeout: float = 30.0) -> None:
+    """Read the process's stdout until ``prefix count`` (bounded by ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    assert process.stdout is not None
+    while time.monotonic() < deadline:
+        line = process.stdout.readline().decode()
+        if not line:
+            break
+        if line.startswith(prefix) and int(line.split()[1]) >= count:
+            return
+    process.kill()
+    process.wait(timeout=10)
+    stderr = process.stderr.read().decode("utf-8", "replace") if process.stderr else ""
+    raise AssertionError(f"publisher never printed {prefix} {count}: {stderr[-2000:]}")
+
+
+def kill(process: "subprocess.Popen[bytes]") -> None:
+    if process.poll() is None:
+        process.kill()
+    process.wait(timeout=10)
+    for stream in (process.stdout, process.stderr):
+        if stream is not None:
+            stream.close()
+
+
+
 @pytest.mark.spec("FLV E.3", "FLV E.4.1")
 def test_sigkill_mid_stream_leaves_a_file_ffprobe_reads(tmp_path: Path) -> None:
     """Recording survives faults: a recorder killed with SIGKILL loses at most the tags since
@@ -97,27 +124,13 @@ def test_sigkill_mid_stream_leaves_a_file_ffprobe_reads(tmp_path: Path) -> None:
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        synced = 0
-        deadline = time.monotonic() + 30
-        assert process.stdout is not None
-        while synced < 4 and time.monotonic() < deadline:
-            line = process.stdout.readline().decode()
-            if not line:
-                break
-            if line.startswith("synced"):
-                synced = int(line.split()[1])
-        assert synced == 4, process.stderr.read().decode() if process.poll() is not None else ""
+        wait_for_line(process, "synced", 4)
         time.sleep(0.3)  # a few more tags, some still in the writer's buffer
         assert process.poll() is None, "the recorder finished before it could be killed"
         os.kill(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
-        for stream in (process.stdout, process.stderr):
-            if stream is not None:
-                stream.close()
+        kill(process)
     assert process.returncode == -signal.SIGKILL
 
     with flv.Reader(target) as reader:
@@ -199,32 +212,6 @@ def start_publisher(url: str, source: Path) -> "subprocess.Popen[bytes]":
         [sys.executable, "-c", _PUBLISHER_SCRIPT, str(source), url, str(ROOT)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
     )  # fmt: skip
-
-
-def wait_for_line(process: "subprocess.Popen[bytes]", prefix: str, count: int,
-                  timeout: float = 30.0) -> None:
-    """Read the process's stdout until ``prefix count`` (bounded by ``timeout``)."""
-    deadline = time.monotonic() + timeout
-    assert process.stdout is not None
-    while time.monotonic() < deadline:
-        line = process.stdout.readline().decode()
-        if not line:
-            break
-        if line.startswith(prefix) and int(line.split()[1]) >= count:
-            return
-    process.kill()
-    process.wait(timeout=10)
-    stderr = process.stderr.read().decode("utf-8", "replace") if process.stderr else ""
-    raise AssertionError(f"publisher never printed {prefix} {count}: {stderr[-2000:]}")
-
-
-def kill(process: "subprocess.Popen[bytes]") -> None:
-    if process.poll() is None:
-        process.kill()
-    process.wait(timeout=10)
-    for stream in (process.stdout, process.stderr):
-        if stream is not None:
-            stream.close()
 
 
 def wait_no_connections(server: "rtmp.Server", timeout: float = 10.0) -> None:
