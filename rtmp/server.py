@@ -45,7 +45,7 @@ import socket
 import ssl
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import TracebackType
 from typing import (
     Any,
@@ -57,7 +57,6 @@ from typing import (
     Type,
     Union,
 )
-from urllib.parse import parse_qsl
 
 from . import commands, user_control
 from .commands import Command
@@ -389,10 +388,10 @@ class ServerConnection:
         config = self.config
         sock = self._sock
         if config.ssl_context is not None:
-            sock = self._tls_handshake(sock)
-            if sock is None:
+            tls = self._tls_handshake(sock)
+            if tls is None:
                 return
-            self._sock = sock
+            sock = self._sock = tls
         transport = Transport(
             sock,
             role="server",
@@ -1074,9 +1073,11 @@ class ServerConnection:
             return
         first = values[0] if values else None
         if first == commands.SET_DATA_FRAME:
-            meta = commands.encode_data(*values[1:], message_stream_id=msg.message_stream_id,
-                                        timestamp=msg.timestamp) if len(values) > 1 else None
-            live.set_metadata(meta)
+            rewritten: Optional[Message] = None
+            if len(values) > 1:
+                rewritten = commands.encode_data(*values[1:], message_stream_id=msg.message_stream_id,
+                                                 timestamp=msg.timestamp)
+            live.set_metadata(rewritten)
         elif first == commands.CLEAR_DATA_FRAME:
             live.set_metadata(None)
         elif first == commands.ON_METADATA:

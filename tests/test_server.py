@@ -284,8 +284,8 @@ class TestDropPolicy:
         try:
             config = video(AVC_HEADER, 0)
             player.offer(encode_type0(config, 4096), config, FrameKind.CONFIG)
-            for i, msg in enumerate([video(AVC_KEY, 0), audio(AAC_FRAME, 10),
-                                     video(AVC_INTER, 40), video(AVC_INTER, 80)]):
+            for msg in (video(AVC_KEY, 0), audio(AAC_FRAME, 10),
+                        video(AVC_INTER, 40), video(AVC_INTER, 80)):
                 player.offer(encode_type0(msg, 4096), msg, classify(msg))
             late_key = video(AVC_KEY, 1000)
             assert player.offer(encode_type0(late_key, 4096), late_key, FrameKind.KEYFRAME)

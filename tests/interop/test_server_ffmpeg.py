@@ -11,7 +11,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Sequence
 
 import pytest
 
@@ -68,7 +68,7 @@ class Proc:
             return self.process.wait(timeout)
         except subprocess.TimeoutExpired:
             stop_process(self.process)
-            raise AssertionError(f"{self.process.args[0]} did not finish: {self.stderr()}")
+            raise AssertionError(f"{self.process.args[0]} did not finish: {self.stderr()}") from None
         finally:
             self._file.close()
 

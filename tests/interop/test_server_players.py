@@ -150,7 +150,7 @@ class TestObsStyleSequence:
 
 
 class TestRecordAndVod:
-    """RTMP 7.2.2.6 record/append to FLV; RTMP 7.2.2.1 recorded play, 7.2.2.7 seek, 7.2.2.8 pause."""
+    """RTMP 7.2.2.6 record/append; RTMP 7.2.2.1 recorded play, 7.2.2.7 seek, 7.2.2.8 pause."""
 
     @pytest.mark.spec("RTMP 7.2.2.6", "FLV E.3")
     def test_record_then_play_back(self, source: Path, tmp_path: Path) -> None:
