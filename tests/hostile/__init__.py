@@ -1,0 +1,1 @@
+"""Hostile input, faults and load against a live rtmp.Server (issue 10); see refs/hostile.md."""
