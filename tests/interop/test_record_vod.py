@@ -4,6 +4,7 @@ a SIGKILL mid-stream), and ffmpeg / rtmpdump play recordings from rtmp.Server.""
 from __future__ import annotations
 
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -87,10 +88,16 @@ time.sleep(60)
 
 def wait_for_line(process: "subprocess.Popen[bytes]", prefix: str, count: int,
                   timeout: float = 30.0) -> None:
-    """Read the process's stdout until ``prefix count`` (bounded by ``timeout``)."""
+    """Read the process's stdout until ``prefix count`` (bounded by ``timeout``).
+
+    The pipe is unbuffered (``bufsize=0``), so ``select`` sees every line not yet read.
+    """
     deadline = time.monotonic() + timeout
     assert process.stdout is not None
-    while time.monotonic() < deadline:
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not select.select([process.stdout], [], [], remaining)[0]:
+            break  # no output in time: never block past the deadline
         line = process.stdout.readline().decode()
         if not line:
             break
@@ -99,17 +106,17 @@ def wait_for_line(process: "subprocess.Popen[bytes]", prefix: str, count: int,
     process.kill()
     process.wait(timeout=10)
     stderr = process.stderr.read().decode("utf-8", "replace") if process.stderr else ""
-    raise AssertionError(f"publisher never printed {prefix} {count}: {stderr[-2000:]}")
+    raise AssertionError(f"the child never printed '{prefix} {count}': {stderr[-2000:]}")
 
 
 def kill(process: "subprocess.Popen[bytes]") -> None:
+    """Kill a child by its own pid (if still running) and close its pipes."""
     if process.poll() is None:
         process.kill()
     process.wait(timeout=10)
     for stream in (process.stdout, process.stderr):
         if stream is not None:
             stream.close()
-
 
 
 @pytest.mark.spec("FLV E.3", "FLV E.4.1")
@@ -121,7 +128,7 @@ def test_sigkill_mid_stream_leaves_a_file_ffprobe_reads(tmp_path: Path) -> None:
     target = tmp_path / "live" / "killed.flv"
     process = subprocess.Popen(
         [sys.executable, "-c", _RECORDER_SCRIPT, str(source), str(target), str(ROOT)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, bufsize=0,
     )  # fmt: skip
     try:
         wait_for_line(process, "synced", 4)
@@ -210,7 +217,7 @@ time.sleep(60)
 def start_publisher(url: str, source: Path) -> "subprocess.Popen[bytes]":
     return subprocess.Popen(
         [sys.executable, "-c", _PUBLISHER_SCRIPT, str(source), url, str(ROOT)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, bufsize=0,
     )  # fmt: skip
 
 
