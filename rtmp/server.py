@@ -163,8 +163,6 @@ class ServerConfig:
     """Largest GOP kept for late joiners; a longer one is not cached."""
     max_connections_per_ip: Optional[int] = None
     """Concurrent connections from one address (None: no limit)."""
-    max_amf_depth: int = 64
-    """Deepest AMF nesting accepted in commands (passed to the decoder when it supports it)."""
     strict: bool = False
     """Refuse the deviations real peers force (media on msid 0, publish without
     createStream, ...) instead of tolerating them with a warning."""
@@ -1130,6 +1128,10 @@ class ServerConnection:
         if self._torn_down:
             return
         self._torn_down = True
+        transport = self._transport
+        if transport is not None:
+            # Wake writers blocked on a stalled peer first, so stopping them is immediate.
+            transport.shutdown()
         for ns in list(self._streams.values()):
             try:
                 self._stop_netstream(ns, notify=False)
