@@ -325,3 +325,33 @@ class TestSlowPlayer:
         # The stalled one dropped frames instead of holding anybody up.
         assert stalled_conn and len(slow) == 1
         assert slow[0].stats.sent_messages < media
+
+
+class TestPublisherDies:
+    """A publisher killed mid-stream: players hear UnpublishNotify and can wait for the next."""
+
+    @pytest.mark.spec("RTMP 7.2.2.1 [impl: nginx-rtmp play_restart]")
+    def test_killed_ffmpeg_publisher(self, tmp_path: Path) -> None:
+        from tests.interop.test_server_ffmpeg import Proc, ffmpeg_publish
+
+        with Server(ServerConfig(addr="127.0.0.1:0")) as server:
+            url = url_of(server)
+            with Client() as player:
+                player.connect(url)
+                player.play("key")
+                publisher = Proc(ffmpeg_publish(url, sample_flv(seconds=10)), tmp_path / "p.log")
+                try:
+                    read_until(player, lambda m: m.type == MessageType.VIDEO, 15)
+                finally:
+                    publisher.process.kill()  # no FCUnpublish, no deleteStream: just gone
+                    publisher.wait(10)
+                read_until(player, lambda m: status_code(m) ==
+                           commands.NETSTREAM_PLAY_UNPUBLISH_NOTIFY, 15)
+                assert not server.hub.is_live("live", "key")
+                # The same name can be published again at once.
+                with Client() as again:
+                    again.connect(url)
+                    again.publish("key")
+                    got = read_until(player, lambda m: status_code(m) ==
+                                     commands.NETSTREAM_PLAY_PUBLISH_NOTIFY, 10)
+                    assert got
