@@ -656,6 +656,9 @@ class VodPlayer:
         self._end_ts: Optional[int] = (
             self.start_ms + self.play_duration_ms if self.play_duration_ms >= 0 else None
         )
+        #: RTMP 7.2.2.4 / 7.2.2.5: receiveAudio / receiveVideo false stops that kind of media.
+        self.receive_audio = True
+        self.receive_video = True
         self.finished = threading.Event()
         self.error: Optional[BaseException] = None
         self.bytes_sent = 0
@@ -856,6 +859,8 @@ class VodPlayer:
                         self._skip_through is not None and timestamp <= self._skip_through
                         and tag.type in _MEDIA_TYPES
                     )
+                    or (tag.type == MessageType.AUDIO and not self.receive_audio)  # 7.2.2.4
+                    or (tag.type == MessageType.VIDEO and not self.receive_video)  # 7.2.2.5
                 ):
                     self._offset = next_offset
                     continue

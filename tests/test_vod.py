@@ -136,6 +136,12 @@ def vod_file(tmp_path: Path) -> Path:
     return record(tmp_path / "vod.flv", media_messages(3.0))
 
 
+@pytest.fixture(scope="module")
+def shared_index(tmp_path_factory: pytest.TempPathFactory) -> FlvIndex:
+    """One indexed 4 s file for property tests (hypothesis reruns the test body)."""
+    return FlvIndex(record(tmp_path_factory.mktemp("index") / "i.flv", media_messages(4.0)))
+
+
 _PLAYERS: List[VodPlayer] = []
 
 
@@ -416,6 +422,33 @@ class TestRecorder:
         assert tags and [t.timestamp for t in tags] == list(range(len(tags)))
 
 
+class TestRecorderProperties:
+    @pytest.mark.spec("FLV E.4.1")
+    @given(
+        start=st.integers(0, 0xFFFFFFFF),
+        steps=st.lists(st.tuples(st.sampled_from([8, 9]), st.integers(0, 5000),
+                                 st.binary(min_size=1, max_size=40)), min_size=1, max_size=40),
+    )
+    def test_round_trip_keeps_order_data_and_relative_time(
+        self, tmp_path_factory: pytest.TempPathFactory, start: int,
+        steps: List[Tuple[int, int, bytes]],
+    ) -> None:
+        path = tmp_path_factory.mktemp("prop") / "p.flv"
+        messages = []
+        now = start
+        for kind, step, payload in steps:
+            now = (now + step) & 0xFFFFFFFF  # a publisher clock that may wrap (RTMP 3)
+            messages.append(Message(type=kind, data=payload, timestamp=now))
+        tags = read_tags(record(path, messages))
+        assert [(t.type, t.data) for t in tags] == [(int(m.type), m.data) for m in messages]
+        elapsed = 0
+        expected = [0]
+        for _, step, _ in steps[1:]:
+            elapsed += step
+            expected.append(elapsed)
+        assert [t.timestamp for t in tags] == expected
+
+
 class TestFlvIndex:
     @pytest.mark.spec("RTMP 7.2.2.7", "FLV E.4.3.1")
     def test_keyframes_are_the_seek_points(self, vod_file: Path) -> None:
@@ -468,6 +501,20 @@ class TestFlvIndex:
         index = FlvIndex(record(tmp_path / "e.flv", messages))
         assert index.seek_times == [0]
         assert index.duration_ms == 1500
+
+    @pytest.mark.spec("RTMP 7.2.2.7")
+    @given(ms=st.integers(-10, 5000))
+    def test_seek_point_is_the_latest_keyframe_not_after(
+        self, shared_index: FlvIndex, ms: int
+    ) -> None:
+        index = shared_index
+        timestamp, offset = index.seek_point(ms)
+        keys = [t for t in index.seek_times if t <= ms]
+        if len(keys) <= 1:  # up to the first keyframe: from the start of the file
+            assert (timestamp, offset) == (0, index.first_offset)
+        else:
+            assert timestamp == keys[-1]
+            assert offset == index.seek_offsets[index.seek_times.index(keys[-1])]
 
     @pytest.mark.spec("RTMP 7.2.2.7", "FLV E.4.2.1")
     def test_audio_only_file_seeks_to_any_frame(self, tmp_path: Path) -> None:
@@ -529,6 +576,23 @@ class TestPacing:
         assert video[1].timestamp == 1000 and video[1].data[:2] == b"\x17\x01"
         assert max(m.timestamp for m in media) <= 2200
         assert max(m.timestamp for m in media) > 2100
+
+
+class TestReceive:
+    @pytest.mark.spec("RTMP 7.2.2.4", "RTMP 7.2.2.5")
+    def test_receive_audio_and_video_flags(self, vod_file: Path) -> None:
+        player, transport, clock = make_player(vod_file)
+        player.receive_audio = False
+        pump(player)
+        clock.advance(1.0)
+        pump(player)
+        media = transport.media()
+        assert media and {m.type for m in media[2:]} == {MessageType.VIDEO}
+        transport.take()
+        player.receive_audio, player.receive_video = True, False
+        clock.advance(1.0)
+        pump(player)
+        assert {m.type for m in transport.media()} == {MessageType.AUDIO}
 
 
 class TestEnd:
