@@ -666,6 +666,16 @@ class TestSeek:
         assert after and after[0].data == AVC_SEQUENCE_HEADER
         assert min(m.timestamp for m in after) >= 4000
 
+    @pytest.mark.spec("RTMP 7.1.7", "FLV E.2")
+    def test_file_without_tags_ends_at_once(self, tmp_path: Path) -> None:
+        path = record(tmp_path / "empty.flv", [])
+        player, transport, clock = make_player(path)
+        run_to_end(player, clock)
+        assert [m.type for m in transport.messages] == [
+            MessageType.USER_CONTROL, MessageType.DATA_AMF0, MessageType.COMMAND_AMF0
+        ]
+        assert player.duration_ms == 0 and player.position_ms == 0
+
     @pytest.mark.spec("RTMP 7.2.2.7")
     def test_seek_after_end_plays_on(self, vod_file: Path) -> None:
         player, transport, clock = make_player(vod_file)
