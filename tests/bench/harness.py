@@ -339,6 +339,8 @@ def check_target(target: str, ours: float, peer: Optional[float]) -> Optional[st
     ok = {">=": value >= bound, "<=": value <= bound, ">": value > bound, "<": value < bound}[op]
     if ok:
         return "yes"
+    shown = f"ratio {value:.2f}" if is_ratio else _fmt(value)
     if op in (">=", ">"):
-        return f"no ({value / bound:.2f}x of target)" if bound else "no"
-    return f"no ({value / bound:.2f}x the limit)" if bound else "no"
+        short = f", {bound / value:.1f}x short" if value > 0 else ""
+        return f"NO: {shown}{short}"
+    return f"NO: {shown}, {value / bound:.1f}x over" if bound else f"NO: {shown}"

@@ -1,0 +1,135 @@
+"""Benchmark: live relay throughput (RTMP 7.2.2.6 publish to RTMP 7.2.2.1 players).
+
+One publisher sends the ~90 MB H.264 + AAC FLV five times over, as fast as the slowest
+player allows (see :mod:`tests.bench.loadgen` for why that is the lossless maximum);
+1 and then 10 players receive it.  Measured per run and per server: MB/s of media
+payload delivered to all players together, the server's CPU seconds per delivered GB
+(``/proc/PID/stat``) and its peak RSS (``VmHWM``).  The three servers run in turn inside
+each repetition, so every ratio compares runs made under the same machine load.
+
+Every player must get every payload byte intact (counted and hashed), or the benchmark
+raises and the run fails.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+from typing import Any, Dict, List, Optional
+
+from tests.bench import harness, loadgen
+
+logger = logging.getLogger(__name__)
+
+#: How many times over the FLV is sent (rtmplite3 gets fewer passes: it is ~5x slower).
+PASSES = 5
+RTMPLITE_PASSES = 1
+PLAYER_COUNTS = (1, 10)
+
+
+def measure(server_name: str, plan: loadgen.MediaPlan, players: int,
+            timeout: float = 600.0) -> Dict[str, float]:
+    """One run against a fresh server process: MB/s, CPU s/GB, peak RSS, load generator CPU."""
+    server = harness.SERVERS[server_name]()
+    with server:
+        cpu_before = server.cpu_seconds()
+        outcome = loadgen.run_relay(loadgen.Endpoint("127.0.0.1", server.port), plan, players,
+                                    timeout=timeout)
+        cpu = server.cpu_seconds() - cpu_before
+        rss = server.peak_rss_mb()
+        failures = outcome.failures
+        if failures:
+            raise RuntimeError(
+                f"relay through {server_name} with {players} player(s) lost integrity: "
+                + "; ".join(failures[:5]) + f"\nserver log tail:\n{server.log_tail()}")
+    gigabytes = outcome.delivered_bytes / 1e9
+    return {
+        "mb_s": outcome.delivered_bytes / 1e6 / outcome.elapsed,
+        "cpu_s_per_gb": cpu / gigabytes,
+        "cpu_s": cpu,
+        "rss_mb": rss,
+        "loadgen_cpu_s_per_gb": outcome.loadgen_cpu_seconds / gigabytes,
+        "seconds": outcome.elapsed,
+    }
+
+
+def run(quick: bool = False, repeat: int = 3, passes: Optional[int] = None,
+        servers: Optional[List[str]] = None) -> List[Dict[str, Any]]:
+    """Rows for the table: relay MB/s at 1 and 10 players, CPU per GB, peak RSS."""
+    media = harness.bench_media(quick)
+    passes = passes or (1 if quick else PASSES)
+    available = harness.available_servers()
+    names = [n for n in (servers or list(harness.SERVERS)) if not available.get(n)]
+    skipped = {n: available[n] for n in harness.SERVERS if available.get(n)}
+    for name, reason in skipped.items():
+        logger.warning("relay: %s skipped: %s", name, reason)
+    plans = {
+        name: loadgen.MediaPlan.from_flv(media, RTMPLITE_PASSES if name == "rtmplite3"
+                                         and not quick else passes)
+        for name in names
+    }
+    results: Dict[tuple, List[Dict[str, float]]] = {}
+    for players in PLAYER_COUNTS:
+        for run_index in range(repeat):
+            for name in names:  # interleaved: each repetition sees the same machine load
+                figures = measure(name, plans[name], players)
+                results.setdefault((name, players), []).append(figures)
+                logger.info("relay %s %d players run %d: %.1f MB/s, %.2f CPU s/GB, %.1f MB RSS",
+                            name, players, run_index + 1, figures["mb_s"],
+                            figures["cpu_s_per_gb"], figures["rss_mb"])
+
+    def series(name: str, players: int, key: str) -> Optional[List[float]]:
+        runs = results.get((name, players))
+        return [r[key] for r in runs] if runs else None
+
+    size_mb = plans["ours"].media_bytes / 1e6
+    note = f"{size_mb:.0f} MB per player per run"
+    if "rtmplite3" in plans and plans["rtmplite3"].passes != plans["ours"].passes:
+        note += (f" (rtmplite3: {plans['rtmplite3'].media_bytes / 1e6:.0f} MB, "
+                 f"{plans['rtmplite3'].passes} pass)")
+    rows: List[Dict[str, Any]] = []
+    targets = {
+        ("mb_s", 10, "rtmplite3"): "ratio >= 5",
+        ("mb_s", 10, "nginx-rtmp"): "ratio >= 0.5",
+        ("cpu_s_per_gb", 10, "nginx-rtmp"): "ratio <= 4",
+    }
+    metrics = (("mb_s", "relay, {p} player(s): MB/s delivered", "MB/s"),
+               ("cpu_s_per_gb", "relay, {p} player(s): server CPU s per delivered GB", "s/GB"),
+               ("rss_mb", "relay, {p} player(s): server peak RSS", "MB"))
+    for players in PLAYER_COUNTS:
+        for key, label, unit in metrics:
+            ours = series("ours", players, key) or []
+            peers = [p for p in ("nginx-rtmp", "rtmplite3") if (p, players) in results]
+            for peer in peers or [""]:
+                peer_values = series(peer, players, key) if peer else None
+                rows.append(harness.row(
+                    "relay", label.format(p=players), unit, ours, peer=peer_values,
+                    peer_name=peer, target=targets.get((key, players, peer), ""),
+                    note=note if key == "mb_s" else ""))
+    # The load generator is not the bottleneck: it drives nginx-rtmp faster than ours.
+    for players in PLAYER_COUNTS:
+        via_nginx = series("nginx-rtmp", players, "mb_s")
+        via_ours = series("ours", players, "mb_s")
+        if via_nginx and via_ours:
+            rows.append(harness.row(
+                "relay", f"load generator, {players} player(s): MB/s through nginx-rtmp",
+                "MB/s", via_nginx, peer=via_ours, peer_name="through ours",
+                target="ratio >= 1",
+                note="same generator; ratio > 1 shows it is not what limits our server"))
+        lg = series("nginx-rtmp", players, "loadgen_cpu_s_per_gb")
+        if lg:
+            rows.append(harness.row(
+                "relay", f"load generator, {players} player(s): its CPU s per GB (nginx run)",
+                "s/GB", lg))
+    return rows
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO)
+    for r in run(quick=True, repeat=1):
+        print(r["name"], statistics.median(r["ours"]), r.get("peer_name", ""),
+              statistics.median(r["peer"]) if r.get("peer") else "")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""The benchmark harness (tests/bench) kept from rotting: a few seconds, small file, one player.
+
+Each server the benchmarks compare (ours, nginx-rtmp, rtmplite3) relays a small H.264 +
+AAC FLV to one player of the load generator, which counts and hashes every payload; an
+integrity failure fails the test.  The runner is run once in ``--quick`` mode.  No timing
+is asserted anywhere: speed is for ``tox -e bench``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.bench import __main__ as runner
+from tests.bench import bench_relay, harness, loadgen
+from tests.conftest import IN_CI, require_peer
+
+SERVER_NAMES = ("ours", "nginx-rtmp", "rtmplite3")
+
+
+def _require_server(name: str) -> None:
+    if name == "nginx-rtmp":
+        require_peer("nginx")
+        reason = harness.Nginx.available()
+        if reason:
+            pytest.skip(reason)
+    elif name == "rtmplite3" and importlib.util.find_spec("rtmplite3") is None:
+        message = "rtmplite3 is not installed (it belongs in the test extra)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def plan() -> loadgen.MediaPlan:
+    return loadgen.MediaPlan.from_flv(harness.bench_media(quick=True))
+
+
+class TestRelayIntegrity:
+    """RTMP 7.2.2.6 publish relayed to RTMP 7.2.2.1 play, byte for byte, on every server."""
+
+    @pytest.mark.spec("RTMP 7.2.2.6", "RTMP 7.2.2.1")
+    @pytest.mark.parametrize("server", [
+        "ours",
+        pytest.param("nginx-rtmp", marks=pytest.mark.interop),
+        pytest.param("rtmplite3", marks=pytest.mark.interop),
+    ])
+    def test_one_player_gets_every_payload(self, server: str, plan: loadgen.MediaPlan) -> None:
+        _require_server(server)
+        figures = bench_relay.measure(server, plan, players=1, timeout=60.0)  # raises on loss
+        assert figures["mb_s"] > 0
+        assert figures["rss_mb"] > 0
+
+    @pytest.mark.spec("RTMP 7.2.2.1")
+    def test_a_changed_payload_is_reported(self, plan: loadgen.MediaPlan) -> None:
+        """The integrity check can fail: one altered expectation is caught per player."""
+        with harness.OurServer() as server:
+            outcome = loadgen.run_relay(loadgen.Endpoint("127.0.0.1", server.port), plan, 2,
+                                        timeout=60.0)
+        assert outcome.failures == []
+        count, _ = outcome.expected[9]
+        outcome.expected[9] = (count, "0" * 64)
+        assert outcome.failures == [f"player {i}: video payloads differ (SHA-256)" for i in (0, 1)]
+        outcome.expected[8] = (outcome.expected[8][0] + 1, outcome.expected[8][1])
+        assert any("audio messages, expected" in f for f in outcome.failures)
+
+    def test_plan_repeats_frames_but_not_headers(self, plan: loadgen.MediaPlan) -> None:
+        twice = loadgen.MediaPlan(plan.metadata, plan.headers, plan.frames, passes=2)
+        messages = list(twice.messages(stream_id=1))
+        assert len(messages) == 1 + len(plan.headers) + 2 * len(plan.frames)
+        second = messages[1 + len(plan.headers) + len(plan.frames)]
+        assert second.timestamp == plan.frames[0][1] + plan.pass_duration_ms
+        assert twice.media_bytes == sum(len(m.data) for m in messages[1:])
+
+
+class TestRunner:
+    def test_targets_say_by_how_much_they_are_missed(self) -> None:
+        assert harness.check_target("ratio >= 5", 10.0, 2.0) == "yes"
+        assert harness.check_target("ratio >= 5", 5.0, 2.0) == "NO: ratio 2.50, 2.0x short"
+        assert harness.check_target("ratio <= 4", 12.0, 2.0) == "NO: ratio 6.00, 1.5x over"
+        assert harness.check_target("< 50", 75.0, None) == "NO: 75.0, 1.5x over"
+        assert harness.check_target("ratio >= 1", 1.0, None) is None
+
+    def test_quick_run_writes_the_table_and_keeps_notes(self, tmp_path: Path) -> None:
+        output = tmp_path / "benchmarks.md"
+        output.write_text(f"old table\n{runner.NOTES_MARKER}\nProfile: kept.\n")
+        status = runner.main(["--quick", "--only", "connections", "--output", str(output)])
+        text = output.read_text()
+        assert status == 0, text
+        assert "| connections | full sessions/s" in text
+        assert f"- nproc: {os.cpu_count()}" in text
+        assert "- cpu: " in text and "- python: " in text and "- date: " in text
+        assert text.endswith(f"{runner.NOTES_MARKER}\nProfile: kept.\n")
+        assert "old table" not in text
+
+    def test_a_failing_benchmark_fails_the_run(self, tmp_path: Path) -> None:
+        rows = runner.normalise([{"name": "x", "ours": 1.0, "peer": [2.0], "target": "ratio >= 1"}],
+                                "demo")
+        assert rows[0]["ours"] == [1.0] and rows[0]["group"] == "demo"
+        table = runner.render(rows + [{"group": "relay", "name": "bench_relay",
+                                       "error": "RuntimeError: lost integrity"}])
+        assert "NO: ratio 0.50, 2.0x short" in table
+        assert "FAILED: RuntimeError: lost integrity" in table
