@@ -623,3 +623,166 @@ class TestCommands:
             client.publish("fine", StreamType.RECORD)
         assert not list(tmp_path.glob("escape*")) and not list(tmp_path.parent.glob("escape*"))
         assert (inside / "live" / "fine.flv").is_file()
+
+
+def next_status(client: Client, timeout: float = 5.0) -> Tuple[str, dict]:  # type: ignore[type-arg]
+    """The next onStatus/_error the client passes on: (name, info)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        msg = client.read_message(timeout=max(0.01, deadline - time.monotonic()))
+        if msg.type in (MessageType.COMMAND_AMF0, MessageType.COMMAND_AMF3):
+            cmd = commands.decode_command(msg)
+            if cmd.name in (commands.ON_STATUS, commands.ERROR):
+                return cmd.name, cmd.info or {}
+
+
+class TestStreamCommands:
+    """RTMP 7.2.2.2 play2, 7.2.2.4/5 receiveAudio/Video, 7.2.2.7 seek on live, closeStream."""
+
+    def _pair(self, server: Server) -> Tuple[Client, Client]:
+        publisher, player = Client(), Client()
+        publisher.connect(url_of(server))
+        publisher.publish("key")
+        player.connect(url_of(server))
+        return publisher, player
+
+    @pytest.mark.spec("RTMP 7.2.2.4", "RTMP 7.2.2.5")
+    def test_receive_video_false_filters_video(self) -> None:
+        with Server(ServerConfig(addr="127.0.0.1:0")) as server:
+            publisher, player = self._pair(server)
+            try:
+                player.play("key")
+                player.receive_video(False)
+                player.receive_audio(True, wait=True)  # answered: Seek.Notify + Play.Start
+                assert wait_for(lambda: all(
+                    not p.receive_video for p in server.hub.get("live", "key").snapshot_players()))
+                publisher.send_video(AVC_KEY, 0)
+                publisher.send_audio(AAC_FRAME, 10)
+                msg = player.read_message(timeout=5)
+                while msg.type not in (MessageType.AUDIO, MessageType.VIDEO):
+                    msg = player.read_message(timeout=5)
+                assert msg.type == MessageType.AUDIO
+            finally:
+                publisher.close()
+                player.close()
+
+    @pytest.mark.spec("RTMP 7.2.2.7")
+    def test_seek_on_live_is_an_error(self) -> None:
+        with Server(ServerConfig(addr="127.0.0.1:0")) as server:
+            publisher, player = self._pair(server)
+            try:
+                player.play("key")
+                stream_id = player.stream_id
+                assert stream_id is not None
+                player.write_message(commands.seek(1000, stream_id))
+                name, info = next_status(player)
+                assert (name, info["code"]) == (commands.ERROR, commands.NETSTREAM_SEEK_FAILED)
+            finally:
+                publisher.close()
+                player.close()
+
+    @pytest.mark.spec("RTMP 7.2.2.2")
+    def test_play2_switches_stream(self) -> None:
+        with Server(ServerConfig(addr="127.0.0.1:0")) as server:
+            publisher, player = self._pair(server)
+            other = Client()
+            try:
+                other.connect(url_of(server))
+                other.publish("other")
+                player.play("key")
+                stream_id = player.stream_id
+                assert stream_id is not None
+                player.write_message(commands.encode_command(
+                    commands.PLAY2, 0, None, {"streamName": "other", "transition": "switch"},
+                    message_stream_id=stream_id))
+                codes = [next_status(player)[1]["code"] for _ in range(2)]
+                assert codes == [commands.NETSTREAM_PLAY_RESET, commands.NETSTREAM_PLAY_START]
+                assert wait_for(lambda: player_names(server) == {"other"})
+                other.send_video(AVC_KEY, 0)
+                msg = player.read_message(timeout=5)
+                while msg.type != MessageType.VIDEO:
+                    msg = player.read_message(timeout=5)
+                assert msg.data == AVC_KEY
+            finally:
+                other.close()
+                publisher.close()
+                player.close()
+
+    @pytest.mark.spec("RTMP 7.2.2")
+    def test_close_stream_stops_playing_but_keeps_the_id(self) -> None:
+        with Server(ServerConfig(addr="127.0.0.1:0")) as server:
+            publisher, player = self._pair(server)
+            try:
+                player.play("key")
+                assert wait_for(lambda: player_names(server) == {"key"})
+                player.close_stream()
+                assert wait_for(lambda: player_names(server) == set())
+                assert wait_for(lambda: sorted(c.state.value for c in server.connections)
+                                == ["connected", "publishing"])
+                assert player.create_stream() == 2  # stream 1 is still allocated
+            finally:
+                publisher.close()
+                player.close()
+
+
+def player_names(server: Server) -> set:  # type: ignore[type-arg]
+    return {s.name for s in server.hub.streams() if s.snapshot_players()}
+
+
+class TestPublishedMessages:
+    """RTMP 7.1.2 data messages and RTMP 7.1.6 aggregates from a publisher."""
+
+    @pytest.mark.spec("RTMP 7.1.6")
+    def test_aggregate_is_split_for_players(self) -> None:
+        from rtmp.message import build_aggregate
+
+        with Server(ServerConfig(addr="127.0.0.1:0")) as server:
+            with Client() as publisher, Client(ClientConfig(split_aggregates=False)) as player:
+                publisher.connect(url_of(server))
+                publisher.publish("key")
+                player.connect(url_of(server))
+                player.play("key")
+                parts = [video(AVC_KEY, 100), audio(AAC_FRAME, 110), video(AVC_INTER, 140)]
+                publisher.write_message(build_aggregate(parts, publisher.stream_id or 1))
+                got: List[Message] = []
+                while len(got) < 3:
+                    msg = player.read_message(timeout=5)
+                    if msg.type in (MessageType.AUDIO, MessageType.VIDEO, MessageType.AGGREGATE):
+                        got.append(msg)
+                assert [(m.type, m.timestamp, m.data) for m in got] == [
+                    (p.type, p.timestamp, p.data) for p in parts]
+
+    @pytest.mark.spec("RTMP 7.1.2")
+    def test_amf3_set_data_frame_and_clear(self) -> None:
+        with Server(ServerConfig(addr="127.0.0.1:0")) as server:
+            with Client() as publisher:
+                publisher.connect(url_of(server))
+                publisher.publish("key")
+                msid = publisher.stream_id or 1
+                publisher.write_message(commands.encode_data(
+                    commands.SET_DATA_FRAME, commands.ON_METADATA, {"width": 640.0},
+                    message_stream_id=msid, object_encoding=3))
+                stream = server.hub.get("live", "key")
+                assert stream is not None
+                assert wait_for(lambda: stream.metadata is not None)
+                assert stream.metadata is not None
+                values = commands.decode_data(stream.metadata)
+                assert values == [commands.ON_METADATA, {"width": 640.0}]
+                publisher.write_message(commands.encode_data(
+                    commands.CLEAR_DATA_FRAME, message_stream_id=msid))
+                assert wait_for(lambda: stream.metadata is None)
+
+    def test_media_on_stream_zero_is_tolerated_unless_strict(self) -> None:
+        for strict in (False, True):
+            received: List[int] = []
+            config = ServerConfig(addr="127.0.0.1:0", strict=strict,
+                                  on_message=lambda c, m: received.append(m.message_stream_id))
+            with Server(config) as server, Client() as publisher:
+                publisher.connect(url_of(server))
+                publisher.publish("key")
+                publisher.write_message(video(AVC_KEY, 0, msid=0))
+                assert wait_for(lambda: len(received) == 1)
+                stream = server.hub.get("live", "key")
+                assert stream is not None
+                # Lenient: relayed on the publishing stream.  Strict: not relayed at all.
+                assert stream.messages_in == (0 if strict else 1)
