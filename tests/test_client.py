@@ -17,6 +17,8 @@ import time
 from typing import Any, Callable, Dict, List, Optional
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import rtmp
 from rtmp import commands, flv, user_control
@@ -294,6 +296,19 @@ class TestFailures:
         with ScriptedServer(script, handshake=False) as server, Client(config()) as client:
             with pytest.raises(HandshakeError):
                 client.connect(server.url())
+            assert client.state is ClientState.ERROR
+
+    @pytest.mark.spec("RTMP 5.2.1")
+    def test_server_silent_during_handshake(self) -> None:
+        def script(t: Transport, _: int) -> None:
+            time.sleep(2.0)  # accept, then say nothing
+
+        with ScriptedServer(script, handshake=False) as server, \
+                Client(config(connect_timeout=1.0)) as client:
+            started = time.monotonic()
+            with pytest.raises(rtmp.TimeoutError):
+                client.connect(server.url())
+            assert time.monotonic() - started < 2.0
             assert client.state is ClientState.ERROR
 
     @pytest.mark.spec("RTMP 7.2.1.1")
@@ -616,6 +631,53 @@ class TestCallsAndStreams:
             assert (stray.name, stray.arguments) == ("_result", ["stray"])
             ping = commands.decode_command(client.read_message())
             assert (ping.name, ping.arguments) == ("serverPing", ["hi"])
+
+    @pytest.mark.spec("RTMP 7.2.1.2", "RTMP 7.1.4")
+    @settings(max_examples=15, deadline=None)
+    @given(others=st.lists(st.sampled_from(["audio", "data", "status"]), max_size=12),
+           position=st.integers(0, 12))
+    def test_messages_around_a_reply_keep_their_order(self, others: List[str],
+                                                      position: int) -> None:
+        """Whatever arrives before and after a call's _result reaches read_message in order."""
+        plan = list(others)
+        plan.insert(min(position, len(plan)), "reply")
+
+        def script(t: Transport, _: int) -> None:
+            server.accept_connect(t)
+            call = server.expect(t, "work")
+            for i, step in enumerate(plan):
+                if step == "audio":
+                    t.write_message(Message(type=8, data=bytes([0xAF, 1, i]), timestamp=i,
+                                            message_stream_id=1))
+                elif step == "data":
+                    t.write_message(commands.encode_data("cue", i))
+                elif step == "status":
+                    t.write_message(commands.on_status(commands.NETSTREAM_PLAY_PUBLISH_NOTIFY,
+                                                       str(i), 1))
+                else:
+                    t.write_message(commands.result(call.transaction_id, None, i))
+            t.write_message(commands.encode_data("end"))
+            server.drain(t)
+
+        with ScriptedServer(script) as server, Client(config()) as client:
+            client.connect(server.url())
+            assert client.call("work") == plan.index("reply")
+            got = []
+            while True:
+                message = client.read_message()
+                if message.type == 18 and commands.decode_data(message) == ["end"]:
+                    break
+                got.append(message)
+        expected = [(step, i) for i, step in enumerate(plan) if step != "reply"]
+        kinds = {8: "audio", 18: "data", 20: "status"}
+        assert [kinds[m.type] for m in got] == [step for step, _ in expected]
+        for message, (step, i) in zip(got, expected):
+            if step == "audio":
+                assert message.data[2] == i
+            elif step == "data":
+                assert commands.decode_data(message) == ["cue", i]
+            else:
+                assert commands.decode_command(message).info["description"] == str(i)
 
     @pytest.mark.spec("RTMP 7.2.2.3")
     def test_close_and_delete_stream(self) -> None:
