@@ -1,0 +1,1048 @@
+"""RTMP 5 / 7 (conformance): the checks, each verifying one clause against a live server.
+
+Every check opens its own connections through the :class:`~.context.Context` (closed by
+the runner whatever happens), publishes only under unique names, and ends with a
+:class:`~.registry.Result` or :func:`~.registry.fail` / :func:`~.registry.warn`.  FAIL
+means the server broke what the clause requires (MUST); WARN that it did not do what the
+clause recommends (SHOULD) or what real peers rely on.  Media comparisons are byte for
+byte, and timestamps are compared relative to the first message of each kind (a server
+may rebase a player's timeline).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import statistics
+import time
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+from .. import commands, control, user_control
+from ..amf0 import ECMAArray
+from ..chunk import EXTENDED_TIMESTAMP_MARK, ChunkInfo
+from ..errors import ConnectionClosedError, HandshakeError
+from ..errors import TimeoutError as RTMPTimeoutError
+from ..handshake import ClientHandshake
+from ..message import PROTOCOL_CONTROL_TYPES, Message, MessageType
+from ..user_control import UserControlEvent
+from .context import (
+    HANDSHAKE_SIZE,
+    Context,
+    MediaSample,
+    ProbeConnection,
+    Received,
+    media_script,
+    quiet_bytes,
+    raw_message,
+    read_exactly,
+)
+from .registry import Result, check, fail, warn
+
+__all__: List[str] = []  # the checks register themselves in registry.CHECKS
+
+logger = logging.getLogger(__name__)
+
+#: How long "the server must not send anything now" is watched (seconds).
+QUIET = 0.4
+#: How long a SHOULD-level answer is waited for (seconds, capped by the probe timeout).
+SHOULD_WAIT = 2.0
+
+
+# == RTMP 5.2: handshake ==========================================================================
+
+
+def _simple_handshake(ctx: Context, c0: int = 3) -> Tuple[bytes, bytes, bytes, bytes]:
+    """Send C0+C1 (RTMP 5.2.3 simple: zero field); return (C1, S0, S1, S2) as received."""
+    shaker = ClientHandshake(digest=False, version=c0, now_ms=0x01020304)
+    c0c1 = shaker.data_to_send()
+    sock = ctx.socket()
+    sock.sendall(c0c1)
+    reply = read_exactly(sock, 1 + 2 * HANDSHAKE_SIZE, ctx.timeout)
+    s0, s1, s2 = reply[:1], reply[1:1 + HANDSHAKE_SIZE], reply[1 + HANDSHAKE_SIZE:]
+    return c0c1[1:], s0, s1, s2
+
+
+def _need_full(s0: bytes, s1: bytes, s2: bytes) -> None:
+    got = len(s0) + len(s1) + len(s2)
+    if got < 1 + 2 * HANDSHAKE_SIZE:
+        fail(f"handshake: got {got} of {1 + 2 * HANDSHAKE_SIZE} bytes of S0+S1+S2")
+
+
+@check("handshake.s0-version", "RTMP 5.2.2", "S0 selects version 3 for a version 3 C0")
+def s0_version(ctx: Context) -> Result:
+    _, s0, s1, s2 = _simple_handshake(ctx)
+    if not s0:
+        fail("no S0: the server closed or stayed silent after C0+C1")
+    if s0[0] != 3:
+        fail(f"S0 version is {s0[0]}, not 3")
+    _need_full(s0, s1, s2)
+    return Result.passed("S0 = 3")
+
+
+@check("handshake.version-fallback", "RTMP 5.2.2",
+       "a reserved C0 version (4) is answered with S0 = 3 (SHOULD) or the connection closed")
+def version_fallback(ctx: Context) -> Result:
+    _, s0, _, _ = _simple_handshake(ctx, c0=4)
+    if not s0:
+        return Result.warning("closed the connection on C0 = 4 (RTMP 5.2.5 allows it; "
+                              "RTMP 5.2.2 says SHOULD answer 3)")
+    if s0[0] != 3:
+        fail(f"answered C0 = 4 with S0 = {s0[0]}; the only defined version is 3")
+    return Result.passed("C0 = 4 answered with S0 = 3")
+
+
+@check("handshake.s1-zero", "RTMP 5.2.3", "S1 bytes 4-7 are zero in the simple handshake")
+def s1_zero(ctx: Context) -> Result:
+    _, s0, s1, s2 = _simple_handshake(ctx)
+    _need_full(s0, s1, s2)
+    if s1[4:8] != bytes(4):
+        fail(f"S1 zero field is {s1[4:8].hex()} for a C1 with a zero field (MUST be zero)")
+    return Result.passed(f"S1 time {int.from_bytes(s1[:4], 'big')}, zero field 00000000")
+
+
+@check("handshake.s2-echo", "RTMP 5.2.4", "S2 echoes C1's time and random bytes")
+def s2_echo(ctx: Context) -> Result:
+    c1, s0, s1, s2 = _simple_handshake(ctx)
+    _need_full(s0, s1, s2)
+    if s2[:4] != c1[:4]:
+        fail(f"S2 time {s2[:4].hex()} does not echo C1 time {c1[:4].hex()}")
+    if s2[8:] != c1[8:]:
+        differ = sum(1 for a, b in zip(s2[8:], c1[8:]) if a != b)
+        fail(f"S2 random echo differs from C1 in {differ} of 1528 bytes")
+    return Result.passed(f"S2 echoes C1 (time2 {int.from_bytes(s2[4:8], 'big')})")
+
+
+@check("handshake.sequence", "RTMP 5.2.1",
+       "no S2 before C1, nothing after S2 before C2, then the session works")
+def handshake_sequence(ctx: Context) -> Result:
+    shaker = ClientHandshake(digest=False, now_ms=7)
+    c0c1 = shaker.data_to_send()
+    sock = ctx.socket()
+    sock.sendall(c0c1[:1])  # C0 alone
+    early = quiet_bytes(sock, QUIET)
+    if len(early) > 1 + HANDSHAKE_SIZE:
+        fail(f"server sent {len(early)} bytes after C0 alone: S2 before C1")
+    sock.sendall(c0c1[1:])
+    rest = read_exactly(sock, 1 + 2 * HANDSHAKE_SIZE - len(early), ctx.timeout)
+    reply = early + rest
+    if len(reply) < 1 + 2 * HANDSHAKE_SIZE:
+        fail(f"got {len(reply)} of {1 + 2 * HANDSHAKE_SIZE} bytes of S0+S1+S2 after C1")
+    extra = quiet_bytes(sock, QUIET)
+    if extra:
+        fail(f"server sent {len(extra)} bytes after S2 before receiving C2")
+    shaker.receive_data(reply)
+    sock.sendall(shaker.data_to_send())  # C2
+    # The session must now work: a connect answered (RTMP 7.2.1.1).
+    from ..chunk import ChunkDecoder, ChunkEncoder
+
+    obj = commands.connect_command_object(ctx.url.app, ctx.url.tc_url)
+    sock.sendall(ChunkEncoder().encode(commands.connect(obj)))
+    decoder = ChunkDecoder()
+    deadline = time.monotonic() + ctx.timeout
+    while time.monotonic() < deadline:
+        data = read_exactly(sock, 4096, min(0.2, deadline - time.monotonic()))
+        if not data and sock.fileno() == -1:
+            break
+        decoder.receive_data(data)
+        for msg in decoder.messages():
+            if msg.type == MessageType.COMMAND_AMF0:
+                cmd = commands.decode_command(msg)
+                if cmd.name in (commands.RESULT, commands.ERROR) and cmd.transaction_id == 1:
+                    return Result.passed(f"S0+S1 {len(early)} bytes before C1, S2 after; "
+                                         f"connect answered {cmd.name}")
+    fail("no connect reply after a handshake sent step by step")
+
+
+@check("handshake.digest", "HS-FP9",
+       "a Flash Player 9 digest C1 gets a digest S1 and a valid S2 (or the simple handshake)")
+def handshake_digest(ctx: Context) -> Result:
+    shaker = ClientHandshake(digest=True, strict=True, now_ms=0x0A0B0C0D)
+    sock = ctx.socket()
+    sock.sendall(shaker.data_to_send())
+    reply = read_exactly(sock, 1 + 2 * HANDSHAKE_SIZE, ctx.timeout)
+    if len(reply) < 1 + 2 * HANDSHAKE_SIZE:
+        fail(f"got {len(reply)} of {1 + 2 * HANDSHAKE_SIZE} bytes of S0+S1+S2")
+    try:
+        shaker.receive_data(reply)
+    except HandshakeError as exc:
+        fail(str(exc))
+    if not shaker.digest_used:
+        return Result.warning("answered a digest C1 with the simple handshake "
+                              "(Flash Player clients need HS-FP9 for H.264/AAC)")
+    version = ".".join(map(str, shaker.peer_flash_version or ()))
+    how = "signed S2" if shaker.peer_time2 is None else "S2 echoes C1"
+    assert shaker.peer_digest_scheme is not None
+    return Result.passed(f"S1 version {version}, digest scheme "
+                         f"{int(shaker.peer_digest_scheme)}, {how}")
+
+
+# == RTMP 7.2.1.1: connect ========================================================================
+
+
+def _connect_observed(ctx: Context, label: str, object_encoding: int = 0
+                      ) -> Tuple[ProbeConnection, List[Received], Any]:
+    """Connect; return the connection, what arrived before the ``_result``, and the reply."""
+    conn = ctx.connection(label, connect=False)
+    reply = conn.connect(object_encoding=object_encoding)
+    index = next(i for i, r in enumerate(conn.received)
+                 if r.command is not None and r.command.name == commands.RESULT
+                 and r.command.transaction_id == 1)
+    before = conn.received[:index]
+    return conn, before, reply
+
+
+@check("connect.result", "RTMP 7.2.1.1",
+       "connect gets _result, transaction 1, properties and NetConnection.Connect.Success")
+def connect_result(ctx: Context) -> Result:
+    conn = ctx.connection("connect", connect=False)
+    obj = commands.connect_command_object(ctx.url.app, ctx.url.tc_url)
+    conn.send(commands.connect(obj))
+
+    def reply(item: Received) -> bool:
+        cmd = item.command
+        return cmd is not None and cmd.name in (commands.RESULT, commands.ERROR)
+
+    found = conn.wait(reply, "_result/_error for connect").command
+    assert found is not None
+    if found.name != commands.RESULT:
+        fail(f"connect refused: {found.name} {found.info}")
+    if found.transaction_id != 1:
+        fail(f"_result carries transaction id {found.transaction_id:g}, not 1")
+    if not isinstance(found.command_object, dict):
+        fail(f"_result properties are {found.command_object!r}, not an object")
+    info = found.info
+    if not info:
+        fail("_result has no information object")
+    if info.get("code") != commands.NETCONNECTION_CONNECT_SUCCESS:
+        fail(f"info code is {info.get('code')!r}, not NetConnection.Connect.Success")
+    if info.get("level") != commands.LEVEL_STATUS:
+        fail(f"info level is {info.get('level')!r}, not 'status'")
+    return Result.passed(f"fmsVer {found.command_object.get('fmsVer')!r}, "
+                         f"capabilities {found.command_object.get('capabilities')!r}")
+
+
+def _control_before(before: Sequence[Received], kind: int) -> Optional[Message]:
+    return next((r.message for r in before if r.message.type == kind), None)
+
+
+@check("connect.window-ack-size", "RTMP 5.4.4",
+       "the server sends Window Acknowledgement Size after connect, before _result")
+def connect_window_ack_size(ctx: Context) -> Result:
+    _, before, _ = _connect_observed(ctx, "was")
+    msg = _control_before(before, MessageType.WINDOW_ACK_SIZE)
+    if msg is None:
+        fail("no Window Acknowledgement Size before the connect _result (RTMP 7.2.1.1 step 2)")
+    size = control.parse_window_ack_size(msg.data)
+    if size == 0:
+        fail("Window Acknowledgement Size 0")
+    return Result.passed(f"window {size}")
+
+
+@check("connect.peer-bandwidth", "RTMP 5.4.5",
+       "the server sends Set Peer Bandwidth (limit type 0-2) after connect, before _result")
+def connect_peer_bandwidth(ctx: Context) -> Result:
+    _, before, _ = _connect_observed(ctx, "spb")
+    msg = _control_before(before, MessageType.SET_PEER_BANDWIDTH)
+    if msg is None:
+        fail("no Set Peer Bandwidth before the connect _result (RTMP 7.2.1.1 step 3)")
+    bandwidth = control.parse_set_peer_bandwidth(msg.data)
+    if bandwidth.limit_type not in (0, 1, 2):
+        fail(f"limit type {bandwidth.limit_type} is not 0, 1 or 2")
+    return Result.passed(f"window {bandwidth.window_size}, limit type {bandwidth.limit_type}")
+
+
+@check("connect.stream-begin", "RTMP 7.1.7",
+       "Stream Begin for stream 0 is sent after a successful connect")
+def connect_stream_begin(ctx: Context) -> Result:
+    conn, before, _ = _connect_observed(ctx, "begin")
+
+    def begin0(item: Received) -> bool:
+        return (item.event is not None and item.event.event == UserControlEvent.STREAM_BEGIN
+                and item.event.stream_id == 0)
+
+    if any(begin0(r) for r in before):
+        return Result.passed("Stream Begin 0 before _result")
+    if conn.poll(begin0, min(QUIET * 2, ctx.timeout)) is not None:
+        return Result.warning("Stream Begin 0 arrived after _result (RTMP 7.2.1.1 puts it "
+                              "before)")
+    fail("no Stream Begin (event 0) for stream 0 after connect")
+
+
+@check("connect.control-stream", "RTMP 5.4",
+       "protocol control messages travel on message stream 0, chunk stream 2")
+def control_stream(ctx: Context) -> Result:
+    conn, _, _ = _connect_observed(ctx, "ctl")
+    conn.send(control.set_peer_bandwidth(1_000_000, 0))
+    conn.send(user_control.ping_request(1))
+    conn.poll(lambda r: False, QUIET)
+    seen = [r.message for r in conn.received if r.message.type in PROTOCOL_CONTROL_TYPES]
+    if not seen:
+        fail("no protocol control message at all after connect")
+    for msg in seen:
+        if msg.message_stream_id != 0 or msg.csid != 2:
+            fail(f"{MessageType(msg.type).name} on msid {msg.message_stream_id}, "
+                 f"csid {msg.csid} (MUST be msid 0, csid 2)")
+    names = sorted({MessageType(m.type).name for m in seen})
+    return Result.passed(f"{len(seen)} messages ({', '.join(names)}) on msid 0 / csid 2")
+
+
+@check("connect.amf3", "RTMP 7.2.1.1",
+       "connect with objectEncoding 3 is answered with objectEncoding 3")
+def connect_amf3(ctx: Context) -> Result:
+    _, _, reply = _connect_observed(ctx, "amf3", object_encoding=3)
+    info = reply.info or {}
+    encoding = info.get("objectEncoding")
+    if encoding != 3:
+        fail(f"_result info objectEncoding is {encoding!r}, not 3")
+    return Result.passed("objectEncoding 3 agreed")
+
+
+@check("connect.amf3-commands", "RTMP 7.1.1",
+       "after an AMF3 connect, AMF3 command messages (type 17) are answered")
+def amf3_commands(ctx: Context) -> Result:
+    conn = ctx.connection("amf3cmd", object_encoding=3)
+    txn = conn.next_transaction()
+    conn.send(commands.create_stream(txn, object_encoding=3))
+    reply = conn.wait_reply(txn, "createStream _result for a type 17 command")
+    if reply.name != commands.RESULT or not reply.arguments:
+        fail(f"type 17 createStream answered {reply.name} {reply.arguments!r}")
+    return Result.passed(f"type 17 createStream -> stream {reply.arguments[0]!r} "
+                         f"(reply type {reply.message_type})")
+
+
+@check("connect.timing", "RTMP 7.2.1.1",
+       "TCP connect, handshake and connect complete (time measured)")
+def connect_timing(ctx: Context) -> Result:
+    start = time.monotonic()
+    sock = ctx.socket()
+    tcp = time.monotonic()
+    conn = ProbeConnection(ctx, sock, digest=True, label="timing")
+    conn.transport.handshake(ctx.timeout)
+    shaken = time.monotonic()
+    conn.connect()
+    done = time.monotonic()
+    total = (done - start) * 1000
+    detail = (f"{total:.1f} ms (TCP {(tcp - start) * 1000:.1f}, handshake "
+              f"{(shaken - tcp) * 1000:.1f}, connect {(done - shaken) * 1000:.1f})")
+    ctx.notes["connect_ms"] = total
+    if total > 1000:
+        return Result.warning("slow: " + detail)
+    return Result.passed(detail)
+
+
+# == RTMP 5.4: protocol control ===================================================================
+
+
+@check("ack.acknowledgement", "RTMP 5.4.3",
+       "after our Window Acknowledgement Size, the server acknowledges the bytes it received")
+def acknowledgement(ctx: Context) -> Result:
+    conn = ctx.connection("ack")
+    stream_id = conn.publish_started(ctx.stream_name("ack"))
+    window = 8192
+    conn.send(control.window_ack_size(window))
+    rng = random.Random(5)
+    for i in range(40):  # ~5 windows of audio
+        conn.send(Message(type=MessageType.AUDIO, data=b"\x2f" + rng.randbytes(1000),
+                          timestamp=20 * i, message_stream_id=stream_id))
+    sent = conn.bytes_sent
+    found = conn.wait(lambda r: r.message.type == MessageType.ACKNOWLEDGEMENT,
+                      f"Acknowledgement after {sent} bytes with a {window}-byte window")
+    sequence = control.parse_acknowledgement(found.message.data)
+    if not window <= sequence <= conn.bytes_sent:
+        fail(f"Acknowledgement sequence number {sequence} outside {window}..{conn.bytes_sent} "
+             f"(bytes sent, handshake included)")
+    return Result.passed(f"sequence number {sequence} after {conn.bytes_sent} bytes sent")
+
+
+@check("ack.peer-bandwidth-answer", "RTMP 5.4.5",
+       "a Set Peer Bandwidth with a new window is answered with Window Acknowledgement Size")
+def peer_bandwidth_answer(ctx: Context) -> Result:
+    conn = ctx.connection("spbans")
+    window = 1_234_567
+    conn.send(control.set_peer_bandwidth(window, control.LimitType.HARD))
+    found = conn.poll(lambda r: r.message.type == MessageType.WINDOW_ACK_SIZE,
+                      min(SHOULD_WAIT, ctx.timeout))
+    if found is None:
+        return Result.warning(f"no Window Acknowledgement Size answered Set Peer Bandwidth "
+                              f"{window} (SHOULD)")
+    value = control.parse_window_ack_size(found.message.data)
+    if value != window:
+        fail(f"answered Set Peer Bandwidth {window} (hard) with a window of {value}")
+    return Result.passed(f"answered with window {value}")
+
+
+@check("ping.response", "RTMP 7.1.7", "a Ping Request is answered with its timestamp")
+def ping_response(ctx: Context) -> Result:
+    conn = ctx.connection("ping")
+    stamp = 0x5EED1234
+    sent = time.monotonic()
+    conn.send(user_control.ping_request(stamp))
+    found = conn.wait(lambda r: r.event is not None
+                      and r.event.event == UserControlEvent.PING_RESPONSE,
+                      "Ping Response (event 7)")
+    assert found.event is not None
+    if found.event.timestamp != stamp:
+        fail(f"Ping Response carries {found.event.timestamp}, not the request's {stamp}")
+    return Result.passed(f"round trip {(found.at - sent) * 1000:.1f} ms")
+
+
+# == relay scenarios: a publisher and a player on two connections ================================
+
+
+#: Payload prefix of the audio frames that synchronise a new player (see :class:`Pair`).
+SYNC_MARK = b"\x2fPROBE-SYNC"
+
+
+def is_sync(msg: Message) -> bool:
+    return msg.type == MessageType.AUDIO and msg.data.startswith(SYNC_MARK)
+
+
+class Pair:
+    """A publisher (publishing) and a player (playing) of one unique stream.
+
+    Before a check sends what it compares, the publisher sends marked audio frames until
+    one reaches the player, so a check does not depend on how soon after Play.Start a
+    server delivers media (``play.immediate`` checks that separately); marked frames are
+    left out of every comparison.
+    """
+
+    def __init__(self, ctx: Context, label: str, observe_chunks: bool = False,
+                 before_play: Optional[Callable[[Pair], None]] = None) -> None:
+        self.ctx = ctx
+        self.name = ctx.stream_name(label)
+        self.publisher = ctx.connection(label + "-pub")
+        self.pub_id = self.publisher.publish_started(self.name)
+        if before_play is not None:
+            before_play(self)  # e.g. start the stream before a late joiner plays
+        self.player = ctx.connection(label + "-play")
+        if observe_chunks:
+            self.player.observe_chunks()
+        self.play_id, self.play_start = self.player.play(self.name)
+        self.synchronise()
+
+    def synchronise(self, attempts: int = 40) -> None:
+        """Send marked audio frames until the player has one (FAIL after ``attempts``)."""
+        wait = min(0.25, self.ctx.timeout / attempts)
+        for n in range(attempts):
+            self.publisher.send(Message(type=MessageType.AUDIO, data=SYNC_MARK + bytes((n,)),
+                                        timestamp=0, message_stream_id=self.pub_id))
+            if self.player.poll(lambda r: is_sync(r.message), wait) is not None:
+                return
+        fail(f"none of {attempts} audio frames published after Play.Start reached the player")
+
+    def send(self, samples: Sequence[MediaSample]) -> None:
+        for sample in samples:
+            self.publisher.send(Message(type=sample.type, data=sample.data,
+                                        timestamp=sample.timestamp,
+                                        message_stream_id=self.pub_id))
+
+    def collect(self, count: int, kinds: Sequence[int], what: str) -> List[Message]:
+        """Wait until ``count`` messages of ``kinds`` arrived on the play stream."""
+        def enough(_: Received) -> bool:
+            return len(self.received(kinds)) >= count
+
+        if not enough(Received(Message(type=MessageType.AUDIO, data=b""), 0.0)):
+            self.player.wait(enough, f"{what} ({count} messages; got "
+                                     f"{len(self.received(kinds))} so far)")
+        return self.received(kinds)
+
+    def received(self, kinds: Sequence[int]) -> List[Message]:
+        """Messages of ``kinds`` on the play stream, without sync frames, repeated codec
+        headers and data messages other than onMetaData."""
+        chosen = [m for m in self.player.media(self.play_id)
+                  if m.type in kinds and not is_sync(m) and not _other_data(m)]
+        return _dedupe_headers(chosen)
+
+
+def _other_data(msg: Message) -> bool:
+    """A data message that is not onMetaData (e.g. ``|RtmpSampleAccess``)."""
+    if msg.type not in (MessageType.DATA_AMF0, MessageType.DATA_AMF3):
+        return False
+    try:
+        return _metadata_of(msg) is None
+    except Exception:  # noqa: BLE001 - undecodable: not ours to judge here
+        return False
+
+
+def _dedupe_headers(messages: List[Message]) -> List[Message]:
+    """Drop a sequence header identical to the last one of its kind: servers legitimately
+    resend codec headers to players (late-join logic), which is not a relay error."""
+    last: Dict[int, bytes] = {}
+    out = []
+    for msg in messages:
+        sample = MediaSample(msg.type, msg.timestamp, msg.data)
+        if sample.is_sequence_header:
+            if last.get(msg.type) == msg.data:
+                continue
+            last[msg.type] = msg.data
+        out.append(msg)
+    return out
+
+
+def _compare(sent: Sequence[MediaSample], got: Sequence[Message], what: str) -> str:
+    """FAIL on the first payload or relative-timestamp difference; a summary otherwise."""
+    if len(got) < len(sent):
+        fail(f"{what}: {len(got)} of {len(sent)} messages arrived")
+    base_sent = sent[0].timestamp if sent else 0
+    base_got = got[0].timestamp if got else 0
+    for index, (want, have) in enumerate(zip(sent, got)):
+        if have.type != want.type:
+            fail(f"{what} #{index}: type {have.type}, sent {want.type}")
+        if have.data != want.data:
+            where = next((i for i, (a, b) in enumerate(zip(have.data, want.data)) if a != b),
+                         min(len(have.data), len(want.data)))
+            fail(f"{what} #{index}: payload differs at byte {where} "
+                 f"({len(have.data)} bytes received, {len(want.data)} sent)")
+        relative_sent = (want.timestamp - base_sent) & 0xFFFFFFFF
+        relative_got = (have.timestamp - base_got) & 0xFFFFFFFF
+        if relative_sent != relative_got:
+            fail(f"{what} #{index}: timestamp +{relative_got} ms, sent +{relative_sent} ms "
+                 f"(absolute {have.timestamp} vs {want.timestamp})")
+    total = sum(len(s.data) for s in sent)
+    return f"{len(sent)} messages, {total} bytes identical, timestamps consistent"
+
+
+def _relay(ctx: Context, label: str, kind: int) -> Result:
+    pair = Pair(ctx, label)
+    script = media_script(seed=hash(label) & 0xFFFF)
+    pair.send(script)
+    sent = [s for s in script if s.type == kind]
+    got = pair.collect(len(sent), (kind,), MessageType(kind).name.lower())
+    return Result.passed(_compare(sent, got, MessageType(kind).name.lower()))
+
+
+@check("publish.start", "RTMP 7.2.2.6",
+       "publish is answered with onStatus NetStream.Publish.Start (level status) on the stream")
+def publish_start(ctx: Context) -> Result:
+    conn = ctx.connection("pub")
+    stream_id, status = conn.publish(ctx.stream_name("pub"))
+    if status.name == commands.ERROR:
+        fail(f"publish answered _error {status.info}")
+    if status.code != commands.NETSTREAM_PUBLISH_START:
+        fail(f"publish answered {status.code!r}, not NetStream.Publish.Start")
+    info = status.info or {}
+    if info.get("level") != commands.LEVEL_STATUS:
+        fail(f"Publish.Start level {info.get('level')!r}, not 'status'")
+    if status.transaction_id != 0:
+        fail(f"onStatus transaction id {status.transaction_id:g}, not 0 (RTMP 7.2.2)")
+    if "description" not in info:
+        fail("onStatus info object has no description (RTMP 7.2.2)")
+    return Result.passed(f"on message stream {stream_id}")
+
+
+@check("play.start", "RTMP 7.2.2.1",
+       "play gets Stream Begin for the stream and onStatus NetStream.Play.Start on it")
+def play_start(ctx: Context) -> Result:
+    pair = Pair(ctx, "play")
+    player, stream_id = pair.player, pair.play_id
+    begins = [e for e in player.events(UserControlEvent.STREAM_BEGIN)
+              if e.stream_id == stream_id]
+    if not begins:
+        fail(f"no Stream Begin for message stream {stream_id} before Play.Start")
+    info = pair.play_start.info or {}
+    if info.get("level") != commands.LEVEL_STATUS:
+        fail(f"Play.Start level {info.get('level')!r}, not 'status'")
+    codes = [r.command.code for r in player.received
+             if r.command is not None and r.command.name == commands.ON_STATUS]
+    return Result.passed(" -> ".join(["StreamBegin"] + [c or "?" for c in codes]))
+
+
+@check("play.immediate", "RTMP 7.2.2.1",
+       "media published right after a player got Play.Start reaches that player")
+def play_immediate(ctx: Context) -> Result:
+    pair = Pair(ctx, "immediate")
+    trials, lost = 5, []
+    for n in range(trials):
+        player = ctx.connection(f"immediate-{n}")
+        play_id, _ = player.play(pair.name)
+        data = b"\x2fPROBE-IMMEDIATE" + bytes((n,)) + random.Random(n).randbytes(64)
+        pair.publisher.send(Message(type=MessageType.AUDIO, data=data, timestamp=100 + n,
+                                    message_stream_id=pair.pub_id))
+        found = player.poll(lambda r: r.message.type == MessageType.AUDIO
+                            and r.message.data == data, min(SHOULD_WAIT, ctx.timeout))
+        if found is None:
+            lost.append(n)
+        player.close()
+    if lost:
+        fail(f"the first frame published after Play.Start never reached the player in "
+             f"{len(lost)} of {trials} tries (is the player subscribed only after Play.Start?)")
+    return Result.passed(f"{trials} of {trials} players got the first frame after Play.Start")
+
+
+@check("relay.audio", "RTMP 7.1.4",
+       "audio published on one connection is played on another byte for byte")
+def relay_audio(ctx: Context) -> Result:
+    return _relay(ctx, "audio", MessageType.AUDIO)
+
+
+@check("relay.video", "RTMP 7.1.5",
+       "video (sequence header, keyframe, multi-chunk frames) relayed byte for byte")
+def relay_video(ctx: Context) -> Result:
+    return _relay(ctx, "video", MessageType.VIDEO)
+
+
+METADATA = {"width": 640.0, "height": 360.0, "framerate": 25.0, "videocodecid": 7.0,
+            "audiocodecid": 10.0, "audiosamplerate": 44100.0}
+
+
+def _metadata_of(msg: Message) -> Optional[Dict[str, Any]]:
+    values = commands.strip_set_data_frame(commands.decode_data(msg))
+    if len(values) >= 2 and values[0] == commands.ON_METADATA and isinstance(values[1], dict):
+        return dict(values[1])
+    return None
+
+
+def _check_metadata(sent: Dict[str, Any], got: Optional[Dict[str, Any]], raw: bytes,
+                    expected_raw: bytes) -> Result:
+    if got is None:
+        fail("no onMetaData reached the player")
+    for key, value in sent.items():
+        if key in METADATA and got.get(key) != value:
+            fail(f"onMetaData {key} = {got.get(key)!r}, published {value!r}")
+    missing = [k for k in sent if k not in got]
+    if missing:
+        return Result.warning(f"standard fields relayed, but {', '.join(missing)} dropped "
+                              f"(the server rebuilds onMetaData)")
+    if raw == expected_raw:
+        return Result.passed("onMetaData byte-identical (without @setDataFrame)")
+    return Result.passed("onMetaData values identical (re-encoded)")
+
+
+@check("relay.metadata", "RTMP 7.1.2",
+       "@setDataFrame onMetaData reaches the player as onMetaData with the same values")
+def relay_metadata(ctx: Context) -> Result:
+    pair = Pair(ctx, "meta")
+    props = dict(METADATA, probeRun=ctx.run_id)
+    pair.publisher.send(commands.metadata(props, pair.pub_id))
+    pair.send(media_script(seed=11, frames=2))
+    data_kinds = (MessageType.DATA_AMF0, MessageType.DATA_AMF3)
+    found = pair.collect(1, data_kinds, "onMetaData")
+    expected = commands.metadata(props, pair.play_id, set_data_frame=False).data
+    return _check_metadata(props, _metadata_of(found[0]), found[0].data, expected)
+
+
+@check("relay.late-joiner", "RTMP 7.2.2.1 [impl: late joiner headers]",
+       "a player joining a running stream gets metadata and both sequence headers first")
+def late_joiner(ctx: Context) -> Result:
+    props = dict(METADATA, probeRun=ctx.run_id)
+    script = media_script(seed=21, frames=9)
+    head, tail = script[:9], script[9:]
+
+    def start_stream(pair: Pair) -> None:
+        pair.publisher.send(commands.metadata(props, pair.pub_id))
+        pair.send(head)
+        pair.publisher.create_stream()  # a round trip: the server has read all of it
+
+    pair = Pair(ctx, "late", before_play=start_stream)
+    pair.send(tail)
+    player, play_id = pair.player, pair.play_id
+
+    def coded_frames(kind: int) -> List[Message]:
+        return [m for m in player.media(play_id) if m.type == kind and not is_sync(m)
+                and not MediaSample(m.type, 0, m.data).is_sequence_header]
+
+    player.wait(lambda _: bool(coded_frames(MessageType.AUDIO))
+                and bool(coded_frames(MessageType.VIDEO)),
+                "audio and video frames for the late joiner")
+    received = [m for m in player.media(play_id) if not is_sync(m) and not _other_data(m)]
+    problems = []
+    for kind, header in ((MessageType.AUDIO, script[0].data), (MessageType.VIDEO, script[1].data)):
+        name_ = MessageType(kind).name.lower()
+        first_frame = next(i for i, m in enumerate(received) if m.type == kind
+                           and not MediaSample(kind, 0, m.data).is_sequence_header)
+        headers = [m for m in received[:first_frame] if m.type == kind]
+        if not headers:
+            problems.append(f"no {name_} sequence header before the first {name_} frame")
+        elif headers[-1].data != header:
+            problems.append(f"{name_} sequence header differs from the published one")
+    first_coded = min(i for i, m in enumerate(received) if m.type in (8, 9)
+                      and not MediaSample(m.type, 0, m.data).is_sequence_header)
+    meta = [m for m in received[:first_coded]
+            if m.type in (MessageType.DATA_AMF0, MessageType.DATA_AMF3)]
+    if not meta:
+        problems.append("no onMetaData before the first frame")
+    if problems:
+        fail("; ".join(problems))
+    expected = commands.metadata(props, play_id, set_data_frame=False).data
+    verdict = _check_metadata(props, _metadata_of(meta[-1]), meta[-1].data, expected)
+    detail = "metadata, AAC and AVC sequence headers byte-identical before the first frames"
+    if verdict.status.value == "WARN":
+        return Result.warning(detail + "; " + verdict.detail)
+    return Result.passed(detail)
+
+
+@check("publish.duplicate", "RTMP 7.2.2.6",
+       "a second publisher of a name being published is refused")
+def publish_duplicate(ctx: Context) -> Result:
+    name = ctx.stream_name("dup")
+    first = ctx.connection("dup-1")
+    first.publish_started(name)
+    second = ctx.connection("dup-2")
+    stream_id = second.create_stream()
+    second.send(commands.publish(name, "live", stream_id))
+    try:
+        status = second.wait_status(stream_id, "answer to the duplicate publish")
+    except Exception as exc:  # noqa: BLE001 - closing the connection is also a refusal
+        if "closed" in str(exc):
+            return Result.warning("refused by closing the connection, without an onStatus")
+        raise
+    if status.code == commands.NETSTREAM_PUBLISH_START:
+        fail("a second publisher of the same name got NetStream.Publish.Start")
+    if not status.is_error:
+        fail(f"duplicate publish answered {status.code!r} without level error")
+    return Result.passed(f"refused with {status.name} {status.code}")
+
+
+@check("unpublish.notify", "RTMP 7.1.7",
+       "when the publisher deletes its stream, the player is told (UnpublishNotify / Stream EOF)")
+def unpublish_notify(ctx: Context) -> Result:
+    pair = Pair(ctx, "unpub")
+    pair.send(media_script(seed=31, frames=1))
+    pair.collect(2, (MessageType.AUDIO,), "audio before unpublishing")
+    pair.publisher.send(commands.encode_command(commands.FC_UNPUBLISH, 0, None, pair.name))
+    pair.publisher.send(commands.delete_stream(pair.pub_id))
+    notices = {commands.NETSTREAM_PLAY_UNPUBLISH_NOTIFY, commands.NETSTREAM_PLAY_STOP}
+
+    def told(item: Received) -> bool:
+        if item.command is not None and item.command.name == commands.ON_STATUS:
+            return item.command.code in notices
+        return (item.event is not None and item.event.event == UserControlEvent.STREAM_EOF
+                and item.event.stream_id == pair.play_id)
+
+    found = pair.player.wait(told, "UnpublishNotify, Play.Stop or Stream EOF for the player")
+    what = found.command.code if found.command is not None else "Stream EOF"
+    return Result.passed(f"player told: {what}")
+
+
+@check("command.unknown", "RTMP 7.2.1.2",
+       "a call of an unknown method with a transaction id is answered with _error")
+def unknown_command(ctx: Context) -> Result:
+    conn = ctx.connection("unknown")
+    txn = 9
+    conn.send(commands.encode_command("probeNoSuchMethod", txn, None, "x"))
+    reply = conn.wait_reply(txn, "_error for an unknown method",
+                            timeout=min(SHOULD_WAIT * 1.5, ctx.timeout))
+    if reply.name != commands.ERROR:
+        fail(f"unknown method answered {reply.name}")
+    return Result.passed(f"_error {reply.code or ''}".strip())
+
+
+@check("stream.create", "RTMP 7.2.1.3",
+       "createStream is answered with _result, its transaction id and a stream id")
+def create_stream(ctx: Context) -> Result:
+    conn = ctx.connection("create")
+    first = conn.create_stream(transaction_id=5)
+    second = conn.create_stream(transaction_id=6)
+    if first <= 0 or second <= 0:
+        fail(f"stream ids {first}, {second}: 0 is the NetConnection's own stream")
+    if first == second:
+        return Result.warning(f"two createStream calls both got stream id {first}")
+    return Result.passed(f"stream ids {first}, {second}")
+
+
+@check("stream.delete", "RTMP 7.2.2.3",
+       "deleteStream ends the publication (the name is free again) and the connection lives on")
+def delete_stream(ctx: Context) -> Result:
+    name = ctx.stream_name("delete")
+    first = ctx.connection("delete-1")
+    stream_id = first.publish_started(name)
+    first.send(commands.delete_stream(stream_id))
+    reply = first.poll(lambda r: r.command is not None
+                       and r.command.name in (commands.RESULT, commands.ERROR)
+                       and r.command.transaction_id == 0, QUIET)
+    first.create_stream()  # the connection still works (and deleteStream was processed)
+    second = ctx.connection("delete-2")
+    _, status = second.publish(name)
+    if status.code != commands.NETSTREAM_PUBLISH_START:
+        fail(f"after deleteStream the name is still taken: {status.code}")
+    if reply is not None:
+        return Result.warning(f"deleteStream got a {reply.command.name if reply.command else '?'}"
+                              " (the server sends no response)")
+    return Result.passed("name free again, connection usable")
+
+
+@check("timing.latency", "RTMP 7.3.1",
+       "publish-to-play latency of audio frames (measured)")
+def latency(ctx: Context) -> Result:
+    pair = Pair(ctx, "latency")
+    rng = random.Random(41)
+    delays = []
+    for i in range(10):
+        data = b"\x2f" + rng.randbytes(200)
+        start = time.monotonic()
+        pair.publisher.send(Message(type=MessageType.AUDIO, data=data, timestamp=20 * i,
+                                    message_stream_id=pair.pub_id))
+        found = pair.player.wait(lambda r: r.message.type == MessageType.AUDIO
+                                 and r.message.data == data, f"audio frame {i} at the player")
+        delays.append((found.at - start) * 1000)
+    median = statistics.median(delays)
+    ctx.notes["latency_ms"] = median
+    detail = f"median {median:.1f} ms, max {max(delays):.1f} ms over {len(delays)} frames"
+    if median > 500:
+        return Result.warning("slow: " + detail)
+    return Result.passed(detail)
+
+
+# == RTMP 5.3 / 5.4.1 / 5.4.2: hand-built chunk streams ===========================================
+
+
+def _raw_relay(ctx: Context, label: str, plan: List[Tuple[str, Any]],
+               observe: bool = False) -> Tuple[Pair, List[MediaSample], List[Message]]:
+    """Publish hand-built chunks and compare what the player gets.
+
+    ``plan`` items: ``("raw", (chunks, sample))`` writes chunks and expects ``sample``;
+    ``("bytes", chunks)`` writes chunks expecting nothing; ``("send", message)`` goes
+    through the encoder (e.g. Set Chunk Size, Abort).
+    """
+    pair = Pair(ctx, label, observe_chunks=observe)
+    expected: List[MediaSample] = []
+    for action, arg in plan:
+        if action == "raw":
+            chunks, sample = arg
+            pair.publisher.send_raw(*chunks)
+            if sample is not None:
+                expected.append(sample)
+        elif action == "send":
+            pair.publisher.send(arg)
+        else:
+            pair.publisher.send_raw(*arg)
+    kinds = sorted({s.type for s in expected})
+    got = pair.collect(len(expected), kinds, "relayed messages")
+    return pair, expected, got
+
+
+def _payload(rng: random.Random, size: int, kind: int = MessageType.AUDIO) -> bytes:
+    lead = b"\x2f" if kind == MessageType.AUDIO else b"\x27"
+    return lead + rng.randbytes(size - 1)
+
+
+def _type_plan(rng: random.Random, pub_id: int, steps: Sequence[Tuple[int, int, int]],
+               csid: int, chunk_size: int = 128) -> List[Tuple[str, Any]]:
+    """Messages on one chunk stream: (fmt, timestamp field, length) each; expected absolute
+    timestamps follow RTMP 5.3.1.2 (type 0 absolute, 1/2 delta, 3 the stored delta)."""
+    plan: List[Tuple[str, Any]] = []
+    ts = delta = 0
+    length = 0
+    for fmt, value, size in steps:
+        if fmt == 0:
+            ts, delta = value, value
+        elif fmt in (1, 2):
+            delta = value
+            ts += delta
+        else:
+            ts += delta
+        if fmt in (0, 1):
+            length = size
+        data = _payload(rng, length)
+        chunks = raw_message(fmt, csid, data, chunk_size, timestamp=value if fmt != 3 else 0,
+                             type_id=MessageType.AUDIO, msid=pub_id)
+        plan.append(("raw", (chunks, MediaSample(MessageType.AUDIO, ts, data))))
+    return plan
+
+
+def _header_check(ctx: Context, label: str, steps: Sequence[Tuple[int, int, int]]) -> Result:
+    rng = random.Random(label)
+    pair = Pair(ctx, label)
+    plan = _type_plan(rng, pair.pub_id, steps, csid=24)
+    expected = []
+    for _, (chunks, sample) in plan:
+        pair.publisher.send_raw(*chunks)
+        expected.append(sample)
+    got = pair.collect(len(expected), (MessageType.AUDIO,), "relayed audio")
+    return Result.passed(_compare(expected, got, "message"))
+
+
+@check("chunk.type1", "RTMP 5.3.1.2.2",
+       "type 1 headers (new length and delta, no stream id) are decoded")
+def chunk_type1(ctx: Context) -> Result:
+    return _header_check(ctx, "type1", [(0, 1000, 100), (1, 33, 250), (1, 40, 60), (1, 7, 300)])
+
+
+@check("chunk.type2", "RTMP 5.3.1.2.3", "type 2 headers (delta only) are decoded")
+def chunk_type2(ctx: Context) -> Result:
+    return _header_check(ctx, "type2", [(0, 1000, 200), (2, 21, 0), (2, 22, 0), (2, 5, 0)])
+
+
+@check("chunk.type3", "RTMP 5.3.1.2.4",
+       "type 3 headers start new messages with the stored delta (also right after type 0)")
+def chunk_type3(ctx: Context) -> Result:
+    return _header_check(ctx, "type3", [(0, 500, 150), (3, 0, 0), (2, 20, 0), (3, 0, 0),
+                                        (3, 0, 0)])
+
+
+def _csid_check(ctx: Context, label: str, streams: Sequence[Tuple[int, Optional[bytes]]]
+                ) -> Result:
+    rng = random.Random(label)
+    pair = Pair(ctx, label)
+    expected = []
+    for n, (csid, basic) in enumerate(streams):
+        data = _payload(rng, 300)
+        ts = 100 * (n + 1)
+        first = raw_message(0, csid, data, 128, timestamp=ts, msid=pair.pub_id, basic=basic)
+        pair.publisher.send_raw(*first)
+        expected.append(MediaSample(MessageType.AUDIO, ts, data))
+    got = pair.collect(len(expected), (MessageType.AUDIO,), "relayed audio")
+    ids = ", ".join(str(c) for c, _ in streams)
+    return Result.passed(f"chunk streams {ids}: " + _compare(expected, got, "message"))
+
+
+@check("chunk.csid-2byte", "RTMP 5.3.1.1",
+       "chunk stream ids 64-319 in the 2-byte basic header form")
+def csid_two_byte(ctx: Context) -> Result:
+    return _csid_check(ctx, "csid2", [(64, None), (319, None), (200, None)])
+
+
+def _three_byte(csid: int) -> bytes:
+    value = csid - 64  # RTMP 5.3.1.1: 16-bit little-endian + 64
+    return bytes((0x01, value & 0xFF, value >> 8))
+
+
+@check("chunk.csid-3byte", "RTMP 5.3.1.1",
+       "chunk stream ids 320-65599 in the 3-byte form (and 100 in the 3-byte form)")
+def csid_three_byte(ctx: Context) -> Result:
+    return _csid_check(ctx, "csid3", [(320, None), (1000, None), (65599, None),
+                                      (100, _three_byte(100))])
+
+
+def _chunk_size_relay(ctx: Context, label: str, sizes: Sequence[int], frame: int) -> Result:
+    pair = Pair(ctx, label)
+    rng = random.Random(label)
+    expected = []
+    for n, size in enumerate(sizes):
+        pair.publisher.send(control.set_chunk_size(size))
+        for k in range(2):
+            data = _payload(rng, frame + 101 * k, MessageType.VIDEO)
+            ts = 40 * (2 * n + k)
+            pair.publisher.send(Message(type=MessageType.VIDEO, data=data, timestamp=ts,
+                                        message_stream_id=pair.pub_id))
+            expected.append(MediaSample(MessageType.VIDEO, ts, data))
+    got = pair.collect(len(expected), (MessageType.VIDEO,), "relayed video")
+    return Result.passed(f"sizes {', '.join(map(str, sizes))}: " +
+                         _compare(expected, got, "message"))
+
+
+@check("chunk-size.inbound", "RTMP 5.4.1",
+       "after our Set Chunk Size 4096, multi-chunk messages are reassembled")
+def chunk_size_inbound(ctx: Context) -> Result:
+    return _chunk_size_relay(ctx, "cs4096", [4096], 10000)
+
+
+@check("chunk-size.large", "RTMP 5.4.1",
+       "a Set Chunk Size of 0xFFFFFF (whole messages in one chunk) is honoured")
+def chunk_size_large(ctx: Context) -> Result:
+    return _chunk_size_relay(ctx, "cslarge", [0xFFFFFF], 200_000)
+
+
+@check("chunk-size.change", "RTMP 5.4.1",
+       "the chunk size changes several times between messages of a stream")
+def chunk_size_change(ctx: Context) -> Result:
+    return _chunk_size_relay(ctx, "cschange", [1000, 77, 4096, 128], 1500)
+
+
+@check("chunk-size.mid-message", "RTMP 5.4.1",
+       "a Set Chunk Size between two chunks of one message applies to the rest of it")
+def chunk_size_mid_message(ctx: Context) -> Result:
+    pair = Pair(ctx, "csmid")
+    rng = random.Random(51)
+    data = _payload(rng, 5000, MessageType.VIDEO)
+    head = raw_message(0, 25, data, 128, timestamp=40, type_id=MessageType.VIDEO,
+                       msid=pair.pub_id)[0]
+    pair.publisher.send_raw(head)
+    pair.publisher.send(control.set_chunk_size(1024))  # RTMP 5.4.1: applies from here
+    rest = data[128:]
+    cont = [b"\xd9" + rest[i:i + 1024] for i in range(0, len(rest), 1024)]  # fmt 3, csid 25
+    pair.publisher.send_raw(*cont)
+    expected = [MediaSample(MessageType.VIDEO, 40, data)]
+    got = pair.collect(1, (MessageType.VIDEO,), "the video message")
+    return Result.passed("128-byte first chunk, then 1024: " + _compare(expected, got, "message"))
+
+
+@check("abort.partial", "RTMP 5.4.2",
+       "Abort Message discards the partial message of its chunk stream")
+def abort_partial(ctx: Context) -> Result:
+    pair = Pair(ctx, "abort")
+    rng = random.Random(61)
+    csid = 26
+    m0, m1 = _payload(rng, 300), _payload(rng, 300)
+    partial, fresh = b"\x2f" + b"A" * 299, b"\x2f" + b"B" * 299
+    pair.publisher.send_raw(*raw_message(0, csid, m0, 128, timestamp=1000, msid=pair.pub_id))
+    pair.publisher.send_raw(*raw_message(2, csid, m1, 128, timestamp=20))
+    pair.publisher.send_raw(raw_message(2, csid, partial, 128, timestamp=20)[0])  # 1 of 3
+    pair.publisher.send(control.abort(csid))
+    # A type 3 chunk now starts a new message (stored length and delta), RTMP 5.3.1.2.4.
+    pair.publisher.send_raw(*raw_message(3, csid, fresh, 128))
+    expected = [MediaSample(MessageType.AUDIO, 1000, m0), MediaSample(MessageType.AUDIO, 1020, m1),
+                MediaSample(MessageType.AUDIO, 1060, fresh)]
+    got = pair.collect(3, (MessageType.AUDIO,), "messages around the Abort")
+    for msg in got:
+        if b"AAAA" in msg.data:
+            fail("bytes of the aborted message reached the player")
+    return Result.passed(_compare(expected, got, "message"))
+
+
+# == RTMP 5.3.1.3: extended timestamps ============================================================
+
+
+@check("ext-ts.cross", "RTMP 5.3.1.3",
+       "timestamps crossing 0xFFFFFF (extended field) keep their spacing")
+def ext_ts_cross(ctx: Context) -> Result:
+    pair = Pair(ctx, "extcross")
+    rng = random.Random(71)
+    expected = []
+    for ts in (0xFFFFF0 - 40, 0xFFFFF0, 0xFFFFFE, 0xFFFFFF, 0x1000000, 0x1000014, 0x1000028):
+        data = _payload(rng, 100)
+        pair.publisher.send_raw(*raw_message(0, 27, data, 128, timestamp=ts, msid=pair.pub_id))
+        expected.append(MediaSample(MessageType.AUDIO, ts, data))
+    got = pair.collect(len(expected), (MessageType.AUDIO,), "relayed audio")
+    return Result.passed(_compare(expected, got, "message"))
+
+
+@check("ext-ts.type3-inbound", "RTMP 5.3.1.3",
+       "type 3 continuation chunks repeating the extended timestamp are reassembled")
+def ext_ts_type3_inbound(ctx: Context) -> Result:
+    pair = Pair(ctx, "ext3in")
+    rng = random.Random(81)
+    expected = []
+    ts = 0x1234567
+    for n in range(3):
+        data = _payload(rng, 700, MessageType.VIDEO)
+        chunks = raw_message(0, 28, data, 128, timestamp=ts + 40 * n, type_id=MessageType.VIDEO,
+                             msid=pair.pub_id)
+        pair.publisher.send_raw(*chunks)
+        expected.append(MediaSample(MessageType.VIDEO, ts + 40 * n, data))
+    got = pair.collect(len(expected), (MessageType.VIDEO,), "relayed video")
+    return Result.passed("6 continuation chunks each: " + _compare(expected, got, "message"))
+
+
+@check("ext-ts.type3-outbound", "RTMP 5.3.1.3",
+       "the server repeats the extended timestamp on its own type 3 continuation chunks")
+def ext_ts_type3_outbound(ctx: Context) -> Result:
+    pair = Pair(ctx, "ext3out", observe_chunks=True)
+    rng = random.Random(91)
+    ts = 0x2000000
+    sent = []
+    for n in range(4):
+        data = _payload(rng, 12000, MessageType.VIDEO)
+        pair.publisher.send(Message(type=MessageType.VIDEO, data=data, timestamp=ts + 40 * n,
+                                    message_stream_id=pair.pub_id))
+        sent.append(MediaSample(MessageType.VIDEO, ts + 40 * n, data))
+    got = pair.collect(len(sent), (MessageType.VIDEO,), "relayed video")
+    _compare(sent, got, "message")
+    chunks: List[ChunkInfo] = pair.player.chunks
+    extended_first: Dict[int, bool] = {}
+    continuations = 0
+    for info in chunks:
+        if not info.continuation:
+            extended_first[info.chunk_stream_id] = info.extended
+        elif extended_first.get(info.chunk_stream_id):
+            continuations += 1
+            if not info.extended:
+                fail(f"chunk stream {info.chunk_stream_id}: a type 3 continuation of a message "
+                     f"with an extended timestamp ({info.timestamp:#x}) omits the field")
+    if not continuations:
+        big = [i for i in chunks if i.continuation]
+        return Result.skipped(f"the server sent no multi-chunk message with an extended "
+                              f"timestamp ({len(big)} continuation chunks, timestamps "
+                              f"{got[0].timestamp:#x}..: rebased below 0xFFFFFF?)")
+    return Result.passed(f"{continuations} continuation chunks repeat the extended timestamp")
+
