@@ -772,17 +772,17 @@ class TestPublishedMessages:
                     commands.CLEAR_DATA_FRAME, message_stream_id=msid))
                 assert wait_for(lambda: stream.metadata is None)
 
-    def test_media_on_stream_zero_is_tolerated_unless_strict(self) -> None:
-        for strict in (False, True):
-            received: List[int] = []
-            config = ServerConfig(addr="127.0.0.1:0", strict=strict,
-                                  on_message=lambda c, m: received.append(m.message_stream_id))
-            with Server(config) as server, Client() as publisher:
-                publisher.connect(url_of(server))
-                publisher.publish("key")
-                publisher.write_message(video(AVC_KEY, 0, msid=0))
-                assert wait_for(lambda: len(received) == 1)
-                stream = server.hub.get("live", "key")
-                assert stream is not None
-                # Lenient: relayed on the publishing stream.  Strict: not relayed at all.
-                assert stream.messages_in == (0 if strict else 1)
+    @pytest.mark.parametrize("strict", [False, True])
+    def test_media_on_stream_zero_is_tolerated_unless_strict(self, strict: bool) -> None:
+        received: List[int] = []
+        config = ServerConfig(addr="127.0.0.1:0", strict=strict,
+                              on_message=lambda c, m: received.append(m.message_stream_id))
+        with Server(config) as server, Client() as publisher:
+            publisher.connect(url_of(server))
+            publisher.publish("key")
+            publisher.write_message(video(AVC_KEY, 0, msid=0))
+            assert wait_for(lambda: len(received) == 1)
+            stream = server.hub.get("live", "key")
+            assert stream is not None
+            # Lenient: relayed on the publishing stream.  Strict: not relayed at all.
+            assert stream.messages_in == (0 if strict else 1)
