@@ -63,6 +63,7 @@ from .commands import Command
 from .errors import (
     ConnectionClosedError,
     HandshakeError,
+    LimitExceededError,
     ProtocolError,
     RTMPError,
     TimeoutError,
@@ -163,6 +164,10 @@ class ServerConfig:
     """Largest GOP kept for late joiners; a longer one is not cached."""
     max_connections_per_ip: Optional[int] = None
     """Concurrent connections from one address (None: no limit)."""
+    max_amf_depth: int = 32
+    """Deepest nesting of objects/arrays accepted in a command (AMF0 2.5, AMF3 3.12);
+    deeper commands end the session.  The AMF decoders' own limit (64) bounds the work
+    done before this check."""
     strict: bool = False
     """Refuse the deviations real peers force (media on msid 0, publish without
     createStream, ...) instead of tolerating them with a warning."""
@@ -248,6 +253,38 @@ def _split_query(value: str) -> Tuple[str, str]:
     """``"name?a=b"`` -> ``("name", "a=b")``."""
     name, _, query = value.partition("?")
     return name, query
+
+
+def _nesting(value: Any, limit: int) -> int:
+    """How deep objects and arrays nest in ``value`` (stops counting past ``limit``)."""
+    deepest = 0
+    stack: List[Tuple[Any, int]] = [(value, 0)]
+    seen: set = set()  # type: ignore[type-arg]  # AMF3 references can make cycles
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, (list, tuple)):
+            children = item
+        else:
+            continue
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        depth += 1
+        deepest = max(deepest, depth)
+        if deepest > limit:
+            break
+        stack.extend((child, depth) for child in children)
+    return deepest
+
+
+def _check_depth(cmd: Command, limit: int) -> None:
+    """AMF0 2.5 / AMF3 3.12: refuse commands nested deeper than ``max_amf_depth``."""
+    depth = _nesting([cmd.command_object, *cmd.arguments], limit + 1) - 1
+    if depth > limit:
+        raise LimitExceededError("max_amf_depth", depth, limit,
+                                 f"command {cmd.name!r} nests objects too deeply (RTMP 7.1.1)")
 
 
 def _number(value: Any, default: float) -> float:
@@ -456,7 +493,9 @@ class ServerConnection:
     def _dispatch(self, msg: Message) -> None:
         kind = msg.type
         if kind in (MessageType.COMMAND_AMF0, MessageType.COMMAND_AMF3):
-            self._on_command(commands.decode_command(msg), msg)
+            cmd = commands.decode_command(msg)
+            _check_depth(cmd, self.config.max_amf_depth)
+            self._on_command(cmd, msg)
         elif kind in _PUBLISHED_TYPES:
             self._on_published(msg)
         elif kind == MessageType.USER_CONTROL:
