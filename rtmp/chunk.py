@@ -606,7 +606,9 @@ class ChunkDecoder:
 
     def _apply_chunk_control(self, message: Message) -> None:
         # Deviation (ffmpeg listen mode): Set Chunk Size arrives on csid 3, not 2;
-        # protocol control is accepted on any chunk stream (it must be msid 0).
+        # protocol control is accepted on any chunk stream unless ``strict``.
+        if self.strict:
+            check_control_stream(message)
         if message.type == MessageType.SET_CHUNK_SIZE:
             self.chunk_size = parse_set_chunk_size(message.data, self.max_chunk_size)
         elif message.type == MessageType.ABORT:
@@ -618,6 +620,16 @@ class ChunkDecoder:
                 self._pending_bytes -= state.length
                 state.parts = None  # RTMP 5.4.2: drop the partial message
                 state.received = 0
+
+
+def check_control_stream(message: Message) -> None:
+    """RTMP 5.4: protocol control messages travel on msid 0 and csid 2 (strict check)."""
+    if message.message_stream_id != 0 or message.csid != 2:
+        raise ProtocolError(
+            f"protocol control message type {int(message.type)} on msid "
+            f"{message.message_stream_id}, csid {message.csid} (must be 0 and 2)",
+            "RTMP 5.4",
+        )
 
 
 def parse_set_chunk_size(data: bytes, max_chunk_size: int = MAX_CHUNK_SIZE) -> int:

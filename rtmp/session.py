@@ -40,6 +40,7 @@ from .chunk import (
     MAX_CHUNK_SIZE,
     ChunkDecoder,
     ChunkEncoder,
+    check_control_stream,
 )
 from .control import LimitType
 from .message import PROTOCOL_CONTROL_TYPES, Message, MessageType
@@ -148,6 +149,8 @@ class Session:
             return message
 
     def _handle_protocol_control(self, message: Message) -> None:
+        if self.decoder.strict:
+            check_control_stream(message)
         kind = message.type
         if kind == MessageType.SET_CHUNK_SIZE:
             self.log.debug("peer chunk size is now %d (RTMP 5.4.1)", self.decoder.chunk_size)

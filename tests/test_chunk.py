@@ -369,12 +369,16 @@ class TestChunkSizeChange:
         with pytest.raises(ValueError):
             ChunkEncoder().set_chunk_size(0x80000000)
 
-    @pytest.mark.spec("RTMP 5.4.1 [impl: ffmpeg listen mode sends it on csid 3]")
+    @pytest.mark.spec("RTMP 5.4.1 [impl: ffmpeg listen mode sends it on csid 3]", "RTMP 5.4")
     def test_set_chunk_size_on_any_chunk_stream(self) -> None:
         msg = Message(type=1, data=struct.pack(">I", 4096), chunk_stream_id=3)
         decoder = ChunkDecoder()
         decoder.receive_data(encode_type0(msg, 128))
         assert list(decoder.messages()) == [msg] and decoder.chunk_size == 4096
+        strict = ChunkDecoder(strict=True)
+        strict.receive_data(encode_type0(msg, 128))
+        with pytest.raises(ProtocolError, match="must be 0 and 2"):
+            strict.next_message()
 
 
 class TestAbort:

@@ -160,6 +160,19 @@ class TestDeliverControl:
         assert session.next_message().type == MessageType.ABORT  # type: ignore[union-attr]
 
 
+class TestStrictControlStream:
+    @pytest.mark.spec("RTMP 5.4")
+    def test_strict_rejects_control_on_a_media_stream(self) -> None:
+        wrong = control.window_ack_size(1000).replace(message_stream_id=1)
+        lenient = Session()
+        lenient.receive_data(wire(wrong))
+        assert lenient.next_message() is None and lenient.ack_window == 1000
+        strict = Session(strict=True)
+        strict.receive_data(wire(wrong))
+        with pytest.raises(Exception, match="RTMP 5.4"):
+            strict.next_message()
+
+
 class TestSending:
     @pytest.mark.spec("RTMP 5.4.1")
     def test_set_chunk_size_switches_after_the_message(self) -> None:
