@@ -172,6 +172,9 @@ class ClientConfig:
     play_times_in_milliseconds: bool = True
     """Send play's start/duration in milliseconds, as Flash Player, ffmpeg and nginx-rtmp
     do; False sends the seconds RTMP 7.2.2.1 describes."""
+    flush_on_seek: bool = True
+    """After ``seek``, drop the audio and video already buffered for ``read_message``
+    (they precede the seek point), as Flash Player flushes its buffer."""
     split_aggregates: bool = True
     """Hand Aggregate messages (RTMP 7.1.6) out as their sub-messages."""
     accept_media_on_stream_zero: bool = True
@@ -825,12 +828,29 @@ class Client:
         return self._stream_id
 
     def seek(self, milliseconds: float, timeout: Optional[float] = None) -> None:
-        """RTMP 7.2.2.7: seek; returns once ``NetStream.Seek.Notify`` arrives."""
+        """RTMP 7.2.2.7: seek to ``milliseconds``; returns once ``NetStream.Seek.Notify``
+        arrives.  Media buffered until then is dropped (``ClientConfig.flush_on_seek``)."""
         stream_id = self._stream_command("seek")
         self._send(commands.seek(milliseconds, stream_id, object_encoding=self._object_encoding))
         self._wait_for_status(stream_id, {commands.NETSTREAM_SEEK_NOTIFY}, "seek",
                               also_consumed={commands.NETSTREAM_PLAY_RESET,
                                              commands.NETSTREAM_PLAY_START}, timeout=timeout)
+        if self.config.flush_on_seek:
+            self._flush_media(stream_id)
+
+    def _flush_media(self, stream_id: int) -> None:
+        """Drop buffered audio/video of ``stream_id``: it is from before the seek point."""
+        keep: Deque[Message] = collections.deque()
+        dropped = 0
+        for message in self._buffer:
+            if message.type in _MEDIA_TYPES and message.message_stream_id in (stream_id, 0):
+                dropped += 1
+                self._buffered_bytes -= len(message.data)
+            else:
+                keep.append(message)
+        self._buffer = keep
+        if dropped:
+            self.log.debug("seek: dropped %d buffered media messages from before the seek", dropped)
 
     def pause(self, paused: bool, milliseconds: Optional[float] = None,
               timeout: Optional[float] = None) -> None:

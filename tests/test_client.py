@@ -578,6 +578,32 @@ class TestPlay:
         assert seen["audio"].arguments == [False] and seen["video"].arguments == [True]
         assert all(c.message_stream_id == 1 for c in seen.values())
 
+    @pytest.mark.spec("RTMP 7.2.2.7")
+    @pytest.mark.parametrize("flush", [True, False])
+    def test_seek_drops_media_from_before_the_seek(self, flush: bool) -> None:
+        def script(t: Transport, _: int) -> None:
+            server.accept_connect(t)
+            server.answer_create_stream(t, 1)
+            server.expect(t, "play")
+            t.write_message(commands.on_status(commands.NETSTREAM_PLAY_START, "", 1))
+            server.expect(t, "seek")
+            for ts in (100, 123):  # still on its way when the seek arrived
+                t.write_message(Message(type=8, data=b"\xaf\x01", timestamp=ts, message_stream_id=1))
+            t.write_message(commands.encode_data("cue"))  # not media: kept
+            t.write_message(commands.on_status(commands.NETSTREAM_SEEK_NOTIFY, "", 1))
+            t.write_message(Message(type=8, data=b"\xaf\x01", timestamp=5000, message_stream_id=1))
+            server.drain(t)
+
+        with ScriptedServer(script) as server, Client(config(flush_on_seek=flush)) as client:
+            client.connect(server.url())
+            client.play()
+            client.seek(5000)
+            got = [client.read_message() for _ in range(2 if flush else 4)]
+        if flush:
+            assert [(m.type, m.timestamp) for m in got] == [(18, 0), (8, 5000)]
+        else:
+            assert [m.timestamp for m in got if m.type == 8] == [100, 123, 5000]
+
     @pytest.mark.spec("RTMP 7.2.2.1")
     def test_buffer_is_bounded(self) -> None:
         def script(t: Transport, _: int) -> None:

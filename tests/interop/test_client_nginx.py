@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Tuple
 
 import pytest
 
-from rtmp import flv
+from rtmp import commands, flv
 from rtmp.client import Client, ClientConfig, ClientState, play_to_flv, publish_flv
 from rtmp.errors import CommandError, ConnectionClosedError
 from rtmp.message import Message, MessageType
@@ -223,3 +223,72 @@ class TestPlayFromNginx:
             stamps = [t.timestamp for t in tags if t.type == kind]
             assert stamps == sorted(stamps)
         assert stats.video == len(video)
+
+
+def vod_file(directory: Path, name: str = "movie") -> Path:
+    """The 6 s sample remuxed with a keyframe index (onMetaData ``keyframes``), which
+    nginx-rtmp's FLV player needs to seek; written as ``directory/name.flv``."""
+    ffmpeg = require_peer("ffmpeg")
+    target = directory / f"{name}.flv"
+    subprocess.run(
+        [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-i",
+         str(sample_flv(seconds=6)), "-c", "copy", "-flvflags", "add_keyframe_index", str(target)],
+        check=True, timeout=60, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    return target
+
+
+def first_media(client: Client, count: int = 4) -> List[Message]:
+    out: List[Message] = []
+    while len(out) < count:
+        message = client.read_message(timeout=TIMEOUT)
+        if message.type in (MessageType.AUDIO, MessageType.VIDEO):
+            out.append(message)
+    return out
+
+
+class TestVodOnNginx:
+    """RTMP 7.2.2.1 / 7.2.2.7 / 7.2.2.8 against nginx-rtmp's FLV player (``play DIR``)."""
+
+    @pytest.mark.spec("RTMP 7.2.2.7", "RTMP 7.2.2.8", "RTMP 7.2.2.1")
+    def test_play_seek_pause_resume(self, tmp_path: Path) -> None:
+        vod_file(tmp_path)
+        with NginxRtmp(server_config=f"application vod {{ play {tmp_path}; }}") as nginx, \
+                Client(client_config()) as client:
+            client.connect(nginx.url("vod", "movie.flv"))  # ".flv" is dropped (RTMP 7.2.2.1)
+            client.play(start=0)
+            assert first_media(client)[0].timestamp == 0
+            client.seek(3000)  # returns on NetStream.Seek.Notify
+            # nginx still flushes what it had queued, then jumps to a keyframe >= 3 s.
+            deadline = time.monotonic() + TIMEOUT
+            stamps: List[int] = []
+            while not stamps or stamps[-1] < 3000:
+                assert time.monotonic() < deadline, stamps[-20:]
+                stamps += [m.timestamp for m in first_media(client, 1)]
+            client.pause(True)  # NetStream.Pause.Notify
+            client.pause(False)  # NetStream.Unpause.Notify
+            after = first_media(client, 10)
+            assert max(m.timestamp for m in after) >= 3000
+            # The end of the file: NetStream.Play.Stop reaches read_message.
+            codes = []
+            while "NetStream.Play.Stop" not in codes:
+                message = client.read_message(timeout=TIMEOUT)
+                if message.type == MessageType.COMMAND_AMF0:
+                    codes.append(commands.decode_command(message).code)
+            log = nginx.error_log()
+        assert "seek: offset=3000" in log
+
+    @pytest.mark.spec("RTMP 7.2.2.1 [impl: Flash, ffmpeg, nginx-rtmp start in ms]")
+    def test_play_start_travels_in_milliseconds(self, tmp_path: Path) -> None:
+        vod_file(tmp_path)
+        starts = {}
+        with NginxRtmp(server_config=f"application vod {{ play {tmp_path}; }}") as nginx:
+            for strict in (False, True):
+                with Client(client_config(strict=strict)) as client:
+                    client.connect(nginx.url("vod", "movie"))
+                    client.play(start=2)  # seconds, as RTMP 7.2.2.1 and AS3 describe
+                    starts[strict] = first_media(client, 1)[0].timestamp
+            log = nginx.error_log()
+        assert "start=2000" in log and "start=2 " in log
+        assert starts[False] >= 2000  # nginx seeks to a keyframe at or after 2 s
+        assert starts[True] < starts[False]  # strict sends 2, which nginx reads as 2 ms
