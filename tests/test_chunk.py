@@ -44,7 +44,7 @@ EXAMPLE_1_HEADERS = [
 
 
 class TestExample1_5_3_2_1:
-    @pytest.mark.spec("RTMP 5.3.2.1")
+    @pytest.mark.spec("RTMP 5.3.2", "RTMP 5.3.2.1")
     def test_headers_byte_for_byte(self) -> None:
         """Chunk types 0, 2, 3, 3 and sizes 44, 36, 33, 33, exactly as the example."""
         encoder = ChunkEncoder(128)
@@ -57,7 +57,7 @@ class TestExample1_5_3_2_1:
 
 
 class TestExample2_5_3_2_2:
-    @pytest.mark.spec("RTMP 5.3.2.2")
+    @pytest.mark.spec("RTMP 5.3.2", "RTMP 5.3.2.2")
     def test_one_message_three_chunks(self) -> None:
         """Video of 307 bytes at chunk size 128: 140, 129 and 52 bytes; type 0 then type 3."""
         payload = bytes(i % 251 for i in range(307))

@@ -9,7 +9,7 @@ from rtmp.message import build_aggregate, default_chunk_stream_id, split_aggrega
 
 
 class TestMessage:
-    @pytest.mark.spec("RTMP 5.1")
+    @pytest.mark.spec("RTMP 5.1", "RTMP 6.1")
     def test_fields_and_length(self) -> None:
         msg = Message(type=MessageType.AUDIO, data=b"abc", timestamp=5, message_stream_id=1)
         assert msg.length == 3 and msg.type is MessageType.AUDIO
@@ -40,6 +40,29 @@ class TestMessage:
         assert default_chunk_stream_id(MessageType.DATA_AMF0) == 5
         assert Message(type=8, chunk_stream_id=None).csid == 4
         assert Message(type=8, chunk_stream_id=10).csid == 10
+
+    @pytest.mark.spec("RTMP 7.1", "RTMP 5.4", "RTMP 6.2")
+    def test_message_type_ids(self) -> None:
+        """The wire ids of every message type (RTMP 5.4, 6.2, 7.1.1-7.1.6)."""
+        assert {t.name: int(t) for t in MessageType} == {
+            "SET_CHUNK_SIZE": 1, "ABORT": 2, "ACKNOWLEDGEMENT": 3, "USER_CONTROL": 4,
+            "WINDOW_ACK_SIZE": 5, "SET_PEER_BANDWIDTH": 6, "AUDIO": 8, "VIDEO": 9,
+            "DATA_AMF3": 15, "SHARED_OBJECT_AMF3": 16, "COMMAND_AMF3": 17, "DATA_AMF0": 18,
+            "SHARED_OBJECT_AMF0": 19, "COMMAND_AMF0": 20, "AGGREGATE": 22,
+        }
+
+    @pytest.mark.spec("RTMP 6.1.2")
+    def test_payload_is_opaque(self) -> None:
+        """Any payload crosses the chunk layer unchanged, whatever its type."""
+        from rtmp.chunk import ChunkDecoder, ChunkEncoder
+
+        payload = bytes(range(256)) * 3
+        messages = [Message(type=t, data=payload, timestamp=1, message_stream_id=1)
+                    for t in (8, 9, 15, 16, 17, 18, 19, 20, 22, 99)]
+        encoder = ChunkEncoder(100)
+        decoder = ChunkDecoder(100)
+        decoder.receive_data(b"".join(encoder.encode(m) for m in messages))
+        assert [m.data for m in decoder.messages()] == [payload] * len(messages)
 
     def test_replace_and_bytes_like_data(self) -> None:
         msg = Message(type=8, data=bytearray(b"xy"))
