@@ -488,7 +488,7 @@ class Decoder:
         start = self.offset
         try:
             return self._read_value()
-        except struct.error:
+        except (struct.error, IndexError):
             raise DecodeError("truncated value: input ends inside it", start) from None
         except RecursionError:  # pragma: no cover - max_depth keeps us far from it
             raise DecodeError("value nested too deeply", start) from None
@@ -512,12 +512,6 @@ class Decoder:
             raise self._error("truncated input: a value marker was expected (AMF0 2.1)")
         marker = data[offset]
         self.offset = offset + 1
-        # Fast paths for the markers of every RTMP command (AMF0 2.2, 2.4).
-        if marker == 0x02:
-            return self._read_utf8()
-        if marker == 0x00:
-            self.offset = offset + 9
-            return _DOUBLE.unpack_from(data, offset + 1)[0]
         if marker < _READERS_LEN:
             reader = _READERS[marker]
             if reader is not None:
@@ -579,9 +573,6 @@ class Decoder:
         self.offset = offset + 1
         return value != b"\x00"
 
-    def _read_string(self) -> str:
-        return self._read_utf8()
-
     def _read_long_string(self) -> str:
         """AMF0 2.14."""
         return self._read_utf8_long("AMF0 2.14")
@@ -607,24 +598,88 @@ class Decoder:
             raise self._error(f"nesting deeper than max_depth={self.max_depth}", self.offset - 1)
         self._depth += 1
 
-    def _read_properties(self, target: Dict[Any, Any], clause: str) -> None:
-        """AMF0 2.5: (UTF-8 name, value)* up to UTF-8-empty + object-end (AMF0 2.11)."""
+    def _read_properties(
+        self, target: Dict[Any, Any], clause: str, end_optional_after: Optional[int] = None
+    ) -> None:
+        """AMF0 2.5: (UTF-8 name, value)* up to UTF-8-empty + object-end (AMF0 2.11).
+
+        Number, string and boolean values are read inline: they are nearly every
+        property of RTMP command objects and onMetaData.  ``end_optional_after``
+        lets the input end without the end marker once that many properties were
+        read (the ECMA array deviation of :meth:`_read_ecma_array`).
+        """
         data = self.data
-        read_value = self._read_value
-        read_utf8 = self._read_utf8
+        size = len(data)
+        offset = self.offset
         while True:
-            offset = self.offset
-            if data[offset : offset + 3] == _OBJECT_END:  # AMF0 2.11
-                self.offset = offset + 3
+            if offset + 2 > size:
+                if (
+                    offset == size
+                    and end_optional_after is not None
+                    and len(target) >= end_optional_after
+                ):
+                    logger.warning("ECMA array without end marker at offset %d accepted", offset)
+                    self.offset = offset
+                    return
+                raise self._error(f"truncated property list: no end marker ({clause})", offset)
+            length = data[offset] << 8 | data[offset + 1]  # the UTF-8 name's U16 length
+            start = offset + 2
+            if length:
+                end = start + length
+                if end > size:
+                    raise self._error(
+                        f"property name of {length} bytes runs past the end of the input"
+                        f" ({clause})",
+                        offset,
+                    )
+                try:
+                    name = data[start:end].decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise self._error(
+                        f"property name is not valid UTF-8: {exc.reason} (AMF0 1.3.1)", start
+                    ) from None
+            else:
+                end = start
+                name = ""
+            if end >= size:
+                raise self._error(f"truncated property list: no end marker ({clause})", end)
+            marker = data[end]
+            if marker == 0x00:  # AMF0 2.2
+                offset = end + 9
+                if offset > size:
+                    raise self._error("truncated number (AMF0 2.2)", end)
+                target[name] = _DOUBLE.unpack_from(data, end + 1)[0]
+            elif marker == 0x02:  # AMF0 2.4
+                start = end + 3
+                if start > size:
+                    raise self._error("truncated string (AMF0 2.4)", end)
+                offset = start + (data[end + 1] << 8 | data[end + 2])
+                if offset > size:
+                    raise self._error(
+                        f"string of {offset - start} bytes runs past the end of the input"
+                        " (AMF0 2.4)",
+                        end + 1,
+                    )
+                try:
+                    target[name] = data[start:offset].decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise self._error(
+                        f"string is not valid UTF-8: {exc.reason} (AMF0 1.3.1)", start
+                    ) from None
+            elif marker == 0x01 and end + 2 <= size:  # AMF0 2.3
+                target[name] = data[end + 1] != 0
+                offset = end + 2
+            elif marker == 0x09:  # AMF0 2.11
+                if length:  # the object end may only follow the empty name
+                    raise self._error(
+                        f"object-end marker after the non-empty name {name!r} (AMF0 2.11)", end
+                    )
+                self.offset = end + 1
                 return
-            name = read_utf8()
-            if self.offset >= len(data):
-                raise self._error(f"truncated property list: no end marker ({clause})")
-            if data[self.offset] == 0x09:  # the object end may only follow an empty name
-                raise self._error(
-                    f"object-end marker after the non-empty name {name!r} (AMF0 2.11)"
-                )
-            target[name] = read_value()
+            else:
+                self.offset = end
+                target[name] = self._read_value()
+                offset = self.offset
 
     def _read_object(self) -> Dict[str, Any]:
         """AMF0 2.5: an anonymous object; it enters the reference table first (AMF0 2.9)."""
@@ -661,28 +716,9 @@ class Decoder:
         self.offset += 4
         array = ECMAArray()
         self._references.append(array)
-        data = self.data
-        if not self.strict:
-            # Deviation (ffmpeg, FLV writers): some onMetaData arrays end with the
-            # input instead of 00 00 09 once `count` entries are read; accept that.
-            read_value = self._read_value
-            read_utf8 = self._read_utf8
-            while True:
-                offset = self.offset
-                if offset == len(data) and len(array) >= count:
-                    logger.warning("ECMA array without end marker at offset %d accepted", offset)
-                    break
-                if data[offset : offset + 3] == _OBJECT_END:
-                    self.offset = offset + 3
-                    break
-                name = read_utf8()
-                if self.offset < len(data) and data[self.offset] == 0x09:
-                    raise self._error(
-                        f"object-end marker after the non-empty name {name!r} (AMF0 2.11)"
-                    )
-                array[name] = read_value()
-        else:
-            self._read_properties(array, "AMF0 2.10")
+        # Deviation (ffmpeg, FLV writers): some onMetaData arrays end with the input
+        # instead of 00 00 09 once `count` entries are read; accepted unless strict.
+        self._read_properties(array, "AMF0 2.10", None if self.strict else count)
         self._depth -= 1
         return array
 
@@ -738,9 +774,6 @@ class Decoder:
         self._depth -= 1
         return value
 
-    def _read_movieclip(self) -> None:  # pragma: no cover - dispatched as reserved
-        raise self._error("movieclip marker is reserved (AMF0 2.6)")
-
 
 _Reader = Callable[[Decoder], Any]
 
@@ -748,7 +781,7 @@ _Reader = Callable[[Decoder], Any]
 _READERS: Tuple[Optional[_Reader], ...] = (
     Decoder._read_number,  # 0x00 AMF0 2.2
     Decoder._read_boolean,  # 0x01 AMF0 2.3
-    Decoder._read_string,  # 0x02 AMF0 2.4
+    Decoder._read_utf8,  # 0x02 AMF0 2.4
     Decoder._read_object,  # 0x03 AMF0 2.5
     None,  # 0x04 movieclip, reserved (AMF0 2.6)
     Decoder._read_null,  # 0x05 AMF0 2.7
@@ -810,12 +843,9 @@ class Encoder:
             writer = _writer_for(value)
         writer(self, value)
 
-    def _write_number(self, value: Union[int, float]) -> None:
+    def _write_number(self, value: float) -> None:
         """AMF0 2.2."""
-        try:
-            self._buffer += _NUMBER_PACK(0x00, value)
-        except (OverflowError, struct.error):
-            raise EncodeError(f"{value!r} does not fit a double (AMF0 2.2)") from None
+        self._buffer += _NUMBER_PACK(0x00, value)
 
     def _write_int(self, value: int) -> None:
         """AMF0 2.2: ints go as doubles (exact up to 2**53)."""

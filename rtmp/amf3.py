@@ -412,6 +412,8 @@ class Decoder:
             raise self._error("truncated input: a value marker was expected (AMF3 3.1)")
         marker = data[offset]
         self.offset = offset + 1
+        if marker == 0x06:  # AMF3 3.8, the most frequent marker: no table lookup
+            return self._read_string_vr()
         if marker < _READERS_LEN:
             return _READERS[marker](self)
         raise self._error(f"unknown AMF3 marker 0x{marker:02x} (AMF3 3.1)", offset)
@@ -454,8 +456,13 @@ class Decoder:
 
     def _read_string_vr(self) -> str:
         """AMF3 1.3.2: UTF-8-vr, a string-table reference or a literal."""
+        data = self.data
         offset = self.offset
-        header = self._read_u29()
+        header = data[offset]
+        if header < 0x80:  # the common one-byte U29, read inline
+            self.offset = offset + 1
+        else:
+            header = self._read_u29()
         if not header & 1:  # U29S-ref
             index = header >> 1
             strings = self._strings
@@ -469,7 +476,17 @@ class Decoder:
         length = header >> 1
         if not length:  # AMF3 1.3.2: the empty string is never a table entry
             return ""
-        text = self._read_text(length, "AMF3 1.3.2")
+        start = self.offset
+        end = start + length
+        if end > len(data):
+            raise self._error(
+                f"{length}-byte string runs past the end of the input (AMF3 1.3.2)", start
+            )
+        self.offset = end
+        try:
+            text = data[start:end].decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise self._error(f"string is not valid UTF-8: {exc.reason} (AMF3 1.3.2)", start) from None
         self._strings.append(text)
         return text
 
@@ -518,10 +535,6 @@ class Decoder:
         self.offset = offset + 8
         value: float = _DOUBLE.unpack_from(self.data, offset)[0]
         return value
-
-    def _read_string(self) -> str:
-        """AMF3 3.8."""
-        return self._read_string_vr()
 
     def _read_xml_document(self) -> Any:
         """AMF3 3.9: U29X-value then UTF-8 bytes; object table, not string table."""
@@ -769,7 +782,7 @@ _READERS: Tuple[Callable[[Decoder], Any], ...] = (
     Decoder._read_true,  # 0x03 AMF3 3.5
     Decoder._read_integer,  # 0x04 AMF3 3.6
     Decoder._read_double,  # 0x05 AMF3 3.7
-    Decoder._read_string,  # 0x06 AMF3 3.8
+    Decoder._read_string_vr,  # 0x06 AMF3 3.8 (also inlined in _read_value)
     Decoder._read_xml_document,  # 0x07 AMF3 3.9
     Decoder._read_date,  # 0x08 AMF3 3.10
     Decoder._read_array,  # 0x09 AMF3 3.11
@@ -863,7 +876,7 @@ class Encoder:
             return
         raw = value.encode("utf-8")
         length = len(raw)
-        if length > MAX_LENGTH:
+        if length > MAX_LENGTH:  # pragma: no cover - needs a 256 MiB string
             raise EncodeError("string longer than 2**28-1 bytes (AMF3 1.3.2)")
         if len(strings) <= MAX_LENGTH:
             strings[value] = len(strings)

@@ -567,3 +567,109 @@ class TestIncremental:
         assert repr(TypedObject("T", a=1)) == "TypedObject('T', {'a': 1})"
         assert repr(XMLDocument("<a/>")) == "XMLDocument('<a/>')"
         assert repr(amf0.get_class_alias("flex.messaging.io.ArrayCollection")).startswith("ClassAlias(")
+
+
+class TestInlinePropertyPaths:
+    """AMF0 2.5: the property loop reads numbers, strings and booleans inline; same checks."""
+
+    HEAD = bytes.fromhex("03 0001 61")  # object, name "a"
+
+    @pytest.mark.spec("AMF0 2.2", "AMF0 2.5")
+    def test_truncated_number(self) -> None:
+        with pytest.raises(DecodeError, match="offset 4: truncated number"):
+            amf0.decode(self.HEAD + b"\x00\x3f\xf0")
+
+    @pytest.mark.spec("AMF0 2.4", "AMF0 2.5")
+    def test_truncated_string_header(self) -> None:
+        with pytest.raises(DecodeError, match="offset 4: truncated string"):
+            amf0.decode(self.HEAD + b"\x02\x00")
+
+    @pytest.mark.spec("AMF0 2.4", "AMF0 2.5")
+    def test_string_past_the_end(self) -> None:
+        with pytest.raises(DecodeError, match="offset 5: string of 9 bytes runs past"):
+            amf0.decode(self.HEAD + b"\x02\x00\x09abc")
+
+    @pytest.mark.spec("AMF0 1.3.1", "AMF0 2.5")
+    def test_invalid_utf8_value_and_name(self) -> None:
+        with pytest.raises(DecodeError, match="offset 7: string is not valid UTF-8"):
+            amf0.decode(self.HEAD + b"\x02\x00\x01\xff\x00\x00\x09")
+        with pytest.raises(DecodeError, match="offset 3: property name is not valid UTF-8"):
+            amf0.decode(bytes.fromhex("03 0001 FF 05 000009"))
+
+    @pytest.mark.spec("AMF0 2.5")
+    def test_name_past_the_end(self) -> None:
+        with pytest.raises(DecodeError, match="offset 1: property name of 16 bytes runs past"):
+            amf0.decode(bytes.fromhex("03 0010 61"))
+
+    @pytest.mark.spec("AMF0 2.3", "AMF0 2.5")
+    def test_booleans_inline_and_truncated(self) -> None:
+        assert amf0.decode(self.HEAD + b"\x01\x02\x00\x00\x09") == {"a": True}
+        with pytest.raises(DecodeError, match="truncated boolean"):
+            amf0.decode(self.HEAD + b"\x01")
+
+    @pytest.mark.spec("AMF0 2.5")
+    def test_empty_name_with_a_value(self) -> None:
+        wire = amf0.encode({"": 1.0})
+        assert wire == bytes.fromhex("03 0000 00 3FF0000000000000 000009")
+        assert amf0.decode(wire) == {"": 1.0}
+
+    @pytest.mark.spec("AMF0 2.5")
+    def test_names_and_class_names_longer_than_a_u16(self) -> None:
+        with pytest.raises(EncodeError, match="property name longer than 65535"):
+            amf0.encode({"x" * 70000: 1})
+        with pytest.raises(EncodeError, match="class name longer than 65535"):
+            amf0.encode(TypedObject("x" * 70000))
+
+    @pytest.mark.spec("AMF0 2.5")
+    def test_long_string_values_inside_objects(self) -> None:
+        value = {"a": "é" * 30000, "b": 2**60}
+        assert amf0.decode(amf0.encode(value)) == value
+
+
+class Broken:
+    def __new__(cls) -> "Broken":
+        raise RuntimeError("no")
+
+
+class TestMiscellany:
+    def test_sentinels_pickle_to_themselves(self) -> None:
+        import pickle
+
+        assert pickle.loads(pickle.dumps(UNDEFINED)) is UNDEFINED
+        assert pickle.loads(pickle.dumps(UNSUPPORTED)) is UNSUPPORTED
+        assert amf0.Unsupported() is UNSUPPORTED
+
+    @pytest.mark.spec("AMF0 2.18")
+    def test_sealed_only_alias_sends_only_sealed(self) -> None:
+        alias = amf0.register_class(Point, "P", sealed=("x",), dynamic=False)
+        try:
+            assert alias.properties(Point(1.0, 2.0)) == {"x": 1.0}
+            assert alias.dynamic_properties(Point(1.0, 2.0)) == {}
+            assert amf0.decode(amf0.encode(Point(1.0, 2.0))).__dict__ == {"x": 1.0}
+        finally:
+            amf0.unregister_class("P")
+
+    @pytest.mark.spec("AMF0 2.18")
+    def test_class_that_cannot_be_created(self) -> None:
+        amf0.register_class(Broken, "Broken")
+        try:
+            with pytest.raises(DecodeError, match="cannot create a Broken: no"):
+                amf0.decode(bytes.fromhex("10 0006") + b"Broken" + bytes.fromhex("000009"))
+        finally:
+            amf0.unregister_class(Broken)
+
+    @pytest.mark.spec("AMF0 3.1")
+    def test_avmplus_at_the_depth_limit(self) -> None:
+        value: object = AVMPlus(1)
+        for _ in range(64):
+            value = [value]
+        with pytest.raises(EncodeError, match="max_depth"):
+            amf0.encode(value)
+
+    @pytest.mark.spec("AMF0 2.9")
+    def test_more_than_65536_objects_are_not_referenced_past_the_u16(self) -> None:
+        objects = [{} for _ in range(65540)]
+        wire = amf0.encode([objects, objects[-1]])
+        assert wire.endswith(EMPTY_OBJECT * 2)  # the last one is written again, not referenced
+        decoded = amf0.decode(wire)
+        assert len(decoded[0]) == 65540 and decoded[1] == {}

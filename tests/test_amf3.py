@@ -616,3 +616,41 @@ class TestIncremental:
         assert amf3.encode(MyDict(a=1)) == OBJECT_A_1
         assert amf3.encode(MyStr("x")) == b"\x06\x03x"
         assert amf3.encode(True) == b"\x03"
+
+
+class TestReferencesOfEveryObjectType:
+    @pytest.mark.spec("AMF3 2.2", "AMF3 3.9", "AMF3 3.10", "AMF3 3.13", "AMF3 3.14", "AMF3 3.15", "AMF3 3.16")
+    @pytest.mark.parametrize(
+        "value",
+        [
+            XMLDocument("<a/>"),
+            XML("<b/>"),
+            dt.datetime(2000, 1, 1, tzinfo=UTC),
+            b"xy",
+            VectorInt([1]),
+            VectorUInt([1]),
+            VectorDouble([1.0]),
+            VectorObject([1]),
+            Dictionary({"a": 1}),
+        ],
+        ids=lambda v: type(v).__name__,
+    )
+    def test_second_occurrence_decodes_to_the_same_object(self, value: object) -> None:
+        wire = amf3.encode([value, value])
+        assert wire.endswith(bytes([wire[3], 0x02]))  # same marker, object reference 1
+        first, second = amf3.decode(wire)
+        assert first == value and first is second
+
+    @pytest.mark.spec("AMF3 3.12", "AMF3 2.2")
+    def test_many_traits_use_multi_byte_references(self) -> None:
+        values = [TypedObject(f"C{i}", a=i) for i in range(40)] + [{"x": 1} for _ in range(2)]
+        values += [TypedObject("C39", b=1)]
+        wire = amf3.encode(values)
+        assert amf3.decode(wire) == values
+
+    @pytest.mark.spec("AMF3 3.12")
+    def test_str_subclass_member_names(self) -> None:
+        class Name(str):
+            pass
+
+        assert amf3.encode({Name("a"): 1}) == OBJECT_A_1
