@@ -51,18 +51,28 @@ _AMF3_TYPES = frozenset({MessageType.COMMAND_AMF3, MessageType.DATA_AMF3})
 _SCALARS = (type(None), amf0.Undefined, bool, int, float, str)
 
 
-def encode_payload(values: Iterable[Any], object_encoding: int) -> bytes:
+def encode_payload(
+    values: Iterable[Any], object_encoding: int, *, use_references: bool = False
+) -> bytes:
     """RTMP 7.1.1: the payload for ``values``.
 
     ``object_encoding`` 0: plain AMF0 for message types 20/18.  3: the selector
     byte 0x00 then AMF0 values, non-scalars switched to AMF3 (AMF0 3.1), for
     message types 17/15.  Raises :class:`rtmp.amf0.EncodeError` for values that
-    cannot be encoded and ``ValueError`` for another ``object_encoding``.
+    cannot be encoded (a reference cycle among them) and ``ValueError`` for
+    another ``object_encoding``.
+
+    Deviation (ffmpeg, nginx-rtmp): AMF0 2.9 asks for a repeated instance to be
+    sent as a reference, but ffmpeg's AMF0 walker (``ff_amf_tag_size``) has no
+    case for the reference marker and stops there.  So by default an RTMP AMF0
+    payload repeats such objects in full and refuses cycles;
+    ``use_references=True`` follows the spec.  AMF3 references are always used:
+    every AMF3 peer reads them.
     """
     if object_encoding == 0:
-        return amf0.encode_all(values)
+        return amf0.encode_all(values, use_references=use_references)
     if object_encoding == 3:
-        encoder = amf0.Encoder()
+        encoder = amf0.Encoder(use_references=use_references)
         for value in values:
             if type(value) in _SCALARS:
                 encoder.write_value(value)

@@ -49,9 +49,20 @@ class TestEncode:
     @pytest.mark.spec("RTMP 7.1.1", "AMF0 2.9")
     def test_amf0_payload_is_one_reference_context(self) -> None:
         info = {"code": "x"}
-        payload = encode_payload(["_result", 1, info, info], 0)
+        payload = encode_payload(["_result", 1, info, info], 0, use_references=True)
         assert payload.endswith(b"\x07\x00\x00")
-        assert decode_payload(payload, MessageType.COMMAND_AMF0)[3] == info
+        decoded = decode_payload(payload, MessageType.COMMAND_AMF0)
+        assert decoded[3] is decoded[2] and decoded[3] == info
+
+    @pytest.mark.spec("AMF0 2.9 [impl: ffmpeg ff_amf_tag_size has no reference case]")
+    def test_no_amf0_references_by_default(self) -> None:
+        info = {"code": "x"}
+        payload = encode_payload(["_result", 1, info, info], 0)
+        assert payload == amf0.encode_all(["_result", 1, info, dict(info)])
+        cyclic: list = []
+        cyclic.append(cyclic)
+        with pytest.raises(amf0.EncodeError, match="cycle"):
+            encode_payload(["x", cyclic], 0)
 
     def test_bad_object_encoding(self) -> None:
         with pytest.raises(ValueError, match="object_encoding"):
