@@ -179,6 +179,9 @@ class ClientConfig:
     """Hand Aggregate messages (RTMP 7.1.6) out as their sub-messages."""
     accept_media_on_stream_zero: bool = True
     """Accept a player's media on message stream id 0 (some servers send it there)."""
+    service_interval: float = 0.25
+    """Seconds between the looks a writing-only client (a publisher) takes at incoming
+    traffic, so pings are answered and a server hang-up is noticed; 0 disables."""
     max_buffered_messages: int = 10_000
     """Messages kept for ``read_message`` while a command waits for its reply."""
     max_buffered_bytes: int = 64 * 1024 * 1024
@@ -244,6 +247,7 @@ class Client:
         self._warned: Set[str] = set()
         self._last_media_timestamp = 0
         self._stream_eof = False
+        self._next_service = 0.0
 
     # -- properties -----------------------------------------------------------------------
 
@@ -460,18 +464,48 @@ class Client:
                 if remaining <= 0:
                     raise TimeoutError(f"no {what} within the timeout")
                 try:
-                    message = transport.read_message(timeout=remaining)
+                    self._receive_one(transport, remaining)
                 except TimeoutError as exc:
                     raise TimeoutError(f"no {what} within the timeout") from exc
-                except RTMPError:
-                    self._fail()
-                    raise
+
+    def _receive_one(self, transport: Transport, timeout: float) -> None:
+        """Read one message (``rtmp.TimeoutError`` if none), dispatch it, keep what the
+        application should see; any other error leaves the client in ``ERROR``."""
+        try:
+            message = transport.read_message(timeout=timeout)
+        except TimeoutError:
+            raise
+        except RTMPError:
+            self._fail()
+            raise
+        try:
+            for app_message in self._dispatch(message):
+                self._keep(app_message)
+        except RTMPError:
+            self._fail()  # a broken peer or an overflowing buffer: unusable now
+            raise
+
+    def _service_incoming(self) -> None:
+        """Handle what the server sent while we only wrote (a publisher never reads).
+
+        Pings get answered and acknowledgements sent (the session does that as it
+        reads), a server that hung up is noticed, and status messages are kept for
+        ``read_message``.  Skipped when another thread is reading: it does all this.
+        """
+        self._next_service = time.monotonic() + self.config.service_interval
+        if not self._read_lock.acquire(blocking=False):
+            return
+        try:
+            for _ in range(64):  # bounded: at most this many messages per visit
+                transport = self._transport
+                if transport is None or transport.closed:
+                    return
                 try:
-                    for app_message in self._dispatch(message):
-                        self._keep(app_message)
-                except RTMPError:
-                    self._fail()  # a broken peer or an overflowing buffer: unusable now
-                    raise
+                    self._receive_one(transport, 0.001)
+                except TimeoutError:
+                    return
+        finally:
+            self._read_lock.release()
 
     def _fail(self) -> None:
         self._set_state(ClientState.ERROR)
@@ -759,7 +793,13 @@ class Client:
         """Send one message as is (thread-safe)."""
         if not isinstance(message, Message):
             raise TypeError(f"write_message() takes a rtmp.Message, not {type(message).__name__}")
+        self._send_and_service(message)
+
+    def _send_and_service(self, message: Message) -> None:
+        """Send an application message; now and then handle incoming traffic too."""
         self._send(message)
+        if self.config.service_interval and time.monotonic() >= self._next_service:
+            self._service_incoming()
 
     def _stream_for_media(self) -> int:
         if self._stream_id is None:
@@ -768,17 +808,18 @@ class Client:
 
     def send_audio(self, data: bytes, timestamp: int) -> None:
         """RTMP 7.1.4: one audio message (FLV AUDIODATA) on our stream."""
-        self._send(Message(type=MessageType.AUDIO, data=data, timestamp=timestamp,
-                           message_stream_id=self._stream_for_media()))
+        self._send_and_service(Message(type=MessageType.AUDIO, data=data, timestamp=timestamp,
+                                       message_stream_id=self._stream_for_media()))
 
     def send_video(self, data: bytes, timestamp: int) -> None:
         """RTMP 7.1.5: one video message (FLV VIDEODATA) on our stream."""
-        self._send(Message(type=MessageType.VIDEO, data=data, timestamp=timestamp,
-                           message_stream_id=self._stream_for_media()))
+        self._send_and_service(Message(type=MessageType.VIDEO, data=data, timestamp=timestamp,
+                                       message_stream_id=self._stream_for_media()))
 
     def send_metadata(self, metadata: Mapping[str, Any], timestamp: int = 0) -> None:
         """RTMP 7.1.2: ``@setDataFrame, onMetaData, {...}`` ([impl] as ffmpeg and OBS send it)."""
-        self._send(commands.metadata(metadata, self._stream_for_media(), timestamp=timestamp))
+        self._send_and_service(commands.metadata(metadata, self._stream_for_media(),
+                                                 timestamp=timestamp))
 
     # -- playing --------------------------------------------------------------------------
 

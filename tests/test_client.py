@@ -422,6 +422,55 @@ class TestPublish:
                 client.publish()
             assert time.monotonic() - started < 2.5
 
+    @pytest.mark.spec("RTMP 7.1.7", "RTMP 5.4.3")
+    def test_publisher_answers_pings_while_only_writing(self) -> None:
+        seen: Dict[str, Any] = {}
+
+        def script(t: Transport, _: int) -> None:
+            server.accept_connect(t)
+            server.answer_create_stream(t, 1)
+            server.expect(t, "publish")
+            t.write_message(commands.on_status(commands.NETSTREAM_PUBLISH_START, "", 1))
+            t.write_message(user_control.ping_request(1234))
+            deadline = time.monotonic() + WAIT
+            while t.session.last_ping_response is None and time.monotonic() < deadline:
+                t.read_message(timeout=WAIT)
+            seen["pong"] = t.session.last_ping_response
+            t.write_message(commands.on_status(commands.NETSTREAM_PUBLISH_IDLE, "", 1))
+            server.drain(t)
+
+        with ScriptedServer(script) as server, Client(config(service_interval=0.05)) as client:
+            client.connect(server.url())
+            client.publish()
+            for i in range(40):  # 2 s of audio at most; the pong comes well before
+                client.send_audio(b"\xaf\x01" + bytes(10), i * 50)
+                time.sleep(0.05)
+                if "pong" in seen:
+                    break
+            # What the server said meanwhile waits for read_message.
+            status = commands.decode_command(client.read_message(timeout=WAIT))
+            assert status.code == "NetStream.Publish.Idle"
+        assert seen["pong"] == 1234
+
+    @pytest.mark.spec("RTMP 7.2.2.6")
+    def test_publisher_notices_server_hangup(self) -> None:
+        def script(t: Transport, _: int) -> None:
+            server.accept_connect(t)
+            server.answer_create_stream(t, 1)
+            server.expect(t, "publish")
+            t.write_message(commands.on_status(commands.NETSTREAM_PUBLISH_START, "", 1))
+
+        with ScriptedServer(script) as server, Client(config(service_interval=0.05)) as client:
+            client.connect(server.url())
+            client.publish()
+            started = time.monotonic()
+            with pytest.raises(ConnectionClosedError):
+                for i in range(100):
+                    client.send_audio(b"\xaf\x01", i * 20)
+                    time.sleep(0.02)
+            assert time.monotonic() - started < 2.0
+            assert client.state is ClientState.ERROR
+
     @pytest.mark.spec("RTMP 7.2.2.6")
     def test_concurrent_writes_do_not_interleave(self) -> None:
         count = 200
