@@ -154,9 +154,10 @@ class TestNesting:
         hostile.assert_healthy()
 
     @pytest.mark.spec("AMF0 2.5", "RTMP 7.2.1.1")
-    @pytest.mark.parametrize(("depth", "accepted"), [(30, True), (amf0.DEFAULT_MAX_DEPTH + 5, False)])
-    def test_default_depth_limit(self, hostile: HostileEnv, depth: int, accepted: bool) -> None:
-        """The decoders' max_depth (amf0.DEFAULT_MAX_DEPTH) is what the server applies."""
+    @pytest.mark.parametrize(("margin", "accepted"), [(-4, True), (+2, False)])
+    def test_default_depth_limit(self, hostile: HostileEnv, margin: int, accepted: bool) -> None:
+        """ServerConfig.max_amf_depth (default): just under it answered, just over it refused."""
+        depth = hostile.server.config.max_amf_depth + margin
         # An optional user argument of connect: [[[...[1]...]]] ``depth`` strict arrays.
         nested = b"\x0a\x00\x00\x00\x01" * depth + b"\x00" + struct.pack(">d", 1.0)
         with hostile.peer() as peer:
