@@ -27,7 +27,9 @@ expects arrives or its deadline passes:
   bounded buffer that :meth:`Client.read_message` drains first.
 
 Writes go straight to the transport, whose lock makes them thread-safe, so one thread
-may read (``read_message``) while another publishes.
+may read (``read_message``) while another publishes.  A client that only writes (a
+publisher) takes a short look at incoming traffic every ``service_interval`` seconds
+from inside its writes, so pings are answered and a hang-up is noticed.
 
 Authentication (AUTH-ADOBE, AUTH-LLNW) reconnects: when ``connect`` is refused with an
 ``authmod=`` description, the client opens a new connection whose ``app`` and ``tcUrl``
@@ -40,6 +42,7 @@ import collections
 import enum
 import itertools
 import logging
+import math
 import ssl
 import threading
 import time
@@ -93,8 +96,9 @@ CONNECT_TRANSACTION_ID = 1
 FFMPEG_AUDIO_CODECS = 4071  # SUPPORT_SND_ALL without INTEL and UNUSED
 FFMPEG_VIDEO_CODECS = 252  # SORENSON | HOMEBREW | VP6 | VP6ALPHA | HOMEBREWV | H264
 
-#: User control events that name a stream (RTMP 7.1.7), for log lines.
+#: RTMP 7.1.4 / 7.1.5: the media message types.
 _MEDIA_TYPES = frozenset({MessageType.AUDIO, MessageType.VIDEO})
+#: RTMP 7.1.2 / 7.1.3: data and shared-object messages, handed to the application as they are.
 _APPLICATION_DATA_TYPES = frozenset(
     {MessageType.DATA_AMF0, MessageType.DATA_AMF3, MessageType.SHARED_OBJECT_AMF0,
      MessageType.SHARED_OBJECT_AMF3}
@@ -575,8 +579,8 @@ class Client:
                     f"expected stream {self._stream_id}",
                     "RTMP 7.2.2",
                 )
-            # Deviation (some servers): a player's media arrives on msid 0, not on the
-            # stream it plays; harmless, so accept it (ClientConfig.accept_media_on_stream_zero).
+            # Deviation (ffmpeg listen mode): a player's media arrives on msid 0, not on
+            # the stream it plays; harmless, so accept it (accept_media_on_stream_zero).
             self._warn_once("msid0", "server sends media on message stream 0 instead of %d; "
                             "accepting it (deviation)", self._stream_id)
         if message.type == MessageType.AGGREGATE and self.config.split_aggregates:
@@ -626,9 +630,7 @@ class Client:
         if name in (commands.ON_FC_PUBLISH, commands.ON_FC_UNPUBLISH):
             self.log.debug("%s %s", name, command.info)
             return True
-        if name == commands.ON_PLAY_STATUS or name == "|RtmpSampleAccess":
-            return False
-        return False
+        return False  # anything else (onPlayStatus, the server's own calls) is the application's
 
     def _on_status(self, command: Command) -> bool:
         """RTMP 7.2.2: an onStatus completes, fails or is passed to the application."""
@@ -695,11 +697,11 @@ class Client:
         stream_id: int,
         expected: Set[str],
         what: str,
-        also_consumed: Set[str] = frozenset(),  # type: ignore[assignment]
+        also_consumed: Optional[Set[str]] = None,
         timeout: Optional[float] = None,
     ) -> Command:
         """Pump until an onStatus with one of ``expected`` codes (RTMP 7.2.2)."""
-        wait = _StatusWait(stream_id, set(expected), set(also_consumed))
+        wait = _StatusWait(stream_id, set(expected), set(also_consumed or ()))
         self._status_wait = wait
 
         def check() -> Optional[Command]:
@@ -741,7 +743,8 @@ class Client:
         result = self.call(commands.CREATE_STREAM, timeout=timeout)
         if isinstance(result, list):
             result = result[0]
-        if isinstance(result, bool) or not isinstance(result, (int, float)) or result != int(result):
+        if (isinstance(result, bool) or not isinstance(result, (int, float))
+                or not math.isfinite(result) or result != int(result)):
             raise ProtocolError(f"createStream _result carries {result!r}, not a stream id",
                                 "RTMP 7.2.1.3")
         stream_id = int(result)
