@@ -135,11 +135,12 @@ def publish_flv(
         stream_id = client.stream_id
         assert stream_id is not None
         base: Optional[int] = None
+        clock = 0.0
         for message in _messages_from_flv(path, loop, stream_id):
             if realtime:
-                if base is None:
-                    base = message.timestamp
-                due = started + (message.timestamp - base) / 1000.0
+                if base is None:  # the first message sets the clock: media time 0 = now
+                    base, clock = message.timestamp, time.monotonic()
+                due = clock + (message.timestamp - base) / 1000.0
                 delay = due - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
