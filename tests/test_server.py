@@ -786,3 +786,57 @@ class TestPublishedMessages:
             assert stream is not None
             # Lenient: relayed on the publishing stream.  Strict: not relayed at all.
             assert stream.messages_in == (0 if strict else 1)
+
+
+class TestLimits:
+    """Connection limits and timeouts."""
+
+    @pytest.mark.spec("RTMP 7.2.1.1")
+    def test_max_connections_per_ip(self) -> None:
+        config = ServerConfig(addr="127.0.0.1:0", max_connections_per_ip=2)
+        with Server(config) as server:
+            first, second, third = Client(), Client(), Client()
+            try:
+                first.connect(url_of(server))
+                second.connect(url_of(server))
+                with pytest.raises(CommandError) as refused:
+                    third.connect(url_of(server))
+                assert "max_connections_per_ip" in refused.value.description
+            finally:
+                for client in (first, second, third):
+                    client.close()
+
+    @pytest.mark.spec("RTMP 5.2")
+    def test_silent_client_is_dropped_after_read_timeout(self) -> None:
+        from rtmp.transport import Transport
+
+        config = ServerConfig(addr="127.0.0.1:0", read_timeout=0.5)
+        with Server(config) as server:
+            sock = socket.create_connection(server.address, timeout=5)
+            transport = Transport(sock, role="client", conn_id="silent")
+            try:
+                transport.handshake(5)
+                assert wait_for(lambda: server.connection_count == 1)
+                assert wait_for(lambda: server.connection_count == 0, timeout=5)
+            finally:
+                transport.close()
+
+    @pytest.mark.spec("RTMP 7.1.7")
+    def test_quiet_player_is_kept_and_pinged(self) -> None:
+        config = ServerConfig(addr="127.0.0.1:0", read_timeout=0.3, idle_timeout=10)
+        with Server(config) as server, Client() as player:
+            player.connect(url_of(server))
+            player.play("key")  # nobody publishes: the player says nothing for a while
+            time.sleep(1.5)
+            assert server.connection_count == 1
+            seen: List[Message] = []
+            with pytest.raises(rtmp_timeout):  # reading answers the pings meanwhile
+                while len(seen) < 10:
+                    seen.append(player.read_message(timeout=0.5))
+            assert all(m.type == MessageType.DATA_AMF0 for m in seen)  # |RtmpSampleAccess
+            assert server.connection_count == 1
+            transport = server.connections[0].transport
+            assert transport is not None and transport.session.last_ping_response is not None
+
+
+from rtmp import TimeoutError as rtmp_timeout  # noqa: E402
