@@ -412,8 +412,12 @@ class Decoder:
             raise self._error("truncated input: a value marker was expected (AMF3 3.1)")
         marker = data[offset]
         self.offset = offset + 1
-        if marker == 0x06:  # AMF3 3.8, the most frequent marker: no table lookup
+        # The most frequent markers are read inline, without a table lookup and call.
+        if marker == 0x06:  # AMF3 3.8
             return self._read_string_vr()
+        if marker == 0x05:  # AMF3 3.7
+            self.offset = offset + 9
+            return _DOUBLE.unpack_from(data, offset + 1)[0]
         if marker < _READERS_LEN:
             return _READERS[marker](self)
         raise self._error(f"unknown AMF3 marker 0x{marker:02x} (AMF3 3.1)", offset)
@@ -522,18 +526,18 @@ class Decoder:
         """AMF3 3.5."""
         return True
 
+    def _read_double(self) -> float:  # pragma: no cover - _read_value reads doubles inline
+        """AMF3 3.7: an 8-byte IEEE-754 double."""
+        offset = self.offset
+        self.offset = offset + 8
+        value: float = _DOUBLE.unpack_from(self.data, offset)[0]
+        return value
+
     def _read_integer(self) -> int:
         """AMF3 3.6: a U29 holding a signed 29-bit value."""
         value = self._read_u29()
         if value & 0x10000000:  # AMF3 3.6: sign-extend from bit 28
             value -= 0x20000000
-        return value
-
-    def _read_double(self) -> float:
-        """AMF3 3.7."""
-        offset = self.offset
-        self.offset = offset + 8
-        value: float = _DOUBLE.unpack_from(self.data, offset)[0]
         return value
 
     def _read_xml_document(self) -> Any:
@@ -781,8 +785,8 @@ _READERS: Tuple[Callable[[Decoder], Any], ...] = (
     Decoder._read_false,  # 0x02 AMF3 3.4
     Decoder._read_true,  # 0x03 AMF3 3.5
     Decoder._read_integer,  # 0x04 AMF3 3.6
-    Decoder._read_double,  # 0x05 AMF3 3.7
-    Decoder._read_string_vr,  # 0x06 AMF3 3.8 (also inlined in _read_value)
+    Decoder._read_double,  # 0x05 AMF3 3.7 (read inline in _read_value)
+    Decoder._read_string_vr,  # 0x06 AMF3 3.8 (dispatched inline in _read_value)
     Decoder._read_xml_document,  # 0x07 AMF3 3.9
     Decoder._read_date,  # 0x08 AMF3 3.10
     Decoder._read_array,  # 0x09 AMF3 3.11
