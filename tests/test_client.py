@@ -1056,3 +1056,53 @@ class TestFlvHelpers:
         assert tags[3].data == b"\xaf\x01\x02"
         assert (stats.audio, stats.video, stats.data) == (2, 1, 1)
         assert stats.duration_ms == 33
+
+
+class TestConfigAndMisuse:
+    """Local mistakes are ValueError/TypeError, never a protocol error."""
+
+    @pytest.mark.parametrize("changes", [
+        {"object_encoding": 1}, {"chunk_size": 0}, {"window_ack_size": 0},
+        {"connect_timeout": 0}, {"read_timeout": -1}, {"max_buffered_messages": 0},
+    ])
+    def test_bad_config(self, changes: Dict[str, Any]) -> None:
+        with pytest.raises(ValueError):
+            ClientConfig(**changes)
+
+    def test_strict_turns_deviations_off(self) -> None:
+        cfg = ClientConfig(strict=True)
+        assert not cfg.play_times_in_milliseconds and not cfg.accept_media_on_stream_zero
+
+    def test_no_app_anywhere(self) -> None:
+        with Client(config()) as client, pytest.raises(ValueError):
+            client.connect("rtmp://127.0.0.1:1")
+
+    @pytest.mark.spec("RTMP 7.2.1.3", "RTMP 7.2.1.2")
+    def test_misuse_on_a_live_connection(self) -> None:
+        def script(t: Transport, _: int) -> None:
+            server.accept_connect(t)
+            create = server.expect(t, "createStream")
+            t.write_message(commands.result(create.transaction_id, None, "not-a-number"))
+            # An FMS-style bandwidth probe is answered with _result.
+            t.write_message(commands.encode_command("onBWCheck", 9, None))
+            seen["bwcheck"] = server.expect(t, "_result")
+            server.drain(t)
+
+        seen: Dict[str, Command] = {}
+        with ScriptedServer(script) as server, Client(config(stream_name=None)) as client:
+            client.connect(server.url("live"))
+            with pytest.raises(ValueError):
+                client.connect(server.url("live"))  # already connected
+            with pytest.raises(ValueError):
+                client.publish()  # no stream name in the URL or the config
+            with pytest.raises(ValueError):
+                client.call("")
+            with pytest.raises(TypeError):
+                client.write_message(b"raw")  # type: ignore[arg-type]
+            with pytest.raises(ValueError):
+                client.seek(0)  # no stream yet
+            with pytest.raises(rtmp.ProtocolError):
+                client.create_stream()
+            with pytest.raises(rtmp.TimeoutError):
+                client.read_message(timeout=0.5)  # meanwhile the probe is answered
+        assert seen["bwcheck"].transaction_id == 9
