@@ -16,6 +16,7 @@ here, never asserted in tests.
 from __future__ import annotations
 
 import gc
+import statistics
 import sys
 import time
 from typing import Any, Callable, Dict, List, Optional
@@ -134,20 +135,35 @@ def _cases() -> List[Dict[str, Any]]:
     return cases
 
 
-def run(budget: float = 0.25) -> List[Dict[str, Any]]:
-    """One row per (payload, format, direction): ops/s of ours and of py3amf, and the ratio."""
+def run(budget: float = 0.25, quick: bool = False, repeat: int = 3) -> List[Dict[str, Any]]:
+    """One row per (payload, format, direction): ops/s of ours and of py3amf, and the ratio.
+
+    Each row has the keys of the issue (``name``, ``ops_per_s_ours``, ``ops_per_s_py3amf``,
+    ``ratio``: medians of ``repeat`` timed runs) and those of the ``python -m tests.bench``
+    runner (``group``, ``unit``, ``ours``, ``peer``, ``peer_name``, ``target``: per-run values).
+    """
+    if quick:
+        budget, repeat = 0.02, 1
     rows = []
     for case in _cases():
         for direction in ("encode", "decode"):
-            ours = _ops_per_second(case[direction], budget)
+            ours = [_ops_per_second(case[direction], budget, 1) for _ in range(repeat)]
             theirs_func: Optional[Callable[[], Any]] = case[f"py3amf_{direction}"]
-            theirs = _ops_per_second(theirs_func, budget) if theirs_func else float("nan")
+            theirs = [_ops_per_second(theirs_func, budget, 1) for _ in range(repeat)] if theirs_func else []
+            ours_median = statistics.median(ours)
+            theirs_median = statistics.median(theirs) if theirs else None
             rows.append(
                 {
                     "name": f"{case['format']} {direction} {case['label']}",
-                    "ops_per_s_ours": round(ours),
-                    "ops_per_s_py3amf": round(theirs) if theirs == theirs else None,
-                    "ratio": round(ours / theirs, 2) if theirs == theirs else None,
+                    "ops_per_s_ours": round(ours_median),
+                    "ops_per_s_py3amf": round(theirs_median) if theirs_median else None,
+                    "ratio": round(ours_median / theirs_median, 2) if theirs_median else None,
+                    "group": "amf",
+                    "unit": "ops/s",
+                    "ours": ours,
+                    "peer": theirs,
+                    "peer_name": "py3amf",
+                    "target": "ratio >= 2",
                 }
             )
     return rows
