@@ -1,0 +1,88 @@
+"""The conformance probe against nginx-rtmp (Debian's libnginx-mod-rtmp), started by the test.
+
+The verdicts are those recorded in refs/conformance.md, where each deviation is explained
+with its clause and what nginx does instead; a change in nginx (or in a check) shows up here
+as a different verdict.  The probe must also finish in bounded time and leave no stream
+published: a second run with the same names would be refused otherwise.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Dict, Iterator
+
+import pytest
+
+from rtmp import conformance
+from rtmp.conformance import CHECKS, Status
+from tests.peers import NginxRtmp
+
+pytestmark = pytest.mark.interop
+
+TIMEOUT = 3.0
+
+#: What nginx-rtmp 1.2.x (Debian) gets, as recorded in refs/conformance.md.
+NGINX_VERDICTS: Dict[str, Status] = {name: Status.PASS for name in CHECKS}
+NGINX_VERDICTS.update({
+    "handshake.version-fallback": Status.WARN,  # closes on C0 = 4 instead of S0 = 3
+    "connect.stream-begin": Status.FAIL,  # Stream Begin only on play/publish
+    "ack.peer-bandwidth-answer": Status.WARN,  # Set Peer Bandwidth from a client ignored
+    "relay.metadata": Status.WARN,  # "meta on": onMetaData rebuilt, custom fields dropped
+    "relay.late-joiner": Status.WARN,  # same rebuilt onMetaData
+    "command.unknown": Status.FAIL,  # unknown calls are not answered
+    "stream.create": Status.WARN,  # every createStream returns 1
+    "chunk.type3": Status.FAIL,  # type 3 after type 0 reuses delta 0
+    "chunk.csid-2byte": Status.FAIL,  # max_streams 32: chunk stream 64 closes the session
+    "chunk.csid-3byte": Status.FAIL,  # idem
+    "chunk-size.large": Status.FAIL,  # chunk sizes above 10485760 close the session
+    "abort.partial": Status.FAIL,  # Abort Message not implemented
+})
+#: Measured checks: a loaded machine may make them slow (WARN), never FAIL.
+TIMINGS = ("connect.timing", "timing.latency")
+
+
+@pytest.fixture(scope="module")
+def nginx() -> Iterator[NginxRtmp]:
+    with NginxRtmp() as server:
+        yield server
+
+
+def url_of(nginx: NginxRtmp) -> str:
+    return f"rtmp://127.0.0.1:{nginx.port}/{nginx.app}"
+
+
+@pytest.mark.spec("RTMP 5.2", "RTMP 5.3", "RTMP 5.4", "RTMP 7.2")
+def test_probe_verdicts_match_the_record(nginx: NginxRtmp) -> None:
+    start = time.monotonic()
+    outcomes = conformance.run(url_of(nginx), timeout=TIMEOUT)
+    elapsed = time.monotonic() - start
+    differ = []
+    for outcome in outcomes:
+        name, status = outcome.check.name, outcome.result.status
+        allowed = {Status.PASS, Status.WARN} if name in TIMINGS else {NGINX_VERDICTS[name]}
+        if status not in allowed:
+            differ.append(f"{name}: {status.value} ({outcome.result.detail}), "
+                          f"recorded {NGINX_VERDICTS[name].value}")
+    assert not differ, "\n".join(differ) + "\n" + nginx.error_log()[-3000:]
+    assert elapsed < 90
+    assert "RTMP in chunk stream too big: 64 >= 32" in nginx.error_log()
+    assert "too big RTMP chunk size:16777215" in nginx.error_log()
+
+
+@pytest.mark.spec("RTMP 7.2.2.6")
+def test_probe_leaves_no_stream_published(nginx: NginxRtmp) -> None:
+    """Publishing checks end their sessions: nginx logs a deleteStream/disconnect for each
+    publish, and a fresh publisher can take a name a check just used."""
+    conformance.run(url_of(nginx), only=["publish", "relay.audio"], timeout=TIMEOUT)
+    log = nginx.error_log()
+    assert log.count("publish: name='probe-") <= log.count("disconnect")
+    ctx = conformance.Context(url_of(nginx), timeout=TIMEOUT)
+    try:
+        names = [line.split("name='")[1].split("'")[0] for line in log.splitlines()
+                 if "publish: name='probe-" in line]
+        assert names
+        for n, name in enumerate(names[-3:]):
+            _, status = ctx.connection(f"reuse-{n}").publish(name)
+            assert status.code == "NetStream.Publish.Start", (name, status.info)
+    finally:
+        ctx.close_all()
