@@ -43,6 +43,8 @@ NOTES_MARKER = "<!-- notes: everything below this line is kept when the runner r
 ORDER = ("chunk", "amf", "relay", "connections", "latency", "client")
 #: bench_chunk sizes for --quick (its run() takes total_bytes).
 QUICK_TOTAL_BYTES = 4 * 1024 * 1024
+#: bench_amf's time budget per figure for --quick (its run() takes budget).
+QUICK_BUDGET = 0.05
 
 
 def discover(only: Sequence[str]) -> List[str]:
@@ -58,8 +60,9 @@ def discover(only: Sequence[str]) -> List[str]:
     return names
 
 
-def call_run(module: Any, quick: bool, repeat: int) -> Any:
-    """Call ``module.run`` with the keyword arguments it accepts."""
+def call_run(module: Any, quick: bool, repeat: int, group: str) -> List[Dict[str, Any]]:
+    """Call ``module.run`` with the keyword arguments it accepts; a ``run()`` that takes no
+    ``repeat`` is called ``repeat`` times and its rows merged, so every figure has its runs."""
     params = inspect.signature(module.run).parameters
     kwargs: Dict[str, Any] = {}
     if "quick" in params:
@@ -68,16 +71,41 @@ def call_run(module: Any, quick: bool, repeat: int) -> Any:
         kwargs["repeat"] = 1 if quick else repeat
     if quick and "total_bytes" in params:
         kwargs["total_bytes"] = QUICK_TOTAL_BYTES
-    return module.run(**kwargs)
+    if quick and "budget" in params:
+        kwargs["budget"] = QUICK_BUDGET
+    calls = 1 if quick or "repeat" in params else repeat
+    merged: Dict[tuple, Dict[str, Any]] = {}
+    for _ in range(calls):
+        for row in normalise(module.run(**kwargs), group):
+            key = (row["group"], row["name"], row.get("peer_name", ""))
+            if key not in merged:
+                merged[key] = row
+                continue
+            for field in ("ours", "peer"):
+                if field in row:
+                    merged[key].setdefault(field, []).extend(row[field])
+    return list(merged.values())
 
 
 def normalise(result: Any, group: str) -> List[Dict[str, Any]]:
-    """Accept the row list described above, or a ``{name: values}`` mapping."""
+    """Accept the row list described above, a ``{name: values}`` mapping, or rows that
+    name their figures ``<metric>_ours`` / ``<metric>_<peer>`` (bench_amf:
+    ``ops_per_s_ours``, ``ops_per_s_py3amf``)."""
     if isinstance(result, dict):
         result = [{"name": k, "ours": v} for k, v in result.items()]
     rows = []
     for item in result or []:
         row = dict(item)
+        for key in [k for k in item if k.endswith("_ours") and "ours" not in item]:
+            metric = key[: -len("_ours")]
+            row["ours"] = row.pop(key)
+            row.setdefault("unit", metric.replace("_per_", "/"))
+            for other in [k for k in item if k.startswith(metric + "_") and k != key]:
+                value = row.pop(other)
+                if value is not None:
+                    row["peer"] = value
+                    row["peer_name"] = other[len(metric) + 1:]
+            row.pop("ratio", None)  # recomputed from the medians
         row.setdefault("group", group)
         row.setdefault("unit", "")
         for key in ("ours", "peer"):
@@ -182,7 +210,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         begun = time.monotonic()
         try:
             module = importlib.import_module(f"tests.bench.bench_{name}")
-            rows += normalise(call_run(module, args.quick, args.repeat), name)
+            rows += call_run(module, args.quick, args.repeat, name)
         except Exception as exc:
             failed = True
             traceback.print_exc()

@@ -31,7 +31,7 @@ def measure(server_name: str, plan: loadgen.MediaPlan, players: int,
             timeout: float = 600.0) -> Dict[str, float]:
     """One run against a fresh server process: MB/s, CPU s/GB, peak RSS, load generator CPU."""
     server = harness.SERVERS[server_name]()
-    with server:
+    with server, loadgen.quiet_handshake_warnings():
         cpu_before = server.cpu_seconds()
         outcome = loadgen.run_relay(loadgen.Endpoint("127.0.0.1", server.port), plan, players,
                                     timeout=timeout)

@@ -103,6 +103,14 @@ class ServerProcess:
             self._tmp.cleanup()
             self._tmp = None
 
+    def running(self) -> bool:
+        """Whether the server process is still alive."""
+        try:
+            with open(f"/proc/{self.pid}/stat") as stat:
+                return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            return False
+
     def cpu_seconds(self) -> float:
         """User + system CPU seconds of the server so far (``/proc/PID/stat`` fields 14, 15)."""
         with open(f"/proc/{self.pid}/stat") as stat:

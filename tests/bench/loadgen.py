@@ -362,12 +362,15 @@ def quiet_handshake_warnings() -> Iterator[None]:
 
 
 def session_once(endpoint: Endpoint, timeout: float = 10.0) -> None:
-    """One full player session: handshake, connect, createStream, play, close."""
+    """One full player session: handshake, connect, createStream, play, then a polite
+    close as ffmpeg does it: ``deleteStream`` (RTMP 7.2.2.3) and a TCP shutdown."""
     conn = RawConnection(endpoint, timeout)
     try:
         conn.connect()
         stream_id = conn.create_stream()
         conn.play(stream_id)
+        conn.send(commands.delete_stream(stream_id))
+        conn.sock.shutdown(socket.SHUT_WR)
     finally:
         conn.close()
 
