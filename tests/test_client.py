@@ -288,6 +288,14 @@ class TestFailures:
             client.connect("rtmp://no-such-host.invalid/live")
 
     @pytest.mark.spec("RTMP 5.2.1")
+    def test_unroutable_address(self) -> None:
+        """TEST-NET-1 (RFC 5737): refused, unreachable or silent -- an error within the timeout."""
+        started = time.monotonic()
+        with Client(config(connect_timeout=1.0)) as client, pytest.raises(rtmp.RTMPError):
+            client.connect("rtmp://192.0.2.1/live")
+        assert time.monotonic() - started < 2.0
+
+    @pytest.mark.spec("RTMP 5.2.1")
     def test_server_closes_mid_handshake(self) -> None:
         def script(t: Transport, _: int) -> None:
             t.sock.recv(1)  # C0 arrives; hang up before S0/S1
