@@ -14,6 +14,8 @@ import time
 from typing import List, Optional, Tuple
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rtmp.chunk import ChunkDecoder, encode_type0
 from rtmp.message import Message, MessageType
@@ -840,3 +842,61 @@ class TestLimits:
 
 
 from rtmp import TimeoutError as rtmp_timeout  # noqa: E402
+
+
+_frame_kinds = st.sampled_from(["key", "inter", "inter", "inter", "audio", "config"])
+
+
+class TestDropPolicyProperties:
+    """Whatever the frame sequence and budget, a slow player gets a decodable stream."""
+
+    @pytest.mark.spec("RTMP 7.2.2.1", "FLV E.4.3.1")
+    @settings(max_examples=60, deadline=None)
+    @given(
+        plan=st.lists(st.tuples(_frame_kinds, st.integers(1, 3000)), min_size=1, max_size=80),
+        budget=st.integers(500, 20_000),
+    )
+    def test_delivered_stream_is_decodable(self, plan: List[Tuple[str, int]], budget: int) -> None:
+        sink = Sink()
+        sink.gate.clear()  # stalled while everything is offered
+        player = LivePlayer(sink, 1, max_queue_bytes=budget)
+        player.start()
+        offered: List[Message] = []
+        try:
+            for i, (kind, size) in enumerate(plan):
+                if kind == "key":
+                    msg = video(bytes([0x17, 1, 0, 0, 0]) + b"k" * size, i)
+                elif kind == "inter":
+                    msg = video(bytes([0x27, 1, 0, 0, 0]) + b"p" * size, i)
+                elif kind == "audio":
+                    msg = audio(bytes([0xAF, 1]) + b"a" * size, i)
+                else:
+                    msg = video(AVC_HEADER, i)
+                offered.append(msg)
+                player.offer(encode_type0(msg, 4096), msg, classify(msg))
+            sink.gate.set()
+            assert player.drain(10)
+        finally:
+            sink.gate.set()
+            player.close()
+        delivered = sink.messages()
+        # In order, whole messages, a subsequence of what was offered.
+        assert [m.timestamp for m in delivered] == sorted(m.timestamp for m in delivered)
+        by_time = {m.timestamp: m for m in delivered}
+        assert all(by_time[m.timestamp].data == m.data for m in offered if m.timestamp in by_time)
+        # Sequence headers are dropped only for a player 4x over its budget (stalled).
+        if player.stats.max_queued_bytes + 64 <= 4 * budget:
+            assert all(m.timestamp in by_time for m in offered if classify(m) == FrameKind.CONFIG)
+        # No inter-frame is delivered after a missing video frame until a keyframe came.
+        broken = False
+        for msg in offered:
+            kind = classify(msg)
+            if kind not in (FrameKind.KEYFRAME, FrameKind.INTERFRAME):
+                continue
+            if msg.timestamp not in by_time:
+                broken = True
+            elif kind == FrameKind.KEYFRAME:
+                broken = False
+            else:
+                assert not broken, f"inter-frame {msg.timestamp} delivered after a gap"
+        assert len(delivered) + player.stats.dropped_messages == len(offered)
