@@ -171,8 +171,6 @@ class ServerConfig:
     strict: bool = False
     """Refuse the deviations real peers force (media on msid 0, publish without
     createStream, ...) instead of tolerating them with a warning."""
-    server_name: str = "rtmp-py"
-    """Written into ``fmsVer``-adjacent logs and status descriptions."""
 
     def __post_init__(self) -> None:
         if self.chunk_size < 1 or self.chunk_size > 0x7FFFFFFF:
