@@ -1,0 +1,167 @@
+"""Resource use of rtmp.Server under load: peak RSS with many idle sessions and a csid flood.
+
+The server runs in a subprocess (so its memory is its own); this process opens the
+connections and reads the child's ``/proc/PID/status`` (``VmHWM`` is the peak resident set
+size, ``VmRSS`` the current one).  Used by ``test_resources.py`` and runnable by hand::
+
+    python -m tests.hostile.rss_probe --idle 500 --flood 20
+
+prints one line per measurement (the numbers in refs/hostile.md come from here).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from typing import Dict, List
+
+from tests.hostile.harness import RawPeer
+from tests.peers import stop_process
+
+logger = logging.getLogger(__name__)
+
+#: The server child: long timeouts (idle sessions must stay), default limits otherwise.
+SERVER_SCRIPT = """
+import sys, rtmp
+server = rtmp.Server(rtmp.ServerConfig(addr="127.0.0.1:0", read_timeout=300.0,
+                                       idle_timeout=300.0, handshake_timeout=60.0,
+                                       max_connections=5000))
+server.start()
+print(server.address[1], flush=True)
+sys.stdin.read()
+server.stop(timeout=20.0)
+print("stopped", server.stats.errors, flush=True)
+"""
+
+
+@dataclass
+class Measure:
+    """What one scenario cost the server process."""
+
+    scenario: str
+    connections: int
+    seconds: float
+    vm_hwm_kb: int
+    vm_rss_kb: int
+    threads: int
+    baseline_rss_kb: int
+
+    def line(self) -> str:
+        return (f"{self.scenario}: {self.connections} connections in {self.seconds:.1f} s; "
+                f"peak RSS (VmHWM) {self.vm_hwm_kb / 1024:.1f} MB, RSS now "
+                f"{self.vm_rss_kb / 1024:.1f} MB, {self.threads} threads "
+                f"(idle server {self.baseline_rss_kb / 1024:.1f} MB)")
+
+
+def proc_status(pid: int) -> Dict[str, int]:
+    """The numeric ``kB`` fields of /proc/PID/status that matter here."""
+    fields: Dict[str, int] = {}
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            key, _, value = line.partition(":")
+            if key in ("VmHWM", "VmRSS", "Threads"):
+                fields[key] = int(value.split()[0])
+    return fields
+
+
+class ServerProcess:
+    """rtmp.Server in a child Python process; ``stop()`` ends it through its stdin."""
+
+    def __init__(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", SERVER_SCRIPT],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line.strip().isdigit():
+            stop_process(self.process)
+            raise RuntimeError(f"server child did not start: {line!r}")
+        self.address = ("127.0.0.1", int(line))
+
+    def status(self) -> Dict[str, int]:
+        return proc_status(self.process.pid)
+
+    def stop(self, timeout: float = 30.0) -> str:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        try:
+            self.process.stdin.close()
+            self.process.wait(timeout)
+            return self.process.stdout.read().decode(errors="replace").strip()
+        except subprocess.TimeoutExpired:
+            stop_process(self.process)
+            return "killed"
+        finally:
+            self.process.stdout.close()
+
+
+def idle_sessions(count: int) -> Measure:
+    """``count`` clients that complete the handshake and ``connect``, then stay silent."""
+    server = ServerProcess()
+    peers: List[RawPeer] = []
+    try:
+        baseline = server.status()["VmRSS"]
+        start = time.monotonic()
+        for _ in range(count):
+            peer = RawPeer(server.address, timeout=30.0)
+            peer.connect()
+            peers.append(peer)
+        elapsed = time.monotonic() - start
+        time.sleep(0.5)
+        status = server.status()
+        return Measure("idle sessions", count, elapsed, status["VmHWM"], status["VmRSS"],
+                       status["Threads"], baseline)
+    finally:
+        for peer in peers:
+            peer.close()
+        server.stop()
+
+
+def chunk_stream_flood(count: int, csids: int = 1000) -> Measure:
+    """``count`` clients at once, each opening ``csids`` chunk streams with a partial
+    message that announces 16 MiB - 1 (RTMP 5.3.1.2.1): bounded by max_chunk_streams and
+    max_pending_bytes, each session is cut and its buffers freed."""
+    from tests.hostile.test_chunk_hostile import chunk
+
+    server = ServerProcess()
+    peers: List[RawPeer] = []
+    try:
+        baseline = server.status()["VmRSS"]
+        start = time.monotonic()
+        for _ in range(count):
+            peer = RawPeer(server.address, timeout=30.0)
+            peer.connect()
+            peers.append(peer)
+        burst = b"".join(chunk(0, csid, length=0xFFFFFF, type_id=9, msid=1, data=bytes(128))
+                         for csid in range(64, 64 + csids))
+        for peer in peers:
+            peer.send(burst)
+        for peer in peers:
+            peer.wait_closed(30.0)
+        elapsed = time.monotonic() - start
+        status = server.status()
+        return Measure(f"{csids}-chunk-stream flood", count, elapsed, status["VmHWM"],
+                       status["VmRSS"], status["Threads"], baseline)
+    finally:
+        for peer in peers:
+            peer.close()
+        server.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--idle", type=int, default=500, help="idle sessions (0: skip)")
+    parser.add_argument("--flood", type=int, default=20, help="flooding clients (0: skip)")
+    args = parser.parse_args()
+    if args.idle:
+        print(idle_sessions(args.idle).line(), flush=True)
+    if args.flood:
+        print(chunk_stream_flood(args.flood).line(), flush=True)
+
+
+if __name__ == "__main__":
+    main()
