@@ -448,6 +448,14 @@ class TestLifecycle:
         with pytest.raises(OSError):
             socket.create_connection((host, port), timeout=1).close()
 
+    @pytest.mark.skipif(not socket.has_dualstack_ipv6(), reason="no dual-stack IPv6 here")
+    def test_empty_host_listens_on_ipv4_and_ipv6(self) -> None:
+        with Server(ServerConfig(addr=":0")) as server:
+            port = server.address[1]
+            for url in (f"rtmp://127.0.0.1:{port}/live", f"rtmp://[::1]:{port}/live"):
+                with Client() as client:
+                    client.connect(url)
+
     def test_config_validation(self) -> None:
         with pytest.raises(ValueError):
             ServerConfig(addr="nonsense")
