@@ -16,22 +16,21 @@ import logging
 import os
 import random
 import socket
-import struct
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from .. import commands, control, user_control
+from .. import commands, user_control
 from .._bytes import U32, U32LE
 from ..chunk import EXTENDED_TIMESTAMP_MARK, ChunkInfo, encode_basic_header
 from ..commands import Command
-from ..errors import ConnectionClosedError, ProtocolError, RTMPError
+from ..errors import ConnectionClosedError
 from ..errors import TimeoutError as RTMPTimeoutError
 from ..message import Message, MessageType
 from ..transport import Transport, open_connection
 from ..url import RTMPURL, parse_url
-from ..user_control import UserControl, UserControlEvent
+from ..user_control import UserControl
 from .registry import fail
 
 __all__ = [
