@@ -1091,6 +1091,10 @@ class Encoder:
                 self._write_dynamic(alias.dynamic_properties(value).items())
         self._depth -= 1
 
+    def _write_avmplus(self, value: _amf0.AVMPlus) -> None:
+        """AMF0 3.1's wrapper means nothing inside AMF3: write the wrapped value."""
+        self.write_value(value.value)
+
     def _write_vector(self, value: _Vector) -> None:
         """AMF3 3.15: count, fixed flag, then the items (numeric ones packed at once)."""
         marker, code = _VECTOR_CODES[type(value)]
@@ -1167,6 +1171,7 @@ _WRITERS: Dict[type, _Writer] = {
     VectorDouble: Encoder._write_vector,
     VectorObject: Encoder._write_vector_object,
     Dictionary: Encoder._write_dictionary,
+    _amf0.AVMPlus: Encoder._write_avmplus,
 }
 
 _SUBCLASS_WRITERS: Tuple[Tuple[type, _Writer], ...] = (

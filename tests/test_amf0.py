@@ -673,3 +673,53 @@ class TestMiscellany:
         assert wire.endswith(EMPTY_OBJECT * 2)  # the last one is written again, not referenced
         decoded = amf0.decode(wire)
         assert len(decoded[0]) == 65540 and decoded[1] == {}
+
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=10)
+_leaves = st.one_of(
+    st.none(), st.just(UNDEFINED), st.booleans(),  # UNSUPPORTED has no AMF3 form
+    st.floats(allow_nan=False), _text, st.builds(XMLDocument, _text),
+    st.datetimes(timezones=st.just(UTC), min_value=dt.datetime(1, 1, 2), max_value=dt.datetime(9999, 12, 30)).map(
+        lambda d: d.replace(microsecond=0)
+    ),
+)
+_values = st.recursive(
+    _leaves,
+    lambda children: st.one_of(
+        st.lists(children, max_size=4),
+        # Non-empty names and arrays: AMF3 (behind AVMPlus) has no empty member name,
+        # and an empty AMF3 array reads back as a list.
+        st.dictionaries(_text.filter(bool), children, max_size=4),
+        st.dictionaries(_text.filter(bool), children, min_size=1, max_size=4).map(ECMAArray),
+        st.builds(
+            TypedObject, st.sampled_from(["a.B", "C"]),
+            st.dictionaries(_text.filter(bool), children, max_size=3),
+        ),
+        children.map(AVMPlus),
+    ),
+    max_leaves=10,
+)
+
+
+def _unwrap(value: object) -> object:
+    """What decoding gives back: AVMPlus wrappers disappear, AMF3 ints stay ints."""
+    if isinstance(value, AVMPlus):
+        return _unwrap(value.value)
+    if isinstance(value, TypedObject):
+        return TypedObject(value.class_name, {k: _unwrap(v) for k, v in value.items()})
+    if isinstance(value, dict):
+        return type(value)({k: _unwrap(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return [_unwrap(v) for v in value]
+    return value
+
+
+class TestRoundTripProperty:
+    @pytest.mark.spec("AMF0 2.1", "AMF0 3.1")
+    @given(_values)
+    def test_decode_inverts_encode(self, value: object) -> None:
+        assert amf0.decode(amf0.encode(value)) == _unwrap(value)
+        assert amf0.decode(amf0.encode(value, use_references=False)) == _unwrap(value)

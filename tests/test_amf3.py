@@ -654,3 +654,45 @@ class TestReferencesOfEveryObjectType:
             pass
 
         assert amf3.encode({Name("a"): 1}) == OBJECT_A_1
+
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=10)
+_leaves = st.one_of(
+    st.none(), st.just(UNDEFINED), st.booleans(), st.integers(-(2**53), 2**53),
+    st.floats(allow_nan=False), _text, st.binary(max_size=8),
+    st.builds(XML, _text), st.builds(XMLDocument, _text),
+    st.lists(st.integers(-(2**31), 2**31 - 1), max_size=4).map(VectorInt),
+    st.lists(st.integers(0, 2**32 - 1), max_size=4).map(lambda v: VectorUInt(v, fixed=True)),
+    st.lists(st.floats(allow_nan=False), max_size=4).map(VectorDouble),
+    st.datetimes(timezones=st.just(UTC), min_value=dt.datetime(1, 1, 2), max_value=dt.datetime(9999, 12, 30)).map(
+        lambda d: d.replace(microsecond=0)
+    ),
+)
+_values = st.recursive(
+    _leaves,
+    lambda children: st.one_of(
+        st.lists(children, max_size=4),
+        st.dictionaries(_text.filter(bool), children, max_size=4),
+        st.builds(TypedObject, st.sampled_from(["a.B", "C"]), st.dictionaries(_text.filter(bool), children, max_size=3)),
+        st.lists(children, max_size=3).map(lambda v: VectorObject(v, "*")),
+        st.lists(st.tuples(_text, children), max_size=3).map(Dictionary),
+    ),
+    max_leaves=10,
+)
+
+
+class TestRoundTripProperty:
+    @pytest.mark.spec("AMF3 3.1", "AMF3 2.2")
+    @given(_values)
+    def test_decode_inverts_encode(self, value: object) -> None:
+        assert amf3.decode(amf3.encode(value)) == value
+
+    @pytest.mark.spec("AMF3 2.2")
+    @given(st.lists(_values, min_size=1, max_size=4))
+    def test_shared_instances_survive_as_shared(self, values: list) -> None:
+        wire = amf3.encode([values, values])
+        first, second = amf3.decode(wire)
+        assert first is second and first == values
