@@ -7,6 +7,7 @@ limits.  Each case checks the healthy pair and the server's baseline afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -141,6 +142,60 @@ class TestPlayers:
         finally:
             peer.close()
         hostile.assert_healthy()
+
+    @pytest.mark.timeout(60)
+    @pytest.mark.spec("RTMP 7.2.2.1")
+    def test_max_queue_bytes_bounds_a_stalled_player(self) -> None:
+        """6 MB pushed at 2 MB/s: the stalled player's queue stays within its budget (whole
+        frames dropped), while a player that reads, on the same stream, gets every frame."""
+        budget = 256 * 1024
+        count, size = 300, 20_000
+        with running_server(max_queue_bytes=budget, read_timeout=30.0, write_timeout=30.0,
+                            idle_timeout=60.0) as server:
+            reader = rtmp.Client(rtmp.ClientConfig(connect_timeout=5, read_timeout=5))
+            reader.connect(f"rtmp://{server.address[0]}:{server.address[1]}/live")
+            reader.play("fast")
+            got: List[bytes] = []
+
+            def read() -> None:
+                with contextlib.suppress(rtmp.RTMPError):
+                    while len(got) < count:
+                        message = reader.read_message(timeout=5)
+                        if message.type == MessageType.VIDEO:
+                            got.append(message.data)
+
+            reading = threading.Thread(target=read, name="hostile-reader", daemon=True)
+            stalled = RawPeer(server.address, rcvbuf=4096)
+            try:
+                stalled.connect()
+                msid = stalled.create_stream()
+                stalled.send_message(commands.play("fast", message_stream_id=msid))
+                publisher, pub_msid = raw_publisher(server.address, "fast")
+                live = server.hub.get("live", "fast")
+                assert live is not None and wait_until(lambda: len(live.snapshot_players()) == 2, 5)
+                reading.start()
+                sent = []
+                for index in range(count):
+                    data = (AVC_KEY if index % 25 == 0 else avc_inter(index)) + bytes(size)
+                    publisher.send_message(Message(type=MessageType.VIDEO, data=data,
+                                                   timestamp=index * 10,
+                                                   message_stream_id=pub_msid))
+                    sent.append(data)
+                    time.sleep(0.01)
+                reading.join(15)
+                assert len(got) == count, f"the reading player got {len(got)} of {count}"
+                assert got == sent, "the reading player received altered frames"
+                stats = [p.stats for p in live.snapshot_players()]
+                worst = max(stats, key=lambda s: s.max_queued_bytes)
+                assert worst.dropped_messages > 0, f"the stalled player dropped nothing: {stats}"
+                assert worst.max_queued_bytes <= 4 * budget + size + 3000, stats
+                logger.info("stalled player: queue peaked at %d bytes (budget %d), %d dropped",
+                            worst.max_queued_bytes, budget, worst.dropped_messages)
+                publisher.close()
+            finally:
+                stalled.close()
+                reader.close()
+            assert server.stats.errors == 0
 
     @pytest.mark.timeout(60)
     @pytest.mark.spec("RTMP 7.2.2.1")
