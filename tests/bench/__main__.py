@@ -30,7 +30,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from tests.bench import harness
 
@@ -38,7 +38,7 @@ logger = logging.getLogger("tests.bench")
 
 BENCH_DIR = Path(__file__).resolve().parent
 DEFAULT_OUTPUT = harness.REPO / "refs" / "benchmarks.md"
-NOTES_MARKER = "<!-- notes: everything below this line is kept when the runner rewrites the file -->"
+NOTES_MARKER = "<!-- notes: everything below is kept when the runner rewrites this file -->"
 #: Modules run in this order; any other bench_*.py follows alphabetically.
 ORDER = ("chunk", "amf", "relay", "connections", "latency", "client")
 #: bench_chunk sizes for --quick (its run() takes total_bytes).
@@ -74,7 +74,7 @@ def call_run(module: Any, quick: bool, repeat: int, group: str) -> List[Dict[str
     if quick and "budget" in params:
         kwargs["budget"] = QUICK_BUDGET
     calls = 1 if quick or "repeat" in params else repeat
-    merged: Dict[tuple, Dict[str, Any]] = {}
+    merged: Dict[Tuple[str, str, str], Dict[str, Any]] = {}
     for _ in range(calls):
         for row in normalise(module.run(**kwargs), group):
             key = (row["group"], row["name"], row.get("peer_name", ""))
@@ -164,9 +164,9 @@ def document(table: str, info: Dict[str, str], args: argparse.Namespace, seconds
         "# Benchmarks\n\n"
         "Written by `python -m tests.bench` (`tox -e bench`); do not edit above the notes "
         f"marker.  Each figure is the {runs}, with min and max; every ratio compares ours "
-        "with the peer measured in the same run of the benchmark, on the same machine, interleaved run by run.  The "
-        "machine is shared with other work, so absolute figures move from run to run; the "
-        "ratios are the result.\n\n"
+        "with the peer measured in the same run of the benchmark, on the same machine, "
+        "interleaved run by run.  The machine is shared with other work, so absolute "
+        "figures move from run to run; the ratios are the result.\n\n"
         f"Machine and versions:\n\n{machine}\n- benchmark wall time: {seconds:.0f} s\n"
         f"- command: `python -m tests.bench {args.command_line}`\n\n"
         f"{table}\n\n{NOTES_MARKER}\n{notes}"

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import statistics
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from tests.bench import harness, loadgen
 
@@ -68,7 +68,7 @@ def run(quick: bool = False, repeat: int = 3, passes: Optional[int] = None,
                                          and not quick else passes)
         for name in names
     }
-    results: Dict[tuple, List[Dict[str, float]]] = {}
+    results: Dict[Tuple[str, int], List[Dict[str, float]]] = {}
     for players in PLAYER_COUNTS:
         for run_index in range(repeat):
             for name in names:  # interleaved: each repetition sees the same machine load

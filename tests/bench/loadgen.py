@@ -124,6 +124,8 @@ class MediaPlan:
     headers: List[Tuple[int, int, bytes]]
     frames: List[Tuple[int, int, bytes]]
     passes: int = 1
+    _expected: Optional[Tuple[Tuple[int, int, int], Dict[int, Tuple[int, str]]]] = field(
+        default=None, repr=False, compare=False)
 
     @classmethod
     def from_flv(cls, path: "os.PathLike[str] | str", passes: int = 1) -> "MediaPlan":
@@ -179,12 +181,19 @@ class MediaPlan:
 
     def expected(self) -> Dict[int, Tuple[int, str]]:
         """For audio (8) and video (9): the message count and SHA-256 of the payloads."""
-        hashes = {MessageType.AUDIO: hashlib.sha256(), MessageType.VIDEO: hashlib.sha256()}
-        counts = {MessageType.AUDIO: 0, MessageType.VIDEO: 0}
+        key = (len(self.headers), len(self.frames), self.passes)
+        if self._expected is None or self._expected[0] != key:
+            self._expected = (key, self._compute_expected())
+        return dict(self._expected[1])
+
+    def _compute_expected(self) -> Dict[int, Tuple[int, str]]:
+        kinds = (int(MessageType.AUDIO), int(MessageType.VIDEO))
+        hashes = {k: hashlib.sha256() for k in kinds}
+        counts = {k: 0 for k in kinds}
         for kind, data in self.media():
             hashes[kind].update(data)
             counts[kind] += 1
-        return {int(k): (counts[k], hashes[k].hexdigest()) for k in hashes}
+        return {k: (counts[k], hashes[k].hexdigest()) for k in hashes}
 
     @property
     def media_bytes(self) -> int:
@@ -588,7 +597,8 @@ class RelayOutcome:
                 name = "audio" if kind == 8 else "video"
                 got = player.counts.get(kind, 0)
                 if got != count:
-                    problems.append(f"player {player.index}: {got} {name} messages, expected {count}")
+                    problems.append(
+                        f"player {player.index}: {got} {name} messages, expected {count}")
                 elif player.hashes.get(kind) != digest:
                     problems.append(f"player {player.index}: {name} payloads differ (SHA-256)")
         return problems
