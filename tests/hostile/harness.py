@@ -20,6 +20,7 @@ Its :meth:`RawPeer.wait_closed` measures how long the server takes to hang up.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import hashlib
 import logging
@@ -146,6 +147,8 @@ class RawPeer:
         self.encoder = ChunkEncoder()
         self.decoder = ChunkDecoder(max_chunk_streams=1000)
         self.received: List[Message] = []
+        #: How many messages of each type arrived (kept when ``received`` is consumed).
+        self.counts: "collections.Counter[int]" = collections.Counter()
         self.eof = False
 
     # -- sending ---------------------------------------------------------------------------
@@ -213,7 +216,9 @@ class RawPeer:
             self.eof = True
             return False
         self.decoder.receive_data(data)
-        self.received.extend(self.decoder.messages())
+        for message in self.decoder.messages():
+            self.counts[int(message.type)] += 1
+            self.received.append(message)
         return True
 
     def read_until(self, predicate: Callable[[Message], bool], timeout: float = 5.0) -> Message:
