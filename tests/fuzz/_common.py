@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Callable, List
 
 
@@ -26,9 +27,24 @@ def split_points(data: bytes, seed: int) -> List[bytes]:
 
 
 def atheris_main(fuzz_one: Callable[[bytes], None]) -> None:
-    """``python -m tests.fuzz.fuzz_X [atheris/libFuzzer flags]``: run one target forever."""
-    import atheris  # type: ignore[import-not-found]  # optional: pip install atheris
+    """``python -m tests.fuzz.fuzz_X [libFuzzer flags] [corpus dirs]``: run one target.
 
+    With atheris installed this is an ordinary libFuzzer run (``-max_total_time=600``,
+    ``-runs=N``, a corpus directory, a crash file to reproduce).  Without it, every file
+    named on the command line is replayed once through the target (a crash reproducer).
+    """
+    try:
+        import atheris  # type: ignore[import-not-found]  # optional: pip install atheris
+    except ImportError:
+        paths = [Path(a) for a in sys.argv[1:] if not a.startswith("-")]
+        files = [p for path in paths for p in (sorted(path.iterdir()) if path.is_dir() else [path])]
+        if not files:
+            sys.exit("atheris is not installed (pip install atheris); without it, name input "
+                     "files or corpus directories to replay them through the target")
+        for path in files:
+            fuzz_one(path.read_bytes())
+        print(f"replayed {len(files)} input(s): no failure")
+        return
     atheris.instrument_all()
     atheris.Setup(sys.argv, fuzz_one)
     atheris.Fuzz()
