@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
 from typing import Callable, List
@@ -34,7 +35,7 @@ def atheris_main(fuzz_one: Callable[[bytes], None]) -> None:
     named on the command line is replayed once through the target (a crash reproducer).
     """
     try:
-        import atheris  # type: ignore[import-not-found]  # optional: pip install atheris
+        atheris = importlib.import_module("atheris")  # optional: pip install atheris
     except ImportError:
         paths = [Path(a) for a in sys.argv[1:] if not a.startswith("-")]
         files = [p for path in paths for p in (sorted(path.iterdir()) if path.is_dir() else [path])]

@@ -31,7 +31,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import rtmp
 from rtmp import commands, flv
@@ -55,7 +55,7 @@ __all__ = [
 
 #: The shared server's limits: short timeouts so that silent hostile peers are cut in a
 #: few seconds (the defaults are minutes), every other limit at its default.
-HOSTILE_CONFIG = dict(
+HOSTILE_CONFIG: Dict[str, Any] = dict(
     handshake_timeout=2.0,
     read_timeout=3.0,
     write_timeout=3.0,
@@ -89,7 +89,7 @@ def server_threads() -> List[str]:
 @contextlib.contextmanager
 def running_server(**overrides: Any) -> Iterator[rtmp.Server]:
     """A started :class:`rtmp.Server` on 127.0.0.1 and a free port; stopped on exit."""
-    options = dict(HOSTILE_CONFIG)
+    options: Dict[str, Any] = dict(HOSTILE_CONFIG)
     options.update(overrides)
     server = rtmp.Server(rtmp.ServerConfig(addr="127.0.0.1:0", **options))
     server.start()
