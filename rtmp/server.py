@@ -897,7 +897,12 @@ class ServerConnection:
         return out
 
     def _play_live(self, ns: _NetStream, reset: bool) -> None:
-        self._send(*self._play_start_messages(ns, reset, recorded=False))
+        """RTMP 7.2.2.1: subscribe, with the play statuses first in the player's queue.
+
+        The statuses go through the player's writer, queued under the stream's lock
+        before any cached or live media: once the client has Play.Start, every
+        message published after it reaches the client, after the statuses.
+        """
         player = LivePlayer(
             self._transport,  # type: ignore[arg-type]
             ns.message_stream_id,
@@ -909,7 +914,8 @@ class ServerConnection:
         player.receive_audio, player.receive_video = ns.receive_audio, ns.receive_video
         player.start()
         ns.mode, ns.player = _Mode.LIVE, player
-        ns.live = self.server.hub.subscribe(self.app, ns.name, player)
+        ns.live = self.server.hub.subscribe(
+            self.app, ns.name, player, first=self._play_start_messages(ns, reset, recorded=False))
         self.log.info("playing live %s/%s%s", self.app, ns.name,
                       "" if ns.live.live else " (waiting for a publisher)")
 

@@ -44,7 +44,7 @@ import enum
 import logging
 import threading
 from dataclasses import dataclass, field
-from typing import Callable, Deque, Dict, List, Optional, Protocol, Tuple, Union
+from typing import Callable, Deque, Dict, List, Optional, Protocol, Sequence, Tuple, Union
 
 from .chunk import encode_type0
 from .message import Message, MessageType
@@ -507,9 +507,16 @@ class LiveStream:
 
     # -- the players' side -----------------------------------------------------------------
 
-    def attach(self, player: LivePlayer) -> None:
-        """Add a player; queue metadata, sequence headers and the current GOP first."""
+    def attach(self, player: LivePlayer, first: Sequence[Message] = ()) -> None:
+        """Add a player; queue ``first``, then metadata, sequence headers and the current GOP.
+
+        ``first`` are the player's status messages (RTMP 7.2.2.1: StreamBegin,
+        Play.Reset, Play.Start).  They are queued under the stream's lock, so no media
+        can reach the player before them and none published after them is missed.
+        """
         with self._lock:
+            for message in first:
+                player.send(message)
             if self.publisher is not None:
                 msid = player.message_stream_id
                 chunk_size = player.chunk_size
@@ -617,11 +624,16 @@ class StreamHub:
             for player in players:
                 on_stop(player)
 
-    def subscribe(self, app: str, name: str, player: LivePlayer) -> LiveStream:
-        """RTMP 7.2.2.1: add a player (live now or waiting for a publisher)."""
+    def subscribe(self, app: str, name: str, player: LivePlayer,
+                  first: Sequence[Message] = ()) -> LiveStream:
+        """RTMP 7.2.2.1: add a player (live now or waiting for a publisher).
+
+        ``first`` goes to the player before anything of the stream (see
+        :meth:`LiveStream.attach`).
+        """
         with self._lock:
             stream = self._get_or_create(app, name)
-            stream.attach(player)
+            stream.attach(player, first)
             return stream
 
     def unsubscribe(self, stream: LiveStream, player: LivePlayer) -> None:

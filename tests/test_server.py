@@ -735,6 +735,87 @@ class TestStreamCommands:
                 player.close()
 
 
+class TestPlayStartOrder:
+    """RTMP 7.2.2.1: a player that has Play.Start is subscribed: nothing published after it is lost."""
+
+    @staticmethod
+    def _read_media(player: Client, timeout: float = 5.0) -> Message:
+        deadline = time.monotonic() + timeout
+        while True:
+            msg = player.read_message(timeout=max(0.05, deadline - time.monotonic()))
+            if msg.type in (MessageType.AUDIO, MessageType.VIDEO):
+                return msg
+
+    @pytest.mark.spec("RTMP 7.2.2.1")
+    def test_frame_published_right_after_play_start_arrives(self, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+        # Slow subscription down: a server that sends Play.Start before subscribing
+        # then loses the frame published right after Play.Start, every time.
+        subscribe = StreamHub.subscribe
+
+        def slow_subscribe(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            time.sleep(0.3)
+            return subscribe(self, *args, **kwargs)
+
+        monkeypatch.setattr(StreamHub, "subscribe", slow_subscribe)
+        with Server(ServerConfig(addr="127.0.0.1:0")) as server:
+            publisher, player = Client(), Client()
+            try:
+                publisher.connect(url_of(server))
+                publisher.publish("key")
+                player.connect(url_of(server))
+                player.play("key")
+                publisher.send_audio(AAC_FRAME, 40)
+                msg = self._read_media(player)
+                assert (msg.type, msg.data, msg.timestamp) == (MessageType.AUDIO, AAC_FRAME, 40)
+            finally:
+                publisher.close()
+                player.close()
+
+    @pytest.mark.spec("RTMP 7.2.2.1")
+    def test_statuses_come_before_the_cached_gop(self) -> None:
+        with Server(ServerConfig(addr="127.0.0.1:0")) as server:
+            publisher, player = Client(), Client()
+            try:
+                publisher.connect(url_of(server))
+                publisher.publish("key")
+                publisher.send_video(AVC_HEADER, 0)
+                publisher.send_video(AVC_KEY, 0)
+                assert wait_for(lambda: server.hub.get("live", "key").gop_length == 1)
+                player.connect(url_of(server))
+                stream_id = player.create_stream()
+                player.write_message(commands.play("key", stream_id, -2000, -1, True))
+                seen: List[str] = []
+                while "video" not in seen or "NetStream.Play.Start" not in seen:
+                    msg = player.read_message(timeout=5)
+                    if msg.type == MessageType.VIDEO:
+                        seen.append("video")
+                    elif msg.type in (MessageType.COMMAND_AMF0, MessageType.COMMAND_AMF3):
+                        seen.append(commands.decode_command(msg).arguments[-1]["code"])
+                assert seen.index("NetStream.Play.Start") < seen.index("video")
+                assert seen[0] == "NetStream.Play.Reset"
+            finally:
+                publisher.close()
+                player.close()
+
+    @pytest.mark.spec("RTMP 7.2.2.1")
+    def test_five_players_each_get_the_next_frame(self) -> None:
+        """The probe's ``play.immediate`` check, without the injected delay."""
+        with Server(ServerConfig(addr="127.0.0.1:0")) as server:
+            publisher = Client()
+            try:
+                publisher.connect(url_of(server))
+                publisher.publish("key")
+                for n in range(5):
+                    with Client() as player:
+                        player.connect(url_of(server))
+                        player.play("key")
+                        frame = AAC_FRAME + bytes((n,))
+                        publisher.send_audio(frame, 100 + n)
+                        assert self._read_media(player).data == frame
+            finally:
+                publisher.close()
+
+
 def player_names(server: Server) -> set:  # type: ignore[type-arg]
     return {s.name for s in server.hub.streams() if s.snapshot_players()}
 
