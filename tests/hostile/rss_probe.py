@@ -152,15 +152,55 @@ def chunk_stream_flood(count: int, csids: int = 1000) -> Measure:
         server.stop()
 
 
+def partial_message_hoard(count: int, messages: int = 4) -> Measure:
+    """``count`` clients each announce ``messages`` messages of 16 MiB - 1 on separate chunk
+    streams and send all of each but its last chunk (chunk size 16 MiB - 2), then wait.
+    The server must hold what it received until ``read_timeout``: per connection this is
+    bounded only by the decoder's ``max_pending_bytes`` (64 MiB), not by ServerConfig."""
+    import struct
+
+    from tests.hostile.test_chunk_hostile import chunk
+
+    server = ServerProcess()
+    peers: List[RawPeer] = []
+    try:
+        baseline = server.status()["VmRSS"]
+        start = time.monotonic()
+        size = 0xFFFFFF
+        first = size - 1  # the chunk size: every message lacks its 1-byte second chunk
+        body = bytes(first)
+        for _ in range(count):
+            peer = RawPeer(server.address, timeout=60.0)
+            peer.connect()
+            peer.send(chunk(0, 2, length=4, type_id=1, data=struct.pack(">I", first)))
+            for csid in range(6, 6 + messages):
+                peer.send(chunk(0, csid, length=size, type_id=9, msid=1, data=body))
+            peers.append(peer)
+        time.sleep(1.0)
+        elapsed = time.monotonic() - start
+        status = server.status()
+        alive = sum(1 for p in peers if p.is_open(0.05))
+        return Measure(f"{messages} x 16 MiB partial messages each ({alive} kept)", count,
+                       elapsed, status["VmHWM"], status["VmRSS"], status["Threads"], baseline)
+    finally:
+        for peer in peers:
+            peer.close()
+        server.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--idle", type=int, default=500, help="idle sessions (0: skip)")
     parser.add_argument("--flood", type=int, default=20, help="flooding clients (0: skip)")
+    parser.add_argument("--hoard", type=int, default=0,
+                        help="clients hoarding 4 partial 16 MiB messages each (0: skip)")
     args = parser.parse_args()
     if args.idle:
         print(idle_sessions(args.idle).line(), flush=True)
     if args.flood:
         print(chunk_stream_flood(args.flood).line(), flush=True)
+    if args.hoard:
+        print(partial_message_hoard(args.hoard).line(), flush=True)
 
 
 if __name__ == "__main__":
