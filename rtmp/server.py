@@ -998,15 +998,20 @@ class ServerConnection:
         assert ns is not None
         ms = int(max(0.0, _number(cmd.arguments[0] if cmd.arguments else None, 0)))
         if ns.mode == _Mode.VOD and ns.vod is not None:
-            position = ns.vod.seek(ms)
-            self._send(
-                user_control.stream_begin(ns.message_stream_id),
-                self._status(ns, commands.NETSTREAM_SEEK_NOTIFY,
-                             f"Seeking {position} (stream ID {ns.message_stream_id}).",
-                             details=ns.name),
-                self._status(ns, commands.NETSTREAM_PLAY_START, f"Started playing {ns.name}.",
-                             details=ns.name),
-            )
+
+            def notify(position: int) -> List[Message]:
+                return [
+                    user_control.stream_begin(ns.message_stream_id),
+                    self._status(ns, commands.NETSTREAM_SEEK_NOTIFY,
+                                 f"Seeking {position} (stream ID {ns.message_stream_id}).",
+                                 details=ns.name),
+                    self._status(ns, commands.NETSTREAM_PLAY_START,
+                                 f"Started playing {ns.name}.", details=ns.name),
+                ]
+
+            # The player drops what precedes Seek.Notify: the VOD player writes these
+            # statuses under its lock, before any media of the new position.
+            ns.vod.seek(ms, notify=notify)
             return
         # RTMP 7.2.2.7: failure is an _error; a live stream has nowhere to seek to.
         self._send(commands.error(
@@ -1024,28 +1029,25 @@ class ServerConnection:
         paused = bool(args[0]) if args else True
         ms_value = _number(args[1] if len(args) > 1 else None, -1)
         ms = int(ms_value) if ms_value >= 0 else None
+        if paused:
+            statuses = [self._status(ns, commands.NETSTREAM_PAUSE_NOTIFY,
+                                     f"Pausing {ns.name}.", details=ns.name)]
+        else:
+            statuses = [user_control.stream_begin(ns.message_stream_id),
+                        self._status(ns, commands.NETSTREAM_UNPAUSE_NOTIFY,
+                                     f"Unpausing {ns.name}.", details=ns.name)]
         if ns.mode == _Mode.VOD and ns.vod is not None:
-            ns.vod.pause(paused, ms)
+            # Written by the VOD player under its lock: Unpause.Notify precedes the
+            # resumed media.
+            ns.vod.pause(paused, ms, notify=lambda _position: statuses)
         elif ns.mode == _Mode.LIVE and ns.player is not None:
-            ns.player.pause(paused)
+            ns.player.pause(paused, statuses)
         else:
             self._send(commands.error(
                 cmd.transaction_id,
                 commands.status_info(commands.NETSTREAM_FAILED, "nothing is playing"),
                 message_stream_id=ns.message_stream_id,
             ))
-            return
-        if paused:
-            status = self._status(ns, commands.NETSTREAM_PAUSE_NOTIFY,
-                                  f"Pausing {ns.name}.", details=ns.name)
-            self._stream_send(ns, status)
-        else:
-            self._stream_send(
-                ns,
-                user_control.stream_begin(ns.message_stream_id),
-                self._status(ns, commands.NETSTREAM_UNPAUSE_NOTIFY,
-                             f"Unpausing {ns.name}.", details=ns.name),
-            )
 
     _HANDLERS: Dict[str, Callable[["ServerConnection", Command], None]] = {}
 

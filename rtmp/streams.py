@@ -340,13 +340,20 @@ class LivePlayer:
 
     # -- control --------------------------------------------------------------------------
 
-    def pause(self, paused: bool) -> None:
-        """RTMP 7.2.2.8: while paused, live media is skipped; it resumes at a keyframe."""
-        with self._cond:
+    def pause(self, paused: bool, statuses: Sequence[Message] = ()) -> None:
+        """RTMP 7.2.2.8: while paused, live media is skipped; it resumes at a keyframe.
+
+        ``statuses`` (Pause.Notify, or StreamBegin + Unpause.Notify) are queued in the
+        same step, after the media sent before the pause and before any sent after
+        the resume.
+        """
+        with self._cond:  # a re-entrant lock: send() below takes it again
             self._paused = paused
             if paused:
                 self._purge_media()
                 self._await_keyframe = True
+            for message in statuses:
+                self.send(message)
 
     def close(self, timeout: Optional[float] = 5.0) -> None:
         """Stop the writer thread after discarding the queue; idempotent."""

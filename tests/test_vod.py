@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rtmp import commands, flv, user_control
+from rtmp import Client, Server, ServerConfig, commands, flv, user_control
 from rtmp.amf import decode_payload
 from rtmp.message import Message, MessageType, build_aggregate
 from rtmp.vod import (
@@ -819,3 +819,105 @@ class TestThread:
         assert isinstance(player.error, ConnectionResetError)
         assert not player.finished.is_set()
         player.stop()
+
+
+# --------------------------------------------------------------------------------------
+# VOD through rtmp.Server: the order of status messages and media, receiveAudio/Video.
+# --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def vod_server(tmp_path: Path) -> Iterator[Tuple[Server, Client]]:
+    """A server with ``live/movie.flv`` (4 s) recorded, and a connected player client."""
+    (tmp_path / "live").mkdir()
+    record(tmp_path / "live" / "movie.flv", media_messages(4.0))
+    with Server(ServerConfig(addr="127.0.0.1:0", record_dir=tmp_path)) as server:
+        host, port = server.address
+        client = Client()
+        try:
+            client.connect(f"rtmp://{host}:{port}/live")
+            yield server, client
+        finally:
+            client.close()
+
+
+def status_code(msg: Message) -> Optional[str]:
+    """The ``code`` of an onStatus command, else None."""
+    if msg.type not in (MessageType.COMMAND_AMF0, MessageType.COMMAND_AMF3):
+        return None
+    cmd = commands.decode_command(msg)
+    info = cmd.arguments[-1] if cmd.arguments else None
+    return info.get("code") if cmd.name == "onStatus" and isinstance(info, dict) else None
+
+
+def media_until(client: Client, code: str, timeout: float = 5.0) -> List[Message]:
+    """Read until the onStatus ``code``; return the audio/video messages before it."""
+    deadline = time.monotonic() + timeout
+    media: List[Message] = []
+    while True:
+        msg = client.read_message(timeout=max(0.05, deadline - time.monotonic()))
+        if status_code(msg) == code:
+            return media
+        if msg.type in (MessageType.AUDIO, MessageType.VIDEO):
+            media.append(msg)
+
+
+def next_media(client: Client, timeout: float = 5.0) -> Message:
+    deadline = time.monotonic() + timeout
+    while True:
+        msg = client.read_message(timeout=max(0.05, deadline - time.monotonic()))
+        if msg.type in (MessageType.AUDIO, MessageType.VIDEO):
+            return msg
+
+
+def _delay_after(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """Make ``VodPlayer.<name>`` linger 0.3 s after it has repositioned playback.
+
+    A server that sends its status messages after the call returns then lets the
+    playback thread send media of the new position first, every time.
+    """
+    original = getattr(VodPlayer, name)
+
+    def slow(self: VodPlayer, *args: object, **kwargs: object) -> object:
+        result = original(self, *args, **kwargs)
+        time.sleep(0.3)
+        return result
+
+    monkeypatch.setattr(VodPlayer, name, slow)
+
+
+class TestThroughServer:
+    """RTMP 7.2.2.7 / 7.2.2.8 / 7.2.2.4: the server's VOD commands, over loopback."""
+
+    @pytest.mark.spec("RTMP 7.2.2.7")
+    def test_seek_notify_before_media_of_the_new_position(
+        self, vod_server: Tuple[Server, Client], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        _delay_after(monkeypatch, "seek")
+        _, client = vod_server
+        client.play("movie", start=0)
+        stream_id = client.stream_id
+        assert stream_id is not None
+        client.write_message(commands.seek(3000, stream_id))
+        before = media_until(client, commands.NETSTREAM_SEEK_NOTIFY)
+        assert all(m.timestamp < 3000 for m in before), "new position's media before Seek.Notify"
+        after = media_until(client, commands.NETSTREAM_PLAY_START)
+        assert after == []  # RTMP 7.2.2.7: Seek.Notify, Play.Start, then the media
+        first = next_media(client)
+        assert (first.timestamp, first.data) == (3000, AVC_SEQUENCE_HEADER)
+
+    @pytest.mark.spec("RTMP 7.2.2.8")
+    def test_unpause_notify_before_resumed_media(
+        self, vod_server: Tuple[Server, Client], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        _delay_after(monkeypatch, "pause")
+        _, client = vod_server
+        client.play("movie", start=0)
+        stream_id = client.stream_id
+        assert stream_id is not None
+        client.write_message(commands.pause(True, 500, stream_id))
+        media_until(client, commands.NETSTREAM_PAUSE_NOTIFY)
+        client.write_message(commands.pause(False, 500, stream_id))
+        during = media_until(client, commands.NETSTREAM_UNPAUSE_NOTIFY)
+        assert during == [], "media between Pause.Notify and Unpause.Notify"
+        assert next_media(client).timestamp > 500  # RTMP 7.2.2.8: only what follows 500 ms
