@@ -20,7 +20,14 @@ from rtmp import amf0, amf3, commands
 from rtmp.chunk import ChunkDecoder, ChunkEncoder
 from rtmp.handshake import ClientHandshake, ServerHandshake
 from rtmp.message import Message, MessageType
-from tests.fuzz import fuzz_amf0, fuzz_amf3, fuzz_chunk, fuzz_commands, fuzz_handshake
+from tests.fuzz import (
+    fuzz_amf0,
+    fuzz_amf3,
+    fuzz_chunk,
+    fuzz_commands,
+    fuzz_handshake,
+    fuzz_session,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -128,6 +135,30 @@ class TestChunkDecoderFuzz:
             got.extend(decoder.messages())
         assert [(m.type, m.data, m.timestamp, m.message_stream_id) for m in got] == [
             (m.type, m.data, m.timestamp, m.message_stream_id) for m in sent]
+
+
+_control_messages = st.builds(
+    lambda type_id, data, csid: Message(type=MessageType(type_id), data=data, chunk_stream_id=csid),
+    st.sampled_from([1, 2, 3, 4, 5, 6]),
+    st.binary(max_size=12) | st.integers(0, 0xFFFFFFFF).map(lambda v: v.to_bytes(4, "big")),
+    st.sampled_from([2, 3]),
+)
+
+
+@st.composite
+def control_streams(draw: st.DrawFn) -> bytes:
+    encoder = ChunkEncoder(128)
+    items = draw(st.lists(_control_messages | messages(), max_size=10))
+    return b"".join(encoder.encode(m) for m in items)
+
+
+class TestSessionFuzz:
+    """RTMP 5.4 / 6.2: protocol control from a peer: ProtocolError or bounded replies."""
+
+    @pytest.mark.spec("RTMP 5.4")
+    @given(control_byte, mutated(control_streams()))
+    def test_control_messages(self, control: bytes, data: bytes) -> None:
+        fuzz_session.fuzz_one(control + data)
 
 
 class TestHandshakeFuzz:
