@@ -914,6 +914,7 @@ class ServerConnection:
         player.receive_audio, player.receive_video = ns.receive_audio, ns.receive_video
         player.start()
         ns.mode, ns.player = _Mode.LIVE, player
+        self._update_state()  # PLAYING before the client can see Play.Start
         ns.live = self.server.hub.subscribe(
             self.app, ns.name, player, first=self._play_start_messages(ns, reset, recorded=False))
         self.log.info("playing live %s/%s%s", self.app, ns.name,
@@ -936,8 +937,10 @@ class ServerConnection:
             self._send(self._status(ns, commands.NETSTREAM_PLAY_FAILED,
                                     f"cannot play {ns.name}: {exc}", details=ns.name))
             return
-        self._send(*self._play_start_messages(ns, reset, recorded=True))
+        vod.receive_audio, vod.receive_video = ns.receive_audio, ns.receive_video
         ns.mode, ns.vod = _Mode.VOD, vod
+        self._update_state()  # PLAYING before the client can see Play.Start
+        self._send(*self._play_start_messages(ns, reset, recorded=True))
         vod.start()
         self.log.info("playing recorded %s/%s from %d ms (%d ms long)", self.app, ns.name,
                       start_ms, vod.duration_ms)
@@ -967,11 +970,13 @@ class ServerConnection:
             ns.receive_audio = flag
         else:
             ns.receive_video = flag
-        if ns.player is not None:
+        for target in (ns.player, ns.vod):  # the live or the recorded stream's player
+            if target is None:
+                continue
             if audio:
-                ns.player.receive_audio = flag
+                target.receive_audio = flag
             else:
-                ns.player.receive_video = flag
+                target.receive_video = flag
         if flag:  # RTMP 7.2.2.4: true is answered with Seek.Notify and Play.Start
             self._stream_send(ns,
                 self._status(ns, commands.NETSTREAM_SEEK_NOTIFY, "Receiving media again."),

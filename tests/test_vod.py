@@ -921,3 +921,33 @@ class TestThroughServer:
         during = media_until(client, commands.NETSTREAM_UNPAUSE_NOTIFY)
         assert during == [], "media between Pause.Notify and Unpause.Notify"
         assert next_media(client).timestamp > 500  # RTMP 7.2.2.8: only what follows 500 ms
+    @pytest.mark.spec("RTMP 7.2.2.4", "RTMP 7.2.2.5")
+    def test_receive_audio_and_video_reach_the_vod_player(
+        self, vod_server: Tuple[Server, Client]
+    ) -> None:
+        server, client = vod_server
+        client.play("movie", start=0)
+        stream_id = client.stream_id
+        assert stream_id is not None
+        client.receive_audio(False)
+        client.receive_video(False)
+
+        (conn,) = server.connections
+        vod = conn._streams[stream_id].vod
+        assert isinstance(vod, VodPlayer)
+
+        def vod_flags() -> Tuple[bool, bool]:
+            return vod.receive_audio, vod.receive_video
+
+        deadline = time.monotonic() + 5
+        while vod_flags() != (False, False) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert vod_flags() == (False, False)
+        client.receive_video(True, wait=True)  # answered with Seek.Notify + Play.Start
+        assert vod_flags() == (False, True)
+        # Seek to the last second: nothing buffered is left to arrive, and only video follows.
+        client.write_message(commands.seek(3000, stream_id))
+        media_until(client, commands.NETSTREAM_SEEK_NOTIFY)
+        after = media_until(client, commands.NETSTREAM_PLAY_STOP, timeout=10)
+        assert any(m.data[:2] == b"\x27\x01" for m in after)  # inter-frames
+        assert all(m.type == MessageType.VIDEO or m.data == AAC_SEQUENCE_HEADER for m in after)
