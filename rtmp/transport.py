@@ -201,8 +201,11 @@ class Transport:
                     raise TimeoutError(f"no message within {timeout} s")
                 session.receive_data(self._recv(remaining, during="read"))
 
-    def _recv(self, timeout: Optional[float], *, during: str) -> bytes:
-        """Wait up to ``timeout`` for bytes; b"" marks EOF (and sets ``_eof``)."""
+    def _recv(self, timeout: Optional[float], *, during: str) -> Union[bytes, memoryview]:
+        """Wait up to ``timeout`` for bytes; b"" marks EOF (and sets ``_eof``).
+
+        The result is a view of the read buffer, valid until the next read: every
+        consumer (handshake, chunk decoder) copies what it keeps."""
         if self._closed:
             raise ConnectionClosedError("transport is closed")
         sock = self.sock
@@ -234,7 +237,7 @@ class Transport:
             self._eof = True
             if during == "handshake":
                 raise ConnectionClosedError("EOF")
-        return bytes(self._view[:count])
+        return self._view[:count]
 
     # -- writing ------------------------------------------------------------------------
 
