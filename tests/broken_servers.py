@@ -26,7 +26,7 @@ from rtmp.amf0 import ECMAArray
 from rtmp.chunk import EXTENDED_TIMESTAMP_MARK, ChunkDecoder, ChunkEncoder, ChunkInfo
 from rtmp.chunk import encode_basic_header
 from rtmp.handshake import HANDSHAKE_SIZE, ClientHandshake, ServerHandshake
-from rtmp.message import PROTOCOL_CONTROL_TYPES, Message, MessageType
+from rtmp.message import PROTOCOL_CONTROL_TYPES, Message, MessageType, split_aggregate
 from rtmp.user_control import UserControlEvent
 
 logger = logging.getLogger(__name__)
@@ -68,6 +68,10 @@ RULES: Dict[str, str] = {
     "drop-csid-3byte": "messages on chunk streams 320+ are lost (RTMP 5.3.1.1)",
     "ignore-set-chunk-size": "the client's Set Chunk Size is ignored (RTMP 5.4.1)",
     "ignore-abort": "Abort Message is ignored (RTMP 5.4.2)",
+    "aggregate-no-offset": "aggregate sub-messages keep their own timestamps (RTMP 7.1.6)",
+    "ignore-receive-audio": "receiveAudio is ignored (RTMP 7.2.2.4)",
+    "no-interleave": "a message whose chunks were interleaved with another chunk stream's is "
+                     "garbled (RTMP 5.3)",
     "extended-timestamp-clamp": "extended timestamps are read as 0xFFFFFF (RTMP 5.3.1.3)",
     "type3-no-extended-in": "type 3 continuations are read without the extended field "
                             "(RTMP 5.3.1.3)",
@@ -131,6 +135,9 @@ class _Session:
         self.lock = threading.Lock()
         self.mute_media_until = 0.0
         self.first_fmt: Dict[int, int] = {}
+        self.got: Dict[int, int] = {}
+        self.lengths: Dict[int, int] = {}
+        self.interleaved: set = set()
 
     # -- handshakes ---------------------------------------------------------------------------
 
@@ -184,7 +191,7 @@ class _Session:
             elif self.rule == "ignore-abort":
                 ignore = (MessageType.ABORT,)
             c2s = _Decoder(ignore)
-            if self.rule in ("type1-delta", "type2-delta", "type3-delta"):
+            if self.rule in ("type1-delta", "type2-delta", "type3-delta", "no-interleave"):
                 c2s.on_chunk = self._note_chunk
             s2c = _Decoder()
             assert self.upstream is not None
@@ -242,8 +249,15 @@ class _Session:
         return wire
 
     def _note_chunk(self, info: ChunkInfo) -> None:
+        csid = info.chunk_stream_id
         if not info.continuation:
-            self.first_fmt[info.chunk_stream_id] = info.fmt
+            self.first_fmt[csid] = info.fmt
+            self.got[csid] = 0
+        self.got[csid] = self.got.get(csid, 0) + info.size
+        for other, count in self.got.items():  # another message is waiting for chunks
+            if other != csid and 0 < count < self.lengths.get(other, 0):
+                self.interleaved.add(other)
+        self.lengths[csid] = info.length
 
     # -- the rules -----------------------------------------------------------------------------
 
@@ -272,6 +286,18 @@ class _Session:
             fmt = int(rule[4])
             if self.first_fmt.get(csid) == fmt and msg.type in (8, 9):
                 return [msg.replace(timestamp=msg.timestamp + 1)]
+        if rule == "no-interleave" and csid in self.interleaved:
+            self.interleaved.discard(csid)
+            return [_flip_last(msg)]
+        if rule == "aggregate-no-offset" and msg.type == MessageType.AGGREGATE:
+            # FLV E.4.1 layout: the first sub-message's own timestamp, before the offset.
+            first = int.from_bytes(msg.data[4:7], "big") | msg.data[7] << 24
+            shift = msg.timestamp - first
+            return [sub.replace(timestamp=sub.timestamp - shift) for sub in split_aggregate(msg)]
+        if rule == "ignore-receive-audio":
+            cmd = _command(msg)
+            if cmd is not None and cmd.name == commands.RECEIVE_AUDIO:
+                return []
         if rule == "ignore-delete-stream":
             cmd = _command(msg)
             if cmd is not None and cmd.name == commands.DELETE_STREAM:

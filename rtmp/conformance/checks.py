@@ -23,7 +23,7 @@ from ..chunk import ChunkInfo
 from ..commands import Command
 from ..errors import HandshakeError
 from ..handshake import ClientHandshake
-from ..message import PROTOCOL_CONTROL_TYPES, Message, MessageType
+from ..message import PROTOCOL_CONTROL_TYPES, Message, MessageType, build_aggregate, split_aggregate
 from ..user_control import UserControlEvent
 from .context import (
     HANDSHAKE_SIZE,
@@ -665,6 +665,63 @@ def late_joiner(ctx: Context) -> Result:
     return Result.passed(detail)
 
 
+@check("relay.aggregate", "RTMP 7.1.6",
+       "an Aggregate message is relayed (whole or split) with its offset applied")
+def relay_aggregate(ctx: Context) -> Result:
+    pair = Pair(ctx, "aggregate")
+    rng = random.Random(101)
+    before = MediaSample(MessageType.AUDIO, 4980, _payload(rng, 120))
+    subs = [MediaSample(MessageType.AUDIO, 1000, _payload(rng, 130)),
+            MediaSample(MessageType.VIDEO, 1020, _payload(rng, 900, MessageType.VIDEO)),
+            MediaSample(MessageType.AUDIO, 1040, _payload(rng, 140))]
+    pair.send([before])
+    # RTMP 7.1.6: the aggregate's timestamp (5000) minus the first sub-message's (1000)
+    # is added to every sub-message: they play at 5000, 5020, 5040.
+    aggregate = build_aggregate([Message(type=s.type, data=s.data, timestamp=s.timestamp)
+                                 for s in subs], message_stream_id=pair.pub_id)
+    pair.publisher.send(aggregate.replace(timestamp=5000))
+    expected = [before] + [MediaSample(s.type, s.timestamp + 4000, s.data) for s in subs]
+
+    def split() -> List[Message]:
+        out: List[Message] = []
+        for msg in pair.received((MessageType.AUDIO, MessageType.VIDEO, MessageType.AGGREGATE)):
+            out.extend(split_aggregate(msg) if msg.type == MessageType.AGGREGATE else [msg])
+        return out
+
+    pair.player.wait(lambda _: len(split()) >= len(expected), "the aggregate's messages")
+    got = split()
+    kept = any(m.type == MessageType.AGGREGATE for m in pair.player.media(pair.play_id))
+    how = "relayed as an aggregate" if kept else "split"
+    return Result.passed(f"{how}: " + _compare(expected, got, "message"))
+
+
+@check("play.receive-audio", "RTMP 7.2.2.4",
+       "receiveAudio false stops audio to the player (video goes on); true resumes it")
+def receive_audio(ctx: Context) -> Result:
+    pair = Pair(ctx, "recvaudio")
+    player = pair.player
+    player.send(commands.encode_command(commands.RECEIVE_AUDIO, 0, None, False,
+                                        message_stream_id=pair.play_id))
+    player.create_stream()  # a round trip: the server has read receiveAudio
+    mark = len(player.received)
+    rng = random.Random(111)
+    frames = [MediaSample(MessageType.AUDIO, 100 + 20 * i, _payload(rng, 100)) for i in range(3)]
+    video = MediaSample(MessageType.VIDEO, 170, _payload(rng, 300, MessageType.VIDEO))
+    pair.send(frames + [video])
+    player.wait(lambda r: r.message.type == MessageType.VIDEO and r.message.data == video.data,
+                "video while audio is off")
+    audio = [r for r in player.received[mark:] if r.message.type == MessageType.AUDIO]
+    if audio:
+        fail(f"{len(audio)} audio messages arrived after receiveAudio false")
+    player.send(commands.encode_command(commands.RECEIVE_AUDIO, 0, None, True,
+                                        message_stream_id=pair.play_id))
+    player.create_stream()
+    again = MediaSample(MessageType.AUDIO, 200, _payload(rng, 100))
+    pair.send([again])
+    player.wait(carries(again.data), "audio after receiveAudio true")
+    return Result.passed("no audio while off, video kept flowing, audio back after true")
+
+
 @check("publish.duplicate", "RTMP 7.2.2.6",
        "a second publisher of a name being published is refused")
 def publish_duplicate(ctx: Context) -> Result:
@@ -804,6 +861,10 @@ def _raw_relay(ctx: Context, label: str, plan: List[Tuple[str, Any]],
     return pair, expected, got
 
 
+# Hand-built chunks use chunk streams 20-31 unless the chunk stream id is what is checked:
+# nginx-rtmp closes a session on any id >= its max_streams (32 by default).
+
+
 def _payload(rng: random.Random, size: int, kind: int = MessageType.AUDIO) -> bytes:
     # FLV E.4.2.1 / E.4.3.1: MP3 audio; Sorenson H.263 *keyframes*, since servers (nginx-rtmp)
     # hold back inter frames from a player until it has had a keyframe.
@@ -865,6 +926,25 @@ def chunk_type3(ctx: Context) -> Result:
                                         (3, 0, 0)])
 
 
+@check("chunk.interleaved", "RTMP 5.3",
+       "chunks of messages on different chunk streams, interleaved, are reassembled per stream")
+def chunk_interleaved(ctx: Context) -> Result:
+    pair = Pair(ctx, "interleave")
+    rng = random.Random(121)
+    audio = _payload(rng, 500)
+    video = _payload(rng, 600, MessageType.VIDEO)
+    a = raw_message(0, 30, audio, 128, timestamp=300, msid=pair.pub_id)
+    v = raw_message(0, 31, video, 128, timestamp=310, type_id=MessageType.VIDEO,
+                    msid=pair.pub_id)
+    order = [chunk for pair_ in zip(a, v) for chunk in pair_] + v[len(a):] + a[len(v):]
+    pair.publisher.send_raw(*order)
+    got_audio = pair.collect(1, (MessageType.AUDIO,), "the interleaved audio message")
+    got_video = pair.collect(1, (MessageType.VIDEO,), "the interleaved video message")
+    _compare([MediaSample(MessageType.AUDIO, 300, audio)], got_audio, "audio")
+    _compare([MediaSample(MessageType.VIDEO, 310, video)], got_video, "video")
+    return Result.passed(f"{len(a)} audio and {len(v)} video chunks alternating: both intact")
+
+
 def _csid_check(ctx: Context, label: str, streams: Sequence[Tuple[int, Optional[bytes]]]
                 ) -> Result:
     rng = random.Random(label)
@@ -904,13 +984,16 @@ def _chunk_size_relay(ctx: Context, label: str, sizes: Sequence[int], frame: int
     rng = random.Random(label)
     expected = []
     for n, size in enumerate(sizes):
-        pair.publisher.send(control.set_chunk_size(size))
+        batch: List[Message] = [control.set_chunk_size(size)]
         for k in range(2):
             data = _payload(rng, frame + 101 * k, MessageType.VIDEO)
             ts = 40 * (2 * n + k)
-            pair.publisher.send(Message(type=MessageType.VIDEO, data=data, timestamp=ts,
-                                        message_stream_id=pair.pub_id))
+            batch.append(Message(type=MessageType.VIDEO, data=data, timestamp=ts,
+                                 message_stream_id=pair.pub_id))
             expected.append(MediaSample(MessageType.VIDEO, ts, data))
+        # One write: the new size applies from the byte after Set Chunk Size, even when
+        # the receiver reads both in one go (RTMP 5.4.1).
+        pair.publisher.send(*batch)
     got = pair.collect(len(expected), (MessageType.VIDEO,), "relayed video")
     return Result.passed(f"sizes {', '.join(map(str, sizes))}: " +
                          _compare(expected, got, "message"))
@@ -929,7 +1012,8 @@ def chunk_size_large(ctx: Context) -> Result:
 
 
 @check("chunk-size.change", "RTMP 5.4.1",
-       "the chunk size changes several times between messages of a stream")
+       "the chunk size goes up and down between messages, each Set Chunk Size written "
+       "together with the messages after it")
 def chunk_size_change(ctx: Context) -> Result:
     return _chunk_size_relay(ctx, "cschange", [1000, 77, 4096, 128], 1500)
 
@@ -987,6 +1071,28 @@ def ext_ts_cross(ctx: Context) -> Result:
     for ts in (0xFFFFF0 - 40, 0xFFFFF0, 0xFFFFFE, 0xFFFFFF, 0x1000000, 0x1000014, 0x1000028):
         data = _payload(rng, 100)
         pair.publisher.send_raw(*raw_message(0, 27, data, 128, timestamp=ts, msid=pair.pub_id))
+        expected.append(MediaSample(MessageType.AUDIO, ts, data))
+    got = pair.collect(len(expected), (MessageType.AUDIO,), "relayed audio")
+    return Result.passed(_compare(expected, got, "message"))
+
+
+@check("ext-ts.delta", "RTMP 5.3.1.2.5",
+       "a type 2 delta >= 0xFFFFFF (extended field, repeated on the next type 3) is applied")
+def ext_ts_delta(ctx: Context) -> Result:
+    pair = Pair(ctx, "extdelta")
+    rng = random.Random(131)
+    delta = 0x1000000
+    steps = [(0, 1000), (2, delta), (3, delta)]
+    expected = []
+    ts = 0
+    for fmt, value in steps:
+        data = _payload(rng, 200)
+        ts = value if fmt == 0 else ts + delta
+        if fmt == 3:  # RTMP 5.3.1.3: the stored extended delta is repeated on type 3
+            chunks = raw_message(3, 29, data, 128, extended=delta)
+        else:
+            chunks = raw_message(fmt, 29, data, 128, timestamp=value, msid=pair.pub_id)
+        pair.publisher.send_raw(*chunks)
         expected.append(MediaSample(MessageType.AUDIO, ts, data))
     got = pair.collect(len(expected), (MessageType.AUDIO,), "relayed audio")
     return Result.passed(_compare(expected, got, "message"))

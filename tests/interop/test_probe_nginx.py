@@ -35,7 +35,9 @@ NGINX_VERDICTS.update({
     "chunk.csid-2byte": Status.FAIL,  # max_streams 32: chunk stream 64 closes the session
     "chunk.csid-3byte": Status.FAIL,  # idem
     "chunk-size.large": Status.FAIL,  # chunk sizes above 10485760 close the session
+    "chunk-size.change": Status.FAIL,  # a lowered size misreads the bytes read with it
     "abort.partial": Status.FAIL,  # Abort Message not implemented
+    "play.receive-audio": Status.FAIL,  # receiveAudio false does not stop the audio
 })
 #: Measured checks: a loaded machine may make them slow (WARN), never FAIL.
 TIMINGS = ("connect.timing", "timing.latency")
@@ -78,11 +80,19 @@ def test_probe_leaves_no_stream_published(nginx: NginxRtmp) -> None:
     assert log.count("publish: name='probe-") <= log.count("disconnect")
     ctx = conformance.Context(url_of(nginx), timeout=TIMEOUT)
     try:
-        names = [line.split("name='")[1].split("'")[0] for line in log.splitlines()
-                 if "publish: name='probe-" in line]
+        names = list(dict.fromkeys(line.split("name='")[1].split("'")[0]
+                                   for line in log.splitlines()
+                                   if "publish: name='probe-" in line))
         assert names
         for n, name in enumerate(names[-3:]):
-            _, status = ctx.connection(f"reuse-{n}").publish(name)
+            deadline = time.monotonic() + 5  # nginx ends a closed session asynchronously
+            while True:
+                conn = ctx.connection(f"reuse-{n}")
+                _, status = conn.publish(name)
+                if status.code == "NetStream.Publish.Start" or time.monotonic() > deadline:
+                    break
+                conn.close()
+                time.sleep(0.1)
             assert status.code == "NetStream.Publish.Start", (name, status.info)
     finally:
         ctx.close_all()
