@@ -1021,5 +1021,6 @@ class Client:
                 pass
 
 
-# The FLV helpers live in rtmp.flvio (which imports this module) and are re-exported here.
+# The FLV helpers live in rtmp.flvio and are re-exported here (flvio imports Client
+# inside its functions, so either module may be imported first).
 from .flvio import play_to_flv, publish_flv  # noqa: E402

@@ -1066,6 +1066,27 @@ class TestFlvHelpers:
         assert stats.duration_ms == 33
 
 
+class TestImports:
+    """rtmp.client re-exports the FLV helpers of rtmp.flvio: either module imports first."""
+
+    @pytest.mark.parametrize("statement", [
+        "import rtmp.flvio",
+        "import rtmp.client",
+        "from rtmp.flvio import publish_flv, play_to_flv",
+        "from rtmp.client import publish_flv, play_to_flv",
+        "import rtmp.flvio, rtmp.client; assert rtmp.client.publish_flv is rtmp.flvio.publish_flv",
+    ])
+    def test_fresh_interpreter(self, statement: str) -> None:
+        import pathlib
+        import subprocess
+        import sys
+
+        root = pathlib.Path(__file__).resolve().parents[1]
+        result = subprocess.run([sys.executable, "-c", statement], cwd=root,
+                                capture_output=True, timeout=60)
+        assert result.returncode == 0, result.stderr.decode()
+
+
 class TestConfigAndMisuse:
     """Local mistakes are ValueError/TypeError, never a protocol error."""
 
