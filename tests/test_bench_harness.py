@@ -17,6 +17,7 @@ import pytest
 from tests.bench import __main__ as runner
 from tests.bench import bench_relay, harness, loadgen
 from tests.conftest import IN_CI, require_peer
+from tests.peers import free_port
 
 SERVER_NAMES = ("ours", "nginx-rtmp", "rtmplite3")
 
@@ -67,6 +68,15 @@ class TestRelayIntegrity:
         outcome.expected[8] = (outcome.expected[8][0] + 1, outcome.expected[8][1])
         assert any("audio messages, expected" in f for f in outcome.failures)
 
+    def test_a_failed_run_is_reported_not_waited_for(self, plan: loadgen.MediaPlan) -> None:
+        """Nothing listens: every process reports its error and the run ends."""
+        outcome = loadgen.run_relay(loadgen.Endpoint("127.0.0.1", free_port()), plan, 2,
+                                    timeout=20.0)
+        assert [p.index for p in outcome.players] == [0, 1]
+        assert all("ConnectionRefusedError" in p.error for p in outcome.players)
+        assert "ConnectionRefusedError" in outcome.publisher.error
+        assert len(outcome.failures) >= 3
+
     def test_plan_repeats_frames_but_not_headers(self, plan: loadgen.MediaPlan) -> None:
         twice = loadgen.MediaPlan(plan.metadata, plan.headers, plan.frames, passes=2)
         messages = list(twice.messages(stream_id=1))
@@ -96,7 +106,7 @@ class TestRunner:
         assert text.endswith(f"{runner.NOTES_MARKER}\nProfile: kept.\n")
         assert "old table" not in text
 
-    def test_a_failing_benchmark_fails_the_run(self, tmp_path: Path) -> None:
+    def test_failures_and_missed_targets_show_in_the_table(self) -> None:
         rows = runner.normalise([{"name": "x", "ours": 1.0, "peer": [2.0], "target": "ratio >= 1"}],
                                 "demo")
         assert rows[0]["ours"] == [1.0] and rows[0]["group"] == "demo"

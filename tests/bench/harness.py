@@ -68,6 +68,10 @@ class ServerProcess:
     def command(self, port: int, directory: Path) -> List[str]:
         raise NotImplementedError
 
+    def environment(self) -> Optional[Dict[str, str]]:
+        """The server's environment (None: inherit ours)."""
+        return None
+
     def start(self) -> "ServerProcess":
         self._tmp = tempfile.TemporaryDirectory(prefix=f"rtmp-bench-{self.name}-")
         directory = Path(self._tmp.name)
@@ -75,7 +79,7 @@ class ServerProcess:
         self._log = open(directory / "server.log", "wb")
         self._process = subprocess.Popen(
             self.command(self.port, directory), cwd=directory, stdin=subprocess.DEVNULL,
-            stdout=self._log, stderr=subprocess.STDOUT,
+            stdout=self._log, stderr=subprocess.STDOUT, env=self.environment(),
         )
         self.pid = self._process.pid
         try:
@@ -142,16 +146,11 @@ class OurServer(ServerProcess):
         return [sys.executable, "-m", "rtmp", "serve", "--addr", f"127.0.0.1:{port}",
                 "--chunk-size", "4096", "--record-dir", str(directory)]
 
-    def start(self) -> "ServerProcess":
-        env_path = os.environ.get("PYTHONPATH", "")
-        os.environ["PYTHONPATH"] = str(REPO) + (os.pathsep + env_path if env_path else "")
-        try:
-            return super().start()
-        finally:
-            if env_path:
-                os.environ["PYTHONPATH"] = env_path
-            else:
-                del os.environ["PYTHONPATH"]
+    def environment(self) -> Optional[Dict[str, str]]:
+        """Ours is imported from this checkout, whatever the current directory."""
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
+        return env
 
 
 class Rtmplite3(ServerProcess):
@@ -278,11 +277,11 @@ def machine_info() -> Dict[str, str]:
         "memory": memory,
         "os": platform.platform(),
         "python": sys.version.split()[0],
-        "ffmpeg": _first_line(["ffmpeg", "-hide_banner", "-version"]),
+        "ffmpeg": _first_line(["ffmpeg", "-hide_banner", "-version"]).split(" Copyright")[0],
         "nginx": _first_line([nginx, "-v"]),
         "rtmpdump": rtmpdump,
         "rtmplite3": rtmplite,
-        "load": " ".join(open("/proc/loadavg").read().split()[:3]) if os.path.exists(
+        "load average when written (1, 5, 15 min)": " ".join(open("/proc/loadavg").read().split()[:3]) if os.path.exists(
             "/proc/loadavg") else "unknown",
     }
 

@@ -72,6 +72,8 @@ BATCH_SIZE = 256 * 1024
 DEFAULT_WINDOW = 1 << 20
 #: Window acknowledgement size our players announce (RTMP 5.4.4), as ffmpeg does.
 WINDOW_ACK_SIZE = 2_500_000
+#: How often a waiting player looks whether the run was aborted (socket timeout, seconds).
+_POLL_SECONDS = 1.0
 #: The gap put between the last message of one pass and the first of the next.
 PASS_GAP_MS = 40
 
@@ -409,21 +411,27 @@ class PlayerResult:
 
 
 def player_process(index: int, endpoint: Endpoint, expected_counts: Dict[int, int],
-                   progress: Any, ready: Any, results: Any, timeout: float,
+                   progress: Any, ready: Any, abort: Any, results: Any, timeout: float,
                    record_times: bool) -> None:
-    """One player, run in its own process; puts a :class:`PlayerResult` on ``results``."""
+    """One player, run in its own process; puts a :class:`PlayerResult` on ``results``.
+
+    Sets ``abort`` if it fails, and gives up when another process set it.
+    """
     result = PlayerResult(index)
     audio_hash, video_hash = hashlib.sha256(), hashlib.sha256()
     counts = {int(MessageType.AUDIO): 0, int(MessageType.VIDEO): 0}
     times: Dict[int, List[float]] = {int(MessageType.AUDIO): [], int(MessageType.VIDEO): []}
     conn: Optional[RawConnection] = None
+    released = False
     try:
         conn = RawConnection(endpoint, timeout)
         conn.connect()
         stream_id = conn.create_stream()
         conn.play(stream_id)
         conn.quickack = False  # bulk data from here on: normal delayed ACKs
+        conn.sock.settimeout(_POLL_SECONDS)
         ready.release()
+        released = True
         deadline = time.monotonic() + timeout
         want_audio = expected_counts[MessageType.AUDIO]
         want_video = expected_counts[MessageType.VIDEO]
@@ -432,8 +440,16 @@ def player_process(index: int, endpoint: Endpoint, expected_counts: Dict[int, in
         decoder = conn.decoder
         handle_control = conn.handle_control
         while counts[8] < want_audio or counts[9] < want_video:
-            if not conn.recv():
-                raise ConnectionError("server closed the connection before the end of the stream")
+            try:
+                if not conn.recv():
+                    raise ConnectionError("server closed the connection before the end "
+                                          "of the stream")
+            except socket.timeout:
+                if abort.is_set():
+                    raise RuntimeError("stopped: another process of the run failed") from None
+                if now() > deadline:
+                    raise TimeoutError(f"stream not complete after {timeout:.0f}s") from None
+                continue
             arrived = now()
             for message in decoder.messages():
                 kind = message.type
@@ -452,13 +468,15 @@ def player_process(index: int, endpoint: Endpoint, expected_counts: Dict[int, in
                 result.first_time = arrived
             progress[index] = media_bytes
             if arrived > deadline:
-                raise TimeoutError(f"player {index}: stream not complete after {timeout:.0f}s")
+                raise TimeoutError(f"stream not complete after {timeout:.0f}s")
         result.last_time = now()
         result.media_bytes = media_bytes
         result.wire_bytes = conn.bytes_received
     except Exception as exc:  # reported to the parent, which fails the run
         result.error = f"{type(exc).__name__}: {exc}"
-        ready.release()
+        abort.set()
+        if not released:
+            ready.release()
     finally:
         if conn is not None:
             conn.close()
@@ -493,7 +511,8 @@ def _drain(conn: RawConnection, stop: threading.Event) -> None:
 
 
 def publisher_process(endpoint: Endpoint, plan: MediaPlan, progress: Any, window: int,
-                      realtime: bool, go: Any, done: Any, results: Any, timeout: float) -> None:
+                      realtime: bool, go: Any, done: Any, abort: Any, results: Any,
+                      timeout: float) -> None:
     """Publish ``plan``: as fast as the slowest player allows, or paced by timestamps."""
     result = PublishResult()
     times: Dict[int, List[float]] = {int(MessageType.AUDIO): [], int(MessageType.VIDEO): []}
@@ -536,7 +555,7 @@ def publisher_process(endpoint: Endpoint, plan: MediaPlan, progress: Any, window
             if kind in _MEDIA:
                 sent_media += len(message.data)
             if batch_size >= BATCH_SIZE:
-                _wait_for_players(progress, sent_media - window, deadline)
+                _wait_for_players(progress, sent_media - window, deadline, abort)
                 with conn.send_lock:
                     conn.sock.sendall(b"".join(batch))
                 wire += batch_size
@@ -553,6 +572,7 @@ def publisher_process(endpoint: Endpoint, plan: MediaPlan, progress: Any, window
         done.wait(timeout)
     except Exception as exc:
         result.error = f"{type(exc).__name__}: {exc}"
+        abort.set()
     finally:
         stop.set()
         if conn is not None:
@@ -562,12 +582,14 @@ def publisher_process(endpoint: Endpoint, plan: MediaPlan, progress: Any, window
         results.put(result)
 
 
-def _wait_for_players(progress: Any, needed: int, deadline: float) -> None:
+def _wait_for_players(progress: Any, needed: int, deadline: float, abort: Any) -> None:
     """Block until every player has received at least ``needed`` media bytes."""
     if needed <= 0 or min(progress) >= needed:
         return
     pause = 0.0002
     while min(progress) < needed:
+        if abort.is_set():
+            raise RuntimeError("stopped: a player failed")
         if time.monotonic() > deadline:
             raise TimeoutError("players stopped making progress")
         time.sleep(pause)
@@ -633,6 +655,7 @@ def run_relay(endpoint: Endpoint, plan: MediaPlan, players: int, *, realtime: bo
     ctx = multiprocessing.get_context("fork")
     progress = ctx.RawArray("q", players)
     ready = ctx.Semaphore(0)
+    abort = ctx.Event()
     go = ctx.Event()
     done = ctx.Event()
     results = ctx.Queue()
@@ -640,10 +663,11 @@ def run_relay(endpoint: Endpoint, plan: MediaPlan, players: int, *, realtime: bo
     expected = plan.expected()
     counts = {k: v[0] for k, v in expected.items()}
     procs = [ctx.Process(target=player_process, name=f"bench-player-{i}",
-                         args=(i, endpoint, counts, progress, ready, results, timeout, realtime))
+                         args=(i, endpoint, counts, progress, ready, abort, results, timeout,
+                               realtime))
              for i in range(players)]
     publisher = ctx.Process(target=publisher_process, name="bench-publisher",
-                            args=(endpoint, plan, progress, window, realtime, go, done,
+                            args=(endpoint, plan, progress, window, realtime, go, done, abort,
                                   publisher_results, timeout))
     player_results: List[PlayerResult] = []
     publish_result = PublishResult(error="publisher did not report")
