@@ -281,9 +281,16 @@ def machine_info() -> Dict[str, str]:
         "nginx": _first_line([nginx, "-v"]),
         "rtmpdump": rtmpdump,
         "rtmplite3": rtmplite,
-        "load average when written (1, 5, 15 min)": " ".join(open("/proc/loadavg").read().split()[:3]) if os.path.exists(
-            "/proc/loadavg") else "unknown",
+        "load average when written (1, 5, 15 min)": _load_average(),
     }
+
+
+def _load_average() -> str:
+    try:
+        with open("/proc/loadavg") as loadavg:
+            return " ".join(loadavg.read().split()[:3])
+    except OSError:
+        return "unknown"
 
 
 # -- rows and summaries -----------------------------------------------------------------
