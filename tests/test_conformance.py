@@ -17,13 +17,17 @@ import json
 import socket
 import threading
 import time
-from typing import Dict, Iterator, List
+from typing import Dict, Iterator, List, Tuple
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import rtmp
 from rtmp import cli, conformance
 from rtmp.conformance import CHECKS, Status, base_clause, select
+from rtmp.chunk import ChunkDecoder
+from rtmp.conformance.context import raw_message
 from rtmp.conformance.runner import Outcome
 from tests.broken_servers import RULES, BrokenProxy
 from tests.clausetable import known_clauses
@@ -147,6 +151,48 @@ class TestRegistry:
     def test_unknown_selector_is_an_error(self) -> None:
         with pytest.raises(ValueError, match="no check or clause matches"):
             select(CHECKS.values(), ["handshak"])
+
+
+class TestHandBuiltChunks:
+    """The probe's own chunk builder (raw_message) against rtmp.chunk.ChunkDecoder in strict
+    mode: what a check writes is what RTMP 5.3 says it is."""
+
+    @pytest.mark.spec("RTMP 5.3.1.2", "RTMP 5.3.1.3", "RTMP 5.3.1.1")
+    @given(
+        csid=st.sampled_from([3, 20, 63, 64, 319, 320, 65599]),
+        chunk_size=st.integers(1, 300),
+        start=st.integers(0, 0xFFFFFFFF - 10 * 0x1000000),
+        steps=st.lists(st.tuples(st.sampled_from([1, 2, 3]), st.integers(0, 0x1000010),
+                                 st.integers(0, 400)), max_size=6),
+        first_size=st.integers(0, 400),
+    )
+    def test_raw_messages_decode_as_built(self, csid: int, chunk_size: int, start: int,
+                                          steps: List[Tuple[int, int, int]],
+                                          first_size: int) -> None:
+        decoder = ChunkDecoder(chunk_size=chunk_size, strict=True)
+        wire: List[bytes] = []
+        expected = []
+        data = bytes(range(256)) * 2
+        wire += raw_message(0, csid, data[:first_size], chunk_size, timestamp=start, msid=7)
+        expected.append((start, data[:first_size]))
+        ts, delta, length = start, start, first_size
+        extended = start if start >= 0xFFFFFF else None
+        for n, (fmt, value, size) in enumerate(steps):
+            if fmt == 3:  # reuses the stored length and delta (RTMP 5.3.1.2.4)
+                ts += delta
+                payload = data[n:n + length]
+                wire += raw_message(3, csid, payload, chunk_size, extended=extended)
+            else:
+                delta, ts = value, ts + value
+                length = size if fmt == 1 else length
+                payload = data[n:n + length]
+                wire += raw_message(fmt, csid, payload, chunk_size, timestamp=value)
+                extended = value if value >= 0xFFFFFF else None
+            expected.append((ts & 0xFFFFFFFF, payload))
+        decoder.receive_data(b"".join(wire))
+        got = [(m.timestamp, m.data, m.message_stream_id, m.csid) for m in decoder.messages()]
+        assert got == [(t, d, 7, csid) for t, d in expected]
+        assert decoder.buffered == 0
 
 
 class TestOurServer:

@@ -307,7 +307,8 @@ def connect_timing(ctx: Context) -> Result:
     total = (done - start) * 1000
     detail = (f"{total:.1f} ms (TCP {(tcp - start) * 1000:.1f}, handshake "
               f"{(shaken - tcp) * 1000:.1f}, connect {(done - shaken) * 1000:.1f})")
-    ctx.notes["connect_ms"] = total
+    ctx.metrics.update(connect_ms=total, tcp_ms=(tcp - start) * 1000,
+                       handshake_ms=(shaken - tcp) * 1000, connect_command_ms=(done - shaken) * 1000)
     if total > 1000:
         return Result.warning("slow: " + detail)
     return Result.passed(detail)
@@ -366,7 +367,8 @@ def ping_response(ctx: Context) -> Result:
     assert found.event is not None
     if found.event.timestamp != stamp:
         fail(f"Ping Response carries {found.event.timestamp}, not the request's {stamp}")
-    return Result.passed(f"round trip {(found.at - sent) * 1000:.1f} ms")
+    ctx.metrics["ping_rtt_ms"] = (found.at - sent) * 1000
+    return Result.passed(f"round trip {ctx.metrics['ping_rtt_ms']:.1f} ms")
 
 
 # == relay scenarios: a publisher and a player on two connections ================================
@@ -826,7 +828,7 @@ def latency(ctx: Context) -> Result:
         found = pair.player.wait(carries(data), f"audio frame {i} at the player")
         delays.append((found.at - start) * 1000)
     median = statistics.median(delays)
-    ctx.notes["latency_ms"] = median
+    ctx.metrics.update(latency_median_ms=median, latency_max_ms=max(delays))
     detail = f"median {median:.1f} ms, max {max(delays):.1f} ms over {len(delays)} frames"
     if median > 500:
         return Result.warning("slow: " + detail)

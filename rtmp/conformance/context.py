@@ -19,7 +19,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 from .. import commands, user_control
 from .._bytes import U32, U32LE
@@ -381,7 +381,8 @@ class Context:
         self.url: RTMPURL = parsed
         self.timeout = timeout
         self.run_id = run_id or os.urandom(4).hex()
-        self.notes: Dict[str, Any] = {}
+        #: Measurements a check reports besides its verdict (milliseconds, counts).
+        self.metrics: Dict[str, float] = {}
         self._sockets: List[socket.socket] = []
         self._lock = threading.Lock()
         self._names = 0
@@ -453,11 +454,4 @@ def read_exactly(sock: socket.socket, count: int, timeout: float) -> bytes:
 def quiet_bytes(sock: socket.socket, wait: float) -> bytes:
     """Whatever the server sends within ``wait`` seconds (for "must not send yet" rules)."""
     return read_exactly(sock, 1 << 16, wait)
-
-
-def first_of(items: Sequence[Received], predicate: Callable[[Received], bool]) -> Optional[int]:
-    for index, item in enumerate(items):
-        if predicate(item):
-            return index
-    return None
 

@@ -16,7 +16,7 @@ import os
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, TextIO
 
 from ..errors import HandshakeError, ProtocolError, RTMPError
@@ -40,9 +40,11 @@ class Outcome:
     check: Check
     result: Result
     elapsed: float
+    #: Measurements the check made (e.g. ``connect_ms``, ``latency_ms``).
+    metrics: Dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> Dict[str, Any]:
-        return {
+        out: Dict[str, Any] = {
             "name": self.check.name,
             "clause": self.check.clause,
             "description": self.check.description,
@@ -50,6 +52,9 @@ class Outcome:
             "detail": self.result.detail,
             "elapsed_ms": round(self.elapsed * 1000, 1),
         }
+        if self.metrics:
+            out["metrics"] = {k: round(v, 3) for k, v in self.metrics.items()}
+        return out
 
 
 def _describe(exc: BaseException) -> str:
@@ -92,7 +97,7 @@ def run_check(chk: Check, url: str, timeout: float = 10.0, run_id: Optional[str]
                                      f"{timeout * BUDGET_FACTOR + 2.0:g} s")
     else:
         result = box[0]
-    return Outcome(chk, result, time.monotonic() - start)
+    return Outcome(chk, result, time.monotonic() - start, dict(ctx.metrics))
 
 
 def run(url: str, only: Sequence[str] = (), skip: Sequence[str] = (), timeout: float = 10.0,
