@@ -736,7 +736,7 @@ class TestStreamCommands:
 
 
 class TestPlayStartOrder:
-    """RTMP 7.2.2.1: a player that has Play.Start is subscribed: nothing published after it is lost."""
+    """RTMP 7.2.2.1: a player that has Play.Start is subscribed: nothing published later is lost."""
 
     @staticmethod
     def _read_media(player: Client, timeout: float = 5.0) -> Message:
@@ -793,6 +793,41 @@ class TestPlayStartOrder:
                         seen.append(commands.decode_command(msg).arguments[-1]["code"])
                 assert seen.index("NetStream.Play.Start") < seen.index("video")
                 assert seen[0] == "NetStream.Play.Reset"
+            finally:
+                publisher.close()
+                player.close()
+
+    @pytest.mark.spec("RTMP 7.2.2.1", "RTMP 7.1.2")
+    def test_waiting_player_gets_everything_of_a_later_publisher(self) -> None:
+        """play (start -2) before anyone publishes; the publisher comes 1 s later."""
+        with Server(ServerConfig(addr="127.0.0.1:0")) as server:
+            publisher, player = Client(), Client()
+            try:
+                player.connect(url_of(server))
+                player.play("key")
+                time.sleep(1.0)
+                publisher.connect(url_of(server))
+                publisher.publish("key")
+                publisher.send_metadata({"width": 320.0})
+                publisher.send_video(AVC_HEADER, 0)
+                publisher.send_audio(AAC_HEADER, 0)
+                publisher.send_video(AVC_KEY, 0)
+                publisher.send_audio(AAC_FRAME, 10)
+                got: List[Tuple[int, bytes]] = []
+                while len(got) < 5:
+                    msg = player.read_message(timeout=5)
+                    if msg.type == MessageType.DATA_AMF0 and \
+                            commands.decode_data(msg)[0] == "|RtmpSampleAccess":
+                        continue  # part of the play replies
+                    if msg.type in (MessageType.AUDIO, MessageType.VIDEO, MessageType.DATA_AMF0):
+                        got.append((msg.type, msg.data))
+                    elif msg.type == MessageType.COMMAND_AMF0:
+                        assert commands.decode_command(msg).arguments[-1]["code"] == \
+                            commands.NETSTREAM_PLAY_PUBLISH_NOTIFY
+                assert commands.decode_data(Message(type=MessageType.DATA_AMF0, data=got[0][1])) \
+                    == [commands.ON_METADATA, {"width": 320.0}]
+                assert got[1:] == [(MessageType.VIDEO, AVC_HEADER), (MessageType.AUDIO, AAC_HEADER),
+                                   (MessageType.VIDEO, AVC_KEY), (MessageType.AUDIO, AAC_FRAME)]
             finally:
                 publisher.close()
                 player.close()

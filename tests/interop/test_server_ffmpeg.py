@@ -177,6 +177,53 @@ class TestPublishPlay:
         stream_stats = server.hub.get("live", "key")
         assert stream_stats is None  # everyone left: the stream is forgotten
 
+    @pytest.mark.spec("RTMP 7.2.2.1", "RTMP 7.1.2")
+    @pytest.mark.parametrize("delay", [1.5, 0.0], ids=["publish-after-1.5s", "publish-at-once"])
+    def test_waiting_player_gets_metadata_headers_and_media(
+        self, server: Server, source: Path, tmp_path: Path, delay: float
+    ) -> None:
+        """A player (our client, start -2) waits; ffmpeg starts publishing ``delay`` s later."""
+        from rtmp import Client, ClientConfig, MessageType, commands
+
+        url = url_of(server)
+        got: Dict[str, Any] = {}
+
+        def play() -> None:
+            try:
+                with Client(ClientConfig(read_timeout=15)) as client:
+                    client.connect(url)
+                    client.play()
+                    while len(got) < 4:
+                        msg = client.read_message()
+                        if msg.type == MessageType.DATA_AMF0:
+                            values = commands.strip_set_data_frame(commands.decode_data(msg))
+                            if values and values[0] == commands.ON_METADATA:
+                                got.setdefault("metadata", values[1])
+                        elif msg.type == MessageType.VIDEO and msg.data[1:2] == b"\x00":
+                            got.setdefault("video header", msg.timestamp)
+                        elif msg.type == MessageType.AUDIO and msg.data[1:2] == b"\x00":
+                            got.setdefault("audio header", msg.timestamp)
+                        elif msg.type in (MessageType.AUDIO, MessageType.VIDEO):
+                            got.setdefault("media", msg.timestamp)
+            except Exception as exc:  # reported by the assertion below
+                got["error"] = exc
+
+        player = threading.Thread(target=play, name="waiting-player")
+        player.start()
+        publisher = None
+        try:
+            wait_until(lambda: player_count(server) == 1, 15, "the player to subscribe")
+            time.sleep(delay)
+            publisher = Proc(ffmpeg_publish(url, source), tmp_path / "pub.log")
+            player.join(PLAYER_TIMEOUT)
+        finally:
+            if publisher is not None:
+                publisher.stop()
+        assert not player.is_alive()
+        assert "error" not in got, f"{got['error']!r}; got {sorted(got)}"
+        assert sorted(got) == ["audio header", "media", "metadata", "video header"]
+        assert got["metadata"].get("width") == 320
+
     @pytest.mark.spec("RTMP 7.2.2.1", "FLV E.4.3.1")
     def test_late_joiner_decodes_its_first_frame(self, server: Server, tmp_path: Path) -> None:
         source = sample_flv(seconds=10)
