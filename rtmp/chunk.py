@@ -571,22 +571,38 @@ class ChunkDecoder:
         buf = self._buffer
         available = len(buf)
         stride = size + step
-        for i in range(1, count + 1):
-            at = data_pos + i * stride - step
-            if at + step > available:
-                return _NEED_DATA
-            if step == 1:
-                if buf[at] != continuation[0]:
-                    return None
-            elif buf[at : at + step] != continuation:
+        first = data_pos + size  # where the first continuation header starts
+        # Continuation headers wholly received so far (header j sits at first + j * stride).
+        arrived = 0 if available < first + step else (available - first - step) // stride + 1
+        arrived = min(arrived, count)
+        # Whole-buffer check, one strided slice per header byte: a hostile chunk size of 1
+        # makes every other byte a header, and a Python loop per header would cost seconds
+        # per megabyte, again at every recv while the message is incomplete.
+        stop = first + arrived * stride
+        for k in range(step):
+            if buf[first + k : stop : stride] != continuation[k : k + 1] * arrived:
                 return None
+        if arrived < count:
+            return _NEED_DATA
         return end if end <= available else _NEED_DATA
 
     def _take_whole(self, csid: int, data_pos: int, end: int, length: int) -> bytes:
-        """Copy a contiguous multi-chunk message out with one join, skipping the headers."""
+        """Copy a contiguous multi-chunk message out, skipping the headers.
+
+        Large chunks: one join of one slice per chunk.  Small chunks (many of them): one
+        strided copy per byte position within a chunk, so the work is C loops, not one
+        Python step per chunk.
+        """
         size = self.chunk_size
         stride = size + (1 if csid < 64 else 2 if csid < 320 else 3)
         count = (length - 1) // size
+        if size < _STRIDED_COPY_BELOW:
+            out = bytearray(length)
+            buf = self._buffer
+            for k in range(min(size, length)):
+                out[k::size] = buf[data_pos + k : end : stride]
+            self._offset = end
+            return bytes(out)
         with memoryview(self._buffer) as view:
             pieces = [view[data_pos + i * stride : data_pos + i * stride + size]
                       for i in range(count)]
@@ -647,4 +663,6 @@ def parse_set_chunk_size(data: bytes, max_chunk_size: int = MAX_CHUNK_SIZE) -> i
 
 
 _NEED_DATA = object()
+#: Chunk sizes below this are copied out with strided slices (see ``_take_whole``).
+_STRIDED_COPY_BELOW = 64
 _CHUNK_CONTROL_TYPES = (MessageType.SET_CHUNK_SIZE, MessageType.ABORT)
