@@ -6,7 +6,8 @@ Contract checked on every input:
 * the limits hold: no message longer than ``max_message_size``, never more chunk streams
   than ``max_chunk_streams``, ``pending_bytes`` never negative;
 * the outcome (messages, then the error class if any) is the same whether the bytes
-  arrive at once or cut at arbitrary points: TCP segmentation must not matter.
+  arrive at once or cut at arbitrary points (TCP segmentation must not matter), and
+  whether the whole-message fast path is on or off (it must only be faster).
 
 The first input byte picks the limits and the cut pattern; the rest is the chunk stream.
 """
@@ -31,13 +32,15 @@ MAX_PENDING_BYTES = 16384
 Outcome = Tuple[List[Tuple[int, int, int, int, bytes]], Optional[str]]
 
 
-def _decode(pieces: List[bytes], strict: bool) -> Outcome:
+def _decode(pieces: List[bytes], strict: bool, chunk_by_chunk: bool = False) -> Outcome:
     decoder = ChunkDecoder(
         max_message_size=MAX_MESSAGE_SIZE,
         max_chunk_streams=MAX_CHUNK_STREAMS,
         max_pending_bytes=MAX_PENDING_BYTES,
         max_chunk_size=65536,
         strict=strict,
+        # A chunk hook turns off the whole-message fast path: the reference behaviour.
+        on_chunk=(lambda info: None) if chunk_by_chunk else None,
     )
     out: List[Tuple[int, int, int, int, bytes]] = []
     error: Optional[str] = None
@@ -65,15 +68,16 @@ def fuzz_one(data: bytes) -> None:
     control, stream = data[0], bytes(data[1:])
     strict = bool(control & 0x80)
     whole = _decode([stream], strict)
-    cut = _decode(split_points(stream, control), strict)
-    if whole[1] == cut[1] == "ProtocolError" or whole[1] is None:
-        assert whole == cut, f"segmentation changed the outcome: {whole!r} != {cut!r}"
-    else:
-        # A limit error may surface one chunk earlier or later depending on buffering,
-        # but never a different class of error, and the messages before it agree.
-        assert whole[1] == cut[1], (whole[1], cut[1])
-        shorter = min(len(whole[0]), len(cut[0]))
-        assert whole[0][:shorter] == cut[0][:shorter]
+    for other in (_decode(split_points(stream, control), strict),
+                  _decode([stream], strict, chunk_by_chunk=True)):
+        if whole[1] == other[1] == "ProtocolError" or whole[1] is None:
+            assert whole == other, f"segmentation or fast path changed: {whole!r} != {other!r}"
+        else:
+            # A limit error may surface one chunk earlier or later depending on buffering,
+            # but never a different class of error, and the messages before it agree.
+            assert whole[1] == other[1], (whole[1], other[1])
+            shorter = min(len(whole[0]), len(other[0]))
+            assert whole[0][:shorter] == other[0][:shorter]
 
 
 if __name__ == "__main__":

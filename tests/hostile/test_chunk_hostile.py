@@ -16,7 +16,7 @@ import time
 import pytest
 
 from rtmp import commands, control
-from rtmp.chunk import encode_basic_header
+from rtmp.chunk import ChunkDecoder, encode_basic_header
 from rtmp.message import Message, MessageType
 from tests.hostile.harness import HOSTILE_CONFIG, HostileEnv, RawPeer, running_server
 
@@ -76,6 +76,46 @@ class TestSetChunkSize:
             assert peer.wait_closed(READ_TIMEOUT + 3) < PROMPT
         hostile.log.wait_for(mark, complaint, "RTMP 5.4.1")
         hostile.assert_healthy()
+
+    @pytest.mark.spec("RTMP 5.4.1")
+    def test_chunk_size_one_flood(self, hostile: HostileEnv) -> None:
+        """Chunk size 1 (legal) makes every payload byte a chunk: the costliest input per
+        byte.  1 MB of it must not starve the healthy pair (which shares the GIL)."""
+        with connected(hostile) as peer:
+            peer.send(chunk(0, 2, length=4, type_id=1, data=struct.pack(">I", 1)))
+            peer.encoder.set_chunk_size(1)
+            start = time.monotonic()
+            for index in range(4):
+                peer.send_message(Message(type=MessageType.AUDIO, data=bytes(256 * 1024),
+                                          timestamp=index, message_stream_id=1))
+            assert_still_serving(peer)
+            elapsed = time.monotonic() - start
+            logger.info("1 MB at chunk size 1 (2 MB on the wire) processed in %.1f s", elapsed)
+            assert elapsed < 10
+        hostile.assert_healthy()
+
+    @pytest.mark.spec("RTMP 5.4.1", "RTMP 5.3.1.2.4")
+    def test_chunk_size_one_costs_linear_time(self) -> None:
+        """An 8 MiB message at chunk size 1 (16 MiB of wire, 64 recv batches of 256 KiB):
+        the decoder's contiguous-message scan must not redo per-chunk Python work at every
+        batch (it took about 3 s per MiB, growing with the message, before the fix)."""
+        size = 8 * 1024 * 1024
+        data = bytes(range(256)) * (size // 256)
+        # Built with strided slices (our encoder would take seconds at chunk size 1):
+        # a type 0 chunk with the first byte, then (0xC6 = type 3, csid 6, one byte) * n.
+        continuation = bytearray(2 * (size - 1))
+        continuation[0::2] = encode_basic_header(3, 6) * (size - 1)
+        continuation[1::2] = data[1:]
+        wire = chunk(0, 6, length=size, type_id=9, msid=1, data=data[:1]) + bytes(continuation)
+        decoder = ChunkDecoder(1, max_message_size=size)
+        start = time.perf_counter()
+        got = []
+        for offset in range(0, len(wire), 256 * 1024):
+            decoder.receive_data(wire[offset:offset + 256 * 1024])
+            got.extend(decoder.messages())
+        elapsed = time.perf_counter() - start
+        assert [m.data == data for m in got] == [True]
+        assert elapsed < 3.0, f"{elapsed:.1f} s for 8 MiB at chunk size 1"
 
     @pytest.mark.spec("RTMP 5.4.1")
     def test_short_payload(self, hostile: HostileEnv) -> None:
