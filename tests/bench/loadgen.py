@@ -396,7 +396,8 @@ def _cpu_seconds() -> float:
 
 @dataclass
 class PlayerResult:
-    """What one player received: per-type counts and hashes, bytes, times, its own CPU."""
+    """What one player received: per-type counts and hashes, bytes, times, and its own CPU
+    seconds while streaming (start-up excluded)."""
 
     index: int
     counts: Dict[int, int] = field(default_factory=dict)
@@ -430,6 +431,7 @@ def player_process(index: int, endpoint: Endpoint, expected_counts: Dict[int, in
         conn.play(stream_id)
         conn.quickack = False  # bulk data from here on: normal delayed ACKs
         conn.sock.settimeout(_POLL_SECONDS)
+        cpu_start = _cpu_seconds()
         ready.release()
         released = True
         deadline = time.monotonic() + timeout
@@ -472,6 +474,7 @@ def player_process(index: int, endpoint: Endpoint, expected_counts: Dict[int, in
         result.last_time = now()
         result.media_bytes = media_bytes
         result.wire_bytes = conn.bytes_received
+        result.cpu_seconds = _cpu_seconds() - cpu_start
     except Exception as exc:  # reported to the parent, which fails the run
         result.error = f"{type(exc).__name__}: {exc}"
         abort.set()
@@ -483,7 +486,6 @@ def player_process(index: int, endpoint: Endpoint, expected_counts: Dict[int, in
         result.counts = counts
         result.hashes = {8: audio_hash.hexdigest(), 9: video_hash.hexdigest()}
         result.receive_times = times
-        result.cpu_seconds = _cpu_seconds()
         results.put(result)
 
 
@@ -528,6 +530,7 @@ def publisher_process(endpoint: Endpoint, plan: MediaPlan, progress: Any, window
         reader = threading.Thread(target=_drain, args=(conn, stop), daemon=True)
         reader.start()
         go.wait(timeout)
+        cpu_start = _cpu_seconds()
         result.start_time = start = time.monotonic()
         deadline = start + timeout
         sent_media = 0
@@ -565,6 +568,7 @@ def publisher_process(endpoint: Endpoint, plan: MediaPlan, progress: Any, window
                 conn.sock.sendall(b"".join(batch))
             wire += batch_size
         result.end_time = time.monotonic()
+        result.cpu_seconds = _cpu_seconds() - cpu_start
         result.media_bytes = plan.media_bytes
         result.wire_bytes = wire
         # Closing now could reset the connection with the server's last reads pending;
@@ -578,7 +582,6 @@ def publisher_process(endpoint: Endpoint, plan: MediaPlan, progress: Any, window
         if conn is not None:
             conn.close()
         result.send_times = times
-        result.cpu_seconds = _cpu_seconds()
         results.put(result)
 
 
@@ -649,10 +652,24 @@ class RelayOutcome:
         return out
 
 
+def _context() -> Any:
+    """Processes come from a fork server: forking the caller itself is unsafe when it runs
+    threads (Python 3.12 warns), and spawning a fresh interpreter per player is slow."""
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload([__name__])
+        return ctx
+    return multiprocessing.get_context("spawn")
+
+
 def run_relay(endpoint: Endpoint, plan: MediaPlan, players: int, *, realtime: bool = False,
               window: int = DEFAULT_WINDOW, timeout: float = 300.0) -> RelayOutcome:
-    """Start ``players`` player processes, wait until all play, then publish ``plan``."""
-    ctx = multiprocessing.get_context("fork")
+    """Start ``players`` player processes, wait until all play, then publish ``plan``.
+
+    The processes come from a fork server, which imports the caller's main module again:
+    a script calling this must do so under ``if __name__ == "__main__":``.
+    """
+    ctx = _context()
     progress = ctx.RawArray("q", players)
     ready = ctx.Semaphore(0)
     abort = ctx.Event()
