@@ -12,6 +12,7 @@ import logging
 import os
 import struct
 import time
+from typing import List
 
 import pytest
 
@@ -109,7 +110,7 @@ class TestSetChunkSize:
         wire = chunk(0, 6, length=size, type_id=9, msid=1, data=data[:1]) + bytes(continuation)
         decoder = ChunkDecoder(1, max_message_size=size)
         start = time.perf_counter()
-        got = []
+        got: List[Message] = []
         for offset in range(0, len(wire), 256 * 1024):
             decoder.receive_data(wire[offset:offset + 256 * 1024])
             got.extend(decoder.messages())
