@@ -52,10 +52,17 @@ def codecs(info: Dict[str, Any]) -> Dict[str, str]:
     return {s["codec_type"]: s["codec_name"] for s in info["streams"]}
 
 
-def wait_for_log(nginx: NginxRtmp, text: str, timeout: float = TIMEOUT) -> None:
+def wait_for_log(nginx: NginxRtmp, text: str, after: str = "", timeout: float = TIMEOUT) -> None:
+    """Wait until nginx's error log has ``text`` (in a line after the first ``after``).
+
+    ``after`` matters for lines any session logs: NginxRtmp's readiness probe connects
+    and disconnects first, and nginx logs ``deleteStream`` for it too.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if text in nginx.error_log():
+        log = nginx.error_log()
+        start = log.find(after)
+        if start >= 0 and text in log[start:]:
             return
         time.sleep(0.05)
     raise AssertionError(f"nginx never logged {text!r}:\n{nginx.error_log()[-3000:]}")
@@ -81,7 +88,8 @@ class TestPublishToNginx:
         with NginxRtmp(server_config=record) as nginx:
             stats = publish_flv(nginx.url("rec", "movie"), source, realtime=False,
                                 config=client_config())
-            wait_for_log(nginx, "deleteStream")
+            # nginx writes the recording until it handles our deleteStream.
+            wait_for_log(nginx, "deleteStream", after="publish: name='movie'")
         recorded = tmp_path / "movie.flv"
         deadline = time.monotonic() + TIMEOUT  # nginx closes the file when the stream ends
         while time.monotonic() < deadline and not recorded.exists():
