@@ -48,7 +48,7 @@ logger = logging.getLogger(__name__)
 READ_BUFFER_SIZE = 256 * 1024
 #: The read buffer's size at first: it grows (x4, up to ``READ_BUFFER_SIZE``) each time a
 #: read fills it, so idle sessions cost 16 KiB instead of 256 KiB and busy ones still get
-#: large reads (500 idle sessions: 175 MB -> 60 MB peak RSS, see refs/hostile.md).
+#: large reads (500 idle sessions: 175 MB -> 55 MB peak RSS, see refs/hostile.md).
 INITIAL_READ_BUFFER_SIZE = 16 * 1024
 
 _Logger = Union[logging.Logger, logging.LoggerAdapter]  # type: ignore[type-arg]
