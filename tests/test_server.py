@@ -11,7 +11,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from typing import List, Optional, Tuple
+from typing import Any, Iterator, List, NamedTuple, Optional, Tuple
 
 import pytest
 from hypothesis import given, settings
@@ -635,6 +635,36 @@ class TestCommands:
         assert (inside / "live" / "fine.flv").is_file()
 
 
+def next_media(client: Client, timeout: float = 5.0) -> Message:
+    """The next audio or video message the client reads (others are skipped)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        msg = client.read_message(timeout=max(0.05, deadline - time.monotonic()))
+        if msg.type in (MessageType.AUDIO, MessageType.VIDEO):
+            return msg
+
+
+class LivePair(NamedTuple):
+    server: Server
+    publisher: Client
+    player: Client
+
+
+@pytest.fixture
+def live_pair() -> Iterator[LivePair]:
+    """A server, a client publishing ``key`` on it and a connected one (to play it)."""
+    with Server(ServerConfig(addr="127.0.0.1:0")) as server:
+        publisher, player = Client(), Client()
+        try:
+            publisher.connect(url_of(server))
+            publisher.publish("key")
+            player.connect(url_of(server))
+            yield LivePair(server, publisher, player)
+        finally:
+            publisher.close()
+            player.close()
+
+
 def next_status(client: Client, timeout: float = 5.0) -> Tuple[str, dict]:  # type: ignore[type-arg]
     """The next onStatus/_error the client passes on: (name, info)."""
     deadline = time.monotonic() + timeout
@@ -649,153 +679,100 @@ def next_status(client: Client, timeout: float = 5.0) -> Tuple[str, dict]:  # ty
 class TestStreamCommands:
     """RTMP 7.2.2.2 play2, 7.2.2.4/5 receiveAudio/Video, 7.2.2.7 seek on live, closeStream."""
 
-    def _pair(self, server: Server) -> Tuple[Client, Client]:
-        publisher, player = Client(), Client()
-        publisher.connect(url_of(server))
-        publisher.publish("key")
-        player.connect(url_of(server))
-        return publisher, player
-
     @pytest.mark.spec("RTMP 7.2.2.4", "RTMP 7.2.2.5")
-    def test_receive_video_false_filters_video(self) -> None:
-        with Server(ServerConfig(addr="127.0.0.1:0")) as server:
-            publisher, player = self._pair(server)
-            try:
-                player.play("key")
-                player.receive_video(False)
-                player.receive_audio(True, wait=True)  # answered: Seek.Notify + Play.Start
-                assert wait_for(lambda: all(
-                    not p.receive_video for p in server.hub.get("live", "key").snapshot_players()))
-                publisher.send_video(AVC_KEY, 0)
-                publisher.send_audio(AAC_FRAME, 10)
-                msg = player.read_message(timeout=5)
-                while msg.type not in (MessageType.AUDIO, MessageType.VIDEO):
-                    msg = player.read_message(timeout=5)
-                assert msg.type == MessageType.AUDIO
-            finally:
-                publisher.close()
-                player.close()
+    def test_receive_video_false_filters_video(self, live_pair: LivePair) -> None:
+        server, publisher, player = live_pair
+        player.play("key")
+        player.receive_video(False)
+        player.receive_audio(True, wait=True)  # answered: Seek.Notify + Play.Start
+        assert wait_for(lambda: all(
+            not p.receive_video for p in server.hub.get("live", "key").snapshot_players()))
+        publisher.send_video(AVC_KEY, 0)
+        publisher.send_audio(AAC_FRAME, 10)
+        assert next_media(player).type == MessageType.AUDIO
 
     @pytest.mark.spec("RTMP 7.2.2.7")
-    def test_seek_on_live_is_an_error(self) -> None:
-        with Server(ServerConfig(addr="127.0.0.1:0")) as server:
-            publisher, player = self._pair(server)
-            try:
-                player.play("key")
-                stream_id = player.stream_id
-                assert stream_id is not None
-                player.write_message(commands.seek(1000, stream_id))
-                name, info = next_status(player)
-                assert (name, info["code"]) == (commands.ERROR, commands.NETSTREAM_SEEK_FAILED)
-            finally:
-                publisher.close()
-                player.close()
+    def test_seek_on_live_is_an_error(self, live_pair: LivePair) -> None:
+        player = live_pair.player
+        player.play("key")
+        stream_id = player.stream_id
+        assert stream_id is not None
+        player.write_message(commands.seek(1000, stream_id))
+        name, info = next_status(player)
+        assert (name, info["code"]) == (commands.ERROR, commands.NETSTREAM_SEEK_FAILED)
 
     @pytest.mark.spec("RTMP 7.2.2.2")
-    def test_play2_switches_stream(self) -> None:
-        with Server(ServerConfig(addr="127.0.0.1:0")) as server:
-            publisher, player = self._pair(server)
-            other = Client()
-            try:
-                other.connect(url_of(server))
-                other.publish("other")
-                player.play("key")
-                stream_id = player.stream_id
-                assert stream_id is not None
-                player.write_message(commands.encode_command(
-                    commands.PLAY2, 0, None, {"streamName": "other", "transition": "switch"},
-                    message_stream_id=stream_id))
-                codes = [next_status(player)[1]["code"] for _ in range(2)]
-                assert codes == [commands.NETSTREAM_PLAY_RESET, commands.NETSTREAM_PLAY_START]
-                assert wait_for(lambda: player_names(server) == {"other"})
-                other.send_video(AVC_KEY, 0)
-                msg = player.read_message(timeout=5)
-                while msg.type != MessageType.VIDEO:
-                    msg = player.read_message(timeout=5)
-                assert msg.data == AVC_KEY
-            finally:
-                other.close()
-                publisher.close()
-                player.close()
+    def test_play2_switches_stream(self, live_pair: LivePair) -> None:
+        server, publisher, player = live_pair
+        other = Client()
+        try:
+            other.connect(url_of(server))
+            other.publish("other")
+            player.play("key")
+            stream_id = player.stream_id
+            assert stream_id is not None
+            player.write_message(commands.encode_command(
+                commands.PLAY2, 0, None, {"streamName": "other", "transition": "switch"},
+                message_stream_id=stream_id))
+            codes = [next_status(player)[1]["code"] for _ in range(2)]
+            assert codes == [commands.NETSTREAM_PLAY_RESET, commands.NETSTREAM_PLAY_START]
+            assert wait_for(lambda: player_names(server) == {"other"})
+            other.send_video(AVC_KEY, 0)
+            assert next_media(player).data == AVC_KEY
+        finally:
+            other.close()
 
     @pytest.mark.spec("RTMP 7.2.2")
-    def test_close_stream_stops_playing_but_keeps_the_id(self) -> None:
-        with Server(ServerConfig(addr="127.0.0.1:0")) as server:
-            publisher, player = self._pair(server)
-            try:
-                player.play("key")
-                assert wait_for(lambda: player_names(server) == {"key"})
-                player.close_stream()
-                assert wait_for(lambda: player_names(server) == set())
-                assert wait_for(lambda: sorted(c.state.value for c in server.connections)
-                                == ["connected", "publishing"])
-                assert player.create_stream() == 2  # stream 1 is still allocated
-            finally:
-                publisher.close()
-                player.close()
+    def test_close_stream_stops_playing_but_keeps_the_id(self, live_pair: LivePair) -> None:
+        server, publisher, player = live_pair
+        player.play("key")
+        assert wait_for(lambda: player_names(server) == {"key"})
+        player.close_stream()
+        assert wait_for(lambda: player_names(server) == set())
+        assert wait_for(lambda: sorted(c.state.value for c in server.connections)
+                        == ["connected", "publishing"])
+        assert player.create_stream() == 2  # stream 1 is still allocated
 
 
 class TestPlayStartOrder:
     """RTMP 7.2.2.1: a player that has Play.Start is subscribed: nothing published later is lost."""
 
-    @staticmethod
-    def _read_media(player: Client, timeout: float = 5.0) -> Message:
-        deadline = time.monotonic() + timeout
-        while True:
-            msg = player.read_message(timeout=max(0.05, deadline - time.monotonic()))
-            if msg.type in (MessageType.AUDIO, MessageType.VIDEO):
-                return msg
-
     @pytest.mark.spec("RTMP 7.2.2.1")
-    def test_frame_published_right_after_play_start_arrives(self, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    def test_frame_published_right_after_play_start_arrives(
+        self, live_pair: LivePair, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         # Slow subscription down: a server that sends Play.Start before subscribing
         # then loses the frame published right after Play.Start, every time.
         subscribe = StreamHub.subscribe
 
-        def slow_subscribe(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        def slow_subscribe(self: StreamHub, *args: Any, **kwargs: Any) -> Any:
             time.sleep(0.3)
             return subscribe(self, *args, **kwargs)
 
         monkeypatch.setattr(StreamHub, "subscribe", slow_subscribe)
-        with Server(ServerConfig(addr="127.0.0.1:0")) as server:
-            publisher, player = Client(), Client()
-            try:
-                publisher.connect(url_of(server))
-                publisher.publish("key")
-                player.connect(url_of(server))
-                player.play("key")
-                publisher.send_audio(AAC_FRAME, 40)
-                msg = self._read_media(player)
-                assert (msg.type, msg.data, msg.timestamp) == (MessageType.AUDIO, AAC_FRAME, 40)
-            finally:
-                publisher.close()
-                player.close()
+        _, publisher, player = live_pair
+        player.play("key")
+        publisher.send_audio(AAC_FRAME, 40)
+        msg = next_media(player)
+        assert (msg.type, msg.data, msg.timestamp) == (MessageType.AUDIO, AAC_FRAME, 40)
 
     @pytest.mark.spec("RTMP 7.2.2.1")
-    def test_statuses_come_before_the_cached_gop(self) -> None:
-        with Server(ServerConfig(addr="127.0.0.1:0")) as server:
-            publisher, player = Client(), Client()
-            try:
-                publisher.connect(url_of(server))
-                publisher.publish("key")
-                publisher.send_video(AVC_HEADER, 0)
-                publisher.send_video(AVC_KEY, 0)
-                assert wait_for(lambda: server.hub.get("live", "key").gop_length == 1)
-                player.connect(url_of(server))
-                stream_id = player.create_stream()
-                player.write_message(commands.play("key", stream_id, -2000, -1, True))
-                seen: List[str] = []
-                while "video" not in seen or "NetStream.Play.Start" not in seen:
-                    msg = player.read_message(timeout=5)
-                    if msg.type == MessageType.VIDEO:
-                        seen.append("video")
-                    elif msg.type in (MessageType.COMMAND_AMF0, MessageType.COMMAND_AMF3):
-                        seen.append(commands.decode_command(msg).arguments[-1]["code"])
-                assert seen.index("NetStream.Play.Start") < seen.index("video")
-                assert seen[0] == "NetStream.Play.Reset"
-            finally:
-                publisher.close()
-                player.close()
+    def test_statuses_come_before_the_cached_gop(self, live_pair: LivePair) -> None:
+        server, publisher, player = live_pair
+        publisher.send_video(AVC_HEADER, 0)
+        publisher.send_video(AVC_KEY, 0)
+        assert wait_for(lambda: server.hub.get("live", "key").gop_length == 1)
+        stream_id = player.create_stream()
+        player.write_message(commands.play("key", stream_id, -2000, -1, True))
+        seen: List[str] = []
+        while "video" not in seen or "NetStream.Play.Start" not in seen:
+            msg = player.read_message(timeout=5)
+            if msg.type == MessageType.VIDEO:
+                seen.append("video")
+            elif msg.type in (MessageType.COMMAND_AMF0, MessageType.COMMAND_AMF3):
+                seen.append(commands.decode_command(msg).arguments[-1]["code"])
+        assert seen.index("NetStream.Play.Start") < seen.index("video")
+        assert seen[0] == "NetStream.Play.Reset"
 
     @pytest.mark.spec("RTMP 7.2.2.1", "RTMP 7.1.2")
     def test_waiting_player_gets_everything_of_a_later_publisher(self) -> None:
@@ -846,7 +823,7 @@ class TestPlayStartOrder:
                         player.play("key")
                         frame = AAC_FRAME + bytes((n,))
                         publisher.send_audio(frame, 100 + n)
-                        assert self._read_media(player).data == frame
+                        assert next_media(player).data == frame
             finally:
                 publisher.close()
 

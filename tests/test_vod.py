@@ -27,6 +27,7 @@ from rtmp.vod import (
     safe_record_path,
     script_payload,
 )
+from tests.test_server import next_media
 
 MSID = 1
 
@@ -862,12 +863,11 @@ def media_until(client: Client, code: str, timeout: float = 5.0) -> List[Message
             media.append(msg)
 
 
-def next_media(client: Client, timeout: float = 5.0) -> Message:
-    deadline = time.monotonic() + timeout
-    while True:
-        msg = client.read_message(timeout=max(0.05, deadline - time.monotonic()))
-        if msg.type in (MessageType.AUDIO, MessageType.VIDEO):
-            return msg
+def play_movie(client: Client) -> int:
+    """Play ``movie`` from 0 s (the recording); the stream id."""
+    client.play("movie", start=0)
+    assert client.stream_id is not None
+    return client.stream_id
 
 
 def _delay_after(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
@@ -895,9 +895,7 @@ class TestThroughServer:
     ) -> None:
         _delay_after(monkeypatch, "seek")
         _, client = vod_server
-        client.play("movie", start=0)
-        stream_id = client.stream_id
-        assert stream_id is not None
+        stream_id = play_movie(client)
         client.write_message(commands.seek(3000, stream_id))
         before = media_until(client, commands.NETSTREAM_SEEK_NOTIFY)
         assert all(m.timestamp < 3000 for m in before), "new position's media before Seek.Notify"
@@ -912,9 +910,7 @@ class TestThroughServer:
     ) -> None:
         _delay_after(monkeypatch, "pause")
         _, client = vod_server
-        client.play("movie", start=0)
-        stream_id = client.stream_id
-        assert stream_id is not None
+        stream_id = play_movie(client)
         client.write_message(commands.pause(True, 500, stream_id))
         media_until(client, commands.NETSTREAM_PAUSE_NOTIFY)
         client.write_message(commands.pause(False, 500, stream_id))
@@ -926,9 +922,7 @@ class TestThroughServer:
         self, vod_server: Tuple[Server, Client]
     ) -> None:
         server, client = vod_server
-        client.play("movie", start=0)
-        stream_id = client.stream_id
-        assert stream_id is not None
+        stream_id = play_movie(client)
         client.receive_audio(False)
         client.receive_video(False)
 
