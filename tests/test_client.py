@@ -158,7 +158,7 @@ class TestConnect:
         with ScriptedServer(script) as server, Client(cfg) as client:
             assert client.state is ClientState.DISCONNECTED
             client.connect(server.url("live/inst/key"))
-            assert client.state is ClientState.CONNECTED
+            assert client.state is ClientState.CONNECTED  # type: ignore[comparison-overlap]
             assert client.server_info["code"] == "NetConnection.Connect.Success"
             assert client.server_properties["fmsVer"] == commands.DEFAULT_FMS_VERSION
             assert client.object_encoding == 0
@@ -210,7 +210,7 @@ class TestConnect:
             assert client.state is ClientState.ERROR
             client.close()
             client.close()  # safe twice
-            assert client.state is ClientState.DISCONNECTED
+            assert client.state is ClientState.DISCONNECTED  # type: ignore[comparison-overlap]
 
     @pytest.mark.spec("RTMP 7.2.1.1 [impl: ffmpeg onBWDone]")
     def test_onbwdone_answered_with_checkbw(self) -> None:
@@ -760,7 +760,8 @@ class TestCallsAndStreams:
             elif step == "data":
                 assert commands.decode_data(message) == ["cue", i]
             else:
-                assert commands.decode_command(message).info["description"] == str(i)
+                info = commands.decode_command(message).info
+                assert info is not None and info["description"] == str(i)
 
     @pytest.mark.spec("RTMP 7.2.2.3")
     def test_close_and_delete_stream(self) -> None:
@@ -992,7 +993,7 @@ class TestFlvHelpers:
 
     @staticmethod
     def _write_flv(path: Any) -> List[Any]:
-        tags = [
+        tags: List[Any] = [
             flv.Tag(18, 0, b"\x02\x00\x0aonMetaData\x08\x00\x00\x00\x00\x00\x00\x09"),
             flv.Tag(9, 0, b"\x17\x00\x00\x00\x00\x01\x64\x00\x1f"),
             flv.Tag(8, 0, b"\xaf\x00\x12\x10"),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from typing import Any, Iterator, List, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Iterator, List, NamedTuple, Optional, Tuple
 
 import pytest
 from hypothesis import given, settings
@@ -72,13 +72,13 @@ class Sink:
             return [m for _, m in self.written]
 
 
-def wait_for(predicate, timeout: float = 5.0) -> bool:  # type: ignore[no-untyped-def]
+def wait_for(predicate: Callable[[], object], timeout: float = 5.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
             return True
         time.sleep(0.01)
-    return predicate()
+    return bool(predicate())
 
 
 class TestClassify:
@@ -685,8 +685,9 @@ class TestStreamCommands:
         player.play("key")
         player.receive_video(False)
         player.receive_audio(True, wait=True)  # answered: Seek.Notify + Play.Start
-        assert wait_for(lambda: all(
-            not p.receive_video for p in server.hub.get("live", "key").snapshot_players()))
+        stream = server.hub.get("live", "key")
+        assert stream is not None
+        assert wait_for(lambda: all(not p.receive_video for p in stream.snapshot_players()))
         publisher.send_video(AVC_KEY, 0)
         publisher.send_audio(AAC_FRAME, 10)
         assert next_media(player).type == MessageType.AUDIO
@@ -761,7 +762,9 @@ class TestPlayStartOrder:
         server, publisher, player = live_pair
         publisher.send_video(AVC_HEADER, 0)
         publisher.send_video(AVC_KEY, 0)
-        assert wait_for(lambda: server.hub.get("live", "key").gop_length == 1)
+        stream = server.hub.get("live", "key")
+        assert stream is not None
+        assert wait_for(lambda: stream.gop_length == 1)
         stream_id = player.create_stream()
         player.write_message(commands.play("key", stream_id, -2000, -1, True))
         seen: List[str] = []
@@ -964,12 +967,12 @@ class TestDropPolicyProperties:
         player.start()
         offered: List[Message] = []
         try:
-            for i, (kind, size) in enumerate(plan):
-                if kind == "key":
+            for i, (plan_kind, size) in enumerate(plan):
+                if plan_kind == "key":
                     msg = video(bytes([0x17, 1, 0, 0, 0]) + b"k" * size, i)
-                elif kind == "inter":
+                elif plan_kind == "inter":
                     msg = video(bytes([0x27, 1, 0, 0, 0]) + b"p" * size, i)
-                elif kind == "audio":
+                elif plan_kind == "audio":
                     msg = audio(bytes([0xAF, 1]) + b"a" * size, i)
                 else:
                     msg = video(AVC_HEADER, i)
