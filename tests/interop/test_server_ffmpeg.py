@@ -59,6 +59,7 @@ class Proc:
 
     def __init__(self, cmd: Sequence[str], log: Path) -> None:
         self.log = log
+        self.program = Path(cmd[0]).name
         self._file = open(log, "wb")
         self.process = subprocess.Popen(list(cmd), stdin=subprocess.DEVNULL,
                                         stdout=subprocess.DEVNULL, stderr=self._file)
@@ -68,7 +69,7 @@ class Proc:
             return self.process.wait(timeout)
         except subprocess.TimeoutExpired:
             stop_process(self.process)
-            raise AssertionError(f"{self.process.args[0]} did not finish: {self.stderr()}") from None
+            raise AssertionError(f"{self.program} did not finish: {self.stderr()}") from None
         finally:
             self._file.close()
 
