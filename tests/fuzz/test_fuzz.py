@@ -31,7 +31,8 @@ from tests.fuzz import (
 
 logger = logging.getLogger(__name__)
 
-pytestmark = pytest.mark.timeout(300)
+#: --hypothesis-profile=long (20,000 examples) runs for many minutes per test.
+pytestmark = pytest.mark.timeout(300 if settings.default.max_examples <= 1000 else 7200)
 
 
 @st.composite
