@@ -59,6 +59,7 @@ from typing import (
 )
 
 from . import commands, user_control
+from .chunk import MAX_CHUNK_SIZE
 from .commands import Command
 from .errors import (
     ConnectionClosedError,
@@ -158,6 +159,10 @@ class ServerConfig:
     """Largest message a peer may send (bytes); larger ones end the connection."""
     max_chunk_streams: int = 64
     """Chunk streams a peer may have open at once (RTMP 5.3.1.1)."""
+    max_chunk_size: int = MAX_CHUNK_SIZE
+    """Largest Set Chunk Size a peer may announce (RTMP 5.4.1); a larger one ends the
+    session.  The default is the protocol's own bound, 0x7FFFFFFF: message sizes are
+    bounded by ``max_message_size`` whatever the chunk size."""
     max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES
     """Byte budget of one live player's send queue; beyond it whole frames are dropped."""
     max_gop_bytes: int = DEFAULT_MAX_GOP_BYTES
@@ -173,8 +178,9 @@ class ServerConfig:
     createStream, ...) instead of tolerating them with a warning."""
 
     def __post_init__(self) -> None:
-        if self.chunk_size < 1 or self.chunk_size > 0x7FFFFFFF:
-            raise ValueError(f"chunk_size {self.chunk_size} outside 1..0x7FFFFFFF (RTMP 5.4.1)")
+        for name in ("chunk_size", "max_chunk_size"):
+            if not 1 <= getattr(self, name) <= MAX_CHUNK_SIZE:
+                raise ValueError(f"{name} {getattr(self, name)} outside 1..0x7FFFFFFF (RTMP 5.4.1)")
         if self.window_ack_size <= 0:
             raise ValueError("window_ack_size must be positive (RTMP 5.4.4)")
         if self.max_connections < 1:
@@ -435,6 +441,7 @@ class ServerConnection:
             log=self.log,
             max_message_size=config.max_message_size,
             max_chunk_streams=config.max_chunk_streams,
+            max_chunk_size=config.max_chunk_size,
         )
         self._transport = transport
         if self._closing.is_set():

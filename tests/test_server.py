@@ -379,6 +379,7 @@ from rtmp import (  # noqa: E402
     ClientConfig,
     CommandError,
     ConnectionState,
+    RTMPError,
     Server,
     ServerConfig,
     StreamType,
@@ -463,6 +464,8 @@ class TestLifecycle:
             ServerConfig(require_auth=True)
         with pytest.raises(ValueError):
             ServerConfig(chunk_size=0)
+        with pytest.raises(ValueError):
+            ServerConfig(max_chunk_size=0x80000000)
 
     @pytest.mark.spec("RTMP 5.2")
     def test_garbage_peer_does_not_hurt_the_server(self) -> None:
@@ -911,6 +914,18 @@ class TestLimits:
             finally:
                 for client in (first, second, third):
                     client.close()
+
+    @pytest.mark.spec("RTMP 5.4.1")
+    def test_max_chunk_size(self) -> None:
+        config = ServerConfig(addr="127.0.0.1:0", max_chunk_size=4096)
+        with Server(config) as server:
+            with Client(ClientConfig(chunk_size=4096)) as within:
+                within.connect(url_of(server))
+                assert within.create_stream() == 1
+            with Client(ClientConfig(chunk_size=4097, connect_timeout=5)) as over:
+                with pytest.raises(RTMPError):  # the session ends on its Set Chunk Size
+                    over.connect(url_of(server))
+            assert wait_for(lambda: server.connection_count == 0)
 
     @pytest.mark.spec("RTMP 5.2")
     def test_silent_client_is_dropped_after_read_timeout(self) -> None:
