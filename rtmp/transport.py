@@ -11,7 +11,8 @@ A :class:`Transport` drives the sans-IO handshake (RTMP 5.2) and
   the chunk encoder and ``sendall``, so chunks of two messages never mix
   (RTMP 5.3: a chunk is sent whole before the next one starts).
 
-Read timeouts use ``select`` so that a write timeout set on the socket cannot
+Read timeouts wait with ``poll`` (no limit on descriptor numbers, unlike
+``select``, which fails past 1023) so that a write timeout set on the socket cannot
 cut a read short, and the reverse.  ``socket.timeout`` (not yet the built-in
 ``TimeoutError`` on Python 3.9) becomes :class:`rtmp.TimeoutError`.
 """
@@ -106,7 +107,7 @@ class Transport:
             self.remote_addr: Optional[Tuple[str, int]] = sock.getpeername()[:2]
         except OSError:
             self.remote_addr = None
-        sock.settimeout(write_timeout)  # sendall's limit; reads wait in select()
+        sock.settimeout(write_timeout)  # sendall's limit; reads wait in wait_readable()
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:  # pragma: no cover - not TCP (socketpair in tests)
@@ -219,7 +220,7 @@ class Transport:
             if not pending:
                 wait = None if deadline is None else max(0.0, deadline - time.monotonic())
                 try:
-                    readable, _, _ = select.select([sock], [], [], wait)
+                    readable = wait_readable(sock, wait)
                 except (OSError, ValueError) as exc:
                     raise ConnectionClosedError(f"socket closed during {during}") from exc
                 if not readable:
@@ -319,6 +320,24 @@ class Transport:
             self.sock.close()
         except OSError:  # pragma: no cover
             pass
+
+
+_POLL_EVENTS = getattr(select, "POLLIN", 1) | getattr(select, "POLLPRI", 2) | \
+    getattr(select, "POLLERR", 8) | getattr(select, "POLLHUP", 16)
+
+
+def wait_readable(sock: socket.socket, timeout: Optional[float]) -> bool:
+    """Wait until ``sock`` has data, EOF or an error; False after ``timeout`` seconds.
+
+    Uses ``poll`` where the platform has it: ``select`` raises ValueError for
+    descriptors above 1023, which a busy server reaches.
+    """
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(sock.fileno(), _POLL_EVENTS)
+        return bool(poller.poll(None if timeout is None else max(0, int(timeout * 1000 + 0.999))))
+    readable, _, _ = select.select([sock], [], [], timeout)  # pragma: no cover - no poll
+    return bool(readable)
 
 
 def open_connection(

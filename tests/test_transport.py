@@ -221,3 +221,40 @@ def test_control_builders_round_trip_over_transport(pair: Tuple[Transport, Trans
     assert server.read_message().data == b"sync"
     assert server.session.peer_bandwidth == 1_000_000
     assert control.parse_window_ack_size(control.window_ack_size(5).data) == 5
+
+
+def test_descriptors_above_1023_work() -> None:
+    """A server with many connections gets socket numbers past select()'s limit."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1200:
+        pytest.skip(f"RLIMIT_NOFILE is {soft}")
+    ballast = []
+    try:
+        while True:
+            a, b = socket.socketpair()
+            ballast += [a, b]
+            if b.fileno() > 1030:
+                break
+        listener = socket.create_server(("127.0.0.1", 0))
+        port = listener.getsockname()[1]
+        client_sock = open_connection("127.0.0.1", port, timeout=5)
+        server_sock, _ = listener.accept()
+        listener.close()
+        assert server_sock.fileno() > 1023
+        client = Transport(client_sock, role="client", read_timeout=5)
+        server = Transport(server_sock, role="server", read_timeout=5)
+        thread = threading.Thread(target=server.handshake, args=(5,))
+        thread.start()
+        client.handshake(5)
+        thread.join(5)
+        client.write_message(Message(type=20, data=b"high fd"))
+        assert server.read_message().data == b"high fd"
+        with pytest.raises(rtmp.TimeoutError):
+            server.read_message(timeout=0.05)
+        client.close()
+        server.close()
+    finally:
+        for sock in ballast:
+            sock.close()
