@@ -10,6 +10,7 @@ idle_timeout               test_load_hostile.py::test_player_that_never_reads
 write_timeout              test_load_hostile.py::test_player_that_never_reads
 max_message_size           test_chunk_hostile.py::test_message_larger_than_max_message_size
 max_chunk_size             test_limits.py::test_max_chunk_size_is_enforced
+max_pending_bytes          test_limits.py::test_max_pending_bytes_is_enforced
 max_chunk_streams          test_chunk_hostile.py::test_thousands_of_partial_chunk_streams
 max_queue_bytes            test_load_hostile.py::test_player_that_never_reads
 max_connections            test_load_hostile.py::TestConnectionLimits
@@ -44,6 +45,7 @@ SANE_DEFAULTS: Dict[str, "tuple[float, float]"] = {
     "max_message_size": (64 * 1024, 16 * 1024 * 1024),
     "max_chunk_size": (4096, 0x7FFFFFFF),
     "max_chunk_streams": (8, 1024),
+    "max_pending_bytes": (1024 * 1024, 64 * 1024 * 1024),
     "max_queue_bytes": (64 * 1024, 256 * 1024 * 1024),
     "max_connections": (10, 100_000),
     "max_amf_depth": (8, 200),
@@ -92,5 +94,22 @@ def test_max_chunk_size_is_enforced() -> None:
             peer.send(chunk(0, 2, length=4, type_id=1, data=struct.pack(">I", 65536)))
             assert_still_serving(peer)
             peer.send(chunk(0, 2, length=4, type_id=1, data=struct.pack(">I", 65537)))
+            assert peer.wait_closed(5.0) < 1.0
+        assert server.stats.errors == 0
+
+
+@pytest.mark.spec("RTMP 5.3.1.2.1")
+@pytest.mark.timeout(30)
+def test_max_pending_bytes_is_enforced() -> None:
+    """ServerConfig.max_pending_bytes bounds what partial messages may announce in total:
+    without it a peer holds 4 x 16 MiB per connection (see test_resources.py)."""
+    with running_server(max_message_size=1024 * 1024, max_pending_bytes=1536 * 1024) as server:
+        with RawPeer(server.address) as peer:
+            peer.connect()
+            # 1 MiB announced on chunk stream 6: its first 128-byte chunk only.
+            peer.send(chunk(0, 6, length=1024 * 1024, type_id=9, msid=1, data=bytes(128)))
+            assert_still_serving(peer)
+            # Another 1 MiB on chunk stream 7: 2 MiB pending > 1.5 MiB.
+            peer.send(chunk(0, 7, length=1024 * 1024, type_id=9, msid=1, data=bytes(128)))
             assert peer.wait_closed(5.0) < 1.0
         assert server.stats.errors == 0
