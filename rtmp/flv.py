@@ -597,16 +597,15 @@ class AudioTagHeader:
         sound_format = first >> 4  # FLV E.4.2.1: SoundFormat UB[4]
         if sound_format == SOUND_FORMAT_EX_HEADER:  # ERTMP Enhanced Audio
             packet_type = first & 0x0F
+            # ERTMP Enhanced Audio: the ModEx packets come first, then Multitrack or FourCC.
+            packet_type, offset = _skip_mod_ex(data, packet_type, 1, "audio")
             if packet_type == 5:  # Multitrack: AvMultitrackType | AudioPacketType, then FourCC
-                if len(data) < 2:
+                if len(data) < offset + 1:
                     raise FLVError("multitrack audio header truncated (ERTMP Enhanced Audio)")
-                multitrack_type, packet_type = data[1] >> 4, data[1] & 0x0F
-                offset = 2
+                multitrack_type, packet_type = data[offset] >> 4, data[offset] & 0x0F
+                offset += 1
                 if multitrack_type == 2:  # ManyTracksManyCodecs: FourCC per track
                     return cls(sound_format, packet_type=packet_type, header_size=offset)
-            else:
-                offset = 1
-            packet_type, offset = _skip_mod_ex(data, packet_type, offset, "audio")
             if len(data) < offset + 4:
                 raise FLVError("ExAudioTagHeader truncated before its FourCC (ERTMP Enhanced Audio)")
             fourcc = data[offset : offset + 4].decode("latin-1")
@@ -793,20 +792,27 @@ class VideoTagHeader:
         first = data[0]
         frame_type = (first >> 4) & 0x07  # ERTMP: VideoFrameType UB[3]
         packet_type = first & 0x0F  # ERTMP: VideoPacketType UB[4]
-        offset = 1
+        # ERTMP Enhanced Video: the ModEx packets come first ...
+        packet_type, offset = _skip_mod_ex(data, packet_type, 1, "video")
+        # ... then a command frame's VideoCommand (no FourCC), or Multitrack, or the FourCC.
+        if frame_type == FRAME_COMMAND and packet_type != PACKET_METADATA:
+            command = data[offset] if len(data) > offset else None  # ERTMP: VideoCommand UI8
+            return cls(
+                frame_type, packet_type=packet_type, is_enhanced=True,
+                command=command, header_size=min(len(data), offset + 1),
+            )  # fmt: skip
         multitrack = False
         if packet_type == PACKET_MULTITRACK:
             multitrack = True
-            if len(data) < 2:
+            if len(data) < offset + 1:
                 raise FLVError("multitrack video header truncated (ERTMP Enhanced Video)")
-            multitrack_type, packet_type = data[1] >> 4, data[1] & 0x0F
-            offset = 2
+            multitrack_type, packet_type = data[offset] >> 4, data[offset] & 0x0F
+            offset += 1
             if multitrack_type == 2:  # ManyTracksManyCodecs: a FourCC per track follows
                 return cls(
                     frame_type, packet_type=packet_type, is_enhanced=True,
                     multitrack=True, header_size=offset,
                 )  # fmt: skip
-        packet_type, offset = _skip_mod_ex(data, packet_type, offset, "video")
         if len(data) < offset + 4:
             raise FLVError("ExVideoTagHeader truncated before its FourCC (ERTMP Enhanced Video)")
         fourcc = data[offset : offset + 4].decode("latin-1")
@@ -815,12 +821,6 @@ class VideoTagHeader:
             return cls(
                 frame_type, packet_type=packet_type, fourcc=fourcc, is_enhanced=True,
                 multitrack=True, header_size=offset,
-            )  # fmt: skip
-        if frame_type == FRAME_COMMAND and packet_type != PACKET_METADATA:
-            command = data[offset] if len(data) > offset else None  # ERTMP: VideoCommand UI8
-            return cls(
-                frame_type, packet_type=packet_type, fourcc=fourcc, is_enhanced=True,
-                command=command, header_size=min(len(data), offset + 1),
             )  # fmt: skip
         composition_time = 0
         if packet_type == PACKET_CODED_FRAMES and fourcc in _FOURCC_WITH_CTS:

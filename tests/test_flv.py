@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rtmp import Message, MessageType
+from rtmp import flv
 from rtmp.errors import RTMPError
 from rtmp.flv import (
     AudioTagHeader,
@@ -504,3 +505,34 @@ class TestArbitraryInput:
         except FLVError:
             expected = False
         assert is_sequence_header(Tag(kind, 0, data)) == expected
+
+
+class TestEnhancedHeaderOrder:
+    """ERTMP: ModEx packets come before Multitrack and the FourCC; command frames have none."""
+
+    @pytest.mark.spec("ERTMP Enhanced Video")
+    def test_command_frame_has_no_fourcc(self) -> None:
+        header = flv.VideoTagHeader.parse(b"\xd1\x00")  # enhanced, Command frame, CodedFrames
+        assert header.frame_type == 5 and header.command == 0 and header.fourcc is None
+        assert not header.is_sequence_header
+
+    @pytest.mark.spec("ERTMP Enhanced Video")
+    def test_mod_ex_before_multitrack(self) -> None:
+        # ModEx (size 1 -> 1 byte of data), then Multitrack, OneTrack + SequenceStart, FourCC.
+        data = bytes([0x90 | 7, 0x00, 0x2A, 0x06, 0x00]) + b"hvc1"
+        header = flv.VideoTagHeader.parse(data)
+        assert header.multitrack and header.fourcc == "hvc1" and header.packet_type == 0
+        assert header.header_size == len(data)
+
+    @pytest.mark.spec("ERTMP Enhanced Video")
+    def test_mod_ex_sequence_start(self) -> None:
+        data = bytes([0x97, 0x02, 0x00, 0x00, 0x05, 0x00]) + b"hvc1"
+        header = flv.VideoTagHeader.parse(data)
+        assert header.fourcc == "hvc1" and header.is_sequence_header
+
+    @pytest.mark.spec("ERTMP Enhanced Audio")
+    def test_audio_mod_ex_before_multitrack(self) -> None:
+        data = bytes([0x90 | 7, 0x00, 0x11, 0x05, 0x00]) + b"mp4a"
+        header = flv.AudioTagHeader.parse(data)
+        assert header.fourcc == "mp4a" and header.packet_type == 0
+        assert header.header_size == len(data)
