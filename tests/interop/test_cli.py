@@ -240,7 +240,8 @@ class TestExamples:
                         f"127.0.0.1:{port}", "--keys", "good"], port, tmp_path / "custom.log")
         try:
             source = f"rtmp://127.0.0.1:{rtmp_server}/live/origin"
-            publisher = ffmpeg_publish(source, sample_flv(seconds=4))
+            # Long enough that a loaded machine cannot finish it before the readers join.
+            publisher = ffmpeg_publish(source, sample_flv(seconds=10))
             time.sleep(1.0)
             meta = subprocess.run([sys.executable, str(EXAMPLES / "read_metadata.py"), source],
                                   env=ENV, capture_output=True, timeout=60)
