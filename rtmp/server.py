@@ -37,6 +37,7 @@ import enum
 import ipaddress
 import itertools
 import logging
+import math
 import os
 import queue
 import secrets
@@ -292,9 +293,14 @@ def _check_depth(cmd: Command, limit: int) -> None:
 
 
 def _number(value: Any, default: float) -> float:
+    """An AMF0 Number argument as a float; ``default`` when absent or not finite.
+
+    AMF0 2.2 Numbers may be Infinity or NaN, which mean nothing as a stream id or a
+    time (and would make ``int()`` raise)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return default
-    return float(value)
+    number = float(value)
+    return number if math.isfinite(number) else default
 
 
 class _Rejected(Exception):

@@ -619,6 +619,25 @@ class TestCommands:
                 assert refused.value.code == commands.NETSTREAM_PLAY_FAILED
                 assert refused.value.description == "nothing to see"
 
+    @pytest.mark.spec("RTMP 7.2.2.3", "RTMP 7.2.2.7", "RTMP 7.2.2.8")
+    @pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan")])
+    def test_non_finite_numbers_are_ignored(self, value: float,
+                                            caplog: pytest.LogCaptureFixture) -> None:
+        """AMF0 2.2: a Number may be Infinity or NaN; as an id or a time it means nothing."""
+        with Server(ServerConfig(addr="127.0.0.1:0")) as server, Client() as client:
+            client.connect(url_of(server))
+            msid = client.create_stream()
+            with caplog.at_level("ERROR", logger="rtmp"):
+                for name, args in (("seek", [value]), ("pause", [True, value]),
+                                   ("play", ["key", value, value]), ("deleteStream", [value])):
+                    client.write_message(commands.encode_command(
+                        name, 0, None, *args, message_stream_id=msid))
+                # The session carries on: the next call is answered (deleteStream fell
+                # back to the stream it was sent on, so its id is free again).
+                assert client.create_stream() == msid
+            assert server.stats.errors == 0
+            assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
     @pytest.mark.spec("RTMP 7.2.2.6")
     def test_record_needs_record_dir_and_stays_inside_it(self, tmp_path) -> None:  # type: ignore[no-untyped-def]
         with Server(ServerConfig(addr="127.0.0.1:0")) as server, Client() as client:
