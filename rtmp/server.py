@@ -41,7 +41,6 @@ import math
 import os
 import queue
 import secrets
-import select
 import socket
 import ssl
 import threading
@@ -81,7 +80,7 @@ from .streams import (
     StreamBusyError,
     StreamHub,
 )
-from .transport import Transport
+from .transport import Transport, wait_readable
 
 __all__ = ["Server", "ServerConfig", "ServerConnection", "ConnectionState"]
 
@@ -1253,8 +1252,8 @@ class ServerConnection:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
-                readable, _, _ = select.select([sock], [], [], remaining)
-                if not readable:
+                # poll(), not select(): descriptors past 1023 are common on a busy server.
+                if not wait_readable(sock, remaining):
                     break
                 try:
                     if not sock.recv(65536):

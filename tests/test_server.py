@@ -934,6 +934,42 @@ class TestLimits:
                 for client in (first, second, third):
                     client.close()
 
+    @pytest.mark.spec("RTMP 7.2.1.1")
+    def test_refusal_lingers_on_descriptors_above_1023(self) -> None:
+        """The polite refusal waits for the client to close, whatever its socket number
+        (select() fails past 1023; the session must not cut the linger short)."""
+        import resource
+
+        from rtmp.transport import Transport, open_connection
+
+        if resource.getrlimit(resource.RLIMIT_NOFILE)[0] < 1200:
+            pytest.skip("RLIMIT_NOFILE below 1200")
+        ballast: List[socket.socket] = []
+        with Server(ServerConfig(addr="127.0.0.1:0", max_connections=1)) as server:
+            with Client() as first:
+                first.connect(url_of(server))
+                try:
+                    while not ballast or ballast[-1].fileno() <= 1030:
+                        ballast.extend(socket.socketpair())
+                    host, port = server.address
+                    refused = Transport(open_connection(host, port, timeout=5),
+                                        role="client", read_timeout=5)
+                    refused.handshake(5)
+                    refused.write_message(commands.encode_command(
+                        commands.CONNECT, 1, {"app": "live", "tcUrl": url_of(server)}))
+                    reply = commands.decode_command(refused.read_message(timeout=5))
+                    assert reply.name == commands.ERROR
+                    lingering = [c for c in server._connections.values() if c._over_limit]
+                    assert len(lingering) == 1
+                    assert lingering[0]._sock.fileno() > 1023
+                    time.sleep(0.3)  # still waiting for us to read the reply and close
+                    assert lingering[0].id in server._connections
+                    refused.close()
+                    assert wait_for(lambda: lingering[0].id not in server._connections, 2.0)
+                finally:
+                    for sock in ballast:
+                        sock.close()
+
     @pytest.mark.spec("RTMP 5.4.1")
     def test_max_chunk_size(self) -> None:
         config = ServerConfig(addr="127.0.0.1:0", max_chunk_size=4096)
