@@ -8,7 +8,7 @@ from typing import Any, List
 
 import pytest
 
-from rtmp import Client, ClientConfig, CommandError, Server, ServerConfig, auth, flv
+from rtmp import Client, ClientConfig, CommandError, RTMPError, Server, ServerConfig, auth, flv
 from tests.conftest import require_peer
 from tests.interop.test_server_ffmpeg import ffmpeg_publish, url_of
 from tests.media import sample_flv
@@ -107,7 +107,7 @@ class TestRtmps:
             done = run(ffmpeg_publish(url, source, paced=False), timeout=60)
             assert done.returncode == 0, done.stderr.decode(errors="replace")
             # Plain RTMP to a TLS port fails cleanly (handshake error) and does not hurt.
-            with Client(ClientConfig(connect_timeout=5)) as plain, pytest.raises(Exception):
+            with Client(ClientConfig(connect_timeout=5)) as plain, pytest.raises(RTMPError):
                 plain.connect(url_of(server))
             # Our client over TLS too (certificate not verified: it is self-signed).
             client_context = ssl.create_default_context()
