@@ -302,6 +302,18 @@ def _number(value: Any, default: float) -> float:
     return number if math.isfinite(number) else default
 
 
+class _StreamLimit(Exception):
+    """Internal: a NetStream command on a new stream id past MAX_STREAMS_PER_CONNECTION."""
+
+
+#: The status that refuses a NetStream command when the stream cap is reached.
+_STREAM_LIMIT_CODES = {
+    commands.PLAY: commands.NETSTREAM_PLAY_FAILED,
+    commands.PLAY2: commands.NETSTREAM_PLAY_FAILED,
+    commands.PUBLISH: commands.NETSTREAM_PUBLISH_BAD_NAME,
+}
+
+
 class _Rejected(Exception):
     """Internal: ``connect`` was refused; the ``_error`` has a description."""
 
@@ -352,6 +364,8 @@ class ServerConnection:
         self._streams: Dict[int, _NetStream] = {}
         self._inbox: "queue.Queue[Message]" = queue.Queue(INBOX_SIZE)
         self._torn_down = False
+        self._warned_stream_limit = False
+        self._warned_aggregate = False
 
     # -- public API -----------------------------------------------------------------------
 
@@ -553,7 +567,15 @@ class ServerConnection:
             return
         self.log.debug("command %s txn=%g msid=%d", name, cmd.transaction_id,
                        cmd.message_stream_id)
-        handler(self, cmd)
+        try:
+            handler(self, cmd)
+        except _StreamLimit as exc:
+            # Warned once per connection: a flood must not flood the log too.
+            level = logging.DEBUG if self._warned_stream_limit else logging.WARNING
+            self._warned_stream_limit = True
+            self.log.log(level, "refused: %s", exc)
+            code = _STREAM_LIMIT_CODES.get(name, commands.NETSTREAM_FAILED)
+            self._send(self._status(cmd.message_stream_id, code, str(exc)))
 
     def _unknown_command(self, cmd: Command, msg: Message) -> None:
         """RTMP 7.2.1.2: a call the server does not implement."""
@@ -735,6 +757,10 @@ class ServerConnection:
                     f"{cmd.name} on message stream {msid}, which createStream did not return",
                     "RTMP 7.2.2",
                 )
+            if len(self._streams) >= MAX_STREAMS_PER_CONNECTION:
+                # The same cap as createStream: every adopted id may cost a thread.
+                raise _StreamLimit(f"{cmd.name} on message stream {msid}: at most "
+                                   f"{MAX_STREAMS_PER_CONNECTION} streams per connection")
             # Deviation (librtmp, old encoders): a command on a stream id we never handed
             # out; adopt the id instead of failing the session.
             self.log.warning("%s on unknown message stream %d: adopted", cmd.name, msid)

@@ -970,6 +970,33 @@ class TestLimits:
                     for sock in ballast:
                         sock.close()
 
+    @pytest.mark.spec("RTMP 7.2.1.3")
+    def test_adopted_stream_ids_are_capped(self) -> None:
+        """play on ids createStream never returned: adopted (leniency), but at most
+        MAX_STREAMS_PER_CONNECTION of them, so a flood cannot start a thread per id."""
+        from rtmp.server import MAX_STREAMS_PER_CONNECTION
+
+        with Server(ServerConfig(addr="127.0.0.1:0")) as server, Client() as client:
+            client.connect(url_of(server))
+            conn = server.connections[0]
+            prefix = f"rtmp-play-{conn.id}-"
+            most = 0
+            for msid in range(1, 301):
+                client.write_message(commands.encode_command(
+                    commands.PLAY, 0, None, f"s{msid}", message_stream_id=msid))
+                if msid % 20 == 0:
+                    most = max(most, sum(1 for t in threading.enumerate()
+                                         if t.name.startswith(prefix)))
+            failed = 0
+            while failed < 300 - MAX_STREAMS_PER_CONNECTION:
+                name, info = next_status(client)
+                if info.get("code") == commands.NETSTREAM_PLAY_FAILED:
+                    failed += 1
+            most = max(most, sum(1 for t in threading.enumerate() if t.name.startswith(prefix)))
+            assert 0 < most <= MAX_STREAMS_PER_CONNECTION
+            assert len(conn.stream_names) == MAX_STREAMS_PER_CONNECTION
+            assert client.call("getStreamLength", "s1") == 0  # the session carries on
+
     @pytest.mark.spec("RTMP 5.4.1")
     def test_max_chunk_size(self) -> None:
         config = ServerConfig(addr="127.0.0.1:0", max_chunk_size=4096)
