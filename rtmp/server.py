@@ -103,6 +103,8 @@ _PROPERTIES = {"fmsVer": commands.DEFAULT_FMS_VERSION, "capabilities": 31, "mode
 _MEDIA_TYPES = frozenset({MessageType.AUDIO, MessageType.VIDEO})
 _DATA_TYPES = frozenset({MessageType.DATA_AMF0, MessageType.DATA_AMF3})
 _PUBLISHED_TYPES = _MEDIA_TYPES | _DATA_TYPES | {MessageType.AGGREGATE}
+#: What a publisher's message may be relayed as (FLV E.4.1 tag types 8, 9, 18, and 15).
+_RELAYED_TYPES = _MEDIA_TYPES | _DATA_TYPES
 
 #: RTMP 7.1.2 [impl]: ``@setDataFrame`` as the first AMF0 value (string marker, length).
 _SET_DATA_FRAME_AMF0 = b"\x02\x00\x0d" + commands.SET_DATA_FRAME.encode()
@@ -1116,9 +1118,26 @@ class ServerConnection:
             return
         if msg.type == MessageType.AGGREGATE:
             for sub in split_aggregate(msg):  # RTMP 7.1.6
-                self._publish_one(ns, sub)
+                if sub.type in _RELAYED_TYPES:
+                    self._publish_one(ns, sub)
+                else:
+                    self._refuse_sub_message(sub)
             return
         self._publish_one(ns, msg)
+
+    def _refuse_sub_message(self, sub: Message) -> None:
+        """RTMP 7.1.6 / FLV E.4.1: an aggregate carries tags (audio, video, data) only.
+
+        Anything else (a Set Chunk Size, a command) relayed to the players would break
+        their decoders or act on their sessions: it is dropped, with a warning once per
+        connection, or ends the session when ``strict``.
+        """
+        if self.config.strict:
+            raise ProtocolError(f"type {sub.type} sub-message in an aggregate", "RTMP 7.1.6")
+        level = logging.DEBUG if self._warned_aggregate else logging.WARNING
+        self._warned_aggregate = True
+        self.log.log(level, "type %d sub-message of an aggregate dropped (RTMP 7.1.6: "
+                     "only audio, video and data are relayed)", sub.type)
 
     def _publish_one(self, ns: _NetStream, msg: Message) -> None:
         callback = self.config.on_message

@@ -114,6 +114,11 @@ _AUDIO_PACKET_SEQUENCE_START = 0
 _AUDIO_PACKET_MULTITRACK = 5
 
 
+#: RTMP 7.1.2 / 7.1.5: what a publisher may relay (FLV E.4.1 tag types, and AMF3 data).
+_RELAYED_TYPES = frozenset({MessageType.AUDIO, MessageType.VIDEO, MessageType.DATA_AMF0,
+                            MessageType.DATA_AMF3})
+
+
 def _classify_video(data: bytes) -> FrameKind:
     if not data:
         return FrameKind.INTERFRAME
@@ -464,7 +469,14 @@ class LiveStream:
             self.broadcast(message, FrameKind.CONFIG)
 
     def publish_message(self, message: Message) -> FrameKind:
-        """Cache (sequence headers, GOP) and fan out one media or data message."""
+        """Cache (sequence headers, GOP) and fan out one media or data message.
+
+        ValueError for any other type (RTMP 7.1: control messages and commands belong
+        to one session; relayed, they would act on every player's).
+        """
+        if message.type not in _RELAYED_TYPES:
+            raise ValueError(f"only audio, video and data messages are relayed, "
+                             f"not type {message.type}")
         kind = classify(message)
         with self._lock:
             self.messages_in += 1

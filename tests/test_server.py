@@ -165,6 +165,16 @@ class TestFanOut:
             for player in players:
                 player.close()
 
+    @pytest.mark.spec("RTMP 7.1.6")
+    def test_only_media_and_data_are_published(self) -> None:
+        hub = StreamHub()
+        stream = hub.publish("live", "s", owner="pub")
+        for kind in (MessageType.SET_CHUNK_SIZE, MessageType.USER_CONTROL,
+                     MessageType.COMMAND_AMF0, MessageType.AGGREGATE):
+            with pytest.raises(ValueError):
+                stream.publish_message(Message(type=kind, data=b"\x00\x00\x00\x01"))
+        assert stream.messages_in == 0
+
     @pytest.mark.spec("RTMP 7.2.2.6")
     def test_second_publisher_is_refused(self) -> None:
         hub = StreamHub()
@@ -899,6 +909,32 @@ class TestPublishedMessages:
                 publisher.write_message(commands.encode_data(
                     commands.CLEAR_DATA_FRAME, message_stream_id=msid))
                 assert wait_for(lambda: stream.metadata is None)
+
+    @pytest.mark.spec("RTMP 7.1.6")
+    @pytest.mark.parametrize("strict", [False, True])
+    def test_control_inside_an_aggregate_is_not_relayed(self, strict: bool) -> None:
+        from rtmp.message import build_aggregate
+
+        config = ServerConfig(addr="127.0.0.1:0", strict=strict)
+        with Server(config) as server, Client() as publisher:
+            publisher.connect(url_of(server))
+            publisher.publish("key")
+            msid = publisher.stream_id or 1
+            parts = [Message(type=MessageType.SET_CHUNK_SIZE, data=b"\x00\x00\x00\x01",
+                             message_stream_id=msid), video(AVC_KEY, 0, msid)]
+            try:
+                publisher.write_message(build_aggregate(parts, msid))
+            except RTMPError:  # the client reads while it writes: it may see the end
+                assert strict
+            stream = server.hub.get("live", "key")
+            assert stream is not None
+            if strict:  # the session ends; nothing was relayed
+                assert wait_for(lambda: server.connection_count == 0)
+                assert stream.messages_in == 0
+            else:  # the video is relayed, the Set Chunk Size is not
+                assert wait_for(lambda: stream.messages_in == 1)
+                assert publisher.create_stream() == 2
+                assert stream.messages_in == 1 and stream.gop_length == 1
 
     @pytest.mark.parametrize("strict", [False, True])
     def test_media_on_stream_zero_is_tolerated_unless_strict(self, strict: bool) -> None:
