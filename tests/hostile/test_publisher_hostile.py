@@ -83,6 +83,43 @@ class TestAggregates:
         hostile.assert_healthy()
 
 
+    @pytest.mark.spec("RTMP 7.1.6", "FLV E.4.1")
+    def test_command_inside_reaches_no_player(self, hostile: HostileEnv) -> None:
+        """Only media and data sub-messages (FLV E.4.1 tag types 8, 9, 18) are relayed: a
+        Set Chunk Size or a command hidden in an aggregate must not reach the players."""
+        key = b"\x17\x01" + bytes(3) + b"K" * 5000  # longer than a chunk: tests the decoder
+        inter = b"\x27\x01" + bytes(3) + b"P" * 300
+        payload = (aggregate_sub(1, 0, struct.pack(">I", 1))  # Set Chunk Size 1
+                   + aggregate_sub(20, 0, commands.create_stream(3).data)
+                   + aggregate_sub(4, 0, user_control.stream_eof(1).data)
+                   + aggregate_sub(9, 0, key)
+                   + aggregate_sub(8, 10, b"\xaf\x01" + b"A" * 20))
+        with hostile.peer() as publisher, hostile.peer() as player:
+            publisher.connect()
+            msid, status = publish(publisher, "injected")
+            assert status.arguments[0]["code"] == commands.NETSTREAM_PUBLISH_START
+            player.connect()
+            play_msid = player.create_stream()
+            player.send_message(commands.play("injected", play_msid))
+            player.read_until(lambda m: m.type == MessageType.COMMAND_AMF0 and commands
+                              .decode_command(m).arguments[0].get("code")
+                              == commands.NETSTREAM_PLAY_START)
+            player.received.clear()
+            publisher.send_message(Message(type=MessageType.AGGREGATE, data=payload,
+                                           message_stream_id=msid))
+            publisher.send_message(Message(type=MessageType.VIDEO, data=inter, timestamp=40,
+                                           message_stream_id=msid))
+            last = player.read_until(lambda m: m.type == MessageType.VIDEO and m.data == inter)
+            assert last.message_stream_id == play_msid
+            assert player.decoder.chunk_size != 1
+            relayed = player.counts.copy()
+            assert relayed[MessageType.VIDEO] == 2 and relayed[MessageType.AUDIO] == 1
+            assert relayed[MessageType.SET_CHUNK_SIZE] <= 1  # the server's own, at connect
+            assert_still_serving(player, 9)
+            assert_still_serving(publisher, 9)
+        hostile.assert_healthy()
+
+
 class TestRecordPaths:
     """RTMP 7.2.2.6 ``record``: a stream name never leaves ``record_dir``."""
 
