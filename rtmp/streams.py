@@ -343,6 +343,15 @@ class LivePlayer:
         self._queue = kept
         self._queued_bytes = kept_bytes
 
+    def await_keyframe(self) -> None:
+        """Drop video inter-frames until the next keyframe (nginx-rtmp's ``wait_key``).
+
+        For a player that starts without a cached GOP: the frames before the next
+        keyframe reference pictures it never got.
+        """
+        with self._cond:
+            self._await_keyframe = True
+
     # -- control --------------------------------------------------------------------------
 
     def pause(self, paused: bool, statuses: Sequence[Message] = ()) -> None:
@@ -487,9 +496,9 @@ class LiveStream:
                 else:
                     self.audio_config = message
             elif kind == FrameKind.KEYFRAME:
-                self._gop = [(message, kind)]
                 self._gop_bytes = len(message.data)
-                self._gop_valid = True
+                self._gop_valid = self._gop_bytes <= self.max_gop_bytes
+                self._gop = [(message, kind)] if self._gop_valid else []
             elif kind in (FrameKind.INTERFRAME, FrameKind.AUDIO) and self._gop_valid:
                 self._gop_bytes += len(message.data)
                 if self._gop_bytes > self.max_gop_bytes:
@@ -537,6 +546,10 @@ class LiveStream:
             for message in first:
                 player.send(message)
             if self.publisher is not None:
+                if not self._gop:
+                    # No GOP to start from (too long to cache, or the publisher began
+                    # mid-GOP): the player starts at the next keyframe.
+                    player.await_keyframe()
                 msid = player.message_stream_id
                 chunk_size = player.chunk_size
                 start = self._gop[0][0].timestamp if self._gop else None
@@ -620,6 +633,8 @@ class StreamHub:
             stream.reset_publisher_state()
             stream.publisher = owner
             waiting = stream.snapshot_players()
+        for player in waiting:
+            player.await_keyframe()  # the publisher may start in the middle of a GOP
         if on_start is not None:
             for player in waiting:
                 on_start(player)

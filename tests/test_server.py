@@ -239,6 +239,39 @@ class TestLateJoin:
         hub.unpublish(stream, "pub2")
         assert hub.get("live", "s") is None  # idle streams are forgotten
 
+    @pytest.mark.spec("RTMP 7.2.2.1", "FLV E.4.3.1")
+    @pytest.mark.parametrize("waiting", [False, True], ids=["late-joiner", "waiting-player"])
+    def test_no_inter_frame_before_a_keyframe(self, waiting: bool) -> None:
+        """With no GOP cached (too long for max_gop_bytes, or the publisher started
+        mid-GOP) a player waits for the next keyframe (nginx-rtmp's wait_key)."""
+        big_key = bytes([0x17, 0x01, 0, 0, 0]) + b"K" * 2048
+        hub = StreamHub(max_gop_bytes=1000)
+        sink = Sink()
+        player = LivePlayer(sink, 1)
+        player.start()
+        try:
+            if waiting:  # subscribed before the publisher, which starts mid-GOP
+                hub.subscribe("live", "s", player)
+                stream = hub.publish("live", "s", owner="pub")
+                stream.publish_message(video(AVC_HEADER, 0))
+            else:
+                stream = hub.publish("live", "s", owner="pub")
+                stream.publish_message(video(AVC_HEADER, 0))
+                stream.publish_message(video(big_key, 0))  # over max_gop_bytes: not cached
+                assert stream.gop_length == 0
+                hub.subscribe("live", "s", player)
+            for ts in (40, 80):
+                stream.publish_message(video(AVC_INTER, ts))
+            stream.publish_message(audio(AAC_FRAME, 90))  # audio needs no keyframe
+            stream.publish_message(video(AVC_KEY, 1000))
+            stream.publish_message(video(AVC_INTER, 1040))
+            assert wait_for(lambda: len(sink.written) >= 4)
+            videos = [m.data for m in sink.messages() if m.type == MessageType.VIDEO]
+            assert videos == [AVC_HEADER, AVC_KEY, AVC_INTER]
+            assert player.stats.dropped_messages == 2
+        finally:
+            player.close()
+
     @pytest.mark.spec("RTMP 7.2.2.1")
     def test_gop_cache_is_bounded(self) -> None:
         hub = StreamHub(max_gop_bytes=1000)
@@ -915,7 +948,9 @@ class TestPublishedMessages:
     def test_control_inside_an_aggregate_is_not_relayed(self, strict: bool) -> None:
         from rtmp.message import build_aggregate
 
-        config = ServerConfig(addr="127.0.0.1:0", strict=strict)
+        relayed: List[int] = []
+        config = ServerConfig(addr="127.0.0.1:0", strict=strict,
+                              on_message=lambda c, m: relayed.append(m.type))
         with Server(config) as server, Client() as publisher:
             publisher.connect(url_of(server))
             publisher.publish("key")
@@ -926,15 +961,14 @@ class TestPublishedMessages:
                 publisher.write_message(build_aggregate(parts, msid))
             except RTMPError:  # the client reads while it writes: it may see the end
                 assert strict
-            stream = server.hub.get("live", "key")
-            assert stream is not None
-            if strict:  # the session ends; nothing was relayed
+            if strict:  # the session ends at the Set Chunk Size; nothing was relayed
                 assert wait_for(lambda: server.connection_count == 0)
-                assert stream.messages_in == 0
+                assert relayed == []
             else:  # the video is relayed, the Set Chunk Size is not
-                assert wait_for(lambda: stream.messages_in == 1)
+                assert wait_for(lambda: relayed == [MessageType.VIDEO])
                 assert publisher.create_stream() == 2
-                assert stream.messages_in == 1 and stream.gop_length == 1
+                stream = server.hub.get("live", "key")
+                assert stream is not None and stream.messages_in == 1
 
     @pytest.mark.parametrize("strict", [False, True])
     def test_media_on_stream_zero_is_tolerated_unless_strict(self, strict: bool) -> None:
