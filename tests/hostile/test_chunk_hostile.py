@@ -19,7 +19,7 @@ import pytest
 from rtmp import commands, control
 from rtmp.chunk import ChunkDecoder, encode_basic_header
 from rtmp.message import Message, MessageType
-from tests.hostile.harness import HOSTILE_CONFIG, HostileEnv, RawPeer, running_server
+from tests.hostile.harness import HEALTHY_STREAM, HOSTILE_CONFIG, HostileEnv, RawPeer, running_server
 
 logger = logging.getLogger(__name__)
 
@@ -215,6 +215,45 @@ class TestMessageHeader:
             peer.send(chunk(0, 3, length=len(payload), type_id=20, data=payload[:128]))
             elapsed = peer.wait_closed(READ_TIMEOUT + 3)
             assert READ_TIMEOUT - 0.5 <= elapsed <= READ_TIMEOUT + 2
+        hostile.assert_healthy()
+
+    @pytest.mark.spec("RTMP 5.3.1")
+    def test_message_dripped_one_byte_at_a_time(self, hostile: HostileEnv) -> None:
+        """A slowloris inside a message: bytes keep coming, the message never completes.
+        read_timeout is a deadline per message, so the drip does not extend it."""
+        with connected(hostile) as peer:
+            peer.send(chunk(0, 6, length=100, type_id=8, msid=1, data=b"\xaf"))
+            start = time.monotonic()
+            sent = 0
+            while peer.is_open(0.4) and sent < 99:
+                if not peer.send(b"\x00"):
+                    break
+                sent += 1
+            elapsed = time.monotonic() - start
+            assert sent < 99, "the drip was never cut"
+            assert READ_TIMEOUT - 0.5 <= elapsed <= READ_TIMEOUT + 2, elapsed
+        hostile.assert_healthy()
+
+    @pytest.mark.spec("RTMP 5.3.1", "RTMP 7.2.2.1")
+    def test_player_dripping_a_message(self, hostile: HostileEnv) -> None:
+        """The same drip from a *playing* peer.  Players may be silent up to idle_timeout,
+        but a message that stays incomplete for read_timeout is not silence: without this
+        cut a player could hold max_pending_bytes (64 MiB) for as long as it drips."""
+        with connected(hostile) as peer:
+            msid = peer.create_stream()
+            peer.send_message(commands.play(HEALTHY_STREAM, message_stream_id=msid))
+            peer.expect_command("onStatus")
+            peer.send(chunk(0, 6, length=100, type_id=8, msid=msid, data=b"\xaf"))
+            start = time.monotonic()
+            sent = 0
+            limit = READ_TIMEOUT + 4
+            while peer.is_open(0.4) and time.monotonic() - start < limit and sent < 99:
+                if not peer.send(b"\x00"):
+                    break
+                sent += 1
+            elapsed = time.monotonic() - start
+            assert elapsed <= READ_TIMEOUT + 2, (
+                f"a playing peer kept an incomplete message open for {elapsed:.1f} s")
         hostile.assert_healthy()
 
     @pytest.mark.spec("RTMP 5.3.1")
