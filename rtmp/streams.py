@@ -46,6 +46,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Callable, Deque, Dict, List, Optional, Protocol, Sequence, Tuple, Union
 
+from . import flv
 from .chunk import encode_type0
 from .message import Message, MessageType
 
@@ -87,77 +88,62 @@ class FrameKind(enum.IntEnum):
     AUDIO = 3
     """An audio frame: decodable on its own once the sequence header is known."""
     DATA = 4
-    """Other data messages (cue points, text): small, kept in order, not cached."""
+    """Other data messages (cue points, text) and video command frames (FLV E.4.3.1
+    FrameType 5): small, kept in order, not cached."""
     CONTROL = 5
     """Status and user control messages queued for a player: never dropped."""
 
 
-# FLV E.4.3.1: VIDEODATA FrameType (high nibble) and CodecID (low nibble).
-_VIDEO_KEYFRAME = 1
-_VIDEO_INFO_FRAME = 5
-# FLV E.4.3.1: codecs whose second byte is a packet type with 0 = sequence header:
-# AVC (7) and, by the common non-standard extension of ffmpeg and SRS, HEVC (12).
-_PACKETIZED_VIDEO_CODECS = frozenset({7, 12})
-#: FLV E.4.3.1: AVCPacketType 2, end of sequence.
-_AVC_END_OF_SEQUENCE = 2
-# ERTMP Enhanced Video: IsExHeader bit and VideoPacketType values.
-_EX_HEADER = 0x80
-_VIDEO_PACKET_SEQUENCE_START = 0
-_VIDEO_PACKET_SEQUENCE_END = 2
-_VIDEO_PACKET_MPEG2TS_SEQUENCE_START = 5
-_VIDEO_PACKET_MULTITRACK = 6
-# FLV E.4.2.1: SoundFormat 10 = AAC (AACPacketType 0 = sequence header);
-# ERTMP Enhanced Audio: SoundFormat 9 = ExHeader, AudioPacketType in the low nibble.
-_SOUND_FORMAT_AAC = 10
-_SOUND_FORMAT_EX_HEADER = 9
-_AUDIO_PACKET_SEQUENCE_START = 0
-_AUDIO_PACKET_MULTITRACK = 5
-
-
-#: RTMP 7.1.2 / 7.1.5: what a publisher may relay (FLV E.4.1 tag types, and AMF3 data).
-_RELAYED_TYPES = frozenset({MessageType.AUDIO, MessageType.VIDEO, MessageType.DATA_AMF0,
-                            MessageType.DATA_AMF3})
+# FLV E.4.3.1 / E.4.2.1: the first bytes of the common legacy headers, classified
+# without parsing: AVC keyframe (0x17) and inter-frame (0x27), AAC (0xAF); for all three
+# the second byte is the AVCPacketType / AACPacketType (0 = sequence header).
+_AVC_KEY_BYTE = 0x17
+_AVC_INTER_BYTE = 0x27
+_AAC_BYTE = 0xAF
+_SEQUENCE_HEADER = 0
+_END_OF_SEQUENCE = flv.AVC_END_OF_SEQUENCE  # == ERTMP SequenceEnd (2)
+#: ERTMP Enhanced Video packets that carry no picture (never start a GOP).
+_NO_PICTURE_PACKETS = frozenset({flv.PACKET_SEQUENCE_END})
 
 
 def _classify_video(data: bytes) -> FrameKind:
-    if not data:
-        return FrameKind.INTERFRAME
-    first = data[0]
-    if first & _EX_HEADER:  # ERTMP Enhanced Video: ExVideoTagHeader
-        frame_type = (first >> 4) & 0x07
-        packet_type = first & 0x0F
-        if packet_type == _VIDEO_PACKET_MULTITRACK and len(data) > 1:
-            packet_type = data[1] & 0x0F  # AvMultitrackType | real VideoPacketType
-        if packet_type in (_VIDEO_PACKET_SEQUENCE_START, _VIDEO_PACKET_MPEG2TS_SEQUENCE_START):
-            return FrameKind.CONFIG
-        if packet_type == _VIDEO_PACKET_SEQUENCE_END:
-            return FrameKind.INTERFRAME  # no picture: never starts a GOP
-    else:  # FLV E.4.3.1: legacy VideoTagHeader
-        frame_type = first >> 4
-        codec = first & 0x0F
-        if codec in _PACKETIZED_VIDEO_CODECS and len(data) > 1:
-            if data[1] == 0:
-                return FrameKind.CONFIG  # AVCPacketType 0: decoder configuration record
-            if data[1] == _AVC_END_OF_SEQUENCE:
-                return FrameKind.INTERFRAME  # no picture: never starts a GOP
-    if frame_type == _VIDEO_KEYFRAME:
+    """FLV E.4.3.1 / ERTMP Enhanced Video: the kind of one video payload."""
+    first = data[0] if data else 0
+    if (first == _AVC_KEY_BYTE or first == _AVC_INTER_BYTE) and len(data) > 1:
+        packet_type = data[1]  # the fast path, for nearly every message
+        if packet_type == _SEQUENCE_HEADER:
+            return FrameKind.CONFIG  # FLV E.4.3.1: AVCDecoderConfigurationRecord
+        if packet_type == _END_OF_SEQUENCE or first == _AVC_INTER_BYTE:
+            return FrameKind.INTERFRAME
         return FrameKind.KEYFRAME
-    return FrameKind.INTERFRAME
+    try:
+        header = flv.VideoTagHeader.parse(data)  # ERTMP ModEx, Multitrack, FourCC ...
+    except flv.FLVError:
+        return FrameKind.INTERFRAME  # undecodable: relayed, never starts a GOP
+    if header.frame_type == flv.FRAME_COMMAND or (
+        header.is_enhanced and header.packet_type == flv.PACKET_METADATA
+    ):
+        # FLV E.4.3.1 FrameType 5 (and ERTMP Metadata): not a picture; relayed in order.
+        return FrameKind.DATA
+    if header.is_sequence_header:
+        return FrameKind.CONFIG
+    if header.packet_type is not None and (
+        header.packet_type in _NO_PICTURE_PACKETS if header.is_enhanced
+        else header.packet_type == _END_OF_SEQUENCE
+    ):
+        return FrameKind.INTERFRAME  # end of sequence: no picture, never starts a GOP
+    return FrameKind.KEYFRAME if header.is_keyframe else FrameKind.INTERFRAME
 
 
 def _classify_audio(data: bytes) -> FrameKind:
-    if not data:
+    """FLV E.4.2.1 / ERTMP Enhanced Audio: sequence header (CONFIG) or a frame (AUDIO)."""
+    if len(data) > 1 and data[0] == _AAC_BYTE:  # the fast path: AAC 44 kHz stereo
+        return FrameKind.CONFIG if data[1] == _SEQUENCE_HEADER else FrameKind.AUDIO
+    try:
+        header = flv.AudioTagHeader.parse(data)
+    except flv.FLVError:
         return FrameKind.AUDIO
-    sound_format = data[0] >> 4
-    if sound_format == _SOUND_FORMAT_AAC and len(data) > 1 and data[1] == 0:
-        return FrameKind.CONFIG  # FLV E.4.2.2: AACPacketType 0, AudioSpecificConfig
-    if sound_format == _SOUND_FORMAT_EX_HEADER:
-        packet_type = data[0] & 0x0F
-        if packet_type == _AUDIO_PACKET_MULTITRACK and len(data) > 1:
-            packet_type = data[1] & 0x0F
-        if packet_type == _AUDIO_PACKET_SEQUENCE_START:
-            return FrameKind.CONFIG  # ERTMP Enhanced Audio: SequenceStart
-    return FrameKind.AUDIO
+    return FrameKind.CONFIG if header.is_sequence_header else FrameKind.AUDIO
 
 
 def classify(message: Message) -> FrameKind:

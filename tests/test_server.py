@@ -110,6 +110,35 @@ class TestClassify:
         assert classify(audio(bytes([0x90]) + b"Opus", 0)) == FrameKind.CONFIG
         assert classify(audio(bytes([0x91]) + b"Opus", 0)) == FrameKind.AUDIO
 
+    @pytest.mark.spec("ERTMP Enhanced Video")
+    def test_enhanced_video_mod_ex(self) -> None:
+        """ERTMP ModEx blocks (packet type 7) come before the real VideoPacketType."""
+        mod_ex = bytes([0x02]) + b"\x00\x00\x10"  # size 3, then 3 bytes of modifier
+        start = bytes([0x80 | 0x10 | 0x07]) + mod_ex + bytes([0x00]) + b"hvc1\x01\x02"
+        key = bytes([0x80 | 0x10 | 0x07]) + mod_ex + bytes([0x01]) + b"hvc1" + bytes(3) + b"K"
+        end = bytes([0x80 | 0x10 | 0x07]) + mod_ex + bytes([0x02]) + b"hvc1"
+        assert classify(video(start, 0)) == FrameKind.CONFIG
+        assert classify(video(key, 0)) == FrameKind.KEYFRAME
+        assert classify(video(end, 0)) == FrameKind.INTERFRAME  # no picture
+        broken = bytes([0x80 | 0x10 | 0x07, 0x40])  # a ModEx block cut short
+        assert classify(video(broken, 0)) == FrameKind.INTERFRAME  # never starts a GOP
+
+    @pytest.mark.spec("FLV E.4.3.1", "ERTMP Enhanced Video")
+    def test_command_frames_are_not_pictures(self) -> None:
+        """FrameType 5: a video info/command frame; its second byte is no AVCPacketType."""
+        assert classify(video(bytes([0x57, 0x00]), 0)) == FrameKind.DATA  # start of seek
+        assert classify(video(bytes([0x57, 0x01]), 0)) == FrameKind.DATA
+        assert classify(video(bytes([0x80 | 0x50 | 0x01, 0x00]), 0)) == FrameKind.DATA
+
+    @pytest.mark.spec("ERTMP Enhanced Audio")
+    def test_enhanced_audio_mod_ex(self) -> None:
+        mod_ex = bytes([0x00, 0x05])  # size 1, one byte of modifier
+        assert classify(audio(bytes([0x97]) + mod_ex + bytes([0x00]) + b"Opus", 0)) \
+            == FrameKind.CONFIG
+        assert classify(audio(bytes([0x97]) + mod_ex + bytes([0x01]) + b"Opus", 0)) \
+            == FrameKind.AUDIO
+        assert classify(audio(bytes([0x97, 0x40]), 0)) == FrameKind.AUDIO  # cut short
+
     @pytest.mark.spec("RTMP 7.1.2")
     def test_data(self) -> None:
         assert classify(Message(type=MessageType.DATA_AMF0, data=b"\x02")) == FrameKind.DATA
