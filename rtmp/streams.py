@@ -94,6 +94,10 @@ class FrameKind(enum.IntEnum):
     """Status and user control messages queued for a player: never dropped."""
 
 
+#: RTMP 7.1.2 / 7.1.5: what a publisher may relay (FLV E.4.1 tag types, and AMF3 data).
+_RELAYED_TYPES = frozenset({MessageType.AUDIO, MessageType.VIDEO, MessageType.DATA_AMF0,
+                            MessageType.DATA_AMF3})
+
 # FLV E.4.3.1 / E.4.2.1: the first bytes of the common legacy headers, classified
 # without parsing: AVC keyframe (0x17) and inter-frame (0x27), AAC (0xAF); for all three
 # the second byte is the AVCPacketType / AACPacketType (0 = sequence header).
