@@ -625,7 +625,8 @@ class VodPlayer:
 
     At the end: User Control Stream EOF (RTMP 7.1.7), ``onPlayStatus
     NetStream.Play.Complete`` and ``onStatus NetStream.Play.Stop``, in nginx-rtmp's order;
-    then :attr:`finished` is set and the thread ends.  A :meth:`seek` afterwards plays on.
+    then :attr:`finished` is set and the thread ends.  A :meth:`seek` afterwards plays on
+    (on a new thread).  The thread is not a daemon: :meth:`stop` ends and joins it.
 
     The property :attr:`duration_ms` is the file's duration; :attr:`position_ms` the
     timestamp of the last message sent.  ``clock`` (seconds, monotonic) is injectable
@@ -670,6 +671,7 @@ class VodPlayer:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: Optional[threading.Thread] = None
+        self._running = False  # a playback thread is in its loop (changed under _lock)
         self._paused = False
         self._offset = self.index.first_offset
         self._send_metadata = True
@@ -706,9 +708,9 @@ class VodPlayer:
             self._spawn()
 
     def _spawn(self) -> None:
-        self._thread = threading.Thread(
-            target=self._run, name=f"rtmp-vod-{self.message_stream_id}", daemon=True
-        )
+        """Start a playback thread (under the lock; non-daemon: :meth:`stop` joins it)."""
+        self._running = True
+        self._thread = threading.Thread(target=self._run, name=f"rtmp-vod-{self.message_stream_id}")
         self._thread.start()
 
     def seek(self, ms: int, notify: Optional[_Notify] = None) -> int:
@@ -728,7 +730,9 @@ class VodPlayer:
                 self._write(list(notify(position)))
             if self.finished.is_set() and not self._stopping.is_set():
                 self.finished.clear()
-                if self._thread is not None and not self._thread.is_alive():
+                # The thread decides to end under this lock (``_running``): either it has
+                # not decided yet and sees ``finished`` cleared, or it has and a new one runs.
+                if self._thread is not None and not self._running:
                     self._spawn()
         self._wake.set()
         self.log.info("vod: seek to %d ms -> keyframe at %d ms", ms, position)
@@ -763,12 +767,16 @@ class VodPlayer:
         """End playback: the thread exits promptly and is joined; the file is closed."""
         self._stopping.set()
         self._wake.set()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
+        joined = None
+        while True:  # a seek that raced with this stop may have started one more thread
+            thread = self._thread
+            if thread is None or thread is joined or thread is threading.current_thread():
+                break
             thread.join(JOIN_TIMEOUT)
             if thread.is_alive():
                 self.log.warning("vod: playback thread did not stop within %.1fs", JOIN_TIMEOUT)
                 return  # it closes the file itself when its write returns
+            joined = thread
         with self._lock:
             self._file.close()
 
@@ -910,14 +918,19 @@ class VodPlayer:
             while not self._stopping.is_set():
                 self._wake.clear()
                 delay = self.pump()
-                if self.finished.is_set():
-                    break
+                with self._lock:  # decided under the lock that seek() takes (see there)
+                    if self.finished.is_set():
+                        self._running = False
+                        break
                 self._wake.wait(MAX_IDLE_SECONDS if delay is None else min(delay, MAX_IDLE_SECONDS))
         except Exception as exc:  # noqa: BLE001 - a dead player connection ends playback only
             self.error = exc
             self._stopping.set()
             self.log.info("vod: playback of %s ended: %s", self.path, exc)
         finally:
+            with self._lock:
+                if self._thread is threading.current_thread():
+                    self._running = False
             if self._stopping.is_set():
                 with self._lock:
                     self._file.close()
