@@ -161,6 +161,10 @@ class ServerConfig:
     """Largest message a peer may send (bytes); larger ones end the connection."""
     max_chunk_streams: int = 64
     """Chunk streams a peer may have open at once (RTMP 5.3.1.1)."""
+    max_pending_bytes: int = 16 * 1024 * 1024
+    """Bytes all of a peer's partly received messages may announce together (RTMP
+    5.3.1.1: one per chunk stream); past it the session ends.  Bounds a connection's
+    reassembly memory, which ``max_message_size`` x ``max_chunk_streams`` does not."""
     max_chunk_size: int = MAX_CHUNK_SIZE
     """Largest Set Chunk Size a peer may announce (RTMP 5.4.1); a larger one ends the
     session.  The default is the protocol's own bound, 0x7FFFFFFF: message sizes are
@@ -192,8 +196,9 @@ class ServerConfig:
                 raise ValueError(f"{name} must be positive")
         if self.require_auth and (not self.username or self.password is None):
             raise ValueError("require_auth needs username and password")
-        if self.max_queue_bytes <= 0:
-            raise ValueError("max_queue_bytes must be positive")
+        for name in ("max_queue_bytes", "max_pending_bytes", "max_message_size"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
         parse_addr(self.addr)
 
 
@@ -462,6 +467,7 @@ class ServerConnection:
             log=self.log,
             max_message_size=config.max_message_size,
             max_chunk_streams=config.max_chunk_streams,
+            max_pending_bytes=config.max_pending_bytes,
             max_chunk_size=config.max_chunk_size,
         )
         self._transport = transport

@@ -538,6 +538,8 @@ class TestLifecycle:
             ServerConfig(chunk_size=0)
         with pytest.raises(ValueError):
             ServerConfig(max_chunk_size=0x80000000)
+        with pytest.raises(ValueError):
+            ServerConfig(max_pending_bytes=0)
 
     @pytest.mark.spec("RTMP 5.2")
     def test_garbage_peer_does_not_hurt_the_server(self) -> None:
