@@ -264,6 +264,55 @@ def patch_metadata_duration(path: Union[str, "os.PathLike[str]"], duration_ms: i
     return True
 
 
+class _Syncer:
+    """FLV E.3: force a file's written bytes to disk on a thread of its own.
+
+    ``fsync`` can take seconds on a slow or busy disk; on the publisher's thread it
+    would stall the publisher and, through it, every player of the stream.  Requests
+    made while a sync runs are merged into the next one.  ``fsync`` of a second
+    descriptor of the same file syncs the file's data whoever wrote it (POSIX).
+    """
+
+    def __init__(self, path: pathlib.Path, log: _Logger) -> None:
+        self.path = path
+        self.log = log
+        self.syncs = 0
+        self._fd = os.open(path, os.O_RDONLY)
+        self._cond = threading.Condition(threading.Lock())
+        self._due = False
+        self._closing = False
+        self._thread = threading.Thread(target=self._run, name=f"rtmp-rec-sync-{path.stem}")
+        self._thread.start()
+
+    def request(self) -> None:
+        """Ask for an fsync soon (never blocks)."""
+        with self._cond:
+            self._due = True
+            self._cond.notify()
+
+    def close(self) -> None:
+        """Stop the thread (after the sync in progress) and join it."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify()
+        self._thread.join()
+        os.close(self._fd)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._due and not self._closing:
+                    self._cond.wait()
+                if self._closing:
+                    return  # the closer syncs the last bytes itself
+                self._due = False
+            try:
+                os.fsync(self._fd)
+                self.syncs += 1
+            except OSError as exc:
+                self.log.warning("recording: fsync of %s failed: %s", self.path, exc)
+
+
 class Recorder:
     """RTMP 7.2.2.6 / FLV E.3: write one published stream to an FLV file.
 
@@ -273,9 +322,11 @@ class Recorder:
     Messages are written from the publisher's thread; :meth:`close` may come from any
     thread (``Server.stop``) and is idempotent.  After ``close``, ``write`` drops messages.
 
-    The file is flushed and ``fsync``-ed at every video keyframe and whenever a second of
-    media has passed since the last sync, so a killed process loses at most about a
-    second and leaves only whole tags behind.
+    At every video keyframe, and whenever a second of media has passed since the last
+    sync, the buffered tags are written to the OS (a killed process loses at most about
+    a second and leaves whole tags behind) and an ``fsync`` is requested from a
+    background thread (:class:`_Syncer`), so that a slow disk never stalls the
+    publisher; :meth:`close` syncs the rest itself.
     """
 
     def __init__(
@@ -312,6 +363,11 @@ class Recorder:
             # RTMP 7.2.2.6 record: a new file (an existing one is overwritten).
             self._writer = flv.Writer(self.path, has_audio=True, has_video=True)
             self.log.info("recording: writing %s", self.path)
+        try:
+            self._syncer = _Syncer(self.path, self.log)
+        except OSError:
+            self._writer.close()
+            raise
 
     @property
     def closed(self) -> bool:
@@ -378,7 +434,8 @@ class Recorder:
             if (tag_type == MessageType.VIDEO and flv.is_keyframe(tag)) or (
                 timestamp - self._last_sync_ts >= SYNC_INTERVAL_MS
             ):
-                self._writer.flush(fsync=True)  # crash safety: whole tags reach the disk
+                self._writer.flush()  # crash safety: whole tags reach the OS now ...
+                self._syncer.request()  # ... and the disk soon, off this thread
                 self._last_sync_ts = timestamp
         return True
 
@@ -389,6 +446,7 @@ class Recorder:
                 return
             self._closed = True
             try:
+                self._syncer.close()
                 self._writer.flush(fsync=True)
             finally:
                 self._writer.close()

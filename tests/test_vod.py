@@ -371,6 +371,36 @@ class TestRecorder:
             recorder.close()
 
     @pytest.mark.spec("FLV E.3")
+    def test_slow_fsync_does_not_stall_the_publisher(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """fsync runs on the recorder's own thread: a slow disk delays durability, not
+        the publisher (whose thread also feeds every player)."""
+        import os
+
+        real_fsync = os.fsync
+        synced_on: List[str] = []
+
+        def slow_fsync(fd: int) -> None:
+            synced_on.append(threading.current_thread().name)
+            time.sleep(0.3)
+            real_fsync(fd)
+
+        monkeypatch.setattr(os, "fsync", slow_fsync)
+        recorder = Recorder(tmp_path / "slow.flv")
+        began = time.monotonic()
+        for i in range(10):  # ten keyframes: ten sync points
+            recorder.write(Message(type=MessageType.VIDEO, data=keyframe(i), timestamp=40 * i))
+        assert time.monotonic() - began < 0.25
+        # Whole tags reached the OS at once (they survive the process being killed).
+        assert [t.data for t in read_tags(tmp_path / "slow.flv")] == [keyframe(i) for i in range(10)]
+        recorder.close()
+        me = threading.current_thread().name
+        assert synced_on and all(name.startswith("rtmp-rec-sync") for name in synced_on[:-1])
+        assert synced_on[-1] == me  # close() syncs the last bytes itself
+        assert not [t for t in threading.enumerate() if t.name.startswith("rtmp-rec-sync")]
+
+    @pytest.mark.spec("FLV E.3")
     def test_synced_every_second_of_audio(self, tmp_path: Path) -> None:
         recorder = Recorder(tmp_path / "s.flv")
         try:
