@@ -26,7 +26,7 @@ import socket
 import ssl
 import threading
 import time
-from typing import Iterable, Optional, Tuple, Union
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from . import control, handshake
 from .chunk import (
@@ -288,6 +288,34 @@ class Transport:
         with self._write_lock:
             self.session.note_sent(message)
             self._sendall(data)
+
+    def write_fanout(self, items: Sequence[Tuple[Optional[bytes], Message, int]]) -> None:
+        """Send a live player's queued messages with one ``sendall`` (fan-out, thread-safe).
+
+        Each item is ``(data, message, chunk_size)``: ``data`` from
+        ``chunk.encode_type0(message, chunk_size)``, or None to chunk ``message`` here
+        (so are bytes made for another chunk size than ours now).  The chunk encoder is
+        told of pre-chunked messages once per chunk stream, with the last one (RTMP
+        5.3.1.2.1: a type 0 header leaves nothing of the previous state).
+        """
+        with self._write_lock:
+            session = self.session
+            chunk_size = session.out_chunk_size
+            parts: List[bytes] = []
+            sent_as_is: Dict[int, Message] = {}  # chunk stream id -> last pre-chunked message
+            for data, message, made_for in items:
+                if data is not None and made_for == chunk_size:
+                    sent_as_is[message.csid] = message
+                    parts.append(data)
+                    continue
+                for noted in sent_as_is.values():  # the encoder must be up to date first
+                    session.note_sent(noted)
+                sent_as_is.clear()
+                parts.append(session.send(message))
+                chunk_size = session.out_chunk_size  # (a Set Chunk Size in the batch)
+            for noted in sent_as_is.values():
+                session.note_sent(noted)
+            self._sendall(b"".join(parts))
 
     def set_chunk_size(self, size: int) -> None:
         """RTMP 5.4.1: announce and switch to a new outgoing chunk size."""

@@ -103,6 +103,27 @@ class TestTransport:
         assert client.read_message().timestamp == 100
         assert client.read_message().timestamp == 140
 
+    @pytest.mark.spec("RTMP 5.3.1.2.1", "RTMP 5.4.1")
+    def test_fan_out_batch(self, pair: Tuple[Transport, Transport]) -> None:
+        """write_fanout: pre-chunked bytes, messages to chunk, and bytes made for another
+        chunk size, in one write; the encoder goes on from the last of each chunk stream."""
+        client, server = pair
+        size = server.out_chunk_size
+        first, second, third = video(100, 300), video(140, 9000), video(180, 50)
+        status = Message(type=20, data=b"status", message_stream_id=1)
+        stale = video(220, 700)
+        server.write_fanout([
+            (encode_type0(first, size), first, size),
+            (encode_type0(second, size), second, size),
+            (None, status, 0),
+            (encode_type0(third, size), third, size),
+            (encode_type0(stale, 64), stale, 64),  # made for another size: chunked again
+        ])
+        server.write_message(video(260, 20))  # the encoder knows where the stream stands
+        got = [client.read_message() for _ in range(6)]
+        assert [(m.type, m.timestamp, len(m.data)) for m in got] == [
+            (9, 100, 300), (9, 140, 9000), (20, 0, 6), (9, 180, 50), (9, 220, 700), (9, 260, 20)]
+
     def test_read_timeout(self, pair: Tuple[Transport, Transport]) -> None:
         client, _ = pair
         start = time.monotonic()
