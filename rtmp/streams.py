@@ -21,8 +21,9 @@ GOP starts, as nginx-rtmp does), then the live messages.
 Fan-out costs one chunking per message, not one per player: the publisher's
 thread chunks each message once per (chunk size, message stream id) pair in
 use (:func:`rtmp.chunk.encode_type0`) and hands the same ``bytes`` object to
-every player's queue.  Each player has its own writer thread, which calls
-``transport.write_prechunked`` so the connection's chunk encoder stays in step.
+every player's queue.  Each player has its own writer thread, which takes everything
+queued in one lock round and sends it with one ``transport.write_fanout`` (one system
+call per batch, not per message), which keeps the connection's chunk encoder in step.
 
 A player's queue is bounded in bytes.  When a player cannot keep up, it loses
 whole frames, never parts of them, and never slows the publisher or the other
@@ -168,9 +169,8 @@ class FanoutSink(Protocol):
     @property
     def out_chunk_size(self) -> int: ...
 
-    def write_prechunked(self, data: bytes, message: Message) -> None: ...
-
-    def write_message(self, message: Message) -> None: ...
+    def write_fanout(self, items: Sequence[Tuple[Optional[bytes], Message, int]]) -> None:
+        """Send ``(bytes or None, message, chunk size of the bytes)`` items in order, at once."""
 
 
 @dataclass
@@ -179,24 +179,31 @@ class PlayerStats:
 
     sent_messages: int = 0
     sent_bytes: int = 0
+    sent_batches: int = 0
     dropped_messages: int = 0
     dropped_bytes: int = 0
     filtered_messages: int = 0
     max_queued_bytes: int = 0
 
 
-# One queued item: pre-chunked bytes (or None: chunk it with write_message), the
-# message, its kind.
-_Item = Tuple[Optional[bytes], Message, FrameKind]
+# One queued item: pre-chunked bytes (or None: the sink chunks the message), the message,
+# its kind, its size in the queue, the chunk size the bytes were made with.
+_Item = Tuple[Optional[bytes], Message, FrameKind, int, int]
+
+#: The most bytes the writer sends in one write (one lock round, one system call): large
+#: enough to cost one call per many messages, small enough for a send to finish well
+#: within a write timeout.
+MAX_BATCH_BYTES = 256 * 1024
 
 
 class LivePlayer:
     """RTMP 7.2.2.1: one subscriber of a live stream, with a bounded queue and a writer thread.
 
     ``offer`` never blocks: it queues or drops (see the module docstring).  The
-    writer thread sends queued items in order; if sending fails (the peer went
-    away, or a send outlived the transport's write timeout), ``on_failure`` is
-    called once with the exception and the player stops.
+    writer thread takes everything queued (up to :data:`MAX_BATCH_BYTES`) in one lock
+    round and sends it with one :meth:`FanoutSink.write_fanout`; if sending fails (the
+    peer went away, or a send outlived the transport's write timeout), ``on_failure``
+    is called once with the exception and the player stops.
     """
 
     def __init__(
@@ -221,9 +228,15 @@ class LivePlayer:
         #: RTMP 7.2.2.4 / 7.2.2.5: receiveAudio / receiveVideo flags.
         self.receive_audio = True
         self.receive_video = True
-        self._cond = threading.Condition()
+        #: The chunk size the player's connection sends with (RTMP 5.4.1), as last seen
+        #: by the writer: fan-out chunks for it; a stale value costs a re-chunking only.
+        self.chunk_size = sink.out_chunk_size
+        self._cond = threading.Condition(threading.Lock())
         self._queue: Deque[_Item] = collections.deque()
         self._queued_bytes = 0
+        self._writer_waiting = False  # notify only then: a notify per message is costly
+        self._drain_waiters = 0
+        self._writing = False  # the writer took a batch and is sending it
         self._await_keyframe = False
         self._paused = False
         self._closed = False
@@ -241,11 +254,6 @@ class LivePlayer:
     def closed(self) -> bool:
         return self._closed
 
-    @property
-    def chunk_size(self) -> int:
-        """The chunk size the player's connection sends with (RTMP 5.4.1)."""
-        return self.sink.out_chunk_size
-
     def start(self) -> None:
         """Start the writer thread (named after the player)."""
         if self._thread is not None:
@@ -257,30 +265,37 @@ class LivePlayer:
 
     def send(self, message: Message) -> None:
         """Queue a control or status message, in order with the media; never dropped."""
-        self._put(None, message, FrameKind.CONTROL)
-
-    def offer(self, data: Optional[bytes], message: Message, kind: FrameKind) -> bool:
-        """Queue a media/data message (``data``: its pre-chunked bytes), or drop it.
-
-        Returns whether it was queued.
-        """
-        return self._put(data, message, kind)
-
-    def _put(self, data: Optional[bytes], message: Message, kind: FrameKind) -> bool:
-        size = len(data) if data is not None else len(message.data) + 12
         with self._cond:
-            if self._closed:
-                return False
-            if not self._admit(kind, size):
-                return False
-            if kind == FrameKind.KEYFRAME:
-                self._await_keyframe = False
-            self._queue.append((data, message, kind))
-            self._queued_bytes += size
-            if self._queued_bytes > self.stats.max_queued_bytes:
-                self.stats.max_queued_bytes = self._queued_bytes
+            self._put(None, message, FrameKind.CONTROL, 0)
+
+    def offer(self, data: Optional[bytes], message: Message, kind: FrameKind,
+              chunk_size: int = 0) -> bool:
+        """Queue a media/data message, or drop it; returns whether it was queued.
+
+        ``data``: its pre-chunked bytes, made with ``chunk_size`` (default: the
+        player's :attr:`chunk_size`), or None to have the sink chunk it.
+        """
+        with self._cond:
+            return self._put(data, message, kind, chunk_size or self.chunk_size)
+
+    def _put(self, data: Optional[bytes], message: Message, kind: FrameKind,
+             chunk_size: int) -> bool:
+        """Queue one item if the drop policy admits it (with the lock held)."""
+        if self._closed:
+            return False
+        size = len(data) if data is not None else len(message.data) + 12
+        if not self._admit(kind, size):
+            return False
+        if kind == FrameKind.KEYFRAME:
+            self._await_keyframe = False
+        self._queue.append((data, message, kind, size, chunk_size))
+        self._queued_bytes += size
+        if self._queued_bytes > self.stats.max_queued_bytes:
+            self.stats.max_queued_bytes = self._queued_bytes
+        if self._writer_waiting:
+            self._writer_waiting = False
             self._cond.notify()
-            return True
+        return True
 
     def _admit(self, kind: FrameKind, size: int) -> bool:
         """The drop policy; called with the lock held."""
@@ -321,16 +336,15 @@ class LivePlayer:
         kept: Deque[_Item] = collections.deque()
         kept_bytes = 0
         for item in self._queue:
-            data, message, kind = item
-            size = len(data) if data is not None else len(message.data) + 12
-            if kind in (FrameKind.KEYFRAME, FrameKind.INTERFRAME, FrameKind.AUDIO):
-                self._drop(size)
+            if item[2] in (FrameKind.KEYFRAME, FrameKind.INTERFRAME, FrameKind.AUDIO):
+                self._drop(item[3])
             else:
                 kept.append(item)
-                kept_bytes += size
+                kept_bytes += item[3]
         self.log.debug("%s: queue over %d bytes, skipped to the next keyframe",
                        self.name, self.max_queue_bytes)
-        self._queue = kept
+        self._queue.clear()  # in place: the writer may hold a reference to the deque
+        self._queue.extend(kept)
         self._queued_bytes = kept_bytes
 
     def await_keyframe(self) -> None:
@@ -351,13 +365,13 @@ class LivePlayer:
         same step, after the media sent before the pause and before any sent after
         the resume.
         """
-        with self._cond:  # a re-entrant lock: send() below takes it again
+        with self._cond:
             self._paused = paused
             if paused:
                 self._purge_media()
                 self._await_keyframe = True
             for message in statuses:
-                self.send(message)
+                self._put(None, message, FrameKind.CONTROL, 0)
 
     def close(self, timeout: Optional[float] = 5.0) -> None:
         """Stop the writer thread after discarding the queue; idempotent."""
@@ -373,47 +387,74 @@ class LivePlayer:
     def drain(self, timeout: float) -> bool:
         """Wait until everything queued has been written (for orderly ends); True if so."""
         with self._cond:
-            return self._cond.wait_for(
-                lambda: not self._queue or self._closed, timeout=timeout
-            ) and not self._queue
+            self._drain_waiters += 1
+            try:
+                return self._cond.wait_for(
+                    lambda: (not self._queue and not self._writing) or self._closed,
+                    timeout=timeout,
+                ) and not self._queue and not self._writing
+            finally:
+                self._drain_waiters -= 1
 
     # -- writer thread --------------------------------------------------------------------
+
+    def _take_batch(self) -> Optional[List[_Item]]:
+        """Wait for items and take up to MAX_BATCH_BYTES of them; None once closed."""
+        with self._cond:
+            self._writing = False  # the previous batch (if any) is written
+            if not self._queue and self._drain_waiters:
+                self._cond.notify_all()
+            while not self._queue and not self._closed:
+                self._writer_waiting = True
+                self._cond.wait()
+            self._writer_waiting = False
+            queue = self._queue
+            if self._closed:
+                return None
+            if self._queued_bytes <= MAX_BATCH_BYTES:
+                batch = list(queue)  # the usual case: everything
+                queue.clear()
+                self._queued_bytes = 0
+            else:
+                batch, taken = [], 0
+                while queue and taken < MAX_BATCH_BYTES:
+                    item = queue.popleft()
+                    batch.append(item)
+                    taken += item[3]
+                self._queued_bytes -= taken
+            self._writing = True
+            return batch
 
     def _run(self) -> None:
         sink = self.sink
         stats = self.stats
         while True:
-            with self._cond:
-                while not self._queue and not self._closed:
-                    self._cond.wait()
-                if self._closed:
-                    return
-                data, message, kind = self._queue.popleft()
-                size = len(data) if data is not None else len(message.data) + 12
-                self._queued_bytes -= size
-                if not self._queue:
-                    self._cond.notify_all()  # for drain()
-            try:
-                if data is None:
-                    sink.write_message(message)
-                else:
-                    sink.write_prechunked(data, message)
-            except Exception as exc:  # noqa: BLE001 - any failure ends this player only
-                with self._cond:
-                    self._closed = True
-                    self._queue.clear()
-                    self._queued_bytes = 0
-                    self._cond.notify_all()
-                self._failed = exc
-                self.log.info("%s: send failed, player stopped: %s", self.name, exc)
-                if self.on_failure is not None:
-                    try:
-                        self.on_failure(exc)
-                    except Exception:  # noqa: BLE001
-                        self.log.exception("%s: on_failure callback raised", self.name)
+            batch = self._take_batch()
+            if batch is None:
                 return
-            stats.sent_messages += 1
-            stats.sent_bytes += size
+            try:
+                sink.write_fanout([(item[0], item[1], item[4]) for item in batch])
+            except Exception as exc:  # noqa: BLE001 - any failure ends this player only
+                self._fail(exc)
+                return
+            self.chunk_size = sink.out_chunk_size  # once per batch, not per message
+            stats.sent_batches += 1
+            stats.sent_messages += len(batch)
+            stats.sent_bytes += sum(item[3] for item in batch)
+
+    def _fail(self, exc: BaseException) -> None:
+        with self._cond:
+            self._closed = True
+            self._queue.clear()
+            self._queued_bytes = 0
+            self._cond.notify_all()
+        self._failed = exc
+        self.log.info("%s: send failed, player stopped: %s", self.name, exc)
+        if self.on_failure is not None:
+            try:
+                self.on_failure(exc)
+            except Exception:  # noqa: BLE001
+                self.log.exception("%s: on_failure callback raised", self.name)
 
 
 class StreamBusyError(Exception):
@@ -508,14 +549,15 @@ class LiveStream:
         """Chunk once per (chunk size, msid) in use; queue the same bytes for every player."""
         encoded: Dict[Tuple[int, int], Tuple[bytes, Message]] = {}
         for player in self.players:
-            key = (player.chunk_size, player.message_stream_id)
+            chunk_size = player.chunk_size
+            key = (chunk_size, player.message_stream_id)
             entry = encoded.get(key)
             if entry is None:
                 out = message
                 if message.message_stream_id != key[1]:
                     out = message.replace(message_stream_id=key[1])
-                entry = encoded[key] = (encode_type0(out, key[0]), out)
-            player.offer(entry[0], entry[1], kind)
+                entry = encoded[key] = (encode_type0(out, chunk_size), out)
+            player.offer(entry[0], entry[1], kind, chunk_size)
 
     def reset_publisher_state(self) -> None:
         """Forget headers, metadata and the GOP (the publisher left)."""
@@ -551,7 +593,7 @@ class LiveStream:
                         out = out.replace(timestamp=0)
                     elif start is not None and kind == FrameKind.CONFIG:
                         out = out.replace(timestamp=start)  # as nginx-rtmp: at the GOP's time
-                    player.offer(encode_type0(out, chunk_size), out, kind)
+                    player.offer(encode_type0(out, chunk_size), out, kind, chunk_size)
             self.players.append(player)
 
     def _late_join_messages(self) -> List[Tuple[Message, FrameKind]]:

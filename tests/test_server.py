@@ -11,7 +11,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from typing import Any, Callable, Iterator, List, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 import pytest
 from hypothesis import given, settings
@@ -53,19 +53,18 @@ class Sink:
     def __init__(self, chunk_size: int = 4096) -> None:
         self.out_chunk_size = chunk_size
         self.written: List[Tuple[Optional[bytes], Message]] = []
+        self.batches = 0
         self.gate = threading.Event()
         self.gate.set()
         self.lock = threading.Lock()
 
-    def write_prechunked(self, data: bytes, message: Message) -> None:
+    def write_fanout(self, items: Sequence[Tuple[Optional[bytes], Message, int]]) -> None:
         self.gate.wait(10)
         with self.lock:
-            self.written.append((data, message))
-
-    def write_message(self, message: Message) -> None:
-        self.gate.wait(10)
-        with self.lock:
-            self.written.append((None, message))
+            self.batches += 1
+            for data, message, chunk_size in items:
+                assert data is None or chunk_size == self.out_chunk_size
+                self.written.append((data, message))
 
     def messages(self) -> List[Message]:
         with self.lock:
@@ -203,6 +202,26 @@ class TestFanOut:
             with pytest.raises(ValueError):
                 stream.publish_message(Message(type=kind, data=b"\x00\x00\x00\x01"))
         assert stream.messages_in == 0
+
+    @pytest.mark.spec("RTMP 5.3.1.2.1")
+    def test_backlog_leaves_in_one_write(self) -> None:
+        """The writer takes everything queued at once: one write per batch, not per message."""
+        sink = Sink()
+        sink.gate.clear()
+        player = LivePlayer(sink, 1)
+        player.start()
+        try:
+            frames = [video(AVC_KEY, 0)] + [video(AVC_INTER, 40 * i) for i in range(1, 40)]
+            for msg in frames:
+                player.offer(encode_type0(msg, 4096), msg, classify(msg), 4096)
+            sink.gate.set()
+            assert player.drain(5.0)
+            assert [m.timestamp for m in sink.messages()] == [m.timestamp for m in frames]
+            assert sink.batches <= 2  # the first frame may have left before the rest came
+            assert player.stats.sent_batches == sink.batches
+        finally:
+            sink.gate.set()
+            player.close()
 
     @pytest.mark.spec("RTMP 7.2.2.6")
     def test_second_publisher_is_refused(self) -> None:
@@ -407,7 +426,7 @@ class TestDropPolicy:
 
     def test_writer_failure_stops_only_that_player(self) -> None:
         class Broken(Sink):
-            def write_prechunked(self, data: bytes, message: Message) -> None:
+            def write_fanout(self, items: Sequence[Tuple[Optional[bytes], Message, int]]) -> None:
                 raise ConnectionResetError("gone")
 
         failures: List[BaseException] = []
