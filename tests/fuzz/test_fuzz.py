@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+from pathlib import Path
 from typing import Any, List
 
 import pytest
@@ -32,7 +33,8 @@ from tests.fuzz import (
 logger = logging.getLogger(__name__)
 
 #: --hypothesis-profile=long (20,000 examples) runs for many minutes per test.
-pytestmark = pytest.mark.timeout(300 if settings.default.max_examples <= 1000 else 7200)
+_LONG_RUN = settings.default is not None and settings.default.max_examples > 1000
+pytestmark = pytest.mark.timeout(7200 if _LONG_RUN else 300)
 
 
 @st.composite
@@ -264,3 +266,12 @@ class TestCommandDispatcherFuzz:
     def test_mutated_commands(self, data: bytes) -> None:
         fuzz_commands.fuzz_one(data)
 
+
+
+@pytest.mark.spec("RTMP 5.3.1", "RTMP 5.2.5", "RTMP 7.2")
+def test_seed_corpora_replay(tmp_path: Path) -> None:
+    """The atheris seed corpora are written and every seed passes its own target."""
+    from tests.fuzz import seeds
+
+    assert seeds.write(tmp_path) >= 20
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(seeds.TARGETS)
