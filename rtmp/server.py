@@ -34,6 +34,7 @@ within a timeout.
 from __future__ import annotations
 
 import enum
+import functools
 import ipaddress
 import itertools
 import logging
@@ -58,7 +59,7 @@ from typing import (
     Union,
 )
 
-from . import commands, user_control
+from . import commands, control, user_control
 from .chunk import MAX_CHUNK_SIZE
 from .commands import Command
 from .errors import (
@@ -268,26 +269,49 @@ def _split_query(value: str) -> Tuple[str, str]:
 
 def _nesting(value: Any, limit: int) -> int:
     """How deep objects and arrays nest in ``value`` (stops counting past ``limit``)."""
+    if not isinstance(value, (dict, list, tuple)):
+        return 0
     deepest = 0
-    stack: List[Tuple[Any, int]] = [(value, 0)]
+    stack: List[Tuple[Any, int]] = [(value, 1)]  # containers only, with their depth
     seen: set = set()  # type: ignore[type-arg]  # AMF3 references can make cycles
     while stack:
         item, depth = stack.pop()
-        if isinstance(item, dict):
-            children: Any = item.values()
-        elif isinstance(item, (list, tuple)):
-            children = item
-        else:
-            continue
         if id(item) in seen:
             continue
         seen.add(id(item))
-        depth += 1
-        deepest = max(deepest, depth)
-        if deepest > limit:
-            break
-        stack.extend((child, depth) for child in children)
+        if depth > deepest:
+            deepest = depth
+            if deepest > limit:
+                break
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, depth + 1) for child in children
+                     if isinstance(child, (dict, list, tuple)))
     return deepest
+
+
+@functools.lru_cache(maxsize=32)
+def _connect_replies(window_ack_size: int, chunk_size: int, encoding: int,
+                     transaction_id: float) -> Tuple[Message, ...]:
+    """RTMP 7.2.1.1: the server's messages after an accepted ``connect``, in order.
+
+    The same for every session with the same settings and transaction id (nearly
+    always 1), so they are built and AMF-encoded once (messages are immutable).
+    """
+    return (
+        control.window_ack_size(window_ack_size),  # RTMP 7.2.1.1 step 2
+        # Step 3.  [impl] nginx-rtmp and ffmpeg send limit type 2 (dynamic), which a client
+        # following RTMP 5.4.5 to the letter ignores as a first limit: harmless either way.
+        control.set_peer_bandwidth(window_ack_size, 2),
+        # Deviation (ffmpeg, nginx-rtmp): both servers announce their chunk size here.
+        control.set_chunk_size(chunk_size),
+        user_control.stream_begin(0),  # step 5
+        # Step 6: _result with the server's properties and the info object.  The reply
+        # to connect is AMF0 (type 20): AMF3 only applies once agreed.
+        commands.connect_result(encoding, transaction_id=transaction_id,
+                                properties=_PROPERTIES),
+        # [impl] ffmpeg's and FMS's servers call onBWDone; clients answer with _checkbw.
+        commands.encode_command(commands.ON_BW_DONE, 0, None, 8192),
+    )
 
 
 def _check_depth(cmd: Command, limit: int) -> None:
@@ -668,20 +692,9 @@ class ServerConnection:
         self._accepted = True
         self._set_state(ConnectionState.CONNECTED)
         config = self.config
-        transport.send_window_ack_size(config.window_ack_size)  # RTMP 7.2.1.1 step 2
-        # Step 3.  [impl] nginx-rtmp and ffmpeg send limit type 2 (dynamic), which a client
-        # following RTMP 5.4.5 to the letter ignores as a first limit: harmless either way.
-        transport.send_set_peer_bandwidth(config.window_ack_size, 2)
-        # Deviation (ffmpeg, nginx-rtmp): both servers announce their chunk size here.
-        transport.set_chunk_size(config.chunk_size)
-        transport.write_message(user_control.stream_begin(0))  # step 5
-        # RTMP 7.2.1.1 step 6: _result with the server's properties and the info object.
-        # The reply to connect is AMF0 (type 20): AMF3 only applies once agreed.
-        transport.write_message(commands.connect_result(
-            encoding, transaction_id=cmd.transaction_id, properties=_PROPERTIES,
-        ))
-        # [impl] ffmpeg's and FMS's servers call onBWDone; clients answer with _checkbw.
-        transport.write_message(commands.encode_command(commands.ON_BW_DONE, 0, None, 8192))
+        # One write for the whole sequence: one system call and one packet, not six.
+        transport.write_messages(_connect_replies(
+            config.window_ack_size, config.chunk_size, encoding, cmd.transaction_id))
         self.log.info("connected: app=%r tcUrl=%r flashVer=%r objectEncoding=%d",
                       app, self.tc_url, params.get("flashVer", params.get("flashver")), encoding)
 
