@@ -155,8 +155,8 @@ def chunk_stream_flood(count: int, csids: int = 1000) -> Measure:
 def partial_message_hoard(count: int, messages: int = 4) -> Measure:
     """``count`` clients each announce ``messages`` messages of 16 MiB - 1 on separate chunk
     streams and send all of each but its last chunk (chunk size 16 MiB - 2), then wait.
-    The server must hold what it received until ``read_timeout``: per connection this is
-    bounded only by the decoder's ``max_pending_bytes`` (64 MiB), not by ServerConfig."""
+    Without a budget the server holds it all until ``read_timeout`` (~65 MB per client);
+    ``ServerConfig.max_pending_bytes`` (16 MiB by default) ends such sessions at once."""
     import struct
 
     from tests.hostile.test_chunk_hostile import chunk

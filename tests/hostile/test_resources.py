@@ -48,16 +48,15 @@ def test_chunk_stream_flood_peak_rss() -> None:
 @pytest.mark.timeout(120)
 @pytest.mark.spec("RTMP 5.3.1.2.1", "RTMP 5.4.1")
 def test_partial_message_hoard_is_bounded() -> None:
-    """4 clients each hold 4 partial 16 MiB messages open: what the server keeps is bounded
-    per connection by the chunk decoder's max_pending_bytes (plus one message still in the
-    receive buffer), until read_timeout ends the sessions.
-
-    Not (yet) configurable from ServerConfig: see refs/hostile.md, "Findings"."""
-    from rtmp.chunk import DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_PENDING_BYTES
-
+    """4 clients each try to hold 4 partial 16 MiB messages open: ServerConfig's
+    max_pending_bytes cuts each session as soon as the announced total passes it, so the
+    peak stays within one connection's budget per client (64 MB each before the limit)."""
+    import rtmp
     from tests.hostile.rss_probe import partial_message_hoard
 
     measure = partial_message_hoard(4)
     print(measure.line())
+    config = rtmp.ServerConfig()
     per_connection = (measure.vm_hwm_kb - measure.baseline_rss_kb) * 1024 / 4
-    assert per_connection <= DEFAULT_MAX_PENDING_BYTES + DEFAULT_MAX_MESSAGE_SIZE, measure.line()
+    assert per_connection <= config.max_pending_bytes + config.max_message_size, measure.line()
+    assert measure.threads <= 3, "hoarding sessions were not cut"
