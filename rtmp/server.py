@@ -971,11 +971,13 @@ class ServerConnection:
             on_failure=self._player_failed,
         )
         player.receive_audio, player.receive_video = ns.receive_audio, ns.receive_video
-        player.start()
         ns.mode, ns.player = _Mode.LIVE, player
         self._update_state()  # PLAYING before the client can see Play.Start
         ns.live = self.server.hub.subscribe(
             self.app, ns.name, player, first=self._play_start_messages(ns, reset, recorded=False))
+        # The statuses (and a cached GOP) leave from this thread in one write; the
+        # writer thread starts with the first message queued after them.
+        player.start(lazy=True)
         self.log.info("playing live %s/%s%s", self.app, ns.name,
                       "" if ns.live.live else " (waiting for a publisher)")
 

@@ -237,6 +237,7 @@ class LivePlayer:
         self._writer_waiting = False  # notify only then: a notify per message is costly
         self._drain_waiters = 0
         self._writing = False  # the writer took a batch and is sending it
+        self._lazy = False  # start(lazy=True): the writer starts with the next item
         self._await_keyframe = False
         self._paused = False
         self._closed = False
@@ -254,10 +255,33 @@ class LivePlayer:
     def closed(self) -> bool:
         return self._closed
 
-    def start(self) -> None:
-        """Start the writer thread (named after the player)."""
-        if self._thread is not None:
-            return
+    def start(self, lazy: bool = False) -> None:
+        """Start the writer thread (named after the player).
+
+        ``lazy``: write what is queued now on the calling thread, and start the
+        writer only once more is queued: a player that waits for a publisher, or
+        leaves before one comes, costs no thread (a probing session's play is one
+        write and no thread start or join).
+        """
+        with self._cond:
+            if self._thread is not None or self._lazy or self._closed:
+                return
+            if not lazy:
+                self._start_writer()
+                return
+            self._lazy = True
+            batch = self._take_locked() if self._queue else None
+        if batch is not None:
+            self._write_batch(batch)
+        with self._cond:
+            self._writing = False
+            if self._queue and not self._closed:
+                self._start_writer()
+            elif self._drain_waiters:
+                self._cond.notify_all()
+
+    def _start_writer(self) -> None:
+        """Start the writer thread (with the lock held)."""
         self._thread = threading.Thread(target=self._run, name=f"rtmp-play-{self.name}")
         self._thread.start()
 
@@ -295,6 +319,8 @@ class LivePlayer:
         if self._writer_waiting:
             self._writer_waiting = False
             self._cond.notify()
+        elif self._lazy and self._thread is None and not self._writing:
+            self._start_writer()  # the first item after a lazy start
         return True
 
     def _admit(self, kind: FrameKind, size: int) -> bool:
@@ -408,39 +434,47 @@ class LivePlayer:
                 self._writer_waiting = True
                 self._cond.wait()
             self._writer_waiting = False
-            queue = self._queue
             if self._closed:
                 return None
-            if self._queued_bytes <= MAX_BATCH_BYTES:
-                batch = list(queue)  # the usual case: everything
-                queue.clear()
-                self._queued_bytes = 0
-            else:
-                batch, taken = [], 0
-                while queue and taken < MAX_BATCH_BYTES:
-                    item = queue.popleft()
-                    batch.append(item)
-                    taken += item[3]
-                self._queued_bytes -= taken
-            self._writing = True
-            return batch
+            return self._take_locked()
+
+    def _take_locked(self) -> List[_Item]:
+        """Take up to MAX_BATCH_BYTES of the queue (with the lock held, queue not empty)."""
+        queue = self._queue
+        if self._queued_bytes <= MAX_BATCH_BYTES:
+            batch = list(queue)  # the usual case: everything
+            queue.clear()
+            self._queued_bytes = 0
+        else:
+            batch, taken = [], 0
+            while queue and taken < MAX_BATCH_BYTES:
+                item = queue.popleft()
+                batch.append(item)
+                taken += item[3]
+            self._queued_bytes -= taken
+        self._writing = True
+        return batch
 
     def _run(self) -> None:
-        sink = self.sink
-        stats = self.stats
         while True:
             batch = self._take_batch()
-            if batch is None:
+            if batch is None or not self._write_batch(batch):
                 return
-            try:
-                sink.write_fanout([(item[0], item[1], item[4]) for item in batch])
-            except Exception as exc:  # noqa: BLE001 - any failure ends this player only
-                self._fail(exc)
-                return
-            self.chunk_size = sink.out_chunk_size  # once per batch, not per message
-            stats.sent_batches += 1
-            stats.sent_messages += len(batch)
-            stats.sent_bytes += sum(item[3] for item in batch)
+
+    def _write_batch(self, batch: List[_Item]) -> bool:
+        """Send one batch; False (and the player stopped) if that failed."""
+        sink = self.sink
+        try:
+            sink.write_fanout([(item[0], item[1], item[4]) for item in batch])
+        except Exception as exc:  # noqa: BLE001 - any failure ends this player only
+            self._fail(exc)
+            return False
+        self.chunk_size = sink.out_chunk_size  # once per batch, not per message
+        stats = self.stats
+        stats.sent_batches += 1
+        stats.sent_messages += len(batch)
+        stats.sent_bytes += sum(item[3] for item in batch)
+        return True
 
     def _fail(self, exc: BaseException) -> None:
         with self._cond:

@@ -223,6 +223,28 @@ class TestFanOut:
             sink.gate.set()
             player.close()
 
+    @pytest.mark.spec("RTMP 7.2.2.1")
+    def test_lazy_start_writes_on_the_caller_then_starts_the_writer(self) -> None:
+        sink = Sink()
+        player = LivePlayer(sink, 1, name="lazy")
+        statuses = [Message(type=MessageType.COMMAND_AMF0, data=bytes([i]), message_stream_id=1)
+                    for i in range(3)]
+        for status in statuses:
+            player.send(status)
+        try:
+            player.start(lazy=True)
+            # Written by this thread, in one batch, and no writer thread yet.
+            assert sink.messages() == statuses and sink.batches == 1
+            assert player._thread is None
+            frame = video(AVC_KEY, 40)
+            assert player.offer(encode_type0(frame, 4096), frame, FrameKind.KEYFRAME, 4096)
+            assert player._thread is not None and player._thread.name == "rtmp-play-lazy"
+            assert wait_for(lambda: len(sink.written) == 4)
+            assert sink.messages()[3].data == AVC_KEY
+        finally:
+            player.close()
+        assert player._thread is not None and not player._thread.is_alive()
+
     @pytest.mark.spec("RTMP 7.2.2.6")
     def test_second_publisher_is_refused(self) -> None:
         hub = StreamHub()
@@ -1113,8 +1135,10 @@ class TestLimits:
                 if info.get("code") == commands.NETSTREAM_PLAY_FAILED:
                     failed += 1
             most = max(most, sum(1 for t in threading.enumerate() if t.name.startswith(prefix)))
-            assert 0 < most <= MAX_STREAMS_PER_CONNECTION
+            assert most <= MAX_STREAMS_PER_CONNECTION  # (players start writers lazily)
             assert len(conn.stream_names) == MAX_STREAMS_PER_CONNECTION
+            players = sum(len(s.snapshot_players()) for s in server.hub.streams())
+            assert players == MAX_STREAMS_PER_CONNECTION
             assert client.call("getStreamLength", "s1") == 0  # the session carries on
 
     @pytest.mark.spec("RTMP 5.4.1")
