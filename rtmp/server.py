@@ -534,6 +534,13 @@ class ServerConnection:
                     heard_bytes, last_heard = transport.bytes_received, now
                 if not self._playing:
                     raise
+                decoder = transport.session.decoder
+                if decoder.pending_bytes or decoder.buffered:
+                    # RTMP 5.3.1: a player may be silent, but a message it began and did
+                    # not finish within read_timeout is a drip that holds memory.
+                    raise TimeoutError(
+                        f"a message from a player stayed incomplete for {config.read_timeout} s"
+                    ) from None
                 if config.idle_timeout is not None and now - last_heard > config.idle_timeout:
                     raise TimeoutError(
                         f"player silent for {now - last_heard:.0f} s (idle_timeout)"
