@@ -733,31 +733,6 @@ class _SlowExitEvent(threading.Event):
         return super().is_set()
 
 
-class TestPlaybackThread:
-    """The playback thread: non-daemon, joined by stop(), restarted by a seek after the end."""
-
-    @pytest.mark.spec("RTMP 7.2.2.7")
-    def test_seek_while_the_finished_thread_is_ending(self, tmp_path: Path) -> None:
-        path = record(tmp_path / "short.flv", media_messages(0.3))
-        transport = CollectingTransport()
-        player = VodPlayer(transport, path, MSID, buffer_ms=5000)
-        _PLAYERS.append(player)
-        player._stopping = _SlowExitEvent(player.finished)
-        player.start()
-        assert player._thread is not None and not player._thread.daemon
-        assert player.finished.wait(5)
-        transport.take()
-        assert player.seek(0) == 0  # the old thread is still ending: a new one must run
-        deadline = time.monotonic() + 5
-        while not transport.media() and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert transport.media(), "no media after a seek past the end"
-        assert player.finished.wait(5)
-        threads = [t for t in threading.enumerate() if t.name == f"rtmp-vod-{MSID}"]
-        player.stop()
-        assert not any(t.is_alive() for t in threads)
-
-
 class TestPause:
     @pytest.mark.spec("RTMP 7.2.2.8")
     def test_pause_stops_sending(self, vod_file: Path) -> None:
@@ -825,6 +800,30 @@ class TestPause:
 
 
 class TestThread:
+    """The playback thread: paced, prompt to stop, non-daemon and joined, restarted by a
+    seek after the end."""
+
+    @pytest.mark.spec("RTMP 7.2.2.7")
+    def test_seek_while_the_finished_thread_is_ending(self, tmp_path: Path) -> None:
+        path = record(tmp_path / "short.flv", media_messages(0.3))
+        transport = CollectingTransport()
+        player = VodPlayer(transport, path, MSID, buffer_ms=5000)
+        _PLAYERS.append(player)
+        player._stopping = _SlowExitEvent(player.finished)
+        player.start()
+        assert player._thread is not None and not player._thread.daemon
+        assert player.finished.wait(5)
+        transport.take()
+        assert player.seek(0) == 0  # the old thread is still ending: a new one must run
+        deadline = time.monotonic() + 5
+        while not transport.media() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert transport.media(), "no media after a seek past the end"
+        assert player.finished.wait(5)
+        threads = [t for t in threading.enumerate() if t.name == f"rtmp-vod-{MSID}"]
+        player.stop()
+        assert not any(t.is_alive() for t in threads)
+
     @pytest.mark.spec("RTMP 7.2.2.1")
     def test_plays_in_real_time(self, tmp_path: Path) -> None:
         path = record(tmp_path / "short.flv", media_messages(0.4))
