@@ -1621,13 +1621,12 @@ class Server:
         """The recorded FLV for ``app/name`` if ``record_dir`` is set and it exists."""
         if self.config.record_dir is None or not name:
             return None
-        from .vod import safe_record_path
+        from .vod import find_recording
 
         try:
-            path = safe_record_path(self.config.record_dir, app, name)
+            return find_recording(self.config.record_dir, app, name)
         except (ValueError, TypeError):
             return None
-        return path if path.is_file() else None
 
     def _open_recorder(self, conn: ServerConnection, name: str, stream_type: StreamType) -> Any:
         """RTMP 7.2.2.6: a Recorder for ``record`` (truncate) or ``append``."""

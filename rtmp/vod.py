@@ -4,7 +4,7 @@ Three pieces, all used by :mod:`rtmp.server`:
 
 * :func:`safe_record_path` maps an ``(app, stream name)`` pair to the file under
   ``ServerConfig.record_dir`` (``<record_dir>/<app>/<name>.flv``) and refuses names that
-  could leave that directory.
+  could leave that directory; :func:`find_recording` is the same lookup for playback.
 * :class:`Recorder` writes a publisher's audio, video and metadata messages as FLV tags
   (publishing type ``record`` or ``append``, RTMP 7.2.2.6), syncing the file to disk at
   every video keyframe and at least once per second of media, so a crash leaves a file
@@ -62,6 +62,7 @@ __all__ = [
     "VodPlayer",
     "patch_metadata_duration",
     "safe_record_path",
+    "find_recording",
     "script_payload",
 ]
 
@@ -125,6 +126,30 @@ def safe_record_path(
     * finally the resolved path (symbolic links followed) must still lie inside
       ``record_dir``, so a link planted in the directory cannot redirect a recording.
     """
+    root, path = _record_path(record_dir, app, stream_name)
+    _check_inside(root, path, app, stream_name)
+    return path
+
+
+def find_recording(
+    record_dir: Union[str, "os.PathLike[str]"], app: str, stream_name: str
+) -> Optional[pathlib.Path]:
+    """RTMP 7.2.2.1: :func:`safe_record_path` if that file exists, else None.
+
+    Whether the file exists is asked first: a ``play`` of a stream that has no
+    recording (the live case) costs one ``stat``, not the resolution of every link.
+    """
+    root, path = _record_path(record_dir, app, stream_name)
+    if not path.is_file():
+        return None
+    _check_inside(root, path, app, stream_name)
+    return path
+
+
+def _record_path(
+    record_dir: Union[str, "os.PathLike[str]"], app: str, stream_name: str
+) -> Tuple[pathlib.Path, pathlib.Path]:
+    """``(record_dir, <record_dir>/<app>/<name>.flv)`` with every component checked."""
     if not isinstance(app, str) or not isinstance(stream_name, str):
         raise TypeError("app and stream_name must be str")
     name = stream_name.split("?", 1)[0]
@@ -135,12 +160,15 @@ def safe_record_path(
     if not name_parts[-1].lower().endswith(RECORD_SUFFIX):
         name_parts[-1] += RECORD_SUFFIX
     root = pathlib.Path(record_dir)
-    path = root.joinpath(*app_parts, *name_parts)
+    return root, root.joinpath(*app_parts, *name_parts)
+
+
+def _check_inside(root: pathlib.Path, path: pathlib.Path, app: str, stream_name: str) -> None:
+    """ValueError unless ``path``, links followed, lies inside ``root``."""
     resolved_root = root.resolve()
     resolved = path.resolve()
     if resolved != resolved_root and resolved_root not in resolved.parents:
         raise ValueError(f"stream {app}/{stream_name!r} resolves outside the record directory")
-    return path
 
 
 # --------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from rtmp.vod import (
     FlvIndex,
     Recorder,
     VodPlayer,
+    find_recording,
     patch_metadata_duration,
     safe_record_path,
     script_payload,
@@ -238,6 +239,22 @@ class TestSafeRecordPath:
         (root / "live" / "link").symlink_to(outside, target_is_directory=True)
         with pytest.raises(ValueError):
             safe_record_path(root, "live", "link/x")
+
+    @pytest.mark.spec("RTMP 7.2.2.1")
+    def test_find_recording(self, tmp_path: Path) -> None:
+        """Playback's lookup: None without the file, the path with it, and a file reached
+        through a link out of the directory is refused like a recording would be."""
+        root = tmp_path / "records"
+        assert find_recording(root, "live", "cam1") is None
+        record(root / "live" / "cam1.flv", [])
+        assert find_recording(root, "live", "cam1?k=1") == root / "live" / "cam1.flv"
+        outside = tmp_path / "outside"
+        record(outside / "x.flv", [])
+        (root / "live" / "link").symlink_to(outside, target_is_directory=True)
+        with pytest.raises(ValueError):
+            find_recording(root, "live", "link/x")
+        with pytest.raises(ValueError):
+            find_recording(root, "live", "../x")
 
     @pytest.mark.spec("RTMP 7.2.2.6")
     @given(
