@@ -186,7 +186,7 @@ class TestTransport:
         for t in threads:
             t.join()
         for msg in got:
-            assert msg.data == bytes([msg.chunk_stream_id]) * 700
+            assert msg.data == bytes([msg.csid]) * 700
 
     def test_bad_role(self) -> None:
         a, b = socket.socketpair()
