@@ -63,7 +63,7 @@ def roundtrip(value: object, wire: bytes) -> None:
 
 
 class TestU29:
-    @pytest.mark.spec("AMF3 1.3.1")
+    @pytest.mark.spec("AMF3 1.3", "AMF3 1.3.1")
     @pytest.mark.parametrize(("value", "wire"), U29_EXAMPLES)
     def test_examples(self, value: int, wire: str) -> None:
         encoder = Encoder()
