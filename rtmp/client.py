@@ -56,6 +56,7 @@ from typing import (
     List,
     Mapping,
     Optional,
+    Sequence,
     Set,
     Type,
     TypeVar,
@@ -797,6 +798,22 @@ class Client:
         if not isinstance(message, Message):
             raise TypeError(f"write_message() takes a rtmp.Message, not {type(message).__name__}")
         self._send_and_service(message)
+
+    def write_messages(self, messages: Sequence[Message]) -> None:
+        """Send several messages with one write (thread-safe): fewer system calls when
+        publishing faster than real time."""
+        for message in messages:
+            if not isinstance(message, Message):
+                raise TypeError(
+                    f"write_messages() takes rtmp.Message items, not {type(message).__name__}")
+        transport = self._require_connection()
+        try:
+            transport.write_messages(messages)
+        except RTMPError:
+            self._fail()
+            raise
+        if self.config.service_interval and time.monotonic() >= self._next_service:
+            self._service_incoming()
 
     def _send_and_service(self, message: Message) -> None:
         """Send an application message; now and then handle incoming traffic too."""
