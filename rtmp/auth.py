@@ -304,7 +304,8 @@ def needauth_description(
 ) -> str:
     """AUTH-ADOBE stage 1: the challenge.  Nothing may follow the last value (ffmpeg reads
     each value up to the next ``&`` or the end of the string)."""
-    text = f"{_REJECT_PREFIX}[ authmod={AUTHMOD_ADOBE} ] : ?reason=needauth&user={user}&salt={salt}&challenge={challenge}"
+    text = (f"{_REJECT_PREFIX}[ authmod={AUTHMOD_ADOBE} ] : "
+            f"?reason=needauth&user={user}&salt={salt}&challenge={challenge}")
     if opaque is not None:
         text += f"&opaque={opaque}"
     return text

@@ -676,7 +676,8 @@ _values = st.recursive(
     lambda children: st.one_of(
         st.lists(children, max_size=4),
         st.dictionaries(_text.filter(bool), children, max_size=4),
-        st.builds(TypedObject, st.sampled_from(["a.B", "C"]), st.dictionaries(_text.filter(bool), children, max_size=3)),
+        st.builds(TypedObject, st.sampled_from(["a.B", "C"]),
+                  st.dictionaries(_text.filter(bool), children, max_size=3)),
         st.lists(children, max_size=3).map(lambda v: VectorObject(v, "*")),
         st.lists(st.tuples(_text, children), max_size=3).map(Dictionary),
     ),

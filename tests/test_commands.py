@@ -252,7 +252,8 @@ class TestStatusCodes:
         assert msg.type == MessageType.COMMAND_AMF0 and msg.message_stream_id == 1
         assert pyamf_values(msg.data) == [
             "onStatus", 0.0, None,
-            {"level": "status", "code": "NetStream.Publish.Start", "description": "Publishing live.", "details": "live"},
+            {"level": "status", "code": "NetStream.Publish.Start", "description": "Publishing live.",
+             "details": "live"},
         ]  # fmt: skip
         cmd = decode_command(msg)
         assert cmd.code == "NetStream.Publish.Start" and not cmd.is_error
@@ -339,7 +340,8 @@ class TestReplies:
         request = decode_command(commands.create_stream(4))
         assert (request.name, request.transaction_id, request.command_object) == ("createStream", 4.0, None)
         reply = decode_command(commands.result(4, None, 1))
-        assert (reply.name, reply.transaction_id, reply.command_object, reply.arguments) == ("_result", 4.0, None, [1.0])
+        assert (reply.name, reply.transaction_id, reply.command_object, reply.arguments) == (
+            "_result", 4.0, None, [1.0])
         assert reply.info is None and reply.code is None
         assert decode_command(commands.result(9)).command_object is None
 
