@@ -68,6 +68,19 @@ def proc_status(pid: int) -> Dict[str, int]:
     return fields
 
 
+def settled_status(server: "ServerProcess", threads: int = 3, timeout: float = 5.0) -> dict:  # type: ignore[type-arg]
+    """The server's status once its session threads have finished tearing down.
+
+    A peer sees its socket closed a moment before the session thread exits, so the
+    thread count is read after it settles (bounded by ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    status = server.status()
+    while status["Threads"] > threads and time.monotonic() < deadline:
+        time.sleep(0.05)
+        status = server.status()
+    return status
+
+
 class ServerProcess:
     """rtmp.Server in a child Python process; ``stop()`` ends it through its stdin."""
 
@@ -143,7 +156,7 @@ def chunk_stream_flood(count: int, csids: int = 1000) -> Measure:
         for peer in peers:
             peer.wait_closed(30.0)
         elapsed = time.monotonic() - start
-        status = server.status()
+        status = settled_status(server)
         return Measure(f"{csids}-chunk-stream flood", count, elapsed, status["VmHWM"],
                        status["VmRSS"], status["Threads"], baseline)
     finally:
@@ -178,7 +191,7 @@ def partial_message_hoard(count: int, messages: int = 4) -> Measure:
             peers.append(peer)
         time.sleep(1.0)
         elapsed = time.monotonic() - start
-        status = server.status()
+        status = settled_status(server)
         alive = sum(1 for p in peers if p.is_open(0.05))
         return Measure(f"{messages} x 16 MiB partial messages each ({alive} kept)", count,
                        elapsed, status["VmHWM"], status["VmRSS"], status["Threads"], baseline)
