@@ -8,12 +8,21 @@ is asserted anywhere: speed is for ``tox -e bench``.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import logging
 import os
+import socket
+import threading
 from pathlib import Path
+from typing import Iterator, List
 
 import pytest
 
+import rtmp
+from rtmp import commands, control
+from rtmp.chunk import ChunkDecoder, ChunkEncoder
+from rtmp.message import MessageType
 from tests.bench import __main__ as runner
 from tests.bench import bench_relay, harness, loadgen
 from tests.conftest import IN_CI, require_peer
@@ -84,6 +93,95 @@ class TestRelayIntegrity:
         second = messages[1 + len(plan.headers) + len(plan.frames)]
         assert second.timestamp == plan.frames[0][1] + plan.pass_duration_ms
         assert twice.media_bytes == sum(len(m.data) for m in messages[1:])
+
+
+def _fake_player_server(listener: socket.socket, play_code: str, seen: List[str]) -> None:
+    """One session of a scripted server: S0+S1+S2 and Set Chunk Size 4096 in one write
+    (reply bytes right behind the handshake), stream id 7, ``play_code`` on play."""
+    sock, _ = listener.accept()
+    with sock:
+        sock.settimeout(5)
+        c0c1 = b""
+        while len(c0c1) < 1537:
+            c0c1 += sock.recv(1537 - len(c0c1))
+        encoder = ChunkEncoder()
+        greeting = encoder.encode(control.set_chunk_size(4096))
+        encoder.set_chunk_size(4096)
+        sock.sendall(b"\x03" + bytes(1536) + c0c1[1:] + greeting)
+        pending = b""
+        while len(pending) < 1536:
+            pending += sock.recv(4096)
+        decoder = ChunkDecoder()
+        decoder.receive_data(pending[1536:])
+        while True:
+            for message in decoder.messages():
+                if message.type != MessageType.COMMAND_AMF0:
+                    continue
+                command = commands.decode_command(message)
+                seen.append(f"{command.name} {command.arguments} msid {message.message_stream_id}")
+                if command.name == commands.CONNECT:
+                    reply = commands.connect_result()
+                elif command.name == commands.CREATE_STREAM:
+                    reply = commands.result(command.transaction_id, None, 7)
+                elif command.name == commands.PLAY:
+                    reply = commands.on_status(play_code, message_stream_id=7)
+                else:
+                    continue
+                sock.sendall(encoder.encode(reply))
+            data = sock.recv(4096)
+            if not data:
+                return
+            decoder.receive_data(data)
+
+
+@contextlib.contextmanager
+def _scripted_server(play_code: str, seen: List[str]) -> Iterator[loadgen.SessionScript]:
+    listener = socket.create_server(("127.0.0.1", 0))
+    thread = threading.Thread(target=_fake_player_server, args=(listener, play_code, seen),
+                              daemon=True)
+    thread.start()
+    try:
+        yield loadgen.SessionScript(loadgen.Endpoint("127.0.0.1", listener.getsockname()[1]))
+    finally:
+        thread.join(5)
+        listener.close()
+
+
+class TestLightSession:
+    """The connection-rate session (loadgen.light_session) counts only complete sessions."""
+
+    @pytest.mark.spec("RTMP 5.2", "RTMP 7.2.1.1", "RTMP 7.2.1.3", "RTMP 7.2.2.1")
+    def test_a_session_with_our_server(self) -> None:
+        with rtmp.Server(rtmp.ServerConfig(addr="127.0.0.1:0")) as server:
+            script = loadgen.SessionScript(loadgen.Endpoint(*server.address))
+            assert loadgen.light_session(script, timeout=5.0) >= 1
+            assert loadgen.light_session(script, timeout=5.0) >= 1
+
+    @pytest.mark.spec("RTMP 7.2.1.1")
+    def test_a_rejected_connect_raises(self, caplog: pytest.LogCaptureFixture) -> None:
+        def reject(connection: object) -> None:
+            raise PermissionError("no entry")
+
+        caplog.set_level(logging.CRITICAL, logger="rtmp")
+        with rtmp.Server(rtmp.ServerConfig(addr="127.0.0.1:0", on_connect=reject)) as server:
+            script = loadgen.SessionScript(loadgen.Endpoint(*server.address))
+            with pytest.raises(ConnectionError, match="_error NetConnection.Connect.Rejected"):
+                loadgen.light_session(script, timeout=5.0)
+
+    @pytest.mark.spec("RTMP 5.2.4", "RTMP 5.4.1", "RTMP 7.2.1.3", "RTMP 7.2.2.3")
+    def test_stream_id_and_bytes_behind_the_handshake(self) -> None:
+        """Set Chunk Size arrives in the handshake's write; the stream id is 7, not 1."""
+        seen: List[str] = []
+        with _scripted_server(commands.NETSTREAM_PLAY_START, seen) as script:
+            assert loadgen.light_session(script, timeout=5.0) == 7
+        assert [s.split()[0] for s in seen] == ["connect", "createStream", "play", "deleteStream"]
+        assert seen[2].endswith("msid 7") and seen[3].startswith("deleteStream [7.0]")
+
+    @pytest.mark.spec("RTMP 7.2.2.1")
+    def test_play_stream_not_found_raises(self) -> None:
+        with _scripted_server(commands.NETSTREAM_PLAY_STREAM_NOT_FOUND, []) as script:
+            with pytest.raises(ConnectionError, match="StreamNotFound"):
+                loadgen.light_session(script, timeout=5.0)
 
 
 class TestRunner:

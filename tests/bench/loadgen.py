@@ -11,6 +11,10 @@ generator, so its own cost must stay small next to the server's:
   a separate process, so ten of them are not serialised by one GIL.
 * **The publisher** chunks each message once with :class:`rtmp.chunk.ChunkEncoder` and
   writes batches of about 256 KB with one ``sendall`` each.
+* **Connection-rate sessions** (:func:`light_session`) replay requests pre-encoded once
+  per endpoint (:class:`SessionScript`) and check the replies on their AMF0 bytes, so a
+  whole session costs the generator ~0.4 ms of CPU; :func:`run_connection_pool` runs them
+  from several processes of a few threads each.
 
 Flow control.  A live server does not slow a publisher down for a lagging player: nginx-rtmp
 drops messages when a player's out-queue fills (``ngx_rtmp_send_message``), and our server
@@ -35,8 +39,10 @@ import hashlib
 import logging
 import multiprocessing
 import os
+import queue
 import resource
 import socket
+import struct
 import threading
 import time
 from dataclasses import dataclass, field
@@ -56,8 +62,12 @@ __all__ = [
     "MediaPlan",
     "PlayerResult",
     "PublishResult",
+    "PoolResult",
     "RawConnection",
     "RelayOutcome",
+    "SessionScript",
+    "light_session",
+    "run_connection_pool",
     "run_relay",
     "session_once",
 ]
@@ -384,6 +394,306 @@ def session_once(endpoint: Endpoint, timeout: float = 10.0) -> None:
         conn.sock.shutdown(socket.SHUT_WR)
     finally:
         conn.close()
+
+
+# -- light sessions for the connection rate ---------------------------------------------
+
+#: RTMP 5.2.2-5.2.4: S0 (1 byte), S1 and S2 (1536 bytes each).
+HANDSHAKE_BYTES = 1 + 1536 + 1536
+#: Bytes a light session reads per ``recv``.
+_LIGHT_READ = 16384
+#: AMF0 2.4 string "_result" followed by the number marker (2.2) of the transaction id.
+_AMF0_RESULT = b"\x02\x00\x07_result\x00"
+#: Offset of the transaction id's 8-byte double in a ``_result`` (after the prefix above).
+_TXN_OFFSET = len(_AMF0_RESULT)
+#: AMF0 strings "_error" and "onStatus" (RTMP 7.2).
+_AMF0_ERROR = b"\x02\x00\x06_error"
+_AMF0_ON_STATUS = b"\x02\x00\x08onStatus"
+#: The AMF0 object property ``code: "NetStream.Play.Start"`` (RTMP 7.2.2.1).
+_PLAY_START = b"\x00\x04code\x02\x00\x14" + commands.NETSTREAM_PLAY_START.encode()
+#: The AMF0 object property ``level: "error"`` of a failing onStatus (RTMP 7.2.2).
+_LEVEL_ERROR = b"\x00\x05level\x02\x00\x05error"
+_PLAY_FAILURES = (commands.NETSTREAM_PLAY_FAILED.encode(),
+                  commands.NETSTREAM_PLAY_STREAM_NOT_FOUND.encode())
+_STAGES = ("connect _result (txn 1)", "createStream _result (txn 2)", "NetStream.Play.Start")
+
+
+def _chunked(*messages: Message) -> bytes:
+    """The chunks of ``messages``, each from a fresh encoder: every first chunk is type 0
+    (RTMP 5.3.1.2.1), so the bytes are right whatever was sent before them."""
+    return b"".join(ChunkEncoder().encode(message) for message in messages)
+
+
+class SessionScript:
+    """The bytes of a light player session (see :func:`light_session`), built once per
+    :class:`Endpoint` with :mod:`rtmp.commands` and :class:`ChunkEncoder`.
+
+    C0+C1 is RTMP 5.2.2/5.2.3 with time and zero fields 0 and random bytes from
+    :func:`os.urandom` (simple handshake, no digest); ``connect`` is transaction 1
+    (RTMP 7.2.1.1), ``createStream`` transaction 2 (RTMP 7.2.1.3).  ``play`` + Set Buffer
+    Length and ``deleteStream`` depend on the stream id the server returns and are built
+    the first time each id is seen.
+    """
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
+        self.address = (endpoint.host, endpoint.port)
+        self.c0c1 = b"\x03" + bytes(8) + os.urandom(1528)
+        command_object = commands.connect_command_object(endpoint.app, endpoint.tc_url)
+        self.connect = _chunked(commands.connect(command_object, transaction_id=1))
+        self.create_stream = _chunked(commands.create_stream(2))
+        self._per_stream: Dict[int, Tuple[bytes, bytes]] = {}
+
+    def play_and_delete(self, stream_id: int) -> Tuple[bytes, bytes]:
+        """``play`` live as ffmpeg sends it, then Set Buffer Length (RTMP 7.2.2.1, 7.1.7
+        event 3); and ``deleteStream`` (RTMP 7.2.2.3)."""
+        chunks = self._per_stream.get(stream_id)
+        if chunks is None:
+            play = _chunked(
+                commands.play(self.endpoint.stream, stream_id, start=-2000, duration=-1000),
+                user_control.set_buffer_length(stream_id, 3000))
+            chunks = (play, _chunked(commands.delete_stream(stream_id)))
+            self._per_stream[stream_id] = chunks
+        return chunks
+
+
+def _created_stream_id(message: Message, payload: bytes) -> int:
+    """RTMP 7.2.1.3: the stream id of a createStream ``_result``.  Fast path for the usual
+    ``null, number`` after the transaction id; anything else is decoded in full."""
+    pos = _TXN_OFFSET + 8
+    if payload[pos:pos + 2] == b"\x05\x00" and len(payload) == pos + 10:
+        return int(struct.unpack_from(">d", payload, pos + 2)[0])
+    command = decode_command(message)
+    for value in command.arguments:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return int(value)
+    raise ConnectionError(f"createStream _result without a stream id: {command.arguments!r}")
+
+
+def _failure(message: Message, what: str) -> ConnectionError:
+    """The error for an ``_error`` or failing onStatus, with its code when it decodes."""
+    try:
+        command = decode_command(message)
+        info = command.info or {}
+        detail = f"{command.name} {command.code or ''} {info.get('description') or ''}".strip()
+    except Exception:  # the reply is reported, not judged
+        detail = bytes(message.data[:80]).decode("latin-1")
+    return ConnectionError(f"{detail} while waiting for {what}")
+
+
+def light_session(script: SessionScript, timeout: float = 10.0) -> int:
+    """One full player session on a raw socket, as cheap for the client as it can honestly
+    be; returns the stream id the server gave.  Used by the connection-rate benchmark,
+    where the generator's own CPU would otherwise cap every server (one GIL).
+
+    On the wire it is :func:`session_once`: RTMP 5.2 handshake, ``connect`` (7.2.1.1),
+    ``createStream`` (7.2.1.3), ``play`` (7.2.2.1) until ``NetStream.Play.Start``, then
+    ``deleteStream`` (7.2.2.3) and a TCP shutdown.  What makes it light:
+
+    * every client message is pre-encoded in ``script`` (nothing is AMF-encoded or chunked
+      per session); C2 is the echo of S1 (RTMP 5.2.4) and goes out with ``connect`` in one
+      write when S0+S1+S2 came together;
+    * replies are reassembled by :class:`ChunkDecoder` (which applies Set Chunk Size,
+      RTMP 5.4.1) but not AMF-decoded: their AMF0 bytes are checked in place.
+
+    What it checks (a session counts only if every reply was seen): S0 is version 3
+    (RTMP 5.2.2); a ``_result`` with transaction id 1 (read at its fixed offset) for
+    ``connect``; a ``_result`` with transaction id 2 for ``createStream``, whose stream id
+    is the one ``play`` and ``deleteStream`` use; an onStatus on that stream with ``code``
+    ``NetStream.Play.Start``.  An ``_error``, an onStatus of level ``error`` (or
+    Play.Failed / Play.StreamNotFound), the server closing early, or ``timeout`` raise.
+    S2 is not compared with C1 (rtmplite3 does not echo it; RawConnection only warns).
+    Bytes arriving after the 3073 handshake bytes go to the chunk decoder.
+    """
+    sock = socket.create_connection(script.address, timeout=timeout)
+    try:
+        setopt = sock.setsockopt
+        setopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # nginx-rtmp writes its small replies with Nagle on: ask for immediate ACKs (see
+        # RawConnection.quickack), or each reply waits for a delayed ACK (up to 40 ms).
+        quickack = getattr(socket, "TCP_QUICKACK", 0)
+        sock.sendall(script.c0c1)
+        buffer = bytearray(_LIGHT_READ)
+        view = memoryview(buffer)
+        got = 0
+        c2_sent = False
+        while got < HANDSHAKE_BYTES:
+            if quickack:
+                setopt(socket.IPPROTO_TCP, quickack, 1)
+            n = sock.recv_into(view[got:])
+            if not n:
+                raise ConnectionError("server closed the connection during the handshake")
+            got += n
+            if not c2_sent and got >= 1537 and got < HANDSHAKE_BYTES:
+                sock.sendall(view[1:1537])  # RTMP 5.2.4: C2 once S1 is in, S2 still due
+                c2_sent = True
+        if buffer[0] != 3:
+            raise ConnectionError(f"S0 asks for RTMP version {buffer[0]} (RTMP 5.2.2: 3)")
+        decoder = ChunkDecoder()
+        if got > HANDSHAKE_BYTES:
+            decoder.receive_data(bytes(view[HANDSHAKE_BYTES:got]))
+        sock.sendall(script.connect if c2_sent else bytes(view[1:1537]) + script.connect)
+        stage = 0  # waiting for: 0 connect _result, 1 createStream _result, 2 Play.Start
+        stream_id = -1
+        delete = b""
+        data = b""
+        while True:
+            for message in decoder.messages():
+                kind = message.type
+                if kind == 20:  # RTMP 7.1.1 AMF0 command
+                    payload = message.data
+                elif kind == 17:  # AMF3 command: one format byte, then AMF0 (RTMP 7.1.1)
+                    payload = message.data[1:]
+                else:
+                    continue  # protocol and user control, onBWDone's data, media
+                if payload.startswith(_AMF0_RESULT):
+                    txn = struct.unpack_from(">d", payload, _TXN_OFFSET)[0]
+                    if stage == 0 and txn == 1.0:
+                        stage = 1
+                        sock.sendall(script.create_stream)
+                    elif stage == 1 and txn == 2.0:
+                        stream_id = _created_stream_id(message, payload)
+                        play, delete = script.play_and_delete(stream_id)
+                        stage = 2
+                        sock.sendall(play)
+                elif payload.startswith(_AMF0_ERROR):
+                    raise _failure(message, _STAGES[stage])
+                elif payload.startswith(_AMF0_ON_STATUS):
+                    if _LEVEL_ERROR in payload or any(f in payload for f in _PLAY_FAILURES):
+                        raise _failure(message, _STAGES[stage])
+                    if stage == 2 and message.message_stream_id == stream_id \
+                            and _PLAY_START in payload:
+                        sock.sendall(delete)
+                        sock.shutdown(socket.SHUT_WR)
+                        return stream_id
+            if quickack:
+                setopt(socket.IPPROTO_TCP, quickack, 1)
+            data = sock.recv(_LIGHT_READ)
+            if not data:
+                raise ConnectionError(f"server closed the connection while waiting for "
+                                      f"{_STAGES[stage]}")
+            decoder.receive_data(data)
+    finally:
+        sock.close()
+
+
+@dataclass
+class PoolResult:
+    """One connection-pool process: sessions completed, monotonic times (start of the
+    measurement, end, last completed session), CPU seconds while measuring, errors."""
+
+    sessions: int = 0
+    start: float = 0.0
+    end: float = 0.0
+    last_success: float = 0.0
+    cpu_seconds: float = 0.0
+    errors: List[str] = field(default_factory=list)
+
+
+def connection_pool_process(endpoint: Endpoint, threads: int, seconds: float, ready: Any,
+                            go: Any, stop: Any, results: Any) -> None:
+    """``threads`` threads running :func:`light_session` back to back for ``seconds``
+    after ``go`` is set; puts a :class:`PoolResult` on ``results``.
+
+    ``stop`` is a shared flag (a one-element RawArray): set on the first failure in any
+    process, it stops every thread of every process.
+    """
+    result = PoolResult()
+    try:
+        script = SessionScript(endpoint)
+        light_session(script)  # warm-up: imports, first stream id, caches
+    except Exception as exc:
+        result.errors.append(f"{type(exc).__name__}: {exc}")
+        stop[0] = 1
+    ready.release()
+    if result.errors or not go.wait(60) or stop[0]:
+        results.put(result)
+        return
+    counts = [0] * threads
+    last = [0.0] * threads
+    errors = result.errors
+    cpu_start = _cpu_seconds()
+    start = time.monotonic()
+    deadline = start + seconds
+
+    def worker(slot: int) -> None:
+        now = time.monotonic
+        while not stop[0] and now() < deadline:
+            try:
+                light_session(script)
+            except Exception as exc:
+                errors.append(f"{type(exc).__name__}: {exc}")
+                stop[0] = 1
+                return
+            counts[slot] += 1
+            last[slot] = now()
+
+    pool = [threading.Thread(target=worker, args=(i,), name=f"bench-conn-{i}")
+            for i in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    result.end = time.monotonic()
+    result.cpu_seconds = _cpu_seconds() - cpu_start
+    result.start = start
+    result.sessions = sum(counts)
+    result.last_success = max(last) if any(last) else start
+    results.put(result)
+
+
+def run_connection_pool(endpoint: Endpoint, processes: int, threads: int,
+                        seconds: float) -> List[PoolResult]:
+    """Light sessions from ``processes`` processes of ``threads`` threads each, started
+    together once every process has done a warm-up session; one result per process.
+
+    As with :func:`run_relay`, a script calling this must do so under
+    ``if __name__ == "__main__":`` (the fork server imports the main module again).
+    """
+    ctx = _context()
+    ready = ctx.Semaphore(0)
+    go = ctx.Event()
+    stop = ctx.RawArray("b", 1)
+    results = ctx.Queue()
+    procs = [ctx.Process(target=connection_pool_process, name=f"bench-conn-pool-{i}",
+                         args=(endpoint, threads, seconds, ready, go, stop, results))
+             for i in range(processes)]
+    out: List[PoolResult] = []
+
+    def wait(step: Callable[[], bool], what: str, limit: float) -> None:
+        """Poll ``step`` until it is done; a pool process that died fails fast."""
+        end = time.monotonic() + limit
+        while not step():
+            dead = [p.name for p in procs if p.exitcode not in (None, 0)]
+            if dead:
+                raise RuntimeError(f"{', '.join(dead)} died {what}")
+            if time.monotonic() > end:
+                raise TimeoutError(f"connection pool: nothing after {limit:.0f} s {what}")
+
+    def one_result() -> bool:
+        with contextlib.suppress(queue.Empty):
+            out.append(results.get(timeout=0.2))
+            return True
+        return False
+
+    try:
+        for proc in procs:
+            proc.start()
+        for _ in procs:
+            wait(lambda: bool(ready.acquire(timeout=0.2)), "while starting", 60)
+        go.set()
+        for _ in procs:
+            wait(one_result, "while measuring", seconds + 60)
+    finally:
+        stop[0] = 1
+        go.set()
+        for proc in procs:
+            if proc.pid is not None:
+                proc.join(timeout=10)
+                if proc.is_alive():
+                    proc.kill()
+                    proc.join(timeout=5)
+    return out
 
 
 # -- processes -----------------------------------------------------------------------------
