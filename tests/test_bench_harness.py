@@ -157,6 +157,17 @@ class TestLightSession:
             assert loadgen.light_session(script, timeout=5.0) >= 1
             assert loadgen.light_session(script, timeout=5.0) >= 1
 
+    @pytest.mark.spec("RTMP 5.2", "RTMP 7.2.1.1", "RTMP 7.2.1.3", "RTMP 7.2.2.1")
+    def test_a_session_with_the_thread_floor(self) -> None:
+        """The connection-rate floor (tests/bench/floor_server.py) completes the session,
+        twice on one process (its thread goes back to accept()), and runs only there."""
+        with harness.ThreadFloor() as server:
+            script = loadgen.SessionScript(loadgen.Endpoint("127.0.0.1", server.port))
+            assert loadgen.light_session(script, timeout=5.0) == 1
+            assert loadgen.light_session(script, timeout=5.0) == 1
+            assert server.running()
+        assert "py-thread-floor" in harness.SERVERS and "py-thread-floor" in harness.FLOORS
+
     @pytest.mark.spec("RTMP 7.2.1.1")
     def test_a_rejected_connect_raises(self, caplog: pytest.LogCaptureFixture) -> None:
         def reject(connection: object) -> None:

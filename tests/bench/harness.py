@@ -9,6 +9,10 @@ started for every measured run, so the peak RSS belongs to that run alone.
 * ``nginx-rtmp``: Debian's nginx with libnginx-mod-rtmp, one process, ``chunk_size 4096``
   (:class:`tests.peers.NginxRtmp`).
 * ``rtmplite3``: the pure-Python server from PyPI, ``python -m rtmplite3 -i 127.0.0.1 -p PORT``.
+* ``py-thread-floor``: ``python -m tests.bench.floor_server --port PORT``, not a server but the
+  least work a thread-per-connection CPython server can do for the connection-rate session
+  (:mod:`tests.bench.floor_server`); it answers nothing else, so only ``bench_connections``
+  measures it (see :data:`FLOORS`).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from tests.peers import NGINX_RTMP_MODULE, NginxRtmp, free_port, stop_process, w
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "FLOORS",
     "SERVERS",
     "ServerProcess",
     "available_servers",
@@ -148,9 +153,27 @@ class OurServer(ServerProcess):
 
     def environment(self) -> Optional[Dict[str, str]]:
         """Ours is imported from this checkout, whatever the current directory."""
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
-        return env
+        return _checkout_environment()
+
+
+def _checkout_environment() -> Dict[str, str]:
+    """Our environment with this checkout first on ``PYTHONPATH``."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
+    return env
+
+
+class ThreadFloor(ServerProcess):
+    """``python -m tests.bench.floor_server`` from this checkout: the floor of the
+    thread-per-connection design (connection-rate session only)."""
+
+    name = "py-thread-floor"
+
+    def command(self, port: int, directory: Path) -> List[str]:
+        return [sys.executable, "-m", "tests.bench.floor_server", "--port", str(port)]
+
+    def environment(self) -> Optional[Dict[str, str]]:
+        return _checkout_environment()
 
 
 class Rtmplite3(ServerProcess):
@@ -208,12 +231,17 @@ SERVERS: Dict[str, Callable[[], ServerProcess]] = {
     "ours": OurServer,
     "nginx-rtmp": Nginx,
     "rtmplite3": Rtmplite3,
+    "py-thread-floor": ThreadFloor,
 }
+#: Entries of SERVERS that only answer the connection-rate session (no publish, no media):
+#: the relay and latency benchmarks leave them out.
+FLOORS = ("py-thread-floor",)
 
 
 def available_servers() -> Dict[str, str]:
     """Server name -> "" if it can run here, else why not."""
-    checks = {"ours": None, "nginx-rtmp": Nginx.available(), "rtmplite3": Rtmplite3.available()}
+    checks = {"ours": None, "nginx-rtmp": Nginx.available(), "rtmplite3": Rtmplite3.available(),
+              "py-thread-floor": None}
     return {name: reason or "" for name, reason in checks.items()}
 
 
