@@ -19,11 +19,18 @@ per session)::
 
 so the pool is 2 processes x 2 threads (the session_once generator, 1 x 4, reached
 ~600-900 sessions/s against every server).
+
+Every server's CPU time per session (``/proc/PID/stat`` before and after the pool) is
+reported in the rows' notes.  ``py-thread-floor`` (:mod:`tests.bench.floor_server`) runs in
+the same rounds: the least a thread-per-connection CPython server can do for this session
+(pre-chunked replies, no AMF decoding, no logging), so its row shows the ceiling of the
+project's design on the machine of the run, compared with rtmplite3 as ours is.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import statistics
 import time
 from typing import Any, Dict, List, Optional, Tuple
@@ -51,10 +58,18 @@ def _exits(server: harness.ServerProcess, grace: float) -> bool:
     return True
 
 
+def _cpu(server: harness.ServerProcess) -> float:
+    """The server's CPU seconds so far, NaN once its process is gone."""
+    try:
+        return server.cpu_seconds()
+    except (OSError, ValueError, IndexError):
+        return math.nan
+
+
 def measure(server_name: str, seconds: float, processes: int = PROCESSES,
-            threads: int = THREADS) -> Tuple[float, str, float]:
+            threads: int = THREADS) -> Tuple[float, str, float, float]:
     """Sessions per second against a fresh server process, what went wrong if anything,
-    and the generator's CPU milliseconds per session.
+    the generator's and the server's CPU milliseconds per session.
 
     Any failed session against our server raises.  A peer server that dies under the load
     (rtmplite3 does: its multitask loop selects on a closed descriptor) is measured up to
@@ -63,13 +78,16 @@ def measure(server_name: str, seconds: float, processes: int = PROCESSES,
     server = harness.SERVERS[server_name]()
     with server:
         endpoint = loadgen.Endpoint("127.0.0.1", server.port)
+        cpu_before = _cpu(server)  # after start-up: imports and listener are not counted
         pools = loadgen.run_connection_pool(endpoint, processes, threads, seconds)
+        server_cpu = _cpu(server) - cpu_before
         sessions = sum(p.sessions for p in pools)
         errors = [e for p in pools for e in p.errors]
         started = [p for p in pools if p.start]
         start = min((p.start for p in started), default=0.0)
         elapsed = max((p.end for p in started), default=start) - start
         cpu_ms = 1000.0 * sum(p.cpu_seconds for p in pools) / max(sessions, 1)
+        server_ms = 1000.0 * server_cpu / max(sessions, 1)
         problem = ""
         if errors:
             crashed = server_name != "ours" and _exits(server, CRASH_GRACE)
@@ -80,7 +98,7 @@ def measure(server_name: str, seconds: float, processes: int = PROCESSES,
             problem = (f"{server_name} crashed after {sessions} sessions in "
                        f"{elapsed:.1f} s ({errors[0][:60]}); rate measured until then")
             logger.warning("%s\n%s", problem, server.log_tail()[-600:])
-    return sessions / max(elapsed, 1e-9), problem, cpu_ms
+    return sessions / max(elapsed, 1e-9), problem, cpu_ms, server_ms
 
 
 def run(quick: bool = False, repeat: int = 3,
@@ -90,31 +108,49 @@ def run(quick: bool = False, repeat: int = 3,
     names = [n for n in (servers or list(harness.SERVERS)) if not available.get(n)]
     results: Dict[str, List[float]] = {name: [] for name in names}
     cpu: Dict[str, List[float]] = {name: [] for name in names}
+    server_cpu: Dict[str, List[float]] = {name: [] for name in names}
     problems: List[str] = []
     for run_index in range(repeat):
         for name in names:
-            rate, problem, cpu_ms = measure(name, seconds)
+            rate, problem, cpu_ms, server_ms = measure(name, seconds)
             if problem:
                 problems.append(f"run {run_index + 1}: {problem}")
             results[name].append(rate)
             cpu[name].append(cpu_ms)
-            logger.info("connections %s run %d: %.0f sessions/s, generator %.2f ms CPU/session",
-                        name, run_index + 1, rate, cpu_ms)
+            server_cpu[name].append(server_ms)
+            logger.info("connections %s run %d: %.0f sessions/s, CPU/session: server %.2f ms, "
+                        "generator %.2f ms", name, run_index + 1, rate, server_ms, cpu_ms)
     rows = []
     targets = {"rtmplite3": "ratio >= 3"}
     label = f"full sessions/s, {PROCESSES} processes x {THREADS} client threads"
     note = "handshake, connect, createStream, play until Play.Start, deleteStream, close"
 
-    def generator(name: str) -> str:
-        return f"{statistics.median(cpu[name]):.2f} ms ({name})"
+    def ms(figures: Dict[str, List[float]], name: str) -> str:
+        return f"{statistics.median(figures[name]):.2f} ms ({name})"
 
-    for peer in [p for p in ("rtmplite3", "nginx-rtmp") if p in results]:
-        crashes = [p for p in problems if peer in p]
-        cost = "generator CPU/session " + ", ".join(generator(n) for n in ("ours", peer))
+    def costs(*names: str) -> List[str]:
+        return ["server CPU/session " + ", ".join(ms(server_cpu, n) for n in names),
+                "generator CPU/session " + ", ".join(ms(cpu, n) for n in names)]
+
+    if "ours" in results:
+        for peer in [p for p in ("rtmplite3", "nginx-rtmp") if p in results]:
+            crashes = [p for p in problems if peer in p]
+            rows.append(harness.row(
+                "connections", label, "sessions/s", results["ours"], peer=results[peer],
+                peer_name=peer, target=targets.get(peer, ""),
+                note="; ".join([note, *costs("ours", peer), *crashes])))
+        if len(rows) == 0:
+            rows.append(harness.row("connections", label, "sessions/s", results["ours"],
+                                    note="; ".join([note, *costs("ours")])))
+    floor = "py-thread-floor"
+    if floor in results:
+        versus = "rtmplite3" if "rtmplite3" in results else ""
+        crashes = [p for p in problems if versus and versus in p]
+        why = ("not ours; the least CPython thread-per-connection work for this session: the ceiling "
+               "of the design (tests/bench/floor_server.py)")
         rows.append(harness.row(
-            "connections", label, "sessions/s", results["ours"], peer=results[peer],
-            peer_name=peer, target=targets.get(peer, ""), note="; ".join([note, cost] + crashes)))
-    if len(rows) == 0:
-        rows.append(harness.row("connections", label, "sessions/s", results["ours"],
-                                note=f"{note}; generator CPU/session {generator('ours')}"))
+            "connections", f"{floor} (floor, not ours): {label}", "sessions/s", results[floor],
+            peer=results[versus] if versus else None, peer_name=versus,
+            note="; ".join([why, *costs(*[n for n in (floor, versus, "ours") if n in results]),
+                            *crashes])))
     return rows
