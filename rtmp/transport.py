@@ -11,10 +11,17 @@ A :class:`Transport` drives the sans-IO handshake (RTMP 5.2) and
   the chunk encoder and ``sendall``, so chunks of two messages never mix
   (RTMP 5.3: a chunk is sent whole before the next one starts).
 
-Read timeouts wait with ``poll`` (no limit on descriptor numbers, unlike
-``select``, which fails past 1023) so that a write timeout set on the socket cannot
-cut a read short, and the reverse.  ``socket.timeout`` (not yet the built-in
-``TimeoutError`` on Python 3.9) becomes :class:`rtmp.TimeoutError`.
+Timeouts cost no extra system call on the usual path.  On Linux a plain TCP socket
+stays in blocking mode: a read is one ``recv_into`` bounded by the kernel's
+``SO_RCVTIMEO``, and a write is first tried at once with ``MSG_DONTWAIT`` (a reply
+fits the socket buffer); only what does not fit waits with ``poll`` for room, within
+``write_timeout`` for the whole write.  (A Python socket timeout would ``poll`` before
+every ``recv`` and ``send``: two system calls each, and two hand-offs of the GIL
+between the connection threads.)  TLS sockets, and other platforms, wait with
+``poll`` before each read and use the socket timeout for writes.  ``poll``, not
+``select``: descriptors past 1023 are common on a busy server.  ``socket.timeout``
+(not yet the built-in ``TimeoutError`` on Python 3.9) and a timed-out kernel wait
+become :class:`rtmp.TimeoutError`.
 """
 
 from __future__ import annotations
@@ -24,6 +31,8 @@ import logging
 import select
 import socket
 import ssl
+import struct
+import sys
 import threading
 import time
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
@@ -107,7 +116,16 @@ class Transport:
             self.remote_addr: Optional[Tuple[str, int]] = sock.getpeername()[:2]
         except OSError:
             self.remote_addr = None
-        sock.settimeout(write_timeout)  # sendall's limit; reads wait in wait_readable()
+        #: Kernel timeouts on a blocking socket (see the module docstring), else poll.
+        self._kernel_waits = KERNEL_TIMEOUTS and not isinstance(sock, ssl.SSLSocket)
+        self._armed_read_timeout: Optional[float] = -1.0  # SO_RCVTIMEO as last set (-1: unknown)
+        if self._kernel_waits:
+            if sock.gettimeout() is not None:
+                sock.settimeout(None)
+            # A per-call bound for anyone writing on ``sock`` directly (the probe's raw chunks).
+            set_kernel_timeout(sock, socket.SO_SNDTIMEO, write_timeout)
+        else:
+            sock.settimeout(write_timeout)  # sendall's limit; reads wait in wait_readable()
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:  # pragma: no cover - not TCP (socketpair in tests)
@@ -206,6 +224,17 @@ class Transport:
                     raise TimeoutError(f"no message within {timeout} s")
                 session.receive_data(self._recv(remaining, during="read"))
 
+    def _arm_read_timeout(self, timeout: Optional[float]) -> None:
+        """Set ``SO_RCVTIMEO`` for the next ``recv``, unless the armed value is within 1%."""
+        armed = self._armed_read_timeout
+        if timeout is None:
+            if armed is None:
+                return
+        elif armed is not None and abs(armed - timeout) <= armed * 0.01:
+            return
+        set_kernel_timeout(self.sock, socket.SO_RCVTIMEO, timeout)
+        self._armed_read_timeout = timeout
+
     def _recv(self, timeout: Optional[float], *, during: str) -> Union[bytes, memoryview]:
         """Wait up to ``timeout`` for bytes; b"" marks EOF (and sets ``_eof``).
 
@@ -215,7 +244,23 @@ class Transport:
             raise ConnectionClosedError("transport is closed")
         sock = self.sock
         deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
+        wait = timeout
+        while self._kernel_waits:
+            self._arm_read_timeout(wait)
+            try:
+                count = sock.recv_into(self._buffer)
+                break
+            except BlockingIOError:  # SO_RCVTIMEO expired (EAGAIN)
+                if deadline is not None:
+                    wait = deadline - time.monotonic()
+                    if wait > 0:  # woken early (the armed value was rounded): wait the rest
+                        continue
+                raise TimeoutError(f"no data within {timeout} s during {during}") from None
+            except OSError as exc:
+                if self._closed:
+                    raise ConnectionClosedError("transport is closed") from exc
+                raise ConnectionClosedError(f"connection lost during {during}: {exc}") from exc
+        while not self._kernel_waits:
             pending = sock.pending() if isinstance(sock, ssl.SSLSocket) else 0
             if not pending:
                 wait = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -252,9 +297,34 @@ class Transport:
 
     # -- writing ------------------------------------------------------------------------
 
+    def _send_now(self, data: bytes) -> None:
+        """Send ``data`` on a blocking socket: at once if it fits, else as room appears,
+        all of it within ``write_timeout`` (kernel-timeout path; raises OSError)."""
+        sock = self.sock
+        try:
+            sent = sock.send(data, _MSG_DONTWAIT)
+        except BlockingIOError:
+            sent = 0
+        if sent == len(data):
+            return
+        timeout = self.write_timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
+        view = memoryview(data)[sent:]
+        while view:
+            wait = None if deadline is None else deadline - time.monotonic()
+            if wait is not None and wait <= 0 or not wait_writable(sock, wait):
+                raise socket.timeout("timed out")
+            try:
+                view = view[sock.send(view, _MSG_DONTWAIT):]
+            except BlockingIOError:
+                continue
+
     def _sendall(self, data: bytes) -> None:
         try:
-            self.sock.sendall(data)
+            if self._kernel_waits:
+                self._send_now(data)
+            else:
+                self.sock.sendall(data)
         except socket.timeout as exc:
             self._closed = True  # a partial chunk may be on the wire: unusable now
             raise TimeoutError(f"send did not finish within {self.write_timeout} s") from exc
@@ -352,6 +422,29 @@ class Transport:
 
 _POLL_EVENTS = getattr(select, "POLLIN", 1) | getattr(select, "POLLPRI", 2) | \
     getattr(select, "POLLERR", 8) | getattr(select, "POLLHUP", 16)
+
+
+def wait_writable(sock: socket.socket, timeout: Optional[float]) -> bool:
+    """Wait until ``sock`` has room to send (or an error, which ``send`` then reports);
+    False after ``timeout`` seconds."""
+    poller = select.poll()
+    poller.register(sock.fileno(), select.POLLOUT)
+    return bool(poller.poll(None if timeout is None else max(0, int(timeout * 1000 + 0.999))))
+
+
+#: Linux: the kernel bounds a blocking ``recv``/``send`` (``SO_RCVTIMEO``/``SO_SNDTIMEO``)
+#: and ``send`` takes ``MSG_DONTWAIT``; the fast path of :class:`Transport` needs both.
+KERNEL_TIMEOUTS = sys.platform.startswith("linux") and hasattr(socket, "MSG_DONTWAIT")
+_MSG_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
+
+
+def set_kernel_timeout(sock: socket.socket, option: int, timeout: Optional[float]) -> None:
+    """``SO_RCVTIMEO``/``SO_SNDTIMEO`` as a ``struct timeval``; None (or 0) waits forever."""
+    if timeout is None:
+        seconds, micros = 0, 0
+    else:
+        seconds, micros = divmod(max(1, int(timeout * 1_000_000 + 0.5)), 1_000_000)
+    sock.setsockopt(socket.SOL_SOCKET, option, struct.pack("ll", seconds, micros))
 
 
 def wait_readable(sock: socket.socket, timeout: Optional[float]) -> bool:

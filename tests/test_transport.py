@@ -133,6 +133,52 @@ class TestTransport:
         with pytest.raises(TimeoutError):  # also the built-in
             client.read_message(timeout=0.05)
 
+    def test_read_timeout_rearms(self, pair: Tuple[Transport, Transport]) -> None:
+        """A short wait after a long one is not stretched to the long one (SO_RCVTIMEO
+        is set again when the wait differs), and data within the wait is read."""
+        client, server = pair
+        with pytest.raises(rtmp.TimeoutError):
+            client.read_message(timeout=0.3)
+        start = time.monotonic()
+        with pytest.raises(rtmp.TimeoutError):
+            client.read_message(timeout=0.05)
+        assert time.monotonic() - start < 0.25
+        timer = threading.Timer(0.1, server.write_message, (Message(type=20, data=b"late"),))
+        timer.start()
+        assert client.read_message(timeout=5).data == b"late"
+        timer.join()
+
+    def test_large_write_waits_for_room(self, pair: Tuple[Transport, Transport]) -> None:
+        """A write bigger than the socket buffers goes out in parts as the peer reads."""
+        client, server = pair
+        big = Message(type=MessageType.VIDEO, data=bytes(range(256)) * 32768, timestamp=0,
+                      message_stream_id=1)  # 8 MiB
+        got: List[Message] = []
+        reader = threading.Thread(target=lambda: got.append(server.read_message(timeout=20)))
+        reader.start()
+        client.write_message(big)
+        reader.join(20)
+        assert got and got[0].data == big.data
+
+    def test_write_timeout_when_the_peer_never_reads(self) -> None:
+        """write_timeout bounds the whole write; the transport is unusable afterwards."""
+        listener = socket.create_server(("127.0.0.1", 0))
+        client_sock = open_connection("127.0.0.1", listener.getsockname()[1], timeout=5)
+        server_sock, _ = listener.accept()
+        listener.close()
+        sender = Transport(client_sock, role="client", write_timeout=0.3)
+        try:
+            start = time.monotonic()
+            with pytest.raises(rtmp.TimeoutError):
+                for _ in range(64):  # 64 x 1 MiB, far more than loopback buffers hold
+                    sender.write_message(Message(type=MessageType.VIDEO, data=bytes(1 << 20),
+                                                 message_stream_id=1))
+            assert time.monotonic() - start < 5
+            assert sender.closed
+        finally:
+            sender.close()
+            server_sock.close()
+
     def test_clean_eof(self, pair: Tuple[Transport, Transport]) -> None:
         client, server = pair
         client.write_message(Message(type=20, data=b"bye"))
