@@ -2,12 +2,17 @@
 
 Theory of operation
 -------------------
-:class:`Server` owns one listening socket and an accept thread.  Each accepted
-socket gets a :class:`ServerConnection` and one non-daemon thread named
-``rtmp-conn-<id>`` that runs the whole session, as ``socketserver``'s
-``ThreadingMixIn`` does: (TLS,) the handshake (RTMP 5.2), then a loop that reads
-one message at a time (:meth:`rtmp.transport.Transport.read_message` handles
-protocol control and pings) and dispatches it:
+:class:`Server` owns one listening socket.  Every session runs on a thread of
+its own (non-daemon, named ``rtmp-conn-<id>`` while it serves): (TLS,) the
+handshake (RTMP 5.2), then a loop that reads one message at a time
+(:meth:`rtmp.transport.Transport.read_message` handles protocol control and
+pings) and dispatches it.  The threads accept for themselves, one at a time
+(the leader/follower pattern): a spare thread (``rtmp-spare``) waits in
+``accept()``; the one that gets a client first makes sure another spare waits,
+then runs the session, then becomes a spare again, or ends if
+``MAX_SPARE_THREADS`` are already waiting.  No hand-off from an accept thread and
+no thread start per client: together they cost more CPU than a whole RTMP
+session's commands (see refs/benchmarks.md).  What each session does:
 
 * NetConnection commands (RTMP 7.2.1): ``connect`` (with the Window
   Acknowledgement Size / Set Peer Bandwidth / Set Chunk Size / Stream Begin /
@@ -81,14 +86,16 @@ from .streams import (
     StreamBusyError,
     StreamHub,
 )
-from .transport import Transport, wait_readable
+from .transport import KERNEL_TIMEOUTS, Transport, set_kernel_timeout, wait_readable
 
 __all__ = ["Server", "ServerConfig", "ServerConnection", "ConnectionState"]
 
 logger = logging.getLogger(__name__)
 
-#: How often the accept loop looks at the stop event (socketserver's poll_interval).
+#: How often a thread waiting in ``accept()`` looks at the stop event (socketserver's poll_interval).
 POLL_INTERVAL = 0.25
+#: Threads that may wait for the next client once their session ended; more end.
+MAX_SPARE_THREADS = 4
 #: How long a refused connection may linger to receive its ``_error`` (seconds).
 REJECT_LINGER = 2.0
 #: Connections beyond ``max_connections`` that may be in the middle of being
@@ -314,8 +321,20 @@ def _connect_replies(window_ack_size: int, chunk_size: int, encoding: int,
     )
 
 
-def _check_depth(cmd: Command, limit: int) -> None:
-    """AMF0 2.5 / AMF3 3.12: refuse commands nested deeper than ``max_amf_depth``."""
+#: Every byte value that can start a container (a decoded dict or list): AMF0 object, ECMA
+#: array, strict array, typed object (AMF0 2.1); AMF3 array, object, the vectors and
+#: dictionary (AMF3 3.1).  A path through references still visits distinct containers.
+_CONTAINER_MARKERS = tuple(bytes([m]) for m in (0x03, 0x08, 0x09, 0x0A, 0x0D, 0x0E, 0x0F, 0x10, 0x11))
+
+
+def _check_depth(cmd: Command, limit: int, payload: bytes = b"") -> None:
+    """AMF0 2.5 / AMF3 3.12: refuse commands nested deeper than ``max_amf_depth``.
+
+    Every level of nesting starts with a container marker byte, so a ``payload`` with at
+    most ``limit`` such bytes cannot nest deeper and the decoded values need no walk.
+    """
+    if payload and sum(payload.count(marker) for marker in _CONTAINER_MARKERS) <= limit:
+        return
     depth = _nesting([cmd.command_object, *cmd.arguments], limit + 1) - 1
     if depth > limit:
         raise LimitExceededError("max_amf_depth", depth, limit,
@@ -557,7 +576,7 @@ class ServerConnection:
         kind = msg.type
         if kind in (MessageType.COMMAND_AMF0, MessageType.COMMAND_AMF3):
             cmd = commands.decode_command(msg)
-            _check_depth(cmd, self.config.max_amf_depth)
+            _check_depth(cmd, self.config.max_amf_depth, msg.data)
             self._on_command(cmd, msg)
         elif kind in _PUBLISHED_TYPES:
             self._on_published(msg)
@@ -1404,7 +1423,8 @@ class Server:
         self.stats = ServerStats()
         self._listener: Optional[socket.socket] = None
         self._address: Optional[Tuple[str, int]] = None
-        self._accept_thread: Optional[threading.Thread] = None
+        self._accept_lock = threading.Lock()  # the leader: one thread in accept() at a time
+        self._spares = 0  # threads waiting for a client (guarded by _lock)
         self._stopping = threading.Event()
         self._stopped = threading.Event()
         self._lock = threading.Lock()
@@ -1440,11 +1460,15 @@ class Server:
                                             dualstack_ipv6=True, backlog=128)
         else:
             listener = socket.create_server((host, port), family=family, backlog=128)
-        listener.settimeout(POLL_INTERVAL)
+        if KERNEL_TIMEOUTS:  # one accept() system call per client, not poll() + accept()
+            listener.settimeout(None)
+            set_kernel_timeout(listener, socket.SO_RCVTIMEO, POLL_INTERVAL)
+        else:
+            listener.settimeout(POLL_INTERVAL)
         self._listener = listener
         self._address = listener.getsockname()[:2]
-        self._accept_thread = threading.Thread(target=self._accept_loop, name="rtmp-accept")
-        self._accept_thread.start()
+        with self._lock:
+            self._new_spare()
         logger.info("listening on %s:%d%s", self._address[0], self._address[1],
                     " (rtmps)" if self.config.ssl_context else "")
 
@@ -1469,9 +1493,6 @@ class Server:
                 listener.close()
             except OSError:  # pragma: no cover
                 pass
-        accept_thread = self._accept_thread
-        if accept_thread is not None and accept_thread is not threading.current_thread():
-            accept_thread.join(max(0.0, deadline - time.monotonic()))
         with self._lock:
             connections = list(self._connections.values())
             threads = list(self._threads)
@@ -1520,33 +1541,70 @@ class Server:
 
     # -- accepting ----------------------------------------------------------------------------
 
-    def _accept_loop(self) -> None:
+    def _new_spare(self) -> None:
+        """Start a connection thread, counted as a spare (call with ``_lock`` held, so that
+        :meth:`stop` never sees a thread it cannot join yet)."""
+        thread = threading.Thread(target=self._connection_thread, name="rtmp-spare")
+        thread.start()
+        self._threads.append(thread)
+        self._spares += 1
+
+    def _connection_thread(self) -> None:
+        """A connection thread: accept a client, serve its session, and again while wanted."""
+        me = threading.current_thread()
+        try:
+            while True:
+                accepted = self._accept()
+                with self._lock:
+                    self._spares -= 1
+                    if accepted is not None and self._spares == 0 and not self._stopping.is_set():
+                        try:
+                            self._new_spare()  # never leave the listener without a thread
+                        except RuntimeError as exc:  # out of threads: accept again after this session
+                            logger.warning("no thread for the next client: %s", exc)
+                if accepted is None:
+                    return
+                try:
+                    self._start_connection(*accepted)
+                except Exception:  # one bad socket never stops the server
+                    logger.exception("could not start a connection for %s", accepted[1])
+                    _close(accepted[0])
+                with self._lock:
+                    if self._stopping.is_set() or self._spares >= MAX_SPARE_THREADS:
+                        return
+                    self._spares += 1
+                me.name = "rtmp-spare"
+        finally:
+            with self._lock:
+                self._threads.remove(me)
+
+    def _accept(self) -> Optional[Tuple[socket.socket, Any]]:
+        """Wait for the next client (one thread at a time); None once the server stops."""
         while not self._stopping.is_set():
-            listener = self._listener
-            if listener is None:
-                break
-            try:
-                sock, addr = listener.accept()
-            except socket.timeout:
-                continue
-            except OSError as exc:
-                if self._stopping.is_set():
-                    break
-                logger.warning("accept failed: %s", exc)  # EMFILE and friends: back off
-                time.sleep(POLL_INTERVAL)
-                continue
-            try:
-                self._start_connection(sock, addr)
-            except Exception:  # one bad socket never stops the accept loop
-                logger.exception("could not start a connection for %s", addr)
-                _close(sock)
+            with self._accept_lock:
+                listener = self._listener
+                if listener is None or self._stopping.is_set():
+                    return None
+                try:
+                    return listener.accept()
+                except (socket.timeout, BlockingIOError):  # POLL_INTERVAL passed: look at _stopping
+                    continue
+                except OSError as exc:
+                    if self._stopping.is_set():
+                        return None
+                    logger.warning("accept failed: %s", exc)  # EMFILE and friends: back off
+            time.sleep(POLL_INTERVAL)
+        return None
 
     def _start_connection(self, sock: socket.socket, addr: Any) -> None:
-        sock.settimeout(None)
+        """Admit (or politely refuse) the client and run its session on this thread."""
+        if sock.gettimeout() is not None:
+            sock.settimeout(None)
+        if KERNEL_TIMEOUTS:  # Linux copies the listener's SO_RCVTIMEO to the new socket
+            set_kernel_timeout(sock, socket.SO_RCVTIMEO, None)
         remote = (str(addr[0]), int(addr[1])) if addr else None
         config = self.config
         with self._lock:
-            self._reap()
             self.stats.accepted += 1
             active = [c for c in self._connections.values() if not c._over_limit]
             refusing = len(self._connections) - len(active)
@@ -1567,15 +1625,10 @@ class Server:
                     return
             conn_id = f"{self._prefix}-{next(self._ids)}"
             conn = ServerConnection(self, sock, conn_id, remote, over_limit=over)
-            thread = threading.Thread(target=self._serve, args=(conn,), name=f"rtmp-conn-{conn_id}")
             self._connections[conn_id] = conn
-            self._threads.append(thread)
+        threading.current_thread().name = f"rtmp-conn-{conn_id}"
         conn.log.info("accepted from %s%s", remote, f" (refusing: {over})" if over else "")
-        thread.start()
-
-    def _reap(self) -> None:
-        """Forget finished threads (called with the lock held)."""
-        self._threads = [t for t in self._threads if t.is_alive()]
+        self._serve(conn)
 
     def _serve(self, conn: ServerConnection) -> None:
         """One connection's thread: run the session; whatever happens, clean up."""

@@ -502,7 +502,7 @@ from rtmp import (  # noqa: E402
 
 def rtmp_threads() -> List[str]:
     return [t.name for t in threading.enumerate()
-            if t.name.startswith(("rtmp-conn-", "rtmp-accept", "rtmp-play-", "rtmp-vod-"))]
+            if t.name.startswith(("rtmp-conn-", "rtmp-spare", "rtmp-play-", "rtmp-vod-"))]
 
 
 def url_of(server: Server, path: str = "live/key") -> str:
@@ -551,6 +551,48 @@ class TestLifecycle:
             for client in clients:
                 client.close()
             server.stop()
+
+    def test_connection_threads_are_reused(self) -> None:
+        """Sequential sessions run on a few threads that wait in accept() between clients
+        (leader/follower), not on a new thread each; spares are bounded and joined by stop()."""
+        from rtmp.server import MAX_SPARE_THREADS
+
+        threads: List[threading.Thread] = []
+        config = ServerConfig(addr="127.0.0.1:0",
+                              on_connect=lambda c: threads.append(threading.current_thread()))
+        with Server(config) as server:
+            for _ in range(20):
+                with Client() as client:
+                    client.connect(url_of(server))
+            assert wait_for(lambda: server.connection_count == 0)
+            assert len(threads) == 20
+            assert len(set(threads)) <= MAX_SPARE_THREADS + 1, len(set(threads))
+            spares = [t for t in threading.enumerate() if t.name == "rtmp-spare"]
+            assert 1 <= len(spares) <= MAX_SPARE_THREADS
+        assert rtmp_threads() == []
+        assert not any(t.is_alive() for t in threads)
+
+    def test_concurrent_sessions_each_have_their_own_thread(self) -> None:
+        """Thread per connection: clients that stay connected hold a thread each, named after
+        the connection, and a spare still waits for the next client."""
+        seen: List[Tuple[str, threading.Thread]] = []
+        config = ServerConfig(addr="127.0.0.1:0",
+                              on_connect=lambda c: seen.append((c.id, threading.current_thread())))
+        with Server(config) as server:
+            clients = [Client() for _ in range(8)]
+            try:
+                for client in clients:
+                    client.connect(url_of(server))
+                assert server.connection_count == 8
+                assert len({thread for _, thread in seen}) == 8
+                assert all(thread.name == f"rtmp-conn-{conn_id}" for conn_id, thread in seen)
+                assert wait_for(lambda: any(t.name == "rtmp-spare" for t in threading.enumerate()))
+                with Client() as late:  # the spare takes the ninth at once
+                    late.connect(url_of(server))
+            finally:
+                for client in clients:
+                    client.close()
+        assert rtmp_threads() == []
 
     def test_context_manager_and_address(self) -> None:
         with Server(ServerConfig(addr="127.0.0.1:0")) as server:
@@ -1087,30 +1129,32 @@ class TestLimits:
         if resource.getrlimit(resource.RLIMIT_NOFILE)[0] < 1200:
             pytest.skip("RLIMIT_NOFILE below 1200")
         ballast: List[socket.socket] = []
-        with Server(ServerConfig(addr="127.0.0.1:0", max_connections=1)) as server:
-            with Client() as first:
+        try:
+            # Every descriptor up to 1030 taken first: then the listener, the descriptor that
+            # a thread waiting in accept() reserves, and the accepted sockets lie above.
+            while not ballast or ballast[-1].fileno() <= 1030:
+                ballast.extend(socket.socketpair())
+            with Server(ServerConfig(addr="127.0.0.1:0", max_connections=1)) as server, \
+                    Client() as first:
                 first.connect(url_of(server))
-                try:
-                    while not ballast or ballast[-1].fileno() <= 1030:
-                        ballast.extend(socket.socketpair())
-                    host, port = server.address
-                    refused = Transport(open_connection(host, port, timeout=5),
-                                        role="client", read_timeout=5)
-                    refused.handshake(5)
-                    refused.write_message(commands.encode_command(
-                        commands.CONNECT, 1, {"app": "live", "tcUrl": url_of(server)}))
-                    reply = commands.decode_command(refused.read_message(timeout=5))
-                    assert reply.name == commands.ERROR
-                    lingering = [c for c in server._connections.values() if c._over_limit]
-                    assert len(lingering) == 1
-                    assert lingering[0]._sock.fileno() > 1023
-                    time.sleep(0.3)  # still waiting for us to read the reply and close
-                    assert lingering[0].id in server._connections
-                    refused.close()
-                    assert wait_for(lambda: lingering[0].id not in server._connections, 2.0)
-                finally:
-                    for sock in ballast:
-                        sock.close()
+                host, port = server.address
+                refused = Transport(open_connection(host, port, timeout=5),
+                                    role="client", read_timeout=5)
+                refused.handshake(5)
+                refused.write_message(commands.encode_command(
+                    commands.CONNECT, 1, {"app": "live", "tcUrl": url_of(server)}))
+                reply = commands.decode_command(refused.read_message(timeout=5))
+                assert reply.name == commands.ERROR
+                lingering = [c for c in server._connections.values() if c._over_limit]
+                assert len(lingering) == 1
+                assert lingering[0]._sock.fileno() > 1023
+                time.sleep(0.3)  # still waiting for us to read the reply and close
+                assert lingering[0].id in server._connections
+                refused.close()
+                assert wait_for(lambda: lingering[0].id not in server._connections, 2.0)
+        finally:
+            for sock in ballast:
+                sock.close()
 
     @pytest.mark.spec("RTMP 7.2.1.3")
     def test_adopted_stream_ids_are_capped(self) -> None:
@@ -1245,3 +1289,29 @@ class TestDropPolicyProperties:
             else:
                 assert not broken, f"inter-frame {msg.timestamp} delivered after a gap"
         assert len(delivered) + player.stats.dropped_messages == len(offered)
+
+
+_NESTED = st.recursive(
+    st.none() | st.booleans() | st.floats(allow_nan=False) | st.text(max_size=12),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(min_size=1, max_size=6), children, max_size=4),
+    max_leaves=30,
+)
+
+
+@pytest.mark.spec("AMF0 2.1", "AMF3 3.1")
+@settings(max_examples=200, deadline=None)
+@given(value=_NESTED, encoding=st.sampled_from([0, 3]))
+def test_container_markers_bound_the_nesting(value: Any, encoding: int) -> None:
+    """The max_amf_depth shortcut: a command's nesting depth never exceeds the count of
+    container marker bytes in its payload, so counting bytes may stand in for the walk."""
+    from rtmp.server import _CONTAINER_MARKERS, _check_depth, _nesting
+
+    msg = commands.encode_command("call", 1, None, value, object_encoding=encoding)
+    depth = _nesting([None, value], 1000) - 1
+    assert depth <= sum(msg.data.count(marker) for marker in _CONTAINER_MARKERS)
+    cmd = commands.decode_command(msg)
+    if depth > 2:  # the shortcut never lets a too-deep command through
+        with pytest.raises(RTMPError):
+            _check_depth(cmd, depth - 1, msg.data)
+    _check_depth(cmd, max(depth, 0), msg.data)

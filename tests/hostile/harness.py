@@ -38,6 +38,7 @@ from rtmp import commands, flv
 from rtmp.chunk import ChunkDecoder, ChunkEncoder
 from rtmp.handshake import ClientHandshake
 from rtmp.message import Message, MessageType
+from rtmp.server import MAX_SPARE_THREADS
 
 logger = logging.getLogger(__name__)
 
@@ -82,8 +83,18 @@ def fd_count() -> int:
 
 
 def server_threads() -> List[str]:
-    """Names of the live threads the server started (``rtmp-*``)."""
-    return sorted(t.name for t in threading.enumerate() if t.name.startswith("rtmp-"))
+    """Names of the live threads the server started (``rtmp-*``) that serve something.
+
+    Spare connection threads (``rtmp-spare``, waiting to accept the next client) are left
+    out: how many wait depends on the past load; :func:`spare_threads` bounds them.
+    """
+    return sorted(t.name for t in threading.enumerate()
+                  if t.name.startswith("rtmp-") and t.name != "rtmp-spare")
+
+
+def spare_threads() -> int:
+    """Connection threads waiting for a client (``rtmp.server.MAX_SPARE_THREADS`` at most)."""
+    return sum(1 for t in threading.enumerate() if t.name == "rtmp-spare")
 
 
 @contextlib.contextmanager
@@ -440,6 +451,7 @@ class HostileEnv:
         assert wait_until(lambda: server_threads() == self.baseline_threads, settle), (
             f"server threads {server_threads()} != baseline {self.baseline_threads}"
         )
+        assert spare_threads() <= MAX_SPARE_THREADS, f"{spare_threads()} spare threads"
         assert wait_until(lambda: fd_count() <= self.baseline_fds, settle), (
             f"{fd_count()} file descriptors open, baseline {self.baseline_fds}"
         )

@@ -26,7 +26,10 @@ logger = logging.getLogger(__name__)
 
 #: The server child: long timeouts (idle sessions must stay), default limits otherwise.
 SERVER_SCRIPT = """
-import sys, rtmp
+import sys, rtmp, rtmp.server
+# No spare connection threads: the thread count is then the main thread, the one thread
+# waiting in accept() and one per live session, so it tells whether sessions were cut.
+rtmp.server.MAX_SPARE_THREADS = 0
 server = rtmp.Server(rtmp.ServerConfig(addr="127.0.0.1:0", read_timeout=300.0,
                                        idle_timeout=300.0, handshake_timeout=60.0,
                                        max_connections=5000))
