@@ -324,7 +324,9 @@ def _connect_replies(window_ack_size: int, chunk_size: int, encoding: int,
 #: Every byte value that can start a container (a decoded dict or list): AMF0 object, ECMA
 #: array, strict array, typed object (AMF0 2.1); AMF3 array, object, the vectors and
 #: dictionary (AMF3 3.1).  A path through references still visits distinct containers.
-_CONTAINER_MARKERS = tuple(bytes([m]) for m in (0x03, 0x08, 0x09, 0x0A, 0x0D, 0x0E, 0x0F, 0x10, 0x11))
+_CONTAINER_MARKERS = bytes((0x03, 0x08, 0x09, 0x0A, 0x0D, 0x0E, 0x0F, 0x10, 0x11))
+#: Every other byte value: ``len(payload.translate(None, _OTHER_BYTES))`` counts the markers.
+_OTHER_BYTES = bytes(b for b in range(256) if b not in _CONTAINER_MARKERS)
 
 
 def _check_depth(cmd: Command, limit: int, payload: bytes = b"") -> None:
@@ -333,7 +335,7 @@ def _check_depth(cmd: Command, limit: int, payload: bytes = b"") -> None:
     Every level of nesting starts with a container marker byte, so a ``payload`` with at
     most ``limit`` such bytes cannot nest deeper and the decoded values need no walk.
     """
-    if payload and sum(payload.count(marker) for marker in _CONTAINER_MARKERS) <= limit:
+    if payload and len(payload.translate(None, _OTHER_BYTES)) <= limit:
         return
     depth = _nesting([cmd.command_object, *cmd.arguments], limit + 1) - 1
     if depth > limit:
