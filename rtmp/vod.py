@@ -80,6 +80,8 @@ _MAX_COMPONENT_BYTES = 255
 #: Characters that never appear in a recorded stream's path: NUL and other C0 controls
 #: (they break logs and some file systems) and the Windows separator.
 _FORBIDDEN_CHARS = frozenset(chr(c) for c in range(0x20)) | {"\x7f", "\\"}
+#: What Windows reads as a drive before ``:`` (``pathlib.PureWindowsPath``'s drive letters).
+_DRIVE_LETTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
 # --------------------------------------------------------------------------------------
@@ -101,7 +103,7 @@ def _check_components(label: str, value: str) -> List[str]:
     for part in parts:
         if part in ("", ".", ".."):
             raise ValueError(f"{label} {value!r} has an empty, '.' or '..' path component")
-        if pathlib.PureWindowsPath(part).drive:  # "C:x" would name another drive on Windows
+        if part[1:2] == ":" and part[0] in _DRIVE_LETTERS:  # "C:x" names a drive on Windows
             raise ValueError(f"{label} {value!r} names a drive")
         if len(part.encode("utf-8", "surrogatepass")) > _MAX_COMPONENT_BYTES:
             raise ValueError(f"{label} {value!r} has a component over {_MAX_COMPONENT_BYTES} bytes")
@@ -139,9 +141,11 @@ def find_recording(
     Whether the file exists is asked first: a ``play`` of a stream that has no
     recording (the live case) costs one ``stat``, not the resolution of every link.
     """
-    root, path = _record_path(record_dir, app, stream_name)
-    if not path.is_file():
+    parts = _record_parts(app, stream_name)
+    if not os.path.isfile(os.path.join(record_dir, *parts)):  # no Path objects for a miss
         return None
+    root = pathlib.Path(record_dir)
+    path = root.joinpath(*parts)
     _check_inside(root, path, app, stream_name)
     return path
 
@@ -150,6 +154,12 @@ def _record_path(
     record_dir: Union[str, "os.PathLike[str]"], app: str, stream_name: str
 ) -> Tuple[pathlib.Path, pathlib.Path]:
     """``(record_dir, <record_dir>/<app>/<name>.flv)`` with every component checked."""
+    root = pathlib.Path(record_dir)
+    return root, root.joinpath(*_record_parts(app, stream_name))
+
+
+def _record_parts(app: str, stream_name: str) -> List[str]:
+    """The checked path components of ``<app>/<name>.flv`` under the record directory."""
     if not isinstance(app, str) or not isinstance(stream_name, str):
         raise TypeError("app and stream_name must be str")
     name = stream_name.split("?", 1)[0]
@@ -159,8 +169,7 @@ def _record_path(
     name_parts = _check_components("stream name", name)
     if not name_parts[-1].lower().endswith(RECORD_SUFFIX):
         name_parts[-1] += RECORD_SUFFIX
-    root = pathlib.Path(record_dir)
-    return root, root.joinpath(*app_parts, *name_parts)
+    return app_parts + name_parts
 
 
 def _check_inside(root: pathlib.Path, path: pathlib.Path, app: str, stream_name: str) -> None:
