@@ -231,6 +231,18 @@ class TestSafeRecordPath:
             safe_record_path(tmp_path, app, name)
 
     @pytest.mark.spec("RTMP 7.2.2.6")
+    @pytest.mark.parametrize("name", ["C:x", "c:", "Z:evil", "1:x", "ab:c", "\u00e9:x", ":x", "a:"])
+    def test_drive_names_as_windows_reads_them(self, tmp_path: Path, name: str) -> None:
+        """A component is refused exactly when Windows would read a drive in it."""
+        import pathlib
+
+        if pathlib.PureWindowsPath(name).drive:
+            with pytest.raises(ValueError, match="drive"):
+                safe_record_path(tmp_path, "live", name)
+        else:
+            assert safe_record_path(tmp_path, "live", name).name == name + ".flv"
+
+    @pytest.mark.spec("RTMP 7.2.2.6")
     def test_symlink_out_of_record_dir_is_refused(self, tmp_path: Path) -> None:
         outside = tmp_path / "outside"
         outside.mkdir()
