@@ -312,7 +312,11 @@ class Transport:
         view = memoryview(data)[sent:]
         while view:
             wait = None if deadline is None else deadline - time.monotonic()
-            if wait is not None and wait <= 0 or not wait_writable(sock, wait):
+            try:
+                writable = (wait is None or wait > 0) and wait_writable(sock, wait)
+            except ValueError as exc:  # closed by another thread: no descriptor left to poll
+                raise OSError(errno.EBADF, "socket closed") from exc
+            if not writable:
                 raise socket.timeout("timed out")
             try:
                 view = view[sock.send(view, _MSG_DONTWAIT):]
@@ -439,7 +443,8 @@ _MSG_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
 
 
 def set_kernel_timeout(sock: socket.socket, option: int, timeout: Optional[float]) -> None:
-    """``SO_RCVTIMEO``/``SO_SNDTIMEO`` as a ``struct timeval``; None (or 0) waits forever."""
+    """``SO_RCVTIMEO``/``SO_SNDTIMEO`` as a ``struct timeval``: None waits forever, any
+    other value at least a microsecond (a zero timeval would mean forever too)."""
     if timeout is None:
         seconds, micros = 0, 0
     else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from typing import Iterator, List, Tuple
+from typing import Iterator, List, Optional, Tuple
 
 import pytest
 
@@ -148,17 +148,29 @@ class TestTransport:
         assert client.read_message(timeout=5).data == b"late"
         timer.join()
 
-    def test_large_write_waits_for_room(self, pair: Tuple[Transport, Transport]) -> None:
-        """A write bigger than the socket buffers goes out in parts as the peer reads."""
+    @pytest.mark.parametrize("write_timeout", [30.0, None])
+    def test_large_write_waits_for_room(self, pair: Tuple[Transport, Transport],
+                                        write_timeout: Optional[float]) -> None:
+        """A write bigger than the socket buffers goes out in parts as the peer reads
+        (with or without a write timeout)."""
         client, server = pair
+        client.write_timeout = write_timeout
         big = Message(type=MessageType.VIDEO, data=bytes(range(256)) * 32768, timestamp=0,
                       message_stream_id=1)  # 8 MiB
         got: List[Message] = []
-        reader = threading.Thread(target=lambda: got.append(server.read_message(timeout=20)))
+
+        def late_reader() -> None:
+            time.sleep(0.5)  # the writer has to wait for room meanwhile
+            got.append(server.read_message(timeout=20))
+
+        reader = threading.Thread(target=late_reader)
         reader.start()
+        cpu = time.thread_time()
         client.write_message(big)
+        cpu = time.thread_time() - cpu
         reader.join(20)
         assert got and got[0].data == big.data
+        assert cpu < 0.25, f"the writer spun for {cpu:.2f} s of CPU instead of waiting"
 
     def test_write_timeout_when_the_peer_never_reads(self) -> None:
         """write_timeout bounds the whole write; the transport is unusable afterwards."""
