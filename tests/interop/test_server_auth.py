@@ -10,7 +10,7 @@ import pytest
 
 from rtmp import Client, ClientConfig, CommandError, RTMPError, Server, ServerConfig, auth, flv
 from tests.conftest import require_peer
-from tests.interop.test_server_ffmpeg import ffmpeg_publish, url_of
+from tests.interop.test_server_ffmpeg import ffmpeg_publish, url_of, wait_until
 from tests.media import sample_flv
 from tests.peers import run
 
@@ -106,6 +106,9 @@ class TestRtmps:
             url = url_of(server, scheme="rtmps")
             done = run(ffmpeg_publish(url, source, paced=False), timeout=60)
             assert done.returncode == 0, done.stderr.decode(errors="replace")
+            # ffmpeg exits once its bytes are in the socket: the session reads them to the
+            # end before it ends (stop() would cut what is still unread, by design).
+            wait_until(lambda: server.connection_count == 0, 30, "the publisher's session to end")
             # Plain RTMP to a TLS port fails cleanly (handshake error) and does not hurt.
             with Client(ClientConfig(connect_timeout=5)) as plain, pytest.raises(RTMPError):
                 plain.connect(url_of(server))
