@@ -1602,8 +1602,6 @@ class Server:
         """Admit (or politely refuse) the client and run its session on this thread."""
         if sock.gettimeout() is not None:
             sock.settimeout(None)
-        if KERNEL_TIMEOUTS:  # Linux copies the listener's SO_RCVTIMEO to the new socket
-            set_kernel_timeout(sock, socket.SO_RCVTIMEO, None)
         remote = (str(addr[0]), int(addr[1])) if addr else None
         config = self.config
         with self._lock:

@@ -118,7 +118,9 @@ class Transport:
             self.remote_addr = None
         #: Kernel timeouts on a blocking socket (see the module docstring), else poll.
         self._kernel_waits = KERNEL_TIMEOUTS and not isinstance(sock, ssl.SSLSocket)
-        self._armed_read_timeout: Optional[float] = -1.0  # SO_RCVTIMEO as last set (-1: unknown)
+        # SO_RCVTIMEO as last set; -1: unknown (an accepted socket inherits the listener's),
+        # so the first read always sets it.
+        self._armed_read_timeout: Optional[float] = -1.0
         if self._kernel_waits:
             if sock.gettimeout() is not None:
                 sock.settimeout(None)
@@ -257,9 +259,7 @@ class Transport:
                         continue
                 raise TimeoutError(f"no data within {timeout} s during {during}") from None
             except OSError as exc:
-                if self._closed:
-                    raise ConnectionClosedError("transport is closed") from exc
-                raise ConnectionClosedError(f"connection lost during {during}: {exc}") from exc
+                raise self._lost(exc, during) from exc
         while not self._kernel_waits:
             pending = sock.pending() if isinstance(sock, ssl.SSLSocket) else 0
             if not pending:
@@ -278,9 +278,7 @@ class Transport:
             except socket.timeout as exc:  # pragma: no cover - select said readable
                 raise TimeoutError(f"recv timed out during {during}") from exc
             except OSError as exc:
-                if self._closed:
-                    raise ConnectionClosedError("transport is closed") from exc
-                raise ConnectionClosedError(f"connection lost during {during}: {exc}") from exc
+                raise self._lost(exc, during) from exc
         if self._trace_in is not None and count:
             self._trace_in.feed(bytes(self._view[:count]))
         if count == 0:
@@ -294,6 +292,12 @@ class Transport:
             self._buffer = bytearray(min(4 * count, READ_BUFFER_SIZE))
             self._view = memoryview(self._buffer)
         return data
+
+    def _lost(self, exc: OSError, during: str) -> ConnectionClosedError:
+        """What a failed ``recv`` means: our own close, or the connection gone."""
+        if self._closed:
+            return ConnectionClosedError("transport is closed")
+        return ConnectionClosedError(f"connection lost during {during}: {exc}")
 
     # -- writing ------------------------------------------------------------------------
 
@@ -428,12 +432,17 @@ _POLL_EVENTS = getattr(select, "POLLIN", 1) | getattr(select, "POLLPRI", 2) | \
     getattr(select, "POLLERR", 8) | getattr(select, "POLLHUP", 16)
 
 
+def _poll(sock: socket.socket, events: int, timeout: Optional[float]) -> bool:
+    """One ``poll`` of ``sock`` for ``events``, rounding ``timeout`` up to milliseconds."""
+    poller = select.poll()
+    poller.register(sock.fileno(), events)
+    return bool(poller.poll(None if timeout is None else max(0, int(timeout * 1000 + 0.999))))
+
+
 def wait_writable(sock: socket.socket, timeout: Optional[float]) -> bool:
     """Wait until ``sock`` has room to send (or an error, which ``send`` then reports);
     False after ``timeout`` seconds."""
-    poller = select.poll()
-    poller.register(sock.fileno(), select.POLLOUT)
-    return bool(poller.poll(None if timeout is None else max(0, int(timeout * 1000 + 0.999))))
+    return _poll(sock, select.POLLOUT, timeout)
 
 
 #: Linux: the kernel bounds a blocking ``recv``/``send`` (``SO_RCVTIMEO``/``SO_SNDTIMEO``)
@@ -459,9 +468,7 @@ def wait_readable(sock: socket.socket, timeout: Optional[float]) -> bool:
     descriptors above 1023, which a busy server reaches.
     """
     if hasattr(select, "poll"):
-        poller = select.poll()
-        poller.register(sock.fileno(), _POLL_EVENTS)
-        return bool(poller.poll(None if timeout is None else max(0, int(timeout * 1000 + 0.999))))
+        return _poll(sock, _POLL_EVENTS, timeout)
     readable, _, _ = select.select([sock], [], [], timeout)  # pragma: no cover - no poll
     return bool(readable)
 
