@@ -48,11 +48,10 @@ from rtmp import commands, control, user_control
 from rtmp.chunk import ChunkDecoder, ChunkEncoder
 from rtmp.errors import RTMPError
 from rtmp.message import Message
+from rtmp.server import MAX_SPARE_THREADS  # our server's figure: threads waiting in accept()
 
 __all__ = ["FloorServer", "main"]
 
-#: Our server's figures: at most this many threads wait in accept() (rtmp/server.py).
-MAX_SPARE_THREADS = 4
 CHUNK_SIZE = 4096
 WINDOW = 2_500_000
 #: RTMP 5.2: C0 + C1, and C2.
