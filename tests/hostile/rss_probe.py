@@ -12,12 +12,13 @@ prints one line per measurement (the numbers in refs/hostile.md come from here).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from typing import Dict, List
+from typing import Dict, Iterator, List, Tuple
 
 from tests.hostile.harness import RawPeer
 from tests.peers import stop_process
@@ -52,6 +53,13 @@ class Measure:
     vm_rss_kb: int
     threads: int
     baseline_rss_kb: int
+
+    @classmethod
+    def of(cls, scenario: str, connections: int, seconds: float, status: Dict[str, int],
+           baseline_rss_kb: int) -> "Measure":
+        """From the child's ``/proc/PID/status`` fields (:func:`proc_status`)."""
+        return cls(scenario, connections, seconds, status["VmHWM"], status["VmRSS"],
+                   status["Threads"], baseline_rss_kb)
 
     def line(self) -> str:
         return (f"{self.scenario}: {self.connections} connections in {self.seconds:.1f} s; "
@@ -115,26 +123,36 @@ class ServerProcess:
             self.process.stdout.close()
 
 
-def idle_sessions(count: int) -> Measure:
-    """``count`` clients that complete the handshake and ``connect``, then stay silent."""
+@contextlib.contextmanager
+def _scenario() -> Iterator[Tuple[ServerProcess, List[RawPeer], int]]:
+    """A server child, the list its clients go in, and its RSS before them; on exit every
+    client is closed and the server stopped."""
     server = ServerProcess()
     peers: List[RawPeer] = []
     try:
-        baseline = server.status()["VmRSS"]
-        start = time.monotonic()
-        for _ in range(count):
-            peer = RawPeer(server.address, timeout=30.0)
-            peer.connect()
-            peers.append(peer)
-        elapsed = time.monotonic() - start
-        time.sleep(0.5)
-        status = server.status()
-        return Measure("idle sessions", count, elapsed, status["VmHWM"], status["VmRSS"],
-                       status["Threads"], baseline)
+        yield server, peers, server.status()["VmRSS"]
     finally:
         for peer in peers:
             peer.close()
         server.stop()
+
+
+def _connect_peers(server: ServerProcess, peers: List[RawPeer], count: int) -> None:
+    """``count`` clients through the handshake and ``connect``, added to ``peers``."""
+    for _ in range(count):
+        peer = RawPeer(server.address, timeout=30.0)
+        peer.connect()
+        peers.append(peer)
+
+
+def idle_sessions(count: int) -> Measure:
+    """``count`` clients that complete the handshake and ``connect``, then stay silent."""
+    with _scenario() as (server, peers, baseline):
+        start = time.monotonic()
+        _connect_peers(server, peers, count)
+        elapsed = time.monotonic() - start
+        time.sleep(0.5)
+        return Measure.of("idle sessions", count, elapsed, server.status(), baseline)
 
 
 def chunk_stream_flood(count: int, csids: int = 1000) -> Measure:
@@ -143,15 +161,9 @@ def chunk_stream_flood(count: int, csids: int = 1000) -> Measure:
     max_pending_bytes, each session is cut and its buffers freed."""
     from tests.hostile.test_chunk_hostile import chunk
 
-    server = ServerProcess()
-    peers: List[RawPeer] = []
-    try:
-        baseline = server.status()["VmRSS"]
+    with _scenario() as (server, peers, baseline):
         start = time.monotonic()
-        for _ in range(count):
-            peer = RawPeer(server.address, timeout=30.0)
-            peer.connect()
-            peers.append(peer)
+        _connect_peers(server, peers, count)
         burst = b"".join(chunk(0, csid, length=0xFFFFFF, type_id=9, msid=1, data=bytes(128))
                          for csid in range(64, 64 + csids))
         for peer in peers:
@@ -159,13 +171,8 @@ def chunk_stream_flood(count: int, csids: int = 1000) -> Measure:
         for peer in peers:
             peer.wait_closed(30.0)
         elapsed = time.monotonic() - start
-        status = settled_status(server)
-        return Measure(f"{csids}-chunk-stream flood", count, elapsed, status["VmHWM"],
-                       status["VmRSS"], status["Threads"], baseline)
-    finally:
-        for peer in peers:
-            peer.close()
-        server.stop()
+        return Measure.of(f"{csids}-chunk-stream flood", count, elapsed, settled_status(server),
+                          baseline)
 
 
 def partial_message_hoard(count: int, messages: int = 4) -> Measure:
@@ -177,10 +184,7 @@ def partial_message_hoard(count: int, messages: int = 4) -> Measure:
 
     from tests.hostile.test_chunk_hostile import chunk
 
-    server = ServerProcess()
-    peers: List[RawPeer] = []
-    try:
-        baseline = server.status()["VmRSS"]
+    with _scenario() as (server, peers, baseline):
         start = time.monotonic()
         size = 0xFFFFFF
         first = size - 1  # the chunk size: every message lacks its 1-byte second chunk
@@ -196,12 +200,8 @@ def partial_message_hoard(count: int, messages: int = 4) -> Measure:
         elapsed = time.monotonic() - start
         status = settled_status(server)
         alive = sum(1 for p in peers if p.is_open(0.05))
-        return Measure(f"{messages} x 16 MiB partial messages each ({alive} kept)", count,
-                       elapsed, status["VmHWM"], status["VmRSS"], status["Threads"], baseline)
-    finally:
-        for peer in peers:
-            peer.close()
-        server.stop()
+        return Measure.of(f"{messages} x 16 MiB partial messages each ({alive} kept)", count,
+                          elapsed, status, baseline)
 
 
 def main() -> None:
