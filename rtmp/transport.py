@@ -473,6 +473,23 @@ def wait_readable(sock: socket.socket, timeout: Optional[float]) -> bool:
     return bool(readable)
 
 
+def client_ssl_context(ca_file: Optional[str] = None, insecure: bool = False) -> ssl.SSLContext:
+    """The TLS settings of an ``rtmps://`` client.
+
+    The system's trusted certificates, plus ``ca_file`` (a PEM file, for a server with a
+    self-signed or private certificate) when given.  ``insecure=True`` turns certificate and
+    host name checks off: the connection is still encrypted but anyone may be on the other end.
+    """
+    try:
+        context = ssl.create_default_context(cafile=ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(f"cannot load CA file {ca_file!r}: {exc}") from exc
+    if insecure:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
 def open_connection(
     host: str,
     port: int,
