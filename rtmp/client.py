@@ -137,6 +137,9 @@ class ClientConfig:
     """Seconds ``read_message`` and each command reply may take."""
     write_timeout: float = 30.0
     """Seconds one write may block before the connection is given up."""
+    close_timeout: float = 10.0
+    """Seconds ``close()`` of a publisher waits for the server to close its side after
+    ours, which confirms that the server read the whole stream."""
     chunk_size: int = 4096
     """Our outgoing chunk size, announced with Set Chunk Size right after the handshake
     (RTMP 5.4.1); 128 keeps the default and sends nothing."""
@@ -204,7 +207,7 @@ class ClientConfig:
             raise ValueError(f"chunk_size {self.chunk_size} outside 1..2**31-1 (RTMP 5.4.1)")
         if not 1 <= self.window_ack_size <= 0xFFFFFFFF:
             raise ValueError(f"window_ack_size {self.window_ack_size} does not fit 32 bits")
-        for name in ("connect_timeout", "read_timeout", "write_timeout"):
+        for name in ("connect_timeout", "read_timeout", "write_timeout", "close_timeout"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
         if self.max_buffered_messages < 1 or self.max_buffered_bytes < 1:
@@ -253,6 +256,7 @@ class Client:
         self._last_media_timestamp = 0
         self._stream_eof = False
         self._next_service = 0.0
+        self._published = False  # publish() succeeded on this connection: close() confirms
 
     # -- properties -----------------------------------------------------------------------
 
@@ -313,7 +317,8 @@ class Client:
         exc: Optional[BaseException],
         tb: Optional[TracebackType],
     ) -> None:
-        self.close()
+        # With an exception in flight, that one is the news: close without raising.
+        self._close(confirm=exc_type is None)
 
     # -- connect --------------------------------------------------------------------------
 
@@ -444,6 +449,7 @@ class Client:
         self._server_info = {}
         self._server_properties = {}
         self._stream_eof = False
+        self._published = False
 
     # -- the pump -------------------------------------------------------------------------
 
@@ -791,6 +797,7 @@ class Client:
                               timeout=timeout)
         self._stream_name = name
         self._set_state(ClientState.PUBLISHING)
+        self._published = True
         self.log.info("publishing %r (%s) on stream %d", name, kind.value, stream_id)
 
     def write_message(self, message: Message) -> None:
@@ -1002,11 +1009,26 @@ class Client:
     # -- closing --------------------------------------------------------------------------
 
     def close(self) -> None:
-        """End the session politely (FCUnpublish, deleteStream) and close the socket.
+        """End the session: goodbye commands, then a graceful, bounded close.
 
-        Safe to call twice and after a failure; never raises for network errors.
+        A publisher sends ``FCUnpublish`` ([impl]) and ``deleteStream`` (RTMP 7.2.2.3),
+        stops writing (TLS close_notify, TCP half-close) and reads, discarding, until the
+        server closes its side, within ``ClientConfig.close_timeout``: the server's end of
+        file confirms that it read every byte before it.  (Closing at once while replies
+        sit unread makes the kernel reset the connection, and a reset throws away what
+        the server had not read yet: the tail of the stream.)  When that cannot be
+        confirmed (timeout, reset), raises :class:`ConnectionClosedError`, after closing.
+
+        Other sessions (players, a connection with no stream) close at once.  A second
+        call does nothing; after a failure (state ``ERROR``) it only closes the socket
+        and raises nothing.  Leaving a ``with`` block because of an exception never
+        raises from here (that exception is the one that matters).
         """
+        self._close(confirm=True)
+
+    def _close(self, confirm: bool) -> None:
         transport = self._transport
+        unconfirmed: Optional[BaseException] = None
         if transport is not None and not transport.closed and self._state not in (
             ClientState.ERROR, ClientState.DISCONNECTED
         ):
@@ -1019,15 +1041,30 @@ class Client:
             if self._stream_id is not None:
                 goodbye.append(commands.delete_stream(self._stream_id,
                                                       object_encoding=self._object_encoding))
-            if goodbye:
-                try:
+            try:
+                if goodbye:
                     transport.write_messages(goodbye)
-                except (RTMPError, OSError) as exc:
-                    self.log.debug("goodbye not sent: %s", exc)
+                if self._published:
+                    started = time.monotonic()
+                    transport.finish(self.config.close_timeout)
+                    self.log.debug("server closed its side %.3f s after ours: stream confirmed",
+                                   time.monotonic() - started)
+            except (RTMPError, OSError) as exc:
+                if self._published:
+                    unconfirmed = exc
+                self.log.debug("graceful close failed: %s", exc)
         self._close_transport()
         self._stream_id = None
         self._stream_name = None
+        self._published = False
         self._set_state(ClientState.DISCONNECTED)
+        if unconfirmed is not None:
+            if confirm:
+                raise ConnectionClosedError(
+                    f"could not confirm the server received the whole stream: {unconfirmed}"
+                ) from unconfirmed
+            self.log.warning("could not confirm the server received the whole stream: %s",
+                             unconfirmed)
 
     def _close_transport(self) -> None:
         transport, self._transport = self._transport, None

@@ -418,6 +418,7 @@ class ServerConnection:
         self._torn_down = False
         self._warned_stream_limit = False
         self._warned_aggregate = False
+        self._published = False  # a publish started on this connection
 
     # -- public API -----------------------------------------------------------------------
 
@@ -570,7 +571,17 @@ class ServerConnection:
                 transport.write_message(user_control.ping_request(int(now * 1000)))
                 continue
             heard_bytes, last_heard = transport.bytes_received, time.monotonic()
-            self._dispatch(msg)
+            try:
+                self._dispatch(msg)
+            except ConnectionClosedError as exc:
+                if transport.closed or self._closing.is_set():
+                    raise
+                # A reply found the peer gone for reading (a publisher closes right after
+                # deleteStream, as ffmpeg does).  What it sent before is in our buffer and
+                # may be the tail of a recording: read on until its end of file.
+                if transport.write_error is None:
+                    transport.write_error = exc
+                    self.log.debug("reply not sent (%s); reading on", exc)
 
     # -- dispatch ----------------------------------------------------------------------------
 
@@ -868,6 +879,7 @@ class ServerConnection:
             return
         ns.mode, ns.name, ns.query, ns.publish_type = _Mode.PUBLISH, name, query, stream_type
         ns.live, ns.recorder = live, recorder
+        self._published = True
         self._update_state()
         replies = [
             user_control.stream_begin(ns.message_stream_id),  # RTMP 7.3.1
@@ -1284,6 +1296,15 @@ class ServerConnection:
         if self._torn_down:
             return
         self._torn_down = True
+        # Published streams first: the recording is complete and closed before the
+        # socket is, so a client waiting for our end of file knows its stream is
+        # stored (nothing here waits on the peer).
+        for ns in list(self._streams.values()):
+            if ns.mode == _Mode.PUBLISH:
+                try:
+                    self._stop_netstream(ns, notify=False)
+                except Exception:
+                    self.log.exception("error while stopping stream %d", ns.message_stream_id)
         transport = self._transport
         if transport is not None:
             # Wake writers blocked on a stalled peer first, so stopping them is immediate.
@@ -1306,6 +1327,15 @@ class ServerConnection:
                 self.config.on_disconnect(self)
             except Exception:
                 self.log.exception("on_disconnect raised")
+
+    def _ended(self, exc: BaseException) -> str:
+        """How a session that ended with ``exc`` is logged: the peer's ordinary end of
+        file (after its goodbye, or a reply it no longer read) is no failure."""
+        transport = self._transport
+        if isinstance(exc, ConnectionClosedError) and transport is not None and transport.eof:
+            who = "publisher" if self._published else "client"
+            return f"{who} closed the connection"
+        return f"session ended: {exc}"
 
     # -- refusing -------------------------------------------------------------------------
 
@@ -1635,7 +1665,7 @@ class Server:
         try:
             conn._run()
         except (ConnectionClosedError, HandshakeError) as exc:
-            conn.log.info("session ended: %s", exc)
+            conn.log.info("%s", conn._ended(exc))
         except TimeoutError as exc:
             conn.log.info("session timed out: %s", exc)
         except ProtocolError as exc:

@@ -107,6 +107,8 @@ class Transport:
         self._view = memoryview(self._buffer)
         self._closed = False
         self._eof = False
+        #: The error of the write that found the peer gone (EPIPE, reset); reads go on.
+        self.write_error: Optional[ConnectionClosedError] = None
         self.bytes_sent = 0
         self._trace_in: Optional[ProtocolTracer] = None
         self._trace_out: Optional[ProtocolTracer] = None
@@ -215,8 +217,14 @@ class Transport:
             session = self.session
             while True:
                 message = session.next_message()
-                if session.has_replies():
-                    self._flush_replies()
+                if session.has_replies() and self.write_error is None:
+                    try:
+                        self._flush_replies()
+                    except ConnectionClosedError as exc:
+                        # The peer stopped reading (it closed after its last message): what
+                        # it sent before is still in our buffer, so read on to its EOF.
+                        self.write_error = exc
+                        self.log.debug("reply not sent (%s); reading on", exc)
                 if message is not None:
                     return message
                 if self._eof:
@@ -415,6 +423,113 @@ class Transport:
             self.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
+
+    @property
+    def eof(self) -> bool:
+        """True once the peer closed its side (a read returned end of file)."""
+        return self._eof
+
+    def finish(self, timeout: float) -> None:
+        """End our side gracefully: no more writes, then read until the peer closes.
+
+        Everything written so far is in the kernel's send buffer.  Closing now with
+        unread input (acknowledgements, replies) makes the kernel send a reset, which
+        throws away what the peer has not read yet.  Instead: on rtmps a TLS
+        close_notify, then a TCP half-close (a FIN after our last byte), then read and
+        discard until the peer's end of file, which confirms that it read everything we
+        sent.  Raises :class:`rtmp.TimeoutError` after ``timeout`` seconds, or
+        :class:`ConnectionClosedError` when the connection is lost (a reset).
+        """
+        deadline = time.monotonic() + timeout
+        if not self._write_lock.acquire(timeout=timeout):
+            raise TimeoutError(f"a write still running after {timeout} s")
+        try:
+            self._half_close(deadline)
+        finally:
+            self._write_lock.release()
+        if not self._read_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            raise TimeoutError(f"another reader still busy after {timeout} s")
+        try:
+            if isinstance(self.sock, ssl.SSLSocket):
+                self._discard_raw_until_eof(deadline, timeout)
+                return
+            while not self._eof:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"the peer did not close within {timeout} s")
+                try:
+                    self._recv(remaining, during="close")
+                except TimeoutError:
+                    raise TimeoutError(f"the peer did not close within {timeout} s") from None
+        finally:
+            self._read_lock.release()
+
+    def _half_close(self, deadline: float) -> None:
+        """(TLS close_notify, then) ``SHUT_WR``: the peer reads everything, then EOF."""
+        sock = self.sock
+        try:
+            if isinstance(sock, ssl.SSLSocket):
+                self._send_close_notify(sock, deadline)
+                # socket.socket.shutdown, not SSLSocket.shutdown (which would drop the
+                # TLS state): the FIN goes out after the close_notify record.
+                socket.socket.shutdown(sock, socket.SHUT_WR)
+            else:
+                sock.shutdown(socket.SHUT_WR)
+        except OSError as exc:
+            raise self._lost(exc, "close") from exc
+
+    @staticmethod
+    def _send_close_notify(sock: ssl.SSLSocket, deadline: float) -> None:
+        """TLS 1.2 7.2.1 / TLS 1.3 6.1: send close_notify without waiting for the peer's.
+
+        A TCP FIN alone is a truncation to the peer's TLS layer (OpenSSL answers it
+        with a ``decode_error`` alert).  ``unwrap()`` on a non-blocking socket sends
+        the alert and stops at ``SSLWantReadError``: the peer's close_notify is not
+        there yet, and will not be before the peer read ours.
+        """
+        previous = sock.gettimeout()
+        sock.settimeout(0.0)
+        try:
+            while True:
+                try:
+                    sock.unwrap()
+                    return  # the peer's close_notify had come already
+                except ssl.SSLWantReadError:
+                    return  # ours is sent
+                except ssl.SSLError as exc:
+                    if exc.reason != "APPLICATION_DATA_AFTER_CLOSE_NOTIFY":
+                        raise
+                    return  # ours is sent; unwrap() then met the peer's replies
+                except ssl.SSLWantWriteError:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0 or not wait_writable(sock, remaining):
+                        raise TimeoutError("no room to send the TLS close_notify") from None
+        finally:
+            sock.settimeout(previous)
+
+    def _discard_raw_until_eof(self, deadline: float, timeout: float) -> None:
+        """After our close_notify, read the TCP stream undecrypted until the peer's FIN.
+
+        OpenSSL refuses application data once close_notify is sent
+        (``APPLICATION_DATA_AFTER_CLOSE_NOTIFY``), and what the peer still sends
+        (acknowledgements, replies, its own close_notify) is discarded anyway: only
+        its end of file matters.
+        """
+        sock = self.sock
+        raw_recv = socket.socket.recv_into  # the plain TCP read under the TLS layer
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not wait_readable(sock, remaining):
+                raise TimeoutError(f"the peer did not close within {timeout} s")
+            try:
+                count = raw_recv(sock, self._buffer, 0, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                continue
+            except OSError as exc:
+                raise self._lost(exc, "close") from exc
+            if count == 0:
+                self._eof = True
+                return
 
     def close(self) -> None:
         """Close the socket; safe to call twice and from any thread."""
