@@ -142,6 +142,7 @@ def _client_config(args: argparse.Namespace) -> Any:
         connect_timeout=args.timeout,
         read_timeout=args.timeout,
         write_timeout=args.timeout,
+        close_timeout=min(args.timeout, ClientConfig.close_timeout),
         username=getattr(args, "user", None),
         password=getattr(args, "password", None),
     )
