@@ -64,10 +64,12 @@ def make_flv(path: Path) -> Dict[int, int]:
 
 
 def count_tags(path: Path) -> Dict[int, int]:
+    """Audio (8) and video (9) frames in an FLV, sequence headers (AAC/AVC packet type 0)
+    left out: a recorder may write its own copy of those (nginx-rtmp does)."""
     counts = {8: 0, 9: 0}
     with flv.Reader(str(path)) as reader:
         for tag in reader:
-            if tag.type in counts:
+            if tag.type in counts and tag.data[1:2] != b"\x00":
                 counts[tag.type] += 1
     return counts
 
@@ -110,12 +112,13 @@ def publish_rounds(url_of: Any, record_dir: Path, source: Path, expected: Dict[i
                    config: ClientConfig, rounds: int = ROUNDS) -> List[Dict[int, int]]:
     """Publish ``source`` unpaced as ``record`` ``rounds`` times; the tag counts recorded."""
     short: List[Dict[int, int]] = []
+    tags_in_source = len(flv.read_all(str(source)))
     started = time.monotonic()
     for index in range(rounds):
         name = f"fast{index}"
         stats = publish_flv(url_of(name), source, realtime=False, config=config,
                             stream_type="record")
-        assert (stats.video, stats.audio) == (expected[9], expected[8])
+        assert stats.messages == tags_in_source
         got = count_tags(safe_record_path(record_dir, "live", name))
         if got != expected:
             short.append(got)
@@ -172,7 +175,7 @@ class TestFastPublishThenClose:
                     player.connect(url)
                     player.play(start=-1)  # live only (RTMP 7.2.2.1)
                     ready.set()
-                    while len(videos) < expected[9]:
+                    while len(videos) < expected[9] + 1:
                         message = player.read_message(timeout=WAIT)
                         if message.type == 9:
                             videos.append(int.from_bytes(message.data[5:9], "big"))
@@ -195,8 +198,8 @@ class TestFastPublishThenClose:
         thread.join(WAIT * 3)
         assert not thread.is_alive() and not errors, errors
         # The sequence header (first tag) carries no frame number; frames 0..1799 follow.
-        assert len(videos) == expected[9]
-        assert videos[1:] == list(range(expected[9] - 1))
+        assert len(videos) == expected[9] + 1
+        assert videos[1:] == list(range(expected[9]))
         assert count_tags(safe_record_path(tmp_path / "rec", "live", "quick")) == expected
 
 
