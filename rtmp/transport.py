@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import select
 import socket
 import ssl
@@ -441,6 +442,8 @@ class Transport:
         :class:`ConnectionClosedError` when the connection is lost (a reset).
         """
         deadline = time.monotonic() + timeout
+        if self._eof:
+            raise ConnectionClosedError("the peer had closed the connection before our end")
         if not self._write_lock.acquire(timeout=timeout):
             raise TimeoutError(f"a write still running after {timeout} s")
         try:
@@ -463,6 +466,17 @@ class Transport:
                     raise TimeoutError(f"the peer did not close within {timeout} s") from None
         finally:
             self._read_lock.release()
+        self._check_no_reset()
+
+    def _check_no_reset(self) -> None:
+        """After the peer's end of file: a reset that came with it means our last bytes
+        met a closed socket (the peer closed on its own, not after reading them)."""
+        try:
+            error = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        except OSError:  # pragma: no cover - the socket is open here
+            return
+        if error:
+            raise ConnectionClosedError(f"connection lost during close: {os.strerror(error)}")
 
     def _half_close(self, deadline: float) -> None:
         """(TLS close_notify, then) ``SHUT_WR``: the peer reads everything, then EOF."""
@@ -529,6 +543,7 @@ class Transport:
                 raise self._lost(exc, "close") from exc
             if count == 0:
                 self._eof = True
+                self._check_no_reset()
                 return
 
     def close(self) -> None:

@@ -494,6 +494,7 @@ class TestPublish:
                 message = t.read_message(timeout=WAIT)
                 if message.type in (8, 9):
                     got.append(message)
+            server.drain(t)  # read the goodbye to the client's EOF, so close() confirms
 
         with ScriptedServer(script) as server, Client(config(chunk_size=128)) as client:
             client.connect(server.url())
