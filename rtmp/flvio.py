@@ -131,7 +131,9 @@ def publish_flv(
     ``realtime=True`` paces messages by their timestamps (as ``ffmpeg -re``); False
     sends as fast as the connection takes them.  ``loop`` plays the file that many
     times (0 = until interrupted).  ``progress(stats)`` is called after each message.
-    Returns the :class:`TransferStats`.
+    Returns the :class:`TransferStats` once the server confirmed, by closing its side
+    after ours, that it read the whole stream (:meth:`Client.close`); raises
+    :class:`ConnectionClosedError` when it could not be confirmed.
     """
     from .client import Client
 
