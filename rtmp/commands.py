@@ -205,6 +205,10 @@ LEVELS: dict[str, str] = {
     NETSTREAM_FAILED: LEVEL_ERROR,
 }
 
+#: [impl] Our server's NetStream.Play.Start description, when nobody publishes the stream
+#: yet, contains this (lower case); ``rtmp play`` says so at once.
+WAITING_FOR_PUBLISHER = "waiting for a publisher"
+
 #: [impl] The reply ffmpeg's listen mode and nginx-rtmp send to a successful connect.
 DEFAULT_FMS_VERSION = "FMS/3,0,1,123"
 DEFAULT_SERVER_CAPABILITIES = 31
