@@ -221,10 +221,13 @@ def play_to_flv(
         quiet_since = time.monotonic()
         while True:
             timeout = read_timeout
-            if not announced and not stats.media_started:
-                # Servers that do not say: a quiet start looks like nobody publishing.
-                timeout = max(0.001, min(WAITING_AFTER - (time.monotonic() - quiet_since),
-                                         read_timeout))
+            if not stats.media_started:  # read_timeout in all for the first frame
+                quiet = time.monotonic() - quiet_since
+                timeout = read_timeout - quiet
+                if not announced:
+                    # Servers that do not say: a quiet start looks like nobody publishing.
+                    timeout = min(timeout, WAITING_AFTER - quiet)
+                timeout = max(0.001, timeout)
             try:
                 message = client.read_message(timeout=timeout)
             except StreamEnded as end:

@@ -17,7 +17,7 @@ import rtmp
 from rtmp import commands, user_control
 from rtmp.client import Client, ClientState
 from rtmp.commands import StatusEvent
-from rtmp.errors import CommandError, StreamEnded
+from rtmp.errors import CommandError, ConnectionClosedError, StreamEnded
 from rtmp.message import Message, MessageType
 from rtmp.transport import Transport
 from tests.test_client import WAIT, ScriptedServer, config
@@ -284,3 +284,152 @@ class TestPublisherRefused:
             assert refused.value.description == description
             assert client.state is ClientState.CONNECTED
         assert sent["refusal"]
+
+
+# -- rtmp.client.play_to_flv (rtmp play) --------------------------------------------------
+
+AVC_HEADER = b"\x17\x00\x00\x00\x00\x01\x64\x00\x1f"  # FLV E.4.3.1: AVCPacketType 0
+AAC_HEADER = b"\xaf\x00\x12\x10"  # FLV E.4.2.1: AACPacketType 0
+
+
+def frame(timestamp: int, key: bool = False) -> Message:
+    first = b"\x17" if key else b"\x27"
+    return Message(type=MessageType.VIDEO, data=first + b"\x01\x00\x00\x00frame",
+                   timestamp=timestamp, message_stream_id=MSID)
+
+
+def audio(timestamp: int) -> Message:
+    return Message(type=MessageType.AUDIO, data=b"\xaf\x01aac", timestamp=timestamp,
+                   message_stream_id=MSID)
+
+
+class TestPlayToFlv:
+    """What ``rtmp play`` does with the ends, durations, metadata and a missing publisher."""
+
+    @pytest.mark.spec("RTMP 7.1.5", "FLV E.4.3.1")
+    def test_duration_counts_from_the_first_frame_not_the_headers(self, tmp_path: Any) -> None:
+        # ffmpeg -output_ts_offset 16772: sequence headers stamped 0, frames from 16,772,000.
+        offset = 16_772_000
+
+        def script(t: Transport, _: int) -> None:
+            start_play(server, t)
+            t.write_message(commands.metadata({"duration": 0.0}, MSID, set_data_frame=False))
+            t.write_message(Message(type=MessageType.VIDEO, data=AVC_HEADER, timestamp=0,
+                                    message_stream_id=MSID))
+            t.write_message(Message(type=MessageType.AUDIO, data=AAC_HEADER, timestamp=0,
+                                    message_stream_id=MSID))
+            try:
+                for i in range(150):  # 6 s of 25 fps, sent at once
+                    t.write_message(frame(offset + i * 40, key=i % 25 == 0))
+                    t.write_message(audio(offset + i * 40 + 5))
+                server.drain(t, 3.0)
+            except ConnectionClosedError:
+                pass  # the player left after its 3 s
+
+        output = tmp_path / "out.flv"
+        with ScriptedServer(script) as server:
+            from rtmp.client import play_to_flv
+
+            stats = play_to_flv(server.url(), output, duration=3, config=config())
+        assert stats.first_timestamp == offset
+        assert stats.duration_ms == 3000  # stopped at 3 s of media, not after one frame
+        assert stats.video == 1 + 76  # the header and frames 0..3000 ms
+        assert stats.end_reason == "played the requested 3 s"
+
+    @pytest.mark.spec("RTMP 7.1.7", "FLV E.5")
+    def test_ends_on_stream_eof_and_rewrites_the_metadata(self, tmp_path: Any) -> None:
+        def script(t: Transport, _: int) -> None:
+            start_play(server, t)
+            # As ffmpeg publishes live: duration and filesize 0 (it cannot know them).
+            t.write_message(commands.metadata({"duration": 0.0, "width": 320.0,
+                                               "filesize": 0.0}, MSID, set_data_frame=False))
+            for i in range(50):
+                t.write_message(frame(1000 + i * 40, key=i == 0))
+            t.write_message(user_control.stream_eof(MSID))  # nginx-rtmp: nothing else
+            server.drain(t, 4.0)
+
+        output = tmp_path / "out.flv"
+        with ScriptedServer(script) as server:
+            from rtmp.client import play_to_flv
+
+            started = time.monotonic()
+            stats = play_to_flv(server.url(), output, config=config())
+            assert time.monotonic() - started < 2.0  # not read_timeout
+        assert stats.end_reason == "end of stream (User Control Stream EOF)"
+        assert stats.duration_ms == 49 * 40
+        from rtmp import flv
+
+        metadata = flv.read_metadata(output)
+        assert metadata is not None
+        assert metadata["duration"] == pytest.approx(1.96)
+        assert metadata["filesize"] == output.stat().st_size
+        assert metadata["width"] == 320.0
+
+    @pytest.mark.spec("RTMP 7.2.2.1")
+    def test_timeout_after_media_says_no_end_signal(self, tmp_path: Any) -> None:
+        def script(t: Transport, _: int) -> None:
+            start_play(server, t)
+            for i in range(5):
+                t.write_message(frame(i * 40, key=i == 0))
+            server.drain(t, 3.0)
+
+        with ScriptedServer(script) as server:
+            from rtmp.client import play_to_flv
+
+            stats = play_to_flv(server.url(), tmp_path / "out.flv", config=config(read_timeout=1.0))
+        assert stats.end_reason == ("no end-of-stream signal from the server; stopped after 1 s "
+                                    "without media")
+        assert stats.video == 5
+
+    @pytest.mark.spec("RTMP 7.2.2.1")
+    def test_waiting_for_a_publisher_when_the_server_does_not_say(self, tmp_path: Any) -> None:
+        def script(t: Transport, _: int) -> None:
+            start_play(server, t)  # Play.Start "Started playing key." and then nothing
+            server.drain(t, 4.0)
+
+        said: List[Any] = []
+        with ScriptedServer(script) as server:
+            from rtmp.client import play_to_flv
+
+            started = time.monotonic()
+            with pytest.raises(rtmp.TimeoutError) as timeout:
+                play_to_flv(server.url("live/x"), tmp_path / "out.flv",
+                            config=config(read_timeout=2.5),
+                            on_waiting=lambda text: said.append((text, time.monotonic())))
+        assert [text for text, _ in said] == ["waiting for a publisher of live/x"]
+        assert 1.0 < said[0][1] - started < 2.5  # after ~1.5 s without media
+        assert "waiting for a publisher of live/x: nobody published within" in str(timeout.value)
+
+
+class TestOurServerSaysWaiting:
+    """[impl] rtmp.Server's Play.Start says when nobody publishes yet; PublishNotify follows."""
+
+    @pytest.mark.spec("RTMP 7.2.2.1")
+    def test_play_start_says_waiting_and_rtmp_play_says_it_at_once(self, tmp_path: Any) -> None:
+        from rtmp.client import play_to_flv
+
+        with rtmp.Server(rtmp.ServerConfig(addr="127.0.0.1:0")) as server:
+            url = f"rtmp://127.0.0.1:{server.address[1]}/live/x"
+            with Client(config()) as player:
+                player.connect(url)
+                player.play()
+                assert player.last_status is not None
+                assert player.last_status.code == commands.NETSTREAM_PLAY_START
+                assert player.last_status.description == "Started playing x; waiting for a publisher."
+                with Client(config()) as publisher:
+                    publisher.connect(url)
+                    publisher.publish()
+                    codes = [status_code(player.read_message()) for _ in range(2)]
+                    # |RtmpSampleAccess (after Play.Start), then PublishNotify.
+                    assert codes == [None, commands.NETSTREAM_PLAY_PUBLISH_NOTIFY]
+                    with Client(config()) as second:  # the stream is live now
+                        second.connect(url)
+                        second.play()
+                        assert second.last_status is not None
+                        assert second.last_status.description == "Started playing x."
+            said: List[float] = []
+            started = time.monotonic()
+            with pytest.raises(rtmp.TimeoutError, match="waiting for a publisher of live/x"):
+                play_to_flv(url, tmp_path / "out.flv", config=config(read_timeout=1.5),
+                            on_waiting=lambda text: said.append(time.monotonic()))
+            assert len(said) == 1 and said[0] - started < 1.0  # at once: the server said so
