@@ -302,6 +302,7 @@ class Client:
         self._end_open: Optional[_EndOfPlay] = None
         self._end_new: Optional[_EndOfPlay] = None
         self._refusal: Optional[StatusEvent] = None
+        self._unpublish_requested = False
 
     # -- properties -----------------------------------------------------------------------
 
@@ -719,7 +720,8 @@ class Client:
         if self._playing and event.code in _RESTART_CODES:
             self._end_open = None
         elif self._state is ClientState.PUBLISHING and self._status_wait is None and (
-            event.is_error or event.code == commands.NETSTREAM_UNPUBLISH_SUCCESS
+            event.is_error or (event.code == commands.NETSTREAM_UNPUBLISH_SUCCESS
+                               and not self._unpublish_requested)
         ):
             # The server refused or stopped our publishing mid-stream: the next write says so.
             self.log.warning("server ended our publishing: %s", event)
@@ -923,6 +925,7 @@ class Client:
         stream_id = self._stream_id or self.create_stream(timeout)
         self._forget_play()
         self._refusal = None
+        self._unpublish_requested = False
         self._send(commands.publish(name, kind, stream_id, object_encoding=self._object_encoding))
         self._wait_for_status(stream_id, {commands.NETSTREAM_PUBLISH_START}, f"publish {name!r}",
                               timeout=timeout)
@@ -1108,6 +1111,7 @@ class Client:
     def fc_unpublish(self, stream_name: Optional[str] = None) -> None:
         """[impl] ``FCUnpublish(name)`` as ffmpeg sends before deleteStream (no reply awaited)."""
         self._require_connection()
+        self._unpublish_requested = True  # its Unpublish.Success is no refusal
         self._send_call(commands.FC_UNPUBLISH, self._stream_name_or_default(
             stream_name or self._stream_name), wait=False)
 

@@ -433,3 +433,28 @@ class TestOurServerSaysWaiting:
                 play_to_flv(url, tmp_path / "out.flv", config=config(read_timeout=1.5),
                             on_waiting=lambda text: said.append(time.monotonic()))
             assert len(said) == 1 and said[0] - started < 1.0  # at once: the server said so
+
+
+class TestRequestedUnpublish:
+    """RTMP 7.2.2.6 [impl: FCUnpublish]: the Unpublish.Success we asked for is no refusal."""
+
+    @pytest.mark.spec("RTMP 7.2.2.6")
+    def test_unpublish_success_after_fc_unpublish_does_not_raise(self) -> None:
+        def script(t: Transport, _: int) -> None:
+            server.accept_connect(t)
+            server.answer_create_stream(t, MSID)
+            server.expect(t, "publish")
+            t.write_message(commands.on_status(commands.NETSTREAM_PUBLISH_START, "", MSID))
+            server.expect(t, "FCUnpublish")
+            t.write_message(commands.on_status(commands.NETSTREAM_UNPUBLISH_SUCCESS, "", MSID))
+            server.drain(t, 3.0)
+
+        with ScriptedServer(script) as server, Client(config(service_interval=0.02)) as client:
+            client.connect(server.url())
+            client.publish()
+            client.fc_unpublish()
+            for i in range(25):  # 0.5 s: the reply is read meanwhile and must not raise
+                client.send_audio(b"\xaf\x01" + bytes(8), i * 20)
+                time.sleep(0.02)
+            assert client.last_status is not None
+            assert client.last_status.code == commands.NETSTREAM_UNPUBLISH_SUCCESS
