@@ -24,7 +24,13 @@ expects arrives or its deadline passes:
 * user control events (RTMP 7.1.7) are noted and consumed; protocol control (RTMP 5.4)
   and pings never reach this module (the session handles them);
 * media, data and unhandled commands that arrive meanwhile are kept, in order, in a
-  bounded buffer that :meth:`Client.read_message` drains first.
+  bounded buffer that :meth:`Client.read_message` drains first;
+* every ``onStatus`` becomes a :class:`~rtmp.commands.StatusEvent` (``last_status``,
+  ``ClientConfig.on_status``); the end of a play (Stream EOF, RTMP 7.1.7; Play.Stop,
+  Play.Complete, Play.UnpublishNotify, RTMP 7.2.2.1) takes its place in that buffer, and
+  ``read_message`` raises :class:`~rtmp.errors.StreamEnded` there, once per end;
+* an error-level ``onStatus`` for the stream we publish (a refusal after Publish.Start)
+  makes the next write raise :class:`~rtmp.errors.CommandError`.
 
 Writes go straight to the transport, whose lock makes them thread-safe, so one thread
 may read (``read_message``) while another publishes.  A client that only writes (a
