@@ -507,6 +507,7 @@ class Client:
         self._stream_eof = False
         self._forget_play()
         self._refusal = None
+        self._last_status = None
 
     # -- the pump -------------------------------------------------------------------------
 
