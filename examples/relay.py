@@ -26,24 +26,22 @@ def relay(source: str, target: str, seconds: float = 0.0) -> int:
         publisher.connect(target)
         publisher.publish()
         stream_id = publisher.stream_id
-        while deadline is None or time.monotonic() < deadline:
-            try:
-                message = player.read_message(timeout=10)
-            except (rtmp.TimeoutError, rtmp.ConnectionClosedError):
-                break
-            if message.type in (rtmp.MessageType.AUDIO, rtmp.MessageType.VIDEO):
-                publisher.write_message(message.replace(message_stream_id=stream_id,
-                                                        chunk_stream_id=None))
-                copied += 1
-            elif message.type == rtmp.MessageType.DATA_AMF0:
-                values = commands.strip_set_data_frame(commands.decode_data(message))
-                if values and values[0] == "onMetaData" and len(values) > 1:
-                    publisher.send_metadata(dict(values[1]))
-            elif message.type in (rtmp.MessageType.COMMAND_AMF0, rtmp.MessageType.COMMAND_AMF3):
-                command = commands.decode_command(message)
-                if command.code in (commands.NETSTREAM_PLAY_STOP,
-                                    commands.NETSTREAM_PLAY_UNPUBLISH_NOTIFY):
+        try:
+            # messages() ends when the source stream ends (Stream EOF, Play.Stop,
+            # UnpublishNotify: rtmp.StreamEnded); a silent source times out.
+            for message in player.messages(timeout=10):
+                if deadline is not None and time.monotonic() >= deadline:
                     break
+                if message.type in (rtmp.MessageType.AUDIO, rtmp.MessageType.VIDEO):
+                    publisher.write_message(message.replace(message_stream_id=stream_id,
+                                                            chunk_stream_id=None))
+                    copied += 1
+                elif message.type == rtmp.MessageType.DATA_AMF0:
+                    values = commands.strip_set_data_frame(commands.decode_data(message))
+                    if values and values[0] == "onMetaData" and len(values) > 1:
+                        publisher.send_metadata(dict(values[1]))
+        except (rtmp.TimeoutError, rtmp.ConnectionClosedError):
+            pass
     return copied
 
 

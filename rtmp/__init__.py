@@ -17,12 +17,14 @@ from .errors import (
     LimitExceededError,
     ProtocolError,
     RTMPError,
+    StreamEnded,
     TimeoutError,
 )
 from .message import Message, MessageType, StreamType
 
 if TYPE_CHECKING:  # pragma: no cover
     from .client import Client, ClientConfig, ClientState
+    from .commands import StatusEvent
     from .server import ConnectionState, Server, ServerConfig, ServerConnection
 
 __version__ = "0.1.0"
@@ -35,6 +37,8 @@ __all__ = [
     "CommandError",
     "TimeoutError",
     "ConnectionClosedError",
+    "StreamEnded",
+    "StatusEvent",
     "Message",
     "MessageType",
     "StreamType",
@@ -55,6 +59,7 @@ _LAZY = {
     "ServerConfig": "server",
     "ServerConnection": "server",
     "ConnectionState": "server",
+    "StatusEvent": "commands",
     "amf0": None,
     "amf3": None,
     "flv": None,

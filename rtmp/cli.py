@@ -165,9 +165,14 @@ def cmd_play(args: argparse.Namespace) -> int:
 
     progress = _Progress()
     target: Any = args.output if args.output else _NullFile()
+    def waiting(text: str) -> None:
+        print(f"rtmp: {text}", file=sys.stderr, flush=True)
+
     stats = play_to_flv(args.url, target, duration=args.duration, config=_client_config(args),
-                        progress=progress)
+                        progress=progress, on_waiting=waiting)
     progress.finish(stats)
+    if stats.end_reason:
+        print(f"rtmp: play ended: {stats.end_reason}", file=sys.stderr)
     print(f"rtmp: received {stats.messages} messages ({stats.video} video, {stats.audio} audio, "
           f"{stats.data} data), {stats.bytes} bytes, {stats.duration_ms} ms of media",
           file=sys.stderr)

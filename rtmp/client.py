@@ -24,7 +24,13 @@ expects arrives or its deadline passes:
 * user control events (RTMP 7.1.7) are noted and consumed; protocol control (RTMP 5.4)
   and pings never reach this module (the session handles them);
 * media, data and unhandled commands that arrive meanwhile are kept, in order, in a
-  bounded buffer that :meth:`Client.read_message` drains first.
+  bounded buffer that :meth:`Client.read_message` drains first;
+* every ``onStatus`` becomes a :class:`~rtmp.commands.StatusEvent` (``last_status``,
+  ``ClientConfig.on_status``); the end of a play (Stream EOF, RTMP 7.1.7; Play.Stop,
+  Play.Complete, Play.UnpublishNotify, RTMP 7.2.2.1) takes its place in that buffer, and
+  ``read_message`` raises :class:`~rtmp.errors.StreamEnded` there, once per end;
+* an error-level ``onStatus`` for the stream we publish (a refusal after Publish.Start)
+  makes the next write raise :class:`~rtmp.errors.CommandError`.
 
 Writes go straight to the transport, whose lock makes them thread-safe, so one thread
 may read (``read_message``) while another publishes.  A client that only writes (a
@@ -53,6 +59,7 @@ from typing import (
     Callable,
     Deque,
     Dict,
+    Iterator,
     List,
     Mapping,
     Optional,
@@ -64,13 +71,14 @@ from typing import (
 )
 
 from . import amf, auth, commands, control, user_control
-from .commands import Command
+from .commands import Command, StatusEvent
 from .errors import (
     CommandError,
     ConnectionClosedError,
     LimitExceededError,
     ProtocolError,
     RTMPError,
+    StreamEnded,
     TimeoutError,
 )
 from .logs import connection_logger
@@ -104,6 +112,25 @@ _APPLICATION_DATA_TYPES = frozenset(
     {MessageType.DATA_AMF0, MessageType.DATA_AMF3, MessageType.SHARED_OBJECT_AMF0,
      MessageType.SHARED_OBJECT_AMF3}
 )  # fmt: skip
+
+#: RTMP 7.2.2.1: the onStatus codes that end a play, and how a person would say it.
+END_OF_PLAY_CODES: Dict[str, str] = {
+    commands.NETSTREAM_PLAY_UNPUBLISH_NOTIFY: "the publisher stopped",
+    commands.NETSTREAM_PLAY_STOP: "the server stopped the stream",
+    commands.NETSTREAM_PLAY_COMPLETE: "the recording is complete",
+}
+#: RTMP 7.2.2.1 / [impl: nginx-rtmp]: the codes that (re)start a play, closing an end.
+_RESTART_CODES = frozenset({
+    commands.NETSTREAM_PLAY_START,
+    commands.NETSTREAM_PLAY_RESET,
+    commands.NETSTREAM_PLAY_PUBLISH_NOTIFY,
+})  # fmt: skip
+#: Seconds an end of stream waits for the signals that travel with it (nginx-rtmp sends
+#: Stream EOF, onPlayStatus and Play.Stop back to back) before StreamEnded is raised.
+END_SIGNAL_GRACE = 0.05
+_STREAM_EOF_REASON = "end of stream (User Control Stream EOF)"
+#: AMF0 2.4: the string "onPlayStatus" that starts an onPlayStatus data message.
+_ON_PLAY_STATUS = b"\x02\x00\x0c" + commands.ON_PLAY_STATUS.encode()
 
 _connection_ids = itertools.count(1)
 
@@ -181,8 +208,9 @@ class ClientConfig:
     """Send play's start/duration in milliseconds, as Flash Player, ffmpeg and nginx-rtmp
     do; False sends the seconds RTMP 7.2.2.1 describes."""
     flush_on_seek: bool = True
-    """After ``seek``, drop the audio and video already buffered for ``read_message``
-    (they precede the seek point), as Flash Player flushes its buffer."""
+    """After ``seek``, drop the audio and video (and the ends of play, see
+    ``read_message``) already buffered for ``read_message``: they precede the seek
+    point, and Flash Player flushes its buffer."""
     split_aggregates: bool = True
     """Hand Aggregate messages (RTMP 7.1.6) out as their sub-messages."""
     accept_media_on_stream_zero: bool = True
@@ -196,6 +224,9 @@ class ClientConfig:
     """Bytes kept for ``read_message`` while a command waits for its reply."""
     max_auth_attempts: int = 3
     """Connections one ``connect`` may open for an authentication challenge (ffmpeg: 3)."""
+    on_status: Optional[Callable[[StatusEvent], None]] = None
+    """Called (on the reading thread) with every ``onStatus`` (RTMP 7.2.2) the client
+    receives, as a :class:`rtmp.StatusEvent`; an exception it raises is logged."""
     strict: bool = False
     """Refuse every tolerated deviation (for the conformance probe): media on msid 0,
     milliseconds in play, lenient chunk parsing."""
@@ -228,6 +259,25 @@ class _StatusWait:
     failure: Optional[Command] = None
 
 
+class _EndOfPlay:
+    """The place of a play's end among the buffered messages (see ``read_message``):
+    the signals that ended it, in arrival order."""
+
+    __slots__ = ("signals", "received")
+
+    def __init__(self, reason: str, status: Optional[StatusEvent]) -> None:
+        self.signals = [(reason, status)]
+        self.received = time.monotonic()
+
+    def error(self) -> StreamEnded:
+        """The first signal's reason, and the first ending onStatus among the signals."""
+        status = next((event for _, event in self.signals if event is not None), None)
+        return StreamEnded(self.signals[0][0], status)
+
+
+_Item = Union[Message, _EndOfPlay]
+
+
 class Client:
     """An RTMP client: ``connect``, then ``publish`` or ``play`` (RTMP 7.2)."""
 
@@ -250,13 +300,19 @@ class Client:
         self._awaited: Set[int] = set()
         self._ignored: Set[int] = set()
         self._status_wait: Optional[_StatusWait] = None
-        self._buffer: Deque[Message] = collections.deque()
+        self._buffer: Deque[_Item] = collections.deque()
         self._buffered_bytes = 0
         self._warned: Set[str] = set()
         self._last_media_timestamp = 0
         self._stream_eof = False
         self._next_service = 0.0
         self._published = False  # publish() succeeded on this connection: close() confirms
+        self._last_status: Optional[StatusEvent] = None
+        self._playing = False
+        self._end_open: Optional[_EndOfPlay] = None
+        self._end_new: Optional[_EndOfPlay] = None
+        self._refusal: Optional[StatusEvent] = None
+        self._unpublish_requested = False
 
     # -- properties -----------------------------------------------------------------------
 
@@ -299,6 +355,11 @@ class Client:
     def stream_eof(self) -> bool:
         """True once the server sent Stream EOF (RTMP 7.1.7 event 1) for our stream."""
         return self._stream_eof
+
+    @property
+    def last_status(self) -> Optional[StatusEvent]:
+        """The last ``onStatus`` (RTMP 7.2.2) received, as a :class:`rtmp.StatusEvent`."""
+        return self._last_status
 
     def _set_state(self, state: ClientState) -> None:
         with self._state_lock:
@@ -450,6 +511,9 @@ class Client:
         self._server_properties = {}
         self._stream_eof = False
         self._published = False
+        self._forget_play()
+        self._refusal = None
+        self._last_status = None
 
     # -- the pump -------------------------------------------------------------------------
 
@@ -495,6 +559,9 @@ class Client:
         except RTMPError:
             self._fail()  # a broken peer or an overflowing buffer: unusable now
             raise
+        end, self._end_new = self._end_new, None
+        if end is not None:  # after the message that ended the play, if it is kept
+            self._buffer.append(end)
 
     def _service_incoming(self) -> None:
         """Handle what the server sent while we only wrote (a publisher never reads).
@@ -557,9 +624,25 @@ class Client:
             self._user_control(message)
             return []
         if kind in _APPLICATION_DATA_TYPES:
+            if message.data.startswith(_ON_PLAY_STATUS):
+                self._play_status(message)
             return [message]
         self.log.debug("message of unknown type %d passed to the application", kind)
         return [message]
+
+    def _play_status(self, message: Message) -> None:
+        """[impl: nginx-rtmp, FMS] ``onPlayStatus {code: NetStream.Play.Complete}`` (a data
+        message) ends a recorded play, as the onStatus of that code does (RTMP 7.2.2.1)."""
+        try:
+            values = commands.decode_data(message)
+        except ProtocolError:
+            return
+        info = values[1] if len(values) > 1 and isinstance(values[1], dict) else {}
+        code = info.get("code")
+        if code == commands.NETSTREAM_PLAY_COMPLETE and message.message_stream_id in (
+            self._stream_id, 0
+        ):
+            self._end_of_play(f"{END_OF_PLAY_CODES[code]} (onPlayStatus {code})", None)
 
     def _decode_command(self, message: Message) -> Command:
         """RTMP 7.1.1: decode a command, tolerating one that carries only its name."""
@@ -579,6 +662,7 @@ class Client:
 
     def _media(self, message: Message) -> List[Message]:
         """RTMP 7.1.4-7.1.6: media for the application, msid checked and aggregates split."""
+        self._end_open = None  # media after an end: the stream goes on (a new publisher)
         if message.message_stream_id == 0 and self._stream_id:
             if not self.config.accept_media_on_stream_zero:
                 raise ProtocolError(
@@ -601,11 +685,61 @@ class Client:
     def _user_control(self, message: Message) -> None:
         """RTMP 7.1.7: stream events are noted; none is an error."""
         event = user_control.decode(message.data)
-        if event.event == user_control.UserControlEvent.STREAM_EOF and (
-            event.stream_id == self._stream_id
-        ):
-            self._stream_eof = True
         self.log.debug("user control %s stream=%s", event.name, event.stream_id)
+        if event.stream_id != self._stream_id or self._stream_id is None:
+            return
+        if event.event == user_control.UserControlEvent.STREAM_EOF:
+            self._stream_eof = True
+            self._end_of_play(_STREAM_EOF_REASON, None)
+        elif event.event == user_control.UserControlEvent.STREAM_BEGIN:
+            self._end_open = None  # RTMP 7.1.7 event 0: the stream (re)starts
+
+    # -- the end of a play ----------------------------------------------------------------
+
+    def _end_of_play(self, reason: str, status: Optional[StatusEvent]) -> None:
+        """RTMP 7.1.7 / 7.2.2.1: a signal that the played stream ended.
+
+        Signals that arrive together (Stream EOF and Play.Stop from nginx-rtmp,
+        UnpublishNotify and Stream EOF from ffmpeg-style servers) are one end: a new one
+        starts only after media, Stream Begin, Play.Start/Reset or PublishNotify.
+        """
+        if not self._playing:
+            return
+        if self._end_open is not None:
+            self._end_open.signals.append((reason, status))
+            self.log.debug("end of play (again): %s", reason)
+            return
+        self.log.info("end of play: %s", reason)
+        self._end_open = self._end_new = _EndOfPlay(reason, status)
+
+    def _forget_play(self) -> None:
+        """No stream is played any more: forget its ends (those buffered stay)."""
+        self._playing = False
+        self._end_open = self._end_new = None
+
+    def _status_event(self, command: Command) -> StatusEvent:
+        """RTMP 7.2.2: note an onStatus, tell ``ClientConfig.on_status``, classify it."""
+        event = StatusEvent.from_command(command)
+        self._last_status = event
+        callback = self.config.on_status
+        if callback is not None:
+            try:
+                callback(event)
+            except Exception:  # noqa: BLE001 - the application's bug must not break the read
+                self.log.exception("ClientConfig.on_status raised for %s", event.code)
+        ours = event.stream_id in (self._stream_id, 0) and self._stream_id is not None
+        if not ours:
+            return event
+        if self._playing and event.code in _RESTART_CODES:
+            self._end_open = None
+        elif self._state is ClientState.PUBLISHING and self._status_wait is None and (
+            event.is_error or (event.code == commands.NETSTREAM_UNPUBLISH_SUCCESS
+                               and not self._unpublish_requested)
+        ):
+            # The server refused or stopped our publishing mid-stream: the next write says so.
+            self.log.warning("server ended our publishing: %s", event)
+            self._refusal = event
+        return event
 
     def _command(self, command: Command) -> bool:
         """Handle a command; True when consumed, False to pass it to the application."""
@@ -641,10 +775,19 @@ class Client:
 
     def _on_status(self, command: Command) -> bool:
         """RTMP 7.2.2: an onStatus completes, fails or is passed to the application."""
-        info = command.info or {}
-        code = info.get("code")
-        self.log.debug("onStatus %s (%s) on stream %d", code, info.get("level"),
+        event = self._status_event(command)
+        self.log.debug("onStatus %s (%s) on stream %d", event.code, event.level,
                        command.message_stream_id)
+        consumed = self._status_for_wait(command)
+        if not consumed and event.code in END_OF_PLAY_CODES and (
+            event.stream_id in (self._stream_id, 0)
+        ):
+            self._end_of_play(f"{END_OF_PLAY_CODES[event.code]} ({event.code})", event)
+        return consumed
+
+    def _status_for_wait(self, command: Command) -> bool:
+        """Match an onStatus to the operation waiting for one; True when consumed."""
+        code = command.code
         wait = self._status_wait
         if wait is None or wait.received is not None or wait.failure is not None:
             return False
@@ -759,6 +902,7 @@ class Client:
             raise ProtocolError(f"createStream returned stream id {stream_id}", "RTMP 7.2.1.3")
         self._stream_id = stream_id
         self._stream_eof = False
+        self._forget_play()
         self.log.debug("created stream %d", stream_id)
         return stream_id
 
@@ -792,6 +936,9 @@ class Client:
             self._send_call(commands.RELEASE_STREAM, name, wait=False)
             self._send_call(commands.FC_PUBLISH, name, wait=False)
         stream_id = self._stream_id or self.create_stream(timeout)
+        self._forget_play()
+        self._refusal = None
+        self._unpublish_requested = False
         self._send(commands.publish(name, kind, stream_id, object_encoding=self._object_encoding))
         self._wait_for_status(stream_id, {commands.NETSTREAM_PUBLISH_START}, f"publish {name!r}",
                               timeout=timeout)
@@ -813,6 +960,7 @@ class Client:
             if not isinstance(message, Message):
                 raise TypeError(
                     f"write_messages() takes rtmp.Message items, not {type(message).__name__}")
+        self._raise_refusal()
         transport = self._require_connection()
         try:
             transport.write_messages(messages)
@@ -824,9 +972,22 @@ class Client:
 
     def _send_and_service(self, message: Message) -> None:
         """Send an application message; now and then handle incoming traffic too."""
+        self._raise_refusal()
         self._send(message)
         if self.config.service_interval and time.monotonic() >= self._next_service:
             self._service_incoming()
+
+    def _raise_refusal(self) -> None:
+        """RTMP 7.2.2.6: the server refused or ended our publishing after it started (an
+        error-level onStatus such as ``NetStream.Publish.BadName``, or an unrequested
+        ``NetStream.Unpublish.Success``): the write after it raises :class:`CommandError`
+        with that code and description, once; the connection stays up (CONNECTED)."""
+        if self._refusal is None:
+            return
+        event, self._refusal = self._refusal, None
+        if self._state is ClientState.PUBLISHING:
+            self._set_state(ClientState.CONNECTED)
+        raise CommandError(event.code, event.description, event.info)
 
     def _stream_for_media(self) -> int:
         if self._stream_id is None:
@@ -876,6 +1037,8 @@ class Client:
             raise ValueError(f"play() in state {self._state.name}: needs CONNECTED")
         name = self._stream_name_or_default(stream_name)
         stream_id = self._stream_id or self.create_stream(timeout)
+        self._forget_play()
+        self._playing = True  # Stream EOF and the end statuses count from here
         self._send(commands.play(name, stream_id, self._play_time(start), self._play_time(duration),
                                  reset, object_encoding=self._object_encoding))
         # RTMP 7.1.7 event 3: tell the server how much we buffer ([impl] ffmpeg sends it
@@ -907,11 +1070,15 @@ class Client:
             self._flush_media(stream_id)
 
     def _flush_media(self, stream_id: int) -> None:
-        """Drop buffered audio/video of ``stream_id``: it is from before the seek point."""
-        keep: Deque[Message] = collections.deque()
+        """Drop buffered audio/video of ``stream_id`` and ends of play: they are from before
+        the seek point."""
+        keep: Deque[_Item] = collections.deque()
         dropped = 0
         for message in self._buffer:
-            if message.type in _MEDIA_TYPES and message.message_stream_id in (stream_id, 0):
+            if isinstance(message, _EndOfPlay):
+                dropped += 1  # a recording's end before the seek point is no end now
+            elif (message.type in _MEDIA_TYPES
+                    and message.message_stream_id in (stream_id, 0)):
                 dropped += 1
                 self._buffered_bytes -= len(message.data)
             else:
@@ -958,6 +1125,7 @@ class Client:
     def fc_unpublish(self, stream_name: Optional[str] = None) -> None:
         """[impl] ``FCUnpublish(name)`` as ffmpeg sends before deleteStream (no reply awaited)."""
         self._require_connection()
+        self._unpublish_requested = True  # its Unpublish.Success is no refusal
         self._send_call(commands.FC_UNPUBLISH, self._stream_name_or_default(
             stream_name or self._stream_name), wait=False)
 
@@ -969,6 +1137,7 @@ class Client:
                                            object_encoding=self._object_encoding))
         if self._state in (ClientState.PUBLISHING, ClientState.SUBSCRIBING):
             self._set_state(ClientState.CONNECTED)
+        self._forget_play()
 
     def delete_stream(self, stream_id: Optional[int] = None) -> None:
         """RTMP 7.2.2.3: ``deleteStream`` (no reply); forgets our stream when it is ours."""
@@ -980,6 +1149,7 @@ class Client:
         if stream_id == self._stream_id:
             self._stream_id = None
             self._stream_name = None
+            self._forget_play()
             if self._state in (ClientState.PUBLISHING, ClientState.SUBSCRIBING):
                 self._set_state(ClientState.CONNECTED)
 
@@ -989,20 +1159,89 @@ class Client:
         """The next media, data or unhandled command message.
 
         Protocol control, user control, pings and the replies of our own commands are
-        handled inside.  Raises :class:`rtmp.TimeoutError` after ``timeout`` (default
-        ``read_timeout``) seconds without one; :class:`ConnectionClosedError` when the
-        server closed the connection.
+        handled inside; every ``onStatus`` is also reported to ``ClientConfig.on_status``
+        and kept in :attr:`last_status`, and those not consumed by a command (e.g.
+        ``NetStream.Play.UnpublishNotify``) are returned as messages too.
+
+        When the played stream ends (User Control Stream EOF, RTMP 7.1.7 / RTMP 6.2
+        event 1; ``onStatus`` ``NetStream.Play.Stop``, ``.Complete`` or
+        ``.UnpublishNotify``, RTMP 7.2.2.1), the messages received before the end are
+        returned first, with the status messages that came along with it, then
+        :class:`rtmp.StreamEnded` is raised once for that end.  Signals of one end are
+        raised once; a later call waits again (a live stream may be published anew).
+
+        Raises :class:`rtmp.TimeoutError` after ``timeout`` (default ``read_timeout``)
+        seconds without a message; :class:`ConnectionClosedError` when the server
+        closed the connection.
         """
         with self._read_lock:
-            if self._buffer:
-                return self._take()
-            self._require_connection()
-            return self._pump_until(
-                lambda: self._take() if self._buffer else None, "message", self._deadline(timeout)
-            )
+            deadline = self._deadline(timeout)
+            if not self._buffer:
+                self._require_connection()
+                self._pump_until(lambda: True if self._buffer else None, "message", deadline)
+            head = self._buffer[0]
+            if isinstance(head, _EndOfPlay):
+                companion = self._end_companion(head, deadline)
+                if companion is not None:
+                    return companion
+                self._buffer.popleft()
+                raise head.error()
+            return self._take()
+
+    def messages(self, timeout: Optional[float] = None) -> Iterator[Message]:
+        """Iterate over :meth:`read_message` until the played stream ends.
+
+        Returns normally on :class:`rtmp.StreamEnded`; a timeout (``timeout`` seconds,
+        default ``read_timeout``, without a message) and connection errors propagate::
+
+            for message in client.messages():
+                ...
+        """
+        while True:
+            try:
+                message = self.read_message(timeout)
+            except StreamEnded as end:
+                self.log.debug("messages(): %s", end.reason)
+                return
+            yield message
+
+    def _end_companion(self, end: _EndOfPlay, deadline: float) -> Optional[Message]:
+        """A status message that travels with ``end`` (Play.Stop after nginx-rtmp's Stream
+        EOF, Stream EOF after UnpublishNotify): returned before StreamEnded, so that one
+        end raises once, after all of them.  Waits ``END_SIGNAL_GRACE`` at most."""
+        until = min(deadline, end.received + END_SIGNAL_GRACE)
+        for _ in range(64):  # bounded: a few messages travel with an end
+            if len(self._buffer) > 1:
+                follower = self._buffer[1]
+                if not isinstance(follower, Message) or not self._is_end_status(follower):
+                    return None
+                del self._buffer[1]
+                self._buffered_bytes -= len(follower.data)
+                return follower
+            transport = self._transport
+            remaining = until - time.monotonic()
+            if remaining <= 0 or transport is None or transport.closed:
+                return None
+            try:
+                self._receive_one(transport, remaining)
+            except RTMPError:  # a timeout, or a hang-up the next read reports
+                return None
+        return None
+
+    @staticmethod
+    def _is_end_status(message: Message) -> bool:
+        """An onStatus / onPlayStatus message that ends a play (RTMP 7.2.2.1)."""
+        if message.type in (MessageType.COMMAND_AMF0, MessageType.COMMAND_AMF3):
+            try:
+                command = commands.decode_command(message)
+            except ProtocolError:
+                return False
+            return command.name == commands.ON_STATUS and command.code in END_OF_PLAY_CODES
+        return message.type == MessageType.DATA_AMF0 and message.data.startswith(_ON_PLAY_STATUS)
 
     def _take(self) -> Message:
         message = self._buffer.popleft()
+        assert isinstance(message, Message)
         self._buffered_bytes -= len(message.data)
         return message
 

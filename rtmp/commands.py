@@ -33,6 +33,7 @@ __all__ = [
     "DATA_TYPES",
     "LEVELS",
     "Command",
+    "StatusEvent",
     "command_error",
     "connect",
     "connect_command_object",
@@ -203,6 +204,10 @@ LEVELS: dict[str, str] = {
     NETSTREAM_BUFFER_FLUSH: LEVEL_STATUS,
     NETSTREAM_FAILED: LEVEL_ERROR,
 }
+
+#: [impl] Our server's NetStream.Play.Start description, when nobody publishes the stream
+#: yet, contains this (lower case); ``rtmp play`` says so at once.
+WAITING_FOR_PUBLISHER = "waiting for a publisher"
 
 #: [impl] The reply ffmpeg's listen mode and nginx-rtmp send to a successful connect.
 DEFAULT_FMS_VERSION = "FMS/3,0,1,123"
@@ -514,6 +519,42 @@ def error(
         ERROR, transaction_id, command_object, info,
         message_stream_id=message_stream_id, object_encoding=object_encoding,
     )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class StatusEvent:
+    """RTMP 7.2.2: one ``onStatus`` the peer sent, typed.
+
+    ``info`` is the whole information object; ``code``, ``level`` and ``description``
+    are its usual properties (empty strings when missing or not strings), and
+    ``stream_id`` the message stream it arrived on.  Built with :meth:`from_command`.
+    """
+
+    code: str
+    level: str
+    description: str
+    stream_id: int
+    info: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def is_error(self) -> bool:
+        """The level is ``error`` (Appendix B): a refusal or a failure."""
+        return self.level == LEVEL_ERROR
+
+    @classmethod
+    def from_command(cls, command: Command) -> StatusEvent:
+        """The event of a decoded ``onStatus`` command (RTMP 7.2.2)."""
+        info = dict(command.info or {})
+
+        def text(key: str) -> str:
+            value = info.get(key)
+            return value if isinstance(value, str) else ""
+
+        return cls(text("code"), text("level"), text("description"),
+                   int(command.message_stream_id), info)
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.description}" if self.description else self.code
 
 
 def command_error(cmd: Command) -> CommandError:

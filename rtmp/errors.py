@@ -9,7 +9,10 @@ local and remote errors apart.
 from __future__ import annotations
 
 import builtins
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .commands import StatusEvent
 
 __all__ = [
     "RTMPError",
@@ -19,6 +22,7 @@ __all__ = [
     "CommandError",
     "TimeoutError",
     "ConnectionClosedError",
+    "StreamEnded",
 ]
 
 
@@ -71,3 +75,19 @@ class TimeoutError(RTMPError, builtins.TimeoutError):  # noqa: A001 - api.md nam
 
 class ConnectionClosedError(RTMPError, ConnectionError):
     """The peer closed the connection (or it was closed locally) mid-operation."""
+
+
+class StreamEnded(RTMPError):
+    """A played stream ended: the server sent User Control Stream EOF (RTMP 7.1.7,
+    RTMP 6.2 event 1) or an ``onStatus`` that ends a play (RTMP 7.2.2.1:
+    ``NetStream.Play.Stop``, ``NetStream.Play.Complete``, ``NetStream.Play.UnpublishNotify``).
+
+    ``reason`` says which, in words; ``status`` is the ending ``onStatus`` event (None
+    for a bare Stream EOF).  The connection stays usable: a live stream may be
+    published again, and the next read waits for it.
+    """
+
+    def __init__(self, reason: str, status: Optional["StatusEvent"] = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, Callable, Iterator, List, Optional, Union
 
 from . import commands, flv
-from .errors import ConnectionClosedError, TimeoutError
+from .commands import StatusEvent
+from .errors import ConnectionClosedError, StreamEnded, TimeoutError
 from .message import Message, MessageType, StreamType
 
 if TYPE_CHECKING:
@@ -41,13 +42,11 @@ _TAG_TYPES = (MessageType.AUDIO, MessageType.VIDEO, MessageType.DATA_AMF0)
 #: RTMP 7.1.2 [impl]: the data-frame prefix publishers put before onMetaData.
 #: AMF0 2.4 string: marker 0x02, 16-bit length 13, then the UTF-8 bytes.
 _SET_DATA_FRAME = b"\x02\x00\x0d" + commands.SET_DATA_FRAME.encode()
-#: Status codes after which a played stream has ended (Appendix B; ffmpeg treats the
-#: first two as end of stream).
-_END_CODES = frozenset({
-    commands.NETSTREAM_PLAY_STOP,
-    commands.NETSTREAM_PLAY_UNPUBLISH_NOTIFY,
-    commands.NETSTREAM_PLAY_COMPLETE,
-})  # fmt: skip
+#: Data messages a player gets that are not the stream's data (not written to the file).
+_NOT_FILE_DATA = frozenset({"onPlayStatus"})
+#: Seconds after Play.Start without media before a player says it waits for a publisher
+#: (when the server did not say so itself).
+WAITING_AFTER = 1.5
 #: Unpaced publishing writes this much media per system call.
 _BATCH_BYTES = 256 * 1024
 #: The gap put between the last tag of one loop and the first of the next.
@@ -67,6 +66,8 @@ class TransferStats:
     last_timestamp: Optional[int] = None
     elapsed: float = 0.0
     """Wall-clock seconds."""
+    end_reason: Optional[str] = None
+    """Why a play ended (``play_to_flv``), in words; None when it did not end by itself."""
 
     @property
     def duration_ms(self) -> int:
@@ -84,12 +85,20 @@ class TransferStats:
             self.video += 1
         else:
             self.data += 1
-        if message.type in (MessageType.AUDIO, MessageType.VIDEO):
-            # The span counts media only: metadata may carry timestamp 0 on a live
-            # stream whose media timestamps started long ago.
+        if message.type in (MessageType.AUDIO, MessageType.VIDEO) and not flv.is_sequence_header(
+            message
+        ):
+            # The span counts media frames only: metadata and sequence headers may carry
+            # timestamp 0 on a live stream whose media started long ago (ffmpeg
+            # -output_ts_offset: headers at 0, frames at 16,772,000 ms).
             if self.first_timestamp is None:
                 self.first_timestamp = message.timestamp
             self.last_timestamp = message.timestamp
+
+    @property
+    def media_started(self) -> bool:
+        """Whether an audio or video frame (not a sequence header) was counted."""
+        return self.first_timestamp is not None
 
 
 def _messages_from_flv(path: PathOrFile, loop: int, stream_id: int) -> Iterator[Message]:
@@ -182,13 +191,20 @@ def play_to_flv(
     duration: Optional[float] = None,
     config: Optional[ClientConfig] = None,
     progress: Optional[Progress] = None,
+    on_waiting: Optional[Callable[[str], Any]] = None,
 ) -> TransferStats:
     """Play ``url`` and write what arrives into the FLV file at ``path``.
 
-    Stops after ``duration`` seconds of media (timestamps), when the server ends the
-    stream (``NetStream.Play.Stop``/``UnpublishNotify``, Stream EOF, closing the
-    connection) or when no message arrives for ``read_timeout`` after media started.
-    Raises :class:`rtmp.TimeoutError` if nothing arrives at all.
+    Stops after ``duration`` seconds of media (timestamps from the first audio/video
+    frame, not the sequence headers), when the server ends the stream
+    (:class:`rtmp.StreamEnded`: Stream EOF, ``NetStream.Play.Stop``/``UnpublishNotify``/
+    ``Complete``), when it closes the connection, or when no message arrives for
+    ``read_timeout`` after media started (:attr:`TransferStats.end_reason` says which).
+    ``on_waiting(text)`` is called once when nobody publishes the stream yet: at once
+    when the server says so in ``NetStream.Play.Start``, else when no media came
+    ``WAITING_AFTER`` seconds after it.  Raises :class:`rtmp.TimeoutError` if no media
+    arrives at all.  A file written at ``path`` gets its onMetaData ``duration`` and
+    ``filesize`` rewritten at the end (FLV E.5), as a recorder does.
     """
     from .client import Client
 
@@ -198,26 +214,58 @@ def play_to_flv(
     with Client(config) as client, flv.Writer(path) as writer:
         client.connect(url)
         client.play()
+        read_timeout = client.config.read_timeout
+        stream = f"{client.url.app}/{client.url.stream}" if client.url else url
+        waiting = f"waiting for a publisher of {stream}"
+        announced = _server_says_waiting(client.last_status)
+        if announced and on_waiting is not None:
+            on_waiting(waiting)
+        quiet_since = time.monotonic()
         while True:
+            timeout = read_timeout
+            if not stats.media_started:  # read_timeout in all for the first frame
+                quiet = time.monotonic() - quiet_since
+                timeout = read_timeout - quiet
+                if not announced:
+                    # Servers that do not say: a quiet start looks like nobody publishing.
+                    timeout = min(timeout, WAITING_AFTER - quiet)
+                timeout = max(0.001, timeout)
             try:
-                message = client.read_message()
+                message = client.read_message(timeout=timeout)
+            except StreamEnded as end:
+                stats.end_reason = end.reason
+                logger.info("%s: recording ends", end.reason)
+                break
             except ConnectionClosedError:
+                stats.end_reason = "the server closed the connection"
                 logger.info("server closed the connection; recording ends")
                 break
             except TimeoutError:
-                if stats.messages:
-                    logger.info("no message for %.1f s; recording ends", client.config.read_timeout)
+                if not stats.media_started and not announced and (
+                    time.monotonic() - quiet_since < read_timeout
+                ):
+                    announced = True
+                    if on_waiting is not None:
+                        on_waiting(waiting)
+                    continue
+                if stats.media_started:
+                    stats.end_reason = (f"no end-of-stream signal from the server; stopped after "
+                                        f"{read_timeout:g} s without media")
+                    logger.info("%s", stats.end_reason)
                     break
+                if announced:
+                    raise TimeoutError(f"{waiting}: nobody published within "
+                                       f"{time.monotonic() - quiet_since:.1f} s") from None
                 raise
             if message.type in (MessageType.COMMAND_AMF0, MessageType.COMMAND_AMF3):
                 command = commands.decode_command(message)
-                if command.code in _END_CODES:
-                    logger.info("%s: recording ends", command.code)
-                    break
-                continue
+                if command.code == commands.NETSTREAM_PLAY_PUBLISH_NOTIFY:
+                    logger.info("%s: the publisher started", stream)
+                continue  # the ends come as StreamEnded (rtmp.Client.read_message)
             if message.type in (MessageType.DATA_AMF0, MessageType.DATA_AMF3):
                 values = commands.strip_set_data_frame(commands.decode_data(message))
-                if not values or not isinstance(values[0], str) or values[0].startswith("|"):
+                if not values or not isinstance(values[0], str) or values[0].startswith("|") \
+                        or values[0] in _NOT_FILE_DATA:
                     continue  # |RtmpSampleAccess and other player hints are not file data
                 # The writer drops a leading @setDataFrame itself (RTMP 7.1.2 [impl]).
             elif message.type not in (MessageType.AUDIO, MessageType.VIDEO):
@@ -228,10 +276,33 @@ def play_to_flv(
                 stats.elapsed = time.monotonic() - started
                 progress(stats)
             if limit_ms is not None and stats.duration_ms >= limit_ms:
+                stats.end_reason = f"played the requested {duration:g} s"
                 break
-            if client.stream_eof:
-                break
+    _finish_metadata(path, stats)
     stats.elapsed = time.monotonic() - started
     logger.info("recorded %d messages (%d bytes, %d ms of media) in %.2f s",
                 stats.messages, stats.bytes, stats.duration_ms, stats.elapsed)
     return stats
+
+
+def _server_says_waiting(status: Optional[StatusEvent]) -> bool:
+    """Our server's ``NetStream.Play.Start`` says when nobody publishes the stream yet."""
+    return (status is not None and status.code == commands.NETSTREAM_PLAY_START
+            and commands.WAITING_FOR_PUBLISHER in status.description.lower())
+
+
+def _finish_metadata(path: PathOrFile, stats: TransferStats) -> None:
+    """FLV E.5: put the played duration and the file size into the written onMetaData
+    (as :class:`rtmp.vod.Recorder` does); skipped for what is not a regular file."""
+    if not isinstance(path, (str, os.PathLike)) or not os.path.isfile(path):
+        return
+    from .vod import patch_metadata_numbers
+
+    try:
+        patched = patch_metadata_numbers(path, {"duration": stats.duration_ms / 1000.0,
+                                                "filesize": float(os.path.getsize(path))})
+    except (OSError, flv.FLVError) as exc:
+        logger.warning("cannot update the onMetaData of %s: %s", path, exc)
+        return
+    if patched:
+        logger.debug("onMetaData of %s: %s rewritten", path, ", ".join(patched))

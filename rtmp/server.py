@@ -980,7 +980,11 @@ class ServerConnection:
             self._play_live(ns, reset)
         self._update_state()
 
-    def _play_start_messages(self, ns: _NetStream, reset: bool, recorded: bool) -> List[Message]:
+    def _play_start_messages(self, ns: _NetStream, reset: bool, recorded: bool,
+                             waiting: bool = False) -> List[Message]:
+        """RTMP 7.2.2.1: what answers a play; ``waiting``: nobody publishes the live
+        stream yet, which Play.Start's description says ([impl]; PublishNotify follows
+        when a publisher comes, as nginx-rtmp does)."""
         msid = ns.message_stream_id
         out: List[Message] = []
         if recorded:
@@ -989,8 +993,9 @@ class ServerConnection:
         if reset:
             out.append(self._status(ns, commands.NETSTREAM_PLAY_RESET,
                                     f"Playing and resetting {ns.name}.", details=ns.name))
-        out.append(self._status(ns, commands.NETSTREAM_PLAY_START,
-                                f"Started playing {ns.name}.", details=ns.name))
+        started = f"Started playing {ns.name}"
+        started += f"; {commands.WAITING_FOR_PUBLISHER}." if waiting else "."
+        out.append(self._status(ns, commands.NETSTREAM_PLAY_START, started, details=ns.name))
         # [impl] nginx-rtmp and FMS: allow the Flash player to read the media's samples.
         out.append(commands.encode_data("|RtmpSampleAccess", True, True, message_stream_id=msid))
         return out
@@ -1013,8 +1018,10 @@ class ServerConnection:
         player.receive_audio, player.receive_video = ns.receive_audio, ns.receive_video
         ns.mode, ns.player = _Mode.LIVE, player
         self._update_state()  # PLAYING before the client can see Play.Start
+        waiting = not self.server.hub.is_live(self.app, ns.name)
         ns.live = self.server.hub.subscribe(
-            self.app, ns.name, player, first=self._play_start_messages(ns, reset, recorded=False))
+            self.app, ns.name, player,
+            first=self._play_start_messages(ns, reset, recorded=False, waiting=waiting))
         # The statuses (and a cached GOP) leave from this thread in one write; the
         # writer thread starts with the first message queued after them.
         player.start(lazy=True)

@@ -46,8 +46,10 @@ from typing import (
     Iterable,
     Iterator,
     List,
+    Mapping,
     Optional,
     Protocol,
+    Sequence,
     Tuple,
     Union,
 )
@@ -61,6 +63,7 @@ __all__ = [
     "Recorder",
     "VodPlayer",
     "patch_metadata_duration",
+    "patch_metadata_numbers",
     "safe_record_path",
     "find_recording",
     "script_payload",
@@ -260,45 +263,72 @@ def _tail_max_timestamp(path: pathlib.Path) -> int:
     return latest
 
 
-#: FLV E.5: the ``duration`` property inside an onMetaData ECMA array: UTF-8 name with a
-#: 16-bit length, then the AMF0 number marker 0x00 and an 8-byte double (seconds).
-_DURATION_PROPERTY = b"\x00\x08duration\x00"
+#: FLV E.5: a numeric property inside an onMetaData ECMA array: UTF-8 name with a 16-bit
+#: length, then the AMF0 number marker 0x00 and an 8-byte double.
 _DOUBLE = struct.Struct(">d")
 
 
-def _metadata_duration_offset(path: Union[str, "os.PathLike[str]"]) -> Optional[int]:
-    """FLV E.5: where the first onMetaData tag stores its duration: the file offset of the
-    8-byte double, ``-1`` if that tag has no duration, ``None`` if there is no onMetaData
-    among the first 16 tags (muxers put it first)."""
+def _number_property(name: str) -> bytes:
+    encoded = name.encode()
+    return struct.pack(">H", len(encoded)) + encoded + b"\x00"
+
+
+def _metadata_number_offsets(
+    path: Union[str, "os.PathLike[str]"], names: Sequence[str]
+) -> Optional[Dict[str, int]]:
+    """FLV E.5: where the first onMetaData tag stores the numbers ``names``: the file
+    offsets of their 8-byte doubles (names the tag lacks are left out), ``None`` if there
+    is no onMetaData among the first 16 tags (muxers put it first)."""
     with flv.Reader(path) as reader:
         for count, tag in enumerate(reader):
             if count >= 16:
                 break
             if tag.type == flv.TAG_SCRIPT and tag.data.startswith(_ON_METADATA):
-                where = tag.data.find(_DURATION_PROPERTY)
-                if where < 0:
-                    return -1
-                return tag.offset + flv.TAG_HEADER_SIZE + where + len(_DURATION_PROPERTY)
+                offsets: Dict[str, int] = {}
+                for name in names:
+                    needle = _number_property(name)
+                    where = tag.data.find(needle)
+                    if where >= 0:
+                        offsets[name] = tag.offset + flv.TAG_HEADER_SIZE + where + len(needle)
+                return offsets
     return None
+
+
+def _metadata_duration_offset(path: Union[str, "os.PathLike[str]"]) -> Optional[int]:
+    """FLV E.5: the file offset of the first onMetaData's ``duration`` double, ``-1`` if
+    that tag has no duration, ``None`` if there is no onMetaData."""
+    offsets = _metadata_number_offsets(path, ("duration",))
+    return None if offsets is None else offsets.get("duration", -1)
+
+
+def patch_metadata_numbers(path: Union[str, "os.PathLike[str]"],
+                           values: Mapping[str, float]) -> List[str]:
+    """FLV E.5: set numeric properties (``duration`` in seconds, ``filesize`` in bytes)
+    in the file's first onMetaData tag, in place; returns the names found and written.
+
+    The numbers are rewritten where they are (same size, no tag moves), as ffmpeg's
+    FLV muxer does when it finishes a file; properties the tag lacks are not added.
+    """
+    offsets = _metadata_number_offsets(path, list(values))
+    if not offsets:
+        return []
+    with open(path, "r+b") as file:
+        for name, offset in offsets.items():
+            file.seek(offset)
+            file.write(_DOUBLE.pack(float(values[name])))
+        file.flush()
+        os.fsync(file.fileno())
+    return list(offsets)
 
 
 def patch_metadata_duration(path: Union[str, "os.PathLike[str]"], duration_ms: int) -> bool:
     """FLV E.5: set ``duration`` in the file's first onMetaData tag, in place.
 
     A live publisher sends ``duration: 0`` (it cannot know); players use the value for
-    their seek bar and ffprobe reports it.  The number is rewritten where it is (same
-    size, no tag moves), as ffmpeg's FLV muxer does when it finishes a file.  Returns
-    whether a duration property was found.
+    their seek bar and ffprobe reports it.  Returns whether a duration property was
+    found (see :func:`patch_metadata_numbers`).
     """
-    offset = _metadata_duration_offset(path)
-    if offset is None or offset < 0:
-        return False
-    with open(path, "r+b") as file:
-        file.seek(offset)
-        file.write(_DOUBLE.pack(duration_ms / 1000.0))
-        file.flush()
-        os.fsync(file.fileno())
-    return True
+    return bool(patch_metadata_numbers(path, {"duration": duration_ms / 1000.0}))
 
 
 class _Syncer:

@@ -1065,7 +1065,8 @@ class TestFlvHelpers:
         assert [(t.type, t.timestamp) for t in tags] == [(18, 0), (9, 1000), (8, 1010), (8, 1033)]
         assert tags[3].data == b"\xaf\x01\x02"
         assert (stats.audio, stats.video, stats.data) == (2, 1, 1)
-        assert stats.duration_ms == 33
+        # The span starts at the first frame, not at the AVC sequence header (issue 22).
+        assert stats.duration_ms == 23
 
 
 class TestImports:

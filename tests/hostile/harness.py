@@ -379,7 +379,7 @@ class HealthyPair:
         while not self._stop.is_set():
             try:
                 message = self.player.read_message(timeout=0.5)
-            except rtmp.TimeoutError:
+            except (rtmp.TimeoutError, rtmp.StreamEnded):  # the healthy stream goes on
                 continue
             if message.type in (MessageType.AUDIO, MessageType.VIDEO):
                 with self._lock:

@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Optional
 
 import pytest
 
-from rtmp import Client, ClientConfig, Message, MessageType, Server, ServerConfig, StreamType
+from rtmp import Client, ClientConfig, Message, MessageType, Server, ServerConfig, StreamEnded, StreamType
 from rtmp import TimeoutError as RTMPTimeoutError
 from rtmp import amf0, commands, flv
 from rtmp.flvio import publish_flv
@@ -147,6 +147,12 @@ class TestObsStyleSequence:
                             assert commands.NETSTREAM_PLAY_PUBLISH_NOTIFY in codes
                     got = read_until(player, lambda m: status_code(m) ==
                                      commands.NETSTREAM_PLAY_UNPUBLISH_NOTIFY, 10)
+                    # The end (UnpublishNotify + Stream EOF) is raised once; the next read
+                    # waits for the next publisher (issue 22).
+                    with pytest.raises(StreamEnded) as ended:
+                        player.read_message(timeout=10)
+                    assert ended.value.status is not None
+                    assert ended.value.status.code == commands.NETSTREAM_PLAY_UNPUBLISH_NOTIFY
                 assert player_count(server) == 1  # still subscribed, waiting
 
 
@@ -374,6 +380,8 @@ class TestPublisherDies:
                     publisher.wait(10)
                 read_until(player, lambda m: status_code(m) ==
                            commands.NETSTREAM_PLAY_UNPUBLISH_NOTIFY, 15)
+                with pytest.raises(StreamEnded):  # once, then the player waits again
+                    player.read_message(timeout=10)
                 assert not server.hub.is_live("live", "key")
                 # The same name can be published again at once.
                 with Client() as again:
