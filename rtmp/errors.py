@@ -71,3 +71,10 @@ class TimeoutError(RTMPError, builtins.TimeoutError):  # noqa: A001 - api.md nam
 
 class ConnectionClosedError(RTMPError, ConnectionError):
     """The peer closed the connection (or it was closed locally) mid-operation."""
+
+
+def seconds_text(value: Optional[float]) -> str:
+    """A duration for a message, rounded: ``1.9987626`` -> ``"2.0"``, ``0.005`` -> ``"0.005"``."""
+    if value is None:
+        return "unlimited"
+    return f"{value:.1f}" if value >= 0.1 or value <= 0 else f"{value:.2g}"

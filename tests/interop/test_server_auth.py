@@ -51,7 +51,7 @@ class TestAdobeAuth:
 
     @pytest.mark.spec("AUTH-ADOBE")
     def test_no_credentials_is_refused(self) -> None:
-        with auth_server() as server:
+        with auth_server(require_auth_players=True) as server:
             with Client() as anonymous, pytest.raises(CommandError) as refused:
                 anonymous.connect(url_of(server))
         assert refused.value.code == "NetConnection.Connect.Rejected"
