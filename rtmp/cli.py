@@ -167,14 +167,15 @@ def _check_url(url: str) -> None:
         raise _UsageError(f"the URL {url!r} names no stream: use rtmp://host[:port]/app/stream")
 
 
-def count_flv_tags(path: str) -> int:
-    """FLV E.2-E.4: how many tags the file at ``path`` holds (0: a header and nothing
-    else).  Raises :class:`_Failure` with one line when it cannot be read or is not FLV."""
+def flv_has_tags(path: str) -> bool:
+    """FLV E.2-E.4: whether the file at ``path`` holds a tag after its header (only the
+    first is read).  Raises :class:`_Failure` with one line when it cannot be read or is
+    not FLV."""
     from .flv import FLVError, Reader
 
     try:
         with Reader(path) as reader:
-            return sum(1 for _ in reader)
+            return reader.read_tag() is not None
     except FLVError as exc:
         raise _Failure(f"{path} is not an FLV file: {exc}") from exc
     except OSError as exc:
@@ -194,7 +195,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
     from .client import publish_flv
 
     _check_url(args.url)
-    if count_flv_tags(args.file) == 0:
+    if not flv_has_tags(args.file):
         print(f"rtmp: warning: {args.file} has an FLV header but no tags: nothing to publish",
               file=sys.stderr)
         return EXIT_FAILURE
