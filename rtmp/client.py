@@ -33,7 +33,10 @@ from inside its writes, so pings are answered and a hang-up is noticed.
 
 Authentication (AUTH-ADOBE, AUTH-LLNW) reconnects: when ``connect`` is refused with an
 ``authmod=`` description, the client opens a new connection whose ``app`` and ``tcUrl``
-carry the next query of the challenge, as ffmpeg does.
+carry the next query of the challenge, as ffmpeg does.  A server that lets anyone connect
+and asks for credentials only to publish (``rtmp.Server(require_auth=True)``) refuses
+``publish`` with the same ``authmod=`` text: ``publish`` then reconnects through the
+challenge and publishes again.
 """
 
 from __future__ import annotations
