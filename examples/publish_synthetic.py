@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import math
 import struct
+import sys
 import time
 import zlib
 from typing import Iterator, List, Tuple
@@ -95,15 +96,23 @@ def publish(url: str, seconds: float, realtime: bool = True,
     return sent
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("url", help="rtmp://host[:port]/app/stream")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--fast", action="store_true", help="do not pace in real time")
     args = parser.parse_args()
-    count = publish(args.url, args.seconds, realtime=not args.fast)
+    try:
+        count = publish(args.url, args.seconds, realtime=not args.fast)
+    except rtmp.RTMPError as exc:
+        print(f"publish_synthetic: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:  # Ctrl-C: the session was closed on the way out
+        print("publish_synthetic: interrupted", file=sys.stderr)
+        return 0
     print(f"published {count} messages")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -46,6 +46,9 @@ def main() -> int:
     except rtmp.RTMPError as exc:
         print(f"read_metadata: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # Ctrl-C: the session was closed on the way out
+        print("read_metadata: interrupted", file=sys.stderr)
+        return 0
     print(json.dumps(found, indent=2, default=str))
     return 0
 

@@ -56,6 +56,9 @@ def main() -> int:
     except rtmp.RTMPError as exc:
         print(f"relay: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # Ctrl-C: both sessions were closed on the way out
+        print("relay: interrupted", file=sys.stderr)
+        return 0
     print(f"relayed {count} media messages")
     return 0
 

@@ -61,6 +61,9 @@ def main(argv: "list[str] | None" = None) -> int:
     except rtmp.RTMPError as exc:
         print(f"rtmp_client: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # Ctrl-C: the client closed the session on the way out
+        print("rtmp_client: interrupted", file=sys.stderr)
+        return 0
     print(f"published {count} messages to {url}")
     return 0
 

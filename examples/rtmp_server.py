@@ -43,18 +43,22 @@ def main(argv: "list[str] | None" = None) -> int:
     parser.add_argument("-addr", "--addr", default=":1935", help="listen address host:port")
     parser.add_argument("-max-connections", "--max-connections", type=int, default=1000)
     parser.add_argument("-require-auth", "--require-auth", action="store_true",
-                        help="require authmod=adobe authentication")
+                        help="require authmod=adobe authentication from publishers")
+    parser.add_argument("-require-auth-players", "--require-auth-players", action="store_true",
+                        help="require it from players too")
     parser.add_argument("-username", "--username", help="user name for -require-auth")
     parser.add_argument("-password", "--password", help="password for -require-auth")
     parser.add_argument("-record-dir", "--record-dir", help="where recordings go")
     args = parser.parse_args(argv)
-    if args.require_auth and not (args.username and args.password):
+    require_auth = args.require_auth or args.require_auth_players
+    if require_auth and not (args.username and args.password):
         parser.error("-require-auth needs -username and -password")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 
     server = rtmp.Server(rtmp.ServerConfig(
         addr=args.addr, max_connections=args.max_connections,
-        require_auth=args.require_auth, username=args.username, password=args.password,
+        require_auth=require_auth, require_auth_players=args.require_auth_players,
+        username=args.username, password=args.password,
         record_dir=args.record_dir,
         on_connect=on_connect, on_disconnect=on_disconnect,
         on_publish=on_publish, on_play=on_play,
@@ -62,9 +66,7 @@ def main(argv: "list[str] | None" = None) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    server.start()
-    host, port = server.address
-    print(f"listening on {host}:{port}", flush=True)
+    server.start()  # logs "listening on host:port"
     while not stop.wait(0.5):
         pass
     server.stop()

@@ -19,7 +19,7 @@ from types import FrameType
 from typing import Any, Callable, Optional, Sequence
 
 from . import __version__
-from .errors import RTMPError
+from .errors import RTMPError, seconds_text
 
 __all__ = ["main", "build_parser"]
 
@@ -104,13 +104,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
             raise _UsageError("--tls-cert and --tls-key go together")
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(args.tls_cert, args.tls_key)
-    if args.require_auth and not (args.username and args.password):
-        raise _UsageError("--require-auth needs --username and --password")
+    require_auth = args.require_auth or args.require_auth_players
+    if require_auth and not (args.username and args.password):
+        flag = "--require-auth" if args.require_auth else "--require-auth-players"
+        raise _UsageError(f"{flag} needs --username and --password")
     config = ServerConfig(
         addr=args.addr,
         record_dir=args.record_dir,
         max_connections=args.max_connections,
-        require_auth=args.require_auth,
+        require_auth=require_auth,
+        require_auth_players=args.require_auth_players,
         username=args.username,
         password=args.password,
         ssl_context=context,
@@ -145,24 +148,75 @@ def _client_config(args: argparse.Namespace) -> Any:
         close_timeout=min(args.timeout, ClientConfig.close_timeout),
         username=getattr(args, "user", None),
         password=getattr(args, "password", None),
+        ca_file=getattr(args, "ca_file", None),
+        tls_insecure=getattr(args, "insecure", False),
     )
+
+
+def _check_url(url: str) -> None:
+    """The URL of ``play``/``publish`` names a host, an application and a stream."""
+    from .url import parse_url
+
+    try:
+        parsed = parse_url(url)
+    except ValueError as exc:
+        raise _UsageError(str(exc)) from None
+    if not parsed.app:
+        raise _UsageError(f"the URL {url!r} names no application: "
+                          "use rtmp://host[:port]/app/stream")
+    if not parsed.stream:
+        raise _UsageError(f"the URL {url!r} names no stream: use rtmp://host[:port]/app/stream")
+
+
+def flv_has_tags(path: str) -> bool:
+    """FLV E.2-E.4: whether the file at ``path`` holds a tag after its header (only the
+    first is read).  Raises :class:`_Failure` with one line when it cannot be read or is
+    not FLV."""
+    from .flv import FLVError, Reader
+
+    try:
+        with Reader(path) as reader:
+            return reader.read_tag() is not None
+    except FLVError as exc:
+        raise _Failure(f"{path} is not an FLV file: {exc}") from exc
+    except OSError as exc:
+        raise _Failure(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
+def summary(verb: str, stats: Any) -> str:
+    """The closing line of ``play``/``publish``: counts, bytes, media time and the rate."""
+    seconds = stats.elapsed
+    rate = stats.bytes * 8 / 1000.0 / seconds if seconds > 0 else 0.0
+    return (f"rtmp: {verb} {stats.messages} messages ({stats.video} video, {stats.audio} audio, "
+            f"{stats.data} data), {stats.bytes} bytes, {stats.duration_ms} ms of media "
+            f"in {seconds_text(seconds)} s ({rate:.0f} kbit/s)")
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
     from .client import publish_flv
 
+    _check_url(args.url)
+    if not flv_has_tags(args.file):
+        print(f"rtmp: warning: {args.file} has an FLV header but no tags: nothing to publish",
+              file=sys.stderr)
+        return EXIT_FAILURE
     progress = _Progress()
     stats = publish_flv(args.url, args.file, realtime=args.realtime, loop=args.loop,
                         config=_client_config(args), progress=progress,
                         stream_type=args.type)
     progress.finish(stats)
-    logger.info("published %d messages, %d bytes", stats.messages, stats.bytes)
+    print(summary("sent", stats), file=sys.stderr)
+    if stats.messages == 0:
+        print(f"rtmp: warning: {args.file} has no audio, video or data tags: nothing was sent",
+              file=sys.stderr)
+        return EXIT_FAILURE
     return EXIT_OK
 
 
 def cmd_play(args: argparse.Namespace) -> int:
     from .client import play_to_flv
 
+    _check_url(args.url)
     progress = _Progress()
     target: Any = args.output if args.output else _NullFile()
     def waiting(text: str) -> None:
@@ -173,9 +227,7 @@ def cmd_play(args: argparse.Namespace) -> int:
     progress.finish(stats)
     if stats.end_reason:
         print(f"rtmp: play ended: {stats.end_reason}", file=sys.stderr)
-    print(f"rtmp: received {stats.messages} messages ({stats.video} video, {stats.audio} audio, "
-          f"{stats.data} data), {stats.bytes} bytes, {stats.duration_ms} ms of media",
-          file=sys.stderr)
+    print(summary("received", stats), file=sys.stderr)
     return EXIT_OK
 
 
@@ -228,7 +280,41 @@ def cmd_proxy(args: argparse.Namespace) -> int:
 
 
 class _UsageError(Exception):
-    """A usage mistake found after parsing (exit code 2)."""
+    """A usage mistake found after parsing (exit code 2, one line)."""
+
+
+class _Failure(Exception):
+    """A failure already worded for the user (exit code 1, one line)."""
+
+
+def error_text(exc: BaseException) -> str:
+    """One line, in the command line's terms, for an error of the library.
+
+    The library's own text (the server's raw description, for instance) stays in the
+    debug log.
+    """
+    from . import auth
+    from .errors import CommandError
+
+    if isinstance(exc, auth.AuthenticationError):
+        if exc.reason.startswith("incorrect username/"):
+            return "authentication failed: wrong user name or password"
+        if exc.reason.startswith("incorrect username"):
+            return "authentication failed: unknown user name"
+        if "no credentials" in exc.reason:
+            return ("the server requires authentication: give --user and --password "
+                    "(or rtmp://user:pass@host/app/stream)")
+        return f"authentication failed: {exc.reason}"
+    if isinstance(exc, CommandError) and auth.parse_description(exc.description).authmod:
+        if exc.code == "NetStream.Publish.BadName":
+            return ("the server requires authentication to publish: give --user and --password "
+                    "(or rtmp://user:pass@host/app/stream)")
+    if isinstance(exc, RTMPError) and isinstance(exc.__cause__, ssl.SSLCertVerificationError):
+        cause = exc.__cause__
+        return (f"TLS: the server's certificate is not trusted "
+                f"({cause.verify_message or cause.reason}): trust it with --ca-file FILE, "
+                f"or skip the check with --insecure")
+    return str(exc)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -246,6 +332,12 @@ def _client_options(parser: argparse.ArgumentParser) -> None:
                         help="connect, read and write timeout in seconds (default 30)")
     parser.add_argument("--user", help="user name for authmod=adobe/llnw (or user:pass@ in URL)")
     parser.add_argument("--password", help="password for authmod=adobe/llnw")
+    parser.add_argument("--ca-file", metavar="FILE",
+                        help="rtmps: also trust the certificates in this PEM file "
+                             "(a self-signed server or a private CA)")
+    parser.add_argument("--insecure", action="store_true",
+                        help="rtmps: do not check the server's certificate (still encrypted, "
+                             "but not authenticated)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -270,7 +362,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--chunk-size", type=int, default=4096, metavar="N",
                        help="outgoing chunk size (RTMP 5.4.1), default 4096")
     serve.add_argument("--require-auth", action="store_true",
-                       help="require authmod=adobe authentication from publishers")
+                       help="require authmod=adobe authentication (AUTH-ADOBE) from publishers; "
+                            "players need none")
+    serve.add_argument("--require-auth-players", action="store_true",
+                       help="require it from players too (implies --require-auth; librtmp "
+                            "players such as rtmpdump cannot answer it)")
     serve.add_argument("--username", help="user name for --require-auth")
     serve.add_argument("--password", help="password for --require-auth")
     serve.add_argument("--tls-cert", metavar="FILE", help="PEM certificate: serve rtmps")
@@ -353,13 +449,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         result: int = args.func(args)
         return result
     except _UsageError as exc:
-        parser.error(str(exc))  # exits with 2
+        print(f"rtmp {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("rtmp: interrupted", file=sys.stderr)
         return EXIT_FAILURE
-    except (RTMPError, OSError, ValueError) as exc:
+    except _Failure as exc:
         logger.debug("failure", exc_info=True)
         print(f"rtmp: error: {exc}", file=sys.stderr)
         return EXIT_FAILURE
-    return EXIT_FAILURE  # pragma: no cover - parser.error exits
+    except (RTMPError, OSError, ValueError) as exc:
+        logger.debug("failure: %s", exc, exc_info=True)
+        print(f"rtmp: error: {error_text(exc)}", file=sys.stderr)
+        return EXIT_FAILURE
 

@@ -39,7 +39,10 @@ from inside its writes, so pings are answered and a hang-up is noticed.
 
 Authentication (AUTH-ADOBE, AUTH-LLNW) reconnects: when ``connect`` is refused with an
 ``authmod=`` description, the client opens a new connection whose ``app`` and ``tcUrl``
-carry the next query of the challenge, as ffmpeg does.
+carry the next query of the challenge, as ffmpeg does.  A server that lets anyone connect
+and asks for credentials only to publish (``rtmp.Server(require_auth=True)``) refuses
+``publish`` with the same ``authmod=`` text: ``publish`` then reconnects through the
+challenge and publishes again.
 """
 
 from __future__ import annotations
@@ -83,7 +86,7 @@ from .errors import (
 )
 from .logs import connection_logger
 from .message import Message, MessageType, StreamType, split_aggregate
-from .transport import Transport, open_connection
+from .transport import Transport, client_ssl_context, open_connection
 from .url import RTMPURL, parse_url
 
 __all__ = [
@@ -184,7 +187,14 @@ class ClientConfig:
     object_encoding: int = 0
     """0 = AMF0, 3 = AMF3: the ``objectEncoding`` offered in connect (RTMP 7.2.1.1)."""
     ssl_context: Optional[ssl.SSLContext] = None
-    """TLS settings for ``rtmps://``; ``ssl.create_default_context()`` when None."""
+    """TLS settings for ``rtmps://``; when None, the system's trusted certificates plus
+    ``ca_file``, checked unless ``tls_insecure`` (:func:`rtmp.transport.client_ssl_context`)."""
+    ca_file: Optional[str] = None
+    """A PEM file of certificates to trust for ``rtmps://`` (a self-signed or private CA);
+    ignored when ``ssl_context`` is given."""
+    tls_insecure: bool = False
+    """Skip the certificate and host name checks of ``rtmps://`` (still encrypted, but anyone
+    may be on the other end); ignored when ``ssl_context`` is given."""
     flash_ver: str = commands.DEFAULT_FLASH_VERSION
     """The ``flashVer`` property of connect (RTMP 7.2.1.1)."""
     swf_url: Optional[str] = None
@@ -313,6 +323,7 @@ class Client:
         self._end_new: Optional[_EndOfPlay] = None
         self._refusal: Optional[StatusEvent] = None
         self._unpublish_requested = False
+        self._authenticated = False
 
     # -- properties -----------------------------------------------------------------------
 
@@ -402,15 +413,27 @@ class Client:
             raise ValueError(f"no application in {url!r} and no ClientConfig.app_name")
         parsed = parsed.with_names(app=app, stream=parsed.stream or cfg.stream_name)
         self._url = parsed
-        username = cfg.username if cfg.username is not None else parsed.username
-        password = cfg.password if cfg.password is not None else parsed.password
+        self._authenticated = False
+        self._connect_with_auth(parsed, None)
 
-        # AUTH-ADOBE / AUTH-LLNW: each challenge step is a new connection (as ffmpeg).
+    def _credentials(self, url: RTMPURL) -> "tuple[Optional[str], Optional[str]]":
+        cfg = self.config
+        username = cfg.username if cfg.username is not None else url.username
+        password = cfg.password if cfg.password is not None else url.password
+        return username, password
+
+    def _connect_with_auth(self, parsed: RTMPURL, refusal: Optional[str]) -> None:
+        """Connect, answering AUTH-ADOBE / AUTH-LLNW challenges: each step is a new
+        connection (as ffmpeg).  ``refusal`` is a description that already asked for
+        authentication (a refused ``publish``): the first connect answers it."""
+        cfg = self.config
+        username, password = self._credentials(parsed)
         authenticator = auth.ClientAuth(username, password)
-        auth_query = ""
+        auth_query = "" if refusal is None else authenticator.next_query(refusal, parsed.app)
         for attempt in range(1, max(1, cfg.max_auth_attempts) + 1):
             try:
                 self._connect_once(parsed, auth_query)
+                self._authenticated = bool(auth_query)
                 return
             except CommandError as exc:
                 self._close_transport()
@@ -438,7 +461,7 @@ class Client:
         self._set_state(ClientState.HANDSHAKING)
         context = None
         if url.tls:
-            context = cfg.ssl_context or ssl.create_default_context()
+            context = cfg.ssl_context or client_ssl_context(cfg.ca_file, cfg.tls_insecure)
         self.log.info("connecting to %s", url)
         sock = open_connection(url.host, url.port, timeout=cfg.connect_timeout, ssl_context=context)
         transport = Transport(
@@ -931,6 +954,25 @@ class Client:
             raise ValueError(f"publish() in state {self._state.name}: needs CONNECTED")
         name = self._stream_name_or_default(stream_name)
         kind = StreamType(stream_type)
+        try:
+            stream_id = self._publish_once(name, kind, timeout)
+        except CommandError as exc:
+            if not self._publish_wants_auth(exc):
+                raise
+            # AUTH-ADOBE: the server accepted our connect as a player's and wants the
+            # challenge for publishing: reconnect through it, then publish again.
+            self.log.info("publish of %r needs authentication: reconnecting", name)
+            assert self._url is not None
+            self._close_transport()
+            self._set_state(ClientState.DISCONNECTED)
+            self._connect_with_auth(self._url, exc.description)
+            stream_id = self._publish_once(name, kind, timeout)
+        self._stream_name = name
+        self._set_state(ClientState.PUBLISHING)
+        self._published = True
+        self.log.info("publishing %r (%s) on stream %d", name, kind.value, stream_id)
+
+    def _publish_once(self, name: str, kind: StreamType, timeout: Optional[float]) -> int:
         if self.config.publish_preamble:
             # [impl] FMLE/OBS/ffmpeg: servers answer these or not; either is fine.
             self._send_call(commands.RELEASE_STREAM, name, wait=False)
@@ -942,10 +984,16 @@ class Client:
         self._send(commands.publish(name, kind, stream_id, object_encoding=self._object_encoding))
         self._wait_for_status(stream_id, {commands.NETSTREAM_PUBLISH_START}, f"publish {name!r}",
                               timeout=timeout)
-        self._stream_name = name
-        self._set_state(ClientState.PUBLISHING)
-        self._published = True
-        self.log.info("publishing %r (%s) on stream %d", name, kind.value, stream_id)
+        return stream_id
+
+    def _publish_wants_auth(self, exc: CommandError) -> bool:
+        """A refused publish that asks for AUTH-ADOBE/LLNW, which we can still answer."""
+        if self._authenticated or self._url is None:
+            return False
+        username, password = self._credentials(self._url)
+        if not username or password is None:
+            return False
+        return auth.parse_description(exc.description).authmod is not None
 
     def write_message(self, message: Message) -> None:
         """Send one message as is (thread-safe)."""

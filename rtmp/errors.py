@@ -91,3 +91,10 @@ class StreamEnded(RTMPError):
         super().__init__(reason)
         self.reason = reason
         self.status = status
+
+
+def seconds_text(value: Optional[float]) -> str:
+    """A duration for a message, rounded: ``1.9987626`` -> ``"2.0"``, ``0.005`` -> ``"0.005"``."""
+    if value is None:
+        return "unlimited"
+    return f"{value:.1f}" if value >= 0.1 or value <= 0 else f"{value:.2g}"

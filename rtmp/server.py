@@ -65,6 +65,7 @@ from typing import (
 )
 
 from . import commands, control, user_control
+from .auth import stage0_description
 from .chunk import MAX_CHUNK_SIZE
 from .commands import Command
 from .errors import (
@@ -74,6 +75,7 @@ from .errors import (
     ProtocolError,
     RTMPError,
     TimeoutError,
+    seconds_text,
 )
 from .logs import ConnectionLoggerAdapter, connection_logger
 from .message import Message, MessageType, StreamType, split_aggregate
@@ -154,7 +156,14 @@ class ServerConfig:
     """``on_message(conn, msg)``: publishers' media/data and the commands the server does
     not handle; raising drops that message (or answers the call with ``_error``)."""
     require_auth: bool = False
-    """Require the ``authmod=adobe`` challenge-response (AUTH-ADOBE) in ``connect``."""
+    """Require the ``authmod=adobe`` challenge-response (AUTH-ADOBE) from publishers: a
+    ``connect`` that presents an auth query or calls itself a publisher (``type:
+    "nonprivate"``, as ffmpeg, OBS and librtmp send) is challenged; any other connect is
+    accepted, and its ``publish`` refused with ``NetStream.Publish.BadName`` and the
+    AUTH-ADOBE stage-0 text, so players (rtmpdump, ffplay) need no credentials."""
+    require_auth_players: bool = False
+    """Challenge every ``connect``, players' too (implies ``require_auth``).  librtmp
+    players (rtmpdump, GStreamer) do not answer the challenge and cannot play then."""
     username: Optional[str] = None
     """The user name accepted when ``require_auth`` is set."""
     password: Optional[str] = None
@@ -202,6 +211,8 @@ class ServerConfig:
         for name in ("read_timeout", "write_timeout", "handshake_timeout"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
+        if self.require_auth_players:
+            self.require_auth = True
         if self.require_auth and (not self.username or self.password is None):
             raise ValueError("require_auth needs username and password")
         for name in ("max_queue_bytes", "max_pending_bytes", "max_message_size"):
@@ -402,6 +413,8 @@ class ServerConnection:
         self.connect_params: Dict[str, Any] = {}
         """The command object of ``connect``."""
         self.tc_url = ""
+        self.user: Optional[str] = None
+        """The user name this connection authenticated as (AUTH-ADOBE), or None."""
         self.object_encoding = commands.AMF0
         """0 (AMF0) or 3 (AMF3), as agreed in ``connect`` (RTMP 7.2.1.1)."""
         self.log: ConnectionLoggerAdapter = connection_logger(__name__, conn_id)
@@ -460,7 +473,7 @@ class ServerConnection:
                 if self._state == ConnectionState.CLOSED:
                     raise ConnectionClosedError(f"connection {self.id} is closed") from None
                 if deadline is not None and time.monotonic() >= deadline:
-                    raise TimeoutError(f"no message from {self.id} within {timeout} s") from None
+                    raise TimeoutError(f"no message from {self.id} within {seconds_text(timeout)} s") from None
 
     def close(self) -> None:
         """End the session: the connection's thread cleans up and calls ``on_disconnect``."""
@@ -561,7 +574,7 @@ class ServerConnection:
                     # RTMP 5.3.1: a player may be silent, but a message it began and did
                     # not finish within read_timeout is a drip that holds memory.
                     raise TimeoutError(
-                        f"a message from a player stayed incomplete for {config.read_timeout} s"
+                        f"a message from a player stayed incomplete for {seconds_text(config.read_timeout)} s"
                     ) from None
                 if config.idle_timeout is not None and now - last_heard > config.idle_timeout:
                     raise TimeoutError(
@@ -708,7 +721,7 @@ class ServerConnection:
         try:
             if self._over_limit:
                 raise _Rejected(self._over_limit)
-            if self.config.require_auth:
+            if self.config.require_auth and self._challenge_at_connect(params, app_text):
                 self.server._authenticate(self, app_text, query)
             callback = self.config.on_connect
             if callback is not None:
@@ -736,6 +749,15 @@ class ServerConnection:
             config.window_ack_size, config.chunk_size, encoding, cmd.transaction_id))
         self.log.info("connected: app=%r tcUrl=%r flashVer=%r objectEncoding=%d",
                       app, self.tc_url, params.get("flashVer", params.get("flashver")), encoding)
+
+    def _challenge_at_connect(self, params: Dict[str, Any], app_text: str) -> bool:
+        """AUTH-ADOBE happens in ``connect``, which players and publishers both send: the
+        challenge goes to every connect under ``require_auth_players``, else to those that
+        present an auth query (``?authmod=``, in app or tcUrl) or call themselves
+        publishers (``type: "nonprivate"``: ffmpeg, OBS, librtmp when publishing)."""
+        if self.config.require_auth_players or params.get("type") == "nonprivate":
+            return True
+        return "authmod=" in app_text or "authmod=" in self.tc_url.partition("?")[2]
 
     def _cmd_create_stream(self, cmd: Command) -> None:
         """RTMP 7.2.1.3: allocate a message stream id (1, 2, ...; freed ids are reused)."""
@@ -849,6 +871,14 @@ class ServerConnection:
             self._stop_netstream(ns, notify=False)
         if not name:
             self._send(self._status(ns, commands.NETSTREAM_PUBLISH_BAD_NAME, "empty stream name"))
+            return
+        if self.config.require_auth and self.user is None:
+            # AUTH-ADOBE: this connect was not challenged (it looked like a player's).  The
+            # stage-0 text tells a client that knows the exchange to reconnect with it.
+            self.log.info("publish of %r refused: not authenticated", name)
+            self._send(self._status(ns, commands.NETSTREAM_PUBLISH_BAD_NAME,
+                                    stage0_description() + "publishing needs authentication",
+                                    details=name))
             return
         callback = self.config.on_publish
         if callback is not None:
@@ -1701,6 +1731,7 @@ class Server:
             decision = auth.check(app_text, conn.tc_url or None)
         if decision.accepted:
             conn.log.info("authenticated as %r (AUTH-ADOBE)", decision.user)
+            conn.user = decision.user
             return
         if decision.stage == "failed":
             self.stats.auth_failures += 1

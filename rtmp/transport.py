@@ -45,7 +45,7 @@ from .chunk import (
     DEFAULT_MAX_PENDING_BYTES,
     MAX_CHUNK_SIZE,
 )
-from .errors import ConnectionClosedError, HandshakeError, RTMPError, TimeoutError
+from .errors import ConnectionClosedError, HandshakeError, RTMPError, TimeoutError, seconds_text
 from .logs import connection_logger, trace_logger
 from .message import Message
 from .session import Session
@@ -189,11 +189,11 @@ class Transport:
                     break
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
-                    raise TimeoutError(f"handshake not complete after {timeout} s (RTMP 5.2)")
+                    raise TimeoutError(f"handshake not complete after {seconds_text(timeout)} s (RTMP 5.2)")
                 data = self._recv(remaining, during="handshake")
                 shaker.receive_data(data)
         except TimeoutError as exc:
-            raise TimeoutError(f"handshake not complete after {timeout} s (RTMP 5.2)") from exc
+            raise TimeoutError(f"handshake not complete after {seconds_text(timeout)} s (RTMP 5.2)") from exc
         except ConnectionClosedError as exc:
             raise HandshakeError(f"peer closed the connection during the handshake: {exc}") from exc
         self.handshake_info = shaker
@@ -232,7 +232,7 @@ class Transport:
                     raise ConnectionClosedError("connection closed by peer")
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
-                    raise TimeoutError(f"no message within {timeout} s")
+                    raise TimeoutError(f"no message within {seconds_text(timeout)} s")
                 session.receive_data(self._recv(remaining, during="read"))
 
     def _arm_read_timeout(self, timeout: Optional[float]) -> None:
@@ -266,7 +266,7 @@ class Transport:
                     wait = deadline - time.monotonic()
                     if wait > 0:  # woken early (the armed value was rounded): wait the rest
                         continue
-                raise TimeoutError(f"no data within {timeout} s during {during}") from None
+                raise TimeoutError(f"no data within {seconds_text(timeout)} s during {during}") from None
             except OSError as exc:
                 raise self._lost(exc, during) from exc
         while not self._kernel_waits:
@@ -278,7 +278,7 @@ class Transport:
                 except (OSError, ValueError) as exc:
                     raise ConnectionClosedError(f"socket closed during {during}") from exc
                 if not readable:
-                    raise TimeoutError(f"no data within {timeout} s during {during}")
+                    raise TimeoutError(f"no data within {seconds_text(timeout)} s during {during}")
             try:
                 count = sock.recv_into(self._buffer)
                 break
@@ -344,7 +344,7 @@ class Transport:
                 self.sock.sendall(data)
         except socket.timeout as exc:
             self._closed = True  # a partial chunk may be on the wire: unusable now
-            raise TimeoutError(f"send did not finish within {self.write_timeout} s") from exc
+            raise TimeoutError(f"send did not finish within {seconds_text(self.write_timeout)} s") from exc
         except OSError as exc:
             if exc.errno in (errno.EPIPE, errno.ECONNRESET, errno.EBADF) or self._closed:
                 raise ConnectionClosedError(f"connection lost while sending: {exc}") from exc
@@ -632,12 +632,18 @@ def open_connection(
     try:
         sock = socket.create_connection((host, port), timeout=timeout)
     except socket.timeout as exc:
-        raise TimeoutError(f"connect to {host}:{port} timed out after {timeout} s") from exc
+        raise TimeoutError(f"connect to {host}:{port} timed out after {seconds_text(timeout)} s") from exc
     except OSError as exc:
         raise ConnectionClosedError(f"cannot connect to {host}:{port}: {exc}") from exc
     if ssl_context is not None:
         try:
             sock = ssl_context.wrap_socket(sock, server_hostname=server_hostname or host)
+        except ssl.SSLCertVerificationError as exc:
+            sock.close()
+            raise RTMPError(
+                f"TLS: the certificate of {host}:{port} is not trusted "
+                f"({exc.verify_message or exc.reason}); trust it with ClientConfig.ca_file "
+                f"or skip the check with ClientConfig.tls_insecure") from exc
         except (ssl.SSLError, OSError) as exc:
             sock.close()
             raise RTMPError(f"TLS handshake with {host}:{port} failed: {exc}") from exc

@@ -898,8 +898,9 @@ class TestAuthentication:
 
 @pytest.fixture
 def our_server() -> Any:
-    """rtmp.Server on 127.0.0.1:0 with AUTH-ADOBE required (user bob, password secret)."""
-    server = rtmp.Server(rtmp.ServerConfig(addr="127.0.0.1:0", require_auth=True,
+    """rtmp.Server on 127.0.0.1:0 with AUTH-ADOBE required of every connect, players' too
+    (user bob, password secret)."""
+    server = rtmp.Server(rtmp.ServerConfig(addr="127.0.0.1:0", require_auth_players=True,
                                            username="bob", password="secret",
                                            read_timeout=WAIT, handshake_timeout=WAIT))
     server.start()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import signal
 import subprocess
 import sys
 import time
@@ -259,3 +261,130 @@ class TestExamples:
             stop_process(publisher)
         finally:
             stop_process(custom, timeout=10)
+
+
+def one_line(result: "subprocess.CompletedProcess[bytes]") -> str:
+    lines = result.stderr.decode().strip().splitlines()
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+class TestClearAnswers:
+    """Issue 22: each failure a new user meets gets one line in the command line's terms."""
+
+    def test_require_auth_without_credentials(self) -> None:
+        for flag in ("--require-auth", "--require-auth-players"):
+            result = subprocess.run(rtmp_cmd("serve", "--addr", "127.0.0.1:0", flag), env=ENV,
+                                    capture_output=True, timeout=30)
+            assert result.returncode == 2
+            assert one_line(result) == f"rtmp serve: error: {flag} needs --username and --password"
+
+    def test_require_auth_help_says_whom(self) -> None:
+        result = subprocess.run(rtmp_cmd("serve", "--help"), env=ENV, capture_output=True,
+                                timeout=30)
+        text = " ".join(result.stdout.decode().split())
+        assert "from publishers; players need none" in text
+        assert "--require-auth-players" in text
+
+    def test_url_without_application_or_stream(self) -> None:
+        for url, what in (("rtmp://127.0.0.1:1935/", "no application"),
+                          ("rtmp://127.0.0.1:1935/live", "no stream")):
+            result = subprocess.run(rtmp_cmd("play", url), env=ENV, capture_output=True,
+                                    timeout=30)
+            assert result.returncode == 2
+            line = one_line(result)
+            assert what in line and "rtmp://host[:port]/app/stream" in line, line
+            assert "ClientConfig" not in line
+
+    def test_unreadable_not_flv_and_empty_flv(self, tmp_path: Path) -> None:
+        url = f"rtmp://127.0.0.1:{free_port()}/live/x"  # never reached: the file is checked first
+        text = tmp_path / "notes.txt"
+        text.write_bytes(b"hello, not a video\n")
+        empty = tmp_path / "empty.flv"
+        empty.write_bytes(b"FLV\x01\x05\x00\x00\x00\x09\x00\x00\x00\x00")  # header, no tags
+        for path, needle in ((tmp_path / "missing.flv", "cannot read"),
+                             (text, "is not an FLV file"),
+                             (empty, "has an FLV header but no tags")):
+            result = subprocess.run(rtmp_cmd("publish", str(path), url), env=ENV,
+                                    capture_output=True, timeout=30)
+            assert result.returncode == 1
+            assert needle in one_line(result)
+
+    def test_wrong_password_and_publish_summary(self, tmp_path: Path) -> None:
+        port = free_port()
+        server = start(rtmp_cmd("serve", "--addr", f"127.0.0.1:{port}", "--require-auth",
+                                "--username", "bob", "--password", "s3cret"), port,
+                       tmp_path / "serve.log")
+        source = str(sample_flv(seconds=1))
+        try:
+            wrong = subprocess.run(rtmp_cmd("publish", source,
+                                            f"rtmp://bob:guess@127.0.0.1:{port}/live/x", "--fast"),
+                                   env=ENV, capture_output=True, timeout=60)
+            anonymous = subprocess.run(rtmp_cmd("publish", source,
+                                                f"rtmp://127.0.0.1:{port}/live/x", "--fast"),
+                                       env=ENV, capture_output=True, timeout=60)
+            good = subprocess.run(rtmp_cmd("publish", source,
+                                           f"rtmp://127.0.0.1:{port}/live/x", "--fast",
+                                           "--user", "bob", "--password", "s3cret"),
+                                  env=ENV, capture_output=True, timeout=60)
+        finally:
+            assert stop_process(server, timeout=10) == 0
+        assert wrong.returncode == 1
+        assert one_line(wrong) == "rtmp: error: authentication failed: wrong user name or password"
+        assert anonymous.returncode == 1
+        assert "requires authentication to publish" in one_line(anonymous)
+        assert good.returncode == 0, good.stderr.decode()
+        summary = one_line(good)
+        assert summary.startswith("rtmp: sent ") and " video, " in summary, summary
+        assert " ms of media in " in summary and "kbit/s" in summary, summary
+
+    def test_durations_are_rounded(self) -> None:
+        import socket
+
+        with socket.socket() as mute:  # accepts TCP (the kernel does) and never answers
+            mute.bind(("127.0.0.1", 0))
+            mute.listen(1)
+            port = mute.getsockname()[1]
+            result = subprocess.run(rtmp_cmd("play", f"rtmp://127.0.0.1:{port}/live/x",
+                                             "--timeout", "1.3"),
+                                    env=ENV, capture_output=True, timeout=30)
+        assert result.returncode == 1
+        line = one_line(result)
+        assert re.search(r"\b1\.3 s\b", line), line
+        assert not re.search(r"\d\.\d{3,}", line), line
+
+
+class TestExamplesStop:
+    """The examples end on Ctrl-C as ``rtmp serve`` does: no traceback, exit 0."""
+
+    def test_server_examples(self, tmp_path: Path) -> None:
+        for name in ("rtmp_server.py", "custom_server.py"):
+            port = free_port()
+            log = tmp_path / f"{name}.log"
+            process = start([sys.executable, str(EXAMPLES / name), "--addr",
+                             f"127.0.0.1:{port}"], port, log)
+            process.send_signal(signal.SIGINT)
+            assert process.wait(timeout=15) == 0
+            text = log.read_text()
+            assert "Traceback" not in text, text
+            assert text.count("listening on") == 1, text
+
+    def test_client_examples(self, rtmp_server: int, tmp_path: Path) -> None:
+        url = f"rtmp://127.0.0.1:{rtmp_server}/live"
+        source = f"rtmp://127.0.0.1:{rtmp_server}/live/origin"
+        publisher = ffmpeg_publish(source, sample_flv(seconds=10))
+        try:
+            for cmd in ([str(EXAMPLES / "rtmp_client.py"), "-url", url, "-stream", "ctrlc",
+                         "-duration", "30s"],
+                        [str(EXAMPLES / "publish_synthetic.py"), url + "/ctrlc2", "--seconds", "30"],
+                        [str(EXAMPLES / "relay.py"), source, url + "/copy", "--seconds", "30"]):
+                process = subprocess.Popen([sys.executable, *cmd], env=ENV,
+                                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                           stderr=subprocess.PIPE)
+                time.sleep(2.5)  # connected and sending by now
+                process.send_signal(signal.SIGINT)
+                _, err = process.communicate(timeout=30)
+                assert process.returncode == 0, err.decode()
+                assert b"Traceback" not in err and b"interrupted" in err, err.decode()
+        finally:
+            stop_process(publisher)

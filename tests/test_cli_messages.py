@@ -1,0 +1,69 @@
+"""rtmp.cli's wording (issue 22): rounded durations, auth failures in plain words, summaries."""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+
+import pytest
+
+from rtmp import auth, cli
+from rtmp.errors import CommandError, RTMPError, seconds_text
+from rtmp.flvio import TransferStats
+from tests.media import sample_flv
+
+
+@pytest.mark.parametrize(("value", "text"), [
+    (1.9987626719994296, "2.0"), (30.0, "30.0"), (0.25, "0.2"), (0.005, "0.005"),
+    (0.0, "0.0"), (None, "unlimited"),
+])  # fmt: skip
+def test_seconds_text(value: float, text: str) -> None:
+    assert seconds_text(value) == text
+
+
+@pytest.mark.spec("AUTH-ADOBE")
+def test_auth_failures_in_plain_words() -> None:
+    client = auth.ClientAuth("bob", "guess")
+    client.tried = True
+    with pytest.raises(auth.AuthenticationError) as failed:
+        client.next_query(auth.authfailed_description("o"), "live")
+    assert cli.error_text(failed.value) == "authentication failed: wrong user name or password"
+    assert "AccessManager" in str(failed.value)  # the library keeps the server's text
+    anonymous = auth.ClientAuth(None, None)
+    with pytest.raises(auth.AuthenticationError) as missing:
+        anonymous.next_query(auth.stage0_description(), "live")
+    assert "give --user and --password" in cli.error_text(missing.value)
+    refused = CommandError("NetStream.Publish.BadName",
+                           auth.stage0_description() + "publishing needs authentication")
+    assert "requires authentication to publish" in cli.error_text(refused)
+    other = CommandError("NetStream.Publish.BadName", "Stream key is already being published")
+    assert cli.error_text(other) == str(other)
+
+
+def test_untrusted_certificate_names_the_options() -> None:
+    cause = ssl.SSLCertVerificationError(1, "certificate verify failed")
+    cause.verify_message = "self-signed certificate"
+    error = RTMPError("TLS: the certificate of h:1 is not trusted")
+    error.__cause__ = cause
+    text = cli.error_text(error)
+    assert "self-signed certificate" in text and "--ca-file FILE" in text and "--insecure" in text
+
+
+def test_summary_line() -> None:
+    stats = TransferStats(messages=3, audio=1, video=1, data=1, bytes=1000,
+                          first_timestamp=0, last_timestamp=40, elapsed=2.0000123)
+    assert cli.summary("sent", stats) == ("rtmp: sent 3 messages (1 video, 1 audio, 1 data), "
+                                          "1000 bytes, 40 ms of media in 2.0 s (4 kbit/s)")
+
+
+def test_flv_has_tags(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.flv"
+    empty.write_bytes(b"FLV\x01\x05\x00\x00\x00\x09\x00\x00\x00\x00")
+    assert not cli.flv_has_tags(str(empty))
+    text = tmp_path / "a.txt"
+    text.write_bytes(b"not a video at all")
+    assert cli.flv_has_tags(str(sample_flv(seconds=1)))
+    with pytest.raises(cli._Failure, match="is not an FLV file"):
+        cli.flv_has_tags(str(text))
+    with pytest.raises(cli._Failure, match="cannot read"):
+        cli.flv_has_tags(str(tmp_path / "missing.flv"))
