@@ -90,6 +90,7 @@ BREAKS: Dict[str, str] = {
     "chunk-size.inbound": "ignore-set-chunk-size",
     "chunk-size.large": "ignore-set-chunk-size",
     "chunk-size.change": "ignore-set-chunk-size",
+    "chunk-size.lower": "ignore-set-chunk-size",
     "chunk-size.mid-message": "ignore-set-chunk-size",
     "abort.partial": "ignore-abort",
     "ext-ts.cross": "extended-timestamp-clamp",

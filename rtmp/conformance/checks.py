@@ -22,7 +22,6 @@ from .. import commands, control, user_control
 from ..chunk import ChunkInfo
 from ..commands import Command
 from ..errors import ConnectionClosedError, HandshakeError
-from ..errors import TimeoutError as RTMPTimeoutError
 from ..handshake import ClientHandshake
 from ..message import (
     AUDIO_CHUNK_STREAM_ID,
@@ -446,23 +445,8 @@ class Pair:
         return self.player.media(self.play_id, 0)
 
     def publisher_closed(self) -> bool:
-        """A round trip (createStream) on the publisher: True when the server has closed
-        that connection (everything written before was read, or refused)."""
-        conn = self.publisher
-        txn = conn.next_transaction()
-        deadline = time.monotonic() + self.ctx.timeout
-        try:
-            conn.send(commands.create_stream(txn))
-            while True:
-                item = conn.read(deadline - time.monotonic())
-                cmd = item.command
-                if cmd is not None and cmd.transaction_id == txn and cmd.name in (
-                        commands.RESULT, commands.ERROR):
-                    return False
-        except (ConnectionClosedError, OSError):
-            return True
-        except RTMPTimeoutError:
-            return False  # not answered, but open: what the check collects will tell
+        """A round trip on the publisher: True when the server has closed it."""
+        return self.publisher.closed_by_server()
 
     def collect(self, count: int, kinds: Sequence[int], what: str) -> List[Message]:
         """Wait until ``count`` messages of ``kinds`` arrived on the play stream."""
@@ -897,6 +881,9 @@ def delete_stream(ctx: Context) -> Result:
     _, status = second.publish(name)
     if status.code != commands.NETSTREAM_PUBLISH_START:
         fail(f"after deleteStream the name is still taken: {status.code}")
+    if second.closed_by_server():
+        fail("after deleteStream the name is still taken: a second publisher got "
+             "NetStream.Publish.Start, then the server closed its connection")
     if reply is not None:
         return Result.warning(f"deleteStream got a {reply.command.name if reply.command else '?'}"
                               " (the server sends no response)")
@@ -1008,26 +995,40 @@ def chunk_interleaved(ctx: Context) -> Result:
 
 def _csid_check(ctx: Context, label: str, streams: Sequence[Tuple[int, Optional[bytes]]]
                 ) -> Result:
-    """One message on each chunk stream, then a round trip: a server that closes the
-    connection at an id it does not take is refusing that id (a limit, WARN); an id that
-    is taken and loses or garbles the message is a FAIL."""
+    """One message on each chunk stream (type 0; a chunk stream named a second time gets a
+    type 2 message with delta 20, which needs the state of the first), each followed by a
+    round trip: a server that closes the connection at an id it does not take is refusing
+    that id (a limit, WARN); an id that is taken and loses or garbles the message is a
+    FAIL."""
     rng = random.Random(label)
     pair = Pair(ctx, label)
     expected = []
+    last: Dict[int, int] = {}
     for n, (csid, basic) in enumerate(streams):
         data = _payload(rng, 300)
-        ts = 100 * (n + 1)
+        again = csid in last
+        if again:
+            ts = last[csid] + 20
+            chunks = raw_message(2, csid, data, 128, timestamp=20, basic=basic)
+        else:
+            ts = 100 * (n + 1)
+            chunks = raw_message(0, csid, data, 128, timestamp=ts, msid=pair.pub_id,
+                                 basic=basic)
+        last[csid] = ts
         sample = MediaSample(MessageType.AUDIO, ts, data)
         try:
-            expected += _write(pair, [(raw_message(0, csid, data, 128, timestamp=ts,
-                                                   msid=pair.pub_id, basic=basic), sample)])
+            expected += _write(pair, [(chunks, sample)])
         except ConnectionClosedError:
             pass  # the round trip below tells
         if pair.publisher_closed():
             form = f"{len(basic)}-byte form of " if basic is not None else ""
+            if again:
+                fail(f"the server closed the connection at a type 2 chunk on chunk stream "
+                     f"{csid} ({form or 'smallest form of '}the id): it did not take it for "
+                     f"the chunk stream its earlier type 0 chunk opened")
             warn(f"refused chunk stream id {form}{csid} (a limit): the server closed the "
                  f"connection at its first chunk" + (f", after taking {n} ids" if n else ""))
-    ids = ", ".join(str(c) for c, _ in streams)
+    ids = ", ".join(str(c) if b is None else f"{c} ({len(b)}-byte form)" for c, b in streams)
     return Result.passed(f"chunk streams {ids}: " + _collect_compare(pair, expected, label))
 
 
@@ -1043,16 +1044,20 @@ def _three_byte(csid: int) -> bytes:
 
 
 @check("chunk.csid-3byte", "RTMP 5.3.1.1",
-       "chunk stream ids 320-65599 in the 3-byte form (and 100 in the 3-byte form)")
+       "chunk stream ids 320-65599 in the 3-byte form; 100 in the 3-byte form, then in the "
+       "2-byte form, is one chunk stream")
 def csid_three_byte(ctx: Context) -> Result:
     return _csid_check(ctx, "csid3", [(320, None), (1000, None), (65599, None),
-                                      (100, _three_byte(100))])
+                                      (100, _three_byte(100)), (100, None)])
 
 
 def _chunk_size_relay(ctx: Context, label: str, sizes: Sequence[int], frame: int) -> Result:
+    """Each Set Chunk Size written together with two video messages, then a round trip
+    (a server that closes the connection is named with the size that made it)."""
     pair = Pair(ctx, label)
     rng = random.Random(label)
     expected = []
+    previous = 128
     for n, size in enumerate(sizes):
         batch: List[Message] = [control.set_chunk_size(size)]
         for k in range(2):
@@ -1064,11 +1069,13 @@ def _chunk_size_relay(ctx: Context, label: str, sizes: Sequence[int], frame: int
         # the receiver reads both in one go (RTMP 5.4.1).
         try:
             pair.publisher.send(*batch)
+            closed = pair.publisher_closed()
         except ConnectionClosedError:
-            fail(f"the server closed the connection after Set Chunk Size {size}")
-    if pair.publisher_closed():
-        fail(f"the server closed the connection after Set Chunk Size "
-             f"{', '.join(map(str, sizes))} and the messages written with each")
+            closed = True
+        if closed:
+            fail(f"the server closed the connection after Set Chunk Size {size} (from "
+                 f"{previous}) written together with the next {len(batch) - 1} messages")
+        previous = size
     return Result.passed(f"sizes {', '.join(map(str, sizes))}: " +
                          _collect_compare(pair, expected, label))
 
@@ -1086,10 +1093,17 @@ def chunk_size_large(ctx: Context) -> Result:
 
 
 @check("chunk-size.change", "RTMP 5.4.1",
-       "the chunk size goes up and down between messages, each Set Chunk Size written "
+       "the chunk size goes up twice between messages, each Set Chunk Size written "
        "together with the messages after it")
 def chunk_size_change(ctx: Context) -> Result:
-    return _chunk_size_relay(ctx, "cschange", [1000, 77, 4096, 128], 1500)
+    return _chunk_size_relay(ctx, "cschange", [1024, 4096], 1500)
+
+
+@check("chunk-size.lower", "RTMP 5.4.1",
+       "the chunk size goes down (4096 to 128) between messages, the Set Chunk Size written "
+       "together with the messages after it")
+def chunk_size_lower(ctx: Context) -> Result:
+    return _chunk_size_relay(ctx, "cslower", [4096, 128], 1500)
 
 
 @check("chunk-size.mid-message", "RTMP 5.4.1",
@@ -1194,7 +1208,11 @@ def ext_ts_type3_outbound(ctx: Context) -> Result:
     pair = Pair(ctx, "ext3out", observe_chunks=True)
     rng = random.Random(91)
     ts = 0x2000000
-    samples = [MediaSample(MessageType.VIDEO, ts + 40 * n, _payload(rng, 12000, MessageType.VIDEO))
+    # Larger than the server's own chunk size (its Set Chunk Size), so that it has to send
+    # continuation chunks: nginx-rtmp sends 4096, node-media-server 65535.
+    server_chunk = pair.player.transport.session.decoder.chunk_size
+    size = max(12000, 2 * server_chunk + 1000)
+    samples = [MediaSample(MessageType.VIDEO, ts + 40 * n, _payload(rng, size, MessageType.VIDEO))
                for n in range(4)]
     _relay_compare(pair, [(pair.message(s), s) for s in samples], "extended timestamps")
     got = pair.received((MessageType.VIDEO,))
@@ -1212,7 +1230,8 @@ def ext_ts_type3_outbound(ctx: Context) -> Result:
     if not continuations:
         big = [i for i in chunks if i.continuation]
         return Result.skipped(f"the server sent no multi-chunk message with an extended "
-                              f"timestamp ({len(big)} continuation chunks, timestamps "
-                              f"{got[0].timestamp:#x}..: rebased below 0xFFFFFF?)")
+                              f"timestamp ({len(big)} continuation chunks of {size}-byte "
+                              f"messages with chunk size {server_chunk}; timestamps "
+                              f"{got[0].timestamp:#x}..)")
     return Result.passed(f"{continuations} continuation chunks repeat the extended timestamp")
 

@@ -352,6 +352,24 @@ class ProbeConnection:
             if predicate(item):
                 return item
 
+    def closed_by_server(self) -> bool:
+        """A round trip (createStream, RTMP 7.2.1.3): True when the server has closed the
+        connection instead of answering, so everything written before was read or refused.
+        An open connection that does not answer within the timeout counts as open."""
+        txn = self.next_transaction()
+        deadline = time.monotonic() + self.ctx.timeout
+        try:
+            self.send(commands.create_stream(txn))
+            while True:
+                cmd = self.read(deadline - time.monotonic()).command
+                if cmd is not None and cmd.transaction_id == txn and cmd.name in (
+                        commands.RESULT, commands.ERROR):
+                    return False
+        except (ConnectionClosedError, OSError):
+            return True
+        except RTMPTimeoutError:
+            return False
+
     def wait_reply(self, transaction_id: float, what: str,
                    timeout: Optional[float] = None) -> Command:
         """RTMP 7.2: the ``_result``/``_error`` carrying ``transaction_id``."""
