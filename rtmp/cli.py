@@ -403,8 +403,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     probe = sub.add_parser("probe", help="check a server against the specification",
                            description="Run the conformance checks against a server URL "
-                                       "(rtmp://host[:port]/app).")
-    probe.add_argument("url", metavar="URL")
+                                       "(rtmp://host[:port]/app, or rtmps:// through TLS).")
+    probe.add_argument("url", metavar="URL", nargs="?",
+                       help="rtmp://host[:port]/app or rtmps://... (not needed with --list)")
     probe.add_argument("--json", action="store_true", help="print results as JSON")
     probe.add_argument("--only", action="append", default=[], metavar="CHECK_OR_CLAUSE",
                        help="run only these checks (name or clause; repeatable)")
@@ -412,6 +413,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="skip these checks (name or clause; repeatable)")
     probe.add_argument("--list", action="store_true", help="list the checks and exit")
     probe.add_argument("--timeout", type=float, default=10.0, metavar="S")
+    probe.add_argument("--wide", action="store_true",
+                       help="print every detail whole (the table is cut to 120 columns)")
+    probe.add_argument("--ca-file", metavar="FILE", default=None,
+                       help="rtmps: also trust the certificates in this PEM file "
+                            "(a self-signed or private CA)")
+    probe.add_argument("--insecure", action="store_true",
+                       help="rtmps: do not check the server's certificate (still encrypted)")
     _common(probe)
     probe.set_defaults(func=cmd_probe)
 

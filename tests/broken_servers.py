@@ -66,6 +66,10 @@ RULES: Dict[str, str] = {
     "type3-delta": "type 3 headers that start a message get a wrong delta (RTMP 5.3.1.2.4)",
     "drop-csid-2byte": "messages on chunk streams 64-319 are lost (RTMP 5.3.1.1)",
     "drop-csid-3byte": "messages on chunk streams 320+ are lost (RTMP 5.3.1.1)",
+    "csid-limit-32": "a chunk on chunk stream 32 or above closes the session (a limit, like "
+                     "nginx-rtmp's max_streams 32; RTMP 5.3.1.1)",
+    "media-stream-0": "players get media on message stream 0, not their own stream, like "
+                      "node-media-server 4 (RTMP 7.2.1.3)",
     "ignore-set-chunk-size": "the client's Set Chunk Size is ignored (RTMP 5.4.1)",
     "ignore-abort": "Abort Message is ignored (RTMP 5.4.2)",
     "aggregate-no-offset": "aggregate sub-messages keep their own timestamps (RTMP 7.1.6)",
@@ -273,6 +277,9 @@ class _Session:
             return []
         if rule == "drop-csid-3byte" and csid >= 320:
             return []
+        if rule == "csid-limit-32" and csid >= 32:
+            self.close()
+            return []
         if rule == "extended-timestamp-clamp" and msg.timestamp > EXTENDED_TIMESTAMP_MARK:
             return [msg.replace(timestamp=EXTENDED_TIMESTAMP_MARK)]
         if (rule == "type3-no-extended-in" and msg.timestamp >= EXTENDED_TIMESTAMP_MARK
@@ -332,6 +339,10 @@ class _Session:
                 return [user_control.ping_response(event.timestamp + 1)]
         if cmd is not None:
             return self._command_to_client(cmd, msg)
+        if rule == "media-stream-0" and kind in (
+                MessageType.AUDIO, MessageType.VIDEO, MessageType.AGGREGATE,
+                MessageType.DATA_AMF0, MessageType.DATA_AMF3):
+            msg = msg.replace(message_stream_id=0)
         if kind in (MessageType.AUDIO, MessageType.VIDEO):
             if time.monotonic() < self.mute_media_until:
                 return []

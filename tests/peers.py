@@ -19,14 +19,16 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar, Union
 
-from tests.conftest import require_peer
+from tests.conftest import IN_CI, require_peer
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "NGINX_RTMP_MODULE",
+    "NODE_MEDIA_SERVER_APP",
     "FfmpegListen",
     "NginxRtmp",
+    "NodeMediaServer",
     "ffprobe_json",
     "free_port",
     "run",
@@ -44,8 +46,14 @@ NGINX_RTMP_MODULE = next(
     (p for p in NGINX_RTMP_MODULE_CANDIDATES if os.path.exists(p)), NGINX_RTMP_MODULE_CANDIDATES[0]
 )
 
+#: node-media-server's command line, installed by scripts/test with npm into the project's
+#: git-ignored .peers folder (the version scripts/test pins).
+NODE_MEDIA_SERVER_APP = (Path(__file__).resolve().parent.parent / ".peers" / "node_modules"
+                         / "node-media-server" / "bin" / "app.js")
+
 PathLike = Union[str, "os.PathLike[str]"]
 _NginxT = TypeVar("_NginxT", bound="NginxRtmp")
+_NodeT = TypeVar("_NodeT", bound="NodeMediaServer")
 _ListenT = TypeVar("_ListenT", bound="FfmpegListen")
 
 
@@ -271,6 +279,105 @@ class NginxRtmp:
             self._tmp = None
 
     def __enter__(self: _NginxT) -> _NginxT:  # noqa: PYI019 - no typing.Self on 3.9
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class NodeMediaServer:
+    """node-media-server 4 (npm), on 127.0.0.1 and free ports (RTMP and HTTP), with a config
+    and its data in a private temp dir; no web console, no recording, no authentication.
+    Stopped by its own pid.  Use as a context manager::
+
+        with NodeMediaServer() as nms:
+            url = nms.url("live", "key")
+    """
+
+    def __init__(self, app: str = "live", startup_timeout: float = 15.0,
+                 stop_timeout: float = 5.0) -> None:
+        self.app = app
+        self.startup_timeout = startup_timeout
+        self.stop_timeout = stop_timeout
+        self.port = 0
+        self.http_port = 0
+        self.process: subprocess.Popen[bytes] | None = None
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._log: Any = None
+        self.dir = Path()
+
+    def config(self) -> dict[str, Any]:
+        """node-media-server's config.json (bin/config.json's keys): every path relative to
+        the private directory; an auth secret is set so that nothing is written back."""
+        return {
+            "bind": "127.0.0.1",
+            "notify": {"url": ""},
+            "store": {"path": "./data", "maxHistory": 100},
+            "auth": {"play": False, "publish": False, "secret": "rtmp-tests"},
+            "rtmp": {"port": self.port},
+            "http": {"port": self.http_port},
+            "webadmin": {"enable": False},
+            "record": {"auto": False, "path": "./record"},
+        }
+
+    def start(self) -> NodeMediaServer:
+        """Write the config, start ``node bin/app.js -c config.json`` and wait for its port."""
+        node = require_peer("node")
+        if not NODE_MEDIA_SERVER_APP.exists():
+            import pytest
+
+            message = (f"node-media-server is not installed at {NODE_MEDIA_SERVER_APP} "
+                       f"(scripts/test installs it with npm)")
+            if IN_CI:
+                pytest.fail(message + "; CI must have every peer")
+            pytest.skip(message)
+        self._tmp = tempfile.TemporaryDirectory(prefix="rtmp-nms-")
+        self.dir = Path(self._tmp.name)
+        self.port, self.http_port = free_port(), free_port()
+        conf = self.dir / "config.json"
+        conf.write_text(json.dumps(self.config(), indent=2))
+        self._log = open(self.dir / "nms.log", "wb")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            [node, str(NODE_MEDIA_SERVER_APP), "-c", str(conf)],
+            cwd=self.dir,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_port(self.port, self.startup_timeout, process=self.process)
+        except (TimeoutError, RuntimeError) as exc:
+            self.stop()
+            raise RuntimeError(f"node-media-server did not start: {exc}") from exc
+        logger.info("node-media-server pid %d on 127.0.0.1:%d", self.process.pid, self.port)
+        return self
+
+    def url(self, app: str | None = None, stream: str = "x") -> str:
+        """``rtmp://127.0.0.1:PORT/app/stream``."""
+        return f"rtmp://127.0.0.1:{self.port}/{app or self.app}/{stream}"
+
+    def log(self) -> str:
+        """The tail of the server's own log (stdout and stderr)."""
+        return _tail(self.dir / "nms.log", 20000)
+
+    def stop(self) -> None:
+        """Stop the server by its pid and remove the temp dir."""
+        if self.process is not None:
+            stop_process(self.process, self.stop_timeout)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def __enter__(self: _NodeT) -> _NodeT:  # noqa: PYI019 - no typing.Self on 3.9
         self.start()
         return self
 

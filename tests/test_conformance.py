@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 import threading
 import time
+from pathlib import Path
 from typing import Dict, Iterator, List, Tuple
 
 import pytest
@@ -31,6 +33,8 @@ from rtmp.conformance.context import raw_message
 from rtmp.conformance.runner import Outcome
 from tests.broken_servers import RULES, BrokenProxy
 from tests.clausetable import known_clauses
+from tests.conftest import require_peer
+from tests.peers import run as run_program
 
 #: The probe's per-wait timeout in these tests (seconds): local servers answer in ms.
 TIMEOUT = 2.0
@@ -86,6 +90,7 @@ BREAKS: Dict[str, str] = {
     "chunk-size.inbound": "ignore-set-chunk-size",
     "chunk-size.large": "ignore-set-chunk-size",
     "chunk-size.change": "ignore-set-chunk-size",
+    "chunk-size.lower": "ignore-set-chunk-size",
     "chunk-size.mid-message": "ignore-set-chunk-size",
     "abort.partial": "ignore-abort",
     "ext-ts.cross": "extended-timestamp-clamp",
@@ -95,6 +100,7 @@ BREAKS: Dict[str, str] = {
     "relay.aggregate": "aggregate-no-offset",
     "play.receive-audio": "ignore-receive-audio",
     "chunk.interleaved": "no-interleave",
+    "play.media-stream": "media-stream-0",
 }
 
 
@@ -258,6 +264,100 @@ def test_check_fails_against_its_broken_server(server: rtmp.Server, name: str) -
     assert outcome.result.detail
 
 
+class TestServersThatDeviate:
+    """A deviation is reported once, by the check of its clause; the other checks run on
+    what arrives and keep their verdicts (no cascade of timeouts)."""
+
+    def test_media_on_stream_0_fails_only_its_check(self, server: rtmp.Server,
+                                                    our_results: List[Outcome]) -> None:
+        direct = by_name(our_results)
+        start = time.monotonic()
+        with BrokenProxy(server.address, "media-stream-0") as proxy:
+            through = by_name(conformance.run(proxy.url(), timeout=TIMEOUT))
+        elapsed = time.monotonic() - start
+        media = through.pop("play.media-stream")
+        assert media.result.status is Status.FAIL
+        assert "message stream 0" in media.result.detail
+        differ = [f"{n}: {o.result.status.value} ({o.result.detail})"
+                  for n, o in through.items() if o.result.status != direct[n].result.status]
+        assert not differ, "\n".join(differ)
+        assert elapsed < 60
+
+    @pytest.mark.spec("RTMP 5.3.1.1")
+    def test_chunk_stream_limit_is_a_warning_of_the_id_checks_only(
+            self, server: rtmp.Server, our_results: List[Outcome]) -> None:
+        """A server that closes a session at chunk stream 32 or above (nginx-rtmp's
+        max_streams 32): the chunk stream id checks say which id was refused (WARN); every
+        other check uses the conventional low ids and is not affected."""
+        direct = by_name(our_results)
+        with BrokenProxy(server.address, "csid-limit-32") as proxy:
+            through = by_name(conformance.run(proxy.url(), timeout=TIMEOUT))
+        for name, first in (("chunk.csid-2byte", 64), ("chunk.csid-3byte", 320)):
+            outcome = through.pop(name)
+            assert outcome.result.status is Status.WARN, outcome.result.detail
+            assert f"refused chunk stream id {first} (a limit)" in outcome.result.detail
+        differ = [f"{n}: {o.result.status.value} ({o.result.detail})"
+                  for n, o in through.items() if o.result.status != direct[n].result.status]
+        assert not differ, "\n".join(differ)
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tuple[rtmp.Server, Path]]:
+    """rtmp.Server over TLS with a self-signed certificate (and the certificate)."""
+    openssl = require_peer("openssl")
+    folder = tmp_path_factory.mktemp("probe-tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    run_program([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+                 "-out", cert, "-days", "1", "-subj", "/CN=localhost",
+                 "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+                timeout=30, check=True)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(cert), str(key))
+    srv = rtmp.Server(rtmp.ServerConfig(addr="127.0.0.1:0", ssl_context=context))
+    srv.start()
+    try:
+        yield srv, cert
+    finally:
+        srv.stop()
+
+
+class TestRtmps:
+    """``rtmp probe rtmps://``: the checks speak through TLS and judge the decrypted chunk
+    stream; a self-signed certificate is trusted with --ca-file, or not checked with
+    --insecure, and refused otherwise."""
+
+    @pytest.mark.spec("RTMP 5.2", "RTMP 5.3.1.2.2", "RTMP 7.1.4")
+    def test_probe_through_tls_with_a_ca_file(self, tls_server: Tuple[rtmp.Server, Path],
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+        srv, cert = tls_server
+        url = f"rtmps://localhost:{srv.address[1]}/live"
+        code = cli.main(["probe", url, "--ca-file", str(cert), "--json", "--timeout",
+                         str(TIMEOUT), "--only", "handshake", "--only", "connect.result",
+                         "--only", "relay.audio", "--only", "chunk.type1",
+                         "--only", "chunk-size.mid-message"])
+        data = json.loads(capsys.readouterr().out)
+        verdicts = {r["name"]: (r["status"], r["detail"]) for r in data["results"]}
+        assert len(verdicts) == 10
+        assert verdicts.pop("handshake.version-fallback")[0] == "WARN"  # as without TLS
+        assert all(v[0] == "PASS" for v in verdicts.values()), verdicts
+        assert code == 0
+
+    def test_insecure_and_untrusted(self, tls_server: Tuple[rtmp.Server, Path],
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+        srv, _ = tls_server
+        url = f"rtmps://127.0.0.1:{srv.address[1]}/live"
+        assert cli.main(["probe", url, "--insecure", "--only", "ping.response",
+                         "--timeout", str(TIMEOUT)]) == 0
+        assert "PASS" in capsys.readouterr().out
+        # Without either option a self-signed certificate is not trusted.
+        assert cli.main(["probe", url, "--only", "ping.response", "--json",
+                         "--timeout", str(TIMEOUT)]) == 1
+        (result,) = json.loads(capsys.readouterr().out)["results"]
+        assert result["status"] == "FAIL" and "TLS" in result["detail"]
+        assert cli.main(["probe", url, "--ca-file", "/nonexistent.pem"]) == 2
+        assert "CA file" in capsys.readouterr().err
+
+
 class TestTimeLimits:
     @pytest.fixture()
     def silent_server(self) -> Iterator[str]:
@@ -336,6 +436,27 @@ class TestCommandLine:
                          "handshake.digest", "--json", "--timeout", str(TIMEOUT)])
         names = [r["name"] for r in json.loads(capsys.readouterr().out)["results"]]
         assert code == 0 and "handshake.digest" not in names and "handshake.s0-version" in names
+
+    def test_list_needs_no_url_and_no_url_is_a_usage_error(
+            self, capsys: pytest.CaptureFixture[str]) -> None:
+        assert cli.main(["probe", "--list"]) == 0
+        listing = capsys.readouterr().out
+        assert all(name in listing for name in CHECKS)
+        assert cli.main(["probe"]) == 2
+        assert "URL" in capsys.readouterr().err
+
+    def test_wide_table_truncates_nothing(self, capsys: pytest.CaptureFixture[str],
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+        long = "x" * 300 + " the end"
+        outcome = Outcome(CHECKS["ping.response"], conformance.Result.warning(long), 0.1)
+        assert long not in conformance.format_table([outcome])
+        assert "..." in conformance.format_table([outcome])
+        assert long in conformance.format_table([outcome], width=None)
+        monkeypatch.setattr(conformance.runner, "run", lambda *a, **k: [outcome])
+        assert cli.main(["probe", "rtmp://127.0.0.1:1/live"]) == 0
+        assert long not in capsys.readouterr().out
+        assert cli.main(["probe", "rtmp://127.0.0.1:1/live", "--wide"]) == 0
+        assert long in capsys.readouterr().out
 
     def test_unknown_selector_is_a_usage_error(self, capsys: pytest.CaptureFixture[str]) -> None:
         assert cli.main(["probe", "rtmp://127.0.0.1:1/live", "--only", "nonsense"]) == 2

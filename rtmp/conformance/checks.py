@@ -16,17 +16,26 @@ import random
 import statistics
 import time
 import zlib
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from .. import commands, control, user_control
 from ..chunk import ChunkInfo
 from ..commands import Command
-from ..errors import HandshakeError
+from ..errors import ConnectionClosedError, HandshakeError
 from ..handshake import ClientHandshake
-from ..message import PROTOCOL_CONTROL_TYPES, Message, MessageType, build_aggregate, split_aggregate
+from ..message import (
+    AUDIO_CHUNK_STREAM_ID,
+    PROTOCOL_CONTROL_TYPES,
+    VIDEO_CHUNK_STREAM_ID,
+    Message,
+    MessageType,
+    build_aggregate,
+    split_aggregate,
+)
 from ..user_control import UserControlEvent
 from .context import (
     HANDSHAKE_SIZE,
+    MEDIA_TYPES,
     Context,
     MediaSample,
     ProbeConnection,
@@ -36,7 +45,7 @@ from .context import (
     raw_message,
     read_exactly,
 )
-from .registry import Result, check, fail
+from .registry import Result, check, fail, warn
 
 __all__: List[str] = []  # the checks register themselves in registry.CHECKS
 
@@ -420,11 +429,24 @@ class Pair:
                 return
         fail(f"none of {attempts} audio frames published after Play.Start reached the player")
 
+    def message(self, sample: MediaSample) -> Message:
+        """``sample`` as a message of the publisher's stream."""
+        return Message(type=sample.type, data=sample.data, timestamp=sample.timestamp,
+                       message_stream_id=self.pub_id)
+
     def send(self, samples: Sequence[MediaSample]) -> None:
         for sample in samples:
-            self.publisher.send(Message(type=sample.type, data=sample.data,
-                                        timestamp=sample.timestamp,
-                                        message_stream_id=self.pub_id))
+            self.publisher.send(self.message(sample))
+
+    def media(self) -> List[Message]:
+        """Media received on the play stream, and on message stream 0 when the server
+        sends them there: ``play.media-stream`` reports that deviation once, the other
+        checks judge what arrives."""
+        return self.player.media(self.play_id, 0)
+
+    def publisher_closed(self) -> bool:
+        """A round trip on the publisher: True when the server has closed it."""
+        return self.publisher.closed_by_server()
 
     def collect(self, count: int, kinds: Sequence[int], what: str) -> List[Message]:
         """Wait until ``count`` messages of ``kinds`` arrived on the play stream."""
@@ -439,7 +461,7 @@ class Pair:
     def received(self, kinds: Sequence[int]) -> List[Message]:
         """Messages of ``kinds`` on the play stream, without sync frames, repeated codec
         headers and data messages other than onMetaData."""
-        chosen = [m for m in self.player.media(self.play_id)
+        chosen = [m for m in self.media()
                   if m.type in kinds and not is_sync(m) and not _other_data(m)]
         return _dedupe_headers(chosen)
 
@@ -492,13 +514,46 @@ def _compare(sent: Sequence[MediaSample], got: Sequence[Message], what: str) -> 
     return f"{len(sent)} messages, {total} bytes identical, timestamps consistent"
 
 
+#: What a relay check writes on the publisher: a message through the encoder or hand-built
+#: chunks, and the sample the player must get for it (None: nothing is compared).
+Write = Tuple[Union[Message, Sequence[bytes]], Optional[MediaSample]]
+
+
+def _write(pair: Pair, writes: Sequence[Write]) -> List[MediaSample]:
+    """Write each item on the publisher; the samples the player must get, in order."""
+    expected = []
+    for item, sample in writes:
+        if isinstance(item, Message):
+            pair.publisher.send(item)
+        else:
+            pair.publisher.send_raw(*item)
+        if sample is not None:
+            expected.append(sample)
+    return expected
+
+
+def _collect_compare(pair: Pair, expected: Sequence[MediaSample], what: str) -> str:
+    """Wait for as many messages of each kind as ``expected`` holds and compare them
+    (payloads byte for byte, timestamps relative to the first of each kind)."""
+    details = []
+    for kind in sorted({s.type for s in expected}):
+        name = MessageType(kind).name.lower()
+        sent = [s for s in expected if s.type == kind]
+        got = pair.collect(len(sent), (kind,), f"relayed {name} ({what})")
+        details.append(_compare(sent, got, name))
+    return "; ".join(details)
+
+
+def _relay_compare(pair: Pair, writes: Sequence[Write], what: str) -> str:
+    """The relay checks' common part: write, collect what the player gets, compare."""
+    return _collect_compare(pair, _write(pair, writes), what)
+
+
 def _relay(ctx: Context, label: str, kind: int) -> Result:
     pair = Pair(ctx, label)
     script = media_script(seed=zlib.crc32(label.encode()))
-    pair.send(script)
-    sent = [s for s in script if s.type == kind]
-    got = pair.collect(len(sent), (kind,), MessageType(kind).name.lower())
-    return Result.passed(_compare(sent, got, MessageType(kind).name.lower()))
+    writes = [(pair.message(s), s if s.type == kind else None) for s in script]
+    return Result.passed(_relay_compare(pair, writes, MessageType(kind).name.lower()))
 
 
 @check("publish.start", "RTMP 7.2.2.6",
@@ -535,6 +590,24 @@ def play_start(ctx: Context) -> Result:
     codes = [r.command.code for r in player.received
              if r.command is not None and r.command.name == commands.ON_STATUS]
     return Result.passed(" -> ".join(["StreamBegin"] + [c or "?" for c in codes]))
+
+
+@check("play.media-stream", "RTMP 7.2.1.3",
+       "media reach the player on the message stream its createStream returned, not stream 0")
+def play_media_stream(ctx: Context) -> Result:
+    pair = Pair(ctx, "msid")
+    rng = random.Random(141)
+    samples = [MediaSample(MessageType.AUDIO, 20, _payload(rng, 100)),
+               MediaSample(MessageType.VIDEO, 40, _payload(rng, 300, MessageType.VIDEO))]
+    _relay_compare(pair, [(pair.message(s), s) for s in samples], "audio and video")
+    streams = sorted({r.message.message_stream_id for r in pair.player.received
+                      if r.message.type in MEDIA_TYPES})
+    if streams != [pair.play_id]:
+        wrong = ", ".join(str(i) for i in streams if i != pair.play_id)
+        fail(f"media arrive on message stream {wrong}, not on stream {pair.play_id} that "
+             f"createStream returned (audio, video and data travel on the stream "
+             f"createStream creates); the other checks take them from stream {wrong}")
+    return Result.passed(f"audio and video on message stream {pair.play_id}")
 
 
 @check("play.immediate", "RTMP 7.2.2.1",
@@ -634,13 +707,13 @@ def late_joiner(ctx: Context) -> Result:
     player, play_id = pair.player, pair.play_id
 
     def coded_frames(kind: int) -> List[Message]:
-        return [m for m in player.media(play_id) if m.type == kind and not is_sync(m)
+        return [m for m in pair.media() if m.type == kind and not is_sync(m)
                 and not MediaSample(m.type, 0, m.data).is_sequence_header]
 
     player.wait(lambda _: bool(coded_frames(MessageType.AUDIO))
                 and bool(coded_frames(MessageType.VIDEO)),
                 "audio and video frames for the late joiner")
-    received = [m for m in player.media(play_id) if not is_sync(m) and not _other_data(m)]
+    received = [m for m in pair.media() if not is_sync(m) and not _other_data(m)]
     problems = []
     for kind, header in ((MessageType.AUDIO, script[0].data), (MessageType.VIDEO, script[1].data)):
         name_ = MessageType(kind).name.lower()
@@ -692,7 +765,7 @@ def relay_aggregate(ctx: Context) -> Result:
 
     pair.player.wait(lambda _: len(split()) >= len(expected), "the aggregate's messages")
     got = split()
-    kept = any(m.type == MessageType.AGGREGATE for m in pair.player.media(pair.play_id))
+    kept = any(m.type == MessageType.AGGREGATE for m in pair.media())
     how = "relayed as an aggregate" if kept else "split"
     return Result.passed(f"{how}: " + _compare(expected, got, "message"))
 
@@ -808,6 +881,9 @@ def delete_stream(ctx: Context) -> Result:
     _, status = second.publish(name)
     if status.code != commands.NETSTREAM_PUBLISH_START:
         fail(f"after deleteStream the name is still taken: {status.code}")
+    if second.closed_by_server():
+        fail("after deleteStream the name is still taken: a second publisher got "
+             "NetStream.Publish.Start, then the server closed its connection")
     if reply is not None:
         return Result.warning(f"deleteStream got a {reply.command.name if reply.command else '?'}"
                               " (the server sends no response)")
@@ -838,33 +914,11 @@ def latency(ctx: Context) -> Result:
 # == RTMP 5.3 / 5.4.1 / 5.4.2: hand-built chunk streams ===========================================
 
 
-def _raw_relay(ctx: Context, label: str, plan: List[Tuple[str, Any]],
-               observe: bool = False) -> Tuple[Pair, List[MediaSample], List[Message]]:
-    """Publish hand-built chunks and compare what the player gets.
-
-    ``plan`` items: ``("raw", (chunks, sample))`` writes chunks and expects ``sample``;
-    ``("bytes", chunks)`` writes chunks expecting nothing; ``("send", message)`` goes
-    through the encoder (e.g. Set Chunk Size, Abort).
-    """
-    pair = Pair(ctx, label, observe_chunks=observe)
-    expected: List[MediaSample] = []
-    for action, arg in plan:
-        if action == "raw":
-            chunks, sample = arg
-            pair.publisher.send_raw(*chunks)
-            if sample is not None:
-                expected.append(sample)
-        elif action == "send":
-            pair.publisher.send(arg)
-        else:
-            pair.publisher.send_raw(*arg)
-    kinds = sorted({s.type for s in expected})
-    got = pair.collect(len(expected), kinds, "relayed messages")
-    return pair, expected, got
-
-
-# Hand-built chunks use chunk streams 20-31 unless the chunk stream id is what is checked:
-# nginx-rtmp closes a session on any id >= its max_streams (32 by default).
+# Every check tests one clause and keeps everything else ordinary: hand-built chunks use the
+# conventional chunk streams (audio 4, video 6, as ffmpeg and librtmp do) unless the chunk
+# stream id itself is under test; servers limit ids (nginx-rtmp closes a session on any
+# id >= its max_streams, 32 by default).  The encoder forgets its state for a chunk stream
+# written by hand (ProbeConnection.send_raw).
 
 
 def _payload(rng: random.Random, size: int, kind: int = MessageType.AUDIO) -> bytes:
@@ -875,10 +929,10 @@ def _payload(rng: random.Random, size: int, kind: int = MessageType.AUDIO) -> by
 
 
 def _type_plan(rng: random.Random, pub_id: int, steps: Sequence[Tuple[int, int, int]],
-               csid: int, chunk_size: int = 128) -> List[Tuple[str, Any]]:
+               csid: int = AUDIO_CHUNK_STREAM_ID, chunk_size: int = 128) -> List[Write]:
     """Messages on one chunk stream: (fmt, timestamp field, length) each; expected absolute
     timestamps follow RTMP 5.3.1.2 (type 0 absolute, 1/2 delta, 3 the stored delta)."""
-    plan: List[Tuple[str, Any]] = []
+    plan: List[Write] = []
     ts = delta = 0
     length = 0
     for fmt, value, size in steps:
@@ -894,20 +948,14 @@ def _type_plan(rng: random.Random, pub_id: int, steps: Sequence[Tuple[int, int, 
         data = _payload(rng, length)
         chunks = raw_message(fmt, csid, data, chunk_size, timestamp=value if fmt != 3 else 0,
                              type_id=MessageType.AUDIO, msid=pub_id)
-        plan.append(("raw", (chunks, MediaSample(MessageType.AUDIO, ts, data))))
+        plan.append((chunks, MediaSample(MessageType.AUDIO, ts, data)))
     return plan
 
 
 def _header_check(ctx: Context, label: str, steps: Sequence[Tuple[int, int, int]]) -> Result:
     rng = random.Random(label)
     pair = Pair(ctx, label)
-    plan = _type_plan(rng, pair.pub_id, steps, csid=24)
-    expected = []
-    for _, (chunks, sample) in plan:
-        pair.publisher.send_raw(*chunks)
-        expected.append(sample)
-    got = pair.collect(len(expected), (MessageType.AUDIO,), "relayed audio")
-    return Result.passed(_compare(expected, got, "message"))
+    return Result.passed(_relay_compare(pair, _type_plan(rng, pair.pub_id, steps), label))
 
 
 @check("chunk.type1", "RTMP 5.3.1.2.2",
@@ -935,32 +983,53 @@ def chunk_interleaved(ctx: Context) -> Result:
     rng = random.Random(121)
     audio = _payload(rng, 500)
     video = _payload(rng, 600, MessageType.VIDEO)
-    a = raw_message(0, 30, audio, 128, timestamp=300, msid=pair.pub_id)
-    v = raw_message(0, 31, video, 128, timestamp=310, type_id=MessageType.VIDEO,
-                    msid=pair.pub_id)
+    a = raw_message(0, AUDIO_CHUNK_STREAM_ID, audio, 128, timestamp=300, msid=pair.pub_id)
+    v = raw_message(0, VIDEO_CHUNK_STREAM_ID, video, 128, timestamp=310,
+                    type_id=MessageType.VIDEO, msid=pair.pub_id)
     order = [chunk for pair_ in zip(a, v) for chunk in pair_] + v[len(a):] + a[len(v):]
     pair.publisher.send_raw(*order)
-    got_audio = pair.collect(1, (MessageType.AUDIO,), "the interleaved audio message")
-    got_video = pair.collect(1, (MessageType.VIDEO,), "the interleaved video message")
-    _compare([MediaSample(MessageType.AUDIO, 300, audio)], got_audio, "audio")
-    _compare([MediaSample(MessageType.VIDEO, 310, video)], got_video, "video")
+    _collect_compare(pair, [MediaSample(MessageType.AUDIO, 300, audio),
+                            MediaSample(MessageType.VIDEO, 310, video)], "interleaved")
     return Result.passed(f"{len(a)} audio and {len(v)} video chunks alternating: both intact")
 
 
 def _csid_check(ctx: Context, label: str, streams: Sequence[Tuple[int, Optional[bytes]]]
                 ) -> Result:
+    """One message on each chunk stream (type 0; a chunk stream named a second time gets a
+    type 2 message with delta 20, which needs the state of the first), each followed by a
+    round trip: a server that closes the connection at an id it does not take is refusing
+    that id (a limit, WARN); an id that is taken and loses or garbles the message is a
+    FAIL."""
     rng = random.Random(label)
     pair = Pair(ctx, label)
     expected = []
+    last: Dict[int, int] = {}
     for n, (csid, basic) in enumerate(streams):
         data = _payload(rng, 300)
-        ts = 100 * (n + 1)
-        first = raw_message(0, csid, data, 128, timestamp=ts, msid=pair.pub_id, basic=basic)
-        pair.publisher.send_raw(*first)
-        expected.append(MediaSample(MessageType.AUDIO, ts, data))
-    got = pair.collect(len(expected), (MessageType.AUDIO,), "relayed audio")
-    ids = ", ".join(str(c) for c, _ in streams)
-    return Result.passed(f"chunk streams {ids}: " + _compare(expected, got, "message"))
+        again = csid in last
+        if again:
+            ts = last[csid] + 20
+            chunks = raw_message(2, csid, data, 128, timestamp=20, basic=basic)
+        else:
+            ts = 100 * (n + 1)
+            chunks = raw_message(0, csid, data, 128, timestamp=ts, msid=pair.pub_id,
+                                 basic=basic)
+        last[csid] = ts
+        sample = MediaSample(MessageType.AUDIO, ts, data)
+        try:
+            expected += _write(pair, [(chunks, sample)])
+        except ConnectionClosedError:
+            pass  # the round trip below tells
+        if pair.publisher_closed():
+            form = f"{len(basic)}-byte form of " if basic is not None else ""
+            if again:
+                fail(f"the server closed the connection at a type 2 chunk on chunk stream "
+                     f"{csid} ({form or 'smallest form of '}the id): it did not take it for "
+                     f"the chunk stream its earlier type 0 chunk opened")
+            warn(f"refused chunk stream id {form}{csid} (a limit): the server closed the "
+                 f"connection at its first chunk" + (f", after taking {n} ids" if n else ""))
+    ids = ", ".join(str(c) if b is None else f"{c} ({len(b)}-byte form)" for c, b in streams)
+    return Result.passed(f"chunk streams {ids}: " + _collect_compare(pair, expected, label))
 
 
 @check("chunk.csid-2byte", "RTMP 5.3.1.1",
@@ -975,30 +1044,40 @@ def _three_byte(csid: int) -> bytes:
 
 
 @check("chunk.csid-3byte", "RTMP 5.3.1.1",
-       "chunk stream ids 320-65599 in the 3-byte form (and 100 in the 3-byte form)")
+       "chunk stream ids 320-65599 in the 3-byte form; 100 in the 3-byte form, then in the "
+       "2-byte form, is one chunk stream")
 def csid_three_byte(ctx: Context) -> Result:
     return _csid_check(ctx, "csid3", [(320, None), (1000, None), (65599, None),
-                                      (100, _three_byte(100))])
+                                      (100, _three_byte(100)), (100, None)])
 
 
 def _chunk_size_relay(ctx: Context, label: str, sizes: Sequence[int], frame: int) -> Result:
+    """Each Set Chunk Size written together with two video messages, then a round trip
+    (a server that closes the connection is named with the size that made it)."""
     pair = Pair(ctx, label)
     rng = random.Random(label)
     expected = []
+    previous = 128
     for n, size in enumerate(sizes):
         batch: List[Message] = [control.set_chunk_size(size)]
         for k in range(2):
-            data = _payload(rng, frame + 101 * k, MessageType.VIDEO)
-            ts = 40 * (2 * n + k)
-            batch.append(Message(type=MessageType.VIDEO, data=data, timestamp=ts,
-                                 message_stream_id=pair.pub_id))
-            expected.append(MediaSample(MessageType.VIDEO, ts, data))
+            sample = MediaSample(MessageType.VIDEO, 40 * (2 * n + k),
+                                 _payload(rng, frame + 101 * k, MessageType.VIDEO))
+            batch.append(pair.message(sample))
+            expected.append(sample)
         # One write: the new size applies from the byte after Set Chunk Size, even when
         # the receiver reads both in one go (RTMP 5.4.1).
-        pair.publisher.send(*batch)
-    got = pair.collect(len(expected), (MessageType.VIDEO,), "relayed video")
+        try:
+            pair.publisher.send(*batch)
+            closed = pair.publisher_closed()
+        except ConnectionClosedError:
+            closed = True
+        if closed:
+            fail(f"the server closed the connection after Set Chunk Size {size} (from "
+                 f"{previous}) written together with the next {len(batch) - 1} messages")
+        previous = size
     return Result.passed(f"sizes {', '.join(map(str, sizes))}: " +
-                         _compare(expected, got, "message"))
+                         _collect_compare(pair, expected, label))
 
 
 @check("chunk-size.inbound", "RTMP 5.4.1",
@@ -1014,10 +1093,17 @@ def chunk_size_large(ctx: Context) -> Result:
 
 
 @check("chunk-size.change", "RTMP 5.4.1",
-       "the chunk size goes up and down between messages, each Set Chunk Size written "
+       "the chunk size goes up twice between messages, each Set Chunk Size written "
        "together with the messages after it")
 def chunk_size_change(ctx: Context) -> Result:
-    return _chunk_size_relay(ctx, "cschange", [1000, 77, 4096, 128], 1500)
+    return _chunk_size_relay(ctx, "cschange", [1024, 4096], 1500)
+
+
+@check("chunk-size.lower", "RTMP 5.4.1",
+       "the chunk size goes down (4096 to 128) between messages, the Set Chunk Size written "
+       "together with the messages after it")
+def chunk_size_lower(ctx: Context) -> Result:
+    return _chunk_size_relay(ctx, "cslower", [4096, 128], 1500)
 
 
 @check("chunk-size.mid-message", "RTMP 5.4.1",
@@ -1026,16 +1112,18 @@ def chunk_size_mid_message(ctx: Context) -> Result:
     pair = Pair(ctx, "csmid")
     rng = random.Random(51)
     data = _payload(rng, 5000, MessageType.VIDEO)
-    head = raw_message(0, 25, data, 128, timestamp=40, type_id=MessageType.VIDEO,
+    csid = VIDEO_CHUNK_STREAM_ID
+    head = raw_message(0, csid, data, 128, timestamp=40, type_id=MessageType.VIDEO,
                        msid=pair.pub_id)[0]
-    pair.publisher.send_raw(head)
-    pair.publisher.send(control.set_chunk_size(1024))  # RTMP 5.4.1: applies from here
     rest = data[128:]
-    cont = [b"\xd9" + rest[i:i + 1024] for i in range(0, len(rest), 1024)]  # fmt 3, csid 25
-    pair.publisher.send_raw(*cont)
-    expected = [MediaSample(MessageType.VIDEO, 40, data)]
-    got = pair.collect(1, (MessageType.VIDEO,), "the video message")
-    return Result.passed("128-byte first chunk, then 1024: " + _compare(expected, got, "message"))
+    cont = [bytes((0xC0 | csid,)) + rest[i:i + 1024]  # type 3 (RTMP 5.3.1.2.4)
+            for i in range(0, len(rest), 1024)]
+    summary = _relay_compare(pair, [
+        ([head], None),
+        (control.set_chunk_size(1024), None),  # RTMP 5.4.1: applies from here
+        (cont, MediaSample(MessageType.VIDEO, 40, data)),
+    ], "a chunk size change inside a message")
+    return Result.passed("128-byte first chunk, then 1024: " + summary)
 
 
 @check("abort.partial", "RTMP 5.4.2",
@@ -1043,22 +1131,22 @@ def chunk_size_mid_message(ctx: Context) -> Result:
 def abort_partial(ctx: Context) -> Result:
     pair = Pair(ctx, "abort")
     rng = random.Random(61)
-    csid = 26
+    csid = AUDIO_CHUNK_STREAM_ID
     m0, m1 = _payload(rng, 300), _payload(rng, 300)
     partial, fresh = b"\x2f" + b"A" * 299, b"\x2f" + b"B" * 299
-    pair.publisher.send_raw(*raw_message(0, csid, m0, 128, timestamp=1000, msid=pair.pub_id))
-    pair.publisher.send_raw(*raw_message(2, csid, m1, 128, timestamp=20))
-    pair.publisher.send_raw(raw_message(2, csid, partial, 128, timestamp=20)[0])  # 1 of 3
-    pair.publisher.send(control.abort(csid))
-    # A type 3 chunk now starts a new message (stored length and delta), RTMP 5.3.1.2.4.
-    pair.publisher.send_raw(*raw_message(3, csid, fresh, 128))
-    expected = [MediaSample(MessageType.AUDIO, 1000, m0), MediaSample(MessageType.AUDIO, 1020, m1),
-                MediaSample(MessageType.AUDIO, 1060, fresh)]
-    got = pair.collect(3, (MessageType.AUDIO,), "messages around the Abort")
-    for msg in got:
+    expected = _write(pair, [
+        (raw_message(0, csid, m0, 128, timestamp=1000, msid=pair.pub_id),
+         MediaSample(MessageType.AUDIO, 1000, m0)),
+        (raw_message(2, csid, m1, 128, timestamp=20), MediaSample(MessageType.AUDIO, 1020, m1)),
+        (raw_message(2, csid, partial, 128, timestamp=20)[:1], None),  # 1 of 3 chunks
+        (control.abort(csid), None),
+        # A type 3 chunk now starts a new message (stored length and delta), RTMP 5.3.1.2.4.
+        (raw_message(3, csid, fresh, 128), MediaSample(MessageType.AUDIO, 1060, fresh)),
+    ])
+    for msg in pair.collect(len(expected), (MessageType.AUDIO,), "messages around the Abort"):
         if b"AAAA" in msg.data:
             fail("bytes of the aborted message reached the player")
-    return Result.passed(_compare(expected, got, "message"))
+    return Result.passed(_collect_compare(pair, expected, "around the Abort"))
 
 
 # == RTMP 5.3.1.3: extended timestamps ============================================================
@@ -1069,13 +1157,12 @@ def abort_partial(ctx: Context) -> Result:
 def ext_ts_cross(ctx: Context) -> Result:
     pair = Pair(ctx, "extcross")
     rng = random.Random(71)
-    expected = []
+    writes: List[Write] = []
     for ts in (0xFFFFF0 - 40, 0xFFFFF0, 0xFFFFFE, 0xFFFFFF, 0x1000000, 0x1000014, 0x1000028):
         data = _payload(rng, 100)
-        pair.publisher.send_raw(*raw_message(0, 27, data, 128, timestamp=ts, msid=pair.pub_id))
-        expected.append(MediaSample(MessageType.AUDIO, ts, data))
-    got = pair.collect(len(expected), (MessageType.AUDIO,), "relayed audio")
-    return Result.passed(_compare(expected, got, "message"))
+        writes.append((raw_message(0, AUDIO_CHUNK_STREAM_ID, data, 128, timestamp=ts,
+                                   msid=pair.pub_id), MediaSample(MessageType.AUDIO, ts, data)))
+    return Result.passed(_relay_compare(pair, writes, "around 0xFFFFFF"))
 
 
 @check("ext-ts.delta", "RTMP 5.3.1.2.5",
@@ -1085,19 +1172,18 @@ def ext_ts_delta(ctx: Context) -> Result:
     rng = random.Random(131)
     delta = 0x1000000
     steps = [(0, 1000), (2, delta), (3, delta)]
-    expected = []
+    csid = AUDIO_CHUNK_STREAM_ID
+    writes: List[Write] = []
     ts = 0
     for fmt, value in steps:
         data = _payload(rng, 200)
         ts = value if fmt == 0 else ts + delta
         if fmt == 3:  # RTMP 5.3.1.3: the stored extended delta is repeated on type 3
-            chunks = raw_message(3, 29, data, 128, extended=delta)
+            chunks = raw_message(3, csid, data, 128, extended=delta)
         else:
-            chunks = raw_message(fmt, 29, data, 128, timestamp=value, msid=pair.pub_id)
-        pair.publisher.send_raw(*chunks)
-        expected.append(MediaSample(MessageType.AUDIO, ts, data))
-    got = pair.collect(len(expected), (MessageType.AUDIO,), "relayed audio")
-    return Result.passed(_compare(expected, got, "message"))
+            chunks = raw_message(fmt, csid, data, 128, timestamp=value, msid=pair.pub_id)
+        writes.append((chunks, MediaSample(MessageType.AUDIO, ts, data)))
+    return Result.passed(_relay_compare(pair, writes, "an extended delta"))
 
 
 @check("ext-ts.type3-inbound", "RTMP 5.3.1.3",
@@ -1105,16 +1191,15 @@ def ext_ts_delta(ctx: Context) -> Result:
 def ext_ts_type3_inbound(ctx: Context) -> Result:
     pair = Pair(ctx, "ext3in")
     rng = random.Random(81)
-    expected = []
+    writes: List[Write] = []
     ts = 0x1234567
     for n in range(3):
         data = _payload(rng, 700, MessageType.VIDEO)
-        chunks = raw_message(0, 28, data, 128, timestamp=ts + 40 * n, type_id=MessageType.VIDEO,
-                             msid=pair.pub_id)
-        pair.publisher.send_raw(*chunks)
-        expected.append(MediaSample(MessageType.VIDEO, ts + 40 * n, data))
-    got = pair.collect(len(expected), (MessageType.VIDEO,), "relayed video")
-    return Result.passed("6 continuation chunks each: " + _compare(expected, got, "message"))
+        chunks = raw_message(0, VIDEO_CHUNK_STREAM_ID, data, 128, timestamp=ts + 40 * n,
+                             type_id=MessageType.VIDEO, msid=pair.pub_id)
+        writes.append((chunks, MediaSample(MessageType.VIDEO, ts + 40 * n, data)))
+    return Result.passed("6 continuation chunks each: "
+                         + _relay_compare(pair, writes, "extended timestamps"))
 
 
 @check("ext-ts.type3-outbound", "RTMP 5.3.1.3",
@@ -1123,14 +1208,14 @@ def ext_ts_type3_outbound(ctx: Context) -> Result:
     pair = Pair(ctx, "ext3out", observe_chunks=True)
     rng = random.Random(91)
     ts = 0x2000000
-    sent = []
-    for n in range(4):
-        data = _payload(rng, 12000, MessageType.VIDEO)
-        pair.publisher.send(Message(type=MessageType.VIDEO, data=data, timestamp=ts + 40 * n,
-                                    message_stream_id=pair.pub_id))
-        sent.append(MediaSample(MessageType.VIDEO, ts + 40 * n, data))
-    got = pair.collect(len(sent), (MessageType.VIDEO,), "relayed video")
-    _compare(sent, got, "message")
+    # Larger than the server's own chunk size (its Set Chunk Size), so that it has to send
+    # continuation chunks: nginx-rtmp sends 4096, node-media-server 65535.
+    server_chunk = pair.player.transport.session.decoder.chunk_size
+    size = max(12000, 2 * server_chunk + 1000)
+    samples = [MediaSample(MessageType.VIDEO, ts + 40 * n, _payload(rng, size, MessageType.VIDEO))
+               for n in range(4)]
+    _relay_compare(pair, [(pair.message(s), s) for s in samples], "extended timestamps")
+    got = pair.received((MessageType.VIDEO,))
     chunks: List[ChunkInfo] = pair.player.chunks
     extended_first: Dict[int, bool] = {}
     continuations = 0
@@ -1145,7 +1230,8 @@ def ext_ts_type3_outbound(ctx: Context) -> Result:
     if not continuations:
         big = [i for i in chunks if i.continuation]
         return Result.skipped(f"the server sent no multi-chunk message with an extended "
-                              f"timestamp ({len(big)} continuation chunks, timestamps "
-                              f"{got[0].timestamp:#x}..: rebased below 0xFFFFFF?)")
+                              f"timestamp ({len(big)} continuation chunks of {size}-byte "
+                              f"messages with chunk size {server_chunk}; timestamps "
+                              f"{got[0].timestamp:#x}..)")
     return Result.passed(f"{continuations} continuation chunks repeat the extended timestamp")
 

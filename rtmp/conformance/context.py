@@ -16,6 +16,7 @@ import logging
 import os
 import random
 import socket
+import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from ..commands import Command
 from ..errors import ConnectionClosedError
 from ..errors import TimeoutError as RTMPTimeoutError
 from ..message import Message, MessageType
-from ..transport import Transport, open_connection
+from ..transport import Transport, client_ssl_context, open_connection
 from ..url import RTMPURL, parse_url
 from ..user_control import UserControl
 from .registry import fail
@@ -44,13 +45,25 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+#: RTMP 7.1: the message types a player receives as the stream's content.
+MEDIA_TYPES = (MessageType.AUDIO, MessageType.VIDEO, MessageType.AGGREGATE,
+               MessageType.DATA_AMF0, MessageType.DATA_AMF3)
 #: RTMP 5.2.3 / 5.2.4: handshake block size.
 HANDSHAKE_SIZE = 1536
-#: Chunk stream ids our hand-built chunks use (the encoder uses 2..8).
-RAW_CSID = 20
 
 
 # -- hand-built chunks (RTMP 5.3.1) -----------------------------------------------------------
+
+
+def _basic_header_csid(chunk: bytes) -> int:
+    """RTMP 5.3.1.1: the chunk stream id of a chunk's basic header (1, 2 or 3 bytes)."""
+    low = chunk[0] & 0x3F
+    if low == 0 and len(chunk) > 1:
+        return 64 + chunk[1]
+    if low == 1 and len(chunk) > 2:
+        return 64 + chunk[1] + (chunk[2] << 8)
+    return low
+
 
 
 def chunk_header(
@@ -274,7 +287,14 @@ class ProbeConnection:
         self.transport.write_messages(messages)
 
     def send_raw(self, *chunks: bytes) -> None:
-        """Write hand-built chunk bytes as they are (RTMP 5.3.1)."""
+        """Write hand-built chunks (one chunk per argument) as they are (RTMP 5.3.1).
+
+        They may use the conventional chunk streams the encoder uses too (audio 4, video 6):
+        the encoder forgets its header state for each chunk stream written here, so its next
+        message there starts with a type 0 header."""
+        for chunk in chunks:
+            if chunk:
+                self.transport.session.encoder.reset(_basic_header_csid(chunk))
         data = b"".join(chunks)
         try:
             self.transport.sock.sendall(data)
@@ -332,6 +352,24 @@ class ProbeConnection:
             if predicate(item):
                 return item
 
+    def closed_by_server(self) -> bool:
+        """A round trip (createStream, RTMP 7.2.1.3): True when the server has closed the
+        connection instead of answering, so everything written before was read or refused.
+        An open connection that does not answer within the timeout counts as open."""
+        txn = self.next_transaction()
+        deadline = time.monotonic() + self.ctx.timeout
+        try:
+            self.send(commands.create_stream(txn))
+            while True:
+                cmd = self.read(deadline - time.monotonic()).command
+                if cmd is not None and cmd.transaction_id == txn and cmd.name in (
+                        commands.RESULT, commands.ERROR):
+                    return False
+        except (ConnectionClosedError, OSError):
+            return True
+        except RTMPTimeoutError:
+            return False
+
     def wait_reply(self, transaction_id: float, what: str,
                    timeout: Optional[float] = None) -> Command:
         """RTMP 7.2: the ``_result``/``_error`` carrying ``transaction_id``."""
@@ -357,12 +395,11 @@ class ProbeConnection:
         assert found.command is not None
         return found.command
 
-    def media(self, stream_id: int) -> List[Message]:
-        """Audio, video and data messages received so far on ``stream_id``."""
-        kinds = (MessageType.AUDIO, MessageType.VIDEO, MessageType.DATA_AMF0,
-                 MessageType.DATA_AMF3)
+    def media(self, *stream_ids: int) -> List[Message]:
+        """Audio, video, aggregate and data messages received so far on any of
+        ``stream_ids``."""
         return [r.message for r in self.received
-                if r.message.type in kinds and r.message.message_stream_id == stream_id]
+                if r.message.type in MEDIA_TYPES and r.message.message_stream_id in stream_ids]
 
     def events(self, event: int) -> List[UserControl]:
         return [r.event for r in self.received if r.event is not None and r.event.event == event]
@@ -374,11 +411,15 @@ class ProbeConnection:
 class Context:
     """What one check gets: the target, the limits, and connections it must not leak."""
 
-    def __init__(self, url: str, timeout: float = 10.0, run_id: Optional[str] = None) -> None:
+    def __init__(self, url: str, timeout: float = 10.0, run_id: Optional[str] = None,
+                 ssl_context: Optional[ssl.SSLContext] = None) -> None:
         parsed = parse_url(url)
-        if parsed.tls:
-            raise ValueError("rtmps:// is not probed: the checks need the plain chunk stream")
         self.url: RTMPURL = parsed
+        #: For ``rtmps://``: the TLS settings (the system's trusted certificates unless
+        #: given); the checks then work on the decrypted chunk stream.
+        self.ssl_context: Optional[ssl.SSLContext] = None
+        if parsed.tls:
+            self.ssl_context = ssl_context if ssl_context is not None else client_ssl_context()
         self.timeout = timeout
         self.run_id = run_id or os.urandom(4).hex()
         #: Measurements a check reports besides its verdict (milliseconds, counts).
@@ -395,8 +436,10 @@ class Context:
             return f"probe-{self.run_id}-{label}-{self._names}"
 
     def socket(self) -> socket.socket:
-        """A TCP connection to the server, closed by :meth:`close_all`."""
-        sock = open_connection(self.url.host, self.url.port, timeout=self.timeout)
+        """A TCP (TLS for ``rtmps://``) connection to the server, closed by
+        :meth:`close_all`."""
+        sock = open_connection(self.url.host, self.url.port, timeout=self.timeout,
+                               ssl_context=self.ssl_context)
         with self._lock:
             if self.closed:
                 sock.close()

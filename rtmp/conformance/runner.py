@@ -13,6 +13,7 @@ import argparse
 import json
 import logging
 import os
+import ssl
 import sys
 import threading
 import time
@@ -21,6 +22,7 @@ from typing import Any, Dict, List, Optional, Sequence, TextIO
 
 from ..errors import HandshakeError, ProtocolError, RTMPError
 from ..errors import TimeoutError as RTMPTimeoutError
+from ..transport import client_ssl_context
 from . import checks as _checks  # noqa: F401 - registers the checks
 from .context import Context
 from .registry import CHECKS, Check, CheckFailed, Result, Status, select
@@ -70,10 +72,11 @@ def _describe(exc: BaseException) -> str:
     return f"probe error ({type(exc).__name__}): {text}"
 
 
-def run_check(chk: Check, url: str, timeout: float = 10.0, run_id: Optional[str] = None
-              ) -> Outcome:
-    """Run one check against ``url`` within ``timeout * BUDGET_FACTOR`` seconds."""
-    ctx = Context(url, timeout=timeout, run_id=run_id)
+def run_check(chk: Check, url: str, timeout: float = 10.0, run_id: Optional[str] = None,
+              ssl_context: Optional[ssl.SSLContext] = None) -> Outcome:
+    """Run one check against ``url`` within ``timeout * BUDGET_FACTOR`` seconds
+    (``ssl_context``: the TLS settings for an ``rtmps://`` URL)."""
+    ctx = Context(url, timeout=timeout, run_id=run_id, ssl_context=ssl_context)
     box: List[Result] = []
 
     def body() -> None:
@@ -101,13 +104,17 @@ def run_check(chk: Check, url: str, timeout: float = 10.0, run_id: Optional[str]
 
 
 def run(url: str, only: Sequence[str] = (), skip: Sequence[str] = (), timeout: float = 10.0,
-        progress: Optional[TextIO] = None) -> List[Outcome]:
-    """Run the selected checks against ``url``, one after the other."""
+        progress: Optional[TextIO] = None, ssl_context: Optional[ssl.SSLContext] = None
+        ) -> List[Outcome]:
+    """Run the selected checks against ``url``, one after the other.
+
+    For ``rtmps://`` the checks speak through TLS (``ssl_context``, by default the
+    system's trusted certificates: see :func:`rtmp.transport.client_ssl_context`)."""
     chosen = select(CHECKS.values(), only, skip)
     run_id = os.urandom(3).hex()
     outcomes = []
     for chk in chosen:
-        outcome = run_check(chk, url, timeout, run_id)
+        outcome = run_check(chk, url, timeout, run_id, ssl_context)
         if progress is not None:
             print(f"{outcome.result.status.value:4} {chk.name}", file=progress, flush=True)
         outcomes.append(outcome)
@@ -121,16 +128,18 @@ def summary(outcomes: Sequence[Outcome]) -> Dict[str, int]:
     return counts
 
 
-def format_table(outcomes: Sequence[Outcome], url: str = "", width: int = 120) -> str:
-    """A plain-text table: clause, check, status, detail (cut to ``width``)."""
+def format_table(outcomes: Sequence[Outcome], url: str = "", width: Optional[int] = 120) -> str:
+    """A plain-text table: clause, check, status, detail (cut to ``width``; ``None``
+    truncates nothing)."""
     clause_w = max([len("CLAUSE")] + [len(o.check.clause) for o in outcomes])
     name_w = max([len("CHECK")] + [len(o.check.name) for o in outcomes])
     head = f"{'CLAUSE':<{clause_w}}  {'CHECK':<{name_w}}  STATUS  DETAIL"
-    lines = [f"rtmp probe {url}".rstrip(), head, "-" * min(width, len(head) + 40)]
-    room = max(20, width - clause_w - name_w - 12)
+    rule = len(head) + 40 if width is None else min(width, len(head) + 40)
+    lines = [f"rtmp probe {url}".rstrip(), head, "-" * rule]
+    room = None if width is None else max(20, width - clause_w - name_w - 12)
     for o in outcomes:
         detail = o.result.detail.replace("\n", " ")
-        if len(detail) > room:
+        if room is not None and len(detail) > room:
             detail = detail[: room - 3] + "..."
         lines.append(f"{o.check.clause:<{clause_w}}  {o.check.name:<{name_w}}  "
                      f"{o.result.status.value:<6}  {detail}")
@@ -163,15 +172,24 @@ def main_from_args(args: argparse.Namespace) -> int:
     if getattr(args, "list", False):
         print(format_list(), file=out)
         return 0
-    url = args.url
+    url = getattr(args, "url", None)
+    if not url:
+        print("rtmp probe: a URL is needed (rtmp://host[:port]/app or rtmps://...), "
+              "unless --list", file=sys.stderr)
+        return 2
     try:
+        context = None
+        if url.lower().startswith("rtmps://"):
+            context = client_ssl_context(getattr(args, "ca_file", None),
+                                         bool(getattr(args, "insecure", False)))
         outcomes = run(url, only=args.only or (), skip=args.skip or (),
-                       timeout=float(args.timeout))
+                       timeout=float(args.timeout), ssl_context=context)
     except ValueError as exc:
         print(f"rtmp probe: {exc}", file=sys.stderr)
         return 2
     if getattr(args, "json", False):
         print(to_json(outcomes, url), file=out)
     else:
-        print(format_table(outcomes, url), file=out)
+        width = None if getattr(args, "wide", False) else 120
+        print(format_table(outcomes, url, width=width), file=out)
     return 1 if any(o.result.status is Status.FAIL for o in outcomes) else 0
