@@ -8,7 +8,7 @@ serialisation begins, and a later occurrence of the same instance may be sent
 as a two-byte index (AMF0 2.9).  The AVM+ marker 0x11 switches to AMF3 for
 exactly one value (AMF0 3.1).
 
-Python mapping (``../shared/api.md``)::
+Python mapping (the public contract, ``refs/api.md``)::
 
     AMF0                   Python
     number        0x00     float (int and float encode as numbers)

@@ -1,6 +1,6 @@
 """RTMP 1 (conformance): ``rtmp probe URL``, checking any server against the specification.
 
-Each check (``rtmp probe URL --list``) is tied to one clause of ``../shared/spec/`` and runs
+Each check (``rtmp probe URL --list``) is tied to one clause (cited as in ``refs/clauses.md``) and runs
 against a live server: the handshake (RTMP 5.2, HS-FP9), the connect sequence (RTMP
 7.2.1.1, 5.4.4, 5.4.5, 7.1.7), acknowledgements and pings (RTMP 5.4.3, 7.1.7), hand-built
 chunk streams (header types, 2- and 3-byte chunk stream ids, chunk sizes, Abort, extended
