@@ -194,7 +194,7 @@ class Unsupported:
 
 #: The undefined value (AMF0 2.8); the same object is ``rtmp.amf3.UNDEFINED`` (AMF3 3.2).
 UNDEFINED = Undefined()
-#: The unsupported marker (AMF0 2.14), decoded and encoded as this sentinel.
+#: The unsupported marker (AMF0 2.15), decoded and encoded as this sentinel.
 UNSUPPORTED = Unsupported()
 
 
