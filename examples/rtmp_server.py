@@ -66,11 +66,10 @@ def main(argv: "list[str] | None" = None) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    server.start()  # logs "listening on host:port"
+    server.start()  # logs "listening on HOST:PORT"
     while not stop.wait(0.5):
         pass
-    server.stop()
-    print("stopped", flush=True)
+    server.stop()  # logs "server stopped"
     return 0
 
 

@@ -1,7 +1,8 @@
 """rtmp: a pure-Python Real-Time Messaging Protocol stack (client, server, codecs).
 
-The names of ``../shared/api.md`` are importable from here; the codec modules are
-``rtmp.amf0``, ``rtmp.amf3`` and ``rtmp.flv``.  Heavy modules load on first use.
+The public names (listed in the repository's ``refs/api.md``) are importable from here;
+the codec modules are ``rtmp.amf0``, ``rtmp.amf3`` and ``rtmp.flv``.  Heavy modules load
+on first use.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ serialisation begins, and a later occurrence of the same instance may be sent
 as a two-byte index (AMF0 2.9).  The AVM+ marker 0x11 switches to AMF3 for
 exactly one value (AMF0 3.1).
 
-Python mapping (``../shared/api.md``)::
+Python mapping (the public contract, ``refs/api.md``)::
 
     AMF0                   Python
     number        0x00     float (int and float encode as numbers)
@@ -192,7 +192,9 @@ class Unsupported:
         return "UNSUPPORTED"
 
 
+#: The undefined value (AMF0 2.8); the same object is ``rtmp.amf3.UNDEFINED`` (AMF3 3.2).
 UNDEFINED = Undefined()
+#: The unsupported marker (AMF0 2.15), decoded and encoded as this sentinel.
 UNSUPPORTED = Unsupported()
 
 

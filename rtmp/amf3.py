@@ -13,7 +13,7 @@ encoder and the decoder in order of first occurrence:
 * traits - the class description (name, sealed member names, dynamic or
   externalizable) of each object written with inline traits (AMF3 3.12).
 
-Python mapping (``../shared/api.md``)::
+Python mapping (the public contract, ``refs/api.md``)::
 
     AMF3                    Python
     undefined      0x00     UNDEFINED (the same object as rtmp.amf0.UNDEFINED)

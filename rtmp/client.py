@@ -139,7 +139,7 @@ _connection_ids = itertools.count(1)
 
 
 class ClientState(enum.Enum):
-    """The client's lifecycle (api.md), after h11's explicit state machine."""
+    """The client's lifecycle (refs/api.md), after h11's explicit state machine."""
 
     DISCONNECTED = "disconnected"
     """No connection: before ``connect`` and after ``close``."""
@@ -159,7 +159,7 @@ class ClientState(enum.Enum):
 
 @dataclass
 class ClientConfig:
-    """Configuration of a :class:`Client` (api.md names first, then ours)."""
+    """Configuration of a :class:`Client` (refs/api.md names first, then ours)."""
 
     connect_timeout: float = 30.0
     """Seconds for the whole of ``connect``: TCP/TLS, handshake and the connect reply."""

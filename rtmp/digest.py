@@ -2,7 +2,7 @@
 
 Flash Player 9 and later, Flash Media Server, librtmp, ffmpeg and nginx-rtmp reuse the
 RTMP 5.2 framing (C0/S0 one byte, C1/S1/C2/S2 1536 bytes each) but fill the blocks
-differently (``../shared/spec/handshake-digest.md``):
+differently (our notes: ``refs/handshake-notes.md``; the label: ``refs/clauses.md``):
 
 * C1/S1 (``HS-FP9 C1``): bytes 0..3 are the time, bytes 4..7 a non-zero *version*
   (where RTMP 5.2.3 wants zeros), and the 1528 "random" bytes carry a 32-byte

@@ -69,7 +69,7 @@ class CommandError(RTMPError):
         self.info = info
 
 
-class TimeoutError(RTMPError, builtins.TimeoutError):  # noqa: A001 - api.md name
+class TimeoutError(RTMPError, builtins.TimeoutError):  # noqa: A001 - refs/api.md name
     """An operation did not finish within its configured timeout."""
 
 

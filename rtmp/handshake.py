@@ -7,8 +7,8 @@ version (C0/S0, RTMP 5.2.2), a 1536-byte block of time, zero field and random by
 (C1/S1, RTMP 5.2.3) and a 1536-byte echo of the peer's block (C2/S2, RTMP 5.2.4).  The
 objects here never touch a socket or a clock: like h11, they take bytes in with
 :meth:`receive_data` (``b""`` meaning end of file), hand bytes out with
-:meth:`data_to_send`, and expose :attr:`state`, :attr:`complete` and
-:attr:`trailing_data` (the bytes that followed the last handshake block, which belong to
+:meth:`data_to_send`, and expose ``state``, ``complete`` and
+``trailing_data`` (the bytes that followed the last handshake block, which belong to
 the chunk decoder: a client may send C2 and its ``connect`` in one TCP segment).
 
 States follow the diagram of RTMP 5.2.5::

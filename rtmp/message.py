@@ -66,7 +66,7 @@ _DEFAULT_CSID: "dict[int, int]" = {
 
 
 def default_chunk_stream_id(message_type: int, message_stream_id: int = 0) -> int:
-    """The conventional chunk stream for a message type (api.md ``chunk_stream_id=None``).
+    """The conventional chunk stream for a message type (refs/api.md ``chunk_stream_id=None``).
 
     Protocol and user control use csid 2 (RTMP 5.4, 6.2); commands use 3 on the
     NetConnection and 8 on a NetStream; audio 4, video 6, data 5.

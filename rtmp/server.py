@@ -128,7 +128,7 @@ OnMessage = Callable[["ServerConnection", Message], Any]
 
 @dataclass
 class ServerConfig:
-    """Configuration of :class:`Server` (api.md names first, then limits and switches)."""
+    """Configuration of :class:`Server` (refs/api.md names first, then limits and switches)."""
 
     addr: str = ":1935"
     """``"host:port"`` to listen on; an empty host means every interface, port 0 a free port."""
@@ -387,7 +387,7 @@ class _Rejected(Exception):
 
 
 class ServerConnection:
-    """One client of the :class:`Server` (api.md ``ServerConnection``).
+    """One client of the :class:`Server` (refs/api.md ``ServerConnection``).
 
     ``id`` is unique within the server; ``state``, ``remote_addr``, ``app`` and
     ``connect_params`` describe the session.  ``write_message`` sends any message
@@ -1483,7 +1483,7 @@ class ServerStats:
 
 
 class Server:
-    """rtmp.Server (api.md): accept RTMP clients and run the built-in stream management."""
+    """rtmp.Server (refs/api.md): accept RTMP clients and run the built-in stream management."""
 
     def __init__(self, config: Optional[ServerConfig] = None) -> None:
         self.config = config or ServerConfig()

@@ -200,7 +200,7 @@ class LivePlayer:
     """RTMP 7.2.2.1: one subscriber of a live stream, with a bounded queue and a writer thread.
 
     ``offer`` never blocks: it queues or drops (see the module docstring).  The
-    writer thread takes everything queued (up to :data:`MAX_BATCH_BYTES`) in one lock
+    writer thread takes everything queued (up to ``MAX_BATCH_BYTES``) in one lock
     round and sends it with one :meth:`FanoutSink.write_fanout`; if sending fails (the
     peer went away, or a send outlived the transport's write timeout), ``on_failure``
     is called once with the exception and the player stops.

@@ -785,6 +785,7 @@ class VodPlayer:
         #: RTMP 7.2.2.4 / 7.2.2.5: receiveAudio / receiveVideo false stops that kind of media.
         self.receive_audio = True
         self.receive_video = True
+        #: Set once the end of the file has been played and announced; a seek clears it.
         self.finished = threading.Event()
         self.error: Optional[BaseException] = None
         self.bytes_sent = 0

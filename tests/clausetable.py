@@ -80,7 +80,7 @@ def render_table(by_clause: Dict[str, Set[str]], ordered: List[str]) -> str:
         "",
         "Generated from the `@pytest.mark.spec` markers by `tests/clausetable.py`",
         "(`pytest --co -q --clause-table=write`); `tox -e trace` fails when it is stale.",
-        "Clause ids follow `../shared/spec/README.md`.",
+        "Clause ids follow `refs/clauses.md`.",
         "",
         "## Clause -> tests",
         "",

@@ -23,7 +23,7 @@ from rtmp.amf0 import (
 
 UTC = dt.timezone.utc
 
-# Worked examples of ../shared/spec/amf0.md, labelled with their clause.
+# Worked byte examples of AMF0, labelled with their clause (refs/clauses.md).
 NULL = bytes.fromhex("05")  # AMF0 2.7
 TRUE = bytes.fromhex("0101")  # AMF0 2.3
 FALSE = bytes.fromhex("0100")  # AMF0 2.3

@@ -29,7 +29,7 @@ from rtmp.amf3 import (
 
 UTC = dt.timezone.utc
 
-# Worked examples of ../shared/spec/amf3.md, labelled with their clause.
+# Worked byte examples of AMF3, labelled with their clause (refs/clauses.md).
 U29_EXAMPLES = [  # AMF3 1.3.1
     (0, "00"),
     (127, "7F"),

@@ -1,6 +1,6 @@
 """HS-FP9: the Flash Player 9 digest handshake helpers of ``rtmp.digest``.
 
-Vectors: the offset arithmetic of ``../shared/spec/handshake-digest.md``, and blocks
+Vectors: the offset arithmetic of the digest schemes (``HS-FP9 schemes``), and blocks
 recorded from real peers here (ffmpeg 5.1.9's C1, nginx-rtmp 1.2.2's S1/S2), kept at the
 end of this file as labelled constants.
 """

@@ -1,7 +1,7 @@
 """RTMP 1 (conformance): ``rtmp probe URL``, checking any server against the specification.
 
-Each check (``rtmp probe --list``) is tied to one clause of the RTMP specification (ids
-as in refs/clauses.txt) and runs against a live server: the handshake (RTMP 5.2, HS-FP9),
+Each check (``rtmp probe --list``) is tied to one clause of the RTMP specification (cited as in
+``refs/clauses.md``) and runs against a live server: the handshake (RTMP 5.2, HS-FP9),
 the connect sequence (RTMP 7.2.1.1, 5.4.4, 5.4.5, 7.1.7), acknowledgements and pings (RTMP
 5.4.3, 7.1.7), hand-built chunk streams (header types, 2- and 3-byte chunk stream ids, chunk
 sizes, Abort, extended timestamps: RTMP 5.3, 5.4.1, 5.4.2), and publish/play with

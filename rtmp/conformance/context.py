@@ -212,7 +212,9 @@ class ProbeConnection:
                                    read_timeout=ctx.timeout, write_timeout=ctx.timeout,
                                    digest=digest)
         self.transport.session.deliver_control = True
+        #: Every message and user control event read, in order, with its arrival time.
         self.received: List[Received] = []
+        #: The chunk headers the server sent, once :meth:`observe_chunks` was called.
         self.chunks: List[ChunkInfo] = []
         self.raw_sent = 0
         self.connect_reply: Optional[Command] = None

@@ -1,7 +1,7 @@
 """RTMP 1 (conformance): the check registry, results and selection by name or clause.
 
 A *check* is a function ``check(ctx) -> Result`` registered with :func:`check`, carrying the
-clause of the RTMP specification it verifies (``"RTMP 5.4.3"``, ``"HS-FP9"``, or a clause with an
+clause it verifies, cited as in ``refs/clauses.md`` (``"RTMP 5.4.3"``, ``"HS-FP9"``, or a clause with an
 ``[impl: ...]`` note for behaviour the spec leaves to implementations).  Inside a check,
 :func:`fail` and :func:`warn` end it early with a one-line detail; anything it returns is a
 :class:`Result`.
