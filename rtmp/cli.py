@@ -148,7 +148,7 @@ def _client_config(args: argparse.Namespace) -> Any:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    from .client import publish_flv
+    from .flvio import publish_flv
 
     progress = _Progress()
     stats = publish_flv(args.url, args.file, realtime=args.realtime, loop=args.loop,
@@ -160,7 +160,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 
 def cmd_play(args: argparse.Namespace) -> int:
-    from .client import play_to_flv
+    from .flvio import play_to_flv
 
     progress = _Progress()
     target: Any = args.output if args.output else _NullFile()

@@ -82,8 +82,8 @@ __all__ = [
     "Client",
     "ClientConfig",
     "ClientState",
-    "publish_flv",
-    "play_to_flv",
+    "publish_flv",  # noqa: F822 - module __getattr__ (PEP 562)
+    "play_to_flv",  # noqa: F822 - module __getattr__ (PEP 562)
 ]
 
 logger = logging.getLogger(__name__)
@@ -1038,6 +1038,10 @@ class Client:
                 pass
 
 
-# The FLV helpers live in rtmp.flvio and are re-exported here (flvio imports Client
-# inside its functions, so either module may be imported first).
-from .flvio import play_to_flv, publish_flv  # noqa: E402
+def __getattr__(name: str) -> Any:
+    """PEP 562: ``publish_flv``/``play_to_flv`` live in rtmp.flvio (which imports this module)."""
+    if name in ("publish_flv", "play_to_flv"):
+        from . import flvio
+
+        return getattr(flvio, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

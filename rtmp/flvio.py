@@ -18,16 +18,12 @@ import logging
 import os
 import time
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Any, Callable, Iterator, List, Optional, Union
+from typing import IO, Any, Callable, Iterator, List, Optional, Union
 
 from . import commands, flv
+from .client import Client, ClientConfig
 from .errors import ConnectionClosedError, TimeoutError
 from .message import Message, MessageType, StreamType
-
-if TYPE_CHECKING:
-    # rtmp.client re-exports these helpers, so it imports this module: the Client is
-    # imported inside the functions, and either module can be imported first.
-    from .client import ClientConfig
 
 __all__ = ["TransferStats", "publish_flv", "play_to_flv"]
 
@@ -133,8 +129,6 @@ def publish_flv(
     times (0 = until interrupted).  ``progress(stats)`` is called after each message.
     Returns the :class:`TransferStats`.
     """
-    from .client import Client
-
     stats = TransferStats()
     started = time.monotonic()
     with Client(config) as client:
@@ -188,8 +182,6 @@ def play_to_flv(
     connection) or when no message arrives for ``read_timeout`` after media started.
     Raises :class:`rtmp.TimeoutError` if nothing arrives at all.
     """
-    from .client import Client
-
     stats = TransferStats()
     started = time.monotonic()
     limit_ms = None if duration is None else int(duration * 1000)
