@@ -74,7 +74,8 @@ from .errors import (
     TimeoutError,
 )
 from .logs import connection_logger
-from .message import Message, MessageType, StreamType, split_aggregate
+from .message import DATA_TYPES, SHARED_OBJECT_TYPES, Message, MessageType, StreamType, split_aggregate
+from .message import MEDIA_TYPES as _MEDIA_TYPES
 from .transport import Transport, open_connection
 from .url import RTMPURL, parse_url
 
@@ -97,13 +98,8 @@ CONNECT_TRANSACTION_ID = 1
 FFMPEG_AUDIO_CODECS = 4071  # SUPPORT_SND_ALL without INTEL and UNUSED
 FFMPEG_VIDEO_CODECS = 252  # SORENSON | HOMEBREW | VP6 | VP6ALPHA | HOMEBREWV | H264
 
-#: RTMP 7.1.4 / 7.1.5: the media message types.
-_MEDIA_TYPES = frozenset({MessageType.AUDIO, MessageType.VIDEO})
 #: RTMP 7.1.2 / 7.1.3: data and shared-object messages, handed to the application as they are.
-_APPLICATION_DATA_TYPES = frozenset(
-    {MessageType.DATA_AMF0, MessageType.DATA_AMF3, MessageType.SHARED_OBJECT_AMF0,
-     MessageType.SHARED_OBJECT_AMF3}
-)  # fmt: skip
+_APPLICATION_DATA_TYPES = DATA_TYPES | SHARED_OBJECT_TYPES
 
 _connection_ids = itertools.count(1)
 

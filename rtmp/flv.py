@@ -29,7 +29,7 @@ from types import TracebackType
 from typing import IO, Any, TypeVar, Union
 
 from .errors import RTMPError
-from .message import Message
+from .message import Message, strip_set_data_frame_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -322,21 +322,6 @@ def _encode_header(has_audio: bool, has_video: bool) -> bytes:
     """FLV E.2 header and FLV E.3 PreviousTagSize0."""
     flags = (FLAG_AUDIO if has_audio else 0) | (FLAG_VIDEO if has_video else 0)
     return _HEADER.pack(SIGNATURE, VERSION, flags, HEADER_SIZE) + _U32.pack(0)
-
-
-#: AMF0 string "@setDataFrame" (marker 0x02, UI16 length 13, the bytes): RTMP 7.1.2 [impl].
-_SET_DATA_FRAME_AMF0 = b"\x02\x00\x0d@setDataFrame"
-
-
-def strip_set_data_frame_bytes(data: bytes) -> bytes:
-    """RTMP 7.1.2 [impl]: drop a leading AMF0 ``"@setDataFrame"`` from a data payload.
-
-    Publishers send ``@setDataFrame, onMetaData, {...}``; a file (and players) want
-    ``onMetaData, {...}``.  Works on the bytes, so no AMF decoding is needed.
-    """
-    if data.startswith(_SET_DATA_FRAME_AMF0):
-        return data[len(_SET_DATA_FRAME_AMF0) :]
-    return data
 
 
 class Writer:

@@ -23,7 +23,7 @@ from typing import IO, Any, Callable, Iterator, List, Optional, Union
 from . import commands, flv
 from .client import Client, ClientConfig
 from .errors import ConnectionClosedError, TimeoutError
-from .message import Message, MessageType, StreamType
+from .message import DATA_TYPES, MEDIA_TYPES, SET_DATA_FRAME_AMF0, Message, MessageType, StreamType
 
 __all__ = ["TransferStats", "publish_flv", "play_to_flv"]
 
@@ -34,9 +34,6 @@ Progress = Callable[["TransferStats"], Any]
 
 #: FLV E.4.1 tag types, which are also the RTMP message types (RTMP 7.1.2, 7.1.4, 7.1.5).
 _TAG_TYPES = (MessageType.AUDIO, MessageType.VIDEO, MessageType.DATA_AMF0)
-#: RTMP 7.1.2 [impl]: the data-frame prefix publishers put before onMetaData.
-#: AMF0 2.4 string: marker 0x02, 16-bit length 13, then the UTF-8 bytes.
-_SET_DATA_FRAME = b"\x02\x00\x0d" + commands.SET_DATA_FRAME.encode()
 #: Status codes after which a played stream has ended (Appendix B; ffmpeg treats the
 #: first two as end of stream).
 _END_CODES = frozenset({
@@ -80,7 +77,7 @@ class TransferStats:
             self.video += 1
         else:
             self.data += 1
-        if message.type in (MessageType.AUDIO, MessageType.VIDEO):
+        if message.type in MEDIA_TYPES:
             # The span counts media only: metadata may carry timestamp 0 on a live
             # stream whose media timestamps started long ago.
             if self.first_timestamp is None:
@@ -102,8 +99,8 @@ def _messages_from_flv(path: PathOrFile, loop: int, stream_id: int) -> Iterator[
                     logger.debug("skipping FLV tag of type %d", tag.type)
                     continue
                 data = bytes(tag.data)
-                if tag.type == MessageType.DATA_AMF0 and not data.startswith(_SET_DATA_FRAME):
-                    data = _SET_DATA_FRAME + data  # RTMP 7.1.2 [impl]: @setDataFrame onMetaData
+                if tag.type == MessageType.DATA_AMF0 and not data.startswith(SET_DATA_FRAME_AMF0):
+                    data = SET_DATA_FRAME_AMF0 + data  # RTMP 7.1.2 [impl]: @setDataFrame onMetaData
                 timestamp = tag.timestamp + offset
                 last = timestamp if last is None else max(last, timestamp)
                 yield Message(type=tag.type, data=data, timestamp=timestamp,
@@ -205,12 +202,12 @@ def play_to_flv(
                     logger.info("%s: recording ends", command.code)
                     break
                 continue
-            if message.type in (MessageType.DATA_AMF0, MessageType.DATA_AMF3):
+            if message.type in DATA_TYPES:
                 values = commands.strip_set_data_frame(commands.decode_data(message))
                 if not values or not isinstance(values[0], str) or values[0].startswith("|"):
                     continue  # |RtmpSampleAccess and other player hints are not file data
                 # The writer drops a leading @setDataFrame itself (RTMP 7.1.2 [impl]).
-            elif message.type not in (MessageType.AUDIO, MessageType.VIDEO):
+            elif message.type not in MEDIA_TYPES:
                 continue
             writer.write(message)
             stats.count(message)

@@ -76,6 +76,10 @@ from .errors import (
     TimeoutError,
 )
 from .logs import ConnectionLoggerAdapter, connection_logger
+from .message import DATA_TYPES as _DATA_TYPES
+from .message import MEDIA_TYPES as _MEDIA_TYPES
+from .message import RELAYED_TYPES as _RELAYED_TYPES
+from .message import SET_DATA_FRAME_AMF0 as _SET_DATA_FRAME_AMF0
 from .message import Message, MessageType, StreamType, split_aggregate
 from .streams import (
     DEFAULT_MAX_GOP_BYTES,
@@ -108,14 +112,7 @@ MAX_STREAMS_PER_CONNECTION = 64
 
 _PROPERTIES = {"fmsVer": commands.DEFAULT_FMS_VERSION, "capabilities": 31, "mode": 1}
 
-_MEDIA_TYPES = frozenset({MessageType.AUDIO, MessageType.VIDEO})
-_DATA_TYPES = frozenset({MessageType.DATA_AMF0, MessageType.DATA_AMF3})
 _PUBLISHED_TYPES = _MEDIA_TYPES | _DATA_TYPES | {MessageType.AGGREGATE}
-#: What a publisher's message may be relayed as (FLV E.4.1 tag types 8, 9, 18, and 15).
-_RELAYED_TYPES = _MEDIA_TYPES | _DATA_TYPES
-
-#: RTMP 7.1.2 [impl]: ``@setDataFrame`` as the first AMF0 value (string marker, length).
-_SET_DATA_FRAME_AMF0 = b"\x02\x00\x0d" + commands.SET_DATA_FRAME.encode()
 
 OnConnect = Callable[["ServerConnection"], Any]
 OnDisconnect = Callable[["ServerConnection"], Any]

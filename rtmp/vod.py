@@ -53,7 +53,15 @@ from typing import (
 )
 
 from . import commands, flv, user_control
-from .message import Message, MessageType, split_aggregate
+from .message import (
+    CLEAR_DATA_FRAME,
+    DATA_TYPES,
+    MEDIA_TYPES,
+    Message,
+    MessageType,
+    split_aggregate,
+    strip_set_data_frame_bytes,
+)
 
 __all__ = [
     "RECORD_SUFFIX",
@@ -184,15 +192,12 @@ def _check_inside(root: pathlib.Path, path: pathlib.Path, app: str, stream_name:
 # Recording
 # --------------------------------------------------------------------------------------
 
-#: RTMP 7.1.2 [impl]: the publisher's metadata arrives as ``@setDataFrame("onMetaData", {...})``;
-#: the first AMF0 value is this string (marker 0x02, 16-bit length, bytes).
-_SET_DATA_FRAME = b"\x02\x00\x0d@setDataFrame"
-_CLEAR_DATA_FRAME = b"\x02\x00\x0f@clearDataFrame"
+#: RTMP 7.1.2 [impl]: ``@clearDataFrame`` as the first AMF0 value (marker, U16 length, bytes).
+_CLEAR_DATA_FRAME = b"\x02\x00\x0f" + CLEAR_DATA_FRAME.encode()
 
 #: Sync the file to disk at least this often, in milliseconds of media.
 SYNC_INTERVAL_MS = 1000
 
-_MEDIA_TYPES = (MessageType.AUDIO, MessageType.VIDEO)
 
 #: FLV E.3 / E.4.1: bytes around a tag body: the 11-byte header and the 4-byte back pointer.
 _TAG_OVERHEAD = flv.TAG_HEADER_SIZE + 4
@@ -216,11 +221,9 @@ def script_payload(message: Message) -> Optional[bytes]:
     data = message.data
     if message.type == MessageType.DATA_AMF3:
         data = data[1:] if data[:1] == b"\x00" else data
-    if data.startswith(_SET_DATA_FRAME):
-        data = data[len(_SET_DATA_FRAME):]
-    elif data.startswith(_CLEAR_DATA_FRAME):
+    if data.startswith(_CLEAR_DATA_FRAME):
         return None
-    return data or None
+    return strip_set_data_frame_bytes(data) or None
 
 
 #: How far back :func:`_tail_max_timestamp` looks, in tags and in milliseconds.
@@ -419,7 +422,7 @@ class Recorder:
     def _file_timestamp(self, message: Message) -> int:
         """FLV E.4.1: map a publisher timestamp to file time (first media at ``_base_ts``)."""
         if self._first_media_ts is None:
-            if message.type not in _MEDIA_TYPES:
+            if message.type not in MEDIA_TYPES:
                 return self._base_ts  # metadata before the first frame goes at the start
             self._first_media_ts = message.timestamp
         delta = _signed_delta(message.timestamp, self._first_media_ts)
@@ -441,10 +444,10 @@ class Recorder:
             for sub in split_aggregate(message):  # RTMP 7.1.6
                 written = self.write(sub) or written
             return written
-        if message.type in _MEDIA_TYPES:
+        if message.type in MEDIA_TYPES:
             data: Optional[bytes] = message.data
             tag_type = int(message.type)
-        elif message.type in (MessageType.DATA_AMF0, MessageType.DATA_AMF3):
+        elif message.type in DATA_TYPES:
             data = script_payload(message)
             tag_type = flv.TAG_SCRIPT  # FLV E.4.1: 18
             if data is not None and data.startswith(_ON_METADATA):
@@ -544,7 +547,7 @@ class FlvIndex:
             offset = tag.offset
             self.tag_count += 1
             self.duration_ms = max(self.duration_ms, tag.timestamp)
-            if self.first_timestamp < 0 and tag.type in _MEDIA_TYPES:
+            if self.first_timestamp < 0 and tag.type in MEDIA_TYPES:
                 self.first_timestamp = tag.timestamp
             if tag.type == flv.TAG_VIDEO:
                 self.has_video = True
@@ -960,7 +963,7 @@ class VodPlayer:
                     or tag.type not in _PLAYABLE_TAG_TYPES  # FLV E.4.1: unknown tag type
                     or (  # RTMP 7.2.2.8: on resume the player already has these
                         self._skip_through is not None and timestamp <= self._skip_through
-                        and tag.type in _MEDIA_TYPES
+                        and tag.type in MEDIA_TYPES
                     )
                     or (tag.type == MessageType.AUDIO and not self.receive_audio)  # 7.2.2.4
                     or (tag.type == MessageType.VIDEO and not self.receive_video)  # 7.2.2.5
@@ -975,7 +978,7 @@ class VodPlayer:
                     break
                 batch.append(self._message(tag))
                 self._offset = next_offset
-                if tag.type in _MEDIA_TYPES:
+                if tag.type in MEDIA_TYPES:
                     self._position = timestamp
             if batch:
                 self._write(batch)
