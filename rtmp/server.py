@@ -90,6 +90,7 @@ from .streams import (
     StreamBusyError,
     StreamHub,
 )
+from .url import parse_addr as parse_addr  # rtmp.server.parse_addr stays importable
 from .transport import KERNEL_TIMEOUTS, Transport, set_kernel_timeout, wait_readable
 
 __all__ = ["Server", "ServerConfig", "ServerConnection", "ConnectionState"]
@@ -205,22 +206,6 @@ class ServerConfig:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
         parse_addr(self.addr)
-
-
-def parse_addr(addr: str) -> Tuple[str, int]:
-    """``"host:port"`` (``"[v6]:port"``, ``":port"``) -> ``(host, port)``; ValueError if malformed."""
-    host, sep, port_text = addr.rpartition(":")
-    if not sep:
-        raise ValueError(f"addr {addr!r} is not host:port")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    try:
-        port = int(port_text)
-    except ValueError:
-        raise ValueError(f"addr {addr!r}: port {port_text!r} is not a number") from None
-    if not 0 <= port <= 65535:
-        raise ValueError(f"addr {addr!r}: port outside 0..65535")
-    return host, port
 
 
 class ConnectionState(enum.Enum):
