@@ -64,7 +64,9 @@ from typing import (
 )
 
 from . import amf, auth, commands, control, user_control
+from .chunk import Limits
 from .commands import Command
+from .config import check_connection_settings
 from .errors import (
     CommandError,
     ConnectionClosedError,
@@ -192,17 +194,14 @@ class ClientConfig:
     strict: bool = False
     """Refuse every tolerated deviation (for the conformance probe): media on msid 0,
     milliseconds in play, lenient chunk parsing."""
+    limits: Optional[Limits] = None
+    """What the server may make our chunk decoder hold (RTMP 5.3); None: the defaults."""
 
     def __post_init__(self) -> None:
         if self.object_encoding not in (0, 3):
             raise ValueError(f"object_encoding must be 0 or 3 (RTMP 7.2.1.1), not {self.object_encoding}")
-        if not 1 <= self.chunk_size <= 0x7FFFFFFF:
-            raise ValueError(f"chunk_size {self.chunk_size} outside 1..2**31-1 (RTMP 5.4.1)")
-        if not 1 <= self.window_ack_size <= 0xFFFFFFFF:
-            raise ValueError(f"window_ack_size {self.window_ack_size} does not fit 32 bits")
-        for name in ("connect_timeout", "read_timeout", "write_timeout"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive")
+        check_connection_settings(self, timeouts=("connect_timeout", "read_timeout", "write_timeout"),
+                                  limits=self.limits)
         if self.max_buffered_messages < 1 or self.max_buffered_bytes < 1:
             raise ValueError("the read buffer limits must be positive")
         if self.strict:
@@ -380,6 +379,7 @@ class Client:
             digest=cfg.digest_handshake,
             strict=cfg.strict,
             log=self.log,
+            limits=cfg.limits,
         )
         self._transport = transport
         transport.handshake(timeout=max(0.001, deadline - time.monotonic()))

@@ -65,8 +65,9 @@ from typing import (
 )
 
 from . import commands, control, user_control
-from .chunk import MAX_CHUNK_SIZE
+from .chunk import MAX_CHUNK_SIZE, Limits
 from .commands import Command
+from .config import check_connection_settings
 from .errors import (
     ConnectionClosedError,
     HandshakeError,
@@ -190,22 +191,25 @@ class ServerConfig:
     createStream, ...) instead of tolerating them with a warning."""
 
     def __post_init__(self) -> None:
-        for name in ("chunk_size", "max_chunk_size"):
-            if not 1 <= getattr(self, name) <= MAX_CHUNK_SIZE:
-                raise ValueError(f"{name} {getattr(self, name)} outside 1..0x7FFFFFFF (RTMP 5.4.1)")
-        if self.window_ack_size <= 0:
-            raise ValueError("window_ack_size must be positive (RTMP 5.4.4)")
+        check_connection_settings(
+            self, timeouts=("read_timeout", "write_timeout", "handshake_timeout"),
+            positive=("max_queue_bytes",), limits=self.limits,
+        )  # fmt: skip
         if self.max_connections < 1:
             raise ValueError("max_connections must be at least 1")
-        for name in ("read_timeout", "write_timeout", "handshake_timeout"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive")
         if self.require_auth and (not self.username or self.password is None):
             raise ValueError("require_auth needs username and password")
-        for name in ("max_queue_bytes", "max_pending_bytes", "max_message_size"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive")
         parse_addr(self.addr)
+
+    @property
+    def limits(self) -> Limits:
+        """The four chunk-decoder limits above as one :class:`rtmp.chunk.Limits`."""
+        return Limits(
+            max_message_size=self.max_message_size,
+            max_chunk_streams=self.max_chunk_streams,
+            max_pending_bytes=self.max_pending_bytes,
+            max_chunk_size=self.max_chunk_size,
+        )
 
 
 class ConnectionState(enum.Enum):
@@ -492,10 +496,7 @@ class ServerConnection:
             write_timeout=config.write_timeout,
             strict=config.strict,
             log=self.log,
-            max_message_size=config.max_message_size,
-            max_chunk_streams=config.max_chunk_streams,
-            max_pending_bytes=config.max_pending_bytes,
-            max_chunk_size=config.max_chunk_size,
+            limits=config.limits,
         )
         self._transport = transport
         if self._closing.is_set():

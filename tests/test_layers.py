@@ -40,6 +40,7 @@ SANS_IO = (
     "commands",
     "flv",
     "auth",
+    "config",
     "_bytes",
     "errors",
 )
