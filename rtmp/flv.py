@@ -34,6 +34,7 @@ from .message import Message, strip_set_data_frame_bytes
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "TAG_OVERHEAD",
     "TAG_AUDIO",
     "TAG_SCRIPT",
     "TAG_SCRIPT_AMF3",
@@ -70,6 +71,8 @@ FLAG_VIDEO = 0x01  # FLV E.2: TypeFlagsVideo
 _FLAGS_RESERVED = 0xFA  # FLV E.2: the five high bits and bit 1 must be 0
 #: FLV E.4.1: the tag header is 11 bytes; FLV E.3: PreviousTagSize = 11 + DataSize.
 TAG_HEADER_SIZE = 11
+#: FLV E.3 / E.4.1: bytes around a tag body: the 11-byte header and the 4-byte back pointer.
+TAG_OVERHEAD = TAG_HEADER_SIZE + 4
 MAX_DATA_SIZE = 0xFFFFFF
 
 _HEADER = struct.Struct(">3sBBI")  # FLV E.2

@@ -24,7 +24,7 @@ session's commands (see refs/benchmarks.md).  What each session does:
   ``deleteStream``, ``closeStream``, ``receiveAudio``, ``receiveVideo``,
   ``seek``, ``pause``;
 * media and data messages of a publisher go to the live hub
-  (:mod:`rtmp.streams`) and, when recording, to :class:`rtmp.vod.Recorder`;
+  (:mod:`rtmp.streams`) and, when recording, to :class:`rtmp.recorder.Recorder`;
 * anything else reaches ``on_message`` (or :meth:`ServerConnection.read_message`).
 
 Live players do not write from the publisher's thread: every player has a
@@ -1657,7 +1657,7 @@ class Server:
         """The recorded FLV for ``app/name`` if ``record_dir`` is set and it exists."""
         if self.config.record_dir is None or not name:
             return None
-        from .vod import find_recording
+        from .record_path import find_recording
 
         try:
             return find_recording(self.config.record_dir, app, name)
@@ -1668,7 +1668,8 @@ class Server:
         """RTMP 7.2.2.6: a Recorder for ``record`` (truncate) or ``append``."""
         if self.config.record_dir is None:
             raise ValueError("recording is not enabled on this server (record_dir is not set)")
-        from .vod import Recorder, safe_record_path
+        from .record_path import safe_record_path
+        from .recorder import Recorder
 
         path = safe_record_path(self.config.record_dir, conn.app, name)
         return Recorder(path, append=stream_type == StreamType.APPEND, logger=conn.log)

@@ -39,6 +39,8 @@ SANS_IO = (
     "amf",
     "commands",
     "flv",
+    "flvmeta",
+    "record_path",
     "auth",
     "config",
     "_bytes",
