@@ -14,10 +14,11 @@ from __future__ import annotations
 import ast
 import importlib
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional, Set
+from typing import Dict, List, Optional, Set, Tuple
 
 import pytest
 
@@ -267,3 +268,77 @@ def test_clause_option_rejects_an_unknown_clause() -> None:
     )
     assert proc.returncode != 0
     assert "RTMP 99.9" in proc.stdout + proc.stderr
+
+
+DESIGN = ROOT / "refs" / "design.md"
+_TOKEN = re.compile(r"->|[A-Za-z_][\w.]*")
+
+
+def layer_table() -> Tuple[Dict[str, int], Set[Tuple[str, str]]]:
+    """The picture in refs/design.md ("Layers and who may import whom"): each module's
+    layer number, and the arrows (allowed imports inside one layer)."""
+    text = DESIGN.read_text(encoding="utf-8")
+    section = text.split("## Layers and who may import whom", 1)[1]
+    block = section.split("```", 2)[1]
+    layers: Dict[str, int] = {}
+    arrows: Set[Tuple[str, str]] = set()
+    current: Optional[int] = None
+    last: Optional[str] = None
+    for raw in block.splitlines():
+        line = re.sub(r"\([^)]*\)", " ", raw)  # "(Limits)", "(-> : imports ...)" are notes
+        head = re.match(r"\s*(\d+)\s+\S+\s+(.*)$", line)
+        if head:
+            current, line = int(head.group(1)), head.group(2)
+        elif current is None or not line.startswith("    "):
+            continue  # the header line and the sans-IO rule
+        # a line that starts with an arrow goes on from the previous line's last module
+        previous = last if line.lstrip().startswith("->") else None
+        pending_arrow = False
+        for token in _TOKEN.findall(line):
+            if token == "->":
+                pending_arrow = True
+                continue
+            name = "rtmp" if token == "rtmp" else f"rtmp.{token}"
+            layers.setdefault(name, current)
+            if pending_arrow and previous is not None:
+                arrows.add((previous, name))
+            previous, pending_arrow = name, False
+        last = previous
+    return layers, arrows
+
+
+def _reachable(start: str, arrows: Set[Tuple[str, str]]) -> Set[str]:
+    seen: Set[str] = set()
+    todo = [start]
+    while todo:
+        node = todo.pop()
+        for src, dst in arrows:
+            if src == node and dst not in seen:
+                seen.add(dst)
+                todo.append(dst)
+    return seen
+
+
+def test_design_picture_matches_the_imports() -> None:
+    layers, arrows = layer_table()
+    graph = package_graph()
+    missing = sorted(set(graph) - set(layers))
+    assert not missing, f"modules missing from refs/design.md's layer picture: {missing}"
+    unknown = sorted(set(layers) - set(graph))
+    assert not unknown, f"refs/design.md's layer picture names no such modules: {unknown}"
+    wrong = []
+    for module, deps in graph.items():
+        for dep in deps:
+            if layers[dep] < layers[module]:
+                continue
+            if layers[dep] == layers[module] and dep in _reachable(module, arrows):
+                continue
+            wrong.append(f"{module} (layer {layers[module]}) imports {dep} (layer {layers[dep]})")
+    assert not wrong, "imports the layer picture does not allow:\n  " + "\n  ".join(sorted(wrong))
+
+
+def test_layer_table_reader() -> None:
+    layers, arrows = layer_table()
+    assert layers["rtmp.errors"] == 0 and layers["rtmp.cli"] == 6
+    assert ("rtmp.amf0", "rtmp.amf3") in arrows and ("rtmp.amf3", "rtmp.amf0") not in arrows
+    assert "rtmp.message" in _reachable("rtmp.session", arrows)
