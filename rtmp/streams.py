@@ -95,9 +95,6 @@ class FrameKind(enum.IntEnum):
     """Status and user control messages queued for a player: never dropped."""
 
 
-#: RTMP 7.1.2 / 7.1.5: what a publisher may relay (FLV E.4.1 tag types, and AMF3 data).
-_RELAYED_TYPES = RELAYED_TYPES
-
 # FLV E.4.3.1 / E.4.2.1: the first bytes of the common legacy headers, classified
 # without parsing: AVC keyframe (0x17) and inter-frame (0x27), AAC (0xAF); for all three
 # the second byte is the AVCPacketType / AACPacketType (0 = sequence header).
@@ -547,7 +544,7 @@ class LiveStream:
         ValueError for any other type (RTMP 7.1: control messages and commands belong
         to one session; relayed, they would act on every player's).
         """
-        if message.type not in _RELAYED_TYPES:
+        if message.type not in RELAYED_TYPES:
             raise ValueError(f"only audio, video and data messages are relayed, "
                              f"not type {message.type}")
         kind = classify(message)
