@@ -349,20 +349,15 @@ class ChunkDecoder:
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         *,
         limits: Optional[Limits] = None,
-        max_message_size: Optional[int] = None,
-        max_chunk_streams: Optional[int] = None,
-        max_pending_bytes: Optional[int] = None,
-        max_chunk_size: Optional[int] = None,
         strict: bool = False,
         on_chunk: Optional[Callable[[ChunkInfo], None]] = None,
+        **limit_overrides: int,
     ) -> None:
         self.chunk_size = chunk_size
         #: Called with every parsed chunk (the trace); disables the whole-message fast path.
         self.on_chunk = on_chunk
-        self.limits = limits = Limits.of(
-            limits, max_message_size=max_message_size, max_chunk_streams=max_chunk_streams,
-            max_pending_bytes=max_pending_bytes, max_chunk_size=max_chunk_size,
-        )  # fmt: skip
+        # The four keywords of :class:`Limits` are still accepted one by one.
+        self.limits = limits = Limits.of(limits, **limit_overrides)
         # Plain attributes for the hot path (and for readers of the old names).
         self.max_message_size = limits.max_message_size
         self.max_chunk_streams = limits.max_chunk_streams

@@ -57,22 +57,13 @@ class Session:
         self,
         *,
         limits: Optional[Limits] = None,
-        max_message_size: Optional[int] = None,
-        max_chunk_streams: Optional[int] = None,
-        max_pending_bytes: Optional[int] = None,
-        max_chunk_size: Optional[int] = None,
         strict: bool = False,
         deliver_control: bool = False,
         log: Optional[_Logger] = None,
+        **limit_overrides: int,
     ) -> None:
-        self.decoder = ChunkDecoder(
-            limits=limits,
-            max_message_size=max_message_size,
-            max_chunk_streams=max_chunk_streams,
-            max_pending_bytes=max_pending_bytes,
-            max_chunk_size=max_chunk_size,
-            strict=strict,
-        )
+        # limit_overrides: the four keywords of Limits, still accepted one by one.
+        self.decoder = ChunkDecoder(limits=Limits.of(limits, **limit_overrides), strict=strict)
         self.encoder = ChunkEncoder()
         self.deliver_control = deliver_control
         self.log: _Logger = log or logger

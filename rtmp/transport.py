@@ -74,10 +74,7 @@ class Transport:
         strict: bool = False,
         log: Optional[_Logger] = None,
         limits: Optional[Limits] = None,
-        max_message_size: Optional[int] = None,
-        max_chunk_streams: Optional[int] = None,
-        max_pending_bytes: Optional[int] = None,
-        max_chunk_size: Optional[int] = None,
+        **limit_overrides: int,
     ) -> None:
         if role not in ("client", "server"):
             raise ValueError(f"role must be 'client' or 'server', not {role!r}")
@@ -92,11 +89,7 @@ class Transport:
         self.session = Session(
             strict=strict,
             log=self.log,
-            limits=limits,
-            max_message_size=max_message_size,
-            max_chunk_streams=max_chunk_streams,
-            max_pending_bytes=max_pending_bytes,
-            max_chunk_size=max_chunk_size,
+            limits=Limits.of(limits, **limit_overrides),  # the four Limits keywords still work
         )
         self._write_lock = threading.Lock()
         self._read_lock = threading.Lock()
