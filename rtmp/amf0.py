@@ -55,6 +55,7 @@ from . import amf3 as _amf3
 from .amf_types import ALIASES as _ALIASES
 from .amf_types import CLASSES as _CLASSES
 from .amf_types import (
+    DecoderBase,
     DEFAULT_MAX_DEPTH,
     MAX_DEPTH_LIMIT,
     UNDEFINED,
@@ -153,7 +154,7 @@ _OBJECT_END = b"\x00\x00\x09"  # AMF0 2.11: UTF-8-empty then the object-end mark
 # Decoding
 
 
-class Decoder:
+class Decoder(DecoderBase):
     """AMF0 2: read values one after another from ``data``, starting at ``offset``.
 
     The complex-object reference table (AMF0 2.9) lives as long as the decoder, so
@@ -164,7 +165,8 @@ class Decoder:
     of the input (see :meth:`_read_ecma_array`).
     """
 
-    __slots__ = ("data", "offset", "max_depth", "strict", "_depth", "_references")
+    __slots__ = ("strict", "_references")
+    error = DecodeError
 
     def __init__(
         self,
@@ -174,23 +176,9 @@ class Decoder:
         max_depth: int = DEFAULT_MAX_DEPTH,
         strict: bool = False,
     ) -> None:
-        self.data = data if type(data) is bytes else bytes(data)
-        if not 0 <= offset <= len(self.data):
-            raise ValueError(f"offset {offset} is outside the {len(self.data)}-byte input")
-        self.offset = offset
-        self.max_depth = _check_depth(max_depth)
+        super().__init__(data, offset, max_depth)
         self.strict = strict
-        self._depth = 0
         self._references: List[Any] = []
-
-    @property
-    def remaining(self) -> int:
-        """Bytes not read yet."""
-        return len(self.data) - self.offset
-
-    def at_end(self) -> bool:
-        """True when every byte has been read."""
-        return self.offset >= len(self.data)
 
     def read_value(self) -> Any:
         """Read one value at :attr:`offset` and move past it."""
@@ -203,17 +191,7 @@ class Decoder:
         except RecursionError:  # pragma: no cover - max_depth keeps us far from it
             raise DecodeError("value nested too deeply", start) from None
 
-    def read_all(self) -> List[Any]:
-        """Read values until the input ends."""
-        values = []
-        while self.offset < len(self.data):
-            values.append(self.read_value())
-        return values
-
     # -- internals ----------------------------------------------------------
-
-    def _error(self, message: str, offset: Optional[int] = None) -> DecodeError:
-        return DecodeError(message, self.offset if offset is None else offset)
 
     def _read_value(self) -> Any:
         data = self.data
@@ -302,11 +280,6 @@ class Decoder:
     def _read_unsupported(self) -> Unsupported:
         """AMF0 2.15."""
         return UNSUPPORTED
-
-    def _enter(self) -> None:
-        if self._depth >= self.max_depth:
-            raise self._error(f"nesting deeper than max_depth={self.max_depth}", self.offset - 1)
-        self._depth += 1
 
     def _read_properties(
         self, target: Dict[Any, Any], clause: str, end_optional_after: Optional[int] = None
@@ -790,13 +763,7 @@ def encode_all(values: Iterable[Any], *, use_references: bool = True) -> bytes:
 
 def decode(data: Buffer, *, max_depth: int = DEFAULT_MAX_DEPTH, strict: bool = False) -> Any:
     """AMF0 2: exactly one value; bytes left after it are a :class:`DecodeError`."""
-    decoder = Decoder(data, max_depth=max_depth, strict=strict)
-    value = decoder.read_value()
-    if decoder.offset != len(decoder.data):
-        raise DecodeError(
-            f"{len(decoder.data) - decoder.offset} bytes left after the value", decoder.offset
-        )
-    return value
+    return Decoder(data, max_depth=max_depth, strict=strict).read_exactly_one()
 
 
 def decode_all(data: Buffer, *, max_depth: int = DEFAULT_MAX_DEPTH, strict: bool = False) -> List[Any]:

@@ -46,10 +46,11 @@ import datetime as _dt
 import enum
 import logging
 import struct
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Tuple, Union
 
 from . import amf_types as _shared
 from .amf_types import (
+    DecoderBase,
     DEFAULT_MAX_DEPTH,
     UNDEFINED,
     AVMPlus,
@@ -341,7 +342,7 @@ _Traits = Tuple[str, Tuple[str, ...], bool, bool]
 _ANONYMOUS_TRAITS: _Traits = ("", (), True, False)
 
 
-class Decoder:
+class Decoder(DecoderBase):
     """AMF3 3: read values from ``data`` at ``offset``, with one set of reference tables.
 
     :meth:`read_value`, :meth:`read_u29` and :meth:`read_bytes` are also what an
@@ -349,27 +350,14 @@ class Decoder:
     :class:`DecodeError` the decoder must not be used again.
     """
 
-    __slots__ = ("data", "offset", "max_depth", "_depth", "_strings", "_objects", "_traits")
+    __slots__ = ("_strings", "_objects", "_traits")
+    error = DecodeError
 
     def __init__(self, data: Buffer, offset: int = 0, *, max_depth: int = DEFAULT_MAX_DEPTH) -> None:
-        self.data = data if type(data) is bytes else bytes(data)
-        if not 0 <= offset <= len(self.data):
-            raise ValueError(f"offset {offset} is outside the {len(self.data)}-byte input")
-        self.offset = offset
-        self.max_depth = _shared.check_depth(max_depth)
-        self._depth = 0
+        super().__init__(data, offset, max_depth)
         self._strings: List[str] = []
         self._objects: List[Any] = []
         self._traits: List[_Traits] = []
-
-    @property
-    def remaining(self) -> int:
-        """Bytes not read yet."""
-        return len(self.data) - self.offset
-
-    def at_end(self) -> bool:
-        """True when every byte has been read."""
-        return self.offset >= len(self.data)
 
     def read_value(self) -> Any:
         """Read one value at :attr:`offset` and move past it."""
@@ -378,13 +366,6 @@ class Decoder:
             return self._read_value()
         except (struct.error, IndexError):
             raise DecodeError("truncated value: input ends inside it", start) from None
-
-    def read_all(self) -> List[Any]:
-        """Read values until the input ends (all sharing this decoder's tables)."""
-        values = []
-        while self.offset < len(self.data):
-            values.append(self.read_value())
-        return values
 
     def read_u29(self) -> int:
         """AMF3 1.3.1: one variable-length unsigned 29-bit integer."""
@@ -402,9 +383,6 @@ class Decoder:
         return self.data[start:end]
 
     # -- internals ----------------------------------------------------------
-
-    def _error(self, message: str, offset: Optional[int] = None) -> DecodeError:
-        return DecodeError(message, self.offset if offset is None else offset)
 
     def _read_value(self) -> Any:
         data = self.data
@@ -505,11 +483,6 @@ class Decoder:
                 offset,
             )
         return objects[index]
-
-    def _enter(self) -> None:
-        if self._depth >= self.max_depth:
-            raise self._error(f"nesting deeper than max_depth={self.max_depth}", self.offset - 1)
-        self._depth += 1
 
     def _read_undefined(self) -> Undefined:
         """AMF3 3.2."""
@@ -1226,13 +1199,7 @@ def encode_all(values: Iterable[Any]) -> bytes:
 
 def decode(data: Buffer, *, max_depth: int = DEFAULT_MAX_DEPTH) -> Any:
     """AMF3 3: exactly one value; bytes left after it are a :class:`DecodeError`."""
-    decoder = Decoder(data, max_depth=max_depth)
-    value = decoder.read_value()
-    if decoder.offset != len(decoder.data):
-        raise DecodeError(
-            f"{len(decoder.data) - decoder.offset} bytes left after the value", decoder.offset
-        )
-    return value
+    return Decoder(data, max_depth=max_depth).read_exactly_one()
 
 
 def decode_all(data: Buffer, *, max_depth: int = DEFAULT_MAX_DEPTH) -> List[Any]:

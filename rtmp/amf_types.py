@@ -9,7 +9,7 @@ name here, so ``rtmp.amf0.UNDEFINED is rtmp.amf3.UNDEFINED``.
 from __future__ import annotations
 
 import datetime as _dt
-from typing import Any, Callable, Dict, Iterable, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 from .errors import RTMPError
 
@@ -335,3 +335,64 @@ def datetime_to_ms(
     if value.tzinfo is None or value.utcoffset() is None:
         raise error(f"cannot encode naive datetime {value!r}: AMF dates are UTC instants ({clause})")
     return float((value - _EPOCH) / _MILLISECOND)
+
+
+# ---------------------------------------------------------------------------
+# What both decoders do the same way
+
+Buffer = Union[bytes, bytearray, memoryview]
+
+
+class DecoderBase:
+    """The input, position and nesting bookkeeping the AMF0 and AMF3 decoders share.
+
+    Subclasses set :attr:`error` to their :class:`DecodeError` class and implement
+    ``read_value``.
+    """
+
+    __slots__ = ("data", "offset", "max_depth", "_depth")
+
+    error: type[DecodeError] = DecodeError
+
+    def __init__(self, data: Buffer, offset: int, max_depth: int) -> None:
+        self.data: bytes = data if type(data) is bytes else bytes(data)
+        if not 0 <= offset <= len(self.data):
+            raise ValueError(f"offset {offset} is outside the {len(self.data)}-byte input")
+        self.offset = offset
+        self.max_depth = check_depth(max_depth)
+        self._depth = 0
+
+    @property
+    def remaining(self) -> int:
+        """Bytes not read yet."""
+        return len(self.data) - self.offset
+
+    def at_end(self) -> bool:
+        """True when every byte has been read."""
+        return self.offset >= len(self.data)
+
+    def read_value(self) -> Any:  # pragma: no cover - every subclass has its own
+        raise NotImplementedError
+
+    def read_all(self) -> List[Any]:
+        """Read values until the input ends (all in this decoder's context)."""
+        values = []
+        while self.offset < len(self.data):
+            values.append(self.read_value())
+        return values
+
+    def read_exactly_one(self) -> Any:
+        """One value; bytes left after it are a :class:`DecodeError` (AMF0 2, AMF3 3)."""
+        value = self.read_value()
+        if self.offset != len(self.data):
+            raise self.error(f"{len(self.data) - self.offset} bytes left after the value", self.offset)
+        return value
+
+    def _error(self, message: str, offset: Optional[int] = None) -> DecodeError:
+        return self.error(message, self.offset if offset is None else offset)
+
+    def _enter(self) -> None:
+        if self._depth >= self.max_depth:
+            raise self._error(f"nesting deeper than max_depth={self.max_depth}", self.offset - 1)
+        self._depth += 1
+
