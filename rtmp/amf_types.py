@@ -9,7 +9,7 @@ name here, so ``rtmp.amf0.UNDEFINED is rtmp.amf3.UNDEFINED``.
 from __future__ import annotations
 
 import datetime as _dt
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, TypeVar, Union
 
 from .errors import RTMPError
 
@@ -45,43 +45,44 @@ class EncodeError(RTMPError, ValueError):
 # Value types shared by AMF0 and AMF3
 
 
-class Undefined:
+_S = TypeVar("_S", bound="_Sentinel")
+
+
+class _Sentinel:
+    """A class with one instance, which pickles and prints as its module-level name."""
+
+    __slots__ = ()
+    _name = ""
+    _instance: Optional[Any] = None
+
+    def __new__(cls: type[_S]) -> _S:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        instance: _S = cls._instance
+        return instance
+
+    def __repr__(self) -> str:
+        return self._name
+
+    def __reduce__(self) -> str:
+        return self._name
+
+
+class Undefined(_Sentinel):
     """AMF0 2.8 / AMF3 3.2: ActionScript ``undefined``; use the :data:`UNDEFINED` singleton."""
 
     __slots__ = ()
-    _instance: Optional[Undefined] = None
-
-    def __new__(cls) -> Undefined:
-        if cls._instance is None:
-            cls._instance = super().__new__(cls)
-        return cls._instance
-
-    def __repr__(self) -> str:
-        return "UNDEFINED"
+    _name = "UNDEFINED"
 
     def __bool__(self) -> bool:
         return False
 
-    def __reduce__(self) -> str:
-        return "UNDEFINED"
 
-
-class Unsupported:
+class Unsupported(_Sentinel):
     """AMF0 2.15: the placeholder for a value that could not be serialised (:data:`UNSUPPORTED`)."""
 
     __slots__ = ()
-    _instance: Optional[Unsupported] = None
-
-    def __new__(cls) -> Unsupported:
-        if cls._instance is None:
-            cls._instance = super().__new__(cls)
-        return cls._instance
-
-    def __repr__(self) -> str:
-        return "UNSUPPORTED"
-
-    def __reduce__(self) -> str:
-        return "UNSUPPORTED"
+    _name = "UNSUPPORTED"
 
 
 UNDEFINED = Undefined()
