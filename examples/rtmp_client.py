@@ -58,9 +58,6 @@ def main(argv: "list[str] | None" = None) -> int:
             count = stats.messages
         else:
             count = publish_synthetic.publish(url, args.duration, config=config)
-    except KeyboardInterrupt:
-        print("rtmp_client: interrupted", file=sys.stderr)
-        return 1
     except (rtmp.RTMPError, OSError) as exc:  # network failures and unreadable files alike
         print(f"rtmp_client: {exc}", file=sys.stderr)
         return 1

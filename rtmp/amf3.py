@@ -46,12 +46,14 @@ import datetime as _dt
 import enum
 import logging
 import struct
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Tuple, Union
 
-from . import amf0 as _amf0
-from .amf0 import (
+from . import amf_types as _shared
+from .amf_types import (
+    DecoderBase,
     DEFAULT_MAX_DEPTH,
     UNDEFINED,
+    AVMPlus,
     ClassAlias,
     ECMAArray,
     TypedObject,
@@ -139,11 +141,11 @@ _DOUBLE_PACK = struct.Struct(">Bd").pack
 _EMPTY = 0x01  # AMF3 1.3.2: UTF-8-empty, also the end of dynamic members / associative part
 
 
-class DecodeError(_amf0.DecodeError):
+class DecodeError(_shared.DecodeError):
     """The bytes are not valid AMF3; also an ``rtmp.amf0.DecodeError``."""
 
 
-class EncodeError(_amf0.EncodeError):
+class EncodeError(_shared.EncodeError):
     """A Python value cannot be written as AMF3; also an ``rtmp.amf0.EncodeError``."""
 
 
@@ -328,7 +330,7 @@ def is_amf3_only(value: Any) -> bool:
     """True for values AMF0 cannot express: ByteArray, XML, vectors, dictionaries, externalizables."""
     if isinstance(value, _AMF3_ONLY_TYPES):
         return True
-    alias = _amf0._CLASSES.get(type(value))
+    alias = _shared.CLASSES.get(type(value))
     return alias is not None and alias.externalizable
 
 
@@ -340,7 +342,7 @@ _Traits = Tuple[str, Tuple[str, ...], bool, bool]
 _ANONYMOUS_TRAITS: _Traits = ("", (), True, False)
 
 
-class Decoder:
+class Decoder(DecoderBase):
     """AMF3 3: read values from ``data`` at ``offset``, with one set of reference tables.
 
     :meth:`read_value`, :meth:`read_u29` and :meth:`read_bytes` are also what an
@@ -348,27 +350,14 @@ class Decoder:
     :class:`DecodeError` the decoder must not be used again.
     """
 
-    __slots__ = ("data", "offset", "max_depth", "_depth", "_strings", "_objects", "_traits")
+    __slots__ = ("_strings", "_objects", "_traits")
+    error = DecodeError
 
     def __init__(self, data: Buffer, offset: int = 0, *, max_depth: int = DEFAULT_MAX_DEPTH) -> None:
-        self.data = data if type(data) is bytes else bytes(data)
-        if not 0 <= offset <= len(self.data):
-            raise ValueError(f"offset {offset} is outside the {len(self.data)}-byte input")
-        self.offset = offset
-        self.max_depth = _amf0._check_depth(max_depth)
-        self._depth = 0
+        super().__init__(data, offset, max_depth)
         self._strings: List[str] = []
         self._objects: List[Any] = []
         self._traits: List[_Traits] = []
-
-    @property
-    def remaining(self) -> int:
-        """Bytes not read yet."""
-        return len(self.data) - self.offset
-
-    def at_end(self) -> bool:
-        """True when every byte has been read."""
-        return self.offset >= len(self.data)
 
     def read_value(self) -> Any:
         """Read one value at :attr:`offset` and move past it."""
@@ -377,13 +366,6 @@ class Decoder:
             return self._read_value()
         except (struct.error, IndexError):
             raise DecodeError("truncated value: input ends inside it", start) from None
-
-    def read_all(self) -> List[Any]:
-        """Read values until the input ends (all sharing this decoder's tables)."""
-        values = []
-        while self.offset < len(self.data):
-            values.append(self.read_value())
-        return values
 
     def read_u29(self) -> int:
         """AMF3 1.3.1: one variable-length unsigned 29-bit integer."""
@@ -401,9 +383,6 @@ class Decoder:
         return self.data[start:end]
 
     # -- internals ----------------------------------------------------------
-
-    def _error(self, message: str, offset: Optional[int] = None) -> DecodeError:
-        return DecodeError(message, self.offset if offset is None else offset)
 
     def _read_value(self) -> Any:
         data = self.data
@@ -504,11 +483,6 @@ class Decoder:
                 offset,
             )
         return objects[index]
-
-    def _enter(self) -> None:
-        if self._depth >= self.max_depth:
-            raise self._error(f"nesting deeper than max_depth={self.max_depth}", self.offset - 1)
-        self._depth += 1
 
     def _read_undefined(self) -> Undefined:
         """AMF3 3.2."""
@@ -666,7 +640,7 @@ class Decoder:
         class_name, sealed, dynamic, externalizable = self._read_traits(header, offset)
         self._enter()
         objects = self._objects
-        alias = _amf0._ALIASES.get(class_name) if class_name else None
+        alias = _shared.ALIASES.get(class_name) if class_name else None
         if alias is not None and alias.externalizable and not externalizable:
             alias = None  # sent with ordinary traits: keep it as a TypedObject
         if externalizable:
@@ -684,7 +658,7 @@ class Decoder:
         read_value = self._read_value
         target: Dict[str, Any]
         if alias is not None:
-            instance = _amf0.new_alias_instance(alias, offset, DecodeError)
+            instance = _shared.new_alias_instance(alias, offset, DecodeError)
             objects.append(instance)
             target = {}
         else:
@@ -699,7 +673,7 @@ class Decoder:
                 target[name] = read_value()
                 name = read_key()
         if alias is not None:
-            _amf0.apply_alias(alias, instance, target, offset, DecodeError)
+            _shared.apply_alias(alias, instance, target, offset, DecodeError)
         self._depth -= 1
         return instance
 
@@ -839,7 +813,7 @@ class Encoder:
     __slots__ = ("max_depth", "_buffer", "_strings", "_objects", "_keep", "_traits", "_depth")
 
     def __init__(self, *, max_depth: int = DEFAULT_MAX_DEPTH) -> None:
-        self.max_depth = _amf0._check_depth(max_depth)
+        self.max_depth = _shared.check_depth(max_depth)
         self._buffer = bytearray()
         self._strings: Dict[str, int] = {}
         self._objects: Dict[int, int] = {}  # id(obj) -> index
@@ -1074,7 +1048,7 @@ class Encoder:
 
     def _write_registered(self, value: Any) -> None:
         """AMF3 3.12: an instance of a registered class (typed or externalizable)."""
-        alias = _amf0._CLASSES[type(value)]
+        alias = _shared.CLASSES[type(value)]
         self._buffer.append(0x0A)
         if self._begin_object(value):
             return
@@ -1091,7 +1065,7 @@ class Encoder:
                 self._write_dynamic(alias.dynamic_properties(value).items())
         self._depth -= 1
 
-    def _write_avmplus(self, value: _amf0.AVMPlus) -> None:
+    def _write_avmplus(self, value: AVMPlus) -> None:
         """AMF0 3.1's wrapper means nothing inside AMF3: write the wrapped value."""
         self.write_value(value.value)
 
@@ -1171,7 +1145,7 @@ _WRITERS: Dict[type, _Writer] = {
     VectorDouble: Encoder._write_vector,
     VectorObject: Encoder._write_vector_object,
     Dictionary: Encoder._write_dictionary,
-    _amf0.AVMPlus: Encoder._write_avmplus,
+    AVMPlus: Encoder._write_avmplus,
 }
 
 _SUBCLASS_WRITERS: Tuple[Tuple[type, _Writer], ...] = (
@@ -1196,7 +1170,7 @@ _SUBCLASS_WRITERS: Tuple[Tuple[type, _Writer], ...] = (
 def _writer_for(value: Any) -> _Writer:
     """The writer for a value whose exact type is not in the table."""
     kind = type(value)
-    if kind in _amf0._CLASSES:
+    if kind in _shared.CLASSES:
         return Encoder._write_registered
     for base, writer in _SUBCLASS_WRITERS:
         if isinstance(value, base):
@@ -1225,13 +1199,7 @@ def encode_all(values: Iterable[Any]) -> bytes:
 
 def decode(data: Buffer, *, max_depth: int = DEFAULT_MAX_DEPTH) -> Any:
     """AMF3 3: exactly one value; bytes left after it are a :class:`DecodeError`."""
-    decoder = Decoder(data, max_depth=max_depth)
-    value = decoder.read_value()
-    if decoder.offset != len(decoder.data):
-        raise DecodeError(
-            f"{len(decoder.data) - decoder.offset} bytes left after the value", decoder.offset
-        )
-    return value
+    return Decoder(data, max_depth=max_depth).read_exactly_one()
 
 
 def decode_all(data: Buffer, *, max_depth: int = DEFAULT_MAX_DEPTH) -> List[Any]:

@@ -16,7 +16,7 @@ id, length, type id, timestamp and timestamp delta (``_ChunkStreamState``).
 
 Decoding::
 
-    decoder = ChunkDecoder(max_message_size=..., max_chunk_streams=...)
+    decoder = ChunkDecoder(limits=Limits(max_message_size=..., max_chunk_streams=...))
     decoder.receive_data(data)            # b"" means EOF
     for message in decoder.messages():    # stops when more bytes are needed
         ...
@@ -53,6 +53,8 @@ __all__ = [
     "ChunkInfo",
     "ChunkEncoder",
     "ChunkDecoder",
+    "Limits",
+    "DEFAULT_LIMITS",
     "encode_type0",
     "encode_basic_header",
     "DEFAULT_CHUNK_SIZE",
@@ -75,6 +77,52 @@ EXTENDED_TIMESTAMP_MARK = U24_MAX
 DEFAULT_MAX_MESSAGE_SIZE = 0xFFFFFF  # RTMP 5.3.1.2.1: the 3-byte length field
 DEFAULT_MAX_CHUNK_STREAMS = 256
 DEFAULT_MAX_PENDING_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a peer may make one chunk decoder hold (RTMP 5.3, 5.4.1; hostile peers).
+
+    One object travels config -> transport -> session -> :class:`ChunkDecoder`.
+    ``max_message_size``: the largest message (bytes); ``max_chunk_streams``: chunk
+    streams open at once (RTMP 5.3.1.1); ``max_pending_bytes``: what all partly received
+    messages may announce together; ``max_chunk_size``: the largest Set Chunk Size a
+    peer may announce (RTMP 5.4.1).  Exceeding one is a :class:`LimitExceededError`.
+    """
+
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    max_chunk_streams: int = DEFAULT_MAX_CHUNK_STREAMS
+    max_pending_bytes: int = DEFAULT_MAX_PENDING_BYTES
+    max_chunk_size: int = MAX_CHUNK_SIZE
+
+    @classmethod
+    def of(
+        cls,
+        limits: Optional[Limits] = None,
+        *,
+        max_message_size: Optional[int] = None,
+        max_chunk_streams: Optional[int] = None,
+        max_pending_bytes: Optional[int] = None,
+        max_chunk_size: Optional[int] = None,
+    ) -> Limits:
+        """``limits`` (default: the defaults) with the keywords that are not None put in.
+
+        The constructors that took the four keywords one by one still take them this way.
+        """
+        base = limits if limits is not None else DEFAULT_LIMITS
+        if (max_message_size is None and max_chunk_streams is None
+                and max_pending_bytes is None and max_chunk_size is None):
+            return base
+        return cls(
+            base.max_message_size if max_message_size is None else max_message_size,
+            base.max_chunk_streams if max_chunk_streams is None else max_chunk_streams,
+            base.max_pending_bytes if max_pending_bytes is None else max_pending_bytes,
+            base.max_chunk_size if max_chunk_size is None else max_chunk_size,
+        )  # fmt: skip
+
+
+#: The chunk decoder's defaults.
+DEFAULT_LIMITS = Limits()
 
 
 class ChunkType:
@@ -300,20 +348,21 @@ class ChunkDecoder:
         self,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         *,
-        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
-        max_chunk_streams: int = DEFAULT_MAX_CHUNK_STREAMS,
-        max_pending_bytes: int = DEFAULT_MAX_PENDING_BYTES,
-        max_chunk_size: int = MAX_CHUNK_SIZE,
+        limits: Optional[Limits] = None,
         strict: bool = False,
         on_chunk: Optional[Callable[[ChunkInfo], None]] = None,
+        **limit_overrides: int,
     ) -> None:
         self.chunk_size = chunk_size
         #: Called with every parsed chunk (the trace); disables the whole-message fast path.
         self.on_chunk = on_chunk
-        self.max_message_size = max_message_size
-        self.max_chunk_streams = max_chunk_streams
-        self.max_pending_bytes = max_pending_bytes
-        self.max_chunk_size = max_chunk_size
+        # The four keywords of :class:`Limits` are still accepted one by one.
+        self.limits = limits = Limits.of(limits, **limit_overrides)
+        # Plain attributes for the hot path (and for readers of the old names).
+        self.max_message_size = limits.max_message_size
+        self.max_chunk_streams = limits.max_chunk_streams
+        self.max_pending_bytes = limits.max_pending_bytes
+        self.max_chunk_size = limits.max_chunk_size
         self.strict = strict
         self._buffer = bytearray()
         self._offset = 0

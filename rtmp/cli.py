@@ -20,6 +20,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from . import __version__
 from .errors import RTMPError, seconds_text
+from .url import parse_addr as _parse_addr
 
 __all__ = ["main", "build_parser"]
 
@@ -62,18 +63,13 @@ class _Progress:
             self.stream.flush()
 
 
-def parse_addr(text: str, default_port: int) -> tuple:  # type: ignore[type-arg]
-    """``":1935"``, ``"127.0.0.1:1936"`` or ``"1936"`` -> (host, port)."""
-    host, sep, port = text.rpartition(":")
-    if not sep:
-        host, port = "", text
+def parse_addr(text: str, default_port: int) -> tuple[str, int]:
+    """``":1935"``, ``"127.0.0.1:1936"`` or ``"1936"`` -> (host, port); no host is 0.0.0.0."""
     try:
-        number = int(port) if port else default_port
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"bad address {text!r}: port must be a number") from None
-    if not 0 <= number <= 65535:
-        raise argparse.ArgumentTypeError(f"bad address {text!r}: port out of range")
-    return (host.strip("[]") or "0.0.0.0", number)
+        host, port = _parse_addr(text, default_port)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return (host or "0.0.0.0", port)
 
 
 def _addr_arg(default_port: int) -> Callable[[str], str]:
@@ -193,7 +189,7 @@ def summary(verb: str, stats: Any) -> str:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    from .client import publish_flv
+    from .flvio import publish_flv
 
     _check_url(args.url)
     if not flv_has_tags(args.file):
@@ -214,7 +210,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 
 def cmd_play(args: argparse.Namespace) -> int:
-    from .client import play_to_flv
+    from .flvio import play_to_flv
 
     _check_url(args.url)
     progress = _Progress()

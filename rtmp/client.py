@@ -74,7 +74,9 @@ from typing import (
 )
 
 from . import amf, auth, commands, control, user_control
+from .chunk import Limits
 from .commands import Command, StatusEvent
+from .config import check_connection_settings
 from .errors import (
     CommandError,
     ConnectionClosedError,
@@ -85,7 +87,8 @@ from .errors import (
     TimeoutError,
 )
 from .logs import connection_logger
-from .message import Message, MessageType, StreamType, split_aggregate
+from .message import DATA_TYPES, SHARED_OBJECT_TYPES, Message, MessageType, StreamType, split_aggregate
+from .message import MEDIA_TYPES as _MEDIA_TYPES
 from .transport import Transport, client_ssl_context, open_connection
 from .url import RTMPURL, parse_url
 
@@ -93,8 +96,8 @@ __all__ = [
     "Client",
     "ClientConfig",
     "ClientState",
-    "publish_flv",
-    "play_to_flv",
+    "publish_flv",  # noqa: F822 - module __getattr__ (PEP 562)
+    "play_to_flv",  # noqa: F822 - module __getattr__ (PEP 562)
 ]
 
 logger = logging.getLogger(__name__)
@@ -108,13 +111,8 @@ CONNECT_TRANSACTION_ID = 1
 FFMPEG_AUDIO_CODECS = 4071  # SUPPORT_SND_ALL without INTEL and UNUSED
 FFMPEG_VIDEO_CODECS = 252  # SORENSON | HOMEBREW | VP6 | VP6ALPHA | HOMEBREWV | H264
 
-#: RTMP 7.1.4 / 7.1.5: the media message types.
-_MEDIA_TYPES = frozenset({MessageType.AUDIO, MessageType.VIDEO})
 #: RTMP 7.1.2 / 7.1.3: data and shared-object messages, handed to the application as they are.
-_APPLICATION_DATA_TYPES = frozenset(
-    {MessageType.DATA_AMF0, MessageType.DATA_AMF3, MessageType.SHARED_OBJECT_AMF0,
-     MessageType.SHARED_OBJECT_AMF3}
-)  # fmt: skip
+_APPLICATION_DATA_TYPES = DATA_TYPES | SHARED_OBJECT_TYPES
 
 #: RTMP 7.2.2.1: the onStatus codes that end a play, and how a person would say it.
 END_OF_PLAY_CODES: Dict[str, str] = {
@@ -240,17 +238,15 @@ class ClientConfig:
     strict: bool = False
     """Refuse every tolerated deviation (for the conformance probe): media on msid 0,
     milliseconds in play, lenient chunk parsing."""
+    limits: Optional[Limits] = None
+    """What the server may make our chunk decoder hold (RTMP 5.3); None: the defaults."""
 
     def __post_init__(self) -> None:
         if self.object_encoding not in (0, 3):
             raise ValueError(f"object_encoding must be 0 or 3 (RTMP 7.2.1.1), not {self.object_encoding}")
-        if not 1 <= self.chunk_size <= 0x7FFFFFFF:
-            raise ValueError(f"chunk_size {self.chunk_size} outside 1..2**31-1 (RTMP 5.4.1)")
-        if not 1 <= self.window_ack_size <= 0xFFFFFFFF:
-            raise ValueError(f"window_ack_size {self.window_ack_size} does not fit 32 bits")
-        for name in ("connect_timeout", "read_timeout", "write_timeout", "close_timeout"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive")
+        check_connection_settings(self, timeouts=("connect_timeout", "read_timeout", "write_timeout",
+                                                              "close_timeout"),
+                                  limits=self.limits)
         if self.max_buffered_messages < 1 or self.max_buffered_bytes < 1:
             raise ValueError("the read buffer limits must be positive")
         if self.strict:
@@ -473,6 +469,7 @@ class Client:
             digest=cfg.digest_handshake,
             strict=cfg.strict,
             log=self.log,
+            limits=cfg.limits,
         )
         self._transport = transport
         transport.handshake(timeout=max(0.001, deadline - time.monotonic()))
@@ -1362,6 +1359,10 @@ class Client:
                 pass
 
 
-# The FLV helpers live in rtmp.flvio and are re-exported here (flvio imports Client
-# inside its functions, so either module may be imported first).
-from .flvio import play_to_flv, publish_flv  # noqa: E402
+def __getattr__(name: str) -> Any:
+    """PEP 562: ``publish_flv``/``play_to_flv`` live in rtmp.flvio (which imports this module)."""
+    if name in ("publish_flv", "play_to_flv"):
+        from . import flvio
+
+        return getattr(flvio, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

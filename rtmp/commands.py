@@ -24,13 +24,23 @@ from typing import Any
 from . import amf0
 from .amf import decode_payload, encode_payload
 from .errors import CommandError, ProtocolError
-from .message import Message, MessageType, StreamType
+from .message import (  # the type sets and data-frame names live with the message types
+    CLEAR_DATA_FRAME,
+    COMMAND_TYPES,
+    DATA_TYPES,
+    SET_DATA_FRAME,
+    Message,
+    MessageType,
+    StreamType,
+)
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "COMMAND_TYPES",
     "DATA_TYPES",
+    "SET_DATA_FRAME",
+    "CLEAR_DATA_FRAME",
     "LEVELS",
     "Command",
     "StatusEvent",
@@ -57,9 +67,6 @@ __all__ = [
     "strip_set_data_frame",
 ]
 
-#: RTMP 7.1.1: the two command message types; RTMP 7.1.2: the two data message types.
-COMMAND_TYPES = frozenset({MessageType.COMMAND_AMF0, MessageType.COMMAND_AMF3})
-DATA_TYPES = frozenset({MessageType.DATA_AMF0, MessageType.DATA_AMF3})
 
 #: RTMP 7.2.1.1 objectEncoding values.
 AMF0 = 0
@@ -97,9 +104,6 @@ ON_PLAY_STATUS = "onPlayStatus"
 
 # Data message names (RTMP 7.1.2).
 ON_METADATA = "onMetaData"
-#: RTMP 7.1.2 [impl]: publishers prefix metadata with this; servers strip it before relaying.
-SET_DATA_FRAME = "@setDataFrame"
-CLEAR_DATA_FRAME = "@clearDataFrame"
 
 # --------------------------------------------------------------------------------------
 # RTMP 7.2.1.1: connect command object flags.

@@ -29,11 +29,12 @@ from types import TracebackType
 from typing import IO, Any, TypeVar, Union
 
 from .errors import RTMPError
-from .message import Message
+from .message import Message, strip_set_data_frame_bytes
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "TAG_OVERHEAD",
     "TAG_AUDIO",
     "TAG_SCRIPT",
     "TAG_SCRIPT_AMF3",
@@ -70,6 +71,8 @@ FLAG_VIDEO = 0x01  # FLV E.2: TypeFlagsVideo
 _FLAGS_RESERVED = 0xFA  # FLV E.2: the five high bits and bit 1 must be 0
 #: FLV E.4.1: the tag header is 11 bytes; FLV E.3: PreviousTagSize = 11 + DataSize.
 TAG_HEADER_SIZE = 11
+#: FLV E.3 / E.4.1: bytes around a tag body: the 11-byte header and the 4-byte back pointer.
+TAG_OVERHEAD = TAG_HEADER_SIZE + 4
 MAX_DATA_SIZE = 0xFFFFFF
 
 _HEADER = struct.Struct(">3sBBI")  # FLV E.2
@@ -322,21 +325,6 @@ def _encode_header(has_audio: bool, has_video: bool) -> bytes:
     """FLV E.2 header and FLV E.3 PreviousTagSize0."""
     flags = (FLAG_AUDIO if has_audio else 0) | (FLAG_VIDEO if has_video else 0)
     return _HEADER.pack(SIGNATURE, VERSION, flags, HEADER_SIZE) + _U32.pack(0)
-
-
-#: AMF0 string "@setDataFrame" (marker 0x02, UI16 length 13, the bytes): RTMP 7.1.2 [impl].
-_SET_DATA_FRAME_AMF0 = b"\x02\x00\x0d@setDataFrame"
-
-
-def strip_set_data_frame_bytes(data: bytes) -> bytes:
-    """RTMP 7.1.2 [impl]: drop a leading AMF0 ``"@setDataFrame"`` from a data payload.
-
-    Publishers send ``@setDataFrame, onMetaData, {...}``; a file (and players) want
-    ``onMetaData, {...}``.  Works on the bytes, so no AMF decoding is needed.
-    """
-    if data.startswith(_SET_DATA_FRAME_AMF0):
-        return data[len(_SET_DATA_FRAME_AMF0) :]
-    return data
 
 
 class Writer:

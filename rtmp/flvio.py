@@ -18,17 +18,14 @@ import logging
 import os
 import time
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Any, Callable, Iterator, List, Optional, Union
+from typing import IO, Any, Callable, Iterator, List, Optional, Union
 
 from . import commands, flv
+from .client import Client, ClientConfig
 from .commands import StatusEvent
 from .errors import ConnectionClosedError, StreamEnded, TimeoutError
-from .message import Message, MessageType, StreamType
-
-if TYPE_CHECKING:
-    # rtmp.client re-exports these helpers, so it imports this module: the Client is
-    # imported inside the functions, and either module can be imported first.
-    from .client import ClientConfig
+from .flvmeta import patch_metadata_numbers
+from .message import DATA_TYPES, MEDIA_TYPES, SET_DATA_FRAME_AMF0, Message, MessageType, StreamType
 
 __all__ = ["TransferStats", "publish_flv", "play_to_flv"]
 
@@ -39,9 +36,6 @@ Progress = Callable[["TransferStats"], Any]
 
 #: FLV E.4.1 tag types, which are also the RTMP message types (RTMP 7.1.2, 7.1.4, 7.1.5).
 _TAG_TYPES = (MessageType.AUDIO, MessageType.VIDEO, MessageType.DATA_AMF0)
-#: RTMP 7.1.2 [impl]: the data-frame prefix publishers put before onMetaData.
-#: AMF0 2.4 string: marker 0x02, 16-bit length 13, then the UTF-8 bytes.
-_SET_DATA_FRAME = b"\x02\x00\x0d" + commands.SET_DATA_FRAME.encode()
 #: Data messages a player gets that are not the stream's data (not written to the file).
 _NOT_FILE_DATA = frozenset({"onPlayStatus"})
 #: Seconds after Play.Start without media before a player says it waits for a publisher
@@ -85,9 +79,7 @@ class TransferStats:
             self.video += 1
         else:
             self.data += 1
-        if message.type in (MessageType.AUDIO, MessageType.VIDEO) and not flv.is_sequence_header(
-            message
-        ):
+        if message.type in MEDIA_TYPES and not flv.is_sequence_header(message):
             # The span counts media frames only: metadata and sequence headers may carry
             # timestamp 0 on a live stream whose media started long ago (ffmpeg
             # -output_ts_offset: headers at 0, frames at 16,772,000 ms).
@@ -115,8 +107,8 @@ def _messages_from_flv(path: PathOrFile, loop: int, stream_id: int) -> Iterator[
                     logger.debug("skipping FLV tag of type %d", tag.type)
                     continue
                 data = bytes(tag.data)
-                if tag.type == MessageType.DATA_AMF0 and not data.startswith(_SET_DATA_FRAME):
-                    data = _SET_DATA_FRAME + data  # RTMP 7.1.2 [impl]: @setDataFrame onMetaData
+                if tag.type == MessageType.DATA_AMF0 and not data.startswith(SET_DATA_FRAME_AMF0):
+                    data = SET_DATA_FRAME_AMF0 + data  # RTMP 7.1.2 [impl]: @setDataFrame onMetaData
                 timestamp = tag.timestamp + offset
                 last = timestamp if last is None else max(last, timestamp)
                 yield Message(type=tag.type, data=data, timestamp=timestamp,
@@ -144,8 +136,6 @@ def publish_flv(
     after ours, that it read the whole stream (:meth:`Client.close`); raises
     :class:`ConnectionClosedError` when it could not be confirmed.
     """
-    from .client import Client
-
     stats = TransferStats()
     started = time.monotonic()
     with Client(config) as client:
@@ -206,8 +196,6 @@ def play_to_flv(
     arrives at all.  A file written at ``path`` gets its onMetaData ``duration`` and
     ``filesize`` rewritten at the end (FLV E.5), as a recorder does.
     """
-    from .client import Client
-
     stats = TransferStats()
     started = time.monotonic()
     limit_ms = None if duration is None else int(duration * 1000)
@@ -262,13 +250,13 @@ def play_to_flv(
                 if command.code == commands.NETSTREAM_PLAY_PUBLISH_NOTIFY:
                     logger.info("%s: the publisher started", stream)
                 continue  # the ends come as StreamEnded (rtmp.Client.read_message)
-            if message.type in (MessageType.DATA_AMF0, MessageType.DATA_AMF3):
+            if message.type in DATA_TYPES:
                 values = commands.strip_set_data_frame(commands.decode_data(message))
                 if not values or not isinstance(values[0], str) or values[0].startswith("|") \
                         or values[0] in _NOT_FILE_DATA:
                     continue  # |RtmpSampleAccess and other player hints are not file data
                 # The writer drops a leading @setDataFrame itself (RTMP 7.1.2 [impl]).
-            elif message.type not in (MessageType.AUDIO, MessageType.VIDEO):
+            elif message.type not in MEDIA_TYPES:
                 continue
             writer.write(message)
             stats.count(message)
@@ -296,8 +284,6 @@ def _finish_metadata(path: PathOrFile, stats: TransferStats) -> None:
     (as :class:`rtmp.vod.Recorder` does); skipped for what is not a regular file."""
     if not isinstance(path, (str, os.PathLike)) or not os.path.isfile(path):
         return
-    from .vod import patch_metadata_numbers
-
     try:
         patched = patch_metadata_numbers(path, {"duration": stats.duration_ms / 1000.0,
                                                 "filesize": float(os.path.getsize(path))})

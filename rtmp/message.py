@@ -14,6 +14,15 @@ __all__ = [
     "Message",
     "StreamType",
     "PROTOCOL_CONTROL_TYPES",
+    "MEDIA_TYPES",
+    "DATA_TYPES",
+    "COMMAND_TYPES",
+    "SHARED_OBJECT_TYPES",
+    "RELAYED_TYPES",
+    "SET_DATA_FRAME",
+    "CLEAR_DATA_FRAME",
+    "SET_DATA_FRAME_AMF0",
+    "strip_set_data_frame_bytes",
     "CONTROL_CHUNK_STREAM_ID",
     "COMMAND_CHUNK_STREAM_ID",
     "default_chunk_stream_id",
@@ -44,6 +53,37 @@ class MessageType(enum.IntEnum):
 
 #: RTMP 5.4: protocol control messages (types 1, 2, 3, 5, 6) travel on msid 0, csid 2.
 PROTOCOL_CONTROL_TYPES = frozenset({1, 2, 3, 5, 6})
+
+#: RTMP 7.1.4 / 7.1.5: the media message types.
+MEDIA_TYPES = frozenset({MessageType.AUDIO, MessageType.VIDEO})
+#: RTMP 7.1.2: the two data message types.
+DATA_TYPES = frozenset({MessageType.DATA_AMF0, MessageType.DATA_AMF3})
+#: RTMP 7.1.1: the two command message types.
+COMMAND_TYPES = frozenset({MessageType.COMMAND_AMF0, MessageType.COMMAND_AMF3})
+#: RTMP 7.1.3: the two shared-object message types.
+SHARED_OBJECT_TYPES = frozenset({MessageType.SHARED_OBJECT_AMF0, MessageType.SHARED_OBJECT_AMF3})
+#: RTMP 7.1.2 / 7.1.4 / 7.1.5: what a publisher's message may be relayed as (FLV E.4.1
+#: tag types 8, 9, 18, and AMF3 data 15).
+RELAYED_TYPES = MEDIA_TYPES | DATA_TYPES
+
+#: RTMP 7.1.2 [impl]: publishers prefix metadata with this data-message name; servers
+#: strip it before relaying or recording (``@clearDataFrame`` clears the metadata).
+SET_DATA_FRAME = "@setDataFrame"
+CLEAR_DATA_FRAME = "@clearDataFrame"
+#: ``@setDataFrame`` as the first AMF0 value of a payload (AMF0 2.4: marker 0x02, U16
+#: length 13, the bytes), so it is found and stripped without decoding AMF.
+SET_DATA_FRAME_AMF0 = b"\x02\x00\x0d" + SET_DATA_FRAME.encode()
+
+
+def strip_set_data_frame_bytes(data: bytes) -> bytes:
+    """RTMP 7.1.2 [impl]: drop a leading AMF0 ``"@setDataFrame"`` from a data payload.
+
+    Publishers send ``@setDataFrame, onMetaData, {...}``; a file (and players) want
+    ``onMetaData, {...}``.  Works on the bytes, so no AMF decoding is needed.
+    """
+    if data.startswith(SET_DATA_FRAME_AMF0):
+        return data[len(SET_DATA_FRAME_AMF0) :]
+    return data
 
 #: RTMP 5.3.1.1: chunk stream id 2 is reserved for low-level protocol control.
 CONTROL_CHUNK_STREAM_ID = 2

@@ -24,7 +24,7 @@ session's commands (see refs/benchmarks.md).  What each session does:
   ``deleteStream``, ``closeStream``, ``receiveAudio``, ``receiveVideo``,
   ``seek``, ``pause``;
 * media and data messages of a publisher go to the live hub
-  (:mod:`rtmp.streams`) and, when recording, to :class:`rtmp.vod.Recorder`;
+  (:mod:`rtmp.streams`) and, when recording, to :class:`rtmp.recorder.Recorder`;
 * anything else reaches ``on_message`` (or :meth:`ServerConnection.read_message`).
 
 Live players do not write from the publisher's thread: every player has a
@@ -66,8 +66,9 @@ from typing import (
 
 from . import commands, control, user_control
 from .auth import stage0_description
-from .chunk import MAX_CHUNK_SIZE
+from .chunk import MAX_CHUNK_SIZE, Limits
 from .commands import Command
+from .config import check_connection_settings
 from .errors import (
     ConnectionClosedError,
     HandshakeError,
@@ -78,6 +79,10 @@ from .errors import (
     seconds_text,
 )
 from .logs import ConnectionLoggerAdapter, connection_logger
+from .message import DATA_TYPES as _DATA_TYPES
+from .message import MEDIA_TYPES as _MEDIA_TYPES
+from .message import RELAYED_TYPES as _RELAYED_TYPES
+from .message import SET_DATA_FRAME_AMF0 as _SET_DATA_FRAME_AMF0
 from .message import Message, MessageType, StreamType, split_aggregate
 from .streams import (
     DEFAULT_MAX_GOP_BYTES,
@@ -88,6 +93,7 @@ from .streams import (
     StreamBusyError,
     StreamHub,
 )
+from .url import parse_addr as parse_addr  # rtmp.server.parse_addr stays importable
 from .transport import KERNEL_TIMEOUTS, Transport, set_kernel_timeout, wait_readable
 
 __all__ = ["Server", "ServerConfig", "ServerConnection", "ConnectionState"]
@@ -110,14 +116,7 @@ MAX_STREAMS_PER_CONNECTION = 64
 
 _PROPERTIES = {"fmsVer": commands.DEFAULT_FMS_VERSION, "capabilities": 31, "mode": 1}
 
-_MEDIA_TYPES = frozenset({MessageType.AUDIO, MessageType.VIDEO})
-_DATA_TYPES = frozenset({MessageType.DATA_AMF0, MessageType.DATA_AMF3})
 _PUBLISHED_TYPES = _MEDIA_TYPES | _DATA_TYPES | {MessageType.AGGREGATE}
-#: What a publisher's message may be relayed as (FLV E.4.1 tag types 8, 9, 18, and 15).
-_RELAYED_TYPES = _MEDIA_TYPES | _DATA_TYPES
-
-#: RTMP 7.1.2 [impl]: ``@setDataFrame`` as the first AMF0 value (string marker, length).
-_SET_DATA_FRAME_AMF0 = b"\x02\x00\x0d" + commands.SET_DATA_FRAME.encode()
 
 OnConnect = Callable[["ServerConnection"], Any]
 OnDisconnect = Callable[["ServerConnection"], Any]
@@ -201,40 +200,27 @@ class ServerConfig:
     createStream, ...) instead of tolerating them with a warning."""
 
     def __post_init__(self) -> None:
-        for name in ("chunk_size", "max_chunk_size"):
-            if not 1 <= getattr(self, name) <= MAX_CHUNK_SIZE:
-                raise ValueError(f"{name} {getattr(self, name)} outside 1..0x7FFFFFFF (RTMP 5.4.1)")
-        if self.window_ack_size <= 0:
-            raise ValueError("window_ack_size must be positive (RTMP 5.4.4)")
+        check_connection_settings(
+            self, timeouts=("read_timeout", "write_timeout", "handshake_timeout"),
+            positive=("max_queue_bytes",), limits=self.limits,
+        )  # fmt: skip
         if self.max_connections < 1:
             raise ValueError("max_connections must be at least 1")
-        for name in ("read_timeout", "write_timeout", "handshake_timeout"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive")
         if self.require_auth_players:
             self.require_auth = True
         if self.require_auth and (not self.username or self.password is None):
             raise ValueError("require_auth needs username and password")
-        for name in ("max_queue_bytes", "max_pending_bytes", "max_message_size"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive")
         parse_addr(self.addr)
 
-
-def parse_addr(addr: str) -> Tuple[str, int]:
-    """``"host:port"`` (``"[v6]:port"``, ``":port"``) -> ``(host, port)``; ValueError if malformed."""
-    host, sep, port_text = addr.rpartition(":")
-    if not sep:
-        raise ValueError(f"addr {addr!r} is not host:port")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    try:
-        port = int(port_text)
-    except ValueError:
-        raise ValueError(f"addr {addr!r}: port {port_text!r} is not a number") from None
-    if not 0 <= port <= 65535:
-        raise ValueError(f"addr {addr!r}: port outside 0..65535")
-    return host, port
+    @property
+    def limits(self) -> Limits:
+        """The four chunk-decoder limits above as one :class:`rtmp.chunk.Limits`."""
+        return Limits(
+            max_message_size=self.max_message_size,
+            max_chunk_streams=self.max_chunk_streams,
+            max_pending_bytes=self.max_pending_bytes,
+            max_chunk_size=self.max_chunk_size,
+        )
 
 
 class ConnectionState(enum.Enum):
@@ -524,10 +510,7 @@ class ServerConnection:
             write_timeout=config.write_timeout,
             strict=config.strict,
             log=self.log,
-            max_message_size=config.max_message_size,
-            max_chunk_streams=config.max_chunk_streams,
-            max_pending_bytes=config.max_pending_bytes,
-            max_chunk_size=config.max_chunk_size,
+            limits=config.limits,
         )
         self._transport = transport
         if self._closing.is_set():
@@ -1742,7 +1725,7 @@ class Server:
         """The recorded FLV for ``app/name`` if ``record_dir`` is set and it exists."""
         if self.config.record_dir is None or not name:
             return None
-        from .vod import find_recording
+        from .record_path import find_recording
 
         try:
             return find_recording(self.config.record_dir, app, name)
@@ -1753,7 +1736,8 @@ class Server:
         """RTMP 7.2.2.6: a Recorder for ``record`` (truncate) or ``append``."""
         if self.config.record_dir is None:
             raise ValueError("recording is not enabled on this server (record_dir is not set)")
-        from .vod import Recorder, safe_record_path
+        from .record_path import safe_record_path
+        from .recorder import Recorder
 
         path = safe_record_path(self.config.record_dir, conn.app, name)
         return Recorder(path, append=stream_type == StreamType.APPEND, logger=conn.log)

@@ -33,15 +33,7 @@ import logging
 from typing import Deque, Optional, Union
 
 from . import control, user_control
-from .chunk import (
-    DEFAULT_MAX_CHUNK_STREAMS,
-    DEFAULT_MAX_MESSAGE_SIZE,
-    DEFAULT_MAX_PENDING_BYTES,
-    MAX_CHUNK_SIZE,
-    ChunkDecoder,
-    ChunkEncoder,
-    check_control_stream,
-)
+from .chunk import ChunkDecoder, ChunkEncoder, Limits, check_control_stream
 from .control import LimitType
 from .message import PROTOCOL_CONTROL_TYPES, Message, MessageType
 from .user_control import UserControlEvent
@@ -64,21 +56,14 @@ class Session:
     def __init__(
         self,
         *,
-        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
-        max_chunk_streams: int = DEFAULT_MAX_CHUNK_STREAMS,
-        max_pending_bytes: int = DEFAULT_MAX_PENDING_BYTES,
-        max_chunk_size: int = MAX_CHUNK_SIZE,
+        limits: Optional[Limits] = None,
         strict: bool = False,
         deliver_control: bool = False,
         log: Optional[_Logger] = None,
+        **limit_overrides: int,
     ) -> None:
-        self.decoder = ChunkDecoder(
-            max_message_size=max_message_size,
-            max_chunk_streams=max_chunk_streams,
-            max_pending_bytes=max_pending_bytes,
-            max_chunk_size=max_chunk_size,
-            strict=strict,
-        )
+        # limit_overrides: the four keywords of Limits, still accepted one by one.
+        self.decoder = ChunkDecoder(limits=Limits.of(limits, **limit_overrides), strict=strict)
         self.encoder = ChunkEncoder()
         self.deliver_control = deliver_control
         self.log: _Logger = log or logger

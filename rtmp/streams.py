@@ -49,7 +49,7 @@ from typing import Callable, Deque, Dict, List, Optional, Protocol, Sequence, Tu
 
 from . import flv
 from .chunk import encode_type0
-from .message import Message, MessageType
+from .message import DATA_TYPES, RELAYED_TYPES, Message, MessageType
 
 __all__ = [
     "FrameKind",
@@ -94,10 +94,6 @@ class FrameKind(enum.IntEnum):
     CONTROL = 5
     """Status and user control messages queued for a player: never dropped."""
 
-
-#: RTMP 7.1.2 / 7.1.5: what a publisher may relay (FLV E.4.1 tag types, and AMF3 data).
-_RELAYED_TYPES = frozenset({MessageType.AUDIO, MessageType.VIDEO, MessageType.DATA_AMF0,
-                            MessageType.DATA_AMF3})
 
 # FLV E.4.3.1 / E.4.2.1: the first bytes of the common legacy headers, classified
 # without parsing: AVC keyframe (0x17) and inter-frame (0x27), AAC (0xAF); for all three
@@ -158,7 +154,7 @@ def classify(message: Message) -> FrameKind:
         return _classify_video(message.data)
     if kind == MessageType.AUDIO:
         return _classify_audio(message.data)
-    if kind in (MessageType.DATA_AMF0, MessageType.DATA_AMF3):
+    if kind in DATA_TYPES:
         return FrameKind.DATA
     return FrameKind.CONTROL
 
@@ -548,7 +544,7 @@ class LiveStream:
         ValueError for any other type (RTMP 7.1: control messages and commands belong
         to one session; relayed, they would act on every player's).
         """
-        if message.type not in _RELAYED_TYPES:
+        if message.type not in RELAYED_TYPES:
             raise ValueError(f"only audio, video and data messages are relayed, "
                              f"not type {message.type}")
         kind = classify(message)
@@ -621,7 +617,7 @@ class LiveStream:
                 start = self._gop[0][0].timestamp if self._gop else None
                 for cached, kind in self._late_join_messages():
                     out = cached.replace(message_stream_id=msid)
-                    if cached.type in (MessageType.DATA_AMF0, MessageType.DATA_AMF3):
+                    if cached.type in DATA_TYPES:
                         # As nginx-rtmp: metadata at time 0 (ffmpeg's FLV demuxer turns a
                         # script tag with a later time into a data stream of its own).
                         out = out.replace(timestamp=0)

@@ -26,7 +26,7 @@ from ._bytes import U32
 from .chunk import ChunkDecoder, ChunkInfo
 from .errors import RTMPError
 from .logs import trace_logger
-from .message import Message, MessageType
+from .message import DATA_TYPES, Message, MessageType
 
 __all__ = ["ProtocolTracer", "describe_message", "enable", "tracing_enabled"]
 
@@ -104,7 +104,7 @@ def describe_message(message: Message) -> str:
             clause = _COMMAND_CLAUSES.get(cmd.name, "RTMP 7.2")
             return (f"command {cmd.name} txn={cmd.transaction_id:g} "
                     f"{_short(cmd.command_object)}{args}  ({clause})")
-        if kind in (MessageType.DATA_AMF0, MessageType.DATA_AMF3):
+        if kind in DATA_TYPES:
             from .commands import decode_data
 
             values = decode_data(message)

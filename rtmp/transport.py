@@ -39,12 +39,7 @@ import time
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from . import control, handshake
-from .chunk import (
-    DEFAULT_MAX_CHUNK_STREAMS,
-    DEFAULT_MAX_MESSAGE_SIZE,
-    DEFAULT_MAX_PENDING_BYTES,
-    MAX_CHUNK_SIZE,
-)
+from .chunk import Limits
 from .errors import ConnectionClosedError, HandshakeError, RTMPError, TimeoutError, seconds_text
 from .logs import connection_logger, trace_logger
 from .message import Message
@@ -79,10 +74,8 @@ class Transport:
         digest: bool = True,
         strict: bool = False,
         log: Optional[_Logger] = None,
-        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
-        max_chunk_streams: int = DEFAULT_MAX_CHUNK_STREAMS,
-        max_pending_bytes: int = DEFAULT_MAX_PENDING_BYTES,
-        max_chunk_size: int = MAX_CHUNK_SIZE,
+        limits: Optional[Limits] = None,
+        **limit_overrides: int,
     ) -> None:
         if role not in ("client", "server"):
             raise ValueError(f"role must be 'client' or 'server', not {role!r}")
@@ -97,10 +90,7 @@ class Transport:
         self.session = Session(
             strict=strict,
             log=self.log,
-            max_message_size=max_message_size,
-            max_chunk_streams=max_chunk_streams,
-            max_pending_bytes=max_pending_bytes,
-            max_chunk_size=max_chunk_size,
+            limits=Limits.of(limits, **limit_overrides),  # the four Limits keywords still work
         )
         self._write_lock = threading.Lock()
         self._read_lock = threading.Lock()

@@ -27,7 +27,7 @@ import logging
 from dataclasses import dataclass, replace
 from urllib.parse import unquote, urlsplit
 
-__all__ = ["DEFAULT_PORTS", "RTMPURL", "parse_url"]
+__all__ = ["DEFAULT_PORTS", "RTMPURL", "parse_url", "parse_addr"]
 
 logger = logging.getLogger(__name__)
 
@@ -160,3 +160,29 @@ def parse_url(url: str) -> RTMPURL:
         username=username,
         password=password,
     )
+
+
+def parse_addr(addr: str, default_port: int | None = None) -> tuple[str, int]:
+    """A listening or connecting address -> ``(host, port)``; ValueError if malformed.
+
+    ``"host:port"``, ``"[v6]:port"`` and ``":port"`` (host ``""``: every interface).  With
+    a ``default_port``, ``"1936"`` alone is a port and ``"host:"`` takes the default;
+    without one the ``:port`` is required (the server's ``ServerConfig.addr``).
+    """
+    host, sep, port_text = addr.rpartition(":")
+    if not sep:
+        if default_port is None:
+            raise ValueError(f"bad address {addr!r}: not host:port")
+        host, port_text = "", addr
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if port_text or default_port is None:
+        try:
+            port = int(port_text)
+        except ValueError:
+            raise ValueError(f"bad address {addr!r}: port must be a number") from None
+    else:
+        port = default_port
+    if not 0 <= port <= 65535:
+        raise ValueError(f"bad address {addr!r}: port out of range (0..65535)")
+    return host, port

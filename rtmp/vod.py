@@ -1,18 +1,15 @@
-"""RTMP 7.2.2.6 / FLV E.2-E.4: recording published streams to FLV, and playing them back.
+"""RTMP 7.2.2.1 / FLV E.3: playing a recorded FLV file to one player (VOD).
 
-Three pieces, all used by :mod:`rtmp.server`:
+:class:`VodPlayer` plays a recorded FLV to one player on its own thread (RTMP 7.2.2.1),
+paced by the tag timestamps, with seek (RTMP 7.2.2.7) and pause (RTMP 7.2.2.8), and
+ends with Stream EOF (RTMP 7.1.7), ``onStatus NetStream.Play.Stop`` and
+``onPlayStatus NetStream.Play.Complete`` as nginx-rtmp does.  :class:`FlvIndex` is what
+it knows of the file (seek points, sequence headers, metadata) from one pass.
 
-* :func:`safe_record_path` maps an ``(app, stream name)`` pair to the file under
-  ``ServerConfig.record_dir`` (``<record_dir>/<app>/<name>.flv``) and refuses names that
-  could leave that directory; :func:`find_recording` is the same lookup for playback.
-* :class:`Recorder` writes a publisher's audio, video and metadata messages as FLV tags
-  (publishing type ``record`` or ``append``, RTMP 7.2.2.6), syncing the file to disk at
-  every video keyframe and at least once per second of media, so a crash leaves a file
-  that players read up to the last complete tag.
-* :class:`VodPlayer` plays a recorded FLV to one player on its own thread (RTMP 7.2.2.1),
-  paced by the tag timestamps, with seek (RTMP 7.2.2.7) and pause (RTMP 7.2.2.8), and
-  ends with Stream EOF (RTMP 7.1.7), ``onStatus NetStream.Play.Stop`` and
-  ``onPlayStatus NetStream.Play.Complete`` as nginx-rtmp does.
+The other jobs recording has live in their own modules, re-exported here so
+``from rtmp.vod import Recorder`` keeps working: record-path safety in
+:mod:`rtmp.record_path`, the recorder in :mod:`rtmp.recorder`, the onMetaData
+duration patch in :mod:`rtmp.flvmeta`.
 
 Theory of operation of the player
 ---------------------------------
@@ -36,7 +33,6 @@ import bisect
 import logging
 import os
 import pathlib
-import struct
 import threading
 import time
 from typing import (
@@ -46,16 +42,17 @@ from typing import (
     Iterable,
     Iterator,
     List,
-    Mapping,
     Optional,
     Protocol,
-    Sequence,
     Tuple,
     Union,
 )
 
 from . import commands, flv, user_control
-from .message import Message, MessageType, split_aggregate
+from .flvmeta import ON_METADATA_TAG, patch_metadata_duration
+from .message import MEDIA_TYPES, Message, MessageType
+from .record_path import RECORD_SUFFIX, find_recording, safe_record_path
+from .recorder import Recorder, script_payload
 
 __all__ = [
     "RECORD_SUFFIX",
@@ -63,7 +60,6 @@ __all__ = [
     "Recorder",
     "VodPlayer",
     "patch_metadata_duration",
-    "patch_metadata_numbers",
     "safe_record_path",
     "find_recording",
     "script_payload",
@@ -74,470 +70,9 @@ _module_logger = logger  # the default for classes whose ``logger=`` argument sh
 
 _Logger = Union[logging.Logger, "logging.LoggerAdapter[Any]"]
 
-#: The file name suffix of recordings (nginx-rtmp's ``record_suffix`` default).
-RECORD_SUFFIX = ".flv"
-
-#: The longest single path component accepted (common file-system limit, in bytes).
-_MAX_COMPONENT_BYTES = 255
-
-#: Characters that never appear in a recorded stream's path: NUL and other C0 controls
-#: (they break logs and some file systems) and the Windows separator.
-_FORBIDDEN_CHARS = frozenset(chr(c) for c in range(0x20)) | {"\x7f", "\\"}
-#: What Windows reads as a drive before ``:`` (``pathlib.PureWindowsPath``'s drive letters).
-_DRIVE_LETTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
-
-
-# --------------------------------------------------------------------------------------
-# Paths
-# --------------------------------------------------------------------------------------
-
-
-def _check_components(label: str, value: str) -> List[str]:
-    """Split ``value`` on ``/`` and refuse anything but plain names (no ``.``/``..``/empty)."""
-    if not value:
-        raise ValueError(f"{label} is empty")
-    bad = _FORBIDDEN_CHARS.intersection(value)
-    if bad:
-        shown = ", ".join(sorted(repr(c) for c in bad))
-        raise ValueError(f"{label} {value!r} contains forbidden characters ({shown})")
-    if value.startswith("/"):
-        raise ValueError(f"{label} {value!r} is an absolute path")
-    parts = value.split("/")
-    for part in parts:
-        if part in ("", ".", ".."):
-            raise ValueError(f"{label} {value!r} has an empty, '.' or '..' path component")
-        if part[1:2] == ":" and part[0] in _DRIVE_LETTERS:  # "C:x" names a drive on Windows
-            raise ValueError(f"{label} {value!r} names a drive")
-        if len(part.encode("utf-8", "surrogatepass")) > _MAX_COMPONENT_BYTES:
-            raise ValueError(f"{label} {value!r} has a component over {_MAX_COMPONENT_BYTES} bytes")
-    return parts
-
-
-def safe_record_path(
-    record_dir: Union[str, "os.PathLike[str]"], app: str, stream_name: str
-) -> pathlib.Path:
-    """RTMP 7.2.2.6 / 7.2.2.1: the FLV file of stream ``stream_name`` in application ``app``.
-
-    The result is ``<record_dir>/<app>/<name>.flv``.  The name is what the peer sent in
-    ``publish`` or ``play``, so it is untrusted:
-
-    * a query string (``name?key=secret``, as ffmpeg and OBS append tokens) is dropped;
-    * an ``flv:`` prefix (RTMP 7.2.2.1 names files by type prefix) is dropped, and a
-      trailing ``.flv`` is not doubled;
-    * ``app`` and the name may be nested (``a/b``) as long as every component is a plain
-      name: empty, ``.``, ``..``, absolute paths, backslashes, NUL and other control
-      characters, Windows drive names and components over 255 bytes raise
-      :class:`ValueError`;
-    * finally the resolved path (symbolic links followed) must still lie inside
-      ``record_dir``, so a link planted in the directory cannot redirect a recording.
-    """
-    root, path = _record_path(record_dir, app, stream_name)
-    _check_inside(root, path, app, stream_name)
-    return path
-
-
-def find_recording(
-    record_dir: Union[str, "os.PathLike[str]"], app: str, stream_name: str
-) -> Optional[pathlib.Path]:
-    """RTMP 7.2.2.1: :func:`safe_record_path` if that file exists, else None.
-
-    Whether the file exists is asked first: a ``play`` of a stream that has no
-    recording (the live case) costs one ``stat``, not the resolution of every link.
-    """
-    parts = _record_parts(app, stream_name)
-    if not os.path.isfile(os.path.join(record_dir, *parts)):  # no Path objects for a miss
-        return None
-    root = pathlib.Path(record_dir)
-    path = root.joinpath(*parts)
-    _check_inside(root, path, app, stream_name)
-    return path
-
-
-def _record_path(
-    record_dir: Union[str, "os.PathLike[str]"], app: str, stream_name: str
-) -> Tuple[pathlib.Path, pathlib.Path]:
-    """``(record_dir, <record_dir>/<app>/<name>.flv)`` with every component checked."""
-    root = pathlib.Path(record_dir)
-    return root, root.joinpath(*_record_parts(app, stream_name))
-
-
-def _record_parts(app: str, stream_name: str) -> List[str]:
-    """The checked path components of ``<app>/<name>.flv`` under the record directory."""
-    if not isinstance(app, str) or not isinstance(stream_name, str):
-        raise TypeError("app and stream_name must be str")
-    name = stream_name.split("?", 1)[0]
-    if name[:4].lower() == "flv:":
-        name = name[4:]
-    app_parts = _check_components("application name", app)
-    name_parts = _check_components("stream name", name)
-    if not name_parts[-1].lower().endswith(RECORD_SUFFIX):
-        name_parts[-1] += RECORD_SUFFIX
-    return app_parts + name_parts
-
-
-def _check_inside(root: pathlib.Path, path: pathlib.Path, app: str, stream_name: str) -> None:
-    """ValueError unless ``path``, links followed, lies inside ``root``."""
-    resolved_root = root.resolve()
-    resolved = path.resolve()
-    if resolved != resolved_root and resolved_root not in resolved.parents:
-        raise ValueError(f"stream {app}/{stream_name!r} resolves outside the record directory")
-
-
-# --------------------------------------------------------------------------------------
-# Recording
-# --------------------------------------------------------------------------------------
-
-#: RTMP 7.1.2 [impl]: the publisher's metadata arrives as ``@setDataFrame("onMetaData", {...})``;
-#: the first AMF0 value is this string (marker 0x02, 16-bit length, bytes).
-_SET_DATA_FRAME = b"\x02\x00\x0d@setDataFrame"
-_CLEAR_DATA_FRAME = b"\x02\x00\x0f@clearDataFrame"
-
-#: Sync the file to disk at least this often, in milliseconds of media.
-SYNC_INTERVAL_MS = 1000
-
-_MEDIA_TYPES = (MessageType.AUDIO, MessageType.VIDEO)
-
-#: FLV E.3 / E.4.1: bytes around a tag body: the 11-byte header and the 4-byte back pointer.
-_TAG_OVERHEAD = flv.TAG_HEADER_SIZE + 4
-#: FLV E.5: a script tag whose name (AMF0 string) is onMetaData.
-_ON_METADATA = b"\x02\x00\x0aonMetaData"
-
-
-def _signed_delta(later: int, earlier: int) -> int:
-    """RTMP 5.3.1 (serial arithmetic): ``later - earlier`` on 32-bit wrapping timestamps."""
-    return ((later - earlier + 0x80000000) & 0xFFFFFFFF) - 0x80000000
-
-
-def script_payload(message: Message) -> Optional[bytes]:
-    """RTMP 7.1.2 -> FLV E.4.4.1: the SCRIPTDATA body to store for a data message, or None.
-
-    ``@setDataFrame`` is a server instruction, not part of the stream: it is stripped so the
-    file holds ``onMetaData`` itself, as players expect (FLV E.5).  ``@clearDataFrame`` is
-    not recorded.  An AMF3 data message (type 15) has a leading format byte 0 before its
-    AMF0 values; it is dropped so the tag is a plain type-18 script tag.
-    """
-    data = message.data
-    if message.type == MessageType.DATA_AMF3:
-        data = data[1:] if data[:1] == b"\x00" else data
-    if data.startswith(_SET_DATA_FRAME):
-        data = data[len(_SET_DATA_FRAME):]
-    elif data.startswith(_CLEAR_DATA_FRAME):
-        return None
-    return data or None
-
-
-#: How far back :func:`_tail_max_timestamp` looks, in tags and in milliseconds.
-_TAIL_TAGS = 512
-_TAIL_MS = 10_000
-
-
-def _tail_max_timestamp(path: pathlib.Path) -> int:
-    """FLV E.3: the largest timestamp among the file's last tags, walking back pointers.
-
-    Audio and video are interleaved, so the last tag may be a few ms older than the
-    latest one; appending after the latest keeps every stream monotonic.  The walk
-    stops after :data:`_TAIL_TAGS` tags, :data:`_TAIL_MS` of media, or a back pointer
-    that does not lead to a tag header.
-    """
-    latest = -1
-    with open(path, "rb") as file:
-        end = file.seek(0, os.SEEK_END)
-        for _ in range(_TAIL_TAGS):
-            if end < flv.HEADER_SIZE + 4 + _TAG_OVERHEAD:
-                break
-            file.seek(end - 4)
-            (size,) = struct.unpack(">I", file.read(4))  # FLV E.3: PreviousTagSize
-            start = end - 4 - size
-            if size < flv.TAG_HEADER_SIZE or start < flv.HEADER_SIZE + 4:
-                break
-            file.seek(start)
-            header = file.read(flv.TAG_HEADER_SIZE)
-            if header[0] & 0x1F not in flv.TAG_TYPES:
-                break
-            # FLV E.4.1: UI24 timestamp, then TimestampExtended holding the upper 8 bits.
-            timestamp = int.from_bytes(header[4:7], "big") | (header[7] << 24)
-            latest = max(latest, timestamp)
-            if timestamp < latest - _TAIL_MS:
-                break
-            end = start
-    return latest
-
-
-#: FLV E.5: a numeric property inside an onMetaData ECMA array: UTF-8 name with a 16-bit
-#: length, then the AMF0 number marker 0x00 and an 8-byte double.
-_DOUBLE = struct.Struct(">d")
-
-
-def _number_property(name: str) -> bytes:
-    encoded = name.encode()
-    return struct.pack(">H", len(encoded)) + encoded + b"\x00"
-
-
-def _metadata_number_offsets(
-    path: Union[str, "os.PathLike[str]"], names: Sequence[str]
-) -> Optional[Dict[str, int]]:
-    """FLV E.5: where the first onMetaData tag stores the numbers ``names``: the file
-    offsets of their 8-byte doubles (names the tag lacks are left out), ``None`` if there
-    is no onMetaData among the first 16 tags (muxers put it first)."""
-    with flv.Reader(path) as reader:
-        for count, tag in enumerate(reader):
-            if count >= 16:
-                break
-            if tag.type == flv.TAG_SCRIPT and tag.data.startswith(_ON_METADATA):
-                offsets: Dict[str, int] = {}
-                for name in names:
-                    needle = _number_property(name)
-                    where = tag.data.find(needle)
-                    if where >= 0:
-                        offsets[name] = tag.offset + flv.TAG_HEADER_SIZE + where + len(needle)
-                return offsets
-    return None
-
-
-def _metadata_duration_offset(path: Union[str, "os.PathLike[str]"]) -> Optional[int]:
-    """FLV E.5: the file offset of the first onMetaData's ``duration`` double, ``-1`` if
-    that tag has no duration, ``None`` if there is no onMetaData."""
-    offsets = _metadata_number_offsets(path, ("duration",))
-    return None if offsets is None else offsets.get("duration", -1)
-
-
-def patch_metadata_numbers(path: Union[str, "os.PathLike[str]"],
-                           values: Mapping[str, float]) -> List[str]:
-    """FLV E.5: set numeric properties (``duration`` in seconds, ``filesize`` in bytes)
-    in the file's first onMetaData tag, in place; returns the names found and written.
-
-    The numbers are rewritten where they are (same size, no tag moves), as ffmpeg's
-    FLV muxer does when it finishes a file; properties the tag lacks are not added.
-    """
-    offsets = _metadata_number_offsets(path, list(values))
-    if not offsets:
-        return []
-    with open(path, "r+b") as file:
-        for name, offset in offsets.items():
-            file.seek(offset)
-            file.write(_DOUBLE.pack(float(values[name])))
-        file.flush()
-        os.fsync(file.fileno())
-    return list(offsets)
-
-
-def patch_metadata_duration(path: Union[str, "os.PathLike[str]"], duration_ms: int) -> bool:
-    """FLV E.5: set ``duration`` in the file's first onMetaData tag, in place.
-
-    A live publisher sends ``duration: 0`` (it cannot know); players use the value for
-    their seek bar and ffprobe reports it.  Returns whether a duration property was
-    found (see :func:`patch_metadata_numbers`).
-    """
-    return bool(patch_metadata_numbers(path, {"duration": duration_ms / 1000.0}))
-
-
-class _Syncer:
-    """FLV E.3: force a file's written bytes to disk on a thread of its own.
-
-    ``fsync`` can take seconds on a slow or busy disk; on the publisher's thread it
-    would stall the publisher and, through it, every player of the stream.  Requests
-    made while a sync runs are merged into the next one.  ``fsync`` of a second
-    descriptor of the same file syncs the file's data whoever wrote it (POSIX).
-    """
-
-    def __init__(self, path: pathlib.Path, log: _Logger) -> None:
-        self.path = path
-        self.log = log
-        self.syncs = 0
-        self._fd = os.open(path, os.O_RDONLY)
-        self._cond = threading.Condition(threading.Lock())
-        self._due = False
-        self._closing = False
-        self._thread = threading.Thread(target=self._run, name=f"rtmp-rec-sync-{path.stem}")
-        self._thread.start()
-
-    def request(self) -> None:
-        """Ask for an fsync soon (never blocks)."""
-        with self._cond:
-            self._due = True
-            self._cond.notify()
-
-    def close(self) -> None:
-        """Stop the thread (after the sync in progress) and join it."""
-        with self._cond:
-            self._closing = True
-            self._cond.notify()
-        self._thread.join()
-        os.close(self._fd)
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._due and not self._closing:
-                    self._cond.wait()
-                if self._closing:
-                    return  # the closer syncs the last bytes itself
-                self._due = False
-            try:
-                os.fsync(self._fd)
-                self.syncs += 1
-            except OSError as exc:
-                self.log.warning("recording: fsync of %s failed: %s", self.path, exc)
-
-
-class Recorder:
-    """RTMP 7.2.2.6 / FLV E.3: write one published stream to an FLV file.
-
-    ``append=False`` (publishing type ``record``) truncates the file and starts its
-    timestamps at 0; ``append=True`` (type ``append``) keeps the existing tags and
-    continues the timestamps right after the last one (:meth:`rtmp.flv.Writer.open_append`).
-    Messages are written from the publisher's thread; :meth:`close` may come from any
-    thread (``Server.stop``) and is idempotent.  After ``close``, ``write`` drops messages.
-
-    At every video keyframe, and whenever a second of media has passed since the last
-    sync, the buffered tags are written to the OS (a killed process loses at most about
-    a second and leaves whole tags behind) and an ``fsync`` is requested from a
-    background thread (:class:`_Syncer`), so that a slow disk never stalls the
-    publisher; :meth:`close` syncs the rest itself.
-    """
-
-    def __init__(
-        self,
-        path: Union[str, "os.PathLike[str]"],
-        append: bool = False,
-        logger: Optional[_Logger] = None,
-    ) -> None:
-        self.path = pathlib.Path(path)
-        self.log: _Logger = logger if logger is not None else _module_logger
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._closed = False
-        self._first_media_ts: Optional[int] = None  # publisher time of the first media message
-        self._base_ts = 0  # file time that the first media message maps to
-        self._last_ts = 0  # file time of the latest tag written
-        self._last_sync_ts: Optional[int] = None
-        self.tags_written = 0
-        self._keep_metadata = True  # whether the next onMetaData is written
-        if append:
-            # RTMP 7.2.2.6 append: keep the tags (a truncated last one is cut off) and add ours.
-            self._writer = flv.Writer.open_append(self.path, continue_timestamps=False)
-            # FLV E.5: one onMetaData per file; its duration is updated on close.
-            self._keep_metadata = _metadata_duration_offset(self.path) is None
-            last = self._writer.last_timestamp
-            if last >= 0:
-                # The last tag is not always the latest: audio and video interleave.
-                last = max(last, _tail_max_timestamp(self.path))
-                # FLV E.4.1: the timeline goes on strictly after the file's latest tag.
-                self._base_ts = last + 1
-                self._last_ts = last
-            self.log.info("recording: appending to %s after %d ms", self.path, last)
-        else:
-            # RTMP 7.2.2.6 record: a new file (an existing one is overwritten).
-            self._writer = flv.Writer(self.path, has_audio=True, has_video=True)
-            self.log.info("recording: writing %s", self.path)
-        try:
-            self._syncer = _Syncer(self.path, self.log)
-        except OSError:
-            self._writer.close()
-            raise
-
-    @property
-    def closed(self) -> bool:
-        """True once :meth:`close` ran."""
-        return self._closed
-
-    @property
-    def last_timestamp(self) -> int:
-        """FLV E.4.1: the file timestamp of the latest tag written (ms)."""
-        return self._last_ts
-
-    def _file_timestamp(self, message: Message) -> int:
-        """FLV E.4.1: map a publisher timestamp to file time (first media at ``_base_ts``)."""
-        if self._first_media_ts is None:
-            if message.type not in _MEDIA_TYPES:
-                return self._base_ts  # metadata before the first frame goes at the start
-            self._first_media_ts = message.timestamp
-        delta = _signed_delta(message.timestamp, self._first_media_ts)
-        if delta < 0:
-            # A frame older than the first one (audio/video interleaving): clamp to the start.
-            self.log.debug("recording: timestamp %d before the first (%d); clamped",
-                           message.timestamp, self._first_media_ts)
-            delta = 0
-        return self._base_ts + delta
-
-    def write(self, message: Message) -> bool:
-        """Record one message: audio (8), video (9), data (18/15) or an aggregate (22).
-
-        Returns True when a tag was written; other message types are ignored (False), and
-        so is everything after :meth:`close`.
-        """
-        if message.type == MessageType.AGGREGATE:
-            written = False
-            for sub in split_aggregate(message):  # RTMP 7.1.6
-                written = self.write(sub) or written
-            return written
-        if message.type in _MEDIA_TYPES:
-            data: Optional[bytes] = message.data
-            tag_type = int(message.type)
-        elif message.type in (MessageType.DATA_AMF0, MessageType.DATA_AMF3):
-            data = script_payload(message)
-            tag_type = flv.TAG_SCRIPT  # FLV E.4.1: 18
-            if data is not None and data.startswith(_ON_METADATA):
-                if not self._keep_metadata:
-                    self.log.debug("recording: %s already has onMetaData; not repeated", self.path)
-                    return False
-                self._keep_metadata = False
-        else:
-            return False
-        if not data:
-            return False
-        with self._lock:
-            if self._closed:
-                self.log.debug("recording: %s closed; dropping a type %d message", self.path,
-                               message.type)
-                return False
-            timestamp = self._file_timestamp(message)
-            tag = flv.Tag(tag_type, timestamp, data)
-            self._writer.write(tag)
-            self.tags_written += 1
-            self._last_ts = max(self._last_ts, timestamp)
-            if self._last_sync_ts is None:
-                self._last_sync_ts = timestamp
-            if (tag_type == MessageType.VIDEO and flv.is_keyframe(tag)) or (
-                timestamp - self._last_sync_ts >= SYNC_INTERVAL_MS
-            ):
-                self._writer.flush()  # crash safety: whole tags reach the OS now ...
-                self._syncer.request()  # ... and the disk soon, off this thread
-                self._last_sync_ts = timestamp
-        return True
-
-    def close(self) -> None:
-        """Flush, fsync and close the file; safe to call twice and from another thread."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            try:
-                self._syncer.close()
-                self._writer.flush(fsync=True)
-            finally:
-                self._writer.close()
-            if self.tags_written:
-                try:
-                    patch_metadata_duration(self.path, self._last_ts)
-                except (OSError, flv.FLVError) as exc:
-                    self.log.warning("recording: cannot update the duration in %s: %s",
-                                     self.path, exc)
-        self.log.info("recording: closed %s (%d tags, last at %d ms)", self.path,
-                      self.tags_written, self._last_ts)
-
-    def __enter__(self) -> "Recorder":
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-
 # --------------------------------------------------------------------------------------
 # Index of a recorded file
 # --------------------------------------------------------------------------------------
-
-
 
 
 class FlvIndex:
@@ -574,7 +109,7 @@ class FlvIndex:
             offset = tag.offset
             self.tag_count += 1
             self.duration_ms = max(self.duration_ms, tag.timestamp)
-            if self.first_timestamp < 0 and tag.type in _MEDIA_TYPES:
+            if self.first_timestamp < 0 and tag.type in MEDIA_TYPES:
                 self.first_timestamp = tag.timestamp
             if tag.type == flv.TAG_VIDEO:
                 self.has_video = True
@@ -595,7 +130,7 @@ class FlvIndex:
                     self.headers.append((offset, tag))
                 elif not self.has_video:
                     audio_points.append((tag.timestamp, offset))
-            elif self.metadata is None and tag.data.startswith(_ON_METADATA):
+            elif self.metadata is None and tag.data.startswith(ON_METADATA_TAG):
                 self.metadata = tag
                 self.metadata_offset = offset
         self.first_timestamp = max(self.first_timestamp, 0)
@@ -661,7 +196,7 @@ def _scan_tags(index: FlvIndex) -> Iterator["flv.Tag"]:
             data = head[flv.TAG_HEADER_SIZE:flv.TAG_HEADER_SIZE + size]
             tag = flv.Tag(tag_type, timestamp, data, offset)
             if len(data) < size and (
-                (tag_type == flv.TAG_SCRIPT and data.startswith(_ON_METADATA))
+                (tag_type == flv.TAG_SCRIPT and data.startswith(ON_METADATA_TAG))
                 or flv.is_sequence_header(tag)
             ):
                 data += file.read(size - len(data))
@@ -935,7 +470,7 @@ class VodPlayer:
         tag = self._reader.read_tag()
         if tag is None:
             return None
-        self._reader_offset = self._offset + _TAG_OVERHEAD + len(tag.data)
+        self._reader_offset = self._offset + flv.TAG_OVERHEAD + len(tag.data)
         self._peeked = (self._offset, tag)
         return tag
 
@@ -981,7 +516,7 @@ class VodPlayer:
                 if tag is None:  # the file shrank under us
                     delay = None
                     break
-                next_offset = self._offset + _TAG_OVERHEAD + len(tag.data)
+                next_offset = self._offset + flv.TAG_OVERHEAD + len(tag.data)
                 timestamp = tag.timestamp
                 if self._end_ts is not None and timestamp > self._end_ts:
                     delay = None
@@ -991,7 +526,7 @@ class VodPlayer:
                     or tag.type not in _PLAYABLE_TAG_TYPES  # FLV E.4.1: unknown tag type
                     or (  # RTMP 7.2.2.8: on resume the player already has these
                         self._skip_through is not None and timestamp <= self._skip_through
-                        and tag.type in _MEDIA_TYPES
+                        and tag.type in MEDIA_TYPES
                     )
                     or (tag.type == MessageType.AUDIO and not self.receive_audio)  # 7.2.2.4
                     or (tag.type == MessageType.VIDEO and not self.receive_video)  # 7.2.2.5
@@ -1006,7 +541,7 @@ class VodPlayer:
                     break
                 batch.append(self._message(tag))
                 self._offset = next_offset
-                if tag.type in _MEDIA_TYPES:
+                if tag.type in MEDIA_TYPES:
                     self._position = timestamp
             if batch:
                 self._write(batch)

@@ -4,6 +4,9 @@
   such as "RTMP 5.3.1.1.4" fails collection).
 * ``--clause-table=write`` regenerates ``refs/clause-tests.md``;
   ``--clause-table=check`` (``tox -e trace``) fails when the committed table is stale.
+* ``--clause "RTMP 7.2.2.8"`` (repeatable) runs exactly the tests whose spec markers
+  cite that clause (an ``[impl: ...]`` suffix on a marker still matches); the others
+  are deselected.
 """
 
 from __future__ import annotations
@@ -42,6 +45,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="write or check refs/clause-tests.md from the spec markers",
     )
+    parser.addoption(
+        "--clause",
+        action="append",
+        default=[],
+        metavar="CLAUSE",
+        help='run only the tests citing this clause, e.g. --clause "RTMP 7.2.2.8" (repeatable)',
+    )
 
 
 def pytest_collection_modifyitems(
@@ -72,6 +82,27 @@ def pytest_collection_modifyitems(
                 "refs/clause-tests.md is out of date: run "
                 "`pytest --co -q --clause-table=write` and commit it"
             )
+    wanted = config.getoption("--clause")
+    if wanted:
+        select_clauses(config, items, wanted, known)
+
+
+def select_clauses(
+    config: pytest.Config, items: List[pytest.Item], wanted: List[str], known: Set[str]
+) -> None:
+    """Keep only the items whose spec markers cite one of ``wanted``; deselect the rest."""
+    unknown = [clause for clause in wanted if clause not in known]
+    if unknown:
+        raise pytest.UsageError(f"--clause names clauses missing from refs/clauses.txt: {unknown}")
+    targets = set(wanted)
+    selected: List[pytest.Item] = []
+    deselected: List[pytest.Item] = []
+    for item in items:
+        cited = {base_clause(c) for marker in item.iter_markers("spec") for c in marker.args}
+        (selected if cited & targets else deselected).append(item)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = selected
 
 
 def render_table(by_clause: Dict[str, Set[str]], ordered: List[str]) -> str:

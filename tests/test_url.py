@@ -151,3 +151,41 @@ class TestProperties:
         assert url.stream == stream
         assert url.port == expected_port
         assert url.tc_url == f"{scheme}://host.example:{expected_port}/{full_app}"
+
+
+class TestParseAddr:
+    """``host:port`` addresses: one parser for the server's config and the CLI."""
+
+    def test_server_form_requires_a_port(self) -> None:
+        from rtmp.server import parse_addr as server_parse_addr
+        from rtmp.url import parse_addr
+
+        assert server_parse_addr is parse_addr
+        assert parse_addr("127.0.0.1:1935") == ("127.0.0.1", 1935)
+        assert parse_addr("[::1]:0") == ("::1", 0)
+        assert parse_addr(":1936") == ("", 1936)
+        for bad in ("1935", "host:", "host:x", "host:65536", "host:-1"):
+            with pytest.raises(ValueError):
+                parse_addr(bad)
+
+    def test_default_port_form(self) -> None:
+        from rtmp.url import parse_addr
+
+        assert parse_addr("1936", 1935) == ("", 1936)
+        assert parse_addr("example.com:", 1935) == ("example.com", 1935)
+        assert parse_addr("[::1]:2000", 1935) == ("::1", 2000)
+        with pytest.raises(ValueError, match="port must be a number"):
+            parse_addr("host:x", 1935)
+        with pytest.raises(ValueError, match="out of range"):
+            parse_addr("70000", 1935)
+
+    def test_cli_alias_keeps_its_defaults(self) -> None:
+        import argparse
+
+        from rtmp.cli import parse_addr
+
+        assert parse_addr(":1935", 1936) == ("0.0.0.0", 1935)
+        assert parse_addr("1937", 1936) == ("0.0.0.0", 1937)
+        assert parse_addr("127.0.0.1:", 1936) == ("127.0.0.1", 1936)
+        with pytest.raises(argparse.ArgumentTypeError, match="port must be a number"):
+            parse_addr("h:x", 1936)

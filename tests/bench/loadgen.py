@@ -53,7 +53,7 @@ from rtmp.chunk import ChunkDecoder, ChunkEncoder
 from rtmp.commands import Command, decode_command
 from rtmp.flv import Reader
 from rtmp.handshake import ClientHandshake
-from rtmp.message import Message, MessageType
+from rtmp.message import SET_DATA_FRAME_AMF0, Message, MessageType
 
 logger = logging.getLogger(__name__)
 
@@ -87,8 +87,6 @@ _POLL_SECONDS = 1.0
 #: The gap put between the last message of one pass and the first of the next.
 PASS_GAP_MS = 40
 
-#: AMF0 2.4 string "@setDataFrame": marker 0x02, 16-bit length 13, the bytes.
-_SET_DATA_FRAME = b"\x02\x00\x0d" + commands.SET_DATA_FRAME.encode()
 
 _MEDIA = (MessageType.AUDIO, MessageType.VIDEO)
 _COMMANDS = (MessageType.COMMAND_AMF0, MessageType.COMMAND_AMF3)
@@ -173,7 +171,7 @@ class MediaPlan:
         """Every message the publisher sends, in order (metadata first)."""
         if self.metadata is not None:
             # RTMP 7.1.2 [impl]: "@setDataFrame" before onMetaData, as ffmpeg and OBS send it.
-            yield Message(type=MessageType.DATA_AMF0, data=_SET_DATA_FRAME + self.metadata,
+            yield Message(type=MessageType.DATA_AMF0, data=SET_DATA_FRAME_AMF0 + self.metadata,
                           timestamp=0, message_stream_id=stream_id)
         for kind, timestamp, data in self.headers:
             yield Message(type=kind, data=data, timestamp=timestamp, message_stream_id=stream_id)

@@ -1,0 +1,120 @@
+"""RTMP 7.2.2.6 / 7.2.2.1: where a recorded stream lives, and names that may not leave it.
+
+:func:`safe_record_path` maps an ``(app, stream name)`` pair to the file under
+``ServerConfig.record_dir`` (``<record_dir>/<app>/<name>.flv``) and refuses names that
+could leave that directory; :func:`find_recording` is the same lookup for playback.
+The names come from the peer's ``publish``/``play``, so they are untrusted input.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from typing import List, Optional, Tuple, Union
+
+__all__ = ["RECORD_SUFFIX", "safe_record_path", "find_recording"]
+
+#: The file name suffix of recordings (nginx-rtmp's ``record_suffix`` default).
+RECORD_SUFFIX = ".flv"
+
+#: The longest single path component accepted (common file-system limit, in bytes).
+_MAX_COMPONENT_BYTES = 255
+
+#: Characters that never appear in a recorded stream's path: NUL and other C0 controls
+#: (they break logs and some file systems) and the Windows separator.
+_FORBIDDEN_CHARS = frozenset(chr(c) for c in range(0x20)) | {"\x7f", "\\"}
+#: What Windows reads as a drive before ``:`` (``pathlib.PureWindowsPath``'s drive letters).
+_DRIVE_LETTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+
+
+def _check_components(label: str, value: str) -> List[str]:
+    """Split ``value`` on ``/`` and refuse anything but plain names (no ``.``/``..``/empty)."""
+    if not value:
+        raise ValueError(f"{label} is empty")
+    bad = _FORBIDDEN_CHARS.intersection(value)
+    if bad:
+        shown = ", ".join(sorted(repr(c) for c in bad))
+        raise ValueError(f"{label} {value!r} contains forbidden characters ({shown})")
+    if value.startswith("/"):
+        raise ValueError(f"{label} {value!r} is an absolute path")
+    parts = value.split("/")
+    for part in parts:
+        if part in ("", ".", ".."):
+            raise ValueError(f"{label} {value!r} has an empty, '.' or '..' path component")
+        if part[1:2] == ":" and part[0] in _DRIVE_LETTERS:  # "C:x" names a drive on Windows
+            raise ValueError(f"{label} {value!r} names a drive")
+        if len(part.encode("utf-8", "surrogatepass")) > _MAX_COMPONENT_BYTES:
+            raise ValueError(f"{label} {value!r} has a component over {_MAX_COMPONENT_BYTES} bytes")
+    return parts
+
+
+def safe_record_path(
+    record_dir: Union[str, "os.PathLike[str]"], app: str, stream_name: str
+) -> pathlib.Path:
+    """RTMP 7.2.2.6 / 7.2.2.1: the FLV file of stream ``stream_name`` in application ``app``.
+
+    The result is ``<record_dir>/<app>/<name>.flv``.  The name is what the peer sent in
+    ``publish`` or ``play``, so it is untrusted:
+
+    * a query string (``name?key=secret``, as ffmpeg and OBS append tokens) is dropped;
+    * an ``flv:`` prefix (RTMP 7.2.2.1 names files by type prefix) is dropped, and a
+      trailing ``.flv`` is not doubled;
+    * ``app`` and the name may be nested (``a/b``) as long as every component is a plain
+      name: empty, ``.``, ``..``, absolute paths, backslashes, NUL and other control
+      characters, Windows drive names and components over 255 bytes raise
+      :class:`ValueError`;
+    * finally the resolved path (symbolic links followed) must still lie inside
+      ``record_dir``, so a link planted in the directory cannot redirect a recording.
+    """
+    root, path = _record_path(record_dir, app, stream_name)
+    _check_inside(root, path, app, stream_name)
+    return path
+
+
+def find_recording(
+    record_dir: Union[str, "os.PathLike[str]"], app: str, stream_name: str
+) -> Optional[pathlib.Path]:
+    """RTMP 7.2.2.1: :func:`safe_record_path` if that file exists, else None.
+
+    Whether the file exists is asked first: a ``play`` of a stream that has no
+    recording (the live case) costs one ``stat``, not the resolution of every link.
+    """
+    parts = _record_parts(app, stream_name)
+    if not os.path.isfile(os.path.join(record_dir, *parts)):  # no Path objects for a miss
+        return None
+    root = pathlib.Path(record_dir)
+    path = root.joinpath(*parts)
+    _check_inside(root, path, app, stream_name)
+    return path
+
+
+def _record_path(
+    record_dir: Union[str, "os.PathLike[str]"], app: str, stream_name: str
+) -> Tuple[pathlib.Path, pathlib.Path]:
+    """``(record_dir, <record_dir>/<app>/<name>.flv)`` with every component checked."""
+    root = pathlib.Path(record_dir)
+    return root, root.joinpath(*_record_parts(app, stream_name))
+
+
+def _record_parts(app: str, stream_name: str) -> List[str]:
+    """The checked path components of ``<app>/<name>.flv`` under the record directory."""
+    if not isinstance(app, str) or not isinstance(stream_name, str):
+        raise TypeError("app and stream_name must be str")
+    name = stream_name.split("?", 1)[0]
+    if name[:4].lower() == "flv:":
+        name = name[4:]
+    app_parts = _check_components("application name", app)
+    name_parts = _check_components("stream name", name)
+    if not name_parts[-1].lower().endswith(RECORD_SUFFIX):
+        name_parts[-1] += RECORD_SUFFIX
+    return app_parts + name_parts
+
+
+def _check_inside(root: pathlib.Path, path: pathlib.Path, app: str, stream_name: str) -> None:
+    """ValueError unless ``path``, links followed, lies inside ``root``."""
+    resolved_root = root.resolve()
+    resolved = path.resolve()
+    if resolved != resolved_root and resolved_root not in resolved.parents:
+        raise ValueError(f"stream {app}/{stream_name!r} resolves outside the record directory")
