@@ -225,7 +225,9 @@ class Calls:
     ``object_encoding`` (0 or 3, settable once connect agreed on it) is the encoding of
     the calls built here.  Transaction ids count up from ``first_transaction_id``
     (connect keeps 1).  ``answer_bandwidth_check`` answers ``onBWDone`` with
-    ``_checkbw`` ([impl] as ffmpeg does).
+    ``_checkbw`` ([impl] as ffmpeg does).  A reply matches a call by the integer part of
+    its transaction id (as our client always did); ``exact_ids=True`` asks for the exact
+    number (the conformance probe).
     """
 
     def __init__(
@@ -234,12 +236,14 @@ class Calls:
         *,
         first_transaction_id: int = CONNECT_TRANSACTION_ID + 1,
         answer_bandwidth_check: bool = True,
+        exact_ids: bool = False,
         log: Optional[_Logger] = None,
     ) -> None:
         if first_transaction_id < 1:
             raise ValueError("transaction ids of calls start at 1 (0 means no reply)")
         self.object_encoding = object_encoding
         self.answer_bandwidth_check = answer_bandwidth_check
+        self.exact_ids = exact_ids
         self.log: _Logger = log if log is not None else logger
         self._first = first_transaction_id
         self._next = first_transaction_id
@@ -426,6 +430,8 @@ class Calls:
     def _reply(self, cmd: Command) -> Event:
         """RTMP 7.2: a ``_result``/``_error`` is matched to its call by transaction id."""
         txn = int(cmd.transaction_id)
+        if self.exact_ids and txn != cmd.transaction_id:
+            txn = 0  # 2.5 answers no call
         if txn and txn in self._awaited:
             self._awaited.discard(txn)
             outcome: Union[CallResult, CallError]
