@@ -152,7 +152,7 @@ class StatusWait:
     stream_zero: bool
     error_replies: bool
     what: str = ""
-    outcome: Union[StatusReached, StatusFailed, None] = None
+    outcome: Union[StatusReached, StatusFailed, None] = field(default=None, repr=False)
 
     @property
     def done(self) -> bool:
@@ -305,12 +305,17 @@ class Calls:
         stream_id: int = 0,
         reply: ReplyMode = ReplyMode.AWAIT,
         transaction_id: Optional[int] = None,
+        object_encoding: Optional[int] = None,
     ) -> Tuple[Message, int]:
-        """RTMP 7.2.1.2: ``name, txn, command_object, *args``; (the message, its txn)."""
+        """RTMP 7.2.1.2: ``name, txn, command_object, *args``; (the message, its txn).
+
+        ``transaction_id`` and ``object_encoding`` override the fresh id and
+        :attr:`object_encoding` (the probe sends odd ones on purpose).
+        """
         txn = self.next_transaction() if transaction_id is None else transaction_id
         message = commands.encode_command(
-            name, txn, command_object, *args,
-            message_stream_id=stream_id, object_encoding=self.object_encoding,
+            name, txn, command_object, *args, message_stream_id=stream_id,
+            object_encoding=self.object_encoding if object_encoding is None else object_encoding,
         )  # fmt: skip
         if txn:
             self.track(txn, reply)
@@ -323,12 +328,14 @@ class Calls:
         stream_id: Optional[int] = None,
         reply: ReplyMode = ReplyMode.AWAIT,
         transaction_id: Optional[int] = None,
+        object_encoding: Optional[int] = None,
     ) -> Tuple[Message, int]:
         """A typed request as a message; (the message, its txn).
 
         NetStream commands (RTMP 7.2.2) go with transaction id 0 and nothing is recorded;
         :class:`~rtmp.requests.Connect` takes id 1 and AMF0 (RTMP 7.2.1.1); any other
-        NetConnection call a fresh id, recorded as ``reply`` says.
+        NetConnection call a fresh id, recorded as ``reply`` says.  ``transaction_id``
+        and ``object_encoding`` override those choices.
         """
         if transaction_id is not None:
             txn = transaction_id
@@ -338,7 +345,10 @@ class Calls:
             txn = CONNECT_TRANSACTION_ID
         else:
             txn = self.next_transaction()
-        encoding = commands.AMF0 if isinstance(request, Connect) else self.object_encoding
+        if object_encoding is not None:
+            encoding = object_encoding
+        else:
+            encoding = commands.AMF0 if isinstance(request, Connect) else self.object_encoding
         message = request.to_message(txn, object_encoding=encoding, message_stream_id=stream_id)
         if txn and not request.netstream:
             self.track(txn, reply)

@@ -353,3 +353,18 @@ def test_transaction_ids_match_by_integer_part_unless_exact() -> None:
     _, txn = exact.call("f")
     assert isinstance(exact.receive(commands.result(txn + 0.5, None))[0], Unhandled)
     assert isinstance(exact.receive(commands.result(float(txn), None))[0], CallResult)
+
+
+@pytest.mark.spec("RTMP 7.1.1")
+def test_encoding_and_transaction_overrides() -> None:
+    calls = Calls()
+    msg, txn = calls.request(CreateStream(), object_encoding=3, transaction_id=5)
+    assert (msg.type, txn, calls.pending) == (MessageType.COMMAND_AMF3, 5, {5})
+    msg, _ = calls.call("f", object_encoding=3)
+    assert msg.type == MessageType.COMMAND_AMF3
+    msg, txn = calls.request(Connect.create("a", "rtmp://h/a"), object_encoding=3,
+                             transaction_id=9)
+    assert (msg.type, txn, decode_command(msg).transaction_id) == (
+        MessageType.COMMAND_AMF3, 9, 9)
+    msg, txn = calls.request(Play("k"), transaction_id=4)  # a NetStream command: untracked
+    assert txn == 4 and 4 not in calls.pending
