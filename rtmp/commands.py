@@ -10,6 +10,8 @@ This module turns those payloads into :class:`Command` values and back, names th
 status codes of our notes' Appendix B as constants with their levels, and builds the
 usual requests and replies (``connect``, ``createStream``, ``publish``, ``play``,
 ``_result``, ``_error``, ``onStatus``).  AMF encoding itself is ``rtmp.amf``'s job.
+:mod:`rtmp.requests` reads each request into a typed value and encodes it back with
+the encoders here; :mod:`rtmp.calls` matches replies to calls.
 It is sans-IO: no sockets, no clock.
 """
 

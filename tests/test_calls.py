@@ -368,3 +368,42 @@ def test_encoding_and_transaction_overrides() -> None:
         MessageType.COMMAND_AMF3, 9, 9)
     msg, txn = calls.request(Play("k"), transaction_id=4)  # a NetStream command: untracked
     assert txn == 4 and 4 not in calls.pending
+
+
+@pytest.mark.spec("RTMP 7.2.1.1", "RTMP 7.2.1.3", "RTMP 7.2.2.6")
+def test_a_publisher_conversation() -> None:
+    """What our client sends and our server answers, message by message (server.py's
+    replies rebuilt with the same encoders)."""
+    calls = Calls()
+    connect_msg, connect_txn = calls.request(Connect.create("live", "rtmp://h/live"))
+    assert connect_txn == 1 and decode_command(connect_msg).name == "connect"
+    # RTMP 7.2.1.1: the server's _result, then [impl] onBWDone.
+    (connected,) = calls.receive(commands.connect_result(0))
+    assert isinstance(connected, CallResult) and connected.command.code == (
+        commands.NETCONNECTION_CONNECT_SUCCESS)
+    assert calls.take(connect_txn) is connected
+    out, _ = calls.receive(commands.encode_command(commands.ON_BW_DONE, 0, None, 8192))
+    assert isinstance(out, Outgoing) and decode_command(out.message).name == "_checkbw"
+    # [impl] the publish preamble, fire-and-forget; then createStream, awaited.
+    _, release = calls.request(ReleaseStream("key"), reply=ReplyMode.IGNORE)
+    _, fc = calls.request(FCPublish("key"), reply=ReplyMode.IGNORE)
+    _, create = calls.request(CreateStream())
+    assert (release, fc, create) == (3, 4, 5)
+    assert isinstance(calls.receive(commands.result(release, None))[0], Consumed)
+    info = commands.status_info(commands.NETSTREAM_PUBLISH_START, "key")
+    assert isinstance(calls.receive(commands.encode_command(
+        commands.ON_FC_PUBLISH, 0, None, info))[0], Consumed)
+    assert isinstance(calls.receive(commands.result(fc, None))[0], Consumed)
+    (created,) = calls.receive(commands.result(create, None, 1))
+    assert isinstance(created, CallResult) and created.value == 1
+    # RTMP 7.2.2.6: publish on stream 1, wait for Publish.Start.
+    publish_msg, zero = calls.request(Publish("key"), stream_id=1)
+    assert zero == 0 and publish_msg == commands.publish("key", StreamType.LIVE, 1)
+    wait = calls.expect_status(1, {commands.NETSTREAM_PUBLISH_START}, what="publish")
+    (started,) = calls.receive(commands.on_status(commands.NETSTREAM_PUBLISH_START, "", 1,
+                                                  clientid="s1"))
+    assert isinstance(started, StatusReached) and wait.outcome is started
+    assert started.status.info["clientid"] == "s1"
+    (checkbw_reply,) = calls.receive(commands.error(2, "NetConnection.Call.Failed"))
+    assert isinstance(checkbw_reply, Consumed)  # _checkbw's txn 2 needs no answer
+    assert not calls.pending and not calls.ignored and not calls.waits
