@@ -10,6 +10,8 @@ This module turns those payloads into :class:`Command` values and back, names th
 status codes of our notes' Appendix B as constants with their levels, and builds the
 usual requests and replies (``connect``, ``createStream``, ``publish``, ``play``,
 ``_result``, ``_error``, ``onStatus``).  AMF encoding itself is ``rtmp.amf``'s job.
+:mod:`rtmp.requests` reads each request into a typed value and encodes it back with
+the encoders here; :mod:`rtmp.calls` matches replies to calls.
 It is sans-IO: no sockets, no clock.
 """
 
@@ -95,8 +97,10 @@ PAUSE = "pause"  # RTMP 7.2.2.8
 RELEASE_STREAM = "releaseStream"
 FC_PUBLISH = "FCPublish"
 FC_UNPUBLISH = "FCUnpublish"
+FC_SUBSCRIBE = "FCSubscribe"  # [impl] Akamai-style players
 ON_FC_PUBLISH = "onFCPublish"
 ON_FC_UNPUBLISH = "onFCUnpublish"
+ON_FC_SUBSCRIBE = "onFCSubscribe"
 ON_BW_DONE = "onBWDone"
 CHECK_BW = "_checkbw"
 GET_STREAM_LENGTH = "getStreamLength"
@@ -624,10 +628,15 @@ def connect(
     command_object: Mapping[str, Any],
     *user_arguments: Any,
     transaction_id: float = 1,
+    object_encoding: int = AMF0,
+    message_stream_id: int = 0,
 ) -> Message:
-    """RTMP 7.2.1.1: ``connect, 1, command_object, *user_arguments`` (always AMF0, type 20:
-    the object encoding is only negotiated by this very command)."""
-    return encode_command(CONNECT, transaction_id, dict(command_object), *user_arguments)
+    """RTMP 7.2.1.1: ``connect, 1, command_object, *user_arguments`` (AMF0, type 20, unless
+    told otherwise: the object encoding is only negotiated by this very command)."""
+    return encode_command(
+        CONNECT, transaction_id, dict(command_object), *user_arguments,
+        message_stream_id=message_stream_id, object_encoding=object_encoding,
+    )  # fmt: skip
 
 
 def connect_result(
@@ -652,17 +661,31 @@ def connect_result(
     return result(transaction_id, props, info)
 
 
-def create_stream(transaction_id: float, object_encoding: int = AMF0) -> Message:
+def create_stream(
+    transaction_id: float, object_encoding: int = AMF0, *, message_stream_id: int = 0
+) -> Message:
     """RTMP 7.2.1.3: ``createStream, txn, null`` on the NetConnection (msid 0)."""
-    return encode_command(CREATE_STREAM, transaction_id, None, object_encoding=object_encoding)
+    return encode_command(
+        CREATE_STREAM, transaction_id, None,
+        message_stream_id=message_stream_id, object_encoding=object_encoding,
+    )  # fmt: skip
 
 
-def delete_stream(stream_id: int, object_encoding: int = AMF0) -> Message:
+def delete_stream(
+    stream_id: int,
+    object_encoding: int = AMF0,
+    *,
+    transaction_id: float = 0,
+    message_stream_id: int = 0,
+) -> Message:
     """RTMP 7.2.2.3: ``deleteStream, 0, null, stream_id``.
 
     [impl] ffmpeg and librtmp send it on msid 0 (the NetConnection); servers accept both.
     """
-    return encode_command(DELETE_STREAM, 0, None, stream_id, object_encoding=object_encoding)
+    return encode_command(
+        DELETE_STREAM, transaction_id, None, stream_id,
+        message_stream_id=message_stream_id, object_encoding=object_encoding,
+    )  # fmt: skip
 
 
 def publish(
@@ -705,10 +728,16 @@ def play(
     )  # fmt: skip
 
 
-def seek(milliseconds: float, message_stream_id: int = 1, *, object_encoding: int = AMF0) -> Message:
+def seek(
+    milliseconds: float,
+    message_stream_id: int = 1,
+    *,
+    transaction_id: float = 0,
+    object_encoding: int = AMF0,
+) -> Message:
     """RTMP 7.2.2.7: ``seek, 0, null, milliseconds``."""
     return encode_command(
-        SEEK, 0, None, milliseconds,
+        SEEK, transaction_id, None, milliseconds,
         message_stream_id=message_stream_id, object_encoding=object_encoding,
     )  # fmt: skip
 
@@ -718,10 +747,11 @@ def pause(
     milliseconds: float,
     message_stream_id: int = 1,
     *,
+    transaction_id: float = 0,
     object_encoding: int = AMF0,
 ) -> Message:
     """RTMP 7.2.2.8: ``pause, 0, null, flag, milliseconds`` (true pauses, false resumes)."""
     return encode_command(
-        PAUSE, 0, None, bool(paused), milliseconds,
+        PAUSE, transaction_id, None, bool(paused), milliseconds,
         message_stream_id=message_stream_id, object_encoding=object_encoding,
     )  # fmt: skip

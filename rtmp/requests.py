@@ -1,0 +1,665 @@
+"""RTMP 7.2.1 and 7.2.2: each request a peer sends, as a small typed value.
+
+A :class:`rtmp.commands.Command` carries an RPC's envelope (name, transaction id,
+message stream id, AMF0 or AMF3) and its values as sent.  This module reads those
+values into frozen dataclasses, one per command (:class:`Connect`, :class:`Publish`,
+:class:`Play`, ...), and encodes them back through the encoders of
+:mod:`rtmp.commands`: one encoding per command.
+
+``from_command`` is the one place where the lenient defaults live, the ones real peers
+need and the server has always applied: a missing or non-string stream name reads as
+"", a missing or non-finite number as the clause's default (play: start -2, duration
+-1; pause: -1; seek: 0), a missing flag as true.  :func:`decode_request` maps a command
+name to its type through one table (:data:`REQUEST_TYPES`) and returns ``None`` for
+any other name (replies, ``onStatus``, application calls).
+
+It is sans-IO: no sockets, no clock.  (Kept apart from :mod:`rtmp.commands`, which it
+imports, so that no import cycle arises.)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar
+
+from .commands import (
+    AMF0,
+    AMF3,
+    CLOSE,
+    CLOSE_STREAM,
+    CONNECT,
+    CREATE_STREAM,
+    DELETE_STREAM,
+    FC_PUBLISH,
+    FC_SUBSCRIBE,
+    FC_UNPUBLISH,
+    GET_STREAM_LENGTH,
+    PAUSE,
+    PLAY,
+    PLAY2,
+    PUBLISH,
+    RECEIVE_AUDIO,
+    RECEIVE_VIDEO,
+    RELEASE_STREAM,
+    SEEK,
+    Command,
+    connect,
+    connect_command_object,
+    create_stream,
+    delete_stream,
+    encode_command,
+    pause,
+    play,
+    publish,
+    seek,
+)
+from .message import Message, StreamType
+
+__all__ = [
+    "REQUEST_TYPES",
+    "Close",
+    "CloseStream",
+    "Connect",
+    "CreateStream",
+    "DeleteStream",
+    "FCPublish",
+    "FCSubscribe",
+    "FCUnpublish",
+    "GetStreamLength",
+    "Pause",
+    "Play",
+    "Play2",
+    "Publish",
+    "ReceiveAudio",
+    "ReceiveVideo",
+    "ReleaseStream",
+    "Request",
+    "Seek",
+    "decode_request",
+    "finite_number",
+    "split_query",
+]
+
+_R = TypeVar("_R", bound="Request")
+
+
+def split_query(value: str) -> tuple[str, str]:
+    """``"name?a=b"`` -> ``("name", "a=b")`` (stream and app names may carry a query)."""
+    name, _, query = value.partition("?")
+    return name, query
+
+
+def finite_number(value: Any, default: float) -> float:
+    """An AMF Number argument as a float; ``default`` when absent, not a number (booleans
+    included) or not finite: AMF0 2.2 Infinity and NaN mean nothing as an id or a time."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return default
+    number = float(value)
+    return number if math.isfinite(number) else default
+
+
+def _arg(cmd: Command, index: int) -> Any:
+    return cmd.arguments[index] if len(cmd.arguments) > index else None
+
+
+def _text(value: Any, default: str = "") -> str:
+    return value if isinstance(value, str) else default
+
+
+def _optional_text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _optional_number(value: Any) -> float | None:
+    number = finite_number(value, math.nan)
+    return None if math.isnan(number) else number
+
+
+class Request:
+    """A decoded RTMP 7.2 request; the subclasses are frozen dataclasses.
+
+    :attr:`name` is the command name.  :attr:`netstream` is True for the RTMP 7.2.2
+    commands, sent with transaction id 0 on the stream's message stream id (default 1);
+    NetConnection calls (RTMP 7.2.1) go on message stream 0 with a transaction id.
+    """
+
+    name: ClassVar[str]
+    netstream: ClassVar[bool] = False
+
+    @classmethod
+    def from_command(cls: type[_R], cmd: Command) -> _R:
+        """Read ``cmd`` (whose name is :attr:`name`) with today's lenient defaults."""
+        raise NotImplementedError
+
+    def arguments(self) -> list[Any]:
+        """The values after the (null) command object, as they are sent."""
+        return []
+
+    def to_message(
+        self,
+        transaction_id: float = 0,
+        *,
+        object_encoding: int = AMF0,
+        message_stream_id: int | None = None,
+    ) -> Message:
+        """RTMP 7.1.1: this request as a command message (type 20, or 17 for AMF3).
+
+        ``message_stream_id`` defaults to 1 for a NetStream command, else 0.
+        """
+        return encode_command(
+            self.name, transaction_id, None, *self.arguments(),
+            message_stream_id=self._stream(message_stream_id), object_encoding=object_encoding,
+        )  # fmt: skip
+
+    def _stream(self, message_stream_id: int | None) -> int:
+        if message_stream_id is not None:
+            return message_stream_id
+        return 1 if self.netstream else 0
+
+
+# -- NetConnection (RTMP 7.2.1) ----------------------------------------------------------------
+
+
+def _number_property(key: str, doc: str) -> property:
+    def get(self: Connect) -> float | None:
+        return _optional_number(self.command_object.get(key))
+
+    return property(get, doc=doc)
+
+
+def _text_property(key: str, doc: str) -> property:
+    def get(self: Connect) -> str | None:
+        return _optional_text(self.command_object.get(key))
+
+    return property(get, doc=doc)
+
+
+@dataclass(frozen=True)
+class Connect(Request):
+    """RTMP 7.2.1.1: ``connect, 1, command_object, *optional_user_arguments``.
+
+    The command object is kept as sent ({} when it is not an object); the properties
+    of the RTMP 7.2.1.1 table read it leniently (a wrong type reads as ``None``, or ""
+    for ``app`` and ``tcUrl``).  Build one with :meth:`create`.
+    """
+
+    name: ClassVar[str] = CONNECT
+    command_object: dict[str, Any] = field(default_factory=dict, hash=False)
+    user_arguments: tuple[Any, ...] = field(default=(), hash=False)
+
+    @classmethod
+    def create(cls, app: str, tc_url: str, *user_arguments: Any, **options: Any) -> Connect:
+        """A connect whose command object :func:`rtmp.commands.connect_command_object`
+        builds (same keyword options: ``flash_ver``, ``object_encoding``, ``extra``, ...)."""
+        return cls(connect_command_object(app, tc_url, **options), tuple(user_arguments))
+
+    @classmethod
+    def from_command(cls, cmd: Command) -> Connect:
+        obj = cmd.command_object
+        return cls(dict(obj) if isinstance(obj, dict) else {}, tuple(cmd.arguments))
+
+    def arguments(self) -> list[Any]:
+        return list(self.user_arguments)
+
+    def to_message(
+        self,
+        transaction_id: float = 1,
+        *,
+        object_encoding: int = AMF0,
+        message_stream_id: int | None = None,
+    ) -> Message:
+        """RTMP 7.2.1.1: transaction id 1 and AMF0 unless told otherwise."""
+        return connect(
+            self.command_object, *self.user_arguments, transaction_id=transaction_id,
+            object_encoding=object_encoding, message_stream_id=self._stream(message_stream_id),
+        )  # fmt: skip
+
+    @property
+    def app(self) -> str:
+        """``app`` as sent, query included ("" when missing or not a string)."""
+        return _text(self.command_object.get("app"))
+
+    @property
+    def app_name(self) -> str:
+        """The application: ``app`` without the slashes around it and without its query."""
+        return split_query(self.app.strip("/"))[0].strip("/")
+
+    @property
+    def query(self) -> str:
+        """What follows ``?`` in ``app`` (AUTH-ADOBE and AUTH-LLNW put their fields there)."""
+        return split_query(self.app.strip("/"))[1]
+
+    @property
+    def tc_url(self) -> str:
+        """``tcUrl`` ("" when missing or not a string)."""
+        return _text(self.command_object.get("tcUrl"))
+
+    @property
+    def flash_ver(self) -> str | None:
+        """``flashVer`` ([impl] the clients' spelling), else the table's ``flashver``."""
+        obj = self.command_object
+        return _optional_text(obj.get("flashVer", obj.get("flashver")))
+
+    @property
+    def object_encoding(self) -> int:
+        """``objectEncoding``: 3 (AMF3) when it is exactly 3, else 0 (AMF0)."""
+        return AMF3 if self.command_object.get("objectEncoding") == 3 else AMF0
+
+    @property
+    def fpad(self) -> bool | None:
+        """``fpad`` (a proxy is used), when a boolean."""
+        value = self.command_object.get("fpad")
+        return value if isinstance(value, bool) else None
+
+    swf_url = _text_property("swfUrl", "``swfUrl``, when a string.")
+    page_url = _text_property("pageUrl", "``pageUrl``, when a string.")
+    capabilities = _number_property("capabilities", "[impl] ``capabilities``, when a number.")
+    audio_codecs = _number_property("audioCodecs", "``audioCodecs`` (SUPPORT_SND_*), if a number.")
+    video_codecs = _number_property("videoCodecs", "``videoCodecs`` (SUPPORT_VID_*), if a number.")
+    video_function = _number_property("videoFunction", "``videoFunction``, when a number.")
+
+
+@dataclass(frozen=True)
+class Close(Request):
+    """RTMP 7.2.1 [spec gap]: ``close`` ends the NetConnection (named, no structure given)."""
+
+    name: ClassVar[str] = CLOSE
+
+    @classmethod
+    def from_command(cls, cmd: Command) -> Close:
+        return cls()
+
+
+@dataclass(frozen=True)
+class CreateStream(Request):
+    """RTMP 7.2.1.3: ``createStream, txn, null``; the ``_result`` carries the stream id."""
+
+    name: ClassVar[str] = CREATE_STREAM
+
+    @classmethod
+    def from_command(cls, cmd: Command) -> CreateStream:
+        return cls()
+
+    def to_message(
+        self,
+        transaction_id: float = 0,
+        *,
+        object_encoding: int = AMF0,
+        message_stream_id: int | None = None,
+    ) -> Message:
+        return create_stream(transaction_id, object_encoding,
+                             message_stream_id=self._stream(message_stream_id))
+
+
+@dataclass(frozen=True)
+class _NamedCall(Request):
+    """A NetConnection call whose one argument is a stream name ("" when missing or
+    not a string)."""
+
+    stream_name: str = ""
+
+    @classmethod
+    def from_command(cls: type[_R], cmd: Command) -> _R:
+        return cls(_text(_arg(cmd, 0)))  # type: ignore[call-arg]
+
+    def arguments(self) -> list[Any]:
+        return [self.stream_name]
+
+    @property
+    def base_name(self) -> str:
+        """The stream name without its query (``"key?token=1"`` -> ``"key"``)."""
+        return split_query(self.stream_name)[0]
+
+
+@dataclass(frozen=True)
+class ReleaseStream(_NamedCall):
+    """[impl] ffmpeg/OBS: ``releaseStream, txn, null, name`` before publishing (RTMP 7.2.1.2
+    call shape)."""
+
+    name: ClassVar[str] = RELEASE_STREAM
+
+
+@dataclass(frozen=True)
+class FCPublish(_NamedCall):
+    """[impl] FMLE/ffmpeg/OBS: ``FCPublish, txn, null, name``; servers answer onFCPublish."""
+
+    name: ClassVar[str] = FC_PUBLISH
+
+
+@dataclass(frozen=True)
+class FCUnpublish(_NamedCall):
+    """[impl] ``FCUnpublish, txn, null, name``; servers answer onFCUnpublish."""
+
+    name: ClassVar[str] = FC_UNPUBLISH
+
+
+@dataclass(frozen=True)
+class FCSubscribe(_NamedCall):
+    """[impl] Akamai-style ``FCSubscribe, txn, null, name``; servers answer onFCSubscribe."""
+
+    name: ClassVar[str] = FC_SUBSCRIBE
+
+
+@dataclass(frozen=True)
+class GetStreamLength(_NamedCall):
+    """[impl] ``getStreamLength, txn, null, name``: the recording's length in seconds."""
+
+    name: ClassVar[str] = GET_STREAM_LENGTH
+
+
+# -- NetStream (RTMP 7.2.2) --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Publish(Request):
+    """RTMP 7.2.2.6: ``publish, 0, null, name, type`` (live, record or append).
+
+    A missing or non-string name reads as "", a missing or non-string type as live (in
+    any letter case).  Another type text reads as live with :attr:`unknown_type` holding
+    it (Deviation (FMLE): published live, as nginx-rtmp does; a strict server refuses).
+    """
+
+    name: ClassVar[str] = PUBLISH
+    netstream: ClassVar[bool] = True
+    stream_name: str = ""
+    type: StreamType = StreamType.LIVE
+    unknown_type: str | None = None
+
+    @classmethod
+    def from_command(cls, cmd: Command) -> Publish:
+        name = _text(_arg(cmd, 0))
+        type_text = _text(_arg(cmd, 1), "live")
+        try:
+            return cls(name, StreamType(type_text.lower()))
+        except ValueError:
+            return cls(name, StreamType.LIVE, type_text)
+
+    def arguments(self) -> list[Any]:
+        type_text = self.type.value if self.unknown_type is None else self.unknown_type
+        return [self.stream_name, type_text]
+
+    def to_message(
+        self,
+        transaction_id: float = 0,
+        *,
+        object_encoding: int = AMF0,
+        message_stream_id: int | None = None,
+    ) -> Message:
+        if self.unknown_type is not None:  # as it came: the encoder takes the three types
+            return super().to_message(transaction_id, object_encoding=object_encoding,
+                                      message_stream_id=message_stream_id)
+        return publish(self.stream_name, self.type, self._stream(message_stream_id),
+                       transaction_id=transaction_id, object_encoding=object_encoding)
+
+    @property
+    def base_name(self) -> str:
+        """The stream name without its query (``"key?token=1"`` -> ``"key"``)."""
+        return split_query(self.stream_name)[0]
+
+    @property
+    def query(self) -> str:
+        return split_query(self.stream_name)[1]
+
+
+@dataclass(frozen=True)
+class Play(Request):
+    """RTMP 7.2.2.1: ``play, 0, null, name, start, duration, reset``.
+
+    Defaults: start -2 (live, else recorded), duration -1 (to the end), reset true.  A
+    start or duration that is not a finite number reads as its default, a reset that is
+    not a boolean as true.  ``reset=None`` leaves the flag out when encoding.
+    """
+
+    name: ClassVar[str] = PLAY
+    netstream: ClassVar[bool] = True
+    stream_name: str = ""
+    start: float = -2
+    duration: float = -1
+    reset: bool | None = True
+
+    @classmethod
+    def from_command(cls, cmd: Command) -> Play:
+        reset = _arg(cmd, 3)
+        return cls(
+            _text(_arg(cmd, 0)),
+            finite_number(_arg(cmd, 1), -2),
+            finite_number(_arg(cmd, 2), -1),
+            reset if isinstance(reset, bool) else True,
+        )
+
+    def arguments(self) -> list[Any]:
+        args: list[Any] = [self.stream_name, self.start, self.duration]
+        return args if self.reset is None else [*args, bool(self.reset)]
+
+    def to_message(
+        self,
+        transaction_id: float = 0,
+        *,
+        object_encoding: int = AMF0,
+        message_stream_id: int | None = None,
+    ) -> Message:
+        return play(self.stream_name, self._stream(message_stream_id), self.start,
+                    self.duration, self.reset, transaction_id=transaction_id,
+                    object_encoding=object_encoding)
+
+    @property
+    def base_name(self) -> str:
+        """The stream name without its query and without an ``flv:`` prefix (RTMP 7.2.2.1:
+        it names the default file type)."""
+        name = split_query(self.stream_name)[0]
+        return name[4:] if name.lower().startswith("flv:") else name
+
+    @property
+    def query(self) -> str:
+        return split_query(self.stream_name)[1]
+
+
+@dataclass(frozen=True)
+class Play2(Request):
+    """RTMP 7.2.2.2: ``play2, 0, null, parameters``, a NetStreamPlayOptions object
+    (streamName, oldStreamName, start, len, offset, transition).
+
+    The object is kept as sent ({} when it is not an object); the properties read it
+    leniently: start -2 and len -1 when absent, as play's.
+    """
+
+    name: ClassVar[str] = PLAY2
+    netstream: ClassVar[bool] = True
+    parameters: dict[str, Any] = field(default_factory=dict, hash=False)
+
+    @classmethod
+    def from_command(cls, cmd: Command) -> Play2:
+        params = _arg(cmd, 0)
+        return cls(dict(params) if isinstance(params, dict) else {})
+
+    def arguments(self) -> list[Any]:
+        return [dict(self.parameters)]
+
+    @property
+    def stream_name(self) -> str | None:
+        """``streamName`` when a non-empty string, else ``None``."""
+        name = self.parameters.get("streamName")
+        return name if isinstance(name, str) and name else None
+
+    @property
+    def old_stream_name(self) -> str | None:
+        return _optional_text(self.parameters.get("oldStreamName"))
+
+    @property
+    def start(self) -> float:
+        return finite_number(self.parameters.get("start"), -2)
+
+    @property
+    def duration(self) -> float:
+        """``len``."""
+        return finite_number(self.parameters.get("len"), -1)
+
+    @property
+    def offset(self) -> float | None:
+        return _optional_number(self.parameters.get("offset"))
+
+    @property
+    def transition(self) -> Any:
+        """``transition`` as sent ("switch", "swap", "stop", ...)."""
+        return self.parameters.get("transition")
+
+
+@dataclass(frozen=True)
+class DeleteStream(Request):
+    """RTMP 7.2.2.3: ``deleteStream, 0, null, stream_id``.
+
+    A missing or non-numeric id reads as the message stream the command came on; a
+    fraction is cut.  [impl] ffmpeg and librtmp send it on message stream 0, so that is
+    :meth:`to_message`'s default.
+    """
+
+    name: ClassVar[str] = DELETE_STREAM
+    netstream: ClassVar[bool] = True
+    stream_id: int = 0
+
+    @classmethod
+    def from_command(cls, cmd: Command) -> DeleteStream:
+        default = cmd.message_stream_id
+        value = cmd.arguments[0] if cmd.arguments else default
+        return cls(int(finite_number(value, default)))
+
+    def arguments(self) -> list[Any]:
+        return [self.stream_id]
+
+    def to_message(
+        self,
+        transaction_id: float = 0,
+        *,
+        object_encoding: int = AMF0,
+        message_stream_id: int | None = None,
+    ) -> Message:
+        return delete_stream(self.stream_id, object_encoding, transaction_id=transaction_id,
+                             message_stream_id=message_stream_id or 0)
+
+
+@dataclass(frozen=True)
+class CloseStream(Request):
+    """RTMP 7.2.2 [spec gap]: ``closeStream, 0, null`` on the stream: stop playing or
+    publishing, keep the stream id."""
+
+    name: ClassVar[str] = CLOSE_STREAM
+    netstream: ClassVar[bool] = True
+
+    @classmethod
+    def from_command(cls, cmd: Command) -> CloseStream:
+        return cls()
+
+
+@dataclass(frozen=True)
+class _Receive(Request):
+    netstream: ClassVar[bool] = True
+    flag: bool = True
+
+    @classmethod
+    def from_command(cls: type[_R], cmd: Command) -> _R:
+        return cls(bool(cmd.arguments[0]) if cmd.arguments else True)  # type: ignore[call-arg]
+
+    def arguments(self) -> list[Any]:
+        return [bool(self.flag)]
+
+
+@dataclass(frozen=True)
+class ReceiveAudio(_Receive):
+    """RTMP 7.2.2.4: ``receiveAudio, 0, null, flag``; a missing flag reads as true, any
+    other value by its truth."""
+
+    name: ClassVar[str] = RECEIVE_AUDIO
+
+
+@dataclass(frozen=True)
+class ReceiveVideo(_Receive):
+    """RTMP 7.2.2.5: ``receiveVideo, 0, null, flag`` (read as :class:`ReceiveAudio`)."""
+
+    name: ClassVar[str] = RECEIVE_VIDEO
+
+
+@dataclass(frozen=True)
+class Seek(Request):
+    """RTMP 7.2.2.7: ``seek, 0, null, milliseconds``; not a finite number reads as 0."""
+
+    name: ClassVar[str] = SEEK
+    netstream: ClassVar[bool] = True
+    milliseconds: float = 0
+
+    @classmethod
+    def from_command(cls, cmd: Command) -> Seek:
+        return cls(finite_number(_arg(cmd, 0), 0))
+
+    def arguments(self) -> list[Any]:
+        return [self.milliseconds]
+
+    def to_message(
+        self,
+        transaction_id: float = 0,
+        *,
+        object_encoding: int = AMF0,
+        message_stream_id: int | None = None,
+    ) -> Message:
+        return seek(self.milliseconds, self._stream(message_stream_id),
+                    transaction_id=transaction_id, object_encoding=object_encoding)
+
+    @property
+    def position(self) -> int:
+        """Where to seek to: whole milliseconds, never negative."""
+        return int(max(0.0, self.milliseconds))
+
+
+@dataclass(frozen=True)
+class Pause(Request):
+    """RTMP 7.2.2.8: ``pause, 0, null, flag, milliseconds`` (true pauses, false resumes).
+
+    A missing flag reads as true (pause), any other value by its truth; a time that is
+    not a finite number reads as -1 (none given).
+    """
+
+    name: ClassVar[str] = PAUSE
+    netstream: ClassVar[bool] = True
+    paused: bool = True
+    milliseconds: float = -1
+
+    @classmethod
+    def from_command(cls, cmd: Command) -> Pause:
+        paused = bool(cmd.arguments[0]) if cmd.arguments else True
+        return cls(paused, finite_number(_arg(cmd, 1), -1))
+
+    def arguments(self) -> list[Any]:
+        return [bool(self.paused), self.milliseconds]
+
+    def to_message(
+        self,
+        transaction_id: float = 0,
+        *,
+        object_encoding: int = AMF0,
+        message_stream_id: int | None = None,
+    ) -> Message:
+        return pause(self.paused, self.milliseconds, self._stream(message_stream_id),
+                     transaction_id=transaction_id, object_encoding=object_encoding)
+
+    @property
+    def position(self) -> int | None:
+        """The pause or resume point in whole milliseconds; ``None`` when not given (< 0)."""
+        return int(self.milliseconds) if self.milliseconds >= 0 else None
+
+
+#: The one table from command name to request type (RTMP 7.2.1, 7.2.2 and [impl] names).
+REQUEST_TYPES: dict[str, type[Request]] = {
+    cls.name: cls
+    for cls in (
+        Connect, Close, CreateStream, ReleaseStream, FCPublish, FCUnpublish, FCSubscribe,
+        GetStreamLength, Publish, Play, Play2, DeleteStream, CloseStream, ReceiveAudio,
+        ReceiveVideo, Seek, Pause,
+    )
+}  # fmt: skip
+
+
+def decode_request(cmd: Command) -> Request | None:
+    """The typed request for ``cmd`` (RTMP 7.2.1, 7.2.2); ``None`` for any other name
+    (``_result``, ``onStatus``, ``_checkbw``, application calls, ...)."""
+    cls = REQUEST_TYPES.get(cmd.name)
+    return None if cls is None else cls.from_command(cmd)
