@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any, Collection, Dict, List, Optional, Set, Tuple, Union
 
 from . import commands
-from .commands import Command
+from .commands import Command, StatusEvent
 from .errors import CommandError
 from .message import Message
 from .requests import Connect, Request
@@ -79,32 +79,6 @@ class ReplyMode(enum.Enum):
 
 
 # -- events --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class StatusEvent:
-    """RTMP 7.2.2: an ``onStatus`` information object on a message stream.
-
-    ``code``, ``level`` and ``description`` are "" when missing or not strings;
-    ``info`` is the whole object (Appendix B).
-    """
-
-    code: str
-    level: str
-    description: str
-    stream_id: int
-    info: Dict[str, Any] = field(default_factory=dict, hash=False)
-
-    @classmethod
-    def from_command(cls, cmd: Command) -> StatusEvent:
-        info = cmd.info or {}
-
-        def text(key: str) -> str:
-            value = info.get(key)
-            return value if isinstance(value, str) else ""
-
-        return cls(text("code"), text("level"), text("description"), cmd.message_stream_id,
-                   dict(info))
 
 
 @dataclass(frozen=True)
