@@ -38,6 +38,8 @@ SANS_IO = (
     "amf3",
     "amf_types",
     "amf",
+    "requests",
+    "calls",
     "commands",
     "flv",
     "flvmeta",
