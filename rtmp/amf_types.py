@@ -69,7 +69,7 @@ class _Sentinel:
 
 
 class Undefined(_Sentinel):
-    """AMF0 2.8 / AMF3 3.2: ActionScript ``undefined``; use the :data:`UNDEFINED` singleton."""
+    """AMF0 2.8 / AMF3 3.2: ActionScript ``undefined``; use the ``rtmp.amf0.UNDEFINED`` singleton."""
 
     __slots__ = ()
     _name = "UNDEFINED"
@@ -79,7 +79,7 @@ class Undefined(_Sentinel):
 
 
 class Unsupported(_Sentinel):
-    """AMF0 2.15: the placeholder for a value that could not be serialised (:data:`UNSUPPORTED`)."""
+    """AMF0 2.15: the placeholder for a value that could not be serialised (``rtmp.amf0.UNSUPPORTED``)."""
 
     __slots__ = ()
     _name = "UNSUPPORTED"

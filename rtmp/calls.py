@@ -53,7 +53,6 @@ __all__ = [
     "Event",
     "Outgoing",
     "ReplyMode",
-    "StatusEvent",
     "StatusFailed",
     "StatusReached",
     "StatusWait",
@@ -117,7 +116,7 @@ class CallError:
 @dataclass(eq=False)
 class StatusWait:
     """One wait for an ``onStatus`` (RTMP 7.2.2) on ``stream_id``, from
-    :meth:`Calls.expect_status`.  :attr:`outcome` is set when it completes or fails."""
+    :meth:`Calls.expect_status`.  ``outcome`` is set when it completes or fails."""
 
     stream_id: int
     success: Optional[frozenset[str]]
@@ -284,7 +283,7 @@ class Calls:
         """RTMP 7.2.1.2: ``name, txn, command_object, *args``; (the message, its txn).
 
         ``transaction_id`` and ``object_encoding`` override the fresh id and
-        :attr:`object_encoding` (the probe sends odd ones on purpose).
+        ``object_encoding`` (the probe sends odd ones on purpose).
         """
         txn = self.next_transaction() if transaction_id is None else transaction_id
         message = commands.encode_command(

@@ -87,7 +87,7 @@ class StreamEnded(RTMPError):
     published again, and the next read waits for it.
     """
 
-    def __init__(self, reason: str, status: Optional["StatusEvent"] = None) -> None:
+    def __init__(self, reason: str, status: Optional[StatusEvent] = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.status = status

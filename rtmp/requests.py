@@ -119,7 +119,7 @@ def _optional_number(value: Any) -> float | None:
 class Request:
     """A decoded RTMP 7.2 request; the subclasses are frozen dataclasses.
 
-    :attr:`name` is the command name.  :attr:`netstream` is True for the RTMP 7.2.2
+    ``name`` is the command name.  ``netstream`` is True for the RTMP 7.2.2
     commands, sent with transaction id 0 on the stream's message stream id (default 1);
     NetConnection calls (RTMP 7.2.1) go on message stream 0 with a transaction id.
     """
@@ -129,7 +129,7 @@ class Request:
 
     @classmethod
     def from_command(cls: type[_R], cmd: Command) -> _R:
-        """Read ``cmd`` (whose name is :attr:`name`) with today's lenient defaults."""
+        """Read ``cmd`` (whose name is ``name``) with today's lenient defaults."""
         raise NotImplementedError
 
     def arguments(self) -> list[Any]:
@@ -356,7 +356,7 @@ class Publish(Request):
     """RTMP 7.2.2.6: ``publish, 0, null, name, type`` (live, record or append).
 
     A missing or non-string name reads as "", a missing or non-string type as live (in
-    any letter case).  Another type text reads as live with :attr:`unknown_type` holding
+    any letter case).  Another type text reads as live with ``unknown_type`` holding
     it (Deviation (FMLE): published live, as nginx-rtmp does; a strict server refuses).
     """
 

@@ -46,7 +46,7 @@ from .message import Message
 from .session import Session
 from .trace import ProtocolTracer, tracing_enabled
 
-__all__ = ["Transport", "READ_BUFFER_SIZE", "INITIAL_READ_BUFFER_SIZE"]
+__all__ = ["Transport", "READ_BUFFER_SIZE", "INITIAL_READ_BUFFER_SIZE", "client_ssl_context", "open_connection"]
 
 logger = logging.getLogger(__name__)
 
