@@ -52,9 +52,7 @@ NODE_MEDIA_SERVER_APP = (Path(__file__).resolve().parent.parent / ".peers" / "no
                          / "node-media-server" / "bin" / "app.js")
 
 PathLike = Union[str, "os.PathLike[str]"]
-_NginxT = TypeVar("_NginxT", bound="NginxRtmp")
-_NodeT = TypeVar("_NodeT", bound="NodeMediaServer")
-_ListenT = TypeVar("_ListenT", bound="FfmpegListen")
+_PeerT = TypeVar("_PeerT", bound="_PeerProcess")
 
 
 def free_port() -> int:
@@ -179,7 +177,54 @@ def _tail(path: Path, limit: int = 4000) -> str:
         return ""
 
 
-class NginxRtmp:
+class _PeerProcess:
+    """A peer program run for a test: :meth:`start` in a subclass, stopped by its own pid
+    (:meth:`stop`), its private temp dir removed; a context manager."""
+
+    stop_timeout: float = 5.0
+    process: subprocess.Popen[bytes] | None = None
+    _tmp: tempfile.TemporaryDirectory[str] | None = None
+
+    def start(self: _PeerT) -> _PeerT:
+        raise NotImplementedError
+
+    def _close_files(self) -> None:
+        """Close the log files the subclass opened (none by default)."""
+
+    def stop(self) -> None:
+        """Stop the program by its pid if it still runs; remove the temp dir if we made one."""
+        if self.process is not None:
+            stop_process(self.process, self.stop_timeout)
+        self._close_files()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def __enter__(self: _PeerT) -> _PeerT:  # noqa: PYI019 - no typing.Self on 3.9
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class _RtmpServerPeer(_PeerProcess):
+    """A peer RTMP server on 127.0.0.1: ``app`` and ``port`` make its URLs."""
+
+    app = "live"
+    port = 0
+
+    def url(self, app: str | None = None, stream: str = "x") -> str:
+        """``rtmp://127.0.0.1:PORT/app/stream``."""
+        return f"rtmp://127.0.0.1:{self.port}/{app or self.app}/{stream}"
+
+
+class NginxRtmp(_RtmpServerPeer):
     """nginx with the RTMP module, on 127.0.0.1 and a free port, in a private temp dir.
 
     ``app_config`` is extra text placed inside ``application <app> { ... }`` (for example
@@ -262,36 +307,13 @@ class NginxRtmp:
         logger.info("nginx-rtmp pid %d on 127.0.0.1:%d", self.process.pid, self.port)
         return self
 
-    def url(self, app: str | None = None, stream: str = "x") -> str:
-        """``rtmp://127.0.0.1:PORT/app/stream``."""
-        return f"rtmp://127.0.0.1:{self.port}/{app or self.app}/{stream}"
-
     def error_log(self) -> str:
         """The tail of nginx's error log (info level), for assertions and failure messages."""
         return _tail(self.dir / "error.log", 20000)
 
-    def stop(self) -> None:
-        """Stop nginx by its pid and remove the temp dir."""
-        if self.process is not None:
-            stop_process(self.process, self.stop_timeout)
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
-
-    def __enter__(self: _NginxT) -> _NginxT:  # noqa: PYI019 - no typing.Self on 3.9
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
-class NodeMediaServer:
+class NodeMediaServer(_RtmpServerPeer):
     """node-media-server 4 (npm), on 127.0.0.1 and free ports (RTMP and HTTP), with a config
     and its data in a private temp dir; no web console, no recording, no authentication.
     Stopped by its own pid.  Use as a context manager::
@@ -358,39 +380,17 @@ class NodeMediaServer:
         logger.info("node-media-server pid %d on 127.0.0.1:%d", self.process.pid, self.port)
         return self
 
-    def url(self, app: str | None = None, stream: str = "x") -> str:
-        """``rtmp://127.0.0.1:PORT/app/stream``."""
-        return f"rtmp://127.0.0.1:{self.port}/{app or self.app}/{stream}"
-
     def log(self) -> str:
         """The tail of the server's own log (stdout and stderr)."""
         return _tail(self.dir / "nms.log", 20000)
 
-    def stop(self) -> None:
-        """Stop the server by its pid and remove the temp dir."""
-        if self.process is not None:
-            stop_process(self.process, self.stop_timeout)
+    def _close_files(self) -> None:
         if self._log is not None:
             self._log.close()
             self._log = None
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
-
-    def __enter__(self: _NodeT) -> _NodeT:  # noqa: PYI019 - no typing.Self on 3.9
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
-class FfmpegListen:
+class FfmpegListen(_PeerProcess):
     """ffmpeg as a one-shot RTMP server that copies what it receives into an FLV file.
 
     ``ffmpeg -listen 1 -timeout T -f flv -i rtmp://127.0.0.1:PORT/app/key -c copy -f flv OUT``.
@@ -479,37 +479,16 @@ class FfmpegListen:
             stop_process(self.process, 5.0)
             raise TimeoutError(f"ffmpeg listener still running after {timeout}s:\n{self.log()}") from exc
         finally:
-            self._close_log()
+            self._close_files()
 
     def log(self) -> str:
         """ffmpeg's stderr so far."""
         return _tail(self.log_path, 8000)
 
-    def _close_log(self) -> None:
+    def _close_files(self) -> None:
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
-
-    def stop(self) -> None:
-        """Stop ffmpeg by its pid if it still runs; remove the temp dir if we made one."""
-        if self.process is not None:
-            stop_process(self.process, 5.0)
-        self._close_log()
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
-
-    def __enter__(self: _ListenT) -> _ListenT:  # noqa: PYI019 - no typing.Self on 3.9
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def _port_is_listening(port: int) -> bool:
