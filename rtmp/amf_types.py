@@ -204,10 +204,7 @@ class ClassAlias:
     def properties(self, obj: Any) -> Dict[str, Any]:
         """All members of ``obj`` to send: sealed ones first, then its other attributes."""
         props = {name: getattr(obj, name) for name in self.sealed}
-        if self.dynamic:
-            for name, value in getattr(obj, "__dict__", {}).items():
-                if name not in props and not name.startswith("_"):
-                    props[name] = value
+        props.update(self.dynamic_properties(obj))
         return props
 
     def dynamic_properties(self, obj: Any) -> Dict[str, Any]:
