@@ -56,6 +56,7 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from types import TracebackType
 from typing import (
     Any,
@@ -74,6 +75,7 @@ from typing import (
 )
 
 from . import amf, auth, commands, control, user_control
+from .calls import CallError, CallResult, Calls, Outgoing, ReplyMode, StatusEvent as _Status, StatusFailed, Unhandled
 from .chunk import Limits
 from .commands import Command, StatusEvent
 from .config import check_connection_settings
@@ -89,6 +91,20 @@ from .errors import (
 from .logs import connection_logger
 from .message import DATA_TYPES, SHARED_OBJECT_TYPES, Message, MessageType, StreamType, split_aggregate
 from .message import MEDIA_TYPES as _MEDIA_TYPES
+from .requests import (
+    CloseStream,
+    Connect,
+    DeleteStream,
+    FCPublish,
+    FCUnpublish,
+    Pause,
+    Play,
+    Publish,
+    ReceiveAudio,
+    ReceiveVideo,
+    ReleaseStream,
+    Seek,
+)
 from .transport import Transport, client_ssl_context, open_connection
 from .url import RTMPURL, parse_url
 
@@ -103,9 +119,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
-
-#: RTMP 7.2.1.1: connect is always transaction 1; our other calls count up from 2.
-CONNECT_TRANSACTION_ID = 1
 
 #: [impl] ffmpeg's player capabilities in connect (RTMP 7.2.1.1 flag tables).
 FFMPEG_AUDIO_CODECS = 4071  # SUPPORT_SND_ALL without INTEL and UNUSED
@@ -254,17 +267,6 @@ class ClientConfig:
             self.accept_media_on_stream_zero = False
 
 
-@dataclass
-class _StatusWait:
-    """One operation waiting for an ``onStatus`` (RTMP 7.2.2) on a stream."""
-
-    stream_id: int
-    expected: Set[str]
-    also_consumed: Set[str]
-    received: Optional[Command] = None
-    failure: Optional[Command] = None
-
-
 class _EndOfPlay:
     """The place of a play's end among the buffered messages (see ``read_message``):
     the signals that ended it, in arrival order."""
@@ -296,16 +298,12 @@ class Client:
         self._read_lock = threading.RLock()
         self._transport: Optional[Transport] = None
         self._url: Optional[RTMPURL] = None
-        self._object_encoding = 0
         self._server_info: Dict[str, Any] = {}
         self._server_properties: Dict[str, Any] = {}
         self._stream_id: Optional[int] = None
         self._stream_name: Optional[str] = None
-        self._next_transaction = CONNECT_TRANSACTION_ID + 1
-        self._results: Dict[int, Command] = {}
-        self._awaited: Set[int] = set()
-        self._ignored: Set[int] = set()
-        self._status_wait: Optional[_StatusWait] = None
+        # RTMP 7.2: transactions and status waits (connect is 1, our calls count from 2).
+        self._calls = Calls(answer_bandwidth_check=self.config.answer_bandwidth_check, log=self.log)
         self._buffer: Deque[_Item] = collections.deque()
         self._buffered_bytes = 0
         self._warned: Set[str] = set()
@@ -336,7 +334,7 @@ class Client:
     @property
     def object_encoding(self) -> int:
         """The object encoding the server agreed in its connect ``_result`` (0 or 3)."""
-        return self._object_encoding
+        return self._calls.object_encoding
 
     @property
     def server_info(self) -> Dict[str, Any]:
@@ -493,12 +491,13 @@ class Client:
         if cfg.chunk_size != 128:
             opening.append(control.set_chunk_size(cfg.chunk_size))  # RTMP 5.4.1
         opening.append(control.window_ack_size(cfg.window_ack_size))  # RTMP 5.4.4
-        opening.append(commands.connect(command_object, *cfg.connect_arguments))  # RTMP 7.2.1.1
-        self._awaited.add(CONNECT_TRANSACTION_ID)
+        message, txn = self._calls.request(Connect(command_object, tuple(cfg.connect_arguments)))
+        opening.append(message)  # RTMP 7.2.1.1
         transport.write_messages(opening)
-        reply = self._wait_for_result(CONNECT_TRANSACTION_ID, "connect", deadline)
-        if reply.name == commands.ERROR:
-            raise commands.command_error(reply)
+        outcome = self._wait_for_result(txn, "connect", deadline)
+        if isinstance(outcome, CallError):
+            raise outcome.error()
+        reply = outcome.command
         info = reply.info or {}
         properties = reply.command_object if isinstance(reply.command_object, dict) else {}
         self._server_info = dict(info)
@@ -510,23 +509,19 @@ class Client:
                 raise commands.command_error(reply)
             self.log.warning("connect _result with code %r; treating it as success", code)
         encoding = info.get("objectEncoding", properties.get("objectEncoding", 0))
-        self._object_encoding = 3 if encoding == 3 and cfg.object_encoding == 3 else 0
-        if cfg.object_encoding == 3 and self._object_encoding != 3:
+        self._calls.object_encoding = 3 if encoding == 3 and cfg.object_encoding == 3 else 0
+        if cfg.object_encoding == 3 and self._calls.object_encoding != 3:
             self.log.info("server did not agree to AMF3 (objectEncoding %r); using AMF0", encoding)
         self._set_state(ClientState.CONNECTED)
         self.log.info("connected to %s (%s)", url, code or "no code")
 
     def _reset_connection_state(self) -> None:
-        self._next_transaction = CONNECT_TRANSACTION_ID + 1
-        self._results.clear()
-        self._awaited.clear()
-        self._ignored.clear()
-        self._status_wait = None
+        self._calls.reset()
+        self._calls.object_encoding = commands.AMF0
         self._buffer.clear()
         self._buffered_bytes = 0
         self._stream_id = None
         self._stream_name = None
-        self._object_encoding = 0
         self._server_info = {}
         self._server_properties = {}
         self._stream_eof = False
@@ -638,8 +633,7 @@ class Client:
         if kind in _MEDIA_TYPES or kind == MessageType.AGGREGATE:
             return self._media(message)
         if kind in (MessageType.COMMAND_AMF0, MessageType.COMMAND_AMF3):
-            command = self._decode_command(message)
-            return [] if self._command(command) else [message]
+            return self._command(self._decode_command(message), message)
         if kind == MessageType.USER_CONTROL:
             self._user_control(message)
             return []
@@ -752,7 +746,7 @@ class Client:
             return event
         if self._playing and event.code in _RESTART_CODES:
             self._end_open = None
-        elif self._state is ClientState.PUBLISHING and self._status_wait is None and (
+        elif self._state is ClientState.PUBLISHING and not self._calls.waits and (
             event.is_error or (event.code == commands.NETSTREAM_UNPUBLISH_SUCCESS
                                and not self._unpublish_requested)
         ):
@@ -761,67 +755,22 @@ class Client:
             self._refusal = event
         return event
 
-    def _command(self, command: Command) -> bool:
-        """Handle a command; True when consumed, False to pass it to the application."""
-        name = command.name
-        txn = int(command.transaction_id)
-        if name in (commands.RESULT, commands.ERROR):
-            if txn in self._awaited:  # RTMP 7.2: matched by transaction id
-                self._awaited.discard(txn)
-                self._results[txn] = command
-                return True
-            if txn in self._ignored:
-                self._ignored.discard(txn)
-                self.log.debug("%s to fire-and-forget transaction %d ignored", name, txn)
-                return True
-            self.log.debug("%s for unknown transaction %d passed on", name, txn)
-            return False
-        if name == commands.ON_STATUS:
-            return self._on_status(command)
-        if name == commands.ON_BW_DONE:
-            # [impl] ffmpeg answers onBWDone with _checkbw; nginx-rtmp and ffmpeg's
-            # server send it after connect.  The reply is fire-and-forget.
-            if self.config.answer_bandwidth_check and self._transport is not None:
-                self._send_call(commands.CHECK_BW, wait=False)
-            return True
-        if name in ("onBWCheck", "_onbwcheck") and txn:
-            # [impl] FMS bandwidth probe (librtmp SendCheckBWResult): answer _result.
-            self._send(commands.result(txn, None, 0, object_encoding=self._object_encoding))
-            return True
-        if name in (commands.ON_FC_PUBLISH, commands.ON_FC_UNPUBLISH):
-            self.log.debug("%s %s", name, command.info)
-            return True
-        return False  # anything else (onPlayStatus, the server's own calls) is the application's
-
-    def _on_status(self, command: Command) -> bool:
-        """RTMP 7.2.2: an onStatus completes, fails or is passed to the application."""
-        event = self._status_event(command)
-        self.log.debug("onStatus %s (%s) on stream %d", event.code, event.level,
-                       command.message_stream_id)
-        consumed = self._status_for_wait(command)
-        if not consumed and event.code in END_OF_PLAY_CODES and (
-            event.stream_id in (self._stream_id, 0)
-        ):
-            self._end_of_play(f"{END_OF_PLAY_CODES[event.code]} ({event.code})", event)
-        return consumed
-
-    def _status_for_wait(self, command: Command) -> bool:
-        """Match an onStatus to the operation waiting for one; True when consumed."""
-        code = command.code
-        wait = self._status_wait
-        if wait is None or wait.received is not None or wait.failure is not None:
-            return False
-        if command.message_stream_id not in (wait.stream_id, 0):
-            return False
-        if code in wait.expected:
-            wait.received = command
-            return True
-        if command.is_error:
-            wait.failure = command
-            return True
-        if code in wait.also_consumed:
-            return True
-        return False
+    def _command(self, command: Command, message: Message) -> List[Message]:
+        """RTMP 7.2: account for a command (:class:`rtmp.calls.Calls`); what the
+        application should see: unmatched statuses and commands."""
+        if command.name == commands.ON_STATUS:
+            self._status_event(command)
+        keep: List[Message] = []
+        for event in self._calls.receive(command):
+            if isinstance(event, Outgoing):  # _checkbw after onBWDone, onBWCheck's _result
+                self._send(event.message)
+            elif isinstance(event, Unhandled):
+                keep.append(message)
+            elif isinstance(event, _Status):
+                if event.code in END_OF_PLAY_CODES and event.stream_id in (self._stream_id, 0):
+                    self._end_of_play(f"{END_OF_PLAY_CODES[event.code]} ({event.code})", event)
+                keep.append(message)
+        return keep
 
     # -- sending --------------------------------------------------------------------------
 
@@ -833,31 +782,13 @@ class Client:
             self._fail()
             raise
 
-    def _new_transaction(self) -> int:
-        txn = self._next_transaction
-        self._next_transaction += 1
-        return txn
-
-    def _send_call(
-        self, name: str, *args: Any, command_object: Any = None, wait: bool = True,
-        message_stream_id: int = 0,
-    ) -> int:
-        """Send a NetConnection call with a fresh transaction id (RTMP 7.2.1.2)."""
-        txn = self._new_transaction()
-        (self._awaited if wait else self._ignored).add(txn)
-        self._send(
-            commands.encode_command(
-                name, txn, command_object, *args,
-                message_stream_id=message_stream_id, object_encoding=self._object_encoding,
-            )
-        )  # fmt: skip
-        return txn
-
-    def _wait_for_result(self, txn: int, what: str, deadline: float) -> Command:
+    def _wait_for_result(self, txn: int, what: str, deadline: float) -> Union[CallResult, CallError]:
+        """Pump until the ``_result``/``_error`` of ``txn`` (RTMP 7.2.1.2)."""
         try:
-            return self._pump_until(lambda: self._results.pop(txn, None), f"reply to {what}", deadline)
+            return self._pump_until(partial(self._calls.take, txn), f"reply to {what}",
+                                    deadline)  # type: ignore[return-value]  # mypy joins the union
         finally:
-            self._awaited.discard(txn)
+            self._calls.cancel(txn)
 
     def _deadline(self, timeout: Optional[float] = None) -> float:
         return time.monotonic() + (self.config.read_timeout if timeout is None else timeout)
@@ -871,20 +802,17 @@ class Client:
         timeout: Optional[float] = None,
     ) -> Command:
         """Pump until an onStatus with one of ``expected`` codes (RTMP 7.2.2)."""
-        wait = _StatusWait(stream_id, set(expected), set(also_consumed or ()))
-        self._status_wait = wait
-
-        def check() -> Optional[Command]:
-            return wait.received or wait.failure
-
+        wait = self._calls.expect_status(stream_id, expected, also_consumed=also_consumed or (),
+                                         what=what)
         try:
-            reply = self._pump_until(check, f"{' or '.join(sorted(expected))} for {what}",
-                                     self._deadline(timeout))
+            self._pump_until(lambda: wait.outcome, f"{' or '.join(sorted(expected))} for {what}",
+                             self._deadline(timeout))
         finally:
-            self._status_wait = None
-        if wait.failure is not None:
-            raise commands.command_error(wait.failure)
-        return reply
+            self._calls.cancel_status(wait)
+        if isinstance(wait.outcome, StatusFailed):
+            raise wait.outcome.error()
+        assert wait.outcome is not None
+        return wait.outcome.command
 
     # -- NetConnection calls --------------------------------------------------------------
 
@@ -899,14 +827,12 @@ class Client:
         if not isinstance(name, str) or not name:
             raise ValueError("the procedure name must be a non-empty string")
         self._require_connection()
-        txn = self._send_call(name, *args, command_object=command_object)
-        reply = self._wait_for_result(txn, name, self._deadline(timeout))
-        if reply.name == commands.ERROR:
-            raise commands.command_error(reply)
-        values = reply.arguments
-        if not values:
-            return None
-        return values[0] if len(values) == 1 else list(values)
+        message, txn = self._calls.call(name, *args, command_object=command_object)
+        self._send(message)
+        outcome = self._wait_for_result(txn, name, self._deadline(timeout))
+        if isinstance(outcome, CallError):
+            raise outcome.error()
+        return outcome.value
 
     def create_stream(self, timeout: Optional[float] = None) -> int:
         """RTMP 7.2.1.3: ``createStream``; returns (and remembers) the message stream id."""
@@ -972,13 +898,13 @@ class Client:
     def _publish_once(self, name: str, kind: StreamType, timeout: Optional[float]) -> int:
         if self.config.publish_preamble:
             # [impl] FMLE/OBS/ffmpeg: servers answer these or not; either is fine.
-            self._send_call(commands.RELEASE_STREAM, name, wait=False)
-            self._send_call(commands.FC_PUBLISH, name, wait=False)
+            self._send(self._calls.request(ReleaseStream(name), reply=ReplyMode.IGNORE)[0])
+            self._send(self._calls.request(FCPublish(name), reply=ReplyMode.IGNORE)[0])
         stream_id = self._stream_id or self.create_stream(timeout)
         self._forget_play()
         self._refusal = None
         self._unpublish_requested = False
-        self._send(commands.publish(name, kind, stream_id, object_encoding=self._object_encoding))
+        self._send(self._calls.request(Publish(name, kind), stream_id=stream_id)[0])
         self._wait_for_status(stream_id, {commands.NETSTREAM_PUBLISH_START}, f"publish {name!r}",
                               timeout=timeout)
         return stream_id
@@ -1084,8 +1010,8 @@ class Client:
         stream_id = self._stream_id or self.create_stream(timeout)
         self._forget_play()
         self._playing = True  # Stream EOF and the end statuses count from here
-        self._send(commands.play(name, stream_id, self._play_time(start), self._play_time(duration),
-                                 reset, object_encoding=self._object_encoding))
+        request = Play(name, self._play_time(start), self._play_time(duration), reset)
+        self._send(self._calls.request(request, stream_id=stream_id)[0])
         # RTMP 7.1.7 event 3: tell the server how much we buffer ([impl] ffmpeg sends it
         # right after play).
         self._send(user_control.set_buffer_length(stream_id, self.config.buffer_length))
@@ -1107,7 +1033,7 @@ class Client:
         """RTMP 7.2.2.7: seek to ``milliseconds``; returns once ``NetStream.Seek.Notify``
         arrives.  Media buffered until then is dropped (``ClientConfig.flush_on_seek``)."""
         stream_id = self._stream_command("seek")
-        self._send(commands.seek(milliseconds, stream_id, object_encoding=self._object_encoding))
+        self._send(self._calls.request(Seek(milliseconds), stream_id=stream_id)[0])
         self._wait_for_status(stream_id, {commands.NETSTREAM_SEEK_NOTIFY}, "seek",
                               also_consumed={commands.NETSTREAM_PLAY_RESET,
                                              commands.NETSTREAM_PLAY_START}, timeout=timeout)
@@ -1139,17 +1065,17 @@ class Client:
         stream_id = self._stream_command("pause")
         if milliseconds is None:
             milliseconds = self._last_media_timestamp
-        self._send(commands.pause(paused, milliseconds, stream_id,
-                                  object_encoding=self._object_encoding))
+        self._send(self._calls.request(Pause(paused, milliseconds), stream_id=stream_id)[0])
         code = commands.NETSTREAM_PAUSE_NOTIFY if paused else commands.NETSTREAM_UNPAUSE_NOTIFY
         self._wait_for_status(stream_id, {code}, "pause" if paused else "resume",
                               also_consumed={commands.NETSTREAM_PLAY_START,
                                              commands.NETSTREAM_PLAY_RESET}, timeout=timeout)
 
-    def _receive(self, command: str, flag: bool, wait: bool, timeout: Optional[float]) -> None:
+    def _receive(self, request: Union[ReceiveAudio, ReceiveVideo], wait: bool,
+                 timeout: Optional[float]) -> None:
+        command, flag = request.name, request.flag
         stream_id = self._stream_command(command)
-        self._send(commands.encode_command(command, 0, None, bool(flag), message_stream_id=stream_id,
-                                           object_encoding=self._object_encoding))
+        self._send(self._calls.request(request, stream_id=stream_id)[0])
         if flag and wait:
             # RTMP 7.2.2.4: true is answered with Seek.Notify and Play.Start.
             self._wait_for_status(stream_id, {commands.NETSTREAM_SEEK_NOTIFY}, command,
@@ -1161,25 +1087,23 @@ class Client:
         ``wait=True`` waits for the ``NetStream.Seek.Notify`` the spec promises for True
         (many servers, nginx-rtmp among them, send nothing).
         """
-        self._receive(commands.RECEIVE_AUDIO, flag, wait, timeout)
+        self._receive(ReceiveAudio(flag), wait, timeout)
 
     def receive_video(self, flag: bool, wait: bool = False, timeout: Optional[float] = None) -> None:
         """RTMP 7.2.2.5: as :meth:`receive_audio`, for video."""
-        self._receive(commands.RECEIVE_VIDEO, flag, wait, timeout)
+        self._receive(ReceiveVideo(flag), wait, timeout)
 
     def fc_unpublish(self, stream_name: Optional[str] = None) -> None:
         """[impl] ``FCUnpublish(name)`` as ffmpeg sends before deleteStream (no reply awaited)."""
         self._require_connection()
         self._unpublish_requested = True  # its Unpublish.Success is no refusal
-        self._send_call(commands.FC_UNPUBLISH, self._stream_name_or_default(
-            stream_name or self._stream_name), wait=False)
+        name = self._stream_name_or_default(stream_name or self._stream_name)
+        self._send(self._calls.request(FCUnpublish(name), reply=ReplyMode.IGNORE)[0])
 
     def close_stream(self) -> None:
         """RTMP 7.2.2 ``closeStream`` on our stream (no reply); the stream id stays valid."""
         stream_id = self._stream_command("close_stream")
-        self._send(commands.encode_command(commands.CLOSE_STREAM, 0, None,
-                                           message_stream_id=stream_id,
-                                           object_encoding=self._object_encoding))
+        self._send(self._calls.request(CloseStream(), stream_id=stream_id)[0])
         if self._state in (ClientState.PUBLISHING, ClientState.SUBSCRIBING):
             self._set_state(ClientState.CONNECTED)
         self._forget_play()
@@ -1190,7 +1114,7 @@ class Client:
         stream_id = self._stream_id if stream_id is None else stream_id
         if stream_id is None:
             raise ValueError("delete_stream() needs a stream id")
-        self._send(commands.delete_stream(stream_id, object_encoding=self._object_encoding))
+        self._send(self._calls.request(DeleteStream(stream_id))[0])
         if stream_id == self._stream_id:
             self._stream_id = None
             self._stream_name = None
@@ -1318,13 +1242,10 @@ class Client:
         ):
             goodbye: List[Message] = []
             if self._state is ClientState.PUBLISHING and self._stream_name:
-                txn = self._new_transaction()
-                goodbye.append(commands.encode_command(
-                    commands.FC_UNPUBLISH, txn, None, self._stream_name,
-                    object_encoding=self._object_encoding))
+                goodbye.append(self._calls.request(FCUnpublish(self._stream_name),
+                                                   reply=ReplyMode.UNTRACKED)[0])
             if self._stream_id is not None:
-                goodbye.append(commands.delete_stream(self._stream_id,
-                                                      object_encoding=self._object_encoding))
+                goodbye.append(self._calls.request(DeleteStream(self._stream_id))[0])
             try:
                 if goodbye:
                     transport.write_messages(goodbye)
