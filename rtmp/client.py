@@ -47,7 +47,6 @@ challenge and publishes again.
 
 from __future__ import annotations
 
-import collections
 import enum
 import itertools
 import logging
@@ -61,7 +60,6 @@ from types import TracebackType
 from typing import (
     Any,
     Callable,
-    Deque,
     Dict,
     Iterator,
     List,
@@ -82,15 +80,32 @@ from .config import check_connection_settings
 from .errors import (
     CommandError,
     ConnectionClosedError,
-    LimitExceededError,
     ProtocolError,
     RTMPError,
     StreamEnded,
     TimeoutError,
 )
 from .logs import connection_logger
-from .message import DATA_TYPES, SHARED_OBJECT_TYPES, Message, MessageType, StreamType, split_aggregate
-from .message import MEDIA_TYPES as _MEDIA_TYPES
+from .message import (
+    COMMAND_TYPES,
+    DATA_TYPES,
+    MEDIA_TYPES,
+    SHARED_OBJECT_TYPES,
+    Message,
+    MessageType,
+    StreamType,
+    split_aggregate,
+)
+from .playback import (
+    END_OF_PLAY_CODES,
+    END_SIGNAL_GRACE,
+    RESTART_CODES,
+    STREAM_EOF_REASON,
+    EndOfPlay,
+    PlayEnds,
+    ReadBuffer,
+    play_status_end,
+)
 from .requests import (
     CloseStream,
     Connect,
@@ -126,25 +141,6 @@ FFMPEG_VIDEO_CODECS = 252  # SORENSON | HOMEBREW | VP6 | VP6ALPHA | HOMEBREWV | 
 
 #: RTMP 7.1.2 / 7.1.3: data and shared-object messages, handed to the application as they are.
 _APPLICATION_DATA_TYPES = DATA_TYPES | SHARED_OBJECT_TYPES
-
-#: RTMP 7.2.2.1: the onStatus codes that end a play, and how a person would say it.
-END_OF_PLAY_CODES: Dict[str, str] = {
-    commands.NETSTREAM_PLAY_UNPUBLISH_NOTIFY: "the publisher stopped",
-    commands.NETSTREAM_PLAY_STOP: "the server stopped the stream",
-    commands.NETSTREAM_PLAY_COMPLETE: "the recording is complete",
-}
-#: RTMP 7.2.2.1 / [impl: nginx-rtmp]: the codes that (re)start a play, closing an end.
-_RESTART_CODES = frozenset({
-    commands.NETSTREAM_PLAY_START,
-    commands.NETSTREAM_PLAY_RESET,
-    commands.NETSTREAM_PLAY_PUBLISH_NOTIFY,
-})  # fmt: skip
-#: Seconds an end of stream waits for the signals that travel with it (nginx-rtmp sends
-#: Stream EOF, onPlayStatus and Play.Stop back to back) before StreamEnded is raised.
-END_SIGNAL_GRACE = 0.05
-_STREAM_EOF_REASON = "end of stream (User Control Stream EOF)"
-#: AMF0 2.4: the string "onPlayStatus" that starts an onPlayStatus data message.
-_ON_PLAY_STATUS = b"\x02\x00\x0c" + commands.ON_PLAY_STATUS.encode()
 
 _connection_ids = itertools.count(1)
 
@@ -267,25 +263,6 @@ class ClientConfig:
             self.accept_media_on_stream_zero = False
 
 
-class _EndOfPlay:
-    """The place of a play's end among the buffered messages (see ``read_message``):
-    the signals that ended it, in arrival order."""
-
-    __slots__ = ("signals", "received")
-
-    def __init__(self, reason: str, status: Optional[StatusEvent]) -> None:
-        self.signals = [(reason, status)]
-        self.received = time.monotonic()
-
-    def error(self) -> StreamEnded:
-        """The first signal's reason, and the first ending onStatus among the signals."""
-        status = next((event for _, event in self.signals if event is not None), None)
-        return StreamEnded(self.signals[0][0], status)
-
-
-_Item = Union[Message, _EndOfPlay]
-
-
 class Client:
     """An RTMP client: ``connect``, then ``publish`` or ``play`` (RTMP 7.2)."""
 
@@ -304,17 +281,14 @@ class Client:
         self._stream_name: Optional[str] = None
         # RTMP 7.2: transactions and status waits (connect is 1, our calls count from 2).
         self._calls = Calls(answer_bandwidth_check=self.config.answer_bandwidth_check, log=self.log)
-        self._buffer: Deque[_Item] = collections.deque()
-        self._buffered_bytes = 0
+        self._buffer = ReadBuffer(self.config.max_buffered_messages, self.config.max_buffered_bytes)
         self._warned: Set[str] = set()
         self._last_media_timestamp = 0
         self._stream_eof = False
         self._next_service = 0.0
         self._published = False  # publish() succeeded on this connection: close() confirms
         self._last_status: Optional[StatusEvent] = None
-        self._playing = False
-        self._end_open: Optional[_EndOfPlay] = None
-        self._end_new: Optional[_EndOfPlay] = None
+        self._ends = PlayEnds(self.log)  # RTMP 7.1.7 / 7.2.2.1: the ends of our play
         self._refusal: Optional[StatusEvent] = None
         self._unpublish_requested = False
         self._authenticated = False
@@ -519,14 +493,13 @@ class Client:
         self._calls.reset()
         self._calls.object_encoding = commands.AMF0
         self._buffer.clear()
-        self._buffered_bytes = 0
         self._stream_id = None
         self._stream_name = None
         self._server_info = {}
         self._server_properties = {}
         self._stream_eof = False
         self._published = False
-        self._forget_play()
+        self._ends.forget()
         self._refusal = None
         self._last_status = None
 
@@ -570,13 +543,13 @@ class Client:
             raise
         try:
             for app_message in self._dispatch(message):
-                self._keep(app_message)
+                self._buffer.keep(app_message)  # bounded: LimitExceededError
         except RTMPError:
             self._fail()  # a broken peer or an overflowing buffer: unusable now
             raise
-        end, self._end_new = self._end_new, None
+        end = self._ends.take_new()
         if end is not None:  # after the message that ended the play, if it is kept
-            self._buffer.append(end)
+            self._buffer.keep_end(end)
 
     def _service_incoming(self) -> None:
         """Handle what the server sent while we only wrote (a publisher never reads).
@@ -604,24 +577,6 @@ class Client:
         self._set_state(ClientState.ERROR)
         self._close_transport()
 
-    def _keep(self, message: Message) -> None:
-        """Buffer a message for ``read_message`` (bounded)."""
-        cfg = self.config
-        if len(self._buffer) >= cfg.max_buffered_messages:
-            self._fail()
-            raise LimitExceededError(
-                "client.max_buffered_messages", len(self._buffer) + 1, cfg.max_buffered_messages,
-                "messages arrived faster than read_message() consumed them",
-            )
-        if self._buffered_bytes + len(message.data) > cfg.max_buffered_bytes:
-            self._fail()
-            raise LimitExceededError(
-                "client.max_buffered_bytes", self._buffered_bytes + len(message.data),
-                cfg.max_buffered_bytes, "messages arrived faster than read_message() consumed them",
-            )  # fmt: skip
-        self._buffer.append(message)
-        self._buffered_bytes += len(message.data)
-
     def _warn_once(self, key: str, text: str, *args: Any) -> None:
         if key not in self._warned:
             self._warned.add(key)
@@ -630,33 +585,20 @@ class Client:
     def _dispatch(self, message: Message) -> List[Message]:
         """Handle one incoming message; return what the application should see."""
         kind = message.type
-        if kind in _MEDIA_TYPES or kind == MessageType.AGGREGATE:
+        if kind in MEDIA_TYPES or kind == MessageType.AGGREGATE:
             return self._media(message)
-        if kind in (MessageType.COMMAND_AMF0, MessageType.COMMAND_AMF3):
+        if kind in COMMAND_TYPES:
             return self._command(self._decode_command(message), message)
         if kind == MessageType.USER_CONTROL:
             self._user_control(message)
             return []
         if kind in _APPLICATION_DATA_TYPES:
-            if message.data.startswith(_ON_PLAY_STATUS):
-                self._play_status(message)
+            reason = play_status_end(message)
+            if reason is not None and message.message_stream_id in (self._stream_id, 0):
+                self._ends.signal(reason, None, time.monotonic())
             return [message]
         self.log.debug("message of unknown type %d passed to the application", kind)
         return [message]
-
-    def _play_status(self, message: Message) -> None:
-        """[impl: nginx-rtmp, FMS] ``onPlayStatus {code: NetStream.Play.Complete}`` (a data
-        message) ends a recorded play, as the onStatus of that code does (RTMP 7.2.2.1)."""
-        try:
-            values = commands.decode_data(message)
-        except ProtocolError:
-            return
-        info = values[1] if len(values) > 1 and isinstance(values[1], dict) else {}
-        code = info.get("code")
-        if code == commands.NETSTREAM_PLAY_COMPLETE and message.message_stream_id in (
-            self._stream_id, 0
-        ):
-            self._end_of_play(f"{END_OF_PLAY_CODES[code]} (onPlayStatus {code})", None)
 
     def _decode_command(self, message: Message) -> Command:
         """RTMP 7.1.1: decode a command, tolerating one that carries only its name."""
@@ -676,7 +618,7 @@ class Client:
 
     def _media(self, message: Message) -> List[Message]:
         """RTMP 7.1.4-7.1.6: media for the application, msid checked and aggregates split."""
-        self._end_open = None  # media after an end: the stream goes on (a new publisher)
+        self._ends.resume()  # media after an end: the stream goes on (a new publisher)
         if message.message_stream_id == 0 and self._stream_id:
             if not self.config.accept_media_on_stream_zero:
                 raise ProtocolError(
@@ -704,32 +646,9 @@ class Client:
             return
         if event.event == user_control.UserControlEvent.STREAM_EOF:
             self._stream_eof = True
-            self._end_of_play(_STREAM_EOF_REASON, None)
+            self._ends.signal(STREAM_EOF_REASON, None, time.monotonic())
         elif event.event == user_control.UserControlEvent.STREAM_BEGIN:
-            self._end_open = None  # RTMP 7.1.7 event 0: the stream (re)starts
-
-    # -- the end of a play ----------------------------------------------------------------
-
-    def _end_of_play(self, reason: str, status: Optional[StatusEvent]) -> None:
-        """RTMP 7.1.7 / 7.2.2.1: a signal that the played stream ended.
-
-        Signals that arrive together (Stream EOF and Play.Stop from nginx-rtmp,
-        UnpublishNotify and Stream EOF from ffmpeg-style servers) are one end: a new one
-        starts only after media, Stream Begin, Play.Start/Reset or PublishNotify.
-        """
-        if not self._playing:
-            return
-        if self._end_open is not None:
-            self._end_open.signals.append((reason, status))
-            self.log.debug("end of play (again): %s", reason)
-            return
-        self.log.info("end of play: %s", reason)
-        self._end_open = self._end_new = _EndOfPlay(reason, status)
-
-    def _forget_play(self) -> None:
-        """No stream is played any more: forget its ends (those buffered stay)."""
-        self._playing = False
-        self._end_open = self._end_new = None
+            self._ends.resume()  # RTMP 7.1.7 event 0: the stream (re)starts
 
     def _status_event(self, command: Command) -> StatusEvent:
         """RTMP 7.2.2: note an onStatus, tell ``ClientConfig.on_status``, classify it."""
@@ -744,8 +663,8 @@ class Client:
         ours = event.stream_id in (self._stream_id, 0) and self._stream_id is not None
         if not ours:
             return event
-        if self._playing and event.code in _RESTART_CODES:
-            self._end_open = None
+        if self._ends.playing and event.code in RESTART_CODES:
+            self._ends.resume()
         elif self._state is ClientState.PUBLISHING and not self._calls.waits and (
             event.is_error or (event.code == commands.NETSTREAM_UNPUBLISH_SUCCESS
                                and not self._unpublish_requested)
@@ -768,7 +687,8 @@ class Client:
                 keep.append(message)
             elif isinstance(event, _Status):
                 if event.code in END_OF_PLAY_CODES and event.stream_id in (self._stream_id, 0):
-                    self._end_of_play(f"{END_OF_PLAY_CODES[event.code]} ({event.code})", event)
+                    self._ends.signal(f"{END_OF_PLAY_CODES[event.code]} ({event.code})", event,
+                                      time.monotonic())
                 keep.append(message)
         return keep
 
@@ -848,7 +768,7 @@ class Client:
             raise ProtocolError(f"createStream returned stream id {stream_id}", "RTMP 7.2.1.3")
         self._stream_id = stream_id
         self._stream_eof = False
-        self._forget_play()
+        self._ends.forget()
         self.log.debug("created stream %d", stream_id)
         return stream_id
 
@@ -901,7 +821,7 @@ class Client:
             self._send(self._calls.request(ReleaseStream(name), reply=ReplyMode.IGNORE)[0])
             self._send(self._calls.request(FCPublish(name), reply=ReplyMode.IGNORE)[0])
         stream_id = self._stream_id or self.create_stream(timeout)
-        self._forget_play()
+        self._ends.forget()
         self._refusal = None
         self._unpublish_requested = False
         self._send(self._calls.request(Publish(name, kind), stream_id=stream_id)[0])
@@ -1008,8 +928,7 @@ class Client:
             raise ValueError(f"play() in state {self._state.name}: needs CONNECTED")
         name = self._stream_name_or_default(stream_name)
         stream_id = self._stream_id or self.create_stream(timeout)
-        self._forget_play()
-        self._playing = True  # Stream EOF and the end statuses count from here
+        self._ends.start()  # Stream EOF and the end statuses count from here
         request = Play(name, self._play_time(start), self._play_time(duration), reset)
         self._send(self._calls.request(request, stream_id=stream_id)[0])
         # RTMP 7.1.7 event 3: tell the server how much we buffer ([impl] ffmpeg sends it
@@ -1038,25 +957,10 @@ class Client:
                               also_consumed={commands.NETSTREAM_PLAY_RESET,
                                              commands.NETSTREAM_PLAY_START}, timeout=timeout)
         if self.config.flush_on_seek:
-            self._flush_media(stream_id)
-
-    def _flush_media(self, stream_id: int) -> None:
-        """Drop buffered audio/video of ``stream_id`` and ends of play: they are from before
-        the seek point."""
-        keep: Deque[_Item] = collections.deque()
-        dropped = 0
-        for message in self._buffer:
-            if isinstance(message, _EndOfPlay):
-                dropped += 1  # a recording's end before the seek point is no end now
-            elif (message.type in _MEDIA_TYPES
-                    and message.message_stream_id in (stream_id, 0)):
-                dropped += 1
-                self._buffered_bytes -= len(message.data)
-            else:
-                keep.append(message)
-        self._buffer = keep
-        if dropped:
-            self.log.debug("seek: dropped %d buffered media messages from before the seek", dropped)
+            dropped = self._buffer.flush_media(stream_id)
+            if dropped:
+                self.log.debug("seek: dropped %d buffered media messages from before the seek",
+                               dropped)
 
     def pause(self, paused: bool, milliseconds: Optional[float] = None,
               timeout: Optional[float] = None) -> None:
@@ -1106,7 +1010,7 @@ class Client:
         self._send(self._calls.request(CloseStream(), stream_id=stream_id)[0])
         if self._state in (ClientState.PUBLISHING, ClientState.SUBSCRIBING):
             self._set_state(ClientState.CONNECTED)
-        self._forget_play()
+        self._ends.forget()
 
     def delete_stream(self, stream_id: Optional[int] = None) -> None:
         """RTMP 7.2.2.3: ``deleteStream`` (no reply); forgets our stream when it is ours."""
@@ -1118,7 +1022,7 @@ class Client:
         if stream_id == self._stream_id:
             self._stream_id = None
             self._stream_name = None
-            self._forget_play()
+            self._ends.forget()
             if self._state in (ClientState.PUBLISHING, ClientState.SUBSCRIBING):
                 self._set_state(ClientState.CONNECTED)
 
@@ -1148,14 +1052,14 @@ class Client:
             if not self._buffer:
                 self._require_connection()
                 self._pump_until(lambda: True if self._buffer else None, "message", deadline)
-            head = self._buffer[0]
-            if isinstance(head, _EndOfPlay):
+            head = self._buffer.head()
+            if isinstance(head, EndOfPlay):
                 companion = self._end_companion(head, deadline)
                 if companion is not None:
                     return companion
-                self._buffer.popleft()
+                self._buffer.drop_head()
                 raise head.error()
-            return self._take()
+            return self._buffer.take()
 
     def messages(self, timeout: Optional[float] = None) -> Iterator[Message]:
         """Iterate over :meth:`read_message` until the played stream ends.
@@ -1174,19 +1078,14 @@ class Client:
                 return
             yield message
 
-    def _end_companion(self, end: _EndOfPlay, deadline: float) -> Optional[Message]:
+    def _end_companion(self, end: EndOfPlay, deadline: float) -> Optional[Message]:
         """A status message that travels with ``end`` (Play.Stop after nginx-rtmp's Stream
         EOF, Stream EOF after UnpublishNotify): returned before StreamEnded, so that one
         end raises once, after all of them.  Waits ``END_SIGNAL_GRACE`` at most."""
         until = min(deadline, end.received + END_SIGNAL_GRACE)
         for _ in range(64):  # bounded: a few messages travel with an end
-            if len(self._buffer) > 1:
-                follower = self._buffer[1]
-                if not isinstance(follower, Message) or not self._is_end_status(follower):
-                    return None
-                del self._buffer[1]
-                self._buffered_bytes -= len(follower.data)
-                return follower
+            if self._buffer.has_follower:
+                return self._buffer.take_end_follower()
             transport = self._transport
             remaining = until - time.monotonic()
             if remaining <= 0 or transport is None or transport.closed:
@@ -1196,23 +1095,6 @@ class Client:
             except RTMPError:  # a timeout, or a hang-up the next read reports
                 return None
         return None
-
-    @staticmethod
-    def _is_end_status(message: Message) -> bool:
-        """An onStatus / onPlayStatus message that ends a play (RTMP 7.2.2.1)."""
-        if message.type in (MessageType.COMMAND_AMF0, MessageType.COMMAND_AMF3):
-            try:
-                command = commands.decode_command(message)
-            except ProtocolError:
-                return False
-            return command.name == commands.ON_STATUS and command.code in END_OF_PLAY_CODES
-        return message.type == MessageType.DATA_AMF0 and message.data.startswith(_ON_PLAY_STATUS)
-
-    def _take(self) -> Message:
-        message = self._buffer.popleft()
-        assert isinstance(message, Message)
-        self._buffered_bytes -= len(message.data)
-        return message
 
     # -- closing --------------------------------------------------------------------------
 
