@@ -449,23 +449,17 @@ class Client:
         self._set_state(ClientState.CONNECTING)
         app = url.app + auth_query
         tc_url = url.tc_url + auth_query  # AUTH-ADOBE: the query goes on app and tcUrl
-        extra: Dict[str, Any] = dict(cfg.connect_properties)
-        command_object = commands.connect_command_object(
-            app,
-            tc_url,
-            flash_ver=cfg.flash_ver,
-            object_encoding=cfg.object_encoding,
-            audio_codecs=FFMPEG_AUDIO_CODECS,
-            video_codecs=FFMPEG_VIDEO_CODECS,
-            swf_url=cfg.swf_url,
-            page_url=cfg.page_url,
-            extra=extra,
-        )
+        request = Connect.create(
+            app, tc_url, *cfg.connect_arguments, flash_ver=cfg.flash_ver,
+            object_encoding=cfg.object_encoding, audio_codecs=FFMPEG_AUDIO_CODECS,
+            video_codecs=FFMPEG_VIDEO_CODECS, swf_url=cfg.swf_url, page_url=cfg.page_url,
+            extra=dict(cfg.connect_properties),
+        )  # fmt: skip
         opening: List[Message] = []
         if cfg.chunk_size != 128:
             opening.append(control.set_chunk_size(cfg.chunk_size))  # RTMP 5.4.1
         opening.append(control.window_ack_size(cfg.window_ack_size))  # RTMP 5.4.4
-        message, txn = self._calls.request(Connect(command_object, tuple(cfg.connect_arguments)))
+        message, txn = self._calls.request(request)
         opening.append(message)  # RTMP 7.2.1.1
         transport.write_messages(opening)
         outcome = self._wait_for_result(txn, "connect", deadline)
@@ -858,13 +852,15 @@ class Client:
         except RTMPError:
             self._fail()
             raise
-        if self.config.service_interval and time.monotonic() >= self._next_service:
-            self._service_incoming()
+        self._maybe_service()
 
     def _send_and_service(self, message: Message) -> None:
         """Send an application message; now and then handle incoming traffic too."""
         self._raise_refusal()
         self._send(message)
+        self._maybe_service()
+
+    def _maybe_service(self) -> None:
         if self.config.service_interval and time.monotonic() >= self._next_service:
             self._service_incoming()
 
