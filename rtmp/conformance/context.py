@@ -196,7 +196,7 @@ def media_script(seed: int, frames: int = 6, start: int = 0, big: int = 9000) ->
 @dataclass
 class Received:
     """A message read from the server, when (monotonic seconds) and, for commands and
-    user control events, decoded; for commands also what :class:`rtmp.calls.Calls` made
+    user control events, decoded; for commands also what ``rtmp.calls.Calls`` made
     of them (``events``: the reply to a call, a status wait's outcome, ...)."""
 
     message: Message
