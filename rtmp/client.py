@@ -47,7 +47,6 @@ challenge and publishes again.
 
 from __future__ import annotations
 
-import collections
 import enum
 import itertools
 import logging
@@ -56,11 +55,11 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from types import TracebackType
 from typing import (
     Any,
     Callable,
-    Deque,
     Dict,
     Iterator,
     List,
@@ -74,21 +73,53 @@ from typing import (
 )
 
 from . import amf, auth, commands, control, user_control
+from .calls import CallError, CallResult, Calls, Outgoing, ReplyMode, StatusEvent as _Status, StatusFailed, Unhandled
 from .chunk import Limits
 from .commands import Command, StatusEvent
 from .config import check_connection_settings
 from .errors import (
     CommandError,
     ConnectionClosedError,
-    LimitExceededError,
     ProtocolError,
     RTMPError,
     StreamEnded,
     TimeoutError,
 )
 from .logs import connection_logger
-from .message import DATA_TYPES, SHARED_OBJECT_TYPES, Message, MessageType, StreamType, split_aggregate
-from .message import MEDIA_TYPES as _MEDIA_TYPES
+from .message import (
+    COMMAND_TYPES,
+    DATA_TYPES,
+    MEDIA_TYPES,
+    SHARED_OBJECT_TYPES,
+    Message,
+    MessageType,
+    StreamType,
+    split_aggregate,
+)
+from .playback import (
+    END_OF_PLAY_CODES,
+    END_SIGNAL_GRACE,
+    RESTART_CODES,
+    STREAM_EOF_REASON,
+    EndOfPlay,
+    PlayEnds,
+    ReadBuffer,
+    play_status_end,
+)
+from .requests import (
+    CloseStream,
+    Connect,
+    DeleteStream,
+    FCPublish,
+    FCUnpublish,
+    Pause,
+    Play,
+    Publish,
+    ReceiveAudio,
+    ReceiveVideo,
+    ReleaseStream,
+    Seek,
+)
 from .transport import Transport, client_ssl_context, open_connection
 from .url import RTMPURL, parse_url
 
@@ -104,34 +135,12 @@ logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 
-#: RTMP 7.2.1.1: connect is always transaction 1; our other calls count up from 2.
-CONNECT_TRANSACTION_ID = 1
-
 #: [impl] ffmpeg's player capabilities in connect (RTMP 7.2.1.1 flag tables).
 FFMPEG_AUDIO_CODECS = 4071  # SUPPORT_SND_ALL without INTEL and UNUSED
 FFMPEG_VIDEO_CODECS = 252  # SORENSON | HOMEBREW | VP6 | VP6ALPHA | HOMEBREWV | H264
 
 #: RTMP 7.1.2 / 7.1.3: data and shared-object messages, handed to the application as they are.
 _APPLICATION_DATA_TYPES = DATA_TYPES | SHARED_OBJECT_TYPES
-
-#: RTMP 7.2.2.1: the onStatus codes that end a play, and how a person would say it.
-END_OF_PLAY_CODES: Dict[str, str] = {
-    commands.NETSTREAM_PLAY_UNPUBLISH_NOTIFY: "the publisher stopped",
-    commands.NETSTREAM_PLAY_STOP: "the server stopped the stream",
-    commands.NETSTREAM_PLAY_COMPLETE: "the recording is complete",
-}
-#: RTMP 7.2.2.1 / [impl: nginx-rtmp]: the codes that (re)start a play, closing an end.
-_RESTART_CODES = frozenset({
-    commands.NETSTREAM_PLAY_START,
-    commands.NETSTREAM_PLAY_RESET,
-    commands.NETSTREAM_PLAY_PUBLISH_NOTIFY,
-})  # fmt: skip
-#: Seconds an end of stream waits for the signals that travel with it (nginx-rtmp sends
-#: Stream EOF, onPlayStatus and Play.Stop back to back) before StreamEnded is raised.
-END_SIGNAL_GRACE = 0.05
-_STREAM_EOF_REASON = "end of stream (User Control Stream EOF)"
-#: AMF0 2.4: the string "onPlayStatus" that starts an onPlayStatus data message.
-_ON_PLAY_STATUS = b"\x02\x00\x0c" + commands.ON_PLAY_STATUS.encode()
 
 _connection_ids = itertools.count(1)
 
@@ -254,36 +263,6 @@ class ClientConfig:
             self.accept_media_on_stream_zero = False
 
 
-@dataclass
-class _StatusWait:
-    """One operation waiting for an ``onStatus`` (RTMP 7.2.2) on a stream."""
-
-    stream_id: int
-    expected: Set[str]
-    also_consumed: Set[str]
-    received: Optional[Command] = None
-    failure: Optional[Command] = None
-
-
-class _EndOfPlay:
-    """The place of a play's end among the buffered messages (see ``read_message``):
-    the signals that ended it, in arrival order."""
-
-    __slots__ = ("signals", "received")
-
-    def __init__(self, reason: str, status: Optional[StatusEvent]) -> None:
-        self.signals = [(reason, status)]
-        self.received = time.monotonic()
-
-    def error(self) -> StreamEnded:
-        """The first signal's reason, and the first ending onStatus among the signals."""
-        status = next((event for _, event in self.signals if event is not None), None)
-        return StreamEnded(self.signals[0][0], status)
-
-
-_Item = Union[Message, _EndOfPlay]
-
-
 class Client:
     """An RTMP client: ``connect``, then ``publish`` or ``play`` (RTMP 7.2)."""
 
@@ -296,27 +275,20 @@ class Client:
         self._read_lock = threading.RLock()
         self._transport: Optional[Transport] = None
         self._url: Optional[RTMPURL] = None
-        self._object_encoding = 0
         self._server_info: Dict[str, Any] = {}
         self._server_properties: Dict[str, Any] = {}
         self._stream_id: Optional[int] = None
         self._stream_name: Optional[str] = None
-        self._next_transaction = CONNECT_TRANSACTION_ID + 1
-        self._results: Dict[int, Command] = {}
-        self._awaited: Set[int] = set()
-        self._ignored: Set[int] = set()
-        self._status_wait: Optional[_StatusWait] = None
-        self._buffer: Deque[_Item] = collections.deque()
-        self._buffered_bytes = 0
+        # RTMP 7.2: transactions and status waits (connect is 1, our calls count from 2).
+        self._calls = Calls(answer_bandwidth_check=self.config.answer_bandwidth_check, log=self.log)
+        self._buffer = ReadBuffer(self.config.max_buffered_messages, self.config.max_buffered_bytes)
         self._warned: Set[str] = set()
         self._last_media_timestamp = 0
         self._stream_eof = False
         self._next_service = 0.0
         self._published = False  # publish() succeeded on this connection: close() confirms
         self._last_status: Optional[StatusEvent] = None
-        self._playing = False
-        self._end_open: Optional[_EndOfPlay] = None
-        self._end_new: Optional[_EndOfPlay] = None
+        self._ends = PlayEnds(self.log)  # RTMP 7.1.7 / 7.2.2.1: the ends of our play
         self._refusal: Optional[StatusEvent] = None
         self._unpublish_requested = False
         self._authenticated = False
@@ -336,7 +308,7 @@ class Client:
     @property
     def object_encoding(self) -> int:
         """The object encoding the server agreed in its connect ``_result`` (0 or 3)."""
-        return self._object_encoding
+        return self._calls.object_encoding
 
     @property
     def server_info(self) -> Dict[str, Any]:
@@ -477,28 +449,23 @@ class Client:
         self._set_state(ClientState.CONNECTING)
         app = url.app + auth_query
         tc_url = url.tc_url + auth_query  # AUTH-ADOBE: the query goes on app and tcUrl
-        extra: Dict[str, Any] = dict(cfg.connect_properties)
-        command_object = commands.connect_command_object(
-            app,
-            tc_url,
-            flash_ver=cfg.flash_ver,
-            object_encoding=cfg.object_encoding,
-            audio_codecs=FFMPEG_AUDIO_CODECS,
-            video_codecs=FFMPEG_VIDEO_CODECS,
-            swf_url=cfg.swf_url,
-            page_url=cfg.page_url,
-            extra=extra,
-        )
+        request = Connect.create(
+            app, tc_url, *cfg.connect_arguments, flash_ver=cfg.flash_ver,
+            object_encoding=cfg.object_encoding, audio_codecs=FFMPEG_AUDIO_CODECS,
+            video_codecs=FFMPEG_VIDEO_CODECS, swf_url=cfg.swf_url, page_url=cfg.page_url,
+            extra=dict(cfg.connect_properties),
+        )  # fmt: skip
         opening: List[Message] = []
         if cfg.chunk_size != 128:
             opening.append(control.set_chunk_size(cfg.chunk_size))  # RTMP 5.4.1
         opening.append(control.window_ack_size(cfg.window_ack_size))  # RTMP 5.4.4
-        opening.append(commands.connect(command_object, *cfg.connect_arguments))  # RTMP 7.2.1.1
-        self._awaited.add(CONNECT_TRANSACTION_ID)
+        message, txn = self._calls.request(request)
+        opening.append(message)  # RTMP 7.2.1.1
         transport.write_messages(opening)
-        reply = self._wait_for_result(CONNECT_TRANSACTION_ID, "connect", deadline)
-        if reply.name == commands.ERROR:
-            raise commands.command_error(reply)
+        outcome = self._wait_for_result(txn, "connect", deadline)
+        if isinstance(outcome, CallError):
+            raise outcome.error()
+        reply = outcome.command
         info = reply.info or {}
         properties = reply.command_object if isinstance(reply.command_object, dict) else {}
         self._server_info = dict(info)
@@ -510,28 +477,23 @@ class Client:
                 raise commands.command_error(reply)
             self.log.warning("connect _result with code %r; treating it as success", code)
         encoding = info.get("objectEncoding", properties.get("objectEncoding", 0))
-        self._object_encoding = 3 if encoding == 3 and cfg.object_encoding == 3 else 0
-        if cfg.object_encoding == 3 and self._object_encoding != 3:
+        self._calls.object_encoding = 3 if encoding == 3 and cfg.object_encoding == 3 else 0
+        if cfg.object_encoding == 3 and self._calls.object_encoding != 3:
             self.log.info("server did not agree to AMF3 (objectEncoding %r); using AMF0", encoding)
         self._set_state(ClientState.CONNECTED)
         self.log.info("connected to %s (%s)", url, code or "no code")
 
     def _reset_connection_state(self) -> None:
-        self._next_transaction = CONNECT_TRANSACTION_ID + 1
-        self._results.clear()
-        self._awaited.clear()
-        self._ignored.clear()
-        self._status_wait = None
+        self._calls.reset()
+        self._calls.object_encoding = commands.AMF0
         self._buffer.clear()
-        self._buffered_bytes = 0
         self._stream_id = None
         self._stream_name = None
-        self._object_encoding = 0
         self._server_info = {}
         self._server_properties = {}
         self._stream_eof = False
         self._published = False
-        self._forget_play()
+        self._ends.forget()
         self._refusal = None
         self._last_status = None
 
@@ -575,13 +537,13 @@ class Client:
             raise
         try:
             for app_message in self._dispatch(message):
-                self._keep(app_message)
+                self._buffer.keep(app_message)  # bounded: LimitExceededError
         except RTMPError:
             self._fail()  # a broken peer or an overflowing buffer: unusable now
             raise
-        end, self._end_new = self._end_new, None
+        end = self._ends.take_new()
         if end is not None:  # after the message that ended the play, if it is kept
-            self._buffer.append(end)
+            self._buffer.keep_end(end)
 
     def _service_incoming(self) -> None:
         """Handle what the server sent while we only wrote (a publisher never reads).
@@ -609,24 +571,6 @@ class Client:
         self._set_state(ClientState.ERROR)
         self._close_transport()
 
-    def _keep(self, message: Message) -> None:
-        """Buffer a message for ``read_message`` (bounded)."""
-        cfg = self.config
-        if len(self._buffer) >= cfg.max_buffered_messages:
-            self._fail()
-            raise LimitExceededError(
-                "client.max_buffered_messages", len(self._buffer) + 1, cfg.max_buffered_messages,
-                "messages arrived faster than read_message() consumed them",
-            )
-        if self._buffered_bytes + len(message.data) > cfg.max_buffered_bytes:
-            self._fail()
-            raise LimitExceededError(
-                "client.max_buffered_bytes", self._buffered_bytes + len(message.data),
-                cfg.max_buffered_bytes, "messages arrived faster than read_message() consumed them",
-            )  # fmt: skip
-        self._buffer.append(message)
-        self._buffered_bytes += len(message.data)
-
     def _warn_once(self, key: str, text: str, *args: Any) -> None:
         if key not in self._warned:
             self._warned.add(key)
@@ -635,34 +579,20 @@ class Client:
     def _dispatch(self, message: Message) -> List[Message]:
         """Handle one incoming message; return what the application should see."""
         kind = message.type
-        if kind in _MEDIA_TYPES or kind == MessageType.AGGREGATE:
+        if kind in MEDIA_TYPES or kind == MessageType.AGGREGATE:
             return self._media(message)
-        if kind in (MessageType.COMMAND_AMF0, MessageType.COMMAND_AMF3):
-            command = self._decode_command(message)
-            return [] if self._command(command) else [message]
+        if kind in COMMAND_TYPES:
+            return self._command(self._decode_command(message), message)
         if kind == MessageType.USER_CONTROL:
             self._user_control(message)
             return []
         if kind in _APPLICATION_DATA_TYPES:
-            if message.data.startswith(_ON_PLAY_STATUS):
-                self._play_status(message)
+            reason = play_status_end(message)
+            if reason is not None and message.message_stream_id in (self._stream_id, 0):
+                self._ends.signal(reason, None, time.monotonic())
             return [message]
         self.log.debug("message of unknown type %d passed to the application", kind)
         return [message]
-
-    def _play_status(self, message: Message) -> None:
-        """[impl: nginx-rtmp, FMS] ``onPlayStatus {code: NetStream.Play.Complete}`` (a data
-        message) ends a recorded play, as the onStatus of that code does (RTMP 7.2.2.1)."""
-        try:
-            values = commands.decode_data(message)
-        except ProtocolError:
-            return
-        info = values[1] if len(values) > 1 and isinstance(values[1], dict) else {}
-        code = info.get("code")
-        if code == commands.NETSTREAM_PLAY_COMPLETE and message.message_stream_id in (
-            self._stream_id, 0
-        ):
-            self._end_of_play(f"{END_OF_PLAY_CODES[code]} (onPlayStatus {code})", None)
 
     def _decode_command(self, message: Message) -> Command:
         """RTMP 7.1.1: decode a command, tolerating one that carries only its name."""
@@ -682,7 +612,7 @@ class Client:
 
     def _media(self, message: Message) -> List[Message]:
         """RTMP 7.1.4-7.1.6: media for the application, msid checked and aggregates split."""
-        self._end_open = None  # media after an end: the stream goes on (a new publisher)
+        self._ends.resume()  # media after an end: the stream goes on (a new publisher)
         if message.message_stream_id == 0 and self._stream_id:
             if not self.config.accept_media_on_stream_zero:
                 raise ProtocolError(
@@ -710,32 +640,9 @@ class Client:
             return
         if event.event == user_control.UserControlEvent.STREAM_EOF:
             self._stream_eof = True
-            self._end_of_play(_STREAM_EOF_REASON, None)
+            self._ends.signal(STREAM_EOF_REASON, None, time.monotonic())
         elif event.event == user_control.UserControlEvent.STREAM_BEGIN:
-            self._end_open = None  # RTMP 7.1.7 event 0: the stream (re)starts
-
-    # -- the end of a play ----------------------------------------------------------------
-
-    def _end_of_play(self, reason: str, status: Optional[StatusEvent]) -> None:
-        """RTMP 7.1.7 / 7.2.2.1: a signal that the played stream ended.
-
-        Signals that arrive together (Stream EOF and Play.Stop from nginx-rtmp,
-        UnpublishNotify and Stream EOF from ffmpeg-style servers) are one end: a new one
-        starts only after media, Stream Begin, Play.Start/Reset or PublishNotify.
-        """
-        if not self._playing:
-            return
-        if self._end_open is not None:
-            self._end_open.signals.append((reason, status))
-            self.log.debug("end of play (again): %s", reason)
-            return
-        self.log.info("end of play: %s", reason)
-        self._end_open = self._end_new = _EndOfPlay(reason, status)
-
-    def _forget_play(self) -> None:
-        """No stream is played any more: forget its ends (those buffered stay)."""
-        self._playing = False
-        self._end_open = self._end_new = None
+            self._ends.resume()  # RTMP 7.1.7 event 0: the stream (re)starts
 
     def _status_event(self, command: Command) -> StatusEvent:
         """RTMP 7.2.2: note an onStatus, tell ``ClientConfig.on_status``, classify it."""
@@ -750,9 +657,9 @@ class Client:
         ours = event.stream_id in (self._stream_id, 0) and self._stream_id is not None
         if not ours:
             return event
-        if self._playing and event.code in _RESTART_CODES:
-            self._end_open = None
-        elif self._state is ClientState.PUBLISHING and self._status_wait is None and (
+        if self._ends.playing and event.code in RESTART_CODES:
+            self._ends.resume()
+        elif self._state is ClientState.PUBLISHING and not self._calls.waits and (
             event.is_error or (event.code == commands.NETSTREAM_UNPUBLISH_SUCCESS
                                and not self._unpublish_requested)
         ):
@@ -761,67 +668,23 @@ class Client:
             self._refusal = event
         return event
 
-    def _command(self, command: Command) -> bool:
-        """Handle a command; True when consumed, False to pass it to the application."""
-        name = command.name
-        txn = int(command.transaction_id)
-        if name in (commands.RESULT, commands.ERROR):
-            if txn in self._awaited:  # RTMP 7.2: matched by transaction id
-                self._awaited.discard(txn)
-                self._results[txn] = command
-                return True
-            if txn in self._ignored:
-                self._ignored.discard(txn)
-                self.log.debug("%s to fire-and-forget transaction %d ignored", name, txn)
-                return True
-            self.log.debug("%s for unknown transaction %d passed on", name, txn)
-            return False
-        if name == commands.ON_STATUS:
-            return self._on_status(command)
-        if name == commands.ON_BW_DONE:
-            # [impl] ffmpeg answers onBWDone with _checkbw; nginx-rtmp and ffmpeg's
-            # server send it after connect.  The reply is fire-and-forget.
-            if self.config.answer_bandwidth_check and self._transport is not None:
-                self._send_call(commands.CHECK_BW, wait=False)
-            return True
-        if name in ("onBWCheck", "_onbwcheck") and txn:
-            # [impl] FMS bandwidth probe (librtmp SendCheckBWResult): answer _result.
-            self._send(commands.result(txn, None, 0, object_encoding=self._object_encoding))
-            return True
-        if name in (commands.ON_FC_PUBLISH, commands.ON_FC_UNPUBLISH):
-            self.log.debug("%s %s", name, command.info)
-            return True
-        return False  # anything else (onPlayStatus, the server's own calls) is the application's
-
-    def _on_status(self, command: Command) -> bool:
-        """RTMP 7.2.2: an onStatus completes, fails or is passed to the application."""
-        event = self._status_event(command)
-        self.log.debug("onStatus %s (%s) on stream %d", event.code, event.level,
-                       command.message_stream_id)
-        consumed = self._status_for_wait(command)
-        if not consumed and event.code in END_OF_PLAY_CODES and (
-            event.stream_id in (self._stream_id, 0)
-        ):
-            self._end_of_play(f"{END_OF_PLAY_CODES[event.code]} ({event.code})", event)
-        return consumed
-
-    def _status_for_wait(self, command: Command) -> bool:
-        """Match an onStatus to the operation waiting for one; True when consumed."""
-        code = command.code
-        wait = self._status_wait
-        if wait is None or wait.received is not None or wait.failure is not None:
-            return False
-        if command.message_stream_id not in (wait.stream_id, 0):
-            return False
-        if code in wait.expected:
-            wait.received = command
-            return True
-        if command.is_error:
-            wait.failure = command
-            return True
-        if code in wait.also_consumed:
-            return True
-        return False
+    def _command(self, command: Command, message: Message) -> List[Message]:
+        """RTMP 7.2: account for a command (:class:`rtmp.calls.Calls`); what the
+        application should see: unmatched statuses and commands."""
+        if command.name == commands.ON_STATUS:
+            self._status_event(command)
+        keep: List[Message] = []
+        for event in self._calls.receive(command):
+            if isinstance(event, Outgoing):  # _checkbw after onBWDone, onBWCheck's _result
+                self._send(event.message)
+            elif isinstance(event, Unhandled):
+                keep.append(message)
+            elif isinstance(event, _Status):
+                if event.code in END_OF_PLAY_CODES and event.stream_id in (self._stream_id, 0):
+                    self._ends.signal(f"{END_OF_PLAY_CODES[event.code]} ({event.code})", event,
+                                      time.monotonic())
+                keep.append(message)
+        return keep
 
     # -- sending --------------------------------------------------------------------------
 
@@ -833,31 +696,13 @@ class Client:
             self._fail()
             raise
 
-    def _new_transaction(self) -> int:
-        txn = self._next_transaction
-        self._next_transaction += 1
-        return txn
-
-    def _send_call(
-        self, name: str, *args: Any, command_object: Any = None, wait: bool = True,
-        message_stream_id: int = 0,
-    ) -> int:
-        """Send a NetConnection call with a fresh transaction id (RTMP 7.2.1.2)."""
-        txn = self._new_transaction()
-        (self._awaited if wait else self._ignored).add(txn)
-        self._send(
-            commands.encode_command(
-                name, txn, command_object, *args,
-                message_stream_id=message_stream_id, object_encoding=self._object_encoding,
-            )
-        )  # fmt: skip
-        return txn
-
-    def _wait_for_result(self, txn: int, what: str, deadline: float) -> Command:
+    def _wait_for_result(self, txn: int, what: str, deadline: float) -> Union[CallResult, CallError]:
+        """Pump until the ``_result``/``_error`` of ``txn`` (RTMP 7.2.1.2)."""
         try:
-            return self._pump_until(lambda: self._results.pop(txn, None), f"reply to {what}", deadline)
+            return self._pump_until(partial(self._calls.take, txn), f"reply to {what}",
+                                    deadline)  # type: ignore[return-value]  # mypy joins the union
         finally:
-            self._awaited.discard(txn)
+            self._calls.cancel(txn)
 
     def _deadline(self, timeout: Optional[float] = None) -> float:
         return time.monotonic() + (self.config.read_timeout if timeout is None else timeout)
@@ -871,20 +716,17 @@ class Client:
         timeout: Optional[float] = None,
     ) -> Command:
         """Pump until an onStatus with one of ``expected`` codes (RTMP 7.2.2)."""
-        wait = _StatusWait(stream_id, set(expected), set(also_consumed or ()))
-        self._status_wait = wait
-
-        def check() -> Optional[Command]:
-            return wait.received or wait.failure
-
+        wait = self._calls.expect_status(stream_id, expected, also_consumed=also_consumed or (),
+                                         what=what)
         try:
-            reply = self._pump_until(check, f"{' or '.join(sorted(expected))} for {what}",
-                                     self._deadline(timeout))
+            self._pump_until(lambda: wait.outcome, f"{' or '.join(sorted(expected))} for {what}",
+                             self._deadline(timeout))
         finally:
-            self._status_wait = None
-        if wait.failure is not None:
-            raise commands.command_error(wait.failure)
-        return reply
+            self._calls.cancel_status(wait)
+        if isinstance(wait.outcome, StatusFailed):
+            raise wait.outcome.error()
+        assert wait.outcome is not None
+        return wait.outcome.command
 
     # -- NetConnection calls --------------------------------------------------------------
 
@@ -899,14 +741,12 @@ class Client:
         if not isinstance(name, str) or not name:
             raise ValueError("the procedure name must be a non-empty string")
         self._require_connection()
-        txn = self._send_call(name, *args, command_object=command_object)
-        reply = self._wait_for_result(txn, name, self._deadline(timeout))
-        if reply.name == commands.ERROR:
-            raise commands.command_error(reply)
-        values = reply.arguments
-        if not values:
-            return None
-        return values[0] if len(values) == 1 else list(values)
+        message, txn = self._calls.call(name, *args, command_object=command_object)
+        self._send(message)
+        outcome = self._wait_for_result(txn, name, self._deadline(timeout))
+        if isinstance(outcome, CallError):
+            raise outcome.error()
+        return outcome.value
 
     def create_stream(self, timeout: Optional[float] = None) -> int:
         """RTMP 7.2.1.3: ``createStream``; returns (and remembers) the message stream id."""
@@ -922,7 +762,7 @@ class Client:
             raise ProtocolError(f"createStream returned stream id {stream_id}", "RTMP 7.2.1.3")
         self._stream_id = stream_id
         self._stream_eof = False
-        self._forget_play()
+        self._ends.forget()
         self.log.debug("created stream %d", stream_id)
         return stream_id
 
@@ -972,13 +812,13 @@ class Client:
     def _publish_once(self, name: str, kind: StreamType, timeout: Optional[float]) -> int:
         if self.config.publish_preamble:
             # [impl] FMLE/OBS/ffmpeg: servers answer these or not; either is fine.
-            self._send_call(commands.RELEASE_STREAM, name, wait=False)
-            self._send_call(commands.FC_PUBLISH, name, wait=False)
+            self._send(self._calls.request(ReleaseStream(name), reply=ReplyMode.IGNORE)[0])
+            self._send(self._calls.request(FCPublish(name), reply=ReplyMode.IGNORE)[0])
         stream_id = self._stream_id or self.create_stream(timeout)
-        self._forget_play()
+        self._ends.forget()
         self._refusal = None
         self._unpublish_requested = False
-        self._send(commands.publish(name, kind, stream_id, object_encoding=self._object_encoding))
+        self._send(self._calls.request(Publish(name, kind), stream_id=stream_id)[0])
         self._wait_for_status(stream_id, {commands.NETSTREAM_PUBLISH_START}, f"publish {name!r}",
                               timeout=timeout)
         return stream_id
@@ -1012,13 +852,15 @@ class Client:
         except RTMPError:
             self._fail()
             raise
-        if self.config.service_interval and time.monotonic() >= self._next_service:
-            self._service_incoming()
+        self._maybe_service()
 
     def _send_and_service(self, message: Message) -> None:
         """Send an application message; now and then handle incoming traffic too."""
         self._raise_refusal()
         self._send(message)
+        self._maybe_service()
+
+    def _maybe_service(self) -> None:
         if self.config.service_interval and time.monotonic() >= self._next_service:
             self._service_incoming()
 
@@ -1082,10 +924,9 @@ class Client:
             raise ValueError(f"play() in state {self._state.name}: needs CONNECTED")
         name = self._stream_name_or_default(stream_name)
         stream_id = self._stream_id or self.create_stream(timeout)
-        self._forget_play()
-        self._playing = True  # Stream EOF and the end statuses count from here
-        self._send(commands.play(name, stream_id, self._play_time(start), self._play_time(duration),
-                                 reset, object_encoding=self._object_encoding))
+        self._ends.start()  # Stream EOF and the end statuses count from here
+        request = Play(name, self._play_time(start), self._play_time(duration), reset)
+        self._send(self._calls.request(request, stream_id=stream_id)[0])
         # RTMP 7.1.7 event 3: tell the server how much we buffer ([impl] ffmpeg sends it
         # right after play).
         self._send(user_control.set_buffer_length(stream_id, self.config.buffer_length))
@@ -1107,30 +948,15 @@ class Client:
         """RTMP 7.2.2.7: seek to ``milliseconds``; returns once ``NetStream.Seek.Notify``
         arrives.  Media buffered until then is dropped (``ClientConfig.flush_on_seek``)."""
         stream_id = self._stream_command("seek")
-        self._send(commands.seek(milliseconds, stream_id, object_encoding=self._object_encoding))
+        self._send(self._calls.request(Seek(milliseconds), stream_id=stream_id)[0])
         self._wait_for_status(stream_id, {commands.NETSTREAM_SEEK_NOTIFY}, "seek",
                               also_consumed={commands.NETSTREAM_PLAY_RESET,
                                              commands.NETSTREAM_PLAY_START}, timeout=timeout)
         if self.config.flush_on_seek:
-            self._flush_media(stream_id)
-
-    def _flush_media(self, stream_id: int) -> None:
-        """Drop buffered audio/video of ``stream_id`` and ends of play: they are from before
-        the seek point."""
-        keep: Deque[_Item] = collections.deque()
-        dropped = 0
-        for message in self._buffer:
-            if isinstance(message, _EndOfPlay):
-                dropped += 1  # a recording's end before the seek point is no end now
-            elif (message.type in _MEDIA_TYPES
-                    and message.message_stream_id in (stream_id, 0)):
-                dropped += 1
-                self._buffered_bytes -= len(message.data)
-            else:
-                keep.append(message)
-        self._buffer = keep
-        if dropped:
-            self.log.debug("seek: dropped %d buffered media messages from before the seek", dropped)
+            dropped = self._buffer.flush_media(stream_id)
+            if dropped:
+                self.log.debug("seek: dropped %d buffered media messages from before the seek",
+                               dropped)
 
     def pause(self, paused: bool, milliseconds: Optional[float] = None,
               timeout: Optional[float] = None) -> None:
@@ -1139,17 +965,17 @@ class Client:
         stream_id = self._stream_command("pause")
         if milliseconds is None:
             milliseconds = self._last_media_timestamp
-        self._send(commands.pause(paused, milliseconds, stream_id,
-                                  object_encoding=self._object_encoding))
+        self._send(self._calls.request(Pause(paused, milliseconds), stream_id=stream_id)[0])
         code = commands.NETSTREAM_PAUSE_NOTIFY if paused else commands.NETSTREAM_UNPAUSE_NOTIFY
         self._wait_for_status(stream_id, {code}, "pause" if paused else "resume",
                               also_consumed={commands.NETSTREAM_PLAY_START,
                                              commands.NETSTREAM_PLAY_RESET}, timeout=timeout)
 
-    def _receive(self, command: str, flag: bool, wait: bool, timeout: Optional[float]) -> None:
+    def _receive(self, request: Union[ReceiveAudio, ReceiveVideo], wait: bool,
+                 timeout: Optional[float]) -> None:
+        command, flag = request.name, request.flag
         stream_id = self._stream_command(command)
-        self._send(commands.encode_command(command, 0, None, bool(flag), message_stream_id=stream_id,
-                                           object_encoding=self._object_encoding))
+        self._send(self._calls.request(request, stream_id=stream_id)[0])
         if flag and wait:
             # RTMP 7.2.2.4: true is answered with Seek.Notify and Play.Start.
             self._wait_for_status(stream_id, {commands.NETSTREAM_SEEK_NOTIFY}, command,
@@ -1161,28 +987,26 @@ class Client:
         ``wait=True`` waits for the ``NetStream.Seek.Notify`` the spec promises for True
         (many servers, nginx-rtmp among them, send nothing).
         """
-        self._receive(commands.RECEIVE_AUDIO, flag, wait, timeout)
+        self._receive(ReceiveAudio(flag), wait, timeout)
 
     def receive_video(self, flag: bool, wait: bool = False, timeout: Optional[float] = None) -> None:
         """RTMP 7.2.2.5: as :meth:`receive_audio`, for video."""
-        self._receive(commands.RECEIVE_VIDEO, flag, wait, timeout)
+        self._receive(ReceiveVideo(flag), wait, timeout)
 
     def fc_unpublish(self, stream_name: Optional[str] = None) -> None:
         """[impl] ``FCUnpublish(name)`` as ffmpeg sends before deleteStream (no reply awaited)."""
         self._require_connection()
         self._unpublish_requested = True  # its Unpublish.Success is no refusal
-        self._send_call(commands.FC_UNPUBLISH, self._stream_name_or_default(
-            stream_name or self._stream_name), wait=False)
+        name = self._stream_name_or_default(stream_name or self._stream_name)
+        self._send(self._calls.request(FCUnpublish(name), reply=ReplyMode.IGNORE)[0])
 
     def close_stream(self) -> None:
         """RTMP 7.2.2 ``closeStream`` on our stream (no reply); the stream id stays valid."""
         stream_id = self._stream_command("close_stream")
-        self._send(commands.encode_command(commands.CLOSE_STREAM, 0, None,
-                                           message_stream_id=stream_id,
-                                           object_encoding=self._object_encoding))
+        self._send(self._calls.request(CloseStream(), stream_id=stream_id)[0])
         if self._state in (ClientState.PUBLISHING, ClientState.SUBSCRIBING):
             self._set_state(ClientState.CONNECTED)
-        self._forget_play()
+        self._ends.forget()
 
     def delete_stream(self, stream_id: Optional[int] = None) -> None:
         """RTMP 7.2.2.3: ``deleteStream`` (no reply); forgets our stream when it is ours."""
@@ -1190,11 +1014,11 @@ class Client:
         stream_id = self._stream_id if stream_id is None else stream_id
         if stream_id is None:
             raise ValueError("delete_stream() needs a stream id")
-        self._send(commands.delete_stream(stream_id, object_encoding=self._object_encoding))
+        self._send(self._calls.request(DeleteStream(stream_id))[0])
         if stream_id == self._stream_id:
             self._stream_id = None
             self._stream_name = None
-            self._forget_play()
+            self._ends.forget()
             if self._state in (ClientState.PUBLISHING, ClientState.SUBSCRIBING):
                 self._set_state(ClientState.CONNECTED)
 
@@ -1224,14 +1048,14 @@ class Client:
             if not self._buffer:
                 self._require_connection()
                 self._pump_until(lambda: True if self._buffer else None, "message", deadline)
-            head = self._buffer[0]
-            if isinstance(head, _EndOfPlay):
+            head = self._buffer.head()
+            if isinstance(head, EndOfPlay):
                 companion = self._end_companion(head, deadline)
                 if companion is not None:
                     return companion
-                self._buffer.popleft()
+                self._buffer.drop_head()
                 raise head.error()
-            return self._take()
+            return self._buffer.take()
 
     def messages(self, timeout: Optional[float] = None) -> Iterator[Message]:
         """Iterate over :meth:`read_message` until the played stream ends.
@@ -1250,19 +1074,14 @@ class Client:
                 return
             yield message
 
-    def _end_companion(self, end: _EndOfPlay, deadline: float) -> Optional[Message]:
+    def _end_companion(self, end: EndOfPlay, deadline: float) -> Optional[Message]:
         """A status message that travels with ``end`` (Play.Stop after nginx-rtmp's Stream
         EOF, Stream EOF after UnpublishNotify): returned before StreamEnded, so that one
         end raises once, after all of them.  Waits ``END_SIGNAL_GRACE`` at most."""
         until = min(deadline, end.received + END_SIGNAL_GRACE)
         for _ in range(64):  # bounded: a few messages travel with an end
-            if len(self._buffer) > 1:
-                follower = self._buffer[1]
-                if not isinstance(follower, Message) or not self._is_end_status(follower):
-                    return None
-                del self._buffer[1]
-                self._buffered_bytes -= len(follower.data)
-                return follower
+            if self._buffer.has_follower:
+                return self._buffer.take_end_follower()
             transport = self._transport
             remaining = until - time.monotonic()
             if remaining <= 0 or transport is None or transport.closed:
@@ -1272,23 +1091,6 @@ class Client:
             except RTMPError:  # a timeout, or a hang-up the next read reports
                 return None
         return None
-
-    @staticmethod
-    def _is_end_status(message: Message) -> bool:
-        """An onStatus / onPlayStatus message that ends a play (RTMP 7.2.2.1)."""
-        if message.type in (MessageType.COMMAND_AMF0, MessageType.COMMAND_AMF3):
-            try:
-                command = commands.decode_command(message)
-            except ProtocolError:
-                return False
-            return command.name == commands.ON_STATUS and command.code in END_OF_PLAY_CODES
-        return message.type == MessageType.DATA_AMF0 and message.data.startswith(_ON_PLAY_STATUS)
-
-    def _take(self) -> Message:
-        message = self._buffer.popleft()
-        assert isinstance(message, Message)
-        self._buffered_bytes -= len(message.data)
-        return message
 
     # -- closing --------------------------------------------------------------------------
 
@@ -1318,13 +1120,10 @@ class Client:
         ):
             goodbye: List[Message] = []
             if self._state is ClientState.PUBLISHING and self._stream_name:
-                txn = self._new_transaction()
-                goodbye.append(commands.encode_command(
-                    commands.FC_UNPUBLISH, txn, None, self._stream_name,
-                    object_encoding=self._object_encoding))
+                goodbye.append(self._calls.request(FCUnpublish(self._stream_name),
+                                                   reply=ReplyMode.UNTRACKED)[0])
             if self._stream_id is not None:
-                goodbye.append(commands.delete_stream(self._stream_id,
-                                                      object_encoding=self._object_encoding))
+                goodbye.append(self._calls.request(DeleteStream(self._stream_id))[0])
             try:
                 if goodbye:
                     transport.write_messages(goodbye)

@@ -16,7 +16,7 @@ import random
 import statistics
 import time
 import zlib
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Collection, Dict, List, Optional, Sequence, Tuple, Union
 
 from .. import commands, control, user_control
 from ..chunk import ChunkInfo
@@ -24,6 +24,8 @@ from ..commands import Command
 from ..errors import ConnectionClosedError, HandshakeError
 from ..handshake import ClientHandshake
 from ..message import (
+    DATA_TYPES,
+    MEDIA_TYPES as AV_TYPES,
     AUDIO_CHUNK_STREAM_ID,
     PROTOCOL_CONTROL_TYPES,
     VIDEO_CHUNK_STREAM_ID,
@@ -32,6 +34,7 @@ from ..message import (
     build_aggregate,
     split_aggregate,
 )
+from ..requests import DeleteStream, FCUnpublish, ReceiveAudio
 from ..user_control import UserControlEvent
 from .context import (
     HANDSHAKE_SIZE,
@@ -448,7 +451,7 @@ class Pair:
         """A round trip on the publisher: True when the server has closed it."""
         return self.publisher.closed_by_server()
 
-    def collect(self, count: int, kinds: Sequence[int], what: str) -> List[Message]:
+    def collect(self, count: int, kinds: Collection[int], what: str) -> List[Message]:
         """Wait until ``count`` messages of ``kinds`` arrived on the play stream."""
         def enough(_: Received) -> bool:
             return len(self.received(kinds)) >= count
@@ -458,7 +461,7 @@ class Pair:
                                      f"{len(self.received(kinds))} so far)")
         return self.received(kinds)
 
-    def received(self, kinds: Sequence[int]) -> List[Message]:
+    def received(self, kinds: Collection[int]) -> List[Message]:
         """Messages of ``kinds`` on the play stream, without sync frames, repeated codec
         headers and data messages other than onMetaData."""
         chosen = [m for m in self.media()
@@ -468,7 +471,7 @@ class Pair:
 
 def _other_data(msg: Message) -> bool:
     """A data message that is not onMetaData (e.g. ``|RtmpSampleAccess``)."""
-    if msg.type not in (MessageType.DATA_AMF0, MessageType.DATA_AMF3):
+    if msg.type not in DATA_TYPES:
         return False
     try:
         return _metadata_of(msg) is None
@@ -681,8 +684,7 @@ def relay_metadata(ctx: Context) -> Result:
     props = dict(METADATA, probeRun=ctx.run_id)
     pair.publisher.send(commands.metadata(props, pair.pub_id))
     pair.send(media_script(seed=11, frames=2))
-    data_kinds = (MessageType.DATA_AMF0, MessageType.DATA_AMF3)
-    found = pair.collect(1, data_kinds, "onMetaData")
+    found = pair.collect(1, DATA_TYPES, "onMetaData")
     expected = commands.metadata(props, pair.play_id, set_data_frame=False).data
     return _check_metadata(props, _metadata_of(found[0]), found[0].data, expected)
 
@@ -724,10 +726,10 @@ def late_joiner(ctx: Context) -> Result:
             problems.append(f"no {name_} sequence header before the first {name_} frame")
         elif headers[-1].data != header:
             problems.append(f"{name_} sequence header differs from the published one")
-    first_coded = min(i for i, m in enumerate(received) if m.type in (8, 9)
+    first_coded = min(i for i, m in enumerate(received) if m.type in AV_TYPES
                       and not MediaSample(m.type, 0, m.data).is_sequence_header)
     meta = [m for m in received[:first_coded]
-            if m.type in (MessageType.DATA_AMF0, MessageType.DATA_AMF3)]
+            if m.type in DATA_TYPES]
     if not meta:
         problems.append("no onMetaData before the first frame")
     if problems:
@@ -759,7 +761,7 @@ def relay_aggregate(ctx: Context) -> Result:
 
     def split() -> List[Message]:
         out: List[Message] = []
-        for msg in pair.received((MessageType.AUDIO, MessageType.VIDEO, MessageType.AGGREGATE)):
+        for msg in pair.received(AV_TYPES | {MessageType.AGGREGATE}):
             out.extend(split_aggregate(msg) if msg.type == MessageType.AGGREGATE else [msg])
         return out
 
@@ -775,8 +777,7 @@ def relay_aggregate(ctx: Context) -> Result:
 def receive_audio(ctx: Context) -> Result:
     pair = Pair(ctx, "recvaudio")
     player = pair.player
-    player.send(commands.encode_command(commands.RECEIVE_AUDIO, 0, None, False,
-                                        message_stream_id=pair.play_id))
+    player.send(ReceiveAudio(False).to_message(message_stream_id=pair.play_id))
     player.create_stream()  # a round trip: the server has read receiveAudio
     mark = len(player.received)
     rng = random.Random(111)
@@ -788,8 +789,7 @@ def receive_audio(ctx: Context) -> Result:
     audio = [r for r in player.received[mark:] if r.message.type == MessageType.AUDIO]
     if audio:
         fail(f"{len(audio)} audio messages arrived after receiveAudio false")
-    player.send(commands.encode_command(commands.RECEIVE_AUDIO, 0, None, True,
-                                        message_stream_id=pair.play_id))
+    player.send(ReceiveAudio(True).to_message(message_stream_id=pair.play_id))
     player.create_stream()
     again = MediaSample(MessageType.AUDIO, 200, _payload(rng, 100))
     pair.send([again])
@@ -825,8 +825,8 @@ def unpublish_notify(ctx: Context) -> Result:
     pair = Pair(ctx, "unpub")
     pair.send(media_script(seed=31, frames=1))
     pair.collect(2, (MessageType.AUDIO,), "audio before unpublishing")
-    pair.publisher.send(commands.encode_command(commands.FC_UNPUBLISH, 0, None, pair.name))
-    pair.publisher.send(commands.delete_stream(pair.pub_id))
+    pair.publisher.send(FCUnpublish(pair.name).to_message())
+    pair.publisher.send(DeleteStream(pair.pub_id).to_message())
     notices = {commands.NETSTREAM_PLAY_UNPUBLISH_NOTIFY, commands.NETSTREAM_PLAY_STOP}
 
     def told(item: Received) -> bool:
@@ -872,7 +872,7 @@ def delete_stream(ctx: Context) -> Result:
     name = ctx.stream_name("delete")
     first = ctx.connection("delete-1")
     stream_id = first.publish_started(name)
-    first.send(commands.delete_stream(stream_id))
+    first.send(DeleteStream(stream_id).to_message())
     reply = first.poll(lambda r: r.command is not None
                        and r.command.name in (commands.RESULT, commands.ERROR)
                        and r.command.transaction_id == 0, QUIET)

@@ -19,16 +19,18 @@ import socket
 import ssl
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple
 
 from .. import commands, user_control
 from .._bytes import U32, U32LE
+from ..calls import Calls, Event, StatusFailed, StatusReached
 from ..chunk import EXTENDED_TIMESTAMP_MARK, ChunkInfo, encode_basic_header
 from ..commands import Command
 from ..errors import ConnectionClosedError
 from ..errors import TimeoutError as RTMPTimeoutError
-from ..message import Message, MessageType
+from ..message import COMMAND_TYPES, RELAYED_TYPES, Message, MessageType
+from ..requests import Connect, CreateStream, Play, Publish
 from ..transport import Transport, client_ssl_context, open_connection
 from ..url import RTMPURL, parse_url
 from ..user_control import UserControl
@@ -45,9 +47,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: RTMP 7.1: the message types a player receives as the stream's content.
-MEDIA_TYPES = (MessageType.AUDIO, MessageType.VIDEO, MessageType.AGGREGATE,
-               MessageType.DATA_AMF0, MessageType.DATA_AMF3)
+#: RTMP 7.1: the message types a player receives as the stream's content (what a
+#: publisher's messages are relayed as, RTMP 7.1.2-7.1.5, and aggregates, RTMP 7.1.6).
+MEDIA_TYPES = RELAYED_TYPES | {MessageType.AGGREGATE}
 #: RTMP 5.2.3 / 5.2.4: handshake block size.
 HANDSHAKE_SIZE = 1536
 
@@ -194,12 +196,14 @@ def media_script(seed: int, frames: int = 6, start: int = 0, big: int = 9000) ->
 @dataclass
 class Received:
     """A message read from the server, when (monotonic seconds) and, for commands and
-    user control events, decoded."""
+    user control events, decoded; for commands also what ``rtmp.calls.Calls`` made
+    of them (``events``: the reply to a call, a status wait's outcome, ...)."""
 
     message: Message
     at: float
     command: Optional[Command] = None
     event: Optional[UserControl] = None
+    events: List[Event] = field(default_factory=list)
 
 
 class ProbeConnection:
@@ -218,7 +222,9 @@ class ProbeConnection:
         self.chunks: List[ChunkInfo] = []
         self.raw_sent = 0
         self.connect_reply: Optional[Command] = None
-        self._txn = 10
+        #: RTMP 7.2: transactions (ours count from 11) and status waits, matched exactly;
+        #: the server's own calls are seen, never answered (no Outgoing is sent).
+        self.calls = Calls(first_transaction_id=11, answer_bandwidth_check=False, exact_ids=True)
 
     # -- setup ---------------------------------------------------------------------------------
 
@@ -226,13 +232,13 @@ class ProbeConnection:
         """Record every chunk header the server sends (RTMP 5.3.1) in :attr:`chunks`."""
         self.transport.session.decoder.on_chunk = self.chunks.append
 
-    def connect(self, *, object_encoding: int = 0, transaction_id: float = 1,
+    def connect(self, *, object_encoding: int = 0, transaction_id: int = 1,
                 app: Optional[str] = None) -> Command:
         """RTMP 7.2.1.1: send connect; return the ``_result`` (FAIL on ``_error``/timeout)."""
         url = self.ctx.url
-        obj = commands.connect_command_object(app if app is not None else url.app, url.tc_url,
-                                              object_encoding=object_encoding)
-        self.send(commands.connect(obj, transaction_id=transaction_id))
+        request = Connect.create(app if app is not None else url.app, url.tc_url,
+                                 object_encoding=object_encoding)
+        self.send(self.calls.request(request, transaction_id=transaction_id)[0])
         reply = self.wait_reply(transaction_id, "connect _result")
         if reply.name != commands.RESULT:
             fail(f"connect answered with {reply.name} {reply.code or ''}".strip())
@@ -240,13 +246,14 @@ class ProbeConnection:
         return reply
 
     def next_transaction(self) -> int:
-        self._txn += 1
-        return self._txn
+        """A fresh transaction id (RTMP 7.2.1.2), from 11 up."""
+        return self.calls.next_transaction()
 
     def create_stream(self, transaction_id: Optional[int] = None, object_encoding: int = 0) -> int:
         """RTMP 7.2.1.3: createStream; the stream id of the ``_result``."""
-        txn = transaction_id if transaction_id is not None else self.next_transaction()
-        self.send(commands.create_stream(txn, object_encoding))
+        message, txn = self.calls.request(CreateStream(), transaction_id=transaction_id,
+                                          object_encoding=object_encoding)
+        self.send(message)
         reply = self.wait_reply(txn, "createStream _result")
         if reply.name != commands.RESULT:
             fail(f"createStream answered with {reply.name} {reply.code or ''}".strip())
@@ -258,7 +265,7 @@ class ProbeConnection:
     def publish(self, name: str) -> Tuple[int, Command]:
         """RTMP 7.2.2.6: createStream + publish; (stream id, the first onStatus)."""
         stream_id = self.create_stream()
-        self.send(commands.publish(name, "live", stream_id))
+        self.send(self.calls.request(Publish(name), stream_id=stream_id)[0])
         status = self.wait_status(stream_id, "publish onStatus")
         return stream_id, status
 
@@ -272,7 +279,7 @@ class ProbeConnection:
         """RTMP 7.2.2.1: createStream + play (live, start -1 would refuse a missing stream;
         -2 waits for it); returns (stream id, NetStream.Play.Start onStatus)."""
         stream_id = self.create_stream()
-        self.send(commands.play(name, stream_id, start=-2))
+        self.send(self.calls.request(Play(name, start=-2), stream_id=stream_id)[0])
         self.send(user_control.set_buffer_length(stream_id, 100))
         deadline = time.monotonic() + self.ctx.timeout
         while True:
@@ -314,8 +321,9 @@ class ProbeConnection:
     def read(self, timeout: float) -> Received:
         msg = self.transport.read_message(timeout=max(0.001, timeout))
         item = Received(msg, time.monotonic())
-        if msg.type in (MessageType.COMMAND_AMF0, MessageType.COMMAND_AMF3):
+        if msg.type in COMMAND_TYPES:
             item.command = commands.decode_command(msg)
+            item.events = self.calls.receive(item.command)
         elif msg.type == MessageType.USER_CONTROL:
             item.event = user_control.decode(msg.data)
         self.received.append(item)
@@ -372,30 +380,30 @@ class ProbeConnection:
         except RTMPTimeoutError:
             return False
 
-    def wait_reply(self, transaction_id: float, what: str,
+    def wait_reply(self, transaction_id: int, what: str,
                    timeout: Optional[float] = None) -> Command:
-        """RTMP 7.2: the ``_result``/``_error`` carrying ``transaction_id``."""
-        def match(item: Received) -> bool:
-            cmd = item.command
-            return (cmd is not None and cmd.name in (commands.RESULT, commands.ERROR)
-                    and cmd.transaction_id == transaction_id)
-        found = self.wait(match, what, timeout)
+        """RTMP 7.2: the ``_result``/``_error`` carrying exactly ``transaction_id``."""
+        self.calls.track(transaction_id)
+        try:
+            found = self.wait(lambda item: self.calls.take(transaction_id) is not None, what,
+                              timeout)
+        finally:
+            self.calls.cancel(transaction_id)
         assert found.command is not None
         return found.command
 
     def wait_status(self, stream_id: int, what: str, timeout: Optional[float] = None) -> Command:
         """RTMP 7.2.2: the next ``onStatus`` on message stream ``stream_id`` (or an
-        ``_error`` for a stream command)."""
-        def match(item: Received) -> bool:
-            cmd = item.command
-            if cmd is None:
-                return False
-            if cmd.name == commands.ON_STATUS and item.message.message_stream_id == stream_id:
-                return True
-            return cmd.name == commands.ERROR and cmd.transaction_id == 0
-        found = self.wait(match, what, timeout)
-        assert found.command is not None
-        return found.command
+        ``_error`` for a stream command, RTMP 7.2.2.7)."""
+        wait = self.calls.expect_status(stream_id, stream_zero=False, error_replies=True,
+                                        what=what)
+        try:
+            found = self.wait(lambda item: wait.done, what, timeout)
+        finally:
+            self.calls.cancel_status(wait)
+        outcome = wait.outcome
+        assert isinstance(outcome, (StatusReached, StatusFailed)) and found.command is not None
+        return outcome.command
 
     def media(self, *stream_ids: int) -> List[Message]:
         """Audio, video, aggregate and data messages received so far on any of
