@@ -43,7 +43,6 @@ import functools
 import ipaddress
 import itertools
 import logging
-import math
 import os
 import queue
 import secrets
@@ -94,6 +93,22 @@ from .streams import (
     StreamHub,
 )
 from .url import parse_addr as parse_addr  # rtmp.server.parse_addr stays importable
+from .requests import (
+    Connect,
+    DeleteStream,
+    FCPublish,
+    FCSubscribe,
+    FCUnpublish,
+    GetStreamLength,
+    Pause,
+    Play,
+    Play2,
+    Publish,
+    ReceiveAudio,
+    ReceiveVideo,
+    Seek,
+    decode_request,
+)
 from .transport import KERNEL_TIMEOUTS, Transport, set_kernel_timeout, wait_readable
 
 __all__ = ["Server", "ServerConfig", "ServerConnection", "ConnectionState"]
@@ -265,12 +280,6 @@ class _NetStream:
     buffer_ms: int = 0
 
 
-def _split_query(value: str) -> Tuple[str, str]:
-    """``"name?a=b"`` -> ``("name", "a=b")``."""
-    name, _, query = value.partition("?")
-    return name, query
-
-
 def _nesting(value: Any, limit: int) -> int:
     """How deep objects and arrays nest in ``value`` (stops counting past ``limit``)."""
     if not isinstance(value, (dict, list, tuple)):
@@ -340,15 +349,12 @@ def _check_depth(cmd: Command, limit: int, payload: bytes = b"") -> None:
                                  f"command {cmd.name!r} nests objects too deeply (RTMP 7.1.1)")
 
 
-def _number(value: Any, default: float) -> float:
-    """An AMF0 Number argument as a float; ``default`` when absent or not finite.
-
-    AMF0 2.2 Numbers may be Infinity or NaN, which mean nothing as a stream id or a
-    time (and would make ``int()`` raise)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return default
-    number = float(value)
-    return number if math.isfinite(number) else default
+#: [impl] The FC* calls' notification and its status code, by call.
+_FC_REPLIES: Dict[str, Tuple[str, str]] = {
+    commands.FC_PUBLISH: (commands.ON_FC_PUBLISH, commands.NETSTREAM_PUBLISH_START),
+    commands.FC_UNPUBLISH: (commands.ON_FC_UNPUBLISH, commands.NETSTREAM_UNPUBLISH_SUCCESS),
+    commands.FC_SUBSCRIBE: (commands.ON_FC_SUBSCRIBE, commands.NETSTREAM_PLAY_START),
+}
 
 
 class _StreamLimit(Exception):
@@ -690,16 +696,13 @@ class ServerConnection:
         """RTMP 7.2.1.1: connect: check, then Window Ack Size, Peer Bandwidth, ..., _result."""
         if self._accepted:
             raise ProtocolError("second connect on one connection", "RTMP 7.2.1.1")
-        params = cmd.command_object if isinstance(cmd.command_object, dict) else {}
-        app_value = params.get("app")
-        app_text = app_value if isinstance(app_value, str) else ""
-        app, query = _split_query(app_text.strip("/"))
-        app = app.strip("/")
-        tc_url = params.get("tcUrl")
-        encoding = commands.AMF3 if params.get("objectEncoding") == 3 else commands.AMF0
+        req = Connect.from_command(cmd)
+        params = req.command_object
+        app_text, app, query = req.app, req.app_name, req.query
+        encoding = req.object_encoding
         self.connect_params = dict(params)
         self.app = app
-        self.tc_url = tc_url if isinstance(tc_url, str) else ""
+        self.tc_url = req.tc_url
         self.object_encoding = encoding
         try:
             if self._over_limit:
@@ -731,7 +734,7 @@ class ServerConnection:
         transport.write_messages(_connect_replies(
             config.window_ack_size, config.chunk_size, encoding, cmd.transaction_id))
         self.log.info("connected: app=%r tcUrl=%r flashVer=%r objectEncoding=%d",
-                      app, self.tc_url, params.get("flashVer", params.get("flashver")), encoding)
+                      app, self.tc_url, req.flash_ver, encoding)
 
     def _challenge_at_connect(self, params: Dict[str, Any], app_text: str) -> bool:
         """AUTH-ADOBE happens in ``connect``, which players and publishers both send: the
@@ -767,30 +770,15 @@ class ServerConnection:
         """[impl] ffmpeg/OBS: releaseStream(name) before publishing; nothing to release here."""
         self._result(cmd, None)
 
-    def _cmd_fc_publish(self, cmd: Command) -> None:
-        """[impl] FMLE/ffmpeg/OBS: FCPublish(name) -> onFCPublish (as FMS and Wowza send)."""
-        name = cmd.arguments[0] if cmd.arguments and isinstance(cmd.arguments[0], str) else ""
+    def _cmd_fc_call(self, cmd: Command) -> None:
+        """[impl] FCPublish(name) -> onFCPublish (FMLE/ffmpeg/OBS, as FMS and Wowza send);
+        FCUnpublish(name) -> onFCUnpublish (deleteStream does the work); Akamai-style
+        FCSubscribe(name) -> onFCSubscribe."""
+        req = decode_request(cmd)
+        assert isinstance(req, (FCPublish, FCUnpublish, FCSubscribe))
+        event, code = _FC_REPLIES[cmd.name]
         self._send(commands.encode_command(
-            commands.ON_FC_PUBLISH, 0, None,
-            commands.status_info(commands.NETSTREAM_PUBLISH_START, name),
-        ))
-        self._result(cmd, None)
-
-    def _cmd_fc_unpublish(self, cmd: Command) -> None:
-        """[impl] FCUnpublish(name) -> onFCUnpublish; deleteStream does the work."""
-        name = cmd.arguments[0] if cmd.arguments and isinstance(cmd.arguments[0], str) else ""
-        self._send(commands.encode_command(
-            commands.ON_FC_UNPUBLISH, 0, None,
-            commands.status_info(commands.NETSTREAM_UNPUBLISH_SUCCESS, name),
-        ))
-        self._result(cmd, None)
-
-    def _cmd_fc_subscribe(self, cmd: Command) -> None:
-        """[impl] Akamai-style FCSubscribe(name) -> onFCSubscribe."""
-        name = cmd.arguments[0] if cmd.arguments and isinstance(cmd.arguments[0], str) else ""
-        self._send(commands.encode_command(
-            "onFCSubscribe", 0, None,
-            commands.status_info(commands.NETSTREAM_PLAY_START, name),
+            event, 0, None, commands.status_info(code, req.stream_name),
         ))
         self._result(cmd, None)
 
@@ -799,10 +787,11 @@ class ServerConnection:
 
     def _cmd_get_stream_length(self, cmd: Command) -> None:
         """[impl] getStreamLength(name): the recording's duration in seconds, 0 when live."""
-        name = cmd.arguments[0] if cmd.arguments and isinstance(cmd.arguments[0], str) else ""
+        req = GetStreamLength.from_command(cmd)
+        name = req.stream_name
         duration = 0.0
         path = self.server._recording(self.app, name)
-        if path is not None and not self.server.hub.is_live(self.app, _split_query(name)[0]):
+        if path is not None and not self.server.hub.is_live(self.app, req.base_name):
             from .vod import FlvIndex
 
             try:
@@ -836,20 +825,15 @@ class ServerConnection:
         """RTMP 7.2.2.6: publish(name, type): StreamBegin + NetStream.Publish.Start."""
         ns = self._netstream(cmd)
         assert ns is not None
-        args = cmd.arguments
-        raw_name = args[0] if args and isinstance(args[0], str) else ""
-        name, query = _split_query(raw_name)
-        type_text = args[1] if len(args) > 1 and isinstance(args[1], str) else "live"
-        try:
-            stream_type = StreamType(type_text.lower())
-        except ValueError:
+        req = Publish.from_command(cmd)
+        name, query, stream_type = req.base_name, req.query, req.type
+        if req.unknown_type is not None:
             if self.config.strict:
                 self._send(self._status(ns, commands.NETSTREAM_PUBLISH_BAD_NAME,
-                                        f"unknown publishing type {type_text!r}"))
+                                        f"unknown publishing type {req.unknown_type!r}"))
                 return
             # Deviation (FMLE): unknown types are published live, as nginx-rtmp does.
-            self.log.warning("publish type %r unknown; publishing live", type_text)
-            stream_type = StreamType.LIVE
+            self.log.warning("publish type %r unknown; publishing live", req.unknown_type)
         if ns.mode != _Mode.IDLE:
             self._stop_netstream(ns, notify=False)
         if not name:
@@ -923,40 +907,31 @@ class ServerConnection:
 
     def _cmd_play(self, cmd: Command) -> None:
         """RTMP 7.2.2.1: play(name, start, duration, reset): live, recorded, or wait for live."""
-        args = cmd.arguments
-        raw_name = args[0] if args and isinstance(args[0], str) else ""
-        start = _number(args[1] if len(args) > 1 else None, -2)
-        duration = _number(args[2] if len(args) > 2 else None, -1)
-        reset = args[3] if len(args) > 3 and isinstance(args[3], bool) else True
-        self._play(cmd, raw_name, start, duration, reset)
+        self._play(cmd, Play.from_command(cmd))
 
     def _cmd_play2(self, cmd: Command) -> None:
         """RTMP 7.2.2.2: play2(params): switch this stream to ``params.streamName``."""
-        params = cmd.arguments[0] if cmd.arguments and isinstance(cmd.arguments[0], dict) else {}
-        name = params.get("streamName")
-        if not isinstance(name, str) or not name:
+        req = Play2.from_command(cmd)
+        name = req.stream_name
+        if name is None:
             ns = self._netstream(cmd)
             assert ns is not None
             self._send(self._status(ns, commands.NETSTREAM_PLAY_FAILED,
                                     "play2 without streamName"))
             return
-        transition = params.get("transition")
-        if transition == "stop":
+        if req.transition == "stop":
             ns = self._netstream(cmd, create=False)
             if ns is not None:
                 self._stop_netstream(ns, notify=True)
             return
-        start = _number(params.get("start"), -2)
-        duration = _number(params.get("len"), -1)
-        self._play(cmd, name, start, duration, True)
+        self._play(cmd, Play(name, req.start, req.duration, True))
 
-    def _play(self, cmd: Command, raw_name: str, start: float, duration: float,
-              reset: bool) -> None:
+    def _play(self, cmd: Command, req: Play) -> None:
         ns = self._netstream(cmd)
         assert ns is not None
-        name, query = _split_query(raw_name)
-        if name.lower().startswith("flv:"):
-            name = name[4:]  # RTMP 7.2.2.1: "flv:" names the default file type
+        # RTMP 7.2.2.1: base_name drops an "flv:" prefix (it names the default file type).
+        name, query = req.base_name, req.query
+        start, duration, reset = req.start, req.duration, bool(req.reset)
         if ns.mode != _Mode.IDLE:
             self._stop_netstream(ns, notify=False)
         if not name:
@@ -1068,8 +1043,7 @@ class ServerConnection:
 
     def _cmd_delete_stream(self, cmd: Command) -> None:
         """RTMP 7.2.2.3: deleteStream(id): stop what the stream does and free the id; no reply."""
-        msid_value = cmd.arguments[0] if cmd.arguments else cmd.message_stream_id
-        msid = int(_number(msid_value, cmd.message_stream_id))
+        msid = DeleteStream.from_command(cmd).stream_id
         ns = self._streams.pop(msid, None)
         if ns is not None:
             self._stop_netstream(ns, notify=True)
@@ -1086,7 +1060,7 @@ class ServerConnection:
         """RTMP 7.2.2.4 / 7.2.2.5: receiveAudio / receiveVideo(flag)."""
         ns = self._netstream(cmd)
         assert ns is not None
-        flag = bool(cmd.arguments[0]) if cmd.arguments else True
+        flag = (ReceiveAudio if audio else ReceiveVideo).from_command(cmd).flag
         if audio:
             ns.receive_audio = flag
         else:
@@ -1122,7 +1096,7 @@ class ServerConnection:
         """RTMP 7.2.2.7: seek(ms): recorded streams jump to the keyframe at or before ms."""
         ns = self._netstream(cmd)
         assert ns is not None
-        ms = int(max(0.0, _number(cmd.arguments[0] if cmd.arguments else None, 0)))
+        ms = Seek.from_command(cmd).position
         if ns.mode == _Mode.VOD and ns.vod is not None:
 
             def notify(position: int) -> List[Message]:
@@ -1151,10 +1125,8 @@ class ServerConnection:
         """RTMP 7.2.2.8: pause(flag, ms): Pause.Notify / Unpause.Notify."""
         ns = self._netstream(cmd)
         assert ns is not None
-        args = cmd.arguments
-        paused = bool(args[0]) if args else True
-        ms_value = _number(args[1] if len(args) > 1 else None, -1)
-        ms = int(ms_value) if ms_value >= 0 else None
+        req = Pause.from_command(cmd)
+        paused, ms = req.paused, req.position
         if paused:
             statuses = [self._status(ns, commands.NETSTREAM_PAUSE_NOTIFY,
                                      f"Pausing {ns.name}.", details=ns.name)]
@@ -1415,9 +1387,9 @@ ServerConnection._HANDLERS = {
     commands.CREATE_STREAM: ServerConnection._cmd_create_stream,
     commands.CLOSE: ServerConnection._cmd_close,
     commands.RELEASE_STREAM: ServerConnection._cmd_release_stream,
-    commands.FC_PUBLISH: ServerConnection._cmd_fc_publish,
-    commands.FC_UNPUBLISH: ServerConnection._cmd_fc_unpublish,
-    "FCSubscribe": ServerConnection._cmd_fc_subscribe,
+    commands.FC_PUBLISH: ServerConnection._cmd_fc_call,
+    commands.FC_UNPUBLISH: ServerConnection._cmd_fc_call,
+    commands.FC_SUBSCRIBE: ServerConnection._cmd_fc_call,
     commands.CHECK_BW: ServerConnection._cmd_ignore,
     commands.RESULT: ServerConnection._cmd_ignore,
     commands.ERROR: ServerConnection._cmd_ignore,
