@@ -43,7 +43,8 @@ from .streams import FrameKind, LivePlayer, LiveStream, StreamBusyError, StreamH
 from .transport import Transport
 
 if TYPE_CHECKING:
-    from .server import ConnectionState, ServerConfig, ServerConnection
+    from .server import ServerConnection
+    from .server_config import ConnectionState, ServerConfig
 
 __all__ = ["ConnectionContext", "ServerServices", "NetStream", "Mode", "HANDLERS",
            "MAX_STREAMS_PER_CONNECTION", "on_published", "stop_netstream"]
