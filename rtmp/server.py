@@ -65,7 +65,6 @@ from .commands import Command
 from .errors import (
     ConnectionClosedError,
     HandshakeError,
-    LimitExceededError,
     ProtocolError,
     RTMPError,
     TimeoutError,
@@ -77,6 +76,9 @@ from .netconnection import Rejected
 from .netstream import MAX_STREAMS_PER_CONNECTION as MAX_STREAMS_PER_CONNECTION
 from .netstream import ConnectionContext, Mode, NetStream, StreamLimit
 from .message import DATA_TYPES as _DATA_TYPES
+from .requests import CONTAINER_MARKERS as _CONTAINER_MARKERS  # noqa: F401  (tests)
+from .requests import check_depth as _check_depth
+from .requests import nesting as _nesting  # noqa: F401  (tests)
 from .server_config import ConnectionState as ConnectionState
 from .server_config import OnConnect as OnConnect
 from .server_config import OnDisconnect as OnDisconnect
@@ -113,50 +115,6 @@ INBOX_SIZE = 1024
 _HANDLERS: Dict[str, netstream.Handler] = {**netconnection.HANDLERS, **netstream.HANDLERS}
 
 _PUBLISHED_TYPES = _MEDIA_TYPES | _DATA_TYPES | {MessageType.AGGREGATE}
-
-def _nesting(value: Any, limit: int) -> int:
-    """How deep objects and arrays nest in ``value`` (stops counting past ``limit``)."""
-    if not isinstance(value, (dict, list, tuple)):
-        return 0
-    deepest = 0
-    stack: List[Tuple[Any, int]] = [(value, 1)]  # containers only, with their depth
-    seen: set = set()  # type: ignore[type-arg]  # AMF3 references can make cycles
-    while stack:
-        item, depth = stack.pop()
-        if id(item) in seen:
-            continue
-        seen.add(id(item))
-        if depth > deepest:
-            deepest = depth
-            if deepest > limit:
-                break
-        children = item.values() if isinstance(item, dict) else item
-        stack.extend((child, depth + 1) for child in children
-                     if isinstance(child, (dict, list, tuple)))
-    return deepest
-
-
-#: Every byte value that can start a container (a decoded dict or list): AMF0 object, ECMA
-#: array, strict array, typed object (AMF0 2.1); AMF3 array, object, the vectors and
-#: dictionary (AMF3 3.1).  A path through references still visits distinct containers.
-_CONTAINER_MARKERS = bytes((0x03, 0x08, 0x09, 0x0A, 0x0D, 0x0E, 0x0F, 0x10, 0x11))
-#: Every other byte value: ``len(payload.translate(None, _OTHER_BYTES))`` counts the markers.
-_OTHER_BYTES = bytes(b for b in range(256) if b not in _CONTAINER_MARKERS)
-
-
-def _check_depth(cmd: Command, limit: int, payload: bytes = b"") -> None:
-    """AMF0 2.5 / AMF3 3.12: refuse commands nested deeper than ``max_amf_depth``.
-
-    Every level of nesting starts with a container marker byte, so a ``payload`` with at
-    most ``limit`` such bytes cannot nest deeper and the decoded values need no walk.
-    """
-    if payload and len(payload.translate(None, _OTHER_BYTES)) <= limit:
-        return
-    depth = _nesting([cmd.command_object, *cmd.arguments], limit + 1) - 1
-    if depth > limit:
-        raise LimitExceededError("max_amf_depth", depth, limit,
-                                 f"command {cmd.name!r} nests objects too deeply (RTMP 7.1.1)")
-
 
 #: The status that refuses a NetStream command when the stream cap is reached.
 _STREAM_LIMIT_CODES = {
