@@ -8,15 +8,18 @@ maps the command names to them.  ``play``, ``play2``, ``deleteStream``,
 and the [impl] ``getStreamLength``; :func:`on_published` routes a publisher's media and
 data (RTMP 7.1.2, 7.1.4-7.1.6) to the live hub and the recorder, with the
 ``@setDataFrame`` rewrite.  No socket I/O here: :mod:`rtmp.server` reads and dispatches.
+
+What a message stream does is one state object (:class:`Idle`, :class:`Publishing`,
+:class:`PlayingLive`, :class:`PlayingRecording`) with ``stop``, ``pause``, ``seek`` and
+``receive``: :func:`stop_netstream` swaps in a fresh :class:`Idle` and stops the old one.
 """
 
 from __future__ import annotations
 
-import enum
 import functools
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Protocol, Union
 
 from . import commands, user_control
@@ -46,38 +49,149 @@ if TYPE_CHECKING:
     from .server import ServerConnection
     from .server_config import ConnectionState, ServerConfig
 
-__all__ = ["ConnectionContext", "ServerServices", "NetStream", "Mode", "HANDLERS",
+__all__ = ["ConnectionContext", "ServerServices", "NetStream", "StreamState", "Idle",
+           "Publishing", "PlayingLive", "PlayingRecording", "HANDLERS",
            "MAX_STREAMS_PER_CONNECTION", "on_published", "stop_netstream"]
 
 #: Message streams one connection may create (RTMP 7.2.1.3).
 MAX_STREAMS_PER_CONNECTION = 64
 
 
-class Mode(enum.Enum):
-    """What a message stream does (RTMP 7.2.2)."""
+class Idle:
+    """RTMP 7.2.2: a message stream that neither publishes nor plays."""
 
-    IDLE = "idle"
-    PUBLISH = "publish"
-    LIVE = "live"
-    VOD = "vod"
+    publishing = False
+    playing = False
+
+    def stop(self, conn: "ConnectionContext", ns: "NetStream", notify: bool) -> None:
+        """Nothing to stop."""
+
+    def pause(self, paused: bool, ms: Optional[int], statuses: List[Message]) -> bool:
+        """RTMP 7.2.2.8: False: nothing plays here."""
+        return False
+
+    def seek(self, ms: int, notify: Callable[[int], List[Message]]) -> bool:
+        """RTMP 7.2.2.7: False: only a recording can seek."""
+        return False
+
+    def receive(self, audio: bool, flag: bool) -> None:
+        """RTMP 7.2.2.4 / 7.2.2.5: nothing plays; the stream remembers the flag."""
+
+
+class Publishing(Idle):
+    """RTMP 7.2.2.6: the stream publishes ``live`` (and records with ``recorder``)."""
+
+    publishing = True
+
+    def __init__(self, live: LiveStream, recorder: Any) -> None:
+        self.live = live
+        self.recorder = recorder
+
+    def stop(self, conn: "ConnectionContext", ns: "NetStream", notify: bool) -> None:
+        """Unpublish: UnpublishNotify to the players, Record.Stop and Unpublish.Success."""
+        conn.server.hub.unpublish(self.live, ns, on_stop=_notify_unpublish)
+        recorder, self.recorder = self.recorder, None
+        replies = []
+        if recorder is not None:
+            recorder.close()
+            replies.append(conn.status(ns, commands.NETSTREAM_RECORD_STOP,
+                                       f"{ns.name} is no longer recorded.", details=ns.name))
+        replies.append(conn.status(ns, commands.NETSTREAM_UNPUBLISH_SUCCESS,
+                                   f"{ns.name} is now unpublished.", details=ns.name))
+        conn.log.info("unpublished %s/%s", conn.app, ns.name)
+        if notify:
+            conn.try_send(*replies)
+
+
+class PlayingLive(Idle):
+    """RTMP 7.2.2.1: the stream plays a live stream through ``player``'s queue."""
+
+    playing = True
+
+    def __init__(self, player: LivePlayer) -> None:
+        self.player = player
+        self.live: Optional[LiveStream] = None  # set once subscribed
+
+    def stop(self, conn: "ConnectionContext", ns: "NetStream", notify: bool) -> None:
+        """Unsubscribe and close the player (its writer thread ends)."""
+        if self.live is not None:
+            conn.server.hub.unsubscribe(self.live, self.player)
+        self.player.close()
+
+    def pause(self, paused: bool, ms: Optional[int], statuses: List[Message]) -> bool:
+        """RTMP 7.2.2.8: the player drops media while paused; statuses go first."""
+        self.player.pause(paused, statuses)
+        return True
+
+    def receive(self, audio: bool, flag: bool) -> None:
+        if audio:
+            self.player.receive_audio = flag
+        else:
+            self.player.receive_video = flag
+
+
+class PlayingRecording(Idle):
+    """RTMP 7.2.2.1: the stream plays a recorded FLV with ``vod`` (a VodPlayer)."""
+
+    playing = True
+
+    def __init__(self, vod: Any) -> None:
+        self.vod = vod
+
+    def stop(self, conn: "ConnectionContext", ns: "NetStream", notify: bool) -> None:
+        self.vod.stop()
+
+    def pause(self, paused: bool, ms: Optional[int], statuses: List[Message]) -> bool:
+        """RTMP 7.2.2.8: written by the VOD player under its lock, so Unpause.Notify
+        precedes the resumed media."""
+        self.vod.pause(paused, ms, notify=lambda _position: statuses)
+        return True
+
+    def seek(self, ms: int, notify: Callable[[int], List[Message]]) -> bool:
+        """RTMP 7.2.2.7: to the keyframe at or before ``ms``; the player writes the
+        statuses under its lock, before any media of the new position."""
+        self.vod.seek(ms, notify=notify)
+        return True
+
+    def receive(self, audio: bool, flag: bool) -> None:
+        if audio:
+            self.vod.receive_audio = flag
+        else:
+            self.vod.receive_video = flag
+
+
+#: One of the four states of a message stream (RTMP 7.2.2).
+StreamState = Union[Idle, Publishing, PlayingLive, PlayingRecording]
 
 
 @dataclass(eq=False)
 class NetStream:
-    """RTMP 7.2.2: what one message stream of a connection is doing."""
+    """RTMP 7.2.2: what one message stream of a connection is doing (:attr:`state`)."""
 
     message_stream_id: int
-    mode: Mode = Mode.IDLE
     name: str = ""
     query: str = ""
     publish_type: StreamType = StreamType.LIVE
-    live: Optional[LiveStream] = None
-    player: Optional[LivePlayer] = None
-    recorder: Any = None
-    vod: Any = None
     receive_audio: bool = True
     receive_video: bool = True
     buffer_ms: int = 0
+    state: StreamState = field(default_factory=Idle)
+
+    @property
+    def live(self) -> Optional[LiveStream]:
+        """The live stream published or played here, if any."""
+        state = self.state
+        return state.live if isinstance(state, (Publishing, PlayingLive)) else None
+
+    @property
+    def player(self) -> Optional[LivePlayer]:
+        """The live player, when playing live."""
+        return self.state.player if isinstance(self.state, PlayingLive) else None
+
+    @property
+    def vod(self) -> Any:
+        """The VOD player, when playing a recording."""
+        return self.state.vod if isinstance(self.state, PlayingRecording) else None
 
 
 class StreamLimit(Exception):
@@ -199,7 +313,7 @@ def publish(conn: ConnectionContext, cmd: Command) -> None:
             return
         # Deviation (FMLE): unknown types are published live, as nginx-rtmp does.
         conn.log.warning("publish type %r unknown; publishing live", req.unknown_type)
-    if ns.mode != Mode.IDLE:
+    if type(ns.state) is not Idle:
         stop_netstream(conn, ns, notify=False)
     if not name:
         conn.send(conn.status(ns, commands.NETSTREAM_PUBLISH_BAD_NAME, "empty stream name"))
@@ -239,8 +353,8 @@ def publish(conn: ConnectionContext, cmd: Command) -> None:
         conn.send(conn.status(ns, commands.NETSTREAM_PUBLISH_BAD_NAME,
                                 f"Stream {name} is already being published", details=name))
         return
-    ns.mode, ns.name, ns.query, ns.publish_type = Mode.PUBLISH, name, query, stream_type
-    ns.live, ns.recorder = live, recorder
+    ns.name, ns.query, ns.publish_type = name, query, stream_type
+    ns.state = Publishing(live, recorder)
     conn.mark_published()
     conn.update_state()
     replies = [
@@ -300,7 +414,7 @@ def _play(conn: ConnectionContext, cmd: Command, req: Play) -> None:
     # RTMP 7.2.2.1: base_name drops an "flv:" prefix (it names the default file type).
     name, query = req.base_name, req.query
     start, duration, reset = req.start, req.duration, bool(req.reset)
-    if ns.mode != Mode.IDLE:
+    if type(ns.state) is not Idle:
         stop_netstream(conn, ns, notify=False)
     if not name:
         conn.send(conn.status(ns, commands.NETSTREAM_PLAY_STREAM_NOT_FOUND,
@@ -374,17 +488,17 @@ def _play_live(conn: ConnectionContext, ns: NetStream, reset: bool) -> None:
         on_failure=functools.partial(_player_failed, conn),
     )
     player.receive_audio, player.receive_video = ns.receive_audio, ns.receive_video
-    ns.mode, ns.player = Mode.LIVE, player
+    state = ns.state = PlayingLive(player)
     conn.update_state()  # PLAYING before the client can see Play.Start
     waiting = not conn.server.hub.is_live(conn.app, ns.name)
-    ns.live = conn.server.hub.subscribe(
+    live = state.live = conn.server.hub.subscribe(
         conn.app, ns.name, player,
         first=_play_start_messages(conn, ns, reset, recorded=False, waiting=waiting))
     # The statuses (and a cached GOP) leave from this thread in one write; the
     # writer thread starts with the first message queued after them.
     player.start(lazy=True)
     conn.log.info("playing live %s/%s%s", conn.app, ns.name,
-                  "" if ns.live.live else " (waiting for a publisher)")
+                  "" if live.live else " (waiting for a publisher)")
 
 
 def _player_failed(conn: ConnectionContext, exc: BaseException) -> None:
@@ -406,7 +520,7 @@ def _play_vod(conn: ConnectionContext, ns: NetStream, path: "os.PathLike[str]", 
                                 f"cannot play {ns.name}: {exc}", details=ns.name))
         return
     vod.receive_audio, vod.receive_video = ns.receive_audio, ns.receive_video
-    ns.mode, ns.vod = Mode.VOD, vod
+    ns.state = PlayingRecording(vod)
     conn.update_state()  # PLAYING before the client can see Play.Start
     conn.send(*_play_start_messages(conn, ns, reset, recorded=True))
     vod.start()
@@ -440,13 +554,7 @@ def _receive(conn: ConnectionContext, cmd: Command, audio: bool) -> None:
         ns.receive_audio = flag
     else:
         ns.receive_video = flag
-    for target in (ns.player, ns.vod):  # the live or the recorded stream's player
-        if target is None:
-            continue
-        if audio:
-            target.receive_audio = flag
-        else:
-            target.receive_video = flag
+    ns.state.receive(audio, flag)  # the live or the recorded stream's player
     if flag:  # RTMP 7.2.2.4: true is answered with Seek.Notify and Play.Start
         _stream_send(conn, ns,
             conn.status(ns, commands.NETSTREAM_SEEK_NOTIFY, "Receiving media again."),
@@ -464,9 +572,10 @@ def receive_video(conn: ConnectionContext, cmd: Command) -> None:
 
 def _stream_send(conn: ConnectionContext, ns: NetStream, *messages: Message) -> None:
     """Send on a stream in order with its media (through a live player's queue)."""
-    if ns.player is not None:
+    player = ns.player
+    if player is not None:
         for message in messages:
-            ns.player.send(message)
+            player.send(message)
     else:
         conn.send(*messages)
 
@@ -476,21 +585,20 @@ def seek(conn: ConnectionContext, cmd: Command) -> None:
     ns = _netstream(conn, cmd)
     assert ns is not None
     ms = Seek.from_command(cmd).position
-    if ns.mode == Mode.VOD and ns.vod is not None:
 
-        def notify(position: int) -> List[Message]:
-            return [
-                user_control.stream_begin(ns.message_stream_id),
-                conn.status(ns, commands.NETSTREAM_SEEK_NOTIFY,
-                             f"Seeking {position} (stream ID {ns.message_stream_id}).",
-                             details=ns.name),
-                conn.status(ns, commands.NETSTREAM_PLAY_START,
-                             f"Started playing {ns.name}.", details=ns.name),
-            ]
+    def notify(position: int) -> List[Message]:
+        return [
+            user_control.stream_begin(ns.message_stream_id),
+            conn.status(ns, commands.NETSTREAM_SEEK_NOTIFY,
+                        f"Seeking {position} (stream ID {ns.message_stream_id}).",
+                        details=ns.name),
+            conn.status(ns, commands.NETSTREAM_PLAY_START,
+                        f"Started playing {ns.name}.", details=ns.name),
+        ]
 
-        # The player drops what precedes Seek.Notify: the VOD player writes these
-        # statuses under its lock, before any media of the new position.
-        ns.vod.seek(ms, notify=notify)
+    # The player drops what precedes Seek.Notify: the VOD player writes these
+    # statuses under its lock, before any media of the new position.
+    if ns.state.seek(ms, notify):
         return
     # RTMP 7.2.2.7: failure is an _error; a live stream has nowhere to seek to.
     conn.send(commands.error(
@@ -514,13 +622,7 @@ def pause(conn: ConnectionContext, cmd: Command) -> None:
         statuses = [user_control.stream_begin(ns.message_stream_id),
                     conn.status(ns, commands.NETSTREAM_UNPAUSE_NOTIFY,
                                  f"Unpausing {ns.name}.", details=ns.name)]
-    if ns.mode == Mode.VOD and ns.vod is not None:
-        # Written by the VOD player under its lock: Unpause.Notify precedes the
-        # resumed media.
-        ns.vod.pause(paused, ms, notify=lambda _position: statuses)
-    elif ns.mode == Mode.LIVE and ns.player is not None:
-        ns.player.pause(paused, statuses)
-    else:
+    if not ns.state.pause(paused, ms, statuses):
         conn.send(commands.error(
             cmd.transaction_id,
             commands.status_info(commands.NETSTREAM_FAILED, "nothing is playing"),
@@ -546,11 +648,11 @@ def get_stream_length(conn: ConnectionContext, cmd: Command) -> None:
 
 def _publishing_stream(conn: ConnectionContext, msid: int) -> Optional[NetStream]:
     ns = conn.streams.get(msid)
-    if ns is not None and ns.mode == Mode.PUBLISH:
+    if ns is not None and ns.state.publishing:
         return ns
     if conn.config.strict:
         return None
-    publishing = [s for s in conn.streams.values() if s.mode == Mode.PUBLISH]
+    publishing = [s for s in conn.streams.values() if s.state.publishing]
     if len(publishing) == 1:
         # Deviation (old encoders): media on msid 0 (or another id) while exactly one
         # stream publishes belongs to that stream.
@@ -595,17 +697,18 @@ def _publish_one(conn: ConnectionContext, ns: NetStream, msg: Message) -> None:
         except Exception:
             conn.log.exception("on_message raised; type %d message not relayed", msg.type)
             return
-    if ns.recorder is not None:
+    state = ns.state
+    assert isinstance(state, Publishing)
+    if state.recorder is not None:
         try:
-            ns.recorder.write(msg)
+            state.recorder.write(msg)
         except (OSError, ValueError) as exc:
             conn.log.error("recording of %s failed: %s", ns.name, exc)
-            ns.recorder.close()
-            ns.recorder = None
+            state.recorder.close()
+            state.recorder = None
             conn.send(conn.status(ns, commands.NETSTREAM_RECORD_FAILED,
-                                    f"recording failed: {exc}", details=ns.name))
-    live = ns.live
-    assert live is not None
+                                  f"recording failed: {exc}", details=ns.name))
+    live = state.live
     if msg.type in _DATA_TYPES:
         _publish_data(conn, live, msg)
     else:
@@ -641,33 +744,9 @@ def _publish_data(conn: ConnectionContext, live: LiveStream, msg: Message) -> No
 
 
 def stop_netstream(conn: ConnectionContext, ns: NetStream, notify: bool) -> None:
-    """Stop publishing or playing on ``ns`` (idempotent)."""
-    mode = ns.mode
-    ns.mode = Mode.IDLE
-    if mode == Mode.PUBLISH and ns.live is not None:
-        conn.server.hub.unpublish(ns.live, ns, on_stop=_notify_unpublish)
-        recorder, ns.recorder = ns.recorder, None
-        replies = []
-        if recorder is not None:
-            recorder.close()
-            replies.append(conn.status(ns, commands.NETSTREAM_RECORD_STOP,
-                                        f"{ns.name} is no longer recorded.", details=ns.name))
-        replies.append(conn.status(ns, commands.NETSTREAM_UNPUBLISH_SUCCESS,
-                                    f"{ns.name} is now unpublished.", details=ns.name))
-        conn.log.info("unpublished %s/%s", conn.app, ns.name)
-        if notify:
-            conn.try_send(*replies)
-    elif mode == Mode.LIVE:
-        player, ns.player = ns.player, None
-        if ns.live is not None and player is not None:
-            conn.server.hub.unsubscribe(ns.live, player)
-        if player is not None:
-            player.close()
-    elif mode == Mode.VOD:
-        vod, ns.vod = ns.vod, None
-        if vod is not None:
-            vod.stop()
-    ns.live = None
+    """Stop publishing or playing on ``ns`` (idempotent): the stream is idle after."""
+    state, ns.state = ns.state, Idle()
+    state.stop(conn, ns, notify)
 
 
 #: RTMP 7.2.2: the NetStream commands (and the [impl] getStreamLength) and their handlers.

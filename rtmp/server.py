@@ -74,7 +74,7 @@ from .logs import ConnectionLoggerAdapter, connection_logger
 from . import netconnection, netstream
 from .netconnection import Rejected
 from .netstream import MAX_STREAMS_PER_CONNECTION as MAX_STREAMS_PER_CONNECTION
-from .netstream import ConnectionContext, Mode, NetStream, StreamLimit
+from .netstream import ConnectionContext, NetStream, StreamLimit
 from .message import DATA_TYPES as _DATA_TYPES
 from .requests import CONTAINER_MARKERS as _CONTAINER_MARKERS  # noqa: F401  (tests)
 from .requests import check_depth as _check_depth
@@ -230,17 +230,17 @@ class ServerConnection:
 
     def update_state(self) -> None:
         """PUBLISHING / PLAYING / CONNECTED from what the message streams do."""
-        modes = {ns.mode for ns in self._streams.values()}
-        if Mode.PUBLISH in modes:
+        states = [ns.state for ns in self._streams.values()]
+        if any(state.publishing for state in states):
             self.set_state(ConnectionState.PUBLISHING)
-        elif Mode.LIVE in modes or Mode.VOD in modes:
+        elif any(state.playing for state in states):
             self.set_state(ConnectionState.PLAYING)
         elif self._accepted:
             self.set_state(ConnectionState.CONNECTED)
 
     @property
     def _playing(self) -> bool:
-        return any(ns.mode in (Mode.LIVE, Mode.VOD) for ns in self._streams.values())
+        return any(ns.state.playing for ns in self._streams.values())
 
     # -- the session thread ----------------------------------------------------------------
 
@@ -484,7 +484,7 @@ class ServerConnection:
         # socket is, so a client waiting for our end of file knows its stream is
         # stored (nothing here waits on the peer).
         for ns in list(self._streams.values()):
-            if ns.mode == Mode.PUBLISH:
+            if ns.state.publishing:
                 try:
                     netstream.stop_netstream(self, ns, notify=False)
                 except Exception:
