@@ -12,7 +12,10 @@ pings) and dispatches it.  The threads accept for themselves, one at a time
 then runs the session, then becomes a spare again, or ends if
 ``MAX_SPARE_THREADS`` are already waiting.  No hand-off from an accept thread and
 no thread start per client: together they cost more CPU than a whole RTMP
-session's commands (see refs/benchmarks.md).  What each session does:
+session's commands (see refs/benchmarks.md).  What each session does (the command
+handlers live by chapter in :mod:`rtmp.netconnection` and :mod:`rtmp.netstream`, reached
+through the narrow :class:`rtmp.netstream.ConnectionContext` this module's
+:class:`ServerConnection` implements):
 
 * NetConnection commands (RTMP 7.2.1): ``connect`` (with the Window
   Acknowledgement Size / Set Peer Bandwidth / Set Chunk Size / Stream Begin /
