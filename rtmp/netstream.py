@@ -46,8 +46,7 @@ from .streams import FrameKind, LivePlayer, LiveStream, StreamBusyError, StreamH
 from .transport import Transport
 
 if TYPE_CHECKING:
-    from .server import ServerConnection
-    from .server_config import ConnectionState, ServerConfig
+    from .server import ConnectionState, ServerConfig, ServerConnection
 
 __all__ = ["ConnectionContext", "ServerServices", "NetStream", "StreamState", "Idle",
            "Publishing", "PlayingLive", "PlayingRecording", "HANDLERS",
@@ -661,6 +660,8 @@ def _publishing_stream(conn: ConnectionContext, msid: int) -> Optional[NetStream
 
 
 def on_published(conn: ConnectionContext, msg: Message) -> None:
+    """RTMP 7.1.2, 7.1.4-7.1.6: a publisher's audio, video, data or aggregate message to
+    its live stream (and recorder); anything without a publishing stream is unhandled."""
     ns = _publishing_stream(conn, msg.message_stream_id)
     if ns is None:
         conn.unhandled(msg)
