@@ -11,7 +11,8 @@ need and the server has always applied: a missing or non-string stream name read
 "", a missing or non-finite number as the clause's default (play: start -2, duration
 -1; pause: -1; seek: 0), a missing flag as true.  :func:`decode_request` maps a command
 name to its type through one table (:data:`REQUEST_TYPES`) and returns ``None`` for
-any other name (replies, ``onStatus``, application calls).
+any other name (replies, ``onStatus``, application calls).  :func:`check_depth`
+refuses a decoded command nested deeper than a limit (AMF0 2.5 / AMF3 3.12).
 
 It is sans-IO: no sockets, no clock.  (Kept apart from :mod:`rtmp.commands`, which it
 imports, so that no import cycle arises.)
@@ -54,9 +55,11 @@ from .commands import (
     publish,
     seek,
 )
+from .errors import LimitExceededError
 from .message import Message, StreamType
 
 __all__ = [
+    "CONTAINER_MARKERS",
     "REQUEST_TYPES",
     "Close",
     "CloseStream",
@@ -76,8 +79,10 @@ __all__ = [
     "ReleaseStream",
     "Request",
     "Seek",
+    "check_depth",
     "decode_request",
     "finite_number",
+    "nesting",
     "split_query",
 ]
 
@@ -663,3 +668,47 @@ def decode_request(cmd: Command) -> Request | None:
     (``_result``, ``onStatus``, ``_checkbw``, application calls, ...)."""
     cls = REQUEST_TYPES.get(cmd.name)
     return None if cls is None else cls.from_command(cmd)
+
+
+def nesting(value: Any, limit: int) -> int:
+    """How deep objects and arrays nest in ``value`` (stops counting past ``limit``)."""
+    if not isinstance(value, (dict, list, tuple)):
+        return 0
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]  # containers only, with their depth
+    seen: set[int] = set()  # AMF3 references can make cycles
+    while stack:
+        item, depth = stack.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if depth > deepest:
+            deepest = depth
+            if deepest > limit:
+                break
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, depth + 1) for child in children
+                     if isinstance(child, (dict, list, tuple)))
+    return deepest
+
+
+#: Every byte value that can start a container (a decoded dict or list): AMF0 object, ECMA
+#: array, strict array, typed object (AMF0 2.1); AMF3 array, object, the vectors and
+#: dictionary (AMF3 3.1).  A path through references still visits distinct containers.
+CONTAINER_MARKERS = bytes((0x03, 0x08, 0x09, 0x0A, 0x0D, 0x0E, 0x0F, 0x10, 0x11))
+#: Every other byte value: ``len(payload.translate(None, _NON_MARKERS))`` counts the markers.
+_NON_MARKERS = bytes(b for b in range(256) if b not in CONTAINER_MARKERS)
+
+
+def check_depth(cmd: Command, limit: int, payload: bytes = b"") -> None:
+    """AMF0 2.5 / AMF3 3.12: refuse commands nested deeper than ``max_amf_depth``.
+
+    Every level of nesting starts with a container marker byte, so a ``payload`` with at
+    most ``limit`` such bytes cannot nest deeper and the decoded values need no walk.
+    """
+    if payload and len(payload.translate(None, _NON_MARKERS)) <= limit:
+        return
+    depth = nesting([cmd.command_object, *cmd.arguments], limit + 1) - 1
+    if depth > limit:
+        raise LimitExceededError("max_amf_depth", depth, limit,
+                                 f"command {cmd.name!r} nests objects too deeply (RTMP 7.1.1)")

@@ -12,7 +12,10 @@ pings) and dispatches it.  The threads accept for themselves, one at a time
 then runs the session, then becomes a spare again, or ends if
 ``MAX_SPARE_THREADS`` are already waiting.  No hand-off from an accept thread and
 no thread start per client: together they cost more CPU than a whole RTMP
-session's commands (see refs/benchmarks.md).  What each session does:
+session's commands (see refs/benchmarks.md).  What each session does (the command
+handlers live by chapter in :mod:`rtmp.netconnection` and :mod:`rtmp.netstream`, reached
+through the narrow :class:`rtmp.netstream.ConnectionContext` this module's
+:class:`ServerConnection` implements):
 
 * NetConnection commands (RTMP 7.2.1): ``connect`` (with the Window
   Acknowledgement Size / Set Peer Bandwidth / Set Chunk Size / Stream Begin /
@@ -39,11 +42,9 @@ within a timeout.
 from __future__ import annotations
 
 import enum
-import functools
 import ipaddress
 import itertools
 import logging
-import math
 import os
 import queue
 import secrets
@@ -64,33 +65,32 @@ from typing import (
     Union,
 )
 
-from . import commands, control, user_control
-from .auth import stage0_description
+from . import commands, user_control
 from .chunk import MAX_CHUNK_SIZE, Limits
 from .commands import Command
 from .config import check_connection_settings
 from .errors import (
     ConnectionClosedError,
     HandshakeError,
-    LimitExceededError,
     ProtocolError,
     RTMPError,
     TimeoutError,
     seconds_text,
 )
 from .logs import ConnectionLoggerAdapter, connection_logger
+from . import netconnection, netstream
+from .netconnection import Rejected
+from .netstream import MAX_STREAMS_PER_CONNECTION as MAX_STREAMS_PER_CONNECTION
+from .netstream import ConnectionContext, NetStream, StreamLimit
 from .message import DATA_TYPES as _DATA_TYPES
+from .requests import CONTAINER_MARKERS as _CONTAINER_MARKERS  # noqa: F401  (tests)
+from .requests import check_depth as _check_depth
+from .requests import nesting as _nesting  # noqa: F401  (tests)
 from .message import MEDIA_TYPES as _MEDIA_TYPES
-from .message import RELAYED_TYPES as _RELAYED_TYPES
-from .message import SET_DATA_FRAME_AMF0 as _SET_DATA_FRAME_AMF0
-from .message import Message, MessageType, StreamType, split_aggregate
+from .message import Message, MessageType, StreamType
 from .streams import (
     DEFAULT_MAX_GOP_BYTES,
     DEFAULT_MAX_QUEUE_BYTES,
-    FrameKind,
-    LivePlayer,
-    LiveStream,
-    StreamBusyError,
     StreamHub,
 )
 from .url import parse_addr as parse_addr  # rtmp.server.parse_addr stays importable
@@ -111,10 +111,10 @@ REJECT_LINGER = 2.0
 REJECT_BACKLOG = 32
 #: Messages kept for :meth:`ServerConnection.read_message` before the oldest is dropped.
 INBOX_SIZE = 1024
-#: Message streams one connection may create (RTMP 7.2.1.3).
-MAX_STREAMS_PER_CONNECTION = 64
 
-_PROPERTIES = {"fmsVer": commands.DEFAULT_FMS_VERSION, "capabilities": 31, "mode": 1}
+
+#: RTMP 7.2.1 and 7.2.2: every command the server handles, and its handler.
+_HANDLERS: Dict[str, netstream.Handler] = {**netconnection.HANDLERS, **netstream.HANDLERS}
 
 _PUBLISHED_TYPES = _MEDIA_TYPES | _DATA_TYPES | {MessageType.AGGREGATE}
 
@@ -240,136 +240,12 @@ class ConnectionState(enum.Enum):
     """The session ended."""
 
 
-class _Mode(enum.Enum):
-    IDLE = "idle"
-    PUBLISH = "publish"
-    LIVE = "live"
-    VOD = "vod"
-
-
-@dataclass(eq=False)
-class _NetStream:
-    """RTMP 7.2.2: what one message stream of a connection is doing."""
-
-    message_stream_id: int
-    mode: _Mode = _Mode.IDLE
-    name: str = ""
-    query: str = ""
-    publish_type: StreamType = StreamType.LIVE
-    live: Optional[LiveStream] = None
-    player: Optional[LivePlayer] = None
-    recorder: Any = None
-    vod: Any = None
-    receive_audio: bool = True
-    receive_video: bool = True
-    buffer_ms: int = 0
-
-
-def _split_query(value: str) -> Tuple[str, str]:
-    """``"name?a=b"`` -> ``("name", "a=b")``."""
-    name, _, query = value.partition("?")
-    return name, query
-
-
-def _nesting(value: Any, limit: int) -> int:
-    """How deep objects and arrays nest in ``value`` (stops counting past ``limit``)."""
-    if not isinstance(value, (dict, list, tuple)):
-        return 0
-    deepest = 0
-    stack: List[Tuple[Any, int]] = [(value, 1)]  # containers only, with their depth
-    seen: set = set()  # type: ignore[type-arg]  # AMF3 references can make cycles
-    while stack:
-        item, depth = stack.pop()
-        if id(item) in seen:
-            continue
-        seen.add(id(item))
-        if depth > deepest:
-            deepest = depth
-            if deepest > limit:
-                break
-        children = item.values() if isinstance(item, dict) else item
-        stack.extend((child, depth + 1) for child in children
-                     if isinstance(child, (dict, list, tuple)))
-    return deepest
-
-
-@functools.lru_cache(maxsize=32)
-def _connect_replies(window_ack_size: int, chunk_size: int, encoding: int,
-                     transaction_id: float) -> Tuple[Message, ...]:
-    """RTMP 7.2.1.1: the server's messages after an accepted ``connect``, in order.
-
-    The same for every session with the same settings and transaction id (nearly
-    always 1), so they are built and AMF-encoded once (messages are immutable).
-    """
-    return (
-        control.window_ack_size(window_ack_size),  # RTMP 7.2.1.1 step 2
-        # Step 3.  [impl] nginx-rtmp and ffmpeg send limit type 2 (dynamic), which a client
-        # following RTMP 5.4.5 to the letter ignores as a first limit: harmless either way.
-        control.set_peer_bandwidth(window_ack_size, 2),
-        # Deviation (ffmpeg, nginx-rtmp): both servers announce their chunk size here.
-        control.set_chunk_size(chunk_size),
-        user_control.stream_begin(0),  # step 5
-        # Step 6: _result with the server's properties and the info object.  The reply
-        # to connect is AMF0 (type 20): AMF3 only applies once agreed.
-        commands.connect_result(encoding, transaction_id=transaction_id,
-                                properties=_PROPERTIES),
-        # [impl] ffmpeg's and FMS's servers call onBWDone; clients answer with _checkbw.
-        commands.encode_command(commands.ON_BW_DONE, 0, None, 8192),
-    )
-
-
-#: Every byte value that can start a container (a decoded dict or list): AMF0 object, ECMA
-#: array, strict array, typed object (AMF0 2.1); AMF3 array, object, the vectors and
-#: dictionary (AMF3 3.1).  A path through references still visits distinct containers.
-_CONTAINER_MARKERS = bytes((0x03, 0x08, 0x09, 0x0A, 0x0D, 0x0E, 0x0F, 0x10, 0x11))
-#: Every other byte value: ``len(payload.translate(None, _OTHER_BYTES))`` counts the markers.
-_OTHER_BYTES = bytes(b for b in range(256) if b not in _CONTAINER_MARKERS)
-
-
-def _check_depth(cmd: Command, limit: int, payload: bytes = b"") -> None:
-    """AMF0 2.5 / AMF3 3.12: refuse commands nested deeper than ``max_amf_depth``.
-
-    Every level of nesting starts with a container marker byte, so a ``payload`` with at
-    most ``limit`` such bytes cannot nest deeper and the decoded values need no walk.
-    """
-    if payload and len(payload.translate(None, _OTHER_BYTES)) <= limit:
-        return
-    depth = _nesting([cmd.command_object, *cmd.arguments], limit + 1) - 1
-    if depth > limit:
-        raise LimitExceededError("max_amf_depth", depth, limit,
-                                 f"command {cmd.name!r} nests objects too deeply (RTMP 7.1.1)")
-
-
-def _number(value: Any, default: float) -> float:
-    """An AMF0 Number argument as a float; ``default`` when absent or not finite.
-
-    AMF0 2.2 Numbers may be Infinity or NaN, which mean nothing as a stream id or a
-    time (and would make ``int()`` raise)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return default
-    number = float(value)
-    return number if math.isfinite(number) else default
-
-
-class _StreamLimit(Exception):
-    """Internal: a NetStream command on a new stream id past MAX_STREAMS_PER_CONNECTION."""
-
-
 #: The status that refuses a NetStream command when the stream cap is reached.
 _STREAM_LIMIT_CODES = {
     commands.PLAY: commands.NETSTREAM_PLAY_FAILED,
     commands.PLAY2: commands.NETSTREAM_PLAY_FAILED,
     commands.PUBLISH: commands.NETSTREAM_PUBLISH_BAD_NAME,
 }
-
-
-class _Rejected(Exception):
-    """Internal: ``connect`` was refused; the ``_error`` has a description."""
-
-    def __init__(self, description: str, code: str = commands.NETCONNECTION_CONNECT_REJECTED):
-        super().__init__(description)
-        self.description = description
-        self.code = code
 
 
 class ServerConnection:
@@ -412,11 +288,10 @@ class ServerConnection:
         self._over_limit = over_limit
         self._accepted = False
         self._closing = threading.Event()
-        self._streams: Dict[int, _NetStream] = {}
+        self._streams: Dict[int, NetStream] = {}
         self._inbox: "queue.Queue[Message]" = queue.Queue(INBOX_SIZE)
         self._torn_down = False
-        self._warned_stream_limit = False
-        self._warned_aggregate = False
+        self._warned: "set[str]" = set()  # first_warning's keys
         self._published = False  # a publish started on this connection
 
     # -- public API -----------------------------------------------------------------------
@@ -472,29 +347,29 @@ class ServerConnection:
 
     # -- state ------------------------------------------------------------------------------
 
-    def _set_state(self, state: ConnectionState) -> None:
+    def set_state(self, state: ConnectionState) -> None:
         with self._state_lock:
             if self._state != ConnectionState.CLOSED:
                 self._state = state
 
-    def _update_state(self) -> None:
+    def update_state(self) -> None:
         """PUBLISHING / PLAYING / CONNECTED from what the message streams do."""
-        modes = {ns.mode for ns in self._streams.values()}
-        if _Mode.PUBLISH in modes:
-            self._set_state(ConnectionState.PUBLISHING)
-        elif _Mode.LIVE in modes or _Mode.VOD in modes:
-            self._set_state(ConnectionState.PLAYING)
+        states = [ns.state for ns in self._streams.values()]
+        if any(state.publishing for state in states):
+            self.set_state(ConnectionState.PUBLISHING)
+        elif any(state.playing for state in states):
+            self.set_state(ConnectionState.PLAYING)
         elif self._accepted:
-            self._set_state(ConnectionState.CONNECTED)
+            self.set_state(ConnectionState.CONNECTED)
 
     @property
     def _playing(self) -> bool:
-        return any(ns.mode in (_Mode.LIVE, _Mode.VOD) for ns in self._streams.values())
+        return any(ns.state.playing for ns in self._streams.values())
 
     # -- the session thread ----------------------------------------------------------------
 
-    def _run(self) -> None:
-        """The body of the connection's thread."""
+    def run(self) -> None:
+        """The body of the connection's thread (:class:`Server` calls it)."""
         config = self.config
         sock = self._sock
         if config.ssl_context is not None:
@@ -516,7 +391,7 @@ class ServerConnection:
         if self._closing.is_set():
             return
         transport.handshake(config.handshake_timeout)  # RTMP 5.2
-        self._set_state(ConnectionState.CONNECTING)
+        self.set_state(ConnectionState.CONNECTING)
         if self._over_limit:
             self._refuse_over_limit()
             return
@@ -588,13 +463,13 @@ class ServerConnection:
             _check_depth(cmd, self.config.max_amf_depth, msg.data)
             self._on_command(cmd, msg)
         elif kind in _PUBLISHED_TYPES:
-            self._on_published(msg)
+            netstream.on_published(self, msg)
         elif kind == MessageType.USER_CONTROL:
             self._on_user_control(msg)
         else:
-            self._unhandled(msg)
+            self.unhandled(msg)
 
-    def _unhandled(self, msg: Message) -> bool:
+    def unhandled(self, msg: Message) -> bool:
         """Give ``msg`` to ``on_message`` (or the inbox); False if the callback raised."""
         callback = self.config.on_message
         if callback is None:
@@ -628,681 +503,94 @@ class ServerConnection:
         if not self._accepted and name != commands.CONNECT:
             # RTMP 7.2.1.1: connect comes first; anything before it is a broken client.
             raise ProtocolError(f"command {name!r} before connect", "RTMP 7.2.1.1")
-        handler = self._HANDLERS.get(name)
+        handler = _HANDLERS.get(name)
         if handler is None:
-            self._unknown_command(cmd, msg)
+            netconnection.call(self, cmd, msg)
             return
         self.log.debug("command %s txn=%g msid=%d", name, cmd.transaction_id,
                        cmd.message_stream_id)
         try:
             handler(self, cmd)
-        except _StreamLimit as exc:
+        except StreamLimit as exc:
             # Warned once per connection: a flood must not flood the log too.
-            level = logging.DEBUG if self._warned_stream_limit else logging.WARNING
-            self._warned_stream_limit = True
+            level = logging.WARNING if self.first_warning("stream limit") else logging.DEBUG
             self.log.log(level, "refused: %s", exc)
             code = _STREAM_LIMIT_CODES.get(name, commands.NETSTREAM_FAILED)
-            self._send(self._status(cmd.message_stream_id, code, str(exc)))
+            self.send(self.status(cmd.message_stream_id, code, str(exc)))
 
-    def _unknown_command(self, cmd: Command, msg: Message) -> None:
-        """RTMP 7.2.1.2: a call the server does not implement."""
-        if self.config.on_message is not None:
-            try:
-                self.config.on_message(self, msg)
-                return
-            except Exception as exc:
-                self.log.exception("on_message raised for call %r", cmd.name)
-                description = str(exc) or type(exc).__name__
-        else:
-            self._unhandled(msg)
-            description = f"Method not found ({cmd.name})"
-        if cmd.transaction_id:
-            self._reply(cmd, commands.error(
-                cmd.transaction_id,
-                commands.status_info(commands.NETCONNECTION_CALL_FAILED, description),
-                message_stream_id=cmd.message_stream_id,
-                object_encoding=cmd.object_encoding,
-            ))
+    # -- the context of the command handlers (rtmp.netstream.ConnectionContext) -------------
 
-    def _reply(self, cmd: Command, msg: Message) -> None:
+    @property
+    def connection(self) -> "ServerConnection":
+        """The object the application's callbacks receive: this connection."""
+        return self
+
+    @property
+    def streams(self) -> Dict[int, NetStream]:
+        """Message stream id -> its :class:`rtmp.netstream.NetStream`."""
+        return self._streams
+
+    @property
+    def accepted(self) -> bool:
+        """``connect`` was accepted (RTMP 7.2.1.1)."""
+        return self._accepted
+
+    @property
+    def over_limit(self) -> str:
+        """Why the server refuses this connection (max_connections), or ""."""
+        return self._over_limit
+
+    def accept(self) -> None:
+        """``connect`` accepted: the connection is CONNECTED."""
+        self._accepted = True
+        self.set_state(ConnectionState.CONNECTED)
+
+    def mark_published(self) -> None:
+        """A publish started on this connection (its end of file is the publisher's)."""
+        self._published = True
+
+    def first_warning(self, key: str) -> bool:
+        """True the first time ``key`` is asked for: a flood must not flood the log too."""
+        if key in self._warned:
+            return False
+        self._warned.add(key)
+        return True
+
+    def end_after_reply(self) -> None:
+        """End the session after a polite linger, so the peer reads the ``_error``."""
+        self._closing.set()
+        self._linger_close()
+
+    def request_close(self) -> None:
+        """End the session once the current message is handled."""
+        self._closing.set()
+
+    def reply(self, cmd: Command, msg: Message) -> None:
+        """Write the reply ``msg`` to ``cmd``."""
         assert self._transport is not None
         self._transport.write_message(msg)
 
-    def _status(self, ns_or_msid: Union[_NetStream, int], code: str, description: str,
-                **extra: Any) -> Message:
-        msid = ns_or_msid.message_stream_id if isinstance(ns_or_msid, _NetStream) else ns_or_msid
+    def status(self, ns_or_msid: Union[NetStream, int], code: str, description: str,
+               **extra: Any) -> Message:
+        """RTMP 7.2.2: an ``onStatus`` on a stream, with this connection's client id."""
+        msid = ns_or_msid.message_stream_id if isinstance(ns_or_msid, NetStream) else ns_or_msid
         return commands.on_status(code, description, msid, clientid=self.id, **extra)
 
-    def _send(self, *messages: Message) -> None:
+    def send(self, *messages: Message) -> None:
+        """Write ``messages`` in one go."""
         assert self._transport is not None
         self._transport.write_messages(messages)
 
-    def _result(self, cmd: Command, *values: Any) -> None:
+    def result(self, cmd: Command, *values: Any) -> None:
+        """RTMP 7.2.1: ``_result`` to ``cmd`` (nothing when its transaction id is 0)."""
         if cmd.transaction_id:
-            self._reply(cmd, commands.result(
+            self.reply(cmd, commands.result(
                 cmd.transaction_id, *values,
                 message_stream_id=cmd.message_stream_id, object_encoding=cmd.object_encoding,
             ))
 
-    # -- NetConnection commands (RTMP 7.2.1) -------------------------------------------------
-
-    def _cmd_connect(self, cmd: Command) -> None:
-        """RTMP 7.2.1.1: connect: check, then Window Ack Size, Peer Bandwidth, ..., _result."""
-        if self._accepted:
-            raise ProtocolError("second connect on one connection", "RTMP 7.2.1.1")
-        params = cmd.command_object if isinstance(cmd.command_object, dict) else {}
-        app_value = params.get("app")
-        app_text = app_value if isinstance(app_value, str) else ""
-        app, query = _split_query(app_text.strip("/"))
-        app = app.strip("/")
-        tc_url = params.get("tcUrl")
-        encoding = commands.AMF3 if params.get("objectEncoding") == 3 else commands.AMF0
-        self.connect_params = dict(params)
-        self.app = app
-        self.tc_url = tc_url if isinstance(tc_url, str) else ""
-        self.object_encoding = encoding
-        try:
-            if self._over_limit:
-                raise _Rejected(self._over_limit)
-            if self.config.require_auth and self._challenge_at_connect(params, app_text):
-                self.server._authenticate(self, app_text, query)
-            callback = self.config.on_connect
-            if callback is not None:
-                try:
-                    callback(self)
-                except Exception as exc:
-                    self.log.exception("on_connect raised; connection rejected")
-                    raise _Rejected(str(exc) or type(exc).__name__) from exc
-        except _Rejected as rejected:
-            self.log.info("connect to app %r rejected: %s", app, rejected.description)
-            self._reply(cmd, commands.error(
-                cmd.transaction_id,
-                commands.status_info(rejected.code, rejected.description),
-            ))
-            self._closing.set()  # the caller ends the session after a polite linger
-            self._linger_close()
-            return
-        transport = self._transport
-        assert transport is not None
-        self._accepted = True
-        self._set_state(ConnectionState.CONNECTED)
-        config = self.config
-        # One write for the whole sequence: one system call and one packet, not six.
-        transport.write_messages(_connect_replies(
-            config.window_ack_size, config.chunk_size, encoding, cmd.transaction_id))
-        self.log.info("connected: app=%r tcUrl=%r flashVer=%r objectEncoding=%d",
-                      app, self.tc_url, params.get("flashVer", params.get("flashver")), encoding)
-
-    def _challenge_at_connect(self, params: Dict[str, Any], app_text: str) -> bool:
-        """AUTH-ADOBE happens in ``connect``, which players and publishers both send: the
-        challenge goes to every connect under ``require_auth_players``, else to those that
-        present an auth query (``?authmod=``, in app or tcUrl) or call themselves
-        publishers (``type: "nonprivate"``: ffmpeg, OBS, librtmp when publishing)."""
-        if self.config.require_auth_players or params.get("type") == "nonprivate":
-            return True
-        return "authmod=" in app_text or "authmod=" in self.tc_url.partition("?")[2]
-
-    def _cmd_create_stream(self, cmd: Command) -> None:
-        """RTMP 7.2.1.3: allocate a message stream id (1, 2, ...; freed ids are reused)."""
-        if len(self._streams) >= MAX_STREAMS_PER_CONNECTION:
-            self._reply(cmd, commands.error(
-                cmd.transaction_id,
-                commands.status_info(commands.NETCONNECTION_CALL_FAILED,
-                                     f"at most {MAX_STREAMS_PER_CONNECTION} streams"),
-                object_encoding=cmd.object_encoding,
-            ))
-            return
-        msid = 1
-        while msid in self._streams:
-            msid += 1
-        self._streams[msid] = _NetStream(msid)
-        self._result(cmd, None, msid)
-
-    def _cmd_close(self, cmd: Command) -> None:
-        """RTMP 7.2.1 [spec gap]: ``close`` ends the NetConnection."""
-        self.log.info("client sent close")
-        self._closing.set()
-
-    def _cmd_release_stream(self, cmd: Command) -> None:
-        """[impl] ffmpeg/OBS: releaseStream(name) before publishing; nothing to release here."""
-        self._result(cmd, None)
-
-    def _cmd_fc_publish(self, cmd: Command) -> None:
-        """[impl] FMLE/ffmpeg/OBS: FCPublish(name) -> onFCPublish (as FMS and Wowza send)."""
-        name = cmd.arguments[0] if cmd.arguments and isinstance(cmd.arguments[0], str) else ""
-        self._send(commands.encode_command(
-            commands.ON_FC_PUBLISH, 0, None,
-            commands.status_info(commands.NETSTREAM_PUBLISH_START, name),
-        ))
-        self._result(cmd, None)
-
-    def _cmd_fc_unpublish(self, cmd: Command) -> None:
-        """[impl] FCUnpublish(name) -> onFCUnpublish; deleteStream does the work."""
-        name = cmd.arguments[0] if cmd.arguments and isinstance(cmd.arguments[0], str) else ""
-        self._send(commands.encode_command(
-            commands.ON_FC_UNPUBLISH, 0, None,
-            commands.status_info(commands.NETSTREAM_UNPUBLISH_SUCCESS, name),
-        ))
-        self._result(cmd, None)
-
-    def _cmd_fc_subscribe(self, cmd: Command) -> None:
-        """[impl] Akamai-style FCSubscribe(name) -> onFCSubscribe."""
-        name = cmd.arguments[0] if cmd.arguments and isinstance(cmd.arguments[0], str) else ""
-        self._send(commands.encode_command(
-            "onFCSubscribe", 0, None,
-            commands.status_info(commands.NETSTREAM_PLAY_START, name),
-        ))
-        self._result(cmd, None)
-
-    def _cmd_ignore(self, cmd: Command) -> None:
-        """[impl] ``_checkbw``, ``_result``/``_error`` from clients: nothing to do (nginx-rtmp)."""
-
-    def _cmd_get_stream_length(self, cmd: Command) -> None:
-        """[impl] getStreamLength(name): the recording's duration in seconds, 0 when live."""
-        name = cmd.arguments[0] if cmd.arguments and isinstance(cmd.arguments[0], str) else ""
-        duration = 0.0
-        path = self.server._recording(self.app, name)
-        if path is not None and not self.server.hub.is_live(self.app, _split_query(name)[0]):
-            from .vod import FlvIndex
-
-            try:
-                duration = FlvIndex(path).duration_ms / 1000.0
-            except (OSError, ValueError, RTMPError) as exc:
-                self.log.info("getStreamLength(%r): %s", name, exc)
-        self._result(cmd, None, duration)
-
-    # -- NetStream commands (RTMP 7.2.2) ----------------------------------------------------
-
-    def _netstream(self, cmd: Command, create: bool = True) -> Optional[_NetStream]:
-        msid = cmd.message_stream_id
-        ns = self._streams.get(msid)
-        if ns is None and create:
-            if msid == 0 or self.config.strict:
-                raise ProtocolError(
-                    f"{cmd.name} on message stream {msid}, which createStream did not return",
-                    "RTMP 7.2.2",
-                )
-            if len(self._streams) >= MAX_STREAMS_PER_CONNECTION:
-                # The same cap as createStream: every adopted id may cost a thread.
-                raise _StreamLimit(f"{cmd.name} on message stream {msid}: at most "
-                                   f"{MAX_STREAMS_PER_CONNECTION} streams per connection")
-            # Deviation (librtmp, old encoders): a command on a stream id we never handed
-            # out; adopt the id instead of failing the session.
-            self.log.warning("%s on unknown message stream %d: adopted", cmd.name, msid)
-            ns = self._streams[msid] = _NetStream(msid)
-        return ns
-
-    def _cmd_publish(self, cmd: Command) -> None:
-        """RTMP 7.2.2.6: publish(name, type): StreamBegin + NetStream.Publish.Start."""
-        ns = self._netstream(cmd)
-        assert ns is not None
-        args = cmd.arguments
-        raw_name = args[0] if args and isinstance(args[0], str) else ""
-        name, query = _split_query(raw_name)
-        type_text = args[1] if len(args) > 1 and isinstance(args[1], str) else "live"
-        try:
-            stream_type = StreamType(type_text.lower())
-        except ValueError:
-            if self.config.strict:
-                self._send(self._status(ns, commands.NETSTREAM_PUBLISH_BAD_NAME,
-                                        f"unknown publishing type {type_text!r}"))
-                return
-            # Deviation (FMLE): unknown types are published live, as nginx-rtmp does.
-            self.log.warning("publish type %r unknown; publishing live", type_text)
-            stream_type = StreamType.LIVE
-        if ns.mode != _Mode.IDLE:
-            self._stop_netstream(ns, notify=False)
-        if not name:
-            self._send(self._status(ns, commands.NETSTREAM_PUBLISH_BAD_NAME, "empty stream name"))
-            return
-        if self.config.require_auth and self.user is None:
-            # AUTH-ADOBE: this connect was not challenged (it looked like a player's).  The
-            # stage-0 text tells a client that knows the exchange to reconnect with it.
-            self.log.info("publish of %r refused: not authenticated", name)
-            self._send(self._status(ns, commands.NETSTREAM_PUBLISH_BAD_NAME,
-                                    stage0_description() + "publishing needs authentication",
-                                    details=name))
-            return
-        callback = self.config.on_publish
-        if callback is not None:
-            try:
-                callback(self, name, stream_type)
-            except Exception as exc:
-                self.log.exception("on_publish raised; publish of %r rejected", name)
-                self._send(self._status(ns, commands.NETSTREAM_PUBLISH_BAD_NAME,
-                                        str(exc) or type(exc).__name__, details=name))
-                return
-        recorder = None
-        if stream_type in (StreamType.RECORD, StreamType.APPEND):
-            try:
-                recorder = self.server._open_recorder(self, name, stream_type)
-            except (OSError, ValueError) as exc:
-                self.log.warning("cannot record %r: %s", name, exc)
-                self._send(self._status(ns, commands.NETSTREAM_RECORD_FAILED,
-                                        f"cannot record {name}: {exc}", details=name))
-                return
-        try:
-            live = self.server.hub.publish(self.app, name, ns, on_start=self._notify_publish)
-        except StreamBusyError as exc:
-            if recorder is not None:
-                recorder.close()
-            self.log.info("publish %r refused: %s", name, exc)
-            self._send(self._status(ns, commands.NETSTREAM_PUBLISH_BAD_NAME,
-                                    f"Stream {name} is already being published", details=name))
-            return
-        ns.mode, ns.name, ns.query, ns.publish_type = _Mode.PUBLISH, name, query, stream_type
-        ns.live, ns.recorder = live, recorder
-        self._published = True
-        self._update_state()
-        replies = [
-            user_control.stream_begin(ns.message_stream_id),  # RTMP 7.3.1
-            self._status(ns, commands.NETSTREAM_PUBLISH_START,
-                         f"{name} is now published.", details=name),
-        ]
-        if recorder is not None:
-            replies.append(self._status(ns, commands.NETSTREAM_RECORD_START,
-                                        f"{name} is now being recorded.", details=name))
-        self._send(*replies)
-        self.log.info("publishing %s/%s (%s)", self.app, name, stream_type.value)
-
-    @staticmethod
-    def _notify_publish(player: LivePlayer) -> None:
-        """A publisher arrived on a stream a player waits for (nginx-rtmp: PublishNotify)."""
-        msid = player.message_stream_id
-        player.send(user_control.stream_begin(msid))
-        player.send(commands.on_status(commands.NETSTREAM_PLAY_PUBLISH_NOTIFY,
-                                       "Stream is now published.", msid))
-
-    @staticmethod
-    def _notify_unpublish(player: LivePlayer) -> None:
-        """The publisher left: UnpublishNotify (and Stream EOF) to every player."""
-        msid = player.message_stream_id
-        player.send(commands.on_status(commands.NETSTREAM_PLAY_UNPUBLISH_NOTIFY,
-                                       "Stream is now unpublished.", msid))
-        player.send(user_control.stream_eof(msid))  # RTMP 7.1.7
-
-    def _cmd_play(self, cmd: Command) -> None:
-        """RTMP 7.2.2.1: play(name, start, duration, reset): live, recorded, or wait for live."""
-        args = cmd.arguments
-        raw_name = args[0] if args and isinstance(args[0], str) else ""
-        start = _number(args[1] if len(args) > 1 else None, -2)
-        duration = _number(args[2] if len(args) > 2 else None, -1)
-        reset = args[3] if len(args) > 3 and isinstance(args[3], bool) else True
-        self._play(cmd, raw_name, start, duration, reset)
-
-    def _cmd_play2(self, cmd: Command) -> None:
-        """RTMP 7.2.2.2: play2(params): switch this stream to ``params.streamName``."""
-        params = cmd.arguments[0] if cmd.arguments and isinstance(cmd.arguments[0], dict) else {}
-        name = params.get("streamName")
-        if not isinstance(name, str) or not name:
-            ns = self._netstream(cmd)
-            assert ns is not None
-            self._send(self._status(ns, commands.NETSTREAM_PLAY_FAILED,
-                                    "play2 without streamName"))
-            return
-        transition = params.get("transition")
-        if transition == "stop":
-            ns = self._netstream(cmd, create=False)
-            if ns is not None:
-                self._stop_netstream(ns, notify=True)
-            return
-        start = _number(params.get("start"), -2)
-        duration = _number(params.get("len"), -1)
-        self._play(cmd, name, start, duration, True)
-
-    def _play(self, cmd: Command, raw_name: str, start: float, duration: float,
-              reset: bool) -> None:
-        ns = self._netstream(cmd)
-        assert ns is not None
-        name, query = _split_query(raw_name)
-        if name.lower().startswith("flv:"):
-            name = name[4:]  # RTMP 7.2.2.1: "flv:" names the default file type
-        if ns.mode != _Mode.IDLE:
-            self._stop_netstream(ns, notify=False)
-        if not name:
-            self._send(self._status(ns, commands.NETSTREAM_PLAY_STREAM_NOT_FOUND,
-                                    "empty stream name"))
-            return
-        callback = self.config.on_play
-        if callback is not None:
-            try:
-                callback(self, name)
-            except Exception as exc:
-                self.log.exception("on_play raised; play of %r rejected", name)
-                self._send(self._status(ns, commands.NETSTREAM_PLAY_FAILED,
-                                        str(exc) or type(exc).__name__, details=name))
-                return
-        hub = self.server.hub
-        live_now = hub.is_live(self.app, name)
-        recording = self.server._recording(self.app, name)
-        # RTMP 7.2.2.1: start -2 = live, else recorded, else wait for live; -1 = live
-        # only; >= 0 = recorded from there.
-        # Deviation (ffmpeg): start is sent as rtmp_live * 1000 (-2000, -1000, 0), and
-        # Flash sends milliseconds; both are read as milliseconds, like nginx-rtmp does.
-        live_only = start in (-1, -1000)
-        if start >= 0 and recording is None and not live_now and self.config.strict:
-            self._send(self._status(ns, commands.NETSTREAM_PLAY_STREAM_NOT_FOUND,
-                                    f"No such stream: {name}", details=name))
-            return
-        use_vod = recording is not None and not live_only and (start >= 0 or not live_now)
-        ns.name, ns.query = name, query
-        if use_vod:
-            assert recording is not None
-            self._play_vod(ns, recording, max(0, int(start)), int(duration), reset)
-        else:
-            self._play_live(ns, reset)
-        self._update_state()
-
-    def _play_start_messages(self, ns: _NetStream, reset: bool, recorded: bool,
-                             waiting: bool = False) -> List[Message]:
-        """RTMP 7.2.2.1: what answers a play; ``waiting``: nobody publishes the live
-        stream yet, which Play.Start's description says ([impl]; PublishNotify follows
-        when a publisher comes, as nginx-rtmp does)."""
-        msid = ns.message_stream_id
-        out: List[Message] = []
-        if recorded:
-            out.append(user_control.stream_is_recorded(msid))  # RTMP 7.2.2.1
-        out.append(user_control.stream_begin(msid))  # RTMP 7.2.2.1
-        if reset:
-            out.append(self._status(ns, commands.NETSTREAM_PLAY_RESET,
-                                    f"Playing and resetting {ns.name}.", details=ns.name))
-        started = f"Started playing {ns.name}"
-        started += f"; {commands.WAITING_FOR_PUBLISHER}." if waiting else "."
-        out.append(self._status(ns, commands.NETSTREAM_PLAY_START, started, details=ns.name))
-        # [impl] nginx-rtmp and FMS: allow the Flash player to read the media's samples.
-        out.append(commands.encode_data("|RtmpSampleAccess", True, True, message_stream_id=msid))
-        return out
-
-    def _play_live(self, ns: _NetStream, reset: bool) -> None:
-        """RTMP 7.2.2.1: subscribe, with the play statuses first in the player's queue.
-
-        The statuses go through the player's writer, queued under the stream's lock
-        before any cached or live media: once the client has Play.Start, every
-        message published after it reaches the client, after the statuses.
-        """
-        player = LivePlayer(
-            self._transport,  # type: ignore[arg-type]
-            ns.message_stream_id,
-            name=f"{self.id}-{ns.message_stream_id}",
-            max_queue_bytes=self.config.max_queue_bytes,
-            log=self.log,
-            on_failure=self._player_failed,
-        )
-        player.receive_audio, player.receive_video = ns.receive_audio, ns.receive_video
-        ns.mode, ns.player = _Mode.LIVE, player
-        self._update_state()  # PLAYING before the client can see Play.Start
-        waiting = not self.server.hub.is_live(self.app, ns.name)
-        ns.live = self.server.hub.subscribe(
-            self.app, ns.name, player,
-            first=self._play_start_messages(ns, reset, recorded=False, waiting=waiting))
-        # The statuses (and a cached GOP) leave from this thread in one write; the
-        # writer thread starts with the first message queued after them.
-        player.start(lazy=True)
-        self.log.info("playing live %s/%s%s", self.app, ns.name,
-                      "" if ns.live.live else " (waiting for a publisher)")
-
-    def _player_failed(self, exc: BaseException) -> None:
-        """A live player's writer failed (peer gone or stalled past write_timeout)."""
-        self.log.info("closing: live player could not send: %s", exc)
-        self.close()
-
-    def _play_vod(self, ns: _NetStream, path: "os.PathLike[str]", start_ms: int,
-                  duration_ms: int, reset: bool) -> None:
-        from .vod import VodPlayer
-
-        try:
-            vod = VodPlayer(self._transport, path, ns.message_stream_id,  # type: ignore[arg-type]
-                            start_ms=start_ms, duration_ms=duration_ms, logger=self.log)
-        except (OSError, ValueError, RTMPError) as exc:
-            self.log.warning("cannot play recording %s: %s", path, exc)
-            self._send(self._status(ns, commands.NETSTREAM_PLAY_FAILED,
-                                    f"cannot play {ns.name}: {exc}", details=ns.name))
-            return
-        vod.receive_audio, vod.receive_video = ns.receive_audio, ns.receive_video
-        ns.mode, ns.vod = _Mode.VOD, vod
-        self._update_state()  # PLAYING before the client can see Play.Start
-        self._send(*self._play_start_messages(ns, reset, recorded=True))
-        vod.start()
-        self.log.info("playing recorded %s/%s from %d ms (%d ms long)", self.app, ns.name,
-                      start_ms, vod.duration_ms)
-
-    def _cmd_delete_stream(self, cmd: Command) -> None:
-        """RTMP 7.2.2.3: deleteStream(id): stop what the stream does and free the id; no reply."""
-        msid_value = cmd.arguments[0] if cmd.arguments else cmd.message_stream_id
-        msid = int(_number(msid_value, cmd.message_stream_id))
-        ns = self._streams.pop(msid, None)
-        if ns is not None:
-            self._stop_netstream(ns, notify=True)
-        self._update_state()
-
-    def _cmd_close_stream(self, cmd: Command) -> None:
-        """RTMP 7.2.2 [spec gap]: closeStream: stop playing/publishing, keep the stream id."""
-        ns = self._streams.get(cmd.message_stream_id)
-        if ns is not None:
-            self._stop_netstream(ns, notify=True)
-        self._update_state()
-
-    def _cmd_receive(self, cmd: Command, audio: bool) -> None:
-        """RTMP 7.2.2.4 / 7.2.2.5: receiveAudio / receiveVideo(flag)."""
-        ns = self._netstream(cmd)
-        assert ns is not None
-        flag = bool(cmd.arguments[0]) if cmd.arguments else True
-        if audio:
-            ns.receive_audio = flag
-        else:
-            ns.receive_video = flag
-        for target in (ns.player, ns.vod):  # the live or the recorded stream's player
-            if target is None:
-                continue
-            if audio:
-                target.receive_audio = flag
-            else:
-                target.receive_video = flag
-        if flag:  # RTMP 7.2.2.4: true is answered with Seek.Notify and Play.Start
-            self._stream_send(ns,
-                self._status(ns, commands.NETSTREAM_SEEK_NOTIFY, "Receiving media again."),
-                self._status(ns, commands.NETSTREAM_PLAY_START, f"Started playing {ns.name}."),
-            )
-
-    def _cmd_receive_audio(self, cmd: Command) -> None:
-        self._cmd_receive(cmd, audio=True)
-
-    def _cmd_receive_video(self, cmd: Command) -> None:
-        self._cmd_receive(cmd, audio=False)
-
-    def _stream_send(self, ns: _NetStream, *messages: Message) -> None:
-        """Send on a stream in order with its media (through a live player's queue)."""
-        if ns.player is not None:
-            for message in messages:
-                ns.player.send(message)
-        else:
-            self._send(*messages)
-
-    def _cmd_seek(self, cmd: Command) -> None:
-        """RTMP 7.2.2.7: seek(ms): recorded streams jump to the keyframe at or before ms."""
-        ns = self._netstream(cmd)
-        assert ns is not None
-        ms = int(max(0.0, _number(cmd.arguments[0] if cmd.arguments else None, 0)))
-        if ns.mode == _Mode.VOD and ns.vod is not None:
-
-            def notify(position: int) -> List[Message]:
-                return [
-                    user_control.stream_begin(ns.message_stream_id),
-                    self._status(ns, commands.NETSTREAM_SEEK_NOTIFY,
-                                 f"Seeking {position} (stream ID {ns.message_stream_id}).",
-                                 details=ns.name),
-                    self._status(ns, commands.NETSTREAM_PLAY_START,
-                                 f"Started playing {ns.name}.", details=ns.name),
-                ]
-
-            # The player drops what precedes Seek.Notify: the VOD player writes these
-            # statuses under its lock, before any media of the new position.
-            ns.vod.seek(ms, notify=notify)
-            return
-        # RTMP 7.2.2.7: failure is an _error; a live stream has nowhere to seek to.
-        self._send(commands.error(
-            cmd.transaction_id,
-            commands.status_info(commands.NETSTREAM_SEEK_FAILED,
-                                 "seek is only possible on recorded streams"),
-            message_stream_id=ns.message_stream_id,
-        ))
-
-    def _cmd_pause(self, cmd: Command) -> None:
-        """RTMP 7.2.2.8: pause(flag, ms): Pause.Notify / Unpause.Notify."""
-        ns = self._netstream(cmd)
-        assert ns is not None
-        args = cmd.arguments
-        paused = bool(args[0]) if args else True
-        ms_value = _number(args[1] if len(args) > 1 else None, -1)
-        ms = int(ms_value) if ms_value >= 0 else None
-        if paused:
-            statuses = [self._status(ns, commands.NETSTREAM_PAUSE_NOTIFY,
-                                     f"Pausing {ns.name}.", details=ns.name)]
-        else:
-            statuses = [user_control.stream_begin(ns.message_stream_id),
-                        self._status(ns, commands.NETSTREAM_UNPAUSE_NOTIFY,
-                                     f"Unpausing {ns.name}.", details=ns.name)]
-        if ns.mode == _Mode.VOD and ns.vod is not None:
-            # Written by the VOD player under its lock: Unpause.Notify precedes the
-            # resumed media.
-            ns.vod.pause(paused, ms, notify=lambda _position: statuses)
-        elif ns.mode == _Mode.LIVE and ns.player is not None:
-            ns.player.pause(paused, statuses)
-        else:
-            self._send(commands.error(
-                cmd.transaction_id,
-                commands.status_info(commands.NETSTREAM_FAILED, "nothing is playing"),
-                message_stream_id=ns.message_stream_id,
-            ))
-
-    _HANDLERS: Dict[str, Callable[["ServerConnection", Command], None]] = {}
-
-    # -- published media (RTMP 7.1.2, 7.1.4-7.1.6) -----------------------------------------
-
-    def _publishing_stream(self, msid: int) -> Optional[_NetStream]:
-        ns = self._streams.get(msid)
-        if ns is not None and ns.mode == _Mode.PUBLISH:
-            return ns
-        if self.config.strict:
-            return None
-        publishing = [s for s in self._streams.values() if s.mode == _Mode.PUBLISH]
-        if len(publishing) == 1:
-            # Deviation (old encoders): media on msid 0 (or another id) while exactly one
-            # stream publishes belongs to that stream.
-            return publishing[0]
-        return None
-
-    def _on_published(self, msg: Message) -> None:
-        ns = self._publishing_stream(msg.message_stream_id)
-        if ns is None:
-            self._unhandled(msg)
-            return
-        if msg.type == MessageType.AGGREGATE:
-            for sub in split_aggregate(msg):  # RTMP 7.1.6
-                if sub.type in _RELAYED_TYPES:
-                    self._publish_one(ns, sub)
-                else:
-                    self._refuse_sub_message(sub)
-            return
-        self._publish_one(ns, msg)
-
-    def _refuse_sub_message(self, sub: Message) -> None:
-        """RTMP 7.1.6 / FLV E.4.1: an aggregate carries tags (audio, video, data) only.
-
-        Anything else (a Set Chunk Size, a command) relayed to the players would break
-        their decoders or act on their sessions: it is dropped, with a warning once per
-        connection, or ends the session when ``strict``.
-        """
-        if self.config.strict:
-            raise ProtocolError(f"type {sub.type} sub-message in an aggregate", "RTMP 7.1.6")
-        level = logging.DEBUG if self._warned_aggregate else logging.WARNING
-        self._warned_aggregate = True
-        self.log.log(level, "type %d sub-message of an aggregate dropped (RTMP 7.1.6: "
-                     "only audio, video and data are relayed)", sub.type)
-
-    def _publish_one(self, ns: _NetStream, msg: Message) -> None:
-        callback = self.config.on_message
-        if callback is not None:
-            try:
-                callback(self, msg)
-            except Exception:
-                self.log.exception("on_message raised; type %d message not relayed", msg.type)
-                return
-        if ns.recorder is not None:
-            try:
-                ns.recorder.write(msg)
-            except (OSError, ValueError) as exc:
-                self.log.error("recording of %s failed: %s", ns.name, exc)
-                ns.recorder.close()
-                ns.recorder = None
-                self._send(self._status(ns, commands.NETSTREAM_RECORD_FAILED,
-                                        f"recording failed: {exc}", details=ns.name))
-        live = ns.live
-        assert live is not None
-        if msg.type in _DATA_TYPES:
-            self._publish_data(live, msg)
-        else:
-            live.publish_message(msg)
-
-    def _publish_data(self, live: LiveStream, msg: Message) -> None:
-        """RTMP 7.1.2: ``@setDataFrame`` sets the metadata, ``@clearDataFrame`` clears it."""
-        data = msg.data
-        if msg.type == MessageType.DATA_AMF0 and data.startswith(_SET_DATA_FRAME_AMF0):
-            # The rest of the payload already is "onMetaData", {...}: relay it as is.
-            meta = msg.replace(data=data[len(_SET_DATA_FRAME_AMF0):])
-            live.set_metadata(meta)
-            return
-        try:
-            values = commands.decode_data(msg)
-        except ProtocolError as exc:
-            self.log.warning("undecodable data message dropped: %s", exc)
-            return
-        first = values[0] if values else None
-        if first == commands.SET_DATA_FRAME:
-            rewritten: Optional[Message] = None
-            if len(values) > 1:
-                rewritten = commands.encode_data(*values[1:], message_stream_id=msg.message_stream_id,
-                                                 timestamp=msg.timestamp)
-            live.set_metadata(rewritten)
-        elif first == commands.CLEAR_DATA_FRAME:
-            live.set_metadata(None)
-        elif first == commands.ON_METADATA:
-            live.set_metadata(msg)  # some encoders send onMetaData directly
-        else:
-            live.broadcast(msg, FrameKind.DATA)
-
-    # -- stopping streams ------------------------------------------------------------------
-
-    def _stop_netstream(self, ns: _NetStream, notify: bool) -> None:
-        """Stop publishing or playing on ``ns`` (idempotent)."""
-        mode = ns.mode
-        ns.mode = _Mode.IDLE
-        if mode == _Mode.PUBLISH and ns.live is not None:
-            self.server.hub.unpublish(ns.live, ns, on_stop=self._notify_unpublish)
-            recorder, ns.recorder = ns.recorder, None
-            replies = []
-            if recorder is not None:
-                recorder.close()
-                replies.append(self._status(ns, commands.NETSTREAM_RECORD_STOP,
-                                            f"{ns.name} is no longer recorded.", details=ns.name))
-            replies.append(self._status(ns, commands.NETSTREAM_UNPUBLISH_SUCCESS,
-                                        f"{ns.name} is now unpublished.", details=ns.name))
-            self.log.info("unpublished %s/%s", self.app, ns.name)
-            if notify:
-                self._try_send(*replies)
-        elif mode == _Mode.LIVE:
-            player, ns.player = ns.player, None
-            if ns.live is not None and player is not None:
-                self.server.hub.unsubscribe(ns.live, player)
-            if player is not None:
-                player.close()
-        elif mode == _Mode.VOD:
-            vod, ns.vod = ns.vod, None
-            if vod is not None:
-                vod.stop()
-        ns.live = None
-
-    def _try_send(self, *messages: Message) -> None:
+    def try_send(self, *messages: Message) -> None:
+        """Write ``messages`` unless the connection is closed or the write fails."""
         transport = self._transport
         if transport is None or transport.closed:
             return
@@ -1311,7 +599,7 @@ class ServerConnection:
         except RTMPError as exc:
             self.log.debug("could not send while stopping: %s", exc)
 
-    def _teardown(self) -> None:
+    def teardown(self) -> None:
         """End every stream, close the socket, tell on_disconnect (once)."""
         if self._torn_down:
             return
@@ -1320,9 +608,9 @@ class ServerConnection:
         # socket is, so a client waiting for our end of file knows its stream is
         # stored (nothing here waits on the peer).
         for ns in list(self._streams.values()):
-            if ns.mode == _Mode.PUBLISH:
+            if ns.state.publishing:
                 try:
-                    self._stop_netstream(ns, notify=False)
+                    netstream.stop_netstream(self, ns, notify=False)
                 except Exception:
                     self.log.exception("error while stopping stream %d", ns.message_stream_id)
         transport = self._transport
@@ -1331,7 +619,7 @@ class ServerConnection:
             transport.shutdown()
         for ns in list(self._streams.values()):
             try:
-                self._stop_netstream(ns, notify=False)
+                netstream.stop_netstream(self, ns, notify=False)
             except Exception:
                 self.log.exception("error while stopping stream %d", ns.message_stream_id)
         self._streams.clear()
@@ -1348,7 +636,7 @@ class ServerConnection:
             except Exception:
                 self.log.exception("on_disconnect raised")
 
-    def _ended(self, exc: BaseException) -> str:
+    def ended(self, exc: BaseException) -> str:
         """How a session that ended with ``exc`` is logged: the peer's ordinary end of
         file (after its goodbye, or a reply it no longer read) is no failure."""
         transport = self._transport
@@ -1372,7 +660,7 @@ class ServerConnection:
             if msg.type in (MessageType.COMMAND_AMF0, MessageType.COMMAND_AMF3):
                 cmd = commands.decode_command(msg)
                 if cmd.name == commands.CONNECT:
-                    self._cmd_connect(cmd)
+                    netconnection.connect(self, cmd)
                     return
 
     def _linger_close(self) -> None:
@@ -1408,30 +696,6 @@ class ServerConnection:
                     continue
         except (OSError, ValueError):
             pass
-
-
-ServerConnection._HANDLERS = {
-    commands.CONNECT: ServerConnection._cmd_connect,
-    commands.CREATE_STREAM: ServerConnection._cmd_create_stream,
-    commands.CLOSE: ServerConnection._cmd_close,
-    commands.RELEASE_STREAM: ServerConnection._cmd_release_stream,
-    commands.FC_PUBLISH: ServerConnection._cmd_fc_publish,
-    commands.FC_UNPUBLISH: ServerConnection._cmd_fc_unpublish,
-    "FCSubscribe": ServerConnection._cmd_fc_subscribe,
-    commands.CHECK_BW: ServerConnection._cmd_ignore,
-    commands.RESULT: ServerConnection._cmd_ignore,
-    commands.ERROR: ServerConnection._cmd_ignore,
-    commands.GET_STREAM_LENGTH: ServerConnection._cmd_get_stream_length,
-    commands.PUBLISH: ServerConnection._cmd_publish,
-    commands.PLAY: ServerConnection._cmd_play,
-    commands.PLAY2: ServerConnection._cmd_play2,
-    commands.DELETE_STREAM: ServerConnection._cmd_delete_stream,
-    commands.CLOSE_STREAM: ServerConnection._cmd_close_stream,
-    commands.RECEIVE_AUDIO: ServerConnection._cmd_receive_audio,
-    commands.RECEIVE_VIDEO: ServerConnection._cmd_receive_video,
-    commands.SEEK: ServerConnection._cmd_seek,
-    commands.PAUSE: ServerConnection._cmd_pause,
-}
 
 
 def _shutdown(sock: socket.socket) -> None:
@@ -1683,9 +947,9 @@ class Server:
     def _serve(self, conn: ServerConnection) -> None:
         """One connection's thread: run the session; whatever happens, clean up."""
         try:
-            conn._run()
+            conn.run()
         except (ConnectionClosedError, HandshakeError) as exc:
-            conn.log.info("%s", conn._ended(exc))
+            conn.log.info("%s", conn.ended(exc))
         except TimeoutError as exc:
             conn.log.info("session timed out: %s", exc)
         except ProtocolError as exc:
@@ -1697,7 +961,7 @@ class Server:
             conn.log.exception("session crashed")
         finally:
             try:
-                conn._teardown()
+                conn.teardown()
             except Exception:
                 conn.log.exception("teardown failed")
             with self._lock:
@@ -1706,8 +970,8 @@ class Server:
 
     # -- services for connections -------------------------------------------------------
 
-    def _authenticate(self, conn: ServerConnection, app_text: str, query: str) -> None:
-        """AUTH-ADOBE: raise _Rejected with the challenge/failure description, or return."""
+    def authenticate(self, conn: ConnectionContext, app_text: str, query: str) -> None:
+        """AUTH-ADOBE: raise rtmp.netconnection.Rejected with the challenge/failure description, or return."""
         auth = self._authenticator
         assert auth is not None
         with self._auth_lock:  # one authenticator serves every connection's thread
@@ -1719,9 +983,9 @@ class Server:
         if decision.stage == "failed":
             self.stats.auth_failures += 1
         conn.log.info("AUTH-ADOBE %s for user %r", decision.stage, decision.user)
-        raise _Rejected(decision.description)
+        raise Rejected(decision.description)
 
-    def _recording(self, app: str, name: str) -> Optional["os.PathLike[str]"]:
+    def recording(self, app: str, name: str) -> Optional["os.PathLike[str]"]:
         """The recorded FLV for ``app/name`` if ``record_dir`` is set and it exists."""
         if self.config.record_dir is None or not name:
             return None
@@ -1732,7 +996,7 @@ class Server:
         except (ValueError, TypeError):
             return None
 
-    def _open_recorder(self, conn: ServerConnection, name: str, stream_type: StreamType) -> Any:
+    def open_recorder(self, conn: ConnectionContext, name: str, stream_type: StreamType) -> Any:
         """RTMP 7.2.2.6: a Recorder for ``record`` (truncate) or ``append``."""
         if self.config.record_dir is None:
             raise ValueError("recording is not enabled on this server (record_dir is not set)")

@@ -93,7 +93,7 @@ def fuzz_one(data: bytes) -> None:
             finally:
                 _drain(theirs)
     finally:
-        conn._teardown()
+        conn.teardown()
         _drain(theirs)
         theirs.close()
 
