@@ -73,7 +73,7 @@ from typing import (
 )
 
 from . import amf, auth, commands, control, user_control
-from .calls import CallError, CallResult, Calls, Outgoing, ReplyMode, StatusEvent as _Status, StatusFailed, Unhandled
+from .calls import CallError, CallResult, Calls, Outgoing, ReplyMode, StatusFailed, Unhandled
 from .chunk import Limits
 from .commands import Command, StatusEvent
 from .config import check_connection_settings
@@ -679,7 +679,7 @@ class Client:
                 self._send(event.message)
             elif isinstance(event, Unhandled):
                 keep.append(message)
-            elif isinstance(event, _Status):
+            elif isinstance(event, StatusEvent):
                 if event.code in END_OF_PLAY_CODES and event.stream_id in (self._stream_id, 0):
                     self._ends.signal(f"{END_OF_PLAY_CODES[event.code]} ({event.code})", event,
                                       time.monotonic())
