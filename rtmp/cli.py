@@ -328,6 +328,11 @@ def _client_options(parser: argparse.ArgumentParser) -> None:
                         help="connect, read and write timeout in seconds (default 30)")
     parser.add_argument("--user", help="user name for authmod=adobe/llnw (or user:pass@ in URL)")
     parser.add_argument("--password", help="password for authmod=adobe/llnw")
+    _tls_options(parser)
+
+
+def _tls_options(parser: argparse.ArgumentParser) -> None:
+    """rtmps trust, for play, publish and probe (rtmp.transport.client_ssl_context)."""
     parser.add_argument("--ca-file", metavar="FILE",
                         help="rtmps: also trust the certificates in this PEM file "
                              "(a self-signed server or a private CA)")
@@ -411,11 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--timeout", type=float, default=10.0, metavar="S")
     probe.add_argument("--wide", action="store_true",
                        help="print every detail whole (the table is cut to 120 columns)")
-    probe.add_argument("--ca-file", metavar="FILE", default=None,
-                       help="rtmps: also trust the certificates in this PEM file "
-                            "(a self-signed or private CA)")
-    probe.add_argument("--insecure", action="store_true",
-                       help="rtmps: do not check the server's certificate (still encrypted)")
+    _tls_options(probe)
     _common(probe)
     probe.set_defaults(func=cmd_probe)
 
