@@ -216,6 +216,18 @@ class Recorder:
         """FLV E.4.1: the file timestamp of the latest tag written (ms)."""
         return self._last_ts
 
+    @property
+    def bytes_written(self) -> int:
+        """FLV E.3: the bytes this recorder wrote (header and tags; not an appended-to
+        file's earlier bytes)."""
+        return self._writer.bytes_written
+
+    def flush(self) -> None:
+        """Hand the buffered tags to the OS now (no fsync; a killed process keeps them)."""
+        with self._lock:
+            if not self._closed:
+                self._writer.flush()
+
     def _file_timestamp(self, message: Message) -> int:
         """FLV E.4.1: map a publisher timestamp to file time (first media at ``_base_ts``)."""
         if self._first_media_ts is None:
