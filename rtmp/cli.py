@@ -19,6 +19,7 @@ from types import FrameType
 from typing import Any, Callable, Optional, Sequence
 
 from . import __version__
+from .config import parse_duration, parse_size
 from .errors import RTMPError, seconds_text
 from .url import parse_addr as _parse_addr
 
@@ -72,6 +73,25 @@ def parse_addr(text: str, default_port: int) -> tuple[str, int]:
     return (host or "0.0.0.0", port)
 
 
+def _parsed_arg(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An argparse ``type=`` from a parser that raises ValueError (a usage error, exit 2)."""
+    def check(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return check
+
+
+def _record_all_arg(text: str) -> Any:
+    """``--record-all live,tv``: the applications to record."""
+    apps = frozenset(part.strip() for part in text.split(",") if part.strip())
+    if not apps:
+        raise argparse.ArgumentTypeError("--record-all takes application names, e.g. live,tv")
+    return apps
+
+
 def _addr_arg(default_port: int) -> Callable[[str], str]:
     def check(text: str) -> str:
         parse_addr(text, default_port)
@@ -104,9 +124,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if require_auth and not (args.username and args.password):
         flag = "--require-auth" if args.require_auth else "--require-auth-players"
         raise _UsageError(f"{flag} needs --username and --password")
+    recording = args.record_all or args.record_segment or args.record_max_size
+    if recording and not args.record_dir:
+        flag = ("--record-all" if args.record_all else
+                "--record-segment" if args.record_segment else "--record-max-size")
+        raise _UsageError(f"{flag} needs --record-dir")
     config = ServerConfig(
         addr=args.addr,
         record_dir=args.record_dir,
+        record_all=args.record_all,
+        record_segment_seconds=args.record_segment,
+        record_segment_bytes=args.record_max_size,
         max_connections=args.max_connections,
         require_auth=require_auth,
         require_auth_players=args.require_auth_players,
@@ -359,6 +387,17 @@ def build_parser() -> argparse.ArgumentParser:
                        help="listen address host:port (default :1935; port 0 picks one)")
     serve.add_argument("--record-dir", metavar="DIR",
                        help="where record/append publishing writes FLV and VOD play reads")
+    serve.add_argument("--record-all", nargs="?", const=True, default=False, metavar="APPS",
+                       type=_record_all_arg,
+                       help="record every publish, type live included (ffmpeg, OBS), as parts "
+                            "<name>-<UTC start>-<NNNN>.flv; optionally only these "
+                            "applications (comma-separated)")
+    serve.add_argument("--record-segment", type=_parsed_arg(parse_duration), metavar="DURATION",
+                       help="with --record-all: a new part after this much media, at a "
+                            "keyframe (30s, 10m, 1h)")
+    serve.add_argument("--record-max-size", type=_parsed_arg(parse_size), metavar="SIZE",
+                       help="with --record-all: a new part once this size is reached, at a "
+                            "keyframe (500M, 2G; 1K = 1024)")
     serve.add_argument("--max-connections", type=int, default=1000, metavar="N")
     serve.add_argument("--chunk-size", type=int, default=4096, metavar="N",
                        help="outgoing chunk size (RTMP 5.4.1), default 4096")

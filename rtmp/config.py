@@ -13,7 +13,8 @@ from typing import Any, Iterable, Optional
 
 from .chunk import MAX_CHUNK_SIZE, Limits
 
-__all__ = ["check_connection_settings", "check_limits", "parse_duration", "parse_size"]
+__all__ = ["check_connection_settings", "check_limits", "check_record_settings", "parse_duration",
+           "parse_size"]
 
 #: RTMP 5.4.4: the window acknowledgement size is a 32-bit field.
 MAX_WINDOW_ACK_SIZE = 0xFFFFFFFF
@@ -100,3 +101,25 @@ def parse_size(text: str) -> int:
     if size < 1:
         raise ValueError(f"bad size {text!r}: must be at least one byte")
     return size
+
+
+def check_record_settings(config: Any) -> None:
+    """The recording fields of :class:`rtmp.server.ServerConfig`: ``record_all`` (a bool,
+    an application name or a collection of names), the positive segment limits, and
+    ``record_dir``, which both need; ValueError naming the field."""
+    record_all = config.record_all
+    if not isinstance(record_all, (bool, str)):
+        try:
+            names = list(record_all)
+        except TypeError:
+            raise ValueError("record_all must be a bool or application names") from None
+        if not all(isinstance(name, str) for name in names):
+            raise ValueError("record_all must be a bool or application names")
+    for name in ("record_segment_seconds", "record_segment_bytes"):
+        value = getattr(config, name)
+        if value is not None and not value > 0:
+            raise ValueError(f"{name} must be positive")
+    wanted = [name for name in ("record_all", "record_segment_seconds", "record_segment_bytes")
+              if getattr(config, name)]
+    if wanted and config.record_dir is None:
+        raise ValueError(f"{wanted[0]} needs record_dir")

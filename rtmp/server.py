@@ -47,6 +47,7 @@ import ipaddress
 import itertools
 import logging
 import os
+import pathlib
 import secrets
 import socket
 import ssl
@@ -57,6 +58,7 @@ from types import TracebackType
 from typing import (
     Any,
     Callable,
+    Collection,
     Dict,
     List,
     Optional,
@@ -66,7 +68,7 @@ from typing import (
 )
 
 from .chunk import MAX_CHUNK_SIZE, Limits
-from .config import check_connection_settings
+from .config import check_connection_settings, check_record_settings
 from .errors import (
     ConnectionClosedError,
     HandshakeError,
@@ -105,6 +107,8 @@ OnDisconnect = Callable[["ServerConnection"], Any]
 OnPublish = Callable[["ServerConnection", str, StreamType], Any]
 OnPlay = Callable[["ServerConnection", str], Any]
 OnMessage = Callable[["ServerConnection", Message], Any]
+OnRecord = Callable[["ServerConnection", str, str], Any]
+OnRecordDone = Callable[[pathlib.Path], Any]
 
 
 @dataclass
@@ -151,6 +155,20 @@ class ServerConfig:
     """The password of ``username``."""
     record_dir: Optional[Union[str, "os.PathLike[str]"]] = None
     """Where ``record``/``append`` publishing writes FLV files and where VOD play reads them."""
+    record_all: Union[bool, Collection[str]] = False
+    """Record every publish, type ``live`` included (what ffmpeg and OBS send), as parts
+    ``<record_dir>/<app>/<name>-<UTC start>-<NNNN>.flv``: True for every application, or
+    the names of the applications to record.  Needs ``record_dir``."""
+    on_record: Optional[OnRecord] = None
+    """``on_record(conn, app, stream_name) -> bool``: asked for each ``live`` publish that
+    ``record_all`` covers; false (or raising) leaves that stream unrecorded."""
+    record_segment_seconds: Optional[float] = None
+    """Cut ``record_all`` recordings into parts of this much media time, at keyframes."""
+    record_segment_bytes: Optional[int] = None
+    """Cut ``record_all`` recordings into parts of this many bytes, at keyframes."""
+    on_record_done: Optional[OnRecordDone] = None
+    """``on_record_done(path)`` for each finished recording and part, on the recording's
+    own thread (never the publisher's), parts in order."""
     ssl_context: Optional[ssl.SSLContext] = None
     """Serve ``rtmps`` (RTMP over TLS) with this server-side context."""
     idle_timeout: Optional[float] = 300.0
@@ -193,6 +211,7 @@ class ServerConfig:
         if self.require_auth and (not self.username or self.password is None):
             raise ValueError("require_auth needs username and password")
         parse_addr(self.addr)
+        check_record_settings(self)
 
     @property
     def limits(self) -> Limits:
@@ -489,11 +508,7 @@ class Server:
             return None
 
     def open_recorder(self, conn: ConnectionContext, name: str, stream_type: StreamType) -> Any:
-        """RTMP 7.2.2.6: a Recorder for ``record`` (truncate) or ``append``."""
-        if self.config.record_dir is None:
-            raise ValueError("recording is not enabled on this server (record_dir is not set)")
-        from .record_path import safe_record_path
-        from .recorder import Recorder
+        """RTMP 7.2.2.6: what this publish records (:func:`rtmp.segmenter.open_recording`)."""
+        from .segmenter import open_recording
 
-        path = safe_record_path(self.config.record_dir, conn.app, name)
-        return Recorder(path, append=stream_type == StreamType.APPEND, logger=conn.log)
+        return open_recording(conn, name, stream_type)

@@ -7,13 +7,13 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import List, Tuple
+from typing import Any, Dict, List, Tuple
 
 import pytest
 
-from rtmp import commands, flv
+from rtmp import Client, ClientConfig, Server, ServerConfig, commands, flv
 from rtmp.config import parse_duration, parse_size
-from rtmp.message import Message, MessageType, build_aggregate
+from rtmp.message import Message, MessageType, StreamType, build_aggregate
 from rtmp.record_path import find_recording, list_parts, part_path
 from rtmp.recorder import Recorder
 from rtmp.segmenter import SegmentedRecorder, records_app
@@ -411,3 +411,107 @@ class TestParsers:
     def test_bad_sizes(self, text: str) -> None:
         with pytest.raises(ValueError, match="size"):
             parse_size(text)
+
+
+def publish_through(server: Server, name: str, messages: List[Message], app: str = "live",
+                    stream_type: StreamType = StreamType.LIVE) -> List[str]:
+    """Publish ``messages`` to ``server`` with rtmp.Client; the onStatus codes it saw."""
+    codes: List[str] = []
+    host, port = server.address
+    config = ClientConfig(on_status=lambda event: codes.append(event.code))
+    with Client(config) as client:
+        client.connect(f"rtmp://{host}:{port}/{app}")
+        client.publish(name, stream_type)
+        for msg in messages:
+            client.write_message(msg.replace(message_stream_id=client.stream_id))
+    return codes
+
+
+class TestServer:
+    """ServerConfig(record_all=..., on_record=..., record_segment_*=..., on_record_done=...)."""
+
+    @pytest.mark.spec("RTMP 7.2.2.6", "FLV E.4.3.1")
+    def test_live_publish_recorded_in_parts(self, tmp_path: Path) -> None:
+        done: List[Path] = []
+        config = ServerConfig(addr="127.0.0.1:0", record_dir=tmp_path, record_all=True,
+                              record_segment_seconds=2, on_record_done=done.append)
+        source = media_messages(seconds=5.0, gop_ms=1000)
+        with Server(config) as server:
+            codes = publish_through(server, "cam?key=s3cret", source)
+            assert commands.NETSTREAM_PUBLISH_START in codes
+            # record_all is not announced (nginx-rtmp: record_notify off): an encoder
+            # gives up on any error status, and needs none of them.
+            assert not [c for c in codes if c.startswith("NetStream.Record.")]
+            paths = [p for _, p in list_parts(tmp_path, "live", "cam")]
+            assert done == paths and len(paths) == 3
+            recorded = [(t.type, t.data) for p in paths for t in read_tags(p) if is_frame(t)]
+            assert recorded == frames(source)
+            # A second publish goes on numbering after the first one's parts.
+            publish_through(server, "cam", media_messages(seconds=1.0))
+            assert [i for i, _ in list_parts(tmp_path, "live", "cam")] == [1, 2, 3, 4]
+            assert server.recording("live", "cam") == done[-1]
+
+    @pytest.mark.spec("RTMP 7.2.2.6")
+    def test_per_application_and_per_stream(self, tmp_path: Path) -> None:
+        asked: List[Tuple[str, str]] = []
+
+        def on_record(conn: object, app: str, name: str) -> bool:
+            asked.append((app, name))
+            if name == "boom":
+                raise RuntimeError("policy service down")
+            return name.startswith("rec")
+
+        config = ServerConfig(addr="127.0.0.1:0", record_dir=tmp_path, record_all={"live"},
+                              on_record=on_record)
+        with Server(config) as server:
+            for app, name in [("live", "rec1"), ("live", "skip"), ("live", "boom"),
+                              ("other", "rec2")]:
+                codes = publish_through(server, name, media_messages(seconds=0.5), app=app)
+                assert commands.NETSTREAM_PUBLISH_START in codes
+        assert asked == [("live", "rec1"), ("live", "skip"), ("live", "boom")]
+        recorded = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.flv"))
+        assert len(recorded) == 1 and recorded[0].startswith("live/rec1-")
+
+    @pytest.mark.spec("RTMP 7.2.2.6")
+    def test_record_type_unchanged_and_reported_done(self, tmp_path: Path) -> None:
+        """Publishing type record still writes <name>.flv (announced, never split, even
+        with record_all and a segment length); on_record_done hears of it."""
+        done: List[Path] = []
+        config = ServerConfig(addr="127.0.0.1:0", record_dir=tmp_path, record_all=True,
+                              record_segment_seconds=1, on_record_done=done.append)
+        with Server(config) as server:
+            codes = publish_through(server, "movie", media_messages(seconds=3.0),
+                                    stream_type=StreamType.RECORD)
+        assert commands.NETSTREAM_RECORD_START in codes
+        assert done == [tmp_path / "live" / "movie.flv"]
+        assert list(tmp_path.rglob("*.flv")) == done
+
+    @pytest.mark.spec("RTMP 7.2.2.1")
+    def test_play_the_newest_part_or_a_named_one(self, tmp_path: Path) -> None:
+        config = ServerConfig(addr="127.0.0.1:0", record_dir=tmp_path, record_all=True,
+                              record_segment_seconds=1)
+        with Server(config) as server:
+            publish_through(server, "cam", media_messages(seconds=3.0, gop_ms=1000))
+            parts = list_parts(tmp_path, "live", "cam")
+            assert len(parts) == 3
+            host, port = server.address
+            for name, part in [("cam", parts[-1][1]), (parts[0][1].stem, parts[0][1])]:
+                wanted = [(t.type, t.data) for t in read_tags(part) if is_frame(t)]
+                with Client() as player:
+                    player.connect(f"rtmp://{host}:{port}/live")
+                    player.play(name, start=0)
+                    got = [(int(m.type), bytes(m.data)) for m in player.messages(timeout=10)
+                           if m.type in (MessageType.AUDIO, MessageType.VIDEO)
+                           and not flv.is_sequence_header(m)]
+                assert got == wanted
+
+    @pytest.mark.parametrize("kwargs,message", [
+        ({"record_all": True}, "record_all needs record_dir"),
+        ({"record_segment_seconds": 10}, "record_segment_seconds needs record_dir"),
+        ({"record_dir": ".", "record_segment_bytes": 0}, "must be positive"),
+        ({"record_dir": ".", "record_all": 5}, "bool or application names"),
+        ({"record_dir": ".", "record_all": ["live", 1]}, "bool or application names"),
+    ])
+    def test_config_is_checked(self, kwargs: Dict[str, Any], message: str) -> None:
+        with pytest.raises(ValueError, match=message):
+            ServerConfig(**kwargs)
