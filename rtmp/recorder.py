@@ -229,10 +229,15 @@ class Recorder:
                 self._writer.flush()
 
     def _file_timestamp(self, message: Message) -> int:
-        """FLV E.4.1: map a publisher timestamp to file time (first media at ``_base_ts``)."""
+        """FLV E.4.1: map a publisher timestamp to file time (first frame at ``_base_ts``).
+
+        The origin is the first audio or video *frame*: metadata and codec sequence headers
+        before it go at the start, whatever their timestamps (ffmpeg sends its sequence
+        headers at 0 even when its frames start hours later, ``-output_ts_offset``).
+        """
         if self._first_media_ts is None:
-            if message.type not in MEDIA_TYPES:
-                return self._base_ts  # metadata before the first frame goes at the start
+            if message.type not in MEDIA_TYPES or flv.is_sequence_header(message):
+                return self._base_ts  # before the first frame: at the start
             self._first_media_ts = message.timestamp
         delta = _signed_delta(message.timestamp, self._first_media_ts)
         if delta < 0:

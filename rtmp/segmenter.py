@@ -200,8 +200,10 @@ class SegmentedRecorder:
                 part = self._part = self._open_part()
             elif cut_point and self._due(message, part):
                 part = self._cut(message, part)
-            if self._part_start is None and message.type in MEDIA_TYPES:
-                self._part_start = message.timestamp
+            if self._part_start is None and message.type in MEDIA_TYPES and not (
+                flv.is_sequence_header(message)  # ffmpeg sends them at 0 whatever follows
+            ):
+                self._part_start = message.timestamp  # the part's length counts from here
             return part.write(message)
 
     def _note(self, message: Message) -> bool:

@@ -111,6 +111,20 @@ class TestCuts:
         durations = [max(t.timestamp for t in read_tags(p)) for p in paths]
         assert durations[0] in range(1960, 2000) and durations[1] in range(1960, 2000)
 
+    @pytest.mark.spec("FLV E.4.3.1", "FLV E.4.1")
+    def test_sequence_headers_at_zero_do_not_start_the_clock(self, tmp_path: Path) -> None:
+        """ffmpeg sends its sequence headers at 0 even when its frames start hours later
+        (-output_ts_offset): a part's length counts from its first frame, so the first
+        part is not cut at once and holds no empty stretch."""
+        late = 0xFFFFFF - 500
+        source = media_messages(seconds=4.0, gop_ms=1000, base=late)
+        source[1:3] = [m.replace(timestamp=0) for m in source[1:3]]
+        paths = Parts(tmp_path, max_ms=2000).record(source)
+        assert len(paths) == 2
+        for path in paths:
+            assert_whole_part(path)
+            assert max(t.timestamp for t in read_tags(path)) < 2000
+
     @pytest.mark.spec("FLV E.4.3.1")
     def test_cut_waits_for_the_keyframe(self, tmp_path: Path) -> None:
         """A limit of 0.5 s with a keyframe every 1.2 s: parts are 1.2 s long."""
