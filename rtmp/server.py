@@ -29,7 +29,7 @@ accept, threads, limits, shutdown and the services the handlers call):
   ``deleteStream``, ``closeStream``, ``receiveAudio``, ``receiveVideo``,
   ``seek``, ``pause``;
 * media and data messages of a publisher go to the live hub
-  (:mod:`rtmp.streams`) and, when recording, to :class:`rtmp.recorder.Recorder`;
+  (:mod:`rtmp.streams`) and, when recording, to :class:`rtmp.segmenter.SegmentedRecorder`;
 * anything else reaches ``on_message`` (or :meth:`rtmp.server_connection.ServerConnection.read_message`).
 
 Live players do not write from the publisher's thread: every player has a
@@ -497,7 +497,8 @@ class Server:
         raise Rejected(decision.description)
 
     def recording(self, app: str, name: str) -> Optional["os.PathLike[str]"]:
-        """The recorded FLV for ``app/name`` if ``record_dir`` is set and it exists."""
+        """The recorded FLV for ``app/name`` if ``record_dir`` is set: ``<name>.flv``, else
+        the newest part of a ``record_all`` recording (or None)."""
         if self.config.record_dir is None or not name:
             return None
         from .record_path import find_recording

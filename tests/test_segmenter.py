@@ -11,7 +11,7 @@ from typing import Any, Dict, List, Tuple
 
 import pytest
 
-from rtmp import Client, ClientConfig, Server, ServerConfig, commands, flv
+from rtmp import Client, ClientConfig, Server, ServerConfig, cli, commands, flv
 from rtmp.config import parse_duration, parse_size
 from rtmp.message import Message, MessageType, StreamType, build_aggregate
 from rtmp.record_path import find_recording, list_parts, part_path
@@ -529,3 +529,33 @@ class TestServer:
     def test_config_is_checked(self, kwargs: Dict[str, Any], message: str) -> None:
         with pytest.raises(ValueError, match=message):
             ServerConfig(**kwargs)
+
+
+class TestCommandLine:
+    """``rtmp serve --record-all [APPS] --record-segment D --record-max-size S``."""
+
+    def test_flags_reach_the_config(self, tmp_path: Path) -> None:
+        args = cli.build_parser().parse_args([
+            "serve", "--record-dir", str(tmp_path), "--record-all", "live, tv",
+            "--record-segment", "10m", "--record-max-size", "500M"])
+        assert args.record_all == frozenset({"live", "tv"})
+        assert (args.record_segment, args.record_max_size) == (600.0, 500 << 20)
+        everything = cli.build_parser().parse_args(["serve", "--record-dir", ".", "--record-all"])
+        assert everything.record_all is True
+        assert cli.build_parser().parse_args(["serve"]).record_all is False
+
+    @pytest.mark.parametrize("argv,message", [
+        (["--record-dir", ".", "--record-segment", "10x"], "bad duration '10x'"),
+        (["--record-dir", ".", "--record-max-size", "big"], "bad size 'big'"),
+        (["--record-dir", ".", "--record-all", ","], "application names"),
+        (["--record-all"], "--record-all needs --record-dir"),
+        (["--record-segment", "1h"], "--record-segment needs --record-dir"),
+    ])
+    def test_bad_input_is_a_usage_error(self, argv: List[str], message: str,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+        try:
+            code = cli.main(["serve", "--addr", "127.0.0.1:0", *argv])
+        except SystemExit as exc:  # argparse's own usage errors
+            code = int(exc.code or 0)
+        assert code == 2
+        assert message in capsys.readouterr().err
