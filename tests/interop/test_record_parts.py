@@ -157,3 +157,45 @@ def test_ffmpeg_plays_the_newest_part_and_a_named_one(serve: Serve, source: Path
         player = Proc(ffmpeg_copy(serve.url(f"live/{name}"), out), tmp_path / f"{name}.log")
         assert player.wait(60) == 0, player.stderr()
         assert ffprobe_json(out)["packet_counts"] == ffprobe_json(part)["packet_counts"], name
+
+
+@pytest.mark.spec("FLV E.4.3.1", "FLV E.3")
+def test_compared_with_nginx_rtmp_record_interval(tmp_path: Path) -> None:
+    """One ffmpeg publish (tee) to both servers, in real time.  nginx-rtmp's ``record all;
+    record_interval 2s`` also cuts at video keyframes and keeps every frame, but times its
+    parts by the wall clock since the file opened (here 2 or 3 GOPs each); ours are cut by
+    media time, two GOPs each, whatever the network did to the arrival times."""
+    from tests.peers import NginxRtmp
+
+    ffmpeg = require_peer("ffmpeg")
+    require_peer("ffprobe")
+    source = sample_flv(seconds=8)
+    want = ffprobe_json(source)["packet_counts"]
+    nginx_dir = tmp_path / "nginx"
+    nginx_dir.mkdir()
+    ours = Serve(tmp_path, "--record-all", "--record-segment", "2s")
+    try:
+        config = (f"application rec {{ live on; record all; record_path {nginx_dir}; "
+                  "record_unique on; record_interval 2s; }")
+        with NginxRtmp(server_config=config) as nginx:
+            outputs = f"[f=flv]{ours.url('live/cam')}|[f=flv]{nginx.url('rec', 'cam')}"
+            publisher = Proc([ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-re",
+                              "-i", str(source), "-c", "copy", "-map", "0", "-f", "tee",
+                              outputs], tmp_path / "tee.log")
+            assert publisher.wait(60) == 0, publisher.stderr()
+            wait_until(lambda: len(ours.parts()) == 4 and not any(
+                FlvIndex(p).truncated for p in ours.parts()), 20, "our four parts")
+            time.sleep(1.0)  # nginx closes its last file when the publisher's stream ends
+    finally:
+        ours.stop()
+    nginx_parts = sorted(nginx_dir.glob("cam-*.flv"))
+    assert len(nginx_parts) >= 3, sorted(p.name for p in nginx_dir.iterdir())
+    for servers_parts in (ours.parts(), nginx_parts):
+        for path in servers_parts:
+            video = [t for t in flv.read_all(path)
+                     if t.type == flv.TAG_VIDEO and not flv.is_sequence_header(t)]
+            assert flv.is_keyframe(video[0]), path  # both cut at keyframes
+    ours_video = [ffprobe_json(p)["packet_counts"]["video"] for p in ours.parts()]
+    nginx_video = [ffprobe_json(p)["packet_counts"].get("video", 0) for p in nginx_parts]
+    assert ours_video == [50, 50, 50, 50]
+    assert sum(nginx_video) == sum(ours_video) == want["video"]  # neither loses a frame
