@@ -143,7 +143,6 @@ class SegmentedRecorder:
         max_bytes: Optional[int] = None,
         on_done: Optional[OnDone] = None,
         announce: bool = True,
-        name: str = "",
         logger: Optional[_Logger] = None,
     ) -> None:
         if (max_ms is not None and max_ms <= 0) or (max_bytes is not None and max_bytes <= 0):
@@ -153,7 +152,6 @@ class SegmentedRecorder:
         self.max_bytes = max_bytes
         self.on_done = on_done
         self.announce = announce
-        self.name = name
         self.log: _Logger = logger if logger is not None else _module_logger
         self._lock = threading.Lock()
         self._closed = False
@@ -353,8 +351,7 @@ def open_recording(conn: "ConnectionContext", name: str,
             raise ValueError("recording is not enabled on this server (record_dir is not set)")
         path = safe_record_path(record_dir, conn.app, name)
         first = Recorder(path, append=stream_type == StreamType.APPEND, logger=conn.log)
-        return SegmentedRecorder(lambda: first, first=first, on_done=done, name=name,
-                                 logger=conn.log)
+        return SegmentedRecorder(lambda: first, first=first, on_done=done, logger=conn.log)
     if record_dir is None or not records_app(config.record_all, conn.app):
         return None
     callback = config.on_record
@@ -385,5 +382,5 @@ def open_recording(conn: "ConnectionContext", name: str,
     seconds, size = config.record_segment_seconds, config.record_segment_bytes
     return SegmentedRecorder(
         open_part, max_ms=None if seconds is None else max(1, round(seconds * 1000)),
-        max_bytes=size, on_done=done, announce=False, name=name, logger=log,
+        max_bytes=size, on_done=done, announce=False, logger=log,
     )  # fmt: skip

@@ -68,7 +68,7 @@ class Parts:
         def on_done(path: Path) -> None:
             self.done.append((path, threading.current_thread().name))
 
-        self.recorder = SegmentedRecorder(open_part, on_done=on_done, name="cam", **kwargs)  # type: ignore[arg-type]
+        self.recorder = SegmentedRecorder(open_part, on_done=on_done, **kwargs)  # type: ignore[arg-type]
 
     def record(self, messages: List[Message]) -> List[Path]:
         with self.recorder as recorder:
