@@ -44,6 +44,7 @@ import collections
 import enum
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Callable, Deque, Dict, List, Optional, Protocol, Sequence, Tuple, Union
 
@@ -221,6 +222,8 @@ class LivePlayer:
         self.log: _Logger = log or logger
         self.on_failure = on_failure
         self.stats = PlayerStats()
+        #: When the player was made (``time.monotonic()``; the HTTP API's uptime).
+        self.created = time.monotonic()
         #: RTMP 7.2.2.4 / 7.2.2.5: receiveAudio / receiveVideo flags.
         self.receive_audio = True
         self.receive_video = True
@@ -508,6 +511,8 @@ class LiveStream:
     messages_in: int = 0
     """Messages the publisher sent since the stream was created."""
     bytes_in: int = 0
+    published_at: float = 0.0
+    """When the current publisher started (``time.monotonic()``)."""
     max_gop_bytes: int = DEFAULT_MAX_GOP_BYTES
     players: List[LivePlayer] = field(default_factory=list)
     _gop: List[Tuple[Message, FrameKind]] = field(default_factory=list)
@@ -650,6 +655,8 @@ class StreamHub:
         self.max_gop_bytes = max_gop_bytes
         self._lock = threading.Lock()
         self._streams: Dict[Tuple[str, str], LiveStream] = {}
+        #: Frames dropped for players that have left (the HTTP API's running total).
+        self.ended_players_dropped = 0
 
     def _get_or_create(self, app: str, name: str) -> LiveStream:
         stream = self._streams.get((app, name))
@@ -694,6 +701,7 @@ class StreamHub:
                 raise StreamBusyError(f"stream {app}/{name} is already being published")
             stream.reset_publisher_state()
             stream.publisher = owner
+            stream.published_at = time.monotonic()
             waiting = stream.snapshot_players()
         for player in waiting:
             player.await_keyframe()  # the publisher may start in the middle of a GOP
@@ -734,5 +742,7 @@ class StreamHub:
 
     def unsubscribe(self, stream: LiveStream, player: LivePlayer) -> None:
         with self._lock:
+            if player in stream.players:
+                self.ended_players_dropped += player.stats.dropped_messages
             stream.detach(player)
             self._discard_if_idle(stream)
