@@ -55,6 +55,7 @@ import time
 from dataclasses import dataclass
 from types import TracebackType
 from typing import (
+    TYPE_CHECKING,
     Any,
     Callable,
     Dict,
@@ -87,8 +88,12 @@ from .streams import (
     StreamHub,
 )
 from .server_connection import POLL_INTERVAL, ConnectionState, ServerConnection, close_socket
+from .url import is_loopback
 from .url import parse_addr as parse_addr  # rtmp.server.parse_addr stays importable
 from .transport import KERNEL_TIMEOUTS, set_kernel_timeout
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .httpapi import HTTPServer
 
 __all__ = ["Server", "ServerConfig", "ServerConnection", "ConnectionState"]
 
@@ -180,6 +185,12 @@ class ServerConfig:
     strict: bool = False
     """Refuse the deviations real peers force (media on msid 0, publish without
     createStream, ...) instead of tolerating them with a warning."""
+    http_addr: Optional[str] = None
+    """``"host:port"`` of the HTTP API, metrics and status page (refs/http-api.md); None
+    (the default): no HTTP side.  Beyond loopback it needs ``http_token``."""
+    http_token: Optional[str] = None
+    """Bearer token of the HTTP API: needed for ``POST /api/connections/<id>/drop``
+    always, and for every endpoint when ``http_addr`` is not a loopback address."""
 
     def __post_init__(self) -> None:
         check_connection_settings(
@@ -193,6 +204,11 @@ class ServerConfig:
         if self.require_auth and (not self.username or self.password is None):
             raise ValueError("require_auth needs username and password")
         parse_addr(self.addr)
+        if self.http_addr is not None:
+            http_host, _ = parse_addr(self.http_addr)
+            if not is_loopback(http_host) and not self.http_token:
+                raise ValueError(f"http_addr {self.http_addr!r} is not a loopback address: "
+                                 "it needs http_token (refs/http-api.md)")
 
     @property
     def limits(self) -> Limits:
@@ -219,6 +235,26 @@ class ServerStats:
     """``connect`` attempts refused by authentication (challenges not counted)."""
     errors: int = 0
     """Sessions that ended with an unexpected exception."""
+    timeouts: int = 0
+    """Sessions that ended on a timeout (read, handshake, idle)."""
+    handshake_failures: int = 0
+    """Sessions that ended in the handshake (RTMP 5.2: a port scan, a TCP health check...)."""
+    protocol_errors: int = 0
+    """Sessions that ended on a protocol error."""
+    failures: int = 0
+    """Sessions that ended on another :class:`rtmp.RTMPError` (a limit exceeded, ...)."""
+    bytes_received: int = 0
+    """Bytes received by the connections that have ended."""
+    bytes_sent: int = 0
+    """Bytes sent by the connections that have ended."""
+
+    def errors_by_kind(self) -> List[Tuple[str, int]]:
+        """``(kind, count)`` for /metrics' ``rtmp_errors_total`` (refs/http-api.md)."""
+        return [("rejected", self.rejected_max_connections),
+                ("dropped_on_accept", self.dropped_on_accept), ("auth", self.auth_failures),
+                ("handshake", self.handshake_failures), ("timeout", self.timeouts),
+                ("protocol", self.protocol_errors),
+                ("failed", self.failures), ("crash", self.errors)]
 
 
 class Server:
@@ -229,6 +265,10 @@ class Server:
         self.hub = StreamHub(max_gop_bytes=self.config.max_gop_bytes)
         """The live streams (:class:`rtmp.streams.StreamHub`)."""
         self.stats = ServerStats()
+        self.started_at = time.monotonic()
+        """When the server was made, then started (``time.monotonic()``)."""
+        self.http: Optional["HTTPServer"] = None
+        """The HTTP side (:class:`rtmp.httpapi.HTTPServer`) once started with ``http_addr``."""
         self._listener: Optional[socket.socket] = None
         self._address: Optional[Tuple[str, int]] = None
         self._accept_lock = threading.Lock()  # the leader: one thread in accept() at a time
@@ -273,12 +313,28 @@ class Server:
             set_kernel_timeout(listener, socket.SO_RCVTIMEO, POLL_INTERVAL)
         else:
             listener.settimeout(POLL_INTERVAL)
+        if self.config.http_addr is not None:
+            self._start_http(listener)
         self._listener = listener
         self._address = listener.getsockname()[:2]
+        self.started_at = time.monotonic()
         with self._lock:
             self._new_spare()
         logger.info("listening on %s:%d%s", self._address[0], self._address[1],
                     " (rtmps)" if self.config.ssl_context else "")
+
+    def _start_http(self, listener: socket.socket) -> None:
+        """Start the HTTP side (refs/http-api.md); if it cannot bind, close ``listener``."""
+        from .httpapi import HTTPServer
+
+        assert self.config.http_addr is not None
+        try:
+            http = HTTPServer(self, self.config.http_addr, self.config.http_token)
+            http.start()
+        except (OSError, ValueError):
+            listener.close()
+            raise
+        self.http = http
 
     def serve_forever(self) -> None:
         """Start if needed, then block until :meth:`stop` (from another thread or a signal)."""
@@ -301,6 +357,8 @@ class Server:
                 listener.close()
             except OSError:  # pragma: no cover
                 pass
+        if self.http is not None:
+            self.http.stop(max(0.0, deadline - time.monotonic()))
         with self._lock:
             connections = list(self._connections.values())
             threads = list(self._threads)
@@ -440,13 +498,19 @@ class Server:
         """One connection's thread: run the session; whatever happens, clean up."""
         try:
             conn.run()
-        except (ConnectionClosedError, HandshakeError) as exc:
+        except HandshakeError as exc:
+            self.stats.handshake_failures += 1
+            conn.log.info("%s", conn.ended(exc))
+        except ConnectionClosedError as exc:
             conn.log.info("%s", conn.ended(exc))
         except TimeoutError as exc:
+            self.stats.timeouts += 1
             conn.log.info("session timed out: %s", exc)
         except ProtocolError as exc:
+            self.stats.protocol_errors += 1
             conn.log.warning("protocol error, closing: %s", exc)
         except RTMPError as exc:
+            self.stats.failures += 1
             conn.log.warning("session failed: %s", exc)
         except Exception:
             self.stats.errors += 1
@@ -456,8 +520,12 @@ class Server:
                 conn.teardown()
             except Exception:
                 conn.log.exception("teardown failed")
+            transport = conn.transport
             with self._lock:
                 self._connections.pop(conn.id, None)
+                if transport is not None:  # /metrics' totals stay monotonic
+                    self.stats.bytes_received += transport.bytes_received
+                    self.stats.bytes_sent += transport.bytes_sent
             conn.log.info("closed")
 
     # -- services for connections -------------------------------------------------------
