@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import ssl
 import sys
@@ -20,6 +21,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from . import __version__
 from .errors import RTMPError, seconds_text
+from .url import is_loopback
 from .url import parse_addr as _parse_addr
 
 __all__ = ["main", "build_parser"]
@@ -80,6 +82,15 @@ def _addr_arg(default_port: int) -> Callable[[str], str]:
     return check
 
 
+def _http_addr_arg(text: str) -> str:
+    """``--http``: ``host:port``, ``[v6]:port``, ``:port`` (every interface) or a port
+    alone (loopback: 127.0.0.1)."""
+    _, port = parse_addr(text, 8080)
+    if ":" not in text:
+        return f"127.0.0.1:{port}"
+    return text if text.rpartition(":")[2] else f"{text}{port}"
+
+
 # -- subcommands ------------------------------------------------------------------------
 
 
@@ -104,8 +115,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if require_auth and not (args.username and args.password):
         flag = "--require-auth" if args.require_auth else "--require-auth-players"
         raise _UsageError(f"{flag} needs --username and --password")
+    http_token = args.http_token or os.environ.get("RTMP_HTTP_TOKEN") or None
+    if args.http is not None and not is_loopback(_parse_addr(args.http)[0]) and not http_token:
+        raise _UsageError(f"--http {args.http} is not a loopback address: it needs --http-token "
+                          "(or RTMP_HTTP_TOKEN)")
     config = ServerConfig(
         addr=args.addr,
+        http_addr=args.http,
+        http_token=http_token,
         record_dir=args.record_dir,
         max_connections=args.max_connections,
         require_auth=require_auth,
@@ -125,6 +142,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else shown
     print(f"rtmp: serving on {scheme}://{shown}:{port}/ (publish to "
           f"{scheme}://{local}:{port}/live/<key>; Ctrl-C stops)", file=sys.stderr, flush=True)
+    if server.http is not None:
+        http_host, http_port = server.http.address
+        http_shown = f"[{http_host}]" if ":" in http_host else http_host
+        print(f"rtmp: HTTP API and status page on http://{http_shown}:{http_port}/",
+              file=sys.stderr, flush=True)
     try:
         while not stop.wait(0.5):
             pass
@@ -372,6 +394,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--password", help="password for --require-auth")
     serve.add_argument("--tls-cert", metavar="FILE", help="PEM certificate: serve rtmps")
     serve.add_argument("--tls-key", metavar="FILE", help="PEM private key for --tls-cert")
+    serve.add_argument("--http", metavar="ADDR", type=_http_addr_arg,
+                       help="serve the HTTP API, /metrics and a status page on host:port "
+                            "(a port alone means 127.0.0.1; off by default; see refs/http-api.md)")
+    serve.add_argument("--http-token", metavar="TOKEN",
+                       help="bearer token for the HTTP API (default: $RTMP_HTTP_TOKEN): needed "
+                            "to drop connections, and for everything off loopback")
     _common(serve)
     serve.set_defaults(func=cmd_serve)
 
