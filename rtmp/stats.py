@@ -174,7 +174,7 @@ def avc_dimensions(record: bytes) -> Optional[Tuple[int, int]]:
             return None
         length = int.from_bytes(record[6:8], "big")
         nal = record[8:8 + length]
-        if len(nal) < 4 or nal[0] & 0x1F != 7:
+        if len(nal) < max(4, length) or nal[0] & 0x1F != 7:  # truncated, or not an SPS
             return None
         rbsp = nal[1:].replace(b"\x00\x00\x03", b"\x00\x00")  # emulation prevention
         bits = _Bits(rbsp)
