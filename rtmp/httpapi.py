@@ -5,7 +5,7 @@ Theory of operation
 :class:`HTTPServer` runs in the RTMP server's process (``ServerConfig.http_addr``,
 ``rtmp serve --http 127.0.0.1:8080``) on threads of its own, with the standard
 library only.  It is a small HTTP/1.1 server of its own rather than
-:mod:`http.server`, so that every resource it spends is bounded:
+``http.server``, so that every resource it spends is bounded:
 
 * one accept thread (``rtmp-http``), which also samples the streams' byte counters
   once a second (:class:`rtmp.stats.RateMeter`);

@@ -3,7 +3,7 @@
 Theory of operation
 -------------------
 Nothing here runs on the media path.  The publisher's and the players' threads only
-do what they did before: plain integer adds to :attr:`rtmp.streams.LiveStream.bytes_in`
+do what they did before: plain integer adds to ``LiveStream.bytes_in``
 and :class:`rtmp.streams.PlayerStats`.  This module reads those counters (without
 their locks: they are indicative) from the HTTP side:
 
@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, Deque, Dict, Iterable, List, Optional, Tuple
 
-from . import __version__, commands, flv
+from . import commands, flv
 from .errors import ProtocolError
 from .message import Message
 from .streams import LivePlayer, LiveStream
@@ -233,9 +233,9 @@ def avc_dimensions(record: bytes) -> Optional[Tuple[int, int]]:
 class RateMeter:
     """Bytes in and out of every live stream, sampled once a second; rates over RATE_WINDOW.
 
-    In: the payload bytes the publisher sent (:attr:`LiveStream.bytes_in`).  Out: the
+    In: the payload bytes the publisher sent (``LiveStream.bytes_in``).  Out: the
     bytes the stream's players' writers sent (chunk headers included), summed from each
-    player's :attr:`PlayerStats.sent_bytes` growth (a player that left between two
+    player's ``PlayerStats.sent_bytes`` growth (a player that left between two
     samples loses its last second).
     """
 
@@ -434,6 +434,8 @@ def _counts(server: "Server") -> Dict[str, int]:
 
 def server_report(server: "Server", http_address: Optional[Tuple[str, int]] = None) -> Dict[str, Any]:
     """``GET /api/server`` (refs/http-api.md): version, uptime, counts, configuration."""
+    from . import __version__  # the package's version (the package imports no module of ours)
+
     stats = server.stats
     return {
         "version": __version__,
