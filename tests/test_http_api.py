@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import re
 import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -22,7 +25,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 import pytest
 
 import rtmp
-from rtmp import commands, stats
+from rtmp import cli, commands, stats
 from rtmp.httpapi import HTTPLimits, HTTPServer
 from rtmp.message import Message, MessageType
 from rtmp.streams import StreamHub
@@ -518,3 +521,24 @@ def test_stop_ends_the_http_threads() -> None:
     assert wait_for(lambda: _http_threads() == before)
     with pytest.raises(OSError):
         socket.create_connection(address, timeout=2).close()
+
+
+# -- the command line -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text,addr", [
+    ("8080", "127.0.0.1:8080"), ("127.0.0.1:9000", "127.0.0.1:9000"), (":8080", ":8080"),
+    ("[::1]:0", "[::1]:0"), ("localhost:", "localhost:8080"),
+])
+def test_http_flag_addresses(text: str, addr: str) -> None:
+    assert cli._http_addr_arg(text) == addr
+
+
+def test_http_flag_beyond_loopback_needs_a_token() -> None:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env.pop("RTMP_HTTP_TOKEN", None)
+    result = subprocess.run([sys.executable, "-m", "rtmp", "serve", "--addr", "127.0.0.1:0",
+                             "--http", "0.0.0.0:0"], capture_output=True, text=True,
+                            timeout=30, env=env)
+    assert result.returncode == 2
+    assert "--http 0.0.0.0:0 is not a loopback address: it needs --http-token" in result.stderr
