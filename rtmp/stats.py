@@ -12,8 +12,9 @@ their locks: they are indicative) from the HTTP side:
   ``/api/server`` (schema: refs/http-api.md);
 * :func:`prometheus_text` builds ``GET /metrics`` (Prometheus text exposition
   format 0.0.4);
-* :class:`RateMeter` samples every stream's bytes in and out once a second (on the
-  HTTP server's own thread) and gives the bit rates over the last 5 s;
+* :class:`RateMeter` samples every stream's bytes in and out and video frames in once
+  a second (on the HTTP server's own thread) and gives the bit rates and the frame
+  rate over the last 5 s;
 * :func:`video_info`, :func:`audio_info` and :func:`metadata_info` read the codecs
   from the sequence headers (FLV E.4.2.1 / E.4.3.1 and the ERTMP FourCC headers) and
   width, height and frame rate from ``onMetaData`` (FLV E.5) or the H.264 SPS.
@@ -25,7 +26,7 @@ import collections
 import threading
 import time
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any, Deque, Dict, Iterable, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Deque, Dict, Iterable, List, NamedTuple, Optional, Tuple
 
 from . import commands, flv
 from .errors import ProtocolError
@@ -38,6 +39,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "RATE_WINDOW",
     "RateMeter",
+    "Rates",
     "video_info",
     "audio_info",
     "metadata_info",
@@ -230,6 +232,20 @@ def avc_dimensions(record: bytes) -> Optional[Tuple[int, int]]:
 # -- bit rates ------------------------------------------------------------------------------
 
 
+_Sample = Tuple[float, int, int, int]
+
+
+class Rates(NamedTuple):
+    """What :meth:`RateMeter.rates` measured over the window."""
+
+    bits_in: int
+    """Bits/s the publisher sent (payload)."""
+    bits_out: int
+    """Bits/s written to all the stream's players together (chunked)."""
+    frames: float
+    """Video frames/s the publisher sent."""
+
+
 class RateMeter:
     """Bytes in and out of every live stream, sampled once a second; rates over RATE_WINDOW.
 
@@ -242,8 +258,8 @@ class RateMeter:
     def __init__(self, window: float = RATE_WINDOW) -> None:
         self.window = window
         self._lock = threading.Lock()
-        # id(stream) -> (stream, samples of (time, bytes in, bytes out so far))
-        self._samples: Dict[int, Tuple[LiveStream, Deque[Tuple[float, int, int]]]] = {}
+        # id(stream) -> (stream, samples of (time, bytes in, bytes out so far, video frames in))
+        self._samples: Dict[int, Tuple[LiveStream, Deque[_Sample]]] = {}
         self._out: Dict[int, int] = {}  # id(stream) -> bytes out so far
         self._seen: Dict[LivePlayer, int] = {}  # player -> its sent_bytes at the last sample
 
@@ -252,7 +268,7 @@ class RateMeter:
         now = time.monotonic() if now is None else now
         seen: Dict[LivePlayer, int] = {}
         with self._lock:
-            samples: Dict[int, Tuple[LiveStream, Deque[Tuple[float, int, int]]]] = {}
+            samples: Dict[int, Tuple[LiveStream, Deque[_Sample]]] = {}
             out: Dict[int, int] = {}
             for stream in streams:
                 key = id(stream)
@@ -264,16 +280,17 @@ class RateMeter:
                     sent = player.stats.sent_bytes
                     total += sent - self._seen.get(player, sent if not entry[1] else 0)
                     seen[player] = sent
-                entry[1].append((now, stream.bytes_in, total))
+                entry[1].append((now, stream.bytes_in, total, stream.video_frames_in))
                 samples[key], out[key] = entry, total
             self._samples, self._out, self._seen = samples, out, seen
 
-    def rates(self, stream: LiveStream) -> Tuple[int, int]:
-        """(bits/s in, bits/s out) over the last RATE_WINDOW seconds (0 before two samples)."""
+    def rates(self, stream: LiveStream) -> Rates:
+        """Bit rates in and out and video frames/s over the last RATE_WINDOW seconds (zeros
+        before two samples)."""
         with self._lock:
             entry = self._samples.get(id(stream))
             if entry is None or entry[0] is not stream or len(entry[1]) < 2:
-                return 0, 0
+                return Rates(0, 0, 0.0)
             samples = entry[1]
             last = samples[-1]
             first = samples[0]
@@ -283,9 +300,10 @@ class RateMeter:
                     break
         elapsed = last[0] - first[0]
         if elapsed <= 0:
-            return 0, 0
-        return (int(max(0, last[1] - first[1]) * 8 / elapsed),
-                int(max(0, last[2] - first[2]) * 8 / elapsed))
+            return Rates(0, 0, 0.0)
+        return Rates(int(max(0, last[1] - first[1]) * 8 / elapsed),
+                     int(max(0, last[2] - first[2]) * 8 / elapsed),
+                     round(max(0, last[3] - first[3]) / elapsed, 2))
 
 
 # -- the reports ----------------------------------------------------------------------------
@@ -347,7 +365,7 @@ def _stream_report(stream: LiveStream, owners: _Owners, meter: Optional[RateMete
     meta = metadata_info(stream.metadata)
     width = meta.get("width") or (video or {}).get("width")
     height = meta.get("height") or (video or {}).get("height")
-    bps_in, bps_out = meter.rates(stream) if meter is not None else (0, 0)
+    rates = meter.rates(stream) if meter is not None else Rates(0, 0, 0.0)
     players = stream.snapshot_players()
     return {
         "name": stream.name,
@@ -357,12 +375,13 @@ def _stream_report(stream: LiveStream, owners: _Owners, meter: Optional[RateMete
         "audio": audio,
         "width": width,
         "height": height,
-        "frame_rate": meta.get("frame_rate"),
+        "frame_rate": meta.get("frame_rate") or (rates.frames or None),
+        "frame_rate_measured": rates.frames,
         "metadata": meta,
         "bytes_in": stream.bytes_in,
         "messages_in": stream.messages_in,
-        "bitrate_in": bps_in,
-        "bitrate_out": bps_out,
+        "bitrate_in": rates.bits_in,
+        "bitrate_out": rates.bits_out,
         "player_count": len(players),
         "players": [_player_report(p, owners.players.get(p), now) for p in players],
     }

@@ -511,6 +511,8 @@ class LiveStream:
     messages_in: int = 0
     """Messages the publisher sent since the stream was created."""
     bytes_in: int = 0
+    video_frames_in: int = 0
+    """Video frames (key and inter) the publisher sent (the HTTP API's measured frame rate)."""
     published_at: float = 0.0
     """When the current publisher started (``time.monotonic()``)."""
     max_gop_bytes: int = DEFAULT_MAX_GOP_BYTES
@@ -562,16 +564,20 @@ class LiveStream:
                 else:
                     self.audio_config = message
             elif kind == FrameKind.KEYFRAME:
+                self.video_frames_in += 1
                 self._gop_bytes = len(message.data)
                 self._gop_valid = self._gop_bytes <= self.max_gop_bytes
                 self._gop = [(message, kind)] if self._gop_valid else []
-            elif kind in (FrameKind.INTERFRAME, FrameKind.AUDIO) and self._gop_valid:
-                self._gop_bytes += len(message.data)
-                if self._gop_bytes > self.max_gop_bytes:
-                    # Too long to cache: late joiners wait for the next keyframe.
-                    self._gop, self._gop_bytes, self._gop_valid = [], 0, False
-                else:
-                    self._gop.append((message, kind))
+            elif kind == FrameKind.INTERFRAME or kind == FrameKind.AUDIO:
+                if kind == FrameKind.INTERFRAME:
+                    self.video_frames_in += 1
+                if self._gop_valid:
+                    self._gop_bytes += len(message.data)
+                    if self._gop_bytes > self.max_gop_bytes:
+                        # Too long to cache: late joiners wait for the next keyframe.
+                        self._gop, self._gop_bytes, self._gop_valid = [], 0, False
+                    else:
+                        self._gop.append((message, kind))
             self._fan_out(message, kind)
         return kind
 

@@ -269,7 +269,9 @@ def test_streams_report_enhanced_rtmp_fourccs(live: Live) -> None:
     ex = _stream(live.get_json("/api/streams"), "live", "ex")
     assert ex["video"] == {"codec": "HEVC", "fourcc": "hvc1", "enhanced": True}
     assert ex["audio"] == {"codec": "Opus", "fourcc": "Opus", "enhanced": True}
-    assert ex["width"] is None and ex["frame_rate"] is None  # no onMetaData, no AVC SPS
+    assert ex["width"] is None  # no onMetaData, no AVC SPS
+    # No onMetaData: the measured rate (one picture every 40 ms, 25/s; wide bounds).
+    assert 15 < ex["frame_rate"] == ex["frame_rate_measured"] < 30, ex
     assert ex["player_count"] == 1
 
 
@@ -284,13 +286,15 @@ def test_rate_meter_window() -> None:
     hub = StreamHub()
     stream = hub.publish("app", "s", object())
     meter = stats.RateMeter()
-    assert meter.rates(stream) == (0, 0)
+    assert meter.rates(stream) == (0, 0, 0.0)
     for second in range(10):
         stream.bytes_in = second * 1000
+        stream.video_frames_in = second * 30 if second < 7 else 180 + (second - 6) * 25
         meter.sample([stream], now=100.0 + second)
-    assert meter.rates(stream) == (8000, 0)  # 1000 bytes/s = 8000 bits/s
+    # 1000 bytes/s = 8000 bits/s; frames over the last 5 s: (255 - 120) / 5 = 27/s.
+    assert meter.rates(stream) == (8000, 0, 27.0)
     meter.sample([], now=111.0)  # the stream ended: forgotten
-    assert meter.rates(stream) == (0, 0)
+    assert meter.rates(stream) == (0, 0, 0.0)
 
 
 # -- codec helpers --------------------------------------------------------------------------
