@@ -130,6 +130,8 @@ def test_status_page_in_headless_chromium(served: Tuple[int, int], tmp_path: Pat
         feeder.start()
         assert _wait(lambda: _streams(http_port)["page-cam"]["player_count"] == 2, 30), \
             _streams(http_port)
+        # The rates need two samples (one a second) with the players there.
+        assert _wait(lambda: _streams(http_port)["page-cam"]["bitrate_out"] > 0, 15)
         result = subprocess.run(
             [chromium, "--headless", "--disable-gpu", "--no-sandbox", "--no-first-run",
              "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'chromium'}",
