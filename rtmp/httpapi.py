@@ -298,12 +298,12 @@ class HTTPServer:
 
     def _serve(self, sock: socket.socket, peer: Any) -> None:
         deadline = time.monotonic() + self.limits.request_timeout
-        method = ""
+        method, path = "", "-"
         try:
             try:
                 request = self._read_request(sock, deadline)
                 request.peer = (str(peer[0]), int(peer[1])) if peer else None
-                method = request.method
+                method, path = request.method, request.path
                 response = self._route(request)
             except HTTPError as exc:
                 response = _json({"error": str(exc)}, exc.status)
@@ -315,6 +315,10 @@ class HTTPServer:
                 response = _json({"error": "internal error"}, 500)
             with self._lock:
                 self.responses[response.status] = self.responses.get(response.status, 0) + 1
+            if logger.isEnabledFor(logging.DEBUG):  # per request: debug only (floods)
+                logger.debug("HTTP %s %s from %s: %d", method or "-", path,
+                             stats.format_address(request.peer if method else None),
+                             response.status)
             self._send(sock, response, deadline, head_only=method == "HEAD")
         finally:
             _close(sock)

@@ -48,6 +48,7 @@ SANS_IO = (
     "config",
     "_bytes",
     "errors",
+    "statuspage",
 )
 
 #: Standard modules that do I/O or read a clock.
