@@ -546,3 +546,30 @@ def test_http_flag_beyond_loopback_needs_a_token() -> None:
                             timeout=30, env=env)
     assert result.returncode == 2
     assert "--http 0.0.0.0:0 is not a loopback address: it needs --http-token" in result.stderr
+
+
+def test_a_failing_report_is_a_500_and_the_server_goes_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    env = Live()
+    try:
+        def broken(*args: Any) -> Any:
+            raise RuntimeError("a bug in a report")
+
+        monkeypatch.setattr(stats, "streams_report", broken)
+        status, _, body = env.request("GET", "/api/streams")
+        assert (status, json.loads(body)) == (500, {"error": "internal error"})
+        assert env.request("GET", "/api/server")[0] == 200
+        assert env.server.http is not None and env.server.http.responses[500] == 1
+    finally:
+        env.close()
+
+
+def test_http_port_taken_fails_start_and_frees_the_rtmp_port() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        server = rtmp.Server(rtmp.ServerConfig(addr="127.0.0.1:0", http_addr=f"127.0.0.1:{port}"))
+        with pytest.raises(OSError):
+            server.start()
+        assert server.http is None and server._listener is None
+        server.stop()
