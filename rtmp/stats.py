@@ -44,6 +44,7 @@ __all__ = [
     "audio_info",
     "metadata_info",
     "avc_dimensions",
+    "avc_sps_info",
     "streams_report",
     "connections_report",
     "server_report",
@@ -72,8 +73,9 @@ def format_address(addr: Optional[Tuple[str, int]]) -> Optional[str]:
 def video_info(message: Optional[Message]) -> Optional[Dict[str, Any]]:
     """FLV E.4.3.1 / ERTMP Enhanced Video: the codec of a video sequence header.
 
-    ``{"codec": "H.264", "fourcc": "avc1", "enhanced": False, "profile": 100, "level": 31}``
-    (profile and level for AVC only, from the AVCDecoderConfigurationRecord), or None.
+    ``{"codec": "H.264", "fourcc": "avc1", "enhanced": False, "profile": 100, "level": 31,
+    "width": 854, "height": 480, "frame_rate": 30.0}`` (profile, level and the SPS's size
+    and frame rate for AVC only, from the AVCDecoderConfigurationRecord), or None.
     """
     if message is None:
         return None
@@ -87,9 +89,9 @@ def video_info(message: Optional[Message]) -> Optional[Dict[str, Any]]:
     if header.fourcc == "avc1" and len(record) >= 4 and record[0] == 1:
         # ISO 14496-15 5.2.4.1: configurationVersion, AVCProfileIndication, compat, level.
         info["profile"], info["level"] = record[1], record[3]
-        size = avc_dimensions(record)
-        if size is not None:
-            info["width"], info["height"] = size
+        sps = avc_sps_info(record)
+        if sps is not None:
+            info.update(sps)
     return info
 
 
@@ -171,6 +173,39 @@ def _skip_scaling_list(bits: _Bits, size: int) -> None:
 def avc_dimensions(record: bytes) -> Optional[Tuple[int, int]]:
     """ISO 14496-15 5.2.4.1 / ITU-T H.264 7.3.2.1.1: (width, height) from the first SPS
     of an AVCDecoderConfigurationRecord, cropping applied; None if it cannot be read."""
+    info = avc_sps_info(record)
+    return None if info is None else (info["width"], info["height"])
+
+
+def _vui_frame_rate(bits: _Bits) -> Optional[float]:
+    """ITU-T H.264 E.1.1 vui_parameters() up to the timing info: frames/s, or None.
+
+    E.2.1: a frame lasts 2 * num_units_in_tick / time_scale seconds.
+    """
+    if bits.bit():  # aspect_ratio_info_present_flag
+        if bits.bits(8) == 255:  # aspect_ratio_idc Extended_SAR
+            bits.bits(32)  # sar_width, sar_height
+    if bits.bit():  # overscan_info_present_flag
+        bits.bit()
+    if bits.bit():  # video_signal_type_present_flag
+        bits.bits(4)  # video_format, video_full_range_flag
+        if bits.bit():  # colour_description_present_flag
+            bits.bits(24)
+    if bits.bit():  # chroma_loc_info_present_flag
+        bits.ue()
+        bits.ue()
+    if not bits.bit():  # timing_info_present_flag
+        return None
+    units, scale = bits.bits(32), bits.bits(32)
+    if units == 0 or scale == 0:
+        return None
+    return round(scale / (2 * units), 3)
+
+
+def avc_sps_info(record: bytes) -> Optional[Dict[str, Any]]:
+    """ISO 14496-15 5.2.4.1 / ITU-T H.264 7.3.2.1.1: ``{"width", "height"}`` (cropping
+    applied) and, when the VUI has timing info, ``"frame_rate"``, from the first SPS of an
+    AVCDecoderConfigurationRecord; None if it cannot be read."""
     try:
         if len(record) < 8 or record[5] & 0x1F == 0:
             return None
@@ -224,7 +259,14 @@ def avc_dimensions(record: bytes) -> Optional[Tuple[int, int]]:
             height -= (top + bottom) * unit_y
         if width <= 0 or height <= 0:
             return None
-        return width, height
+        info: Dict[str, Any] = {"width": width, "height": height}
+        try:
+            rate = _vui_frame_rate(bits) if bits.bit() else None  # vui_parameters_present_flag
+        except ValueError:
+            rate = None  # a VUI cut short: the size stands
+        if rate is not None and 0 < rate <= 1000:
+            info["frame_rate"] = rate
+        return info
     except (ValueError, IndexError):
         return None
 
@@ -375,7 +417,8 @@ def _stream_report(stream: LiveStream, owners: _Owners, meter: Optional[RateMete
         "audio": audio,
         "width": width,
         "height": height,
-        "frame_rate": meta.get("frame_rate") or (rates.frames or None),
+        "frame_rate": meta.get("frame_rate") or (video or {}).get("frame_rate")
+        or (rates.frames or None),
         "frame_rate_measured": rates.frames,
         "metadata": meta,
         "bytes_in": stream.bytes_in,

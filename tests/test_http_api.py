@@ -251,7 +251,8 @@ def test_streams_report_codecs_size_and_players(live: Live) -> None:
     publisher = live.clients[0]
     assert cam["live"] is True
     assert cam["video"] == {"codec": "H.264", "fourcc": "avc1", "enhanced": False,
-                            "profile": 100, "level": 31, "width": 854, "height": 480}
+                            "profile": 100, "level": 31, "width": 854, "height": 480,
+                            "frame_rate": 30.0}  # the SPS says 30; onMetaData below 25
     assert cam["audio"] == {"codec": "AAC", "fourcc": None, "enhanced": False}
     assert (cam["width"], cam["height"], cam["frame_rate"]) == (854, 480, 25.0)
     assert cam["metadata"]["encoder"] == "tests"
@@ -301,16 +302,19 @@ def test_rate_meter_window() -> None:
 
 
 @pytest.mark.spec("FLV E.4.3.1")
-@pytest.mark.parametrize("record,size,profile", [
-    (AVC_HIGH_854x480, (854, 480), 100),
-    (AVC_BASELINE_1920x1080, (1920, 1080), 66),  # 1088 coded rows, 8 cropped
-    (AVC_BASELINE_320x240, (320, 240), 66),
-    (AVC_HIGH444_640x360, (640, 360), 244),
+@pytest.mark.parametrize("record,size,profile,rate", [
+    (AVC_HIGH_854x480, (854, 480), 100, 30.0),
+    (AVC_BASELINE_1920x1080, (1920, 1080), 66, 25.0),  # 1088 coded rows, 8 cropped
+    (AVC_BASELINE_320x240, (320, 240), 66, 25.0),
+    (AVC_HIGH444_640x360, (640, 360), 244, 30.0),
 ])
-def test_avc_sps_dimensions(record: bytes, size: Tuple[int, int], profile: int) -> None:
+def test_avc_sps_size_and_rate(record: bytes, size: Tuple[int, int], profile: int,
+                               rate: float) -> None:
     info = stats.video_info(_video(record, 0, 1))
     assert info is not None
-    assert (info["width"], info["height"], info["profile"]) == (*size, profile)
+    assert (info["width"], info["height"], info["profile"], info["frame_rate"]) == \
+        (*size, profile, rate)
+    assert stats.avc_dimensions(record[5:]) == size
 
 
 @pytest.mark.spec("FLV E.4.3.1")
