@@ -46,7 +46,8 @@ from .streams import FrameKind, LivePlayer, LiveStream, StreamBusyError, StreamH
 from .transport import Transport
 
 if TYPE_CHECKING:
-    from .server import ConnectionState, ServerConfig, ServerConnection
+    from .server import ServerConfig
+    from .server_connection import ConnectionState, ServerConnection
 
 __all__ = ["ConnectionContext", "ServerServices", "NetStream", "StreamState", "Idle",
            "Publishing", "PlayingLive", "PlayingRecording", "HANDLERS",
