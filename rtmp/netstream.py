@@ -215,6 +215,10 @@ class ServerServices(Protocol):
     def authenticate(self, conn: "ConnectionContext", app_text: str, query: str) -> None:
         """AUTH-ADOBE: set ``conn.user`` or raise :class:`rtmp.netconnection.Rejected`."""
 
+    @property
+    def shared_objects(self) -> "SharedObjectStore":
+        """RTMP 7.3.2: the remote shared objects (:mod:`rtmp.shared_object_store`)."""
+
 
 class ConnectionContext(Protocol):
     """The narrow view of one server connection the command handlers work through."""
