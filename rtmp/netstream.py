@@ -46,7 +46,8 @@ from .streams import FrameKind, LivePlayer, LiveStream, StreamBusyError, StreamH
 from .transport import Transport
 
 if TYPE_CHECKING:
-    from .server import ConnectionState, ServerConfig, ServerConnection
+    from .server import ServerConfig
+    from .server_connection import ConnectionState, ServerConnection
 
 __all__ = ["ConnectionContext", "ServerServices", "NetStream", "StreamState", "Idle",
            "Publishing", "PlayingLive", "PlayingRecording", "HANDLERS",
@@ -213,6 +214,10 @@ class ServerServices(Protocol):
 
     def authenticate(self, conn: "ConnectionContext", app_text: str, query: str) -> None:
         """AUTH-ADOBE: set ``conn.user`` or raise :class:`rtmp.netconnection.Rejected`."""
+
+    @property
+    def shared_objects(self) -> "SharedObjectStore":
+        """RTMP 7.3.2: the remote shared objects (:mod:`rtmp.shared_object_store`)."""
 
 
 class ConnectionContext(Protocol):
