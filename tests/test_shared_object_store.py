@@ -23,7 +23,7 @@ import rtmp
 from rtmp import shared_object_store as store
 from rtmp.shared_object import SOEvent, SOEventType
 from tests.peers import free_port, stop_process, wait_port
-from tests.so_peers import RawPeer, event_types, serve, url_of
+from tests.so_peers import RawPeer, event_types, serve
 from tests.test_streams import wait_for
 
 T = SOEventType
