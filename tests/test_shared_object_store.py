@@ -382,3 +382,23 @@ class TestSlowPeer:
                 stalled.client._close_transport()  # it never reads: just drop our side
         finally:
             server.stop()
+
+
+@pytest.mark.spec("RTMP 7.3.2 [de-facto]", "RTMP 7.1.7")
+def test_a_silent_user_is_kept_like_a_player() -> None:
+    """A user of shared objects listens, as a player does: read_timeout does not end it."""
+    server = serve(read_timeout=0.5)
+    try:
+        with RawPeer(server) as listener, RawPeer(server) as idle:
+            listener.use("room")
+            idle.send("nothing", SOEvent.release())  # not a user: ended by read_timeout
+            time.sleep(1.5)
+            with RawPeer(server) as writer:
+                writer.use("room")
+                writer.send("room", SOEvent.request_change("x", 1.0))
+                so = listener.recv()
+                assert [(e.type, e.key) for e in so.events] == [(T.CHANGE, "x")]
+            assert wait_for(lambda: len(server.connections) == 1)
+            idle.client._close_transport()
+    finally:
+        server.stop()
