@@ -235,7 +235,8 @@ class RemoteSharedObject:
         self.last_status = (code, level)
         if level == "error":
             if not self._used and self._refused is None:
-                self._refused = (code, level)  # our Use was refused
+                self._refused = (code, level)  # our Use was refused: a new one may be tried
+                self._owner.forget(self)
             else:
                 with self._lock:
                     if self._pending:

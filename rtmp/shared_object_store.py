@@ -431,8 +431,17 @@ class ServerSharedObject:
             return obj.data.get(key, default)
 
     def set(self, key: str, value: Any) -> None:
-        """Set slot ``key``: Change to every user (OSError if a persistent write fails)."""
-        self._store.change(self._object(), [(key, True, value)])
+        """Set slot ``key``: Change to every user (OSError if a persistent write fails,
+        ValueError past ``StoreLimits.max_object_bytes`` or for a value AMF cannot write)."""
+        self._change(key, True, value)
+
+    def _change(self, key: str, present: bool, value: Any) -> None:
+        if not isinstance(key, str):
+            raise TypeError("shared object slot names are str")
+        try:
+            self._store.change(self._object(), [(key, present, value)])
+        except _Refused as exc:
+            raise ValueError(f"{exc.code}: {exc}") from None
 
     def delete(self, key: str) -> bool:
         """Delete slot ``key``: Remove to every user; False if there was no such slot."""
@@ -440,7 +449,7 @@ class ServerSharedObject:
         with obj.lock:
             if key not in obj.data:
                 return False
-        self._store.change(obj, [(key, False, None)])
+        self._change(key, False, None)
         return True
 
     def send(self, handler: str, *args: Any) -> None:

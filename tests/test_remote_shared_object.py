@@ -147,11 +147,14 @@ def test_serviced_while_playing_and_not_handed_to_read_message(server: rtmp.Serv
         for _ in range(200):
             msg = player.read_message(timeout=5)
             assert msg.type not in (16, 19)  # shared-object messages are consumed
-            media.append(msg.timestamp)
-            if watched.data.get("frame") == 19.0 and len(media) >= 21:
+            if msg.type == rtmp.MessageType.VIDEO:
+                media.append(msg.timestamp)
+            if len(media) == 21:
                 break
+        assert media == [40 * n for n in range(21)]
+        assert watched.synced  # its Use Success was handled inside read_message
+        watched.wait_until(lambda data: data.get("frame") == 19.0, 5)
         assert watched.synced and watched.data == {"frame": 19.0}
-        assert len(media) >= 21
 
 
 @pytest.mark.spec("RTMP 7.1.3 [de-facto]")
@@ -180,5 +183,26 @@ def test_persistent_object_round_trip(tmp_path: Any) -> None:
             assert so.persistent and so.data == {"x": [1.0, 2.0]} and so.version == 1
             with pytest.raises(ValueError):
                 b.shared_object("keep")  # in use as persistent
+    finally:
+        server.stop()
+
+
+@pytest.mark.spec("RTMP 7.3.2 [de-facto]")
+def test_a_refused_use_may_be_tried_again() -> None:
+    allowed: List[bool] = [False]
+
+    def guard(conn: Any, name: str, event: SOEvent) -> None:
+        if not allowed[0]:
+            raise PermissionError("not yet")
+
+    server = serve(on_shared_object=guard)
+    try:
+        with connected(server) as a:
+            first = a.shared_object("room")
+            with pytest.raises(rtmp.CommandError):
+                first.wait_synced()
+            allowed[0] = True
+            second = a.shared_object("room").wait_synced()
+            assert second is not first and second.synced
     finally:
         server.stop()

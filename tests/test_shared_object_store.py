@@ -402,3 +402,26 @@ def test_a_silent_user_is_kept_like_a_player() -> None:
             idle.client._close_transport()
     finally:
         server.stop()
+
+
+@pytest.mark.spec("RTMP 7.3.2 [de-facto]")
+def test_an_object_cannot_grow_past_its_byte_limit() -> None:
+    server = serve()
+    try:
+        server.shared_objects.limits = store.StoreLimits(max_object_bytes=1000)
+        with RawPeer(server) as a, RawPeer(server) as b:
+            a.use("room")
+            b.use("room")
+            a.send("room", SOEvent.request_change("small", "x" * 100))
+            a.recv(), b.recv()
+            a.send("room", SOEvent.request_change("big", "x" * 2000))
+            assert a.status().code == store.OBJECT_FULL
+            assert b.quiet()
+            a.send("room", SOEvent.request_change("small", "y" * 500))  # replaces: fits
+            assert [e.type for e in a.recv().events] == [T.SUCCESS]
+            with server.shared_object("app", "room") as handle:
+                with pytest.raises(ValueError, match=store.OBJECT_FULL):
+                    handle.set("big", "x" * 2000)
+                assert handle.data == {"small": "y" * 500} and handle.version == 2
+    finally:
+        server.stop()
