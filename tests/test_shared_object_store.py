@@ -425,3 +425,28 @@ def test_an_object_cannot_grow_past_its_byte_limit() -> None:
                 assert handle.data == {"small": "y" * 500} and handle.version == 2
     finally:
         server.stop()
+
+
+@pytest.mark.spec("RTMP 7.3.2 [de-facto]")
+def test_objects_per_connection_and_on_disk_are_bounded(tmp_path: Path) -> None:
+    server = serve(shared_objects_dir=tmp_path)
+    try:
+        server.shared_objects.limits = store.StoreLimits(max_objects_per_connection=3,
+                                                         max_persistent_objects=2)
+        with RawPeer(server) as a, RawPeer(server) as b:
+            for name in ("a", "b", "c"):
+                assert event_types(a.use(name))[0] == T.USE_SUCCESS
+            a.send("d", SOEvent.use())
+            assert a.status().code == store.CREATION_FAILED
+            a.send("a", SOEvent.release())
+            assert event_types(a.use("d"))[0] == T.USE_SUCCESS  # room again after a Release
+            for name in ("p1", "p2"):
+                b.use(name, persistent=True)
+                b.send(name, SOEvent.request_change("x", 1.0), persistent=True)
+                b.recv()
+            b.send("p3", SOEvent.use(), persistent=True)
+            assert b.status().code == store.CREATION_FAILED
+            b.send("p3", SOEvent.release(), persistent=True)
+        assert sorted(p.name for p in (tmp_path / "app").iterdir()) == ["p1.rso", "p2.rso"]
+    finally:
+        server.stop()
