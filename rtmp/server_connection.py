@@ -35,7 +35,8 @@ from .transport import Transport, wait_readable
 if TYPE_CHECKING:
     from .server import ServerConfig
 
-__all__ = ["ServerConnection", "ConnectionState", "shutdown_socket", "close_socket"]
+__all__ = ["ServerConnection", "ConnectionState", "wrap_tls", "tls_handshake", "linger_close",
+           "shutdown_socket", "close_socket"]
 
 #: How often a blocked wait looks at the stop flag (socketserver's poll_interval).
 POLL_INTERVAL = 0.25
@@ -203,10 +204,12 @@ class ServerConnection:
         config = self.config
         sock = self._sock
         if config.ssl_context is not None:
-            tls = self._tls_handshake(sock)
+            tls = wrap_tls(sock, config.ssl_context, self.log)
             if tls is None:
                 return
-            sock = self._sock = tls
+            sock = self._sock = tls  # close() and teardown reach the TLS socket from now on
+            if not tls_handshake(tls, config.handshake_timeout, self.log):
+                return
         transport = Transport(
             sock,
             role="server",
@@ -226,23 +229,6 @@ class ServerConnection:
             self._refuse_over_limit()
             return
         self._loop(transport)
-
-    def _tls_handshake(self, sock: socket.socket) -> Optional[socket.socket]:
-        context = self.config.ssl_context
-        assert context is not None
-        try:
-            tls = context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-        except (ssl.SSLError, OSError) as exc:
-            self.log.info("TLS setup failed: %s", exc)
-            return None
-        self._sock = tls
-        try:
-            tls.settimeout(self.config.handshake_timeout)
-            tls.do_handshake()
-        except (ssl.SSLError, OSError) as exc:
-            self.log.info("TLS handshake failed: %s", exc)
-            return None
-        return tls
 
     def _loop(self, transport: Transport) -> None:
         config = self.config
@@ -391,7 +377,8 @@ class ServerConnection:
     def end_after_reply(self) -> None:
         """End the session after a polite linger, so the peer reads the ``_error``."""
         self._closing.set()
-        self._linger_close()
+        if self._transport is not None:
+            linger_close(self._transport.sock)
 
     def request_close(self) -> None:
         """End the session once the current message is handled."""
@@ -499,39 +486,54 @@ class ServerConnection:
                     netconnection.connect(self, cmd)
                     return
 
-    def _linger_close(self) -> None:
-        """Half-close and wait briefly for the peer to close, so the ``_error`` is read.
 
-        Closing with unread input would make the kernel send a reset, which may
-        destroy the reply before the client reads it.
-        """
-        transport = self._transport
-        if transport is None:
-            return
-        sock = transport.sock
-        try:
-            sock.shutdown(socket.SHUT_WR)
-        except OSError:
-            return
-        deadline = time.monotonic() + REJECT_LINGER
-        try:
-            sock.setblocking(False)
-            while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
+
+def wrap_tls(sock: socket.socket, context: ssl.SSLContext,
+             log: ConnectionLoggerAdapter) -> Optional[ssl.SSLSocket]:
+    """The server side of TLS on an accepted socket (rtmps), not yet shaken; None on failure."""
+    try:
+        return context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+    except (ssl.SSLError, OSError) as exc:
+        log.info("TLS setup failed: %s", exc)
+        return None
+
+
+def tls_handshake(tls: ssl.SSLSocket, timeout: float, log: ConnectionLoggerAdapter) -> bool:
+    """The TLS handshake within ``timeout`` seconds; False (logged) when it fails."""
+    try:
+        tls.settimeout(timeout)
+        tls.do_handshake()
+    except (ssl.SSLError, OSError) as exc:
+        log.info("TLS handshake failed: %s", exc)
+        return False
+    return True
+
+
+def linger_close(sock: socket.socket, seconds: float = REJECT_LINGER) -> None:
+    """Half-close and wait up to ``seconds`` for the peer to close, so the ``_error`` is read.
+
+    Closing with unread input would make the kernel send a reset, which may
+    destroy the reply before the client reads it.
+    """
+    try:
+        sock.shutdown(socket.SHUT_WR)
+    except OSError:
+        return
+    deadline = time.monotonic() + seconds
+    try:
+        sock.setblocking(False)
+        while True:
+            remaining = deadline - time.monotonic()
+            # poll(), not select(): descriptors past 1023 are common on a busy server.
+            if remaining <= 0 or not wait_readable(sock, remaining):
+                break
+            try:
+                if not sock.recv(65536):
                     break
-                # poll(), not select(): descriptors past 1023 are common on a busy server.
-                if not wait_readable(sock, remaining):
-                    break
-                try:
-                    if not sock.recv(65536):
-                        break
-                except ssl.SSLWantReadError:
-                    continue
-                except BlockingIOError:
-                    continue
-        except (OSError, ValueError):
-            pass
+            except (ssl.SSLWantReadError, BlockingIOError):
+                continue
+    except (OSError, ValueError):
+        pass
 
 
 def shutdown_socket(sock: socket.socket) -> None:
