@@ -97,7 +97,9 @@ def _use(ctx: Context, conn: ProbeConnection, name: str, *, amf3: bool = False
         skip(f"{_NOT_SUPPORTED}: the server closed the connection on a Use")
     if found is None:
         if not seen:
-            skip(f"{_NOT_SUPPORTED}: no answer to a Use within {wait:g} s")
+            after = ("then the server closed the connection" if conn.closed_by_server()
+                     else "the connection stays usable")
+            skip(f"{_NOT_SUPPORTED}: no answer to a Use within {wait:g} s; {after}")
         status = _status_of(seen)
         if status is not None:
             fail(f"Use answered with Status {status.code} ({status.level}), no Use Success")
@@ -233,5 +235,7 @@ def so_amf3(ctx: Context) -> Result:
     except ConnectionClosedError:
         skip(f"{_NOT_SUPPORTED}: the server closed the connection on a type 16 Use")
     if not types:
-        skip(f"{_NOT_SUPPORTED}: no answer to a type 16 Use within {wait:g} s")
+        after = ("then the server closed the connection" if conn.closed_by_server()
+                 else "the connection stays usable")
+        skip(f"{_NOT_SUPPORTED}: no answer to a type 16 Use within {wait:g} s; {after}")
     fail("type 16 Use answered without Use Success")
