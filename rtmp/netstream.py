@@ -48,6 +48,7 @@ from .transport import Transport
 if TYPE_CHECKING:
     from .server import ServerConfig
     from .server_connection import ConnectionState, ServerConnection
+    from .shared_object_store import SharedObjectStore
 
 __all__ = ["ConnectionContext", "ServerServices", "NetStream", "StreamState", "Idle",
            "Publishing", "PlayingLive", "PlayingRecording", "HANDLERS",

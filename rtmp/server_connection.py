@@ -192,7 +192,9 @@ class ServerConnection:
 
     @property
     def _playing(self) -> bool:
-        return any(ns.state.playing for ns in self._streams.values())
+        """A player, or a user of shared objects (RTMP 7.3.2): it may listen in silence."""
+        return (any(ns.state.playing for ns in self._streams.values())
+                or self.server.shared_objects.uses_objects(self))
 
     # -- the session thread ----------------------------------------------------------------
 

@@ -601,6 +601,12 @@ class SharedObjectStore:
             session = self._sessions[conn.id] = _Session(conn, self.max_queue_bytes)
         return session
 
+    def uses_objects(self, conn: "ConnectionContext") -> bool:
+        """``conn`` uses at least one object: like a player, it may stay silent and listen
+        (the server pings it, RTMP 7.1.7, and ``idle_timeout`` applies)."""
+        session = self._sessions.get(conn.id)
+        return session is not None and bool(session.objects)
+
     def receive(self, conn: "ConnectionContext", msg: Message) -> None:
         """RTMP 7.3.2 [de-facto]: handle one shared-object message of ``conn`` (its thread)."""
         if not conn.accepted:
