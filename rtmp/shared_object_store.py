@@ -233,7 +233,7 @@ class _Broadcast:
 class SharedObject:
     """RTMP 7.1.3: one named object of an application: slots, version, users.
 
-    Everything here runs with :attr:`lock` held by the caller (the store).
+    Everything here runs with ``lock`` held by the caller (the store).
     """
 
     def __init__(self, app: str, name: str, persistent: bool,
@@ -309,7 +309,7 @@ class SharedObject:
     # -- persistence -------------------------------------------------------------------------
 
     def save(self) -> None:
-        """Write the object to :attr:`path` atomically: temporary file, fsync, rename, fsync
+        """Write the object to ``path`` atomically: temporary file, fsync, rename, fsync
         of the directory (OSError, ValueError)."""
         if not self.persistent or self.path is None:
             return
@@ -335,7 +335,7 @@ class SharedObject:
         _fsync_directory(path.parent)
 
     def load(self) -> None:
-        """Read :attr:`path` (written by :meth:`save`); ValueError if it is not one."""
+        """Read ``path`` (written by :meth:`save`); ValueError if it is not one."""
         assert self.path is not None
         raw = self.path.read_bytes()
         if not raw.startswith(_MAGIC):
