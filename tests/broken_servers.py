@@ -97,6 +97,8 @@ RULES: Dict[str, str] = {
                     "(RTMP 7.3.2 [de-facto])",
     "so-no-send-message": "shared object SendMessage events are not delivered "
                           "(RTMP 7.3.2 [de-facto])",
+    "so-frozen-version": "shared object messages always carry version 0 (RTMP 7.1.3 "
+                         "[de-facto]: the version goes up with every change)",
 }
 
 #: The shared object event each so-* rule removes from what the server sends.
@@ -364,6 +366,9 @@ class _Session:
                 return [user_control.ping_response(event.timestamp + 1)]
         if cmd is not None:
             return self._command_to_client(cmd, msg)
+        if rule == "so-frozen-version" and kind in SHARED_OBJECT_TYPES:
+            so = from_message(msg)
+            return [to_message(replace(so, version=0), msg.message_stream_id, msg.timestamp)]
         if rule in _SO_DROPS and kind in SHARED_OBJECT_TYPES:
             so = from_message(msg)
             kept = tuple(e for e in so.events if e.type != _SO_DROPS[rule])

@@ -266,6 +266,13 @@ class TestSharedObjectChecks:
             assert "not supported" in outcome.result.detail
         assert elapsed < 4 * (1.0 + 1.5)  # one bounded Use wait each, plus connecting
 
+    @pytest.mark.spec("RTMP 7.3.2 [de-facto]", "RTMP 7.1.3 [de-facto]")
+    def test_a_version_that_never_moves_is_a_warning(self, server: rtmp.Server) -> None:
+        with BrokenProxy(server.address, "so-frozen-version") as proxy:
+            outcome = conformance.run_check(CHECKS["so.change"], proxy.url(), TIMEOUT)
+        assert outcome.result.status is Status.WARN, outcome.result.detail
+        assert "the version stayed 0 (was 0 at Use)" in outcome.result.detail
+
     @pytest.mark.spec("RTMP 7.3.2 [de-facto]")
     def test_selected_by_clause(self) -> None:
         chosen = {c.name for c in select(CHECKS.values(), ["RTMP 7.3.2"])}

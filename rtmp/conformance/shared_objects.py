@@ -140,7 +140,7 @@ def so_change(ctx: Context) -> Result:
     first = ctx.connection("so-change-a")
     _use(ctx, first, name)
     second = ctx.connection("so-change-b")
-    _use(ctx, second, name)
+    before = _use(ctx, second, name)[-1].version
     value = _token()
     start = time.monotonic()
     first.send(to_message(_so_message(name, (SOEvent.request_change("probe", value),))))
@@ -165,7 +165,11 @@ def so_change(ctx: Context) -> Result:
     detail = f"Success to the requester, Change to the other in {ctx.metrics['change_ms']:.1f} ms"
     if echoed:
         return Result.warning(detail + "; the requester also got a Change of its own slot")
-    return Result.passed(detail)
+    after = got[-1].version
+    if after <= before:
+        return Result.warning(detail + f"; the version stayed {after} (was {before} at Use): "
+                              "servers raise it with every change")
+    return Result.passed(detail + f", version {before} -> {after}")
 
 
 @check("so.send-message", "RTMP 7.3.2 [de-facto]",
