@@ -124,6 +124,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         http_addr=args.http,
         http_token=http_token,
         record_dir=args.record_dir,
+        shared_objects_dir=args.shared_objects_dir,
         max_connections=args.max_connections,
         require_auth=require_auth,
         require_auth_players=args.require_auth_players,
@@ -381,6 +382,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="listen address host:port (default :1935; port 0 picks one)")
     serve.add_argument("--record-dir", metavar="DIR",
                        help="where record/append publishing writes FLV and VOD play reads")
+    serve.add_argument("--shared-objects-dir", metavar="DIR",
+                       help="where persistent remote shared objects are kept (RTMP 7.3.2); "
+                            "without it they are refused")
     serve.add_argument("--max-connections", type=int, default=1000, metavar="N")
     serve.add_argument("--chunk-size", type=int, default=4096, metavar="N",
                        help="outgoing chunk size (RTMP 5.4.1), default 4096")

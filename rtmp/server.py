@@ -87,6 +87,8 @@ from .streams import (
     DEFAULT_MAX_QUEUE_BYTES,
     StreamHub,
 )
+from .shared_object import SOEvent
+from .shared_object_store import ServerSharedObject, SharedObjectStore
 from .server_connection import POLL_INTERVAL, ConnectionState, ServerConnection, close_socket
 from .url import is_loopback
 from .url import parse_addr as parse_addr  # rtmp.server.parse_addr stays importable
@@ -110,6 +112,7 @@ OnDisconnect = Callable[["ServerConnection"], Any]
 OnPublish = Callable[["ServerConnection", str, StreamType], Any]
 OnPlay = Callable[["ServerConnection", str], Any]
 OnMessage = Callable[["ServerConnection", Message], Any]
+OnSharedObject = Callable[["ServerConnection", str, SOEvent], Any]
 
 
 @dataclass
@@ -156,6 +159,13 @@ class ServerConfig:
     """The password of ``username``."""
     record_dir: Optional[Union[str, "os.PathLike[str]"]] = None
     """Where ``record``/``append`` publishing writes FLV files and where VOD play reads them."""
+    shared_objects_dir: Optional[Union[str, "os.PathLike[str]"]] = None
+    """Where persistent shared objects (RTMP 7.1.3) are kept, as ``<app>/<name>.rso``;
+    None: a persistent Use gets Status ``SharedObject.BadPersistence``."""
+    on_shared_object: Optional[OnSharedObject] = None
+    """``on_shared_object(conn, name, event)`` before a shared object's Use, Request
+    Change, Request Remove or SendMessage (an :class:`rtmp.shared_object.SOEvent`);
+    raising refuses it (the requester gets a Status event with an error code)."""
     ssl_context: Optional[ssl.SSLContext] = None
     """Serve ``rtmps`` (RTMP over TLS) with this server-side context."""
     idle_timeout: Optional[float] = 300.0
@@ -264,6 +274,10 @@ class Server:
         self.config = config or ServerConfig()
         self.hub = StreamHub(max_gop_bytes=self.config.max_gop_bytes)
         """The live streams (:class:`rtmp.streams.StreamHub`)."""
+        self.shared_objects = SharedObjectStore(
+            self.config.shared_objects_dir, on_event=self.config.on_shared_object,
+            max_queue_bytes=self.config.max_queue_bytes, log=logger)
+        """The remote shared objects (:class:`rtmp.shared_object_store.SharedObjectStore`)."""
         self.stats = ServerStats()
         self.started_at = time.monotonic()
         """When the server was made, then started (``time.monotonic()``)."""
@@ -544,6 +558,11 @@ class Server:
             self.stats.auth_failures += 1
         conn.log.info("AUTH-ADOBE %s for user %r", decision.stage, decision.user)
         raise Rejected(decision.description)
+
+    def shared_object(self, app: str, name: str, persistent: bool = False) -> ServerSharedObject:
+        """RTMP 7.3.2: the server's handle on shared object ``name`` of application ``app``
+        (made if needed), with ``get``/``set``/``delete``/``send`` that every user hears."""
+        return self.shared_objects.open(app, name, persistent)
 
     def recording(self, app: str, name: str) -> Optional["os.PathLike[str]"]:
         """The recorded FLV for ``app/name`` if ``record_dir`` is set and it exists."""

@@ -41,6 +41,7 @@ SANS_IO = (
     "requests",
     "calls",
     "commands",
+    "shared_object",
     "flv",
     "flvmeta",
     "record_path",
