@@ -3,8 +3,8 @@
 A :class:`rtmp.commands.Command` carries an RPC's envelope (name, transaction id,
 message stream id, AMF0 or AMF3) and its values as sent.  This module reads those
 values into frozen dataclasses, one per command (:class:`Connect`, :class:`Publish`,
-:class:`Play`, ...), and encodes them back through the encoders of
-:mod:`rtmp.commands`: one encoding per command.
+:class:`Play`, ...), and encodes them back with one method, :meth:`Request.to_message`
+(the bytes :mod:`rtmp.commands`' encoders write: values, not encoders, differ).
 
 ``from_command`` is the one place where the lenient defaults live, the ones real peers
 need and the server has always applied: a missing or non-string stream name reads as
@@ -45,15 +45,8 @@ from .commands import (
     RELEASE_STREAM,
     SEEK,
     Command,
-    connect,
     connect_command_object,
-    create_stream,
-    delete_stream,
     encode_command,
-    pause,
-    play,
-    publish,
-    seek,
 )
 from .errors import LimitExceededError
 from .message import Message, StreamType
@@ -148,14 +141,20 @@ class Request:
         object_encoding: int = AMF0,
         message_stream_id: int | None = None,
     ) -> Message:
-        """RTMP 7.1.1: this request as a command message (type 20, or 17 for AMF3).
+        """RTMP 7.1.1: this request as a command message (type 20, or 17 for AMF3):
+        ``name, transaction_id, command object, *arguments()``, as the encoders of
+        :mod:`rtmp.commands` (``publish``, ``play``, ...) write it.
 
         ``message_stream_id`` defaults to 1 for a NetStream command, else 0.
         """
         return encode_command(
-            self.name, transaction_id, None, *self.arguments(),
+            self.name, transaction_id, self._command_value(), *self.arguments(),
             message_stream_id=self._stream(message_stream_id), object_encoding=object_encoding,
         )  # fmt: skip
+
+    def _command_value(self) -> Any:
+        """The command object as it is sent: null (RTMP 7.2.2; connect sends its object)."""
+        return None
 
     def _stream(self, message_stream_id: int | None) -> int:
         if message_stream_id is not None:
@@ -207,18 +206,13 @@ class Connect(Request):
     def arguments(self) -> list[Any]:
         return list(self.user_arguments)
 
-    def to_message(
-        self,
-        transaction_id: float = 1,
-        *,
-        object_encoding: int = AMF0,
-        message_stream_id: int | None = None,
-    ) -> Message:
-        """RTMP 7.2.1.1: transaction id 1 and AMF0 unless told otherwise."""
-        return connect(
-            self.command_object, *self.user_arguments, transaction_id=transaction_id,
-            object_encoding=object_encoding, message_stream_id=self._stream(message_stream_id),
-        )  # fmt: skip
+    def to_message(self, transaction_id: float = 1, **options: Any) -> Message:
+        """RTMP 7.2.1.1: transaction id 1 and AMF0 unless told otherwise (options as
+        :meth:`Request.to_message`)."""
+        return super().to_message(transaction_id, **options)
+
+    def _command_value(self) -> dict[str, Any]:
+        return dict(self.command_object)
 
     @property
     def app(self) -> str:
@@ -285,16 +279,6 @@ class CreateStream(Request):
     @classmethod
     def from_command(cls, cmd: Command) -> CreateStream:
         return cls()
-
-    def to_message(
-        self,
-        transaction_id: float = 0,
-        *,
-        object_encoding: int = AMF0,
-        message_stream_id: int | None = None,
-    ) -> Message:
-        return create_stream(transaction_id, object_encoding,
-                             message_stream_id=self._stream(message_stream_id))
 
 
 @dataclass(frozen=True)
@@ -381,21 +365,9 @@ class Publish(Request):
             return cls(name, StreamType.LIVE, type_text)
 
     def arguments(self) -> list[Any]:
-        type_text = self.type.value if self.unknown_type is None else self.unknown_type
-        return [self.stream_name, type_text]
-
-    def to_message(
-        self,
-        transaction_id: float = 0,
-        *,
-        object_encoding: int = AMF0,
-        message_stream_id: int | None = None,
-    ) -> Message:
-        if self.unknown_type is not None:  # as it came: the encoder takes the three types
-            return super().to_message(transaction_id, object_encoding=object_encoding,
-                                      message_stream_id=message_stream_id)
-        return publish(self.stream_name, self.type, self._stream(message_stream_id),
-                       transaction_id=transaction_id, object_encoding=object_encoding)
+        if self.unknown_type is not None:  # as it came
+            return [self.stream_name, self.unknown_type]
+        return [self.stream_name, StreamType(self.type).value]  # ValueError for another type
 
     @property
     def base_name(self) -> str:
@@ -436,17 +408,6 @@ class Play(Request):
     def arguments(self) -> list[Any]:
         args: list[Any] = [self.stream_name, self.start, self.duration]
         return args if self.reset is None else [*args, bool(self.reset)]
-
-    def to_message(
-        self,
-        transaction_id: float = 0,
-        *,
-        object_encoding: int = AMF0,
-        message_stream_id: int | None = None,
-    ) -> Message:
-        return play(self.stream_name, self._stream(message_stream_id), self.start,
-                    self.duration, self.reset, transaction_id=transaction_id,
-                    object_encoding=object_encoding)
 
     @property
     def base_name(self) -> str:
@@ -532,15 +493,8 @@ class DeleteStream(Request):
     def arguments(self) -> list[Any]:
         return [self.stream_id]
 
-    def to_message(
-        self,
-        transaction_id: float = 0,
-        *,
-        object_encoding: int = AMF0,
-        message_stream_id: int | None = None,
-    ) -> Message:
-        return delete_stream(self.stream_id, object_encoding, transaction_id=transaction_id,
-                             message_stream_id=message_stream_id or 0)
+    def _stream(self, message_stream_id: int | None) -> int:
+        return message_stream_id or 0  # [impl] the NetConnection's stream, unless told
 
 
 @dataclass(frozen=True)
@@ -599,16 +553,6 @@ class Seek(Request):
     def arguments(self) -> list[Any]:
         return [self.milliseconds]
 
-    def to_message(
-        self,
-        transaction_id: float = 0,
-        *,
-        object_encoding: int = AMF0,
-        message_stream_id: int | None = None,
-    ) -> Message:
-        return seek(self.milliseconds, self._stream(message_stream_id),
-                    transaction_id=transaction_id, object_encoding=object_encoding)
-
     @property
     def position(self) -> int:
         """Where to seek to: whole milliseconds, never negative."""
@@ -635,16 +579,6 @@ class Pause(Request):
 
     def arguments(self) -> list[Any]:
         return [bool(self.paused), self.milliseconds]
-
-    def to_message(
-        self,
-        transaction_id: float = 0,
-        *,
-        object_encoding: int = AMF0,
-        message_stream_id: int | None = None,
-    ) -> Message:
-        return pause(self.paused, self.milliseconds, self._stream(message_stream_id),
-                     transaction_id=transaction_id, object_encoding=object_encoding)
 
     @property
     def position(self) -> int | None:
