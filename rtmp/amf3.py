@@ -162,7 +162,7 @@ class XML(str):
         return f"XML({str.__repr__(self)})"
 
 
-class _Vector(List[Any]):
+class _Vector(_shared.ValueEquality, List[Any]):
     """AMF3 3.15: a dense typed array; ``fixed`` is the fixed-length flag."""
 
     __slots__ = ("fixed",)
@@ -177,11 +177,6 @@ class _Vector(List[Any]):
             and self.fixed == other.fixed
             and list.__eq__(self, other)
         )
-
-    def __ne__(self, other: object) -> bool:
-        return not self == other
-
-    __hash__ = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({list.__repr__(self)}, fixed={self.fixed})"
@@ -352,6 +347,7 @@ class Decoder(DecoderBase):
 
     __slots__ = ("_strings", "_objects", "_traits")
     error = DecodeError
+    _PAST_END = "{length}-byte string runs past the end of the input ({clause})"
 
     def __init__(self, data: Buffer, offset: int = 0, *, max_depth: int = DEFAULT_MAX_DEPTH) -> None:
         super().__init__(data, offset, max_depth)
@@ -440,20 +436,6 @@ class Decoder(DecoderBase):
         self.offset = offset + 4
         return value | data[offset + 3]
 
-    def _read_text(self, length: int, clause: str) -> str:
-        data = self.data
-        start = self.offset
-        end = start + length
-        if end > len(data):
-            raise self._error(
-                f"{length}-byte string runs past the end of the input ({clause})", start
-            )
-        self.offset = end
-        try:
-            return data[start:end].decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise self._error(f"string is not valid UTF-8: {exc.reason} ({clause})", start) from None
-
     def _read_string_vr(self) -> str:
         """AMF3 1.3.2: UTF-8-vr, a string-table reference or a literal."""
         data = self.data
@@ -471,7 +453,16 @@ class Decoder(DecoderBase):
             raise self._bad_reference("string", index, len(strings), "AMF3 1.3.2", offset)
         if header == 1:  # AMF3 1.3.2: the empty string is never a table entry
             return ""
-        text = self._read_text(header >> 1, "AMF3 1.3.2")
+        # The usual literal is read inline; _read_text reads a faulty one to report it.
+        start = self.offset
+        end = start + (header >> 1)
+        try:
+            text = data[start:end].decode("utf-8") if end <= len(data) else None
+        except UnicodeDecodeError:
+            text = None
+        if text is None:
+            return self._read_text(header >> 1, "AMF3 1.3.2")  # raises
+        self.offset = end
         self._strings.append(text)
         return text
 
@@ -539,9 +530,7 @@ class Decoder(DecoderBase):
         if not key:
             dense: List[Any] = []
             objects[slot] = result = dense
-            append = dense.append
-            for _ in range(count):
-                append(read_value())
+            self._read_values(dense.append, count)
         else:
             mixed = ECMAArray()
             objects[slot] = result = mixed
@@ -647,10 +636,7 @@ class Decoder(DecoderBase):
         count, fixed = self._read_vector_header(header, 1, "AMF3 3.15")
         self._enter()
         vector = self._new_object(VectorObject((), self._read_string_vr(), fixed))
-        append = vector.append
-        read_value = self._read_value
-        for _ in range(count):
-            append(read_value())
+        self._read_values(vector.append, count)
         self._depth -= 1
         return vector
 
@@ -738,10 +724,7 @@ class Encoder:
 
     def write_value(self, value: Any) -> None:
         """Append the encoding of ``value``."""
-        writer = _WRITERS.get(type(value))
-        if writer is None:
-            writer = _writer_for(value)
-        writer(self, value)
+        (_WRITERS.get(type(value)) or _writer_for(value))(self, value)
 
     def write_u29(self, value: int) -> None:
         """AMF3 1.3.1: one variable-length unsigned 29-bit integer."""
@@ -1045,23 +1028,11 @@ _WRITERS: Dict[type, _Writer] = {
     AVMPlus: Encoder._write_avmplus,
 }
 
-_SUBCLASS_WRITERS: Tuple[Tuple[type, _Writer], ...] = (
-    (bool, Encoder._write_bool),
-    (int, Encoder._write_int),
-    (float, Encoder._write_float),
-    (XMLDocument, Encoder._write_xml),
-    (XML, Encoder._write_xml),
-    (str, Encoder._write_str),
-    (ECMAArray, Encoder._write_ecma_array),
-    (TypedObject, Encoder._write_typed_object),
-    (dict, Encoder._write_dict),
-    (list, Encoder._write_list),
-    (tuple, Encoder._write_list),
-    (_dt.datetime, Encoder._write_date),
-    (bytes, Encoder._write_byte_array),
-    (bytearray, Encoder._write_byte_array),
-    (memoryview, Encoder._write_byte_array),
-)
+#: The types whose subclasses are written as they are, most specific first (bool before int).
+_SUBCLASS_WRITERS: Tuple[Tuple[type, _Writer], ...] = tuple((base, _WRITERS[base]) for base in (
+    bool, int, float, XMLDocument, XML, str, ECMAArray, TypedObject, dict, list, tuple, _dt.datetime,
+    bytes, bytearray, memoryview,
+))  # fmt: skip
 
 
 def _writer_for(value: Any) -> _Writer:
@@ -1081,9 +1052,7 @@ def _writer_for(value: Any) -> _Writer:
 
 def encode(value: Any) -> bytes:
     """AMF3 3: the bytes of one value, with fresh reference tables (AMF3 4.2)."""
-    encoder = Encoder()
-    encoder.write_value(value)
-    return bytes(encoder._buffer)
+    return encode_all((value,))
 
 
 def encode_all(values: Iterable[Any]) -> bytes:
