@@ -477,7 +477,7 @@ class DeleteStream(Request):
 
     A missing or non-numeric id reads as the message stream the command came on; a
     fraction is cut.  [impl] ffmpeg and librtmp send it on message stream 0, so that is
-    :meth:`to_message`'s default.
+    :meth:`Request.to_message`'s default.
     """
 
     name: ClassVar[str] = DELETE_STREAM
