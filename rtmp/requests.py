@@ -125,10 +125,17 @@ class Request:
     name: ClassVar[str]
     netstream: ClassVar[bool] = False
 
+    def __init_subclass__(cls, name: str = "", **kwargs: Any) -> None:
+        """``class Play(Request, name=PLAY)``: the command name of a request type."""
+        super().__init_subclass__(**kwargs)
+        if name:
+            cls.name = name
+
     @classmethod
     def from_command(cls: type[_R], cmd: Command) -> _R:
-        """Read ``cmd`` (whose name is ``name``) with today's lenient defaults."""
-        raise NotImplementedError
+        """Read ``cmd`` (whose name is ``name``) with today's lenient defaults; a request
+        without values (close, createStream, closeStream) ignores any that came."""
+        return cls()
 
     def arguments(self) -> list[Any]:
         """The values after the (null) command object, as they are sent."""
@@ -180,7 +187,7 @@ def _text_property(key: str, doc: str) -> property:
 
 
 @dataclass(frozen=True)
-class Connect(Request):
+class Connect(Request, name=CONNECT):
     """RTMP 7.2.1.1: ``connect, 1, command_object, *optional_user_arguments``.
 
     The command object is kept as sent ({} when it is not an object); the properties
@@ -188,7 +195,6 @@ class Connect(Request):
     for ``app`` and ``tcUrl``).  Build one with :meth:`create`.
     """
 
-    name: ClassVar[str] = CONNECT
     command_object: dict[str, Any] = field(default_factory=dict, hash=False)
     user_arguments: tuple[Any, ...] = field(default=(), hash=False)
 
@@ -260,25 +266,13 @@ class Connect(Request):
 
 
 @dataclass(frozen=True)
-class Close(Request):
+class Close(Request, name=CLOSE):
     """RTMP 7.2.1 [spec gap]: ``close`` ends the NetConnection (named, no structure given)."""
-
-    name: ClassVar[str] = CLOSE
-
-    @classmethod
-    def from_command(cls, cmd: Command) -> Close:
-        return cls()
 
 
 @dataclass(frozen=True)
-class CreateStream(Request):
+class CreateStream(Request, name=CREATE_STREAM):
     """RTMP 7.2.1.3: ``createStream, txn, null``; the ``_result`` carries the stream id."""
-
-    name: ClassVar[str] = CREATE_STREAM
-
-    @classmethod
-    def from_command(cls, cmd: Command) -> CreateStream:
-        return cls()
 
 
 @dataclass(frozen=True)
@@ -302,46 +296,36 @@ class _NamedCall(Request):
 
 
 @dataclass(frozen=True)
-class ReleaseStream(_NamedCall):
+class ReleaseStream(_NamedCall, name=RELEASE_STREAM):
     """[impl] ffmpeg/OBS: ``releaseStream, txn, null, name`` before publishing (RTMP 7.2.1.2
     call shape)."""
 
-    name: ClassVar[str] = RELEASE_STREAM
-
 
 @dataclass(frozen=True)
-class FCPublish(_NamedCall):
+class FCPublish(_NamedCall, name=FC_PUBLISH):
     """[impl] FMLE/ffmpeg/OBS: ``FCPublish, txn, null, name``; servers answer onFCPublish."""
 
-    name: ClassVar[str] = FC_PUBLISH
-
 
 @dataclass(frozen=True)
-class FCUnpublish(_NamedCall):
+class FCUnpublish(_NamedCall, name=FC_UNPUBLISH):
     """[impl] ``FCUnpublish, txn, null, name``; servers answer onFCUnpublish."""
 
-    name: ClassVar[str] = FC_UNPUBLISH
-
 
 @dataclass(frozen=True)
-class FCSubscribe(_NamedCall):
+class FCSubscribe(_NamedCall, name=FC_SUBSCRIBE):
     """[impl] Akamai-style ``FCSubscribe, txn, null, name``; servers answer onFCSubscribe."""
 
-    name: ClassVar[str] = FC_SUBSCRIBE
-
 
 @dataclass(frozen=True)
-class GetStreamLength(_NamedCall):
+class GetStreamLength(_NamedCall, name=GET_STREAM_LENGTH):
     """[impl] ``getStreamLength, txn, null, name``: the recording's length in seconds."""
-
-    name: ClassVar[str] = GET_STREAM_LENGTH
 
 
 # -- NetStream (RTMP 7.2.2) --------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class Publish(Request):
+class Publish(Request, name=PUBLISH):
     """RTMP 7.2.2.6: ``publish, 0, null, name, type`` (live, record or append).
 
     A missing or non-string name reads as "", a missing or non-string type as live (in
@@ -349,7 +333,6 @@ class Publish(Request):
     it (Deviation (FMLE): published live, as nginx-rtmp does; a strict server refuses).
     """
 
-    name: ClassVar[str] = PUBLISH
     netstream: ClassVar[bool] = True
     stream_name: str = ""
     type: StreamType = StreamType.LIVE
@@ -380,7 +363,7 @@ class Publish(Request):
 
 
 @dataclass(frozen=True)
-class Play(Request):
+class Play(Request, name=PLAY):
     """RTMP 7.2.2.1: ``play, 0, null, name, start, duration, reset``.
 
     Defaults: start -2 (live, else recorded), duration -1 (to the end), reset true.  A
@@ -388,7 +371,6 @@ class Play(Request):
     not a boolean as true.  ``reset=None`` leaves the flag out when encoding.
     """
 
-    name: ClassVar[str] = PLAY
     netstream: ClassVar[bool] = True
     stream_name: str = ""
     start: float = -2
@@ -422,7 +404,7 @@ class Play(Request):
 
 
 @dataclass(frozen=True)
-class Play2(Request):
+class Play2(Request, name=PLAY2):
     """RTMP 7.2.2.2: ``play2, 0, null, parameters``, a NetStreamPlayOptions object
     (streamName, oldStreamName, start, len, offset, transition).
 
@@ -430,7 +412,6 @@ class Play2(Request):
     leniently: start -2 and len -1 when absent, as play's.
     """
 
-    name: ClassVar[str] = PLAY2
     netstream: ClassVar[bool] = True
     parameters: dict[str, Any] = field(default_factory=dict, hash=False)
 
@@ -472,7 +453,7 @@ class Play2(Request):
 
 
 @dataclass(frozen=True)
-class DeleteStream(Request):
+class DeleteStream(Request, name=DELETE_STREAM):
     """RTMP 7.2.2.3: ``deleteStream, 0, null, stream_id``.
 
     A missing or non-numeric id reads as the message stream the command came on; a
@@ -480,7 +461,6 @@ class DeleteStream(Request):
     :meth:`Request.to_message`'s default.
     """
 
-    name: ClassVar[str] = DELETE_STREAM
     netstream: ClassVar[bool] = True
     stream_id: int = 0
 
@@ -498,16 +478,11 @@ class DeleteStream(Request):
 
 
 @dataclass(frozen=True)
-class CloseStream(Request):
+class CloseStream(Request, name=CLOSE_STREAM):
     """RTMP 7.2.2 [spec gap]: ``closeStream, 0, null`` on the stream: stop playing or
     publishing, keep the stream id."""
 
-    name: ClassVar[str] = CLOSE_STREAM
     netstream: ClassVar[bool] = True
-
-    @classmethod
-    def from_command(cls, cmd: Command) -> CloseStream:
-        return cls()
 
 
 @dataclass(frozen=True)
@@ -524,25 +499,20 @@ class _Receive(Request):
 
 
 @dataclass(frozen=True)
-class ReceiveAudio(_Receive):
+class ReceiveAudio(_Receive, name=RECEIVE_AUDIO):
     """RTMP 7.2.2.4: ``receiveAudio, 0, null, flag``; a missing flag reads as true, any
     other value by its truth."""
 
-    name: ClassVar[str] = RECEIVE_AUDIO
-
 
 @dataclass(frozen=True)
-class ReceiveVideo(_Receive):
+class ReceiveVideo(_Receive, name=RECEIVE_VIDEO):
     """RTMP 7.2.2.5: ``receiveVideo, 0, null, flag`` (read as :class:`ReceiveAudio`)."""
 
-    name: ClassVar[str] = RECEIVE_VIDEO
-
 
 @dataclass(frozen=True)
-class Seek(Request):
+class Seek(Request, name=SEEK):
     """RTMP 7.2.2.7: ``seek, 0, null, milliseconds``; not a finite number reads as 0."""
 
-    name: ClassVar[str] = SEEK
     netstream: ClassVar[bool] = True
     milliseconds: float = 0
 
@@ -560,14 +530,13 @@ class Seek(Request):
 
 
 @dataclass(frozen=True)
-class Pause(Request):
+class Pause(Request, name=PAUSE):
     """RTMP 7.2.2.8: ``pause, 0, null, flag, milliseconds`` (true pauses, false resumes).
 
     A missing flag reads as true (pause), any other value by its truth; a time that is
     not a finite number reads as -1 (none given).
     """
 
-    name: ClassVar[str] = PAUSE
     netstream: ClassVar[bool] = True
     paused: bool = True
     milliseconds: float = -1
