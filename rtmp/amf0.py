@@ -194,11 +194,11 @@ class Decoder(DecoderBase):
     # -- internals ----------------------------------------------------------
 
     def _read_value(self) -> Any:
-        data = self.data
         offset = self.offset
-        if offset >= len(data):
-            raise self._error("truncated input: a value marker was expected (AMF0 2.1)")
-        marker = data[offset]
+        try:
+            marker = self.data[offset]
+        except IndexError:
+            raise self._error("truncated input: a value marker was expected (AMF0 2.1)") from None
         self.offset = offset + 1
         if marker < _READERS_LEN:
             reader = _READERS[marker]
