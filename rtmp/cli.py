@@ -364,6 +364,14 @@ def _tls_options(parser: argparse.ArgumentParser) -> None:
                              "but not authenticated)")
 
 
+def _subcommand(sub: Any, name: str, func: Callable[[argparse.Namespace], int], **texts: str
+                ) -> argparse.ArgumentParser:
+    """The parser of ``rtmp NAME`` (``help`` and ``description`` in ``texts``), running ``func``."""
+    parser: argparse.ArgumentParser = sub.add_parser(name, **texts)
+    parser.set_defaults(func=func)
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rtmp",
@@ -374,10 +382,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    serve = sub.add_parser("serve", help="run the media server",
-                           description="Run the embedded media server. With no flags it listens "
-                                       "on :1935; publish to rtmp://127.0.0.1/live/KEY and play "
-                                       "the same URL.")
+    serve = _subcommand(sub, "serve", cmd_serve, help="run the media server",
+                        description="Run the embedded media server. With no flags it listens "
+                                    "on :1935; publish to rtmp://127.0.0.1/live/KEY and play "
+                                    "the same URL.")
     serve.add_argument("--addr", default=":1935", type=_addr_arg(1935),
                        help="listen address host:port (default :1935; port 0 picks one)")
     serve.add_argument("--record-dir", metavar="DIR",
@@ -404,11 +412,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--http-token", metavar="TOKEN",
                        help="bearer token for the HTTP API (default: $RTMP_HTTP_TOKEN): needed "
                             "to drop connections, and for everything off loopback")
-    _common(serve)
-    serve.set_defaults(func=cmd_serve)
 
-    publish = sub.add_parser("publish", help="publish an FLV file to a URL",
-                             description="Publish FILE.flv to URL (rtmp://host[:port]/app/stream).")
+    publish = _subcommand(sub, "publish", cmd_publish, help="publish an FLV file to a URL",
+                          description="Publish FILE.flv to URL (rtmp://host[:port]/app/stream).")
     publish.add_argument("file", metavar="FILE")
     publish.add_argument("url", metavar="URL")
     pace = publish.add_mutually_exclusive_group()
@@ -421,22 +427,18 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("--type", choices=["live", "record", "append"], default="live",
                          help="publishing type (RTMP 7.2.2.6), default live")
     _client_options(publish)
-    _common(publish)
-    publish.set_defaults(func=cmd_publish)
 
-    play = sub.add_parser("play", help="play a URL, saving or counting what arrives",
-                          description="Play URL; with -o, save it as FLV.")
+    play = _subcommand(sub, "play", cmd_play, help="play a URL, saving or counting what arrives",
+                       description="Play URL; with -o, save it as FLV.")
     play.add_argument("url", metavar="URL")
     play.add_argument("-o", "--output", metavar="FILE", help="write an FLV file")
     play.add_argument("--duration", type=float, metavar="S",
                       help="stop after S seconds of media")
     _client_options(play)
-    _common(play)
-    play.set_defaults(func=cmd_play)
 
-    probe = sub.add_parser("probe", help="check a server against the specification",
-                           description="Run the conformance checks against a server URL "
-                                       "(rtmp://host[:port]/app, or rtmps:// through TLS).")
+    probe = _subcommand(sub, "probe", cmd_probe, help="check a server against the specification",
+                        description="Run the conformance checks against a server URL "
+                                    "(rtmp://host[:port]/app, or rtmps:// through TLS).")
     probe.add_argument("url", metavar="URL", nargs="?",
                        help="rtmp://host[:port]/app or rtmps://... (not needed with --list)")
     probe.add_argument("--json", action="store_true", help="print results as JSON")
@@ -449,18 +451,16 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--wide", action="store_true",
                        help="print every detail whole (the table is cut to 120 columns)")
     _tls_options(probe)
-    _common(probe)
-    probe.set_defaults(func=cmd_probe)
 
-    proxy = sub.add_parser("proxy", help="relay a client to a server, printing every message",
-                           description="Listen for RTMP clients and relay each to URL's server, "
-                                       "printing every message in both directions, decoded "
-                                       "(--trace adds every chunk).")
+    proxy = _subcommand(sub, "proxy", cmd_proxy, help="relay a client to a server, printing every message",
+                        description="Listen for RTMP clients and relay each to URL's server, "
+                                    "printing every message in both directions, decoded "
+                                    "(--trace adds every chunk).")
     proxy.add_argument("--listen", default=":1936", type=_addr_arg(1936),
                        help="listen address (default :1936)")
     proxy.add_argument("url", metavar="URL", help="the real server, rtmp://host[:port]")
-    _common(proxy)
-    proxy.set_defaults(func=cmd_proxy)
+    for command in (serve, publish, play, probe, proxy):
+        _common(command)  # last in each --help
     return parser
 
 
