@@ -67,6 +67,7 @@ from typing import (
     Optional,
     Sequence,
     Set,
+    Tuple,
     Type,
     TypeVar,
     Union,
@@ -120,6 +121,7 @@ from .requests import (
     ReleaseStream,
     Seek,
 )
+from .remote_shared_object import RemoteSharedObject, SharedObjects
 from .transport import Transport, client_ssl_context, open_connection
 from .url import RTMPURL, parse_url
 
@@ -292,6 +294,10 @@ class Client:
         self._refusal: Optional[StatusEvent] = None
         self._unpublish_requested = False
         self._authenticated = False
+        # RTMP 7.3.2: remote shared objects, serviced wherever we read (rtmp.remote_shared_object).
+        self._shared = SharedObjects(self._send, self._pump_until,
+                                     lambda: self._calls.object_encoding == commands.AMF3,
+                                     lambda: self.config.read_timeout, self.log)
 
     # -- properties -----------------------------------------------------------------------
 
@@ -496,6 +502,7 @@ class Client:
         self._ends.forget()
         self._refusal = None
         self._last_status = None
+        self._shared.close()
 
     # -- the pump -------------------------------------------------------------------------
 
@@ -586,6 +593,8 @@ class Client:
         if kind == MessageType.USER_CONTROL:
             self._user_control(message)
             return []
+        if kind in SHARED_OBJECT_TYPES and self._shared.receive(message):
+            return []  # RTMP 7.3.2: one of our shared objects
         if kind in _APPLICATION_DATA_TYPES:
             reason = play_status_end(message)
             if reason is not None and message.message_stream_id in (self._stream_id, 0):
@@ -1022,6 +1031,28 @@ class Client:
             if self._state in (ClientState.PUBLISHING, ClientState.SUBSCRIBING):
                 self._set_state(ClientState.CONNECTED)
 
+    def shared_object(
+        self,
+        name: str,
+        persistent: bool = False,
+        *,
+        on_change: Optional[Callable[[str, Any], Any]] = None,
+        on_remove: Optional[Callable[[str], Any]] = None,
+        on_message: Optional[Callable[[str, Tuple[Any, ...]], Any]] = None,
+        on_status: Optional[Callable[[str, str], Any]] = None,
+    ) -> RemoteSharedObject:
+        """RTMP 7.3.2: use the remote shared object ``name`` of our application (sends Use
+        and returns at once; :meth:`rtmp.remote_shared_object.RemoteSharedObject.wait_synced`
+        waits for the server's answer).  Released by ``close``; the same name twice gives
+        the same object.  ``persistent`` asks for an object the server keeps (flag 2)."""
+        self._require_connection()
+        so = self._shared.open(name, persistent)
+        for attribute, callback in (("on_change", on_change), ("on_remove", on_remove),
+                                    ("on_message", on_message), ("on_status", on_status)):
+            if callback is not None:
+                setattr(so, attribute, callback)
+        return so
+
     # -- reading --------------------------------------------------------------------------
 
     def read_message(self, timeout: Optional[float] = None) -> Message:
@@ -1118,7 +1149,7 @@ class Client:
         if transport is not None and not transport.closed and self._state not in (
             ClientState.ERROR, ClientState.DISCONNECTED
         ):
-            goodbye: List[Message] = []
+            goodbye: List[Message] = self._shared.goodbye()  # RTMP 7.1.3: Release
             if self._state is ClientState.PUBLISHING and self._stream_name:
                 goodbye.append(self._calls.request(FCUnpublish(self._stream_name),
                                                    reply=ReplyMode.UNTRACKED)[0])
@@ -1137,6 +1168,7 @@ class Client:
                     unconfirmed = exc
                 self.log.debug("graceful close failed: %s", exc)
         self._close_transport()
+        self._shared.close()
         self._stream_id = None
         self._stream_name = None
         self._published = False

@@ -48,6 +48,7 @@ from .transport import Transport
 if TYPE_CHECKING:
     from .server import ServerConfig
     from .server_connection import ConnectionState, ServerConnection
+    from .shared_object_store import SharedObjectStore
 
 __all__ = ["ConnectionContext", "ServerServices", "NetStream", "StreamState", "Idle",
            "Publishing", "PlayingLive", "PlayingRecording", "HANDLERS",
@@ -217,6 +218,10 @@ class ServerServices(Protocol):
 
     def authenticate(self, conn: "ConnectionContext", app_text: str, query: str) -> None:
         """AUTH-ADOBE: set ``conn.user`` or raise :class:`rtmp.netconnection.Rejected`."""
+
+    @property
+    def shared_objects(self) -> "SharedObjectStore":
+        """RTMP 7.3.2: the remote shared objects (:mod:`rtmp.shared_object_store`)."""
 
 
 class ConnectionContext(Protocol):

@@ -20,7 +20,7 @@ import re
 from typing import List, Optional, Tuple, Union
 
 __all__ = ["RECORD_SUFFIX", "PART_STAMP_FORMAT", "safe_record_path", "find_recording",
-           "part_path", "list_parts"]
+           "part_path", "list_parts", "safe_data_path"]
 
 #: The file name suffix of recordings (nginx-rtmp's ``record_suffix`` default).
 RECORD_SUFFIX = ".flv"
@@ -160,6 +160,24 @@ def _base(file_name: str) -> str:
     return file_name[: -len(RECORD_SUFFIX)]
 
 
+def safe_data_path(
+    directory: Union[str, "os.PathLike[str]"], app: str, name: str, suffix: str, label: str
+) -> pathlib.Path:
+    """``<directory>/<app>/<name><suffix>`` for a flat ``name`` the peer chose (``label``
+    names it in errors): the application may be nested, the name may not contain ``/``;
+    both are checked as :func:`safe_record_path` checks (ValueError), and the resolved
+    path must lie inside ``directory``."""
+    if not isinstance(app, str) or not isinstance(name, str):
+        raise TypeError("app and name must be str")
+    if "/" in name:
+        raise ValueError(f"{label} {name!r} contains '/'")
+    parts = _check_components("application name", app) + _check_components(label, name)
+    root = pathlib.Path(directory)
+    path = root.joinpath(*parts[:-1], parts[-1] + suffix)
+    _check_inside(root, path, app, name, label, "data")
+    return path
+
+
 def _record_path(
     record_dir: Union[str, "os.PathLike[str]"], app: str, stream_name: str
 ) -> Tuple[pathlib.Path, pathlib.Path]:
@@ -182,9 +200,10 @@ def _record_parts(app: str, stream_name: str) -> List[str]:
     return app_parts + name_parts
 
 
-def _check_inside(root: pathlib.Path, path: pathlib.Path, app: str, stream_name: str) -> None:
+def _check_inside(root: pathlib.Path, path: pathlib.Path, app: str, stream_name: str,
+                  what: str = "stream", where: str = "record") -> None:
     """ValueError unless ``path``, links followed, lies inside ``root``."""
     resolved_root = root.resolve()
     resolved = path.resolve()
     if resolved != resolved_root and resolved_root not in resolved.parents:
-        raise ValueError(f"stream {app}/{stream_name!r} resolves outside the record directory")
+        raise ValueError(f"{what} {app}/{stream_name!r} resolves outside the {where} directory")

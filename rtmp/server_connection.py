@@ -27,7 +27,7 @@ from . import commands, netconnection, netstream, user_control
 from .commands import Command
 from .errors import ConnectionClosedError, ProtocolError, RTMPError, TimeoutError, seconds_text
 from .logs import ConnectionLoggerAdapter, connection_logger
-from .message import DATA_TYPES, MEDIA_TYPES, Message, MessageType
+from .message import DATA_TYPES, MEDIA_TYPES, SHARED_OBJECT_TYPES, Message, MessageType
 from .netstream import NetStream, ServerServices, StreamLimit
 from .requests import check_depth
 from .transport import Transport, wait_readable
@@ -193,7 +193,9 @@ class ServerConnection:
 
     @property
     def _playing(self) -> bool:
-        return any(ns.state.playing for ns in self._streams.values())
+        """A player, or a user of shared objects (RTMP 7.3.2): it may listen in silence."""
+        return (any(ns.state.playing for ns in self._streams.values())
+                or self.server.shared_objects.uses_objects(self))
 
     # -- the session thread ----------------------------------------------------------------
 
@@ -280,6 +282,8 @@ class ServerConnection:
             netstream.on_published(self, msg)
         elif kind == MessageType.USER_CONTROL:
             self._on_user_control(msg)
+        elif kind in SHARED_OBJECT_TYPES:  # RTMP 7.1.3 / 7.3.2 (rtmp.shared_object_store)
+            self.server.shared_objects.receive(self, msg)
         else:
             self.unhandled(msg)
 
@@ -438,6 +442,10 @@ class ServerConnection:
             except Exception:
                 self.log.exception("error while stopping stream %d", ns.message_stream_id)
         self._streams.clear()
+        try:
+            self.server.shared_objects.release_connection(self)  # RTMP 7.3.2: ends its uses
+        except Exception:
+            self.log.exception("error while releasing shared objects")
         transport = self._transport
         if transport is not None:
             transport.close()

@@ -44,6 +44,7 @@ import collections
 import enum
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Callable, Deque, Dict, List, Optional, Protocol, Sequence, Tuple, Union
 
@@ -221,6 +222,8 @@ class LivePlayer:
         self.log: _Logger = log or logger
         self.on_failure = on_failure
         self.stats = PlayerStats()
+        #: When the player was made (``time.monotonic()``; the HTTP API's uptime).
+        self.created = time.monotonic()
         #: RTMP 7.2.2.4 / 7.2.2.5: receiveAudio / receiveVideo flags.
         self.receive_audio = True
         self.receive_video = True
@@ -508,6 +511,10 @@ class LiveStream:
     messages_in: int = 0
     """Messages the publisher sent since the stream was created."""
     bytes_in: int = 0
+    video_frames_in: int = 0
+    """Video frames (key and inter) the publisher sent (the HTTP API's measured frame rate)."""
+    published_at: float = 0.0
+    """When the current publisher started (``time.monotonic()``)."""
     max_gop_bytes: int = DEFAULT_MAX_GOP_BYTES
     players: List[LivePlayer] = field(default_factory=list)
     _gop: List[Tuple[Message, FrameKind]] = field(default_factory=list)
@@ -557,16 +564,20 @@ class LiveStream:
                 else:
                     self.audio_config = message
             elif kind == FrameKind.KEYFRAME:
+                self.video_frames_in += 1
                 self._gop_bytes = len(message.data)
                 self._gop_valid = self._gop_bytes <= self.max_gop_bytes
                 self._gop = [(message, kind)] if self._gop_valid else []
-            elif kind in (FrameKind.INTERFRAME, FrameKind.AUDIO) and self._gop_valid:
-                self._gop_bytes += len(message.data)
-                if self._gop_bytes > self.max_gop_bytes:
-                    # Too long to cache: late joiners wait for the next keyframe.
-                    self._gop, self._gop_bytes, self._gop_valid = [], 0, False
-                else:
-                    self._gop.append((message, kind))
+            elif kind == FrameKind.INTERFRAME or kind == FrameKind.AUDIO:
+                if kind == FrameKind.INTERFRAME:
+                    self.video_frames_in += 1
+                if self._gop_valid:
+                    self._gop_bytes += len(message.data)
+                    if self._gop_bytes > self.max_gop_bytes:
+                        # Too long to cache: late joiners wait for the next keyframe.
+                        self._gop, self._gop_bytes, self._gop_valid = [], 0, False
+                    else:
+                        self._gop.append((message, kind))
             self._fan_out(message, kind)
         return kind
 
@@ -650,6 +661,8 @@ class StreamHub:
         self.max_gop_bytes = max_gop_bytes
         self._lock = threading.Lock()
         self._streams: Dict[Tuple[str, str], LiveStream] = {}
+        #: Frames dropped for players that have left (the HTTP API's running total).
+        self.ended_players_dropped = 0
 
     def _get_or_create(self, app: str, name: str) -> LiveStream:
         stream = self._streams.get((app, name))
@@ -694,6 +707,7 @@ class StreamHub:
                 raise StreamBusyError(f"stream {app}/{name} is already being published")
             stream.reset_publisher_state()
             stream.publisher = owner
+            stream.published_at = time.monotonic()
             waiting = stream.snapshot_players()
         for player in waiting:
             player.await_keyframe()  # the publisher may start in the middle of a GOP
@@ -734,5 +748,7 @@ class StreamHub:
 
     def unsubscribe(self, stream: LiveStream, player: LivePlayer) -> None:
         with self._lock:
+            if player in stream.players:
+                self.ended_players_dropped += player.stats.dropped_messages
             stream.detach(player)
             self._discard_if_idle(stream)

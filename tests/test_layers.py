@@ -41,6 +41,7 @@ SANS_IO = (
     "requests",
     "calls",
     "commands",
+    "shared_object",
     "flv",
     "flvmeta",
     "record_path",
@@ -48,6 +49,7 @@ SANS_IO = (
     "config",
     "_bytes",
     "errors",
+    "statuspage",
 )
 
 #: Standard modules that do I/O or read a clock.
