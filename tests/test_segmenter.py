@@ -519,6 +519,18 @@ class TestServer:
                            and not flv.is_sequence_header(m)]
                 assert got == wanted
 
+    def test_reported_by_the_http_api_without_callbacks(self, tmp_path: Path) -> None:
+        """GET /api/server's configuration: the recording options as JSON values."""
+        from rtmp.stats import public_config
+
+        shown = public_config(ServerConfig(record_dir=tmp_path, record_all={"tv", "live"},
+                                           record_segment_seconds=600, on_record=print,
+                                           record_segment_bytes=1 << 20,
+                                           on_record_done=print))
+        assert shown["record_all"] == ["live", "tv"]
+        assert (shown["record_segment_seconds"], shown["record_segment_bytes"]) == (600, 1 << 20)
+        assert "on_record" not in shown and "on_record_done" not in shown
+
     @pytest.mark.parametrize("kwargs,message", [
         ({"record_all": True}, "record_all needs record_dir"),
         ({"record_segment_seconds": 10}, "record_segment_seconds needs record_dir"),
