@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from rtmp import Client, ClientConfig, Server, ServerConfig, cli, commands, flv
 from rtmp.config import parse_duration, parse_size
@@ -369,6 +371,27 @@ class TestNamesAndLookup:
             with pytest.raises(ValueError):
                 part_path(tmp_path, "live", *bad)
 
+    @pytest.mark.spec("RTMP 7.2.2.6")
+    @given(name=st.text(alphabet=st.sampled_from(list("ab./\\?\x00:C%~ -_")) | st.characters(),
+                        max_size=24),
+           index=st.integers(0, 10**6))
+    def test_any_name_is_refused_or_a_part_inside(
+        self, tmp_path_factory: pytest.TempPathFactory, name: str, index: int
+    ) -> None:
+        root = tmp_path_factory.getbasetemp() / "parts"
+        try:
+            path = part_path(root, "live", name, STAMP, index)
+        except ValueError:
+            return
+        assert root.resolve() in path.resolve().parents
+        assert path.name.endswith(f"-{STAMP}-{index:04d}.flv")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"FLV")
+        try:
+            assert (index, path) in list_parts(root, "live", name)
+        finally:
+            path.unlink()
+
     @pytest.mark.spec("RTMP 7.2.2.1")
     def test_play_finds_the_newest_part_or_the_named_one(self, tmp_path: Path) -> None:
         folder = tmp_path / "live"
@@ -518,6 +541,21 @@ class TestServer:
                            if m.type in (MessageType.AUDIO, MessageType.VIDEO)
                            and not flv.is_sequence_header(m)]
                 assert got == wanted
+
+    @pytest.mark.spec("RTMP 7.2.2.6")
+    @pytest.mark.parametrize("name", ["a/../../escape", "x" * 250, "bad\\name"])
+    def test_a_name_that_cannot_be_recorded_still_publishes(
+        self, tmp_path: Path, name: str, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A peer's stream name that would leave record_dir, or is too long once the
+        part suffix is added: the live publish goes on, unrecorded, with a warning."""
+        config = ServerConfig(addr="127.0.0.1:0", record_dir=tmp_path / "rec", record_all=True)
+        with Server(config) as server:
+            codes = publish_through(server, name, media_messages(seconds=0.3))
+        assert commands.NETSTREAM_PUBLISH_START in codes
+        assert not [c for c in codes if c.startswith("NetStream.Record.")]
+        assert not list(tmp_path.rglob("*.flv"))
+        assert "cannot record" in caplog.text
 
     def test_reported_by_the_http_api_without_callbacks(self, tmp_path: Path) -> None:
         """GET /api/server's configuration: the recording options as JSON values."""
