@@ -46,10 +46,11 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Deque, Dict, List, Optional, Protocol, Sequence, Tuple, Union
+from typing import Callable, Deque, Dict, List, Optional, Protocol, Sequence, Tuple
 
 from . import flv
 from .chunk import encode_type0
+from .logs import AnyLogger
 from .message import DATA_TYPES, RELAYED_TYPES, Message, MessageType
 
 __all__ = [
@@ -66,8 +67,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-_Logger = Union[logging.Logger, logging.LoggerAdapter]  # type: ignore[type-arg]
 
 #: Default byte budget of one player's send queue (about 8 s of a 2 Mbit/s stream).
 DEFAULT_MAX_QUEUE_BYTES = 2 * 1024 * 1024
@@ -210,7 +209,7 @@ class LivePlayer:
         *,
         name: str = "player",
         max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES,
-        log: Optional[_Logger] = None,
+        log: Optional[AnyLogger] = None,
         on_failure: Optional[Callable[[BaseException], None]] = None,
     ) -> None:
         if max_queue_bytes <= 0:
@@ -219,7 +218,7 @@ class LivePlayer:
         self.message_stream_id = message_stream_id
         self.name = name
         self.max_queue_bytes = max_queue_bytes
-        self.log: _Logger = log or logger
+        self.log: AnyLogger = log or logger
         self.on_failure = on_failure
         self.stats = PlayerStats()
         #: When the player was made (``time.monotonic()``; the HTTP API's uptime).
