@@ -30,7 +30,7 @@ from .logs import ConnectionLoggerAdapter, connection_logger
 from .message import DATA_TYPES, MEDIA_TYPES, SHARED_OBJECT_TYPES, Message, MessageType
 from .netstream import NetStream, ServerServices, StreamLimit
 from .requests import check_depth
-from .transport import Transport, wait_readable
+from .transport import Transport, transport_from_config, wait_readable
 
 if TYPE_CHECKING:
     from .server import ServerConfig
@@ -210,16 +210,7 @@ class ServerConnection:
             sock = self._sock = tls  # close() and teardown reach the TLS socket from now on
             if not tls_handshake(tls, config.handshake_timeout, self.log):
                 return
-        transport = Transport(
-            sock,
-            role="server",
-            conn_id=self.id,
-            read_timeout=config.read_timeout,
-            write_timeout=config.write_timeout,
-            strict=config.strict,
-            log=self.log,
-            limits=config.limits,
-        )
+        transport = transport_from_config(sock, config, role="server", conn_id=self.id, log=self.log)
         self._transport = transport
         if self._closing.is_set():
             return
