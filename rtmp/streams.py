@@ -400,10 +400,7 @@ class LivePlayer:
     def close(self, timeout: Optional[float] = 5.0) -> None:
         """Stop the writer thread after discarding the queue; idempotent."""
         with self._cond:
-            self._closed = True
-            self._queue.clear()
-            self._queued_bytes = 0
-            self._cond.notify_all()
+            self._close_queue()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
@@ -474,12 +471,16 @@ class LivePlayer:
         stats.sent_bytes += sum(item[3] for item in batch)
         return True
 
+    def _close_queue(self) -> None:
+        """Closed, the queue discarded, every waiter woken (with the lock held)."""
+        self._closed = True
+        self._queue.clear()
+        self._queued_bytes = 0
+        self._cond.notify_all()
+
     def _fail(self, exc: BaseException) -> None:
         with self._cond:
-            self._closed = True
-            self._queue.clear()
-            self._queued_bytes = 0
-            self._cond.notify_all()
+            self._close_queue()
         self._failed = exc
         self.log.info("%s: send failed, player stopped: %s", self.name, exc)
         if self.on_failure is not None:
