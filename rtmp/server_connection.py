@@ -30,13 +30,12 @@ from .logs import ConnectionLoggerAdapter, connection_logger
 from .message import DATA_TYPES, MEDIA_TYPES, SHARED_OBJECT_TYPES, Message, MessageType
 from .netstream import NetStream, ServerServices, StreamLimit
 from .requests import check_depth
-from .transport import Transport, transport_from_config, wait_readable
+from .transport import Transport, close_socket, shutdown_socket, transport_from_config, wait_readable
 
 if TYPE_CHECKING:
     from .server import ServerConfig
 
-__all__ = ["ServerConnection", "ConnectionState", "wrap_tls", "tls_handshake", "linger_close",
-           "shutdown_socket", "close_socket"]
+__all__ = ["ServerConnection", "ConnectionState", "wrap_tls", "tls_handshake", "linger_close"]
 
 #: How often a blocked wait looks at the stop flag (socketserver's poll_interval).
 POLL_INTERVAL = 0.25
@@ -525,20 +524,3 @@ def linger_close(sock: socket.socket, seconds: float = REJECT_LINGER) -> None:
                 continue
     except (OSError, ValueError):
         pass
-
-
-def shutdown_socket(sock: socket.socket) -> None:
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
-
-
-def close_socket(sock: socket.socket) -> None:
-    shutdown_socket(sock)
-    try:
-        sock.close()
-    except OSError:  # pragma: no cover
-        pass
-
-

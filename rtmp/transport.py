@@ -47,7 +47,8 @@ from .session import Session
 from .trace import ProtocolTracer, tracing_enabled
 
 __all__ = ["Transport", "TransportSettings", "transport_from_config", "READ_BUFFER_SIZE",
-           "INITIAL_READ_BUFFER_SIZE", "client_ssl_context", "open_connection"]
+           "INITIAL_READ_BUFFER_SIZE", "client_ssl_context", "open_connection", "shutdown_socket",
+           "close_socket"]
 
 logger = logging.getLogger(__name__)
 
@@ -616,6 +617,23 @@ def wait_readable(sock: socket.socket, timeout: Optional[float]) -> bool:
         return _poll(sock, _POLL_EVENTS, timeout)
     readable, _, _ = select.select([sock], [], [], timeout)  # pragma: no cover - no poll
     return bool(readable)
+
+
+def shutdown_socket(sock: socket.socket) -> None:
+    """Shut both directions, which wakes a thread blocked on ``sock``; errors ignored."""
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+def close_socket(sock: socket.socket) -> None:
+    """:func:`shutdown_socket`, then close; the errors of a socket already gone are ignored."""
+    shutdown_socket(sock)
+    try:
+        sock.close()
+    except OSError:  # pragma: no cover
+        pass
 
 
 def client_ssl_context(ca_file: Optional[str] = None, insecure: bool = False) -> ssl.SSLContext:
