@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import itertools
 import math
-from types import TracebackType
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Type, Union
 
 from . import commands, user_control
@@ -150,12 +149,7 @@ class Client:
     def __enter__(self) -> "Client":
         return self
 
-    def __exit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
+    def __exit__(self, exc_type: Optional[Type[BaseException]], *exc_info: object) -> None:
         # With an exception in flight, that one is the news: close without raising.
         self._close(confirm=exc_type is None)
 

@@ -55,18 +55,12 @@ _APPLICATION_DATA_TYPES = DATA_TYPES | SHARED_OBJECT_TYPES
 class InboxSettings(Protocol):
     """What :class:`ClientInbox` reads of its settings (:class:`rtmp.client.ClientConfig`)."""
 
-    @property
-    def strict(self) -> bool: ...
-    @property
-    def accept_media_on_stream_zero(self) -> bool: ...
-    @property
-    def split_aggregates(self) -> bool: ...
-    @property
-    def max_buffered_messages(self) -> int: ...
-    @property
-    def max_buffered_bytes(self) -> int: ...
-    @property
-    def on_status(self) -> Optional[Callable[[StatusEvent], None]]: ...
+    strict: bool
+    accept_media_on_stream_zero: bool
+    split_aggregates: bool
+    max_buffered_messages: int
+    max_buffered_bytes: int
+    on_status: Optional[Callable[[StatusEvent], None]]
 
 
 class ClientInbox:
