@@ -48,7 +48,20 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Type, Union
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterator,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Set,
+    Tuple,
+    Type,
+    Union,
+)
 
 from . import commands, user_control
 from .calls import ReplyMode
@@ -68,6 +81,7 @@ from .requests import (
     ReceiveAudio,
     ReceiveVideo,
     ReleaseStream,
+    Request,
     Seek,
 )
 from .remote_shared_object import RemoteSharedObject
@@ -209,14 +223,12 @@ class Client:
             raise ValueError("no stream name: pass one, put it in the URL or in ClientConfig.stream_name")
         return name
 
-    def _open_stream(self, what: str, stream_name: Optional[str],
-                     timeout: Optional[float]) -> "tuple[str, int]":
-        """publish/play: CONNECTED, a name, and a stream (created when there is none)."""
+    def _name_when_connected(self, what: str, stream_name: Optional[str]) -> str:
+        """publish and play start from CONNECTED; the stream name they use."""
         if self.state is not ClientState.CONNECTED:
             self._connection.require()
             raise ValueError(f"{what}() in state {self.state.name}: needs CONNECTED")
-        name = self._stream_name_or_default(stream_name)
-        return name, self._inbox.stream_id or self.create_stream(timeout)
+        return self._stream_name_or_default(stream_name)
 
     # -- publishing -----------------------------------------------------------------------
 
@@ -232,10 +244,7 @@ class Client:
         stream if there is none, and returns once ``NetStream.Publish.Start`` arrives.
         Raises :class:`CommandError` (e.g. ``NetStream.Publish.BadName``).
         """
-        if self.state is not ClientState.CONNECTED:
-            self._connection.require()
-            raise ValueError(f"publish() in state {self.state.name}: needs CONNECTED")
-        name = self._stream_name_or_default(stream_name)
+        name = self._name_when_connected("publish", stream_name)
         kind = StreamType(stream_type)
         try:
             stream_id = self._publish_once(name, kind, timeout)
@@ -325,7 +334,8 @@ class Client:
         recording; ``duration`` -1 (to the end), 0 (one frame) or seconds.  Raises
         :class:`CommandError` for ``NetStream.Play.StreamNotFound`` and other errors.
         """
-        name, stream_id = self._open_stream("play", stream_name, timeout)
+        name = self._name_when_connected("play", stream_name)
+        stream_id = self._inbox.stream_id or self.create_stream(timeout)
         self._inbox.start_play()  # Stream EOF and the end statuses count from here
         connection = self._connection
         connection.send_request(Play(name, self._play_time(start), self._play_time(duration),
@@ -341,8 +351,8 @@ class Client:
 
     subscribe = play
 
-    def _stream_command(self, what: str, request: Any, expected: Optional[str],
-                        also_consumed: "set[str]", timeout: Optional[float]) -> int:
+    def _stream_command(self, what: str, request: Request, expected: Optional[str],
+                        also_consumed: Set[str], timeout: Optional[float]) -> int:
         """Send a NetStream command on our stream; wait for ``expected`` when given."""
         self._connection.require()
         stream_id = self._inbox.stream_id

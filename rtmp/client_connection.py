@@ -186,13 +186,14 @@ class ClientConfig:
 
 class ClientConnection:
     """One NetConnection of a client (RTMP 7.2.1) and all of its I/O: connect with the
-    authentication reconnects, the pump that reads and dispatches, the replies and
-    statuses awaited, the buffer ``read_message`` drains, the confirmed close.
+    authentication reconnects, the pump that reads until a reply or status arrives,
+    writes, ``read_message``, the confirmed close.
 
     :class:`rtmp.client.Client` is the API over it and keeps what a NetStream is (its
-    name, whether it published); this class keeps what the wire needs to know: the
-    state, the message stream id, the transactions (:class:`rtmp.calls.Calls`) and the
-    ends of play (:class:`rtmp.playback.PlayEnds`).
+    name, whether it published); this class keeps the state, the transport and the
+    transactions (:class:`rtmp.calls.Calls`), and hands every message it reads to
+    :attr:`inbox` (:class:`~rtmp.client_inbox.ClientInbox`: the stream in use, the
+    ends of play, the read buffer).
     """
 
     def __init__(self, config: ClientConfig, conn_id: str, log: _Logger) -> None:
@@ -221,10 +222,12 @@ class ClientConnection:
 
     @property
     def state(self) -> ClientState:
+        # Undocumented on purpose: Client.state is the one the API reference shows.
         return self._state
 
     @property
     def transport(self) -> Optional[Transport]:
+        """The transport of the current connection, None when there is none."""
         return self._transport
 
     @property
@@ -234,14 +237,17 @@ class ClientConnection:
 
     @property
     def object_encoding(self) -> int:
+        """The encoding agreed in the connect ``_result`` (0 or 3), that of our calls."""
         return self._calls.object_encoding
 
     @property
     def server_info(self) -> Dict[str, Any]:
+        """The information object of the connect ``_result`` (RTMP 7.2.1.1)."""
         return self._server_info
 
     @property
     def server_properties(self) -> Dict[str, Any]:
+        """The properties object of the connect ``_result``."""
         return self._server_properties
 
     @property
@@ -252,6 +258,7 @@ class ClientConnection:
             ClientState.ERROR, ClientState.DISCONNECTED)
 
     def set_state(self, state: ClientState) -> None:
+        """Move to ``state`` (logged at debug level)."""
         with self._state_lock:
             if state is not self._state:
                 self.log.debug("state %s -> %s", self._state.name, state.name)
@@ -262,9 +269,10 @@ class ClientConnection:
     def connect(self, url: RTMPURL, refusal: Optional[str] = None) -> None:
         """Connect to ``url``, answering AUTH-ADOBE / AUTH-LLNW challenges: each step is a
         new connection (as ffmpeg).  ``refusal`` is a description that already asked for
-        authentication (a refused ``publish``): the first connect answers it."""
+        authentication (a refused ``publish``): the first connect answers it, and the
+        connection in use is closed first."""
         self.close_transport()
-        if refusal is not None:
+        if refusal is not None:  # (a refused publish is refused while CONNECTED)
             self.set_state(ClientState.DISCONNECTED)
         self._url = url
         self._authenticated = False
@@ -457,7 +465,8 @@ class ClientConnection:
 
     def write(self, *messages: Message) -> None:
         """Send application messages (one write); now and then handle incoming traffic."""
-        self._raise_refusal()
+        if self.inbox.refusal is not None:
+            self._raise_refusal()
         self.send(*messages)
         if self.config.service_interval and time.monotonic() >= self._next_service:
             self._service_incoming()

@@ -70,7 +70,7 @@ class ClientInbox:
     :meth:`receive` takes one message and returns the replies to send.  The state of
     the stream in use lives here because what arrives is read against it:
     :attr:`stream_id`, :attr:`stream_eof`, :attr:`last_status`,
-    :attr:`last_media_timestamp`, the ends of play and the refusal of our publishing.
+    :attr:`last_media_timestamp`, :attr:`refusal` and the ends of play.
     """
 
     def __init__(self, settings: InboxSettings, calls: Calls, log: _Logger) -> None:
@@ -87,8 +87,9 @@ class ClientInbox:
         self.last_status: Optional[StatusEvent] = None
         #: The timestamp of the last media message received (``pause`` resumes there).
         self.last_media_timestamp = 0
+        #: The status that refused or ended our publishing, not yet raised by a write.
+        self.refusal: Optional[StatusEvent] = None
         self._ends = PlayEnds(log)  # RTMP 7.1.7 / 7.2.2.1: the ends of our play
-        self._refusal: Optional[StatusEvent] = None
         self._unpublish_requested = False
         self._warned: Set[str] = set()
 
@@ -101,7 +102,7 @@ class ClientInbox:
         self.stream_eof = False
         self.last_status = None
         self._ends.forget()
-        self._refusal = None
+        self.refusal = None
 
     def use_stream(self, stream_id: int) -> None:
         """createStream gave ``stream_id`` (RTMP 7.2.1.3): ours from now on."""
@@ -122,7 +123,7 @@ class ClientInbox:
     def start_publish(self) -> None:
         """publish is sent (RTMP 7.2.2.6): a later refusal or Unpublish.Success is news."""
         self._ends.forget()
-        self._refusal = None
+        self.refusal = None
         self._unpublish_requested = False
 
     def note_unpublish(self) -> None:
@@ -130,8 +131,8 @@ class ClientInbox:
         self._unpublish_requested = True
 
     def take_refusal(self) -> Optional[StatusEvent]:
-        """The status that refused or ended our publishing since the last call, once."""
-        event, self._refusal = self._refusal, None
+        """:attr:`refusal`, once (it is forgotten)."""
+        event, self.refusal = self.refusal, None
         return event
 
     # -- what arrives ---------------------------------------------------------------------
@@ -243,7 +244,7 @@ class ClientInbox:
         ):
             # The server refused or stopped our publishing mid-stream: the next write says so.
             self.log.warning("server ended our publishing: %s", event)
-            self._refusal = event
+            self.refusal = event
 
     def _command(self, command: Command, message: Message, now: float, publishing: bool,
                  replies: List[Message]) -> List[Message]:
