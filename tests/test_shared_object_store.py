@@ -23,7 +23,7 @@ import rtmp
 from rtmp import shared_object_store as store
 from rtmp.shared_object import SOEvent, SOEventType
 from tests.peers import free_port, stop_process, wait_port
-from tests.so_peers import RawPeer, event_types, serve
+from tests.so_peers import WAIT, RawPeer, event_types, serve
 from tests.test_streams import wait_for
 
 T = SOEventType
@@ -83,7 +83,7 @@ class TestExchange:
                 so = peer.recv()
                 assert [(e.type, e.key) for e in so.events] == [(T.REMOVE, "x")]
                 assert so.version == 2
-        assert wait_for(lambda: server.shared_objects.get("app", "room") is None)  # no user left
+        assert wait_for(lambda: server.shared_objects.get("app", "room") is None, WAIT)  # no user left
 
     @pytest.mark.spec("RTMP 7.3.2 [de-facto]")
     def test_send_message_reaches_every_user_sender_included(self, server: rtmp.Server) -> None:
@@ -122,11 +122,11 @@ class TestExchange:
             obj = server.shared_objects.get("app", "room")
             assert obj is not None and len(obj.users) == 2
             a.send("room", SOEvent.release())
-            assert wait_for(lambda: len(obj.users) == 1)
+            assert wait_for(lambda: len(obj.users) == 1, WAIT)
             a.send("room", SOEvent.request_change("x", 1.0))  # no longer a user
             assert a.status().code == store.NOT_IN_USE
             b.client.transport.shutdown()  # type: ignore[union-attr]  # the session just ends
-            assert wait_for(lambda: server.shared_objects.get("app", "room") is None)
+            assert wait_for(lambda: server.shared_objects.get("app", "room") is None, WAIT)
             b.close()
 
     @pytest.mark.spec("RTMP 7.3.2 [de-facto]")
@@ -198,7 +198,7 @@ class TestCallbackAndServerHandle:
             handle.send("tick", 1.0)
             assert [(e.type, e.handler) for e in a.recv().events] == [(T.SEND_MESSAGE, "tick")]
             assert handle.data == {"y": "two"} and handle.users == [a.client.id] or handle.users
-        assert wait_for(lambda: server.shared_objects.get("app", "room") is None)  # released
+        assert wait_for(lambda: server.shared_objects.get("app", "room") is None, WAIT)  # released
 
     @pytest.mark.spec("RTMP 7.3.2 [de-facto]")
     def test_events_without_use_and_server_events_from_a_client(self, server: rtmp.Server) -> None:
@@ -362,7 +362,7 @@ class TestSlowPeer:
                 got: List[int] = []
 
                 def read() -> None:
-                    for so in reader.drain(3.0):
+                    for so in reader.drain(WAIT):
                         got.append(len(so.events))
                         if sum(got) >= count:
                             return
@@ -377,7 +377,7 @@ class TestSlowPeer:
                 elapsed = time.monotonic() - started
                 thread.join(30)
                 assert sum(got) == count  # the reading user saw every change
-                assert wait_for(lambda: len(server.connections) == 2, 10)  # the stalled one is gone
+                assert wait_for(lambda: len(server.connections) == 2, WAIT)  # the stalled one is gone
                 assert elapsed < 60
                 stalled.client._close_transport()  # it never reads: just drop our side
         finally:
@@ -398,7 +398,7 @@ def test_a_silent_user_is_kept_like_a_player() -> None:
                 writer.send("room", SOEvent.request_change("x", 1.0))
                 so = listener.recv()
                 assert [(e.type, e.key) for e in so.events] == [(T.CHANGE, "x")]
-            assert wait_for(lambda: len(server.connections) == 1)
+            assert wait_for(lambda: len(server.connections) == 1, WAIT)
             idle.client._close_transport()
     finally:
         server.stop()
