@@ -34,9 +34,10 @@ map of objects and is never taken on the media path.  Nothing here writes to a s
 each connection that uses objects has an outbox (:class:`rtmp.streams.LivePlayer` on
 message stream 0, with its own writer thread), so a change is queued for every user
 under the object's lock and nobody waits for a slow reader.  A user whose outbox passes
-the hard budget of a live player (4 x ``max_queue_bytes``), or whose socket stays full for
-``write_timeout``, is disconnected: dropping one of its events would leave its copy
-silently wrong.
+the hard budget of a live player (4 x ``max_queue_bytes``, and never less than twice
+``StoreLimits.max_object_bytes``: a whole object, the answer to a Use, is one message),
+or whose socket stays full for ``write_timeout``, is disconnected: dropping one of its
+events would leave its copy silently wrong.
 
 Bad input never ends the session: a message that does not decode (or breaks
 :class:`rtmp.shared_object.SOLimits`) is answered with Status ``SharedObject.BadMessage``,
@@ -607,7 +608,11 @@ class SharedObjectStore:
     def _session(self, conn: "ConnectionContext") -> _Session:
         session = self._sessions.get(conn.id)
         if session is None:
-            session = self._sessions[conn.id] = _Session(conn, self.max_queue_bytes)
+            # The outbox's hard budget (4 x its max_queue_bytes) bounds how far a user may
+            # fall behind; it must hold one whole object (the answer to a Use), however
+            # small the server's max_queue_bytes, or a user that reads would be dropped.
+            budget = max(self.max_queue_bytes, self.limits.max_object_bytes // 2)
+            session = self._sessions[conn.id] = _Session(conn, budget)
         return session
 
     def uses_objects(self, conn: "ConnectionContext") -> bool:

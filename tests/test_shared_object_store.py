@@ -384,6 +384,28 @@ class TestSlowPeer:
             server.stop()
 
 
+    @pytest.mark.spec("RTMP 7.3.2 [de-facto]")
+    def test_an_object_larger_than_the_queue_budget_reaches_a_reading_user(self) -> None:
+        """A small ``max_queue_bytes`` bounds how far a peer may fall behind, not how large
+        an object may be: a user that reads gets the whole object (the answer to its Use)
+        and a change of it, each one message larger than 4 x max_queue_bytes."""
+        server = serve(max_queue_bytes=16 * 1024)
+        try:
+            with RawPeer(server) as a, RawPeer(server) as b:
+                a.use("big")
+                a.send("big", SOEvent.request_change("blob", "x" * 200_000))
+                assert [e.type for e in a.recv().events] == [T.SUCCESS]
+                whole = b.use("big")  # Use Success, Clear, the slot: one ~200 kB message
+                assert event_types(whole) == [T.USE_SUCCESS, T.CLEAR, T.CHANGE]
+                assert whole.events[2].value == "x" * 200_000
+                a.send("big", SOEvent.request_change("blob", "y" * 200_000))
+                assert a.recv().events[0].type == T.SUCCESS
+                assert b.recv().events[0].value == "y" * 200_000
+                assert len(server.connections) == 2
+        finally:
+            server.stop()
+
+
 @pytest.mark.spec("RTMP 7.3.2 [de-facto]", "RTMP 7.1.7")
 def test_a_silent_user_is_kept_like_a_player() -> None:
     """A user of shared objects listens, as a player does: read_timeout does not end it."""
