@@ -28,7 +28,7 @@ import threading
 import time
 from typing import Any, Callable, Deque, Dict, List, Optional, Tuple, TypeVar, Union
 
-from .errors import CommandError, ConnectionClosedError
+from .errors import CommandError, ConnectionClosedError, ProtocolError
 from .message import Message
 from .shared_object import (
     FLOW_CLAUSE,
@@ -53,7 +53,8 @@ Pump = Callable[[Callable[[], Optional[bool]], str, float], Any]
 """``pump(check, what, deadline)``: read and dispatch messages until ``check()`` is not
 None (:meth:`rtmp.Client._pump_until`)."""
 
-# One request not yet answered: ("change", key, value), ("remove", key, None), ("send", handler, None).
+# One request not yet answered: ("change", key, value), ("remove", key, None),
+# ("send", handler, the event as encoded by SharedObjects.encoded).
 _Pending = Tuple[str, str, Any]
 
 
@@ -138,7 +139,11 @@ class RemoteSharedObject:
 
     def send(self, handler: str, *args: Any) -> None:
         """SendMessage (RTMP 7.1.3 event 6): ``handler(*args)`` on every user, we too."""
-        self._request(SOEvent.send_message(handler, *args), ("send", handler, None))
+        event = SOEvent.send_message(handler, *args)
+        # Every user gets the same event: our echo is told from another user's SendMessage
+        # of the same handler by its arguments, compared as encoded (a tuple arrives as
+        # an array, 2 as 2.0, and NaN is not == NaN).
+        self._request(event, ("send", handler, self._owner.encoded(self, event)))
 
     def release(self) -> None:
         """Release (RTMP 7.1.3 event 2): stop using the object (also done by ``close``)."""
@@ -211,7 +216,7 @@ class RemoteSharedObject:
             self.data[key] = event.value
             self._call(self.on_change, key, event.value)
         elif kind == SOEventType.SUCCESS:
-            with self._lock:  # answers come in order: older entries were refused
+            with self._lock:  # answers come in order: older entries were answered
                 while self._pending and self._pending[0][:2] != ("change", key):
                     self._pending.popleft()
                 taken = self._pending.popleft() if self._pending else None
@@ -224,8 +229,13 @@ class RemoteSharedObject:
                 del self.data[key]
             self._call(self.on_remove, key)
         elif kind == SOEventType.SEND_MESSAGE:
-            self._answered("send", event.handler or "")
-            self._call(self.on_message, event.handler or "", event.args)
+            handler = event.handler or ""
+            with self._lock:
+                head = self._pending[0] if self._pending else None
+            if head is not None and head[:2] == ("send", handler) \
+                    and head[2] == self._owner.encoded(self, event):
+                self._answered("send", handler)
+            self._call(self.on_message, handler, event.args)
         elif kind == SOEventType.STATUS:
             self._status(event.code or "", event.level or "")
         else:
@@ -285,6 +295,17 @@ class SharedObjects:
         """One event of ``so`` as a message of our connection's type (16 or 19)."""
         return to_message(SharedObjectMessage(so.name, so.version, so.persistent, (event,),
                                               self._amf3()))
+
+    def encoded(self, so: RemoteSharedObject, event: SOEvent) -> Optional[bytes]:
+        """``event`` as our connection carries it, through a decode and a new encode:
+        what a faithful relay of it looks like (None if it does not encode)."""
+        def encode(one: SOEvent) -> Message:  # version 0: the object's moves on meanwhile
+            return to_message(SharedObjectMessage(so.name, 0, so.persistent, (one,), self._amf3()))
+
+        try:
+            return encode(from_message(encode(event), SERVER_LIMITS).events[0]).data
+        except (ValueError, ProtocolError):
+            return None
 
     def pump(self, check: Callable[[], Optional[bool]], what: str, deadline: float) -> None:
         self._pump(check, what, deadline)

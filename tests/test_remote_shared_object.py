@@ -215,3 +215,21 @@ def test_a_refused_use_may_be_tried_again() -> None:
             assert second is not first and second.synced
     finally:
         server.stop()
+
+
+@pytest.mark.spec("RTMP 7.3.2 [de-facto]")
+def test_own_send_is_told_from_another_users_send_of_the_same_handler(server: rtmp.Server) -> None:
+    """SendMessage reaches every user, the sender too: a user's wait for its own echo
+    is not ended by another user's SendMessage of the same handler that came first."""
+    heard: List[Tuple[str, Tuple[Any, ...]]] = []
+    with connected(server) as a, connected(server) as b:
+        sa = a.shared_object("room", on_message=lambda h, args: heard.append((h, args)))
+        sa.wait_synced()
+        sb = b.shared_object("room").wait_synced()
+        sb.send("chat", "from b", [1.0, 2.0])
+        sb.wait_synced()  # b's echo came: the server queued the same message for a
+        sa.send("chat", "from a", (1, 2))  # a tuple travels as an array, 1 as 1.0
+        sa.send("chat", "from a", float("nan"))  # NaN is not == NaN
+        sa.wait_synced()
+        assert [args[0] for _, args in heard] == ["from b", "from a", "from a"]
+        assert sa.pending == 0
