@@ -319,7 +319,9 @@ class SharedObject:
             tuple(SOEvent.change(key, value) for key, value in self.data.items())))
         path = self.path
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        # short, whatever the name's length (a file name is at most 255 bytes); the
+        # store's start removes any such file a crash left (see SharedObjectStore._scan)
+        tmp = path.with_name(f".{secrets.token_hex(8)}.tmp")
         try:
             with open(tmp, "wb") as file:
                 file.write(_MAGIC)

@@ -295,6 +295,24 @@ class TestPersistence:
         assert [p.name for p in root.rglob("*") if p.is_file()] == []
 
     @pytest.mark.spec("RTMP 7.3.2 [de-facto]")
+    def test_long_names_are_saved_or_refused_at_use(self, tmp_path: Path) -> None:
+        """A file name is at most 255 bytes: a name whose file (with ``.rso``) fits is
+        saved like any other (its temporary file too), a longer one is BadName at Use,
+        not a Use that succeeds and a Flush.Failed for every change after it."""
+        fits, too_long = "x" * 251, "y" * 252
+        server = serve(shared_objects_dir=tmp_path)
+        try:
+            with RawPeer(server) as a:
+                a.use(fits, persistent=True)
+                a.send(fits, SOEvent.request_change("k", 1.0), persistent=True)
+                assert [(e.type, e.key) for e in a.recv().events] == [(T.SUCCESS, "k")]
+                a.send(too_long, SOEvent.use(), persistent=True)
+                assert a.status().code == store.BAD_NAME
+        finally:
+            server.stop()
+        assert [p.name for p in (tmp_path / "app").iterdir()] == [fits + store.FILE_SUFFIX]
+
+    @pytest.mark.spec("RTMP 7.3.2 [de-facto]")
     def test_interrupted_write_leaves_the_old_file_and_is_cleaned(self, tmp_path: Path) -> None:
         server = serve(shared_objects_dir=tmp_path)
         try:
