@@ -448,12 +448,14 @@ class ServerSharedObject:
 
     def delete(self, key: str) -> bool:
         """Delete slot ``key``: Remove to every user; False if there was no such slot."""
-        obj = self._object()
-        with obj.lock:
-            if key not in obj.data:
-                return False
-        self._change(key, False, None)
-        return True
+        if not isinstance(key, str):
+            raise TypeError("shared object slot names are str")
+        # checked under the object's lock with the change: a delete racing another one
+        # removes the slot once (one Remove, one version step)
+        try:
+            return self._store.change(self._object(), [(key, False, None)], only_present=True)
+        except _Refused as exc:
+            raise ValueError(f"{exc.code}: {exc}") from None
 
     def send(self, handler: str, *args: Any) -> None:
         """RTMP 7.1.3 event 6: SendMessage ``handler(*args)`` to every user."""
@@ -583,10 +585,16 @@ class SharedObjectStore:
             raise ValueError(f"{exc.code}: {exc}") from None
 
     def change(self, obj: SharedObject, changes: List[Tuple[str, bool, Any]],
-               requester: Optional[_Session] = None) -> None:
+               requester: Optional[_Session] = None, only_present: bool = False) -> bool:
         """Apply accepted changes, save a persistent object, then tell the users: the
-        requester Success (its removals: Remove), the others Change/Remove (_Refused, OSError)."""
+        requester Success (its removals: Remove), the others Change/Remove (_Refused, OSError).
+        ``only_present``: removals of slots that do not exist are left out; returns
+        whether anything was left to do."""
         with obj.lock:
+            if only_present:
+                changes = [c for c in changes if c[1] or c[0] in obj.data]
+                if not changes:
+                    return False
             undo = obj.apply(changes, self.limits.max_object_bytes)
             if obj.persistent:
                 try:
@@ -604,6 +612,7 @@ class SharedObjectStore:
                 _Broadcast(obj, tuple(
                     SOEvent.success(key) if present else SOEvent.remove(key)
                     for key, present, _ in changes)).send(iter((requester,)))
+        return True
 
     # -- a connection's messages ----------------------------------------------------------------
 

@@ -197,8 +197,34 @@ class TestCallbackAndServerHandle:
             assert [(e.type, e.key) for e in a.recv().events] == [(T.REMOVE, "x")]
             handle.send("tick", 1.0)
             assert [(e.type, e.handler) for e in a.recv().events] == [(T.SEND_MESSAGE, "tick")]
-            assert handle.data == {"y": "two"} and handle.users == [a.client.id] or handle.users
+            assert handle.data == {"y": "two"}
+            assert handle.users == [c.id for c in server.connections if c.id in handle.users]
+            assert len(handle.users) == 1
         assert wait_for(lambda: server.shared_objects.get("app", "room") is None, WAIT)  # released
+
+    @pytest.mark.spec("RTMP 7.3.2 [de-facto]")
+    def test_server_delete_racing_another_delete_removes_once(
+            self, server: rtmp.Server, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Two deletes of one slot at once: one Remove, one version step, one True."""
+        with server.shared_object("app", "room") as handle, \
+                server.shared_object("app", "room") as other, RawPeer(server) as a:
+            handle.set("x", 1.0)
+            a.use("room")
+            change = store.SharedObjectStore.change
+            raced: List[Any] = []
+
+            def racing(self: store.SharedObjectStore, *args: Any, **kwargs: Any) -> Any:
+                if not raced:  # the other delete gets in between our check and our change
+                    raced.append(None)
+                    raced[0] = other.delete("x")
+                return change(self, *args, **kwargs)
+
+            monkeypatch.setattr(store.SharedObjectStore, "change", racing)
+            assert not handle.delete("x")  # the other one removed it
+            assert raced == [True] and handle.version == 2
+            assert [(e.type, e.key) for e in a.recv().events] == [(T.REMOVE, "x")]
+            handle.set("y", 1.0)  # the next thing a sees is this, not a second Remove
+            assert [(e.type, e.key) for e in a.recv().events] == [(T.CHANGE, "y")]
 
     @pytest.mark.spec("RTMP 7.3.2 [de-facto]")
     def test_events_without_use_and_server_events_from_a_client(self, server: rtmp.Server) -> None:
