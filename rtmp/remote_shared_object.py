@@ -17,7 +17,9 @@ The server answers one connection's requests in order (Success, or Status with l
 ``error`` for a refusal; Remove; the SendMessage echo), so the requests not yet answered
 are a queue and :attr:`~RemoteSharedObject.synced` is "Use answered and nothing
 pending".  An AMF3 connection (``objectEncoding`` 3) speaks message type 16, an AMF0 one
-type 19 (RTMP 7.1.3).  Messages for objects we do not use go to the application as before.
+type 19 (RTMP 7.1.3).  Messages for objects never used through this API go to the
+application as before; those for an object we released (or whose Use was refused) that
+were on their way are dropped.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import collections
 import logging
 import threading
 import time
-from typing import Any, Callable, Deque, Dict, List, Optional, Tuple, TypeVar, Union
+from typing import Any, Callable, Deque, Dict, List, Optional, Set, Tuple, TypeVar, Union
 
 from .errors import CommandError, ConnectionClosedError, ProtocolError
 from .message import Message
@@ -266,6 +268,9 @@ class SharedObjects:
         self._read_timeout = read_timeout
         self.log = log
         self._objects: Dict[str, RemoteSharedObject] = {}
+        # Names we stopped using (released, or Use refused) on this connection: what the
+        # server sent before it read our Release is theirs, not the application's.
+        self._left: Set[str] = set()
 
     def __len__(self) -> int:
         return len(self._objects)
@@ -281,6 +286,7 @@ class SharedObjects:
                                  f"{'persistent' if so.persistent else 'transient'}")
             return so
         so = self._objects[name] = RemoteSharedObject(self, name, persistent)
+        self._left.discard(name)
         try:
             self.send(so, SOEvent.use())
         except BaseException:
@@ -316,15 +322,22 @@ class SharedObjects:
     def forget(self, so: RemoteSharedObject) -> None:
         if self._objects.get(so.name) is so:
             del self._objects[so.name]
+            self._left.add(so.name)
 
     def receive(self, message: Message) -> bool:
         """Handle a shared-object message for one of our objects; False if it is not ours
-        (the application gets it).  ProtocolError for a message that does not decode."""
-        if not self._objects:
+        (the application gets it).  ProtocolError for a message that does not decode.
+        Messages for an object we released are dropped: they were on their way before
+        the server read our Release (or answer requests made before it)."""
+        if not self._objects and not self._left:
             return False
         so = from_message(message, SERVER_LIMITS)  # ProtocolError: a broken server
         target = self._objects.get(so.name)
         if target is None:
+            if so.name in self._left:
+                self.log.debug("shared object %r: %d events after its release dropped",
+                               so.name, len(so.events))
+                return True
             return False
         target.receive(so)
         return True
@@ -346,3 +359,4 @@ class SharedObjects:
         for so in self._objects.values():
             so._released = True
         self._objects.clear()
+        self._left.clear()

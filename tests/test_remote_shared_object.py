@@ -233,3 +233,23 @@ def test_own_send_is_told_from_another_users_send_of_the_same_handler(server: rt
         sa.wait_synced()
         assert [args[0] for _, args in heard] == ["from b", "from a", "from a"]
         assert sa.pending == 0
+
+
+@pytest.mark.spec("RTMP 7.3.2 [de-facto]", "RTMP 7.1.3 [de-facto]")
+def test_updates_on_their_way_after_release_are_not_handed_to_read_message(
+        server: rtmp.Server) -> None:
+    """A Change the server sent before it read our Release is the released object's,
+    not a message of an object we never used: read_message does not return it."""
+    with connected(server) as a, connected(server) as b:
+        sa = a.shared_object("room").wait_synced()
+        sb = b.shared_object("room").wait_synced()
+        sb.set("x", 1.0)
+        sb.wait_synced()  # the server queued the Change for a before b's Success
+        sa.release()
+        # then a message that is the application's: the Use Success of an object a uses by hand
+        a.write_message(rtmp.shared_object.to_message(rtmp.shared_object.SharedObjectMessage(
+            "theirs", events=(SOEvent.use(),))))
+        msg = a.read_message(timeout=WAIT)
+        assert rtmp.shared_object.from_message(msg).name == "theirs"
+        again = a.shared_object("room").wait_synced()  # used anew: in sync again
+        assert again is not sa and again.data == {"x": 1.0}
