@@ -122,7 +122,7 @@ from .requests import (
     Seek,
 )
 from .remote_shared_object import RemoteSharedObject, SharedObjects
-from .transport import Transport, client_ssl_context, open_connection
+from .transport import Transport, client_ssl_context, open_connection, transport_from_config
 from .url import RTMPURL, parse_url
 
 __all__ = [
@@ -438,17 +438,8 @@ class Client:
             context = cfg.ssl_context or client_ssl_context(cfg.ca_file, cfg.tls_insecure)
         self.log.info("connecting to %s", url)
         sock = open_connection(url.host, url.port, timeout=cfg.connect_timeout, ssl_context=context)
-        transport = Transport(
-            sock,
-            role="client",
-            conn_id=self.id,
-            read_timeout=cfg.read_timeout,
-            write_timeout=cfg.write_timeout,
-            digest=cfg.digest_handshake,
-            strict=cfg.strict,
-            log=self.log,
-            limits=cfg.limits,
-        )
+        transport = transport_from_config(sock, cfg, role="client", conn_id=self.id, log=self.log,
+                                          digest=cfg.digest_handshake)
         self._transport = transport
         transport.handshake(timeout=max(0.001, deadline - time.monotonic()))
 

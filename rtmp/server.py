@@ -29,7 +29,7 @@ accept, threads, limits, shutdown and the services the handlers call):
   ``deleteStream``, ``closeStream``, ``receiveAudio``, ``receiveVideo``,
   ``seek``, ``pause``;
 * media and data messages of a publisher go to the live hub
-  (:mod:`rtmp.streams`) and, when recording, to :class:`rtmp.recorder.Recorder`;
+  (:mod:`rtmp.streams`) and, when recording, to :class:`rtmp.segmenter.SegmentedRecorder`;
 * anything else reaches ``on_message`` (or :meth:`rtmp.server_connection.ServerConnection.read_message`).
 
 Live players do not write from the publisher's thread: every player has a
@@ -47,6 +47,7 @@ import ipaddress
 import itertools
 import logging
 import os
+import pathlib
 import secrets
 import socket
 import ssl
@@ -58,6 +59,7 @@ from typing import (
     TYPE_CHECKING,
     Any,
     Callable,
+    Collection,
     Dict,
     List,
     Optional,
@@ -67,7 +69,7 @@ from typing import (
 )
 
 from .chunk import MAX_CHUNK_SIZE, Limits
-from .config import check_connection_settings
+from .config import check_connection_settings, check_record_settings
 from .errors import (
     ConnectionClosedError,
     HandshakeError,
@@ -89,10 +91,10 @@ from .streams import (
 )
 from .shared_object import SOEvent
 from .shared_object_store import ServerSharedObject, SharedObjectStore
-from .server_connection import POLL_INTERVAL, ConnectionState, ServerConnection, close_socket
+from .server_connection import POLL_INTERVAL, ConnectionState, ServerConnection
 from .url import is_loopback
 from .url import parse_addr as parse_addr  # rtmp.server.parse_addr stays importable
-from .transport import KERNEL_TIMEOUTS, set_kernel_timeout
+from .transport import KERNEL_TIMEOUTS, close_socket, set_kernel_timeout
 
 if TYPE_CHECKING:  # pragma: no cover
     from .httpapi import HTTPServer
@@ -112,6 +114,8 @@ OnDisconnect = Callable[["ServerConnection"], Any]
 OnPublish = Callable[["ServerConnection", str, StreamType], Any]
 OnPlay = Callable[["ServerConnection", str], Any]
 OnMessage = Callable[["ServerConnection", Message], Any]
+OnRecord = Callable[["ServerConnection", str, str], Any]
+OnRecordDone = Callable[[pathlib.Path], Any]
 OnSharedObject = Callable[["ServerConnection", str, SOEvent], Any]
 
 
@@ -159,6 +163,20 @@ class ServerConfig:
     """The password of ``username``."""
     record_dir: Optional[Union[str, "os.PathLike[str]"]] = None
     """Where ``record``/``append`` publishing writes FLV files and where VOD play reads them."""
+    record_all: Union[bool, Collection[str]] = False
+    """Record every publish, type ``live`` included (what ffmpeg and OBS send), as parts
+    ``<record_dir>/<app>/<name>-<UTC start>-<NNNN>.flv``: True for every application, or
+    the names of the applications to record.  Needs ``record_dir``."""
+    on_record: Optional[OnRecord] = None
+    """``on_record(conn, app, stream_name) -> bool``: asked for each ``live`` publish that
+    ``record_all`` covers; false (or raising) leaves that stream unrecorded."""
+    record_segment_seconds: Optional[float] = None
+    """Cut ``record_all`` recordings into parts of this much media time, at keyframes."""
+    record_segment_bytes: Optional[int] = None
+    """Cut ``record_all`` recordings into parts of this many bytes, at keyframes."""
+    on_record_done: Optional[OnRecordDone] = None
+    """``on_record_done(path)`` for each finished recording and part, on the recording's
+    own thread (never the publisher's), parts in order."""
     shared_objects_dir: Optional[Union[str, "os.PathLike[str]"]] = None
     """Where persistent shared objects (RTMP 7.1.3) are kept, as ``<app>/<name>.rso``;
     None: a persistent Use gets Status ``SharedObject.BadPersistence``."""
@@ -214,6 +232,7 @@ class ServerConfig:
         if self.require_auth and (not self.username or self.password is None):
             raise ValueError("require_auth needs username and password")
         parse_addr(self.addr)
+        check_record_settings(self)
         if self.http_addr is not None:
             http_host, _ = parse_addr(self.http_addr)
             if not is_loopback(http_host) and not self.http_token:
@@ -565,7 +584,8 @@ class Server:
         return self.shared_objects.open(app, name, persistent)
 
     def recording(self, app: str, name: str) -> Optional["os.PathLike[str]"]:
-        """The recorded FLV for ``app/name`` if ``record_dir`` is set and it exists."""
+        """The recorded FLV for ``app/name`` if ``record_dir`` is set: ``<name>.flv``, else
+        the newest part of a ``record_all`` recording (or None)."""
         if self.config.record_dir is None or not name:
             return None
         from .record_path import find_recording
@@ -576,11 +596,7 @@ class Server:
             return None
 
     def open_recorder(self, conn: ConnectionContext, name: str, stream_type: StreamType) -> Any:
-        """RTMP 7.2.2.6: a Recorder for ``record`` (truncate) or ``append``."""
-        if self.config.record_dir is None:
-            raise ValueError("recording is not enabled on this server (record_dir is not set)")
-        from .record_path import safe_record_path
-        from .recorder import Recorder
+        """RTMP 7.2.2.6: what this publish records (:func:`rtmp.segmenter.open_recording`)."""
+        from .segmenter import open_recording
 
-        path = safe_record_path(self.config.record_dir, conn.app, name)
-        return Recorder(path, append=stream_type == StreamType.APPEND, logger=conn.log)
+        return open_recording(conn, name, stream_type)

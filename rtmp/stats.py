@@ -478,6 +478,10 @@ def public_config(config: Any) -> Dict[str, Any]:
         value = getattr(config, name)
         if value is None or isinstance(value, (bool, int, float, str)):
             out[name] = value
+        elif isinstance(value, (set, frozenset, list, tuple)) and all(
+            isinstance(v, str) for v in value
+        ):
+            out[name] = sorted(value)  # e.g. record_all's application names
         else:
             out[name] = str(value)
     out["tls"] = config.ssl_context is not None

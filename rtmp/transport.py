@@ -36,7 +36,7 @@ import struct
 import sys
 import threading
 import time
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterable, List, Optional, Protocol, Sequence, Tuple, Union
 
 from . import control, handshake
 from .chunk import Limits
@@ -46,7 +46,9 @@ from .message import Message
 from .session import Session
 from .trace import ProtocolTracer, tracing_enabled
 
-__all__ = ["Transport", "READ_BUFFER_SIZE", "INITIAL_READ_BUFFER_SIZE", "client_ssl_context", "open_connection"]
+__all__ = ["Transport", "TransportSettings", "transport_from_config", "READ_BUFFER_SIZE",
+           "INITIAL_READ_BUFFER_SIZE", "client_ssl_context", "open_connection", "shutdown_socket",
+           "close_socket"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +60,30 @@ READ_BUFFER_SIZE = 256 * 1024
 INITIAL_READ_BUFFER_SIZE = 16 * 1024
 
 _Logger = Union[logging.Logger, logging.LoggerAdapter]  # type: ignore[type-arg]
+
+
+class TransportSettings(Protocol):
+    """What :func:`transport_from_config` reads of a client's or a server's config."""
+
+    @property
+    def read_timeout(self) -> float: ...
+    @property
+    def write_timeout(self) -> float: ...
+    @property
+    def strict(self) -> bool: ...
+    @property
+    def limits(self) -> Optional[Limits]: ...
+
+
+def transport_from_config(
+    sock: socket.socket, config: TransportSettings, *, role: str, conn_id: str, log: _Logger,
+    digest: bool = True,
+) -> Transport:
+    """A :class:`Transport` with the timeouts, strictness and chunk limits of a
+    :class:`~rtmp.client.ClientConfig` or :class:`~rtmp.server.ServerConfig`."""
+    return Transport(sock, role=role, conn_id=conn_id, read_timeout=config.read_timeout,
+                     write_timeout=config.write_timeout, digest=digest, strict=config.strict,
+                     log=log, limits=config.limits)  # fmt: skip
 
 
 class Transport:
@@ -591,6 +617,23 @@ def wait_readable(sock: socket.socket, timeout: Optional[float]) -> bool:
         return _poll(sock, _POLL_EVENTS, timeout)
     readable, _, _ = select.select([sock], [], [], timeout)  # pragma: no cover - no poll
     return bool(readable)
+
+
+def shutdown_socket(sock: socket.socket) -> None:
+    """Shut both directions, which wakes a thread blocked on ``sock``; errors ignored."""
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+def close_socket(sock: socket.socket) -> None:
+    """:func:`shutdown_socket`, then close; the errors of a socket already gone are ignored."""
+    shutdown_socket(sock)
+    try:
+        sock.close()
+    except OSError:  # pragma: no cover
+        pass
 
 
 def client_ssl_context(ca_file: Optional[str] = None, insecure: bool = False) -> ssl.SSLContext:
