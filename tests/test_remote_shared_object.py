@@ -253,3 +253,29 @@ def test_updates_on_their_way_after_release_are_not_handed_to_read_message(
         assert rtmp.shared_object.from_message(msg).name == "theirs"
         again = a.shared_object("room").wait_synced()  # used anew: in sync again
         assert again is not sa and again.data == {"x": 1.0}
+
+
+@pytest.mark.spec("RTMP 7.1.3 [de-facto]")
+@pytest.mark.parametrize("amf3", [False, True], ids=["amf0", "amf3"])
+def test_the_client_speaks_type_16_on_an_amf3_connection(
+        server: rtmp.Server, amf3: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """RTMP 7.1.3: objectEncoding 3 -> message type 16, else 19, for every event the
+    client sends (Use, Request Change, Request Remove, SendMessage, Release)."""
+    seen: List[int] = []
+    receive = store.SharedObjectStore.receive
+
+    def recording(self: store.SharedObjectStore, conn: Any, msg: rtmp.Message) -> None:
+        seen.append(int(msg.type))
+        receive(self, conn, msg)
+
+    monkeypatch.setattr(store.SharedObjectStore, "receive", recording)
+    with connected(server, amf3) as client:
+        assert client.object_encoding == (3 if amf3 else 0)
+        so = client.shared_object("room").wait_synced()
+        so.set("x", 1.0)
+        so.delete("x")
+        so.send("say", "hi")
+        so.wait_synced()
+        so.release()
+        assert wait_for(lambda: server.shared_objects.get("app", "room") is None, WAIT)
+    assert seen == [16 if amf3 else 19] * 5
