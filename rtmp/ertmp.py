@@ -71,6 +71,8 @@ __all__ = [
     "is_enhanced_video",
     "make_fourcc",
     "packet_type_name",
+    "split_audio",
+    "split_video",
     "parse_audio",
     "parse_video",
     "video_tracks",
@@ -844,6 +846,41 @@ def build_audio(
     if multitrack_type is not None:
         out += bytes([(multitrack_type << 4) | inner])
     return out + _body(inner, items, multitrack_type, video=False)
+
+
+def split_video(data: bytes, *, allow_unknown: bool = True) -> List[Tuple[Track, bytes]]:
+    """ERTMP Multitrack: each track of a video message as a message of its own.
+
+    A multitrack message becomes one OneTrack message per track (same frame type, packet
+    type, ModEx blocks and trackId); any other message is returned as it is.  For a server
+    that keeps the latest sequence start per ``(fourcc, track_id)``.  :class:`DecodeError`
+    if the message does not parse."""
+    header = parse_video(data, allow_unknown=allow_unknown)
+    if not header.is_multitrack:
+        return [(track, bytes(data)) for track in header.tracks]
+    out = []
+    for track in header.tracks:
+        single = TrackData(track.fourcc, data[track.offset : track.end], track.track_id,
+                           track.composition_time)
+        message = build_video(header.frame_type, header.packet_type, [single],
+                              multitrack_type=AvMultitrackType.ONE_TRACK, mod_ex=header.mod_ex)
+        out.append((parse_video(message, allow_unknown=True).tracks[0], message))
+    return out
+
+
+def split_audio(data: bytes, *, allow_unknown: bool = True) -> List[Tuple[Track, bytes]]:
+    """ERTMP Multitrack: each track of an audio message as a message of its own
+    (see :func:`split_video`)."""
+    header = parse_audio(data, allow_unknown=allow_unknown)
+    if not header.is_multitrack:
+        return [(track, bytes(data)) for track in header.tracks]
+    out = []
+    for track in header.tracks:
+        single = TrackData(track.fourcc, data[track.offset : track.end], track.track_id)
+        message = build_audio(header.packet_type, [single],
+                              multitrack_type=AvMultitrackType.ONE_TRACK, mod_ex=header.mod_ex)
+        out.append((parse_audio(message, allow_unknown=True).tracks[0], message))
+    return out
 
 
 # ----------------------------------------------------------------------------------------
