@@ -521,7 +521,7 @@ def _tracks(
     *,
     packet_type: int,
     multitrack_type: Optional[int],
-    shared_fourcc: Optional[str],
+    shared_fourcc: str,
     frame_type: Optional[int],
     known: Dict[str, str],
     allow_unknown: bool,
@@ -537,7 +537,6 @@ def _tracks(
             fourcc = _fourcc(data, offset, known, allow_unknown, clause, kind)
             offset += 4
         else:
-            assert shared_fourcc is not None
             fourcc = shared_fourcc
         track_id = 0
         end = length
@@ -608,7 +607,7 @@ def parse_video(data: bytes, *, allow_unknown: bool = False) -> VideoHeader:
             raise DecodeError("command frame without its VideoCommand (UI8)", VIDEO)
         return VideoHeader(frame_type, packet_type, mod_ex, command=data[offset], header_size=offset + 1)
     multitrack_type = None
-    shared_fourcc: Optional[str] = None
+    shared_fourcc = ""  # ManyTracksManyCodecs: a FourCC per track instead
     if packet_type == VideoPacketType.MULTITRACK:
         if offset >= len(data):
             raise DecodeError("Multitrack video without its AvMultitrackType byte", VIDEO)
@@ -648,7 +647,7 @@ def parse_audio(data: bytes, *, allow_unknown: bool = False) -> AudioHeader:
     if packet_type not in AUDIO_PACKET_NAMES:
         raise DecodeError(f"reserved AudioPacketType {packet_type}", AUDIO)
     multitrack_type = None
-    shared_fourcc: Optional[str] = None
+    shared_fourcc = ""  # ManyTracksManyCodecs: a FourCC per track instead
     if packet_type == AudioPacketType.MULTITRACK:
         if offset >= len(data):
             raise DecodeError("Multitrack audio without its AvMultitrackType byte", AUDIO)
