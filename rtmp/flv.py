@@ -13,8 +13,9 @@ converting between RTMP and FLV is only a header rewrite.
 This module reads (:class:`Reader`) and writes (:class:`Writer`, including APPEND with
 :meth:`Writer.open_append`) such files, and classifies audio and video payloads: the legacy
 AUDIODATA / VIDEODATA headers (FLV E.4.2.1, E.4.3.1) and the Enhanced RTMP ExVideoTagHeader /
-ExAudioTagHeader with FourCC codecs (ERTMP Enhanced Video, ERTMP Enhanced Audio).  It does
-file I/O only when given a path; everything else works on bytes.
+ExAudioTagHeader with FourCC codecs (ERTMP Enhanced Video, ERTMP Enhanced Audio), which
+:mod:`rtmp.ertmp` parses and builds in full.  It does file I/O only when given a path;
+everything else works on bytes.
 """
 
 from __future__ import annotations
