@@ -600,8 +600,6 @@ def parse_video(data: bytes, *, allow_unknown: bool = False) -> VideoHeader:
     packet_type, offset, mod_ex = _mod_ex_loop(data, first & 0x0F, VIDEO, "video")
     if packet_type > VideoPacketType.MOD_EX:
         raise DecodeError(f"reserved VideoPacketType {packet_type}", VIDEO)
-    if packet_type != VideoPacketType.METADATA and not 1 <= frame_type <= 5:
-        raise DecodeError(f"reserved VideoFrameType {frame_type}", VIDEO)
     if frame_type == VideoFrameType.COMMAND and packet_type != VideoPacketType.METADATA:
         if offset >= len(data):
             raise DecodeError("command frame without its VideoCommand (UI8)", VIDEO)
@@ -625,6 +623,8 @@ def parse_video(data: bytes, *, allow_unknown: bool = False) -> VideoHeader:
     else:
         shared_fourcc = _fourcc(data, offset, VIDEO_FOURCCS, allow_unknown, VIDEO, "video")
         offset += 4
+    if packet_type != VideoPacketType.METADATA and not 1 <= frame_type <= 5:
+        raise DecodeError(f"reserved VideoFrameType {frame_type}", VIDEO)  # ignored for Metadata
     if multitrack_type is not None and multitrack_type != AvMultitrackType.ONE_TRACK and offset >= len(data):
         raise DecodeError("multitrack video message with no track", MULTITRACK)
     tracks = _tracks(

@@ -527,8 +527,12 @@ class TestReservedAndUnknown:
     def test_reserved_frame_types(self, frame_type: int) -> None:
         with pytest.raises(DecodeError, match=f"reserved VideoFrameType {frame_type}"):
             parse_video(video_first(frame_type, 1) + fourcc("av01") + b"obu")
-        # Metadata ignores the frame type.
+        # Metadata ignores the frame type, in a multitrack message too.
         assert parse_video(video_first(frame_type, 4) + fourcc("av01") + b"\x05").is_metadata
+        multi = video_first(frame_type, 6) + multitrack(0, 4) + fourcc("av01") + b"\x01\x05"
+        assert parse_video(multi).tracks[0].is_config
+        with pytest.raises(DecodeError, match=f"reserved VideoFrameType {frame_type}"):
+            parse_video(video_first(frame_type, 6) + multitrack(0, 1) + fourcc("av01") + b"\x01")
 
     @pytest.mark.spec("ERTMP Enhanced Video")
     @pytest.mark.parametrize("packet_type", range(8, 16))
