@@ -62,13 +62,14 @@ def test_marked_frames_are_what_the_server_classifies_them_as() -> None:
     def message(kind: int, data: bytes) -> Message:
         return Message(type=kind, data=data, timestamp=0, message_stream_id=1)
 
-    key = message(MessageType.VIDEO, video_frame(7, 0, True))
-    inter = message(MessageType.VIDEO, video_frame(7, 1, False))
-    audio = message(MessageType.AUDIO, audio_frame(7, 2))
+    key = message(MessageType.VIDEO, video_frame(7, 0, 0, True, 1000))
+    inter = message(MessageType.VIDEO, video_frame(7, 1, 1, False, 100))
+    audio = message(MessageType.AUDIO, audio_frame(7, 2, 50))
     assert [classify(m) for m in (key, inter, audio)] == [
         FrameKind.KEYFRAME, FrameKind.INTERFRAME, FrameKind.AUDIO]
     assert [frame_mark(m) for m in (key, inter, audio)] == [
-        (7, 0, True), (7, 1, False), (7, 2, False)]
+        (7, 0, True, 0), (7, 1, False, 1), (7, 2, False, -1)]
+    assert [len(m.data) for m in (key, inter, audio)] == [1000, 100, 50]
     headers = [message(MessageType.VIDEO, AVC_HEADER), message(MessageType.AUDIO, AAC_HEADER)]
     assert [classify(m) for m in headers] == [FrameKind.CONFIG, FrameKind.CONFIG]
     assert [frame_mark(m) for m in headers] == [None, None]
@@ -84,7 +85,7 @@ def _publication(ledger: Ledger, frames: int, graceful: bool = True) -> List[Mes
     session.final = frames - 1 if graceful else None
     session.abrupt = not graceful
     return [Message(type=MessageType.VIDEO,
-                    data=video_frame(session.id, seq, seq % KEYFRAME_EVERY == 0),
+                    data=video_frame(session.id, seq, seq, seq % KEYFRAME_EVERY == 0, 40),
                     timestamp=seq, message_stream_id=1) for seq in range(frames)]
 
 
@@ -97,7 +98,7 @@ def _play(ledger: Ledger, messages: List[Message], end: bool, kind: str = "stead
 
 
 @pytest.mark.spec("RTMP 7.2.2.1")
-def test_a_late_joiner_counts_from_its_first_keyframe() -> None:
+def test_frames_before_the_first_keyframe_are_not_counted_and_fail() -> None:
     ledger = Ledger()
     frames = _publication(ledger, 3 * KEYFRAME_EVERY)
     _play(ledger, frames[KEYFRAME_EVERY - 3:], end=True)  # 3 inter-frames, then a GOP
@@ -105,6 +106,18 @@ def test_a_late_joiner_counts_from_its_first_keyframe() -> None:
     assert (check.complete, check.sent, check.delivered, check.lost) == (
         True, 2 * KEYFRAME_EVERY, 2 * KEYFRAME_EVERY, 0)
     assert check.segment.skipped == 3
+    [failure] = ledger.frame_failures()  # counted from the keyframe, but a wrong start
+    assert "got 3 frames of publication 1 before its first keyframe" in failure
+
+
+@pytest.mark.spec("RTMP 7.2.2.1")
+def test_a_late_joiner_from_the_gop_cache_passes() -> None:
+    ledger = Ledger()
+    frames = _publication(ledger, 3 * KEYFRAME_EVERY)
+    _play(ledger, frames[KEYFRAME_EVERY:], end=True)
+    [check] = ledger.check()
+    assert (check.complete, check.sent, check.delivered, check.lost) == (
+        True, 2 * KEYFRAME_EVERY, 2 * KEYFRAME_EVERY, 0)
     assert ledger.frame_failures() == []
 
 
@@ -113,8 +126,9 @@ def test_a_frame_missing_in_the_middle_fails() -> None:
     ledger = Ledger()
     frames = _publication(ledger, 60)
     _play(ledger, frames[:30] + frames[31:], end=True)
-    [failure] = ledger.frame_failures()
-    assert "lost 1 of 60 frames" in failure and "gaps 1" in failure
+    broken, lost = ledger.frame_failures()
+    assert "lost 1 of 60 frames" in lost and "gaps 1" in lost
+    assert "1 inter-frame(s) of publication 1 right after a missing video frame" in broken
 
 
 @pytest.mark.spec("RTMP 7.2.2.1")
@@ -138,11 +152,18 @@ def test_a_repeated_frame_fails() -> None:
     assert "out of order 1" in ledger.frame_failures()[0]
 
 
-def test_stalled_players_are_not_checked() -> None:
+@pytest.mark.spec("RTMP 7.2.2.1", "FLV E.4.3.1")
+def test_a_stalled_player_may_lose_whole_gops_only() -> None:
     ledger = Ledger()
-    frames = _publication(ledger, 30)
-    _play(ledger, frames[:5], end=True, kind="stalled")
-    assert ledger.check() == [] and ledger.frame_failures() == []
+    frames = _publication(ledger, 4 * KEYFRAME_EVERY)
+    whole_gops = frames[:5] + frames[2 * KEYFRAME_EVERY:]  # the rest of GOP 0 and GOP 1 lost
+    _play(ledger, whole_gops, end=True, kind="stalled")
+    assert ledger.check() == [] and ledger.frame_failures() == []  # not a keeping-up player
+    assert [(s.received, s.gaps, s.broken) for s in ledger.stalled()] == [
+        (5 + 2 * KEYFRAME_EVERY, 2 * KEYFRAME_EVERY - 5, 0)]
+    _play(ledger, frames[:5] + frames[10:], end=True, kind="stalled")  # resumes mid-GOP
+    [failure] = ledger.frame_failures()
+    assert "got 1 inter-frame(s) of publication 1 right after a missing video frame" in failure
 
 
 # -- the growth rules -------------------------------------------------------------------

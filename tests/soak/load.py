@@ -2,11 +2,12 @@
 and go, every loop bounded in count and time.
 
 Media.  Each publisher sends a synthetic stream paced in real time: 25 video frames per
-second (a keyframe every 25, so a GOP lasts 1 s) and AAC-sized audio frames every 1024/44.1
-ms, after ``@setDataFrame onMetaData`` and the two sequence headers.  The payloads carry
-real FLV tag headers (FLV E.4.2.1 / E.4.3.1: what the server's GOP cache and drop policy
-look at) followed by a mark: the publisher session's id and the frame's sequence number,
-one count across audio and video.  A player can so tell exactly which frames it got.
+second (a keyframe every 25, so a GOP lasts 1 s) and audio frames every 1024/44.1 ms,
+about 2 Mbit/s in all (0.5 in the short form), after ``@setDataFrame onMetaData`` and the
+two sequence headers.  The payloads carry real FLV tag headers (FLV E.4.2.1 / E.4.3.1: what
+the server's GOP cache and drop policy look at) followed by a mark: the publisher
+session's id, the frame's sequence number (one count across audio and video) and its index
+among the video frames.  A player can so tell exactly which frames it got.
 
 Players, per stream:
 
@@ -16,8 +17,11 @@ Players, per stream:
 * **leavers** read for a few seconds and leave with ``deleteStream``;
 * **reconnecters** read for a few seconds, drop the connection without a goodbye and
   connect again at once;
-* **stalled** players play and never read (their receive buffer shrunk to 4 KiB), then
-  drop the connection; the server must drop frames for them, never for the others.
+* **stalled** players play and do not read (their receive buffer shrunk to 4 KiB) for up
+  to 45 s, then read for a few seconds and drop the connection.  The server must drop
+  frames for them, never for the others, and drop whole GOPs: after a missing video frame
+  the next one a player gets must be a keyframe.  (Or it gives up on them after its write
+  timeout, 30 s: that is no error either.)
 
 Every player but the stalled ones keeps up, so it must get every frame from the first
 keyframe it receives on; one that saw the publisher end (and whose publisher closed
@@ -37,23 +41,20 @@ import struct
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 
 import rtmp
 from rtmp import Client, ClientConfig, Message, MessageType
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Ledger", "Load", "Profile", "PublisherSession", "Segment", "audio_frame",
+__all__ = ["Ledger", "Load", "Mark", "Profile", "PublisherSession", "Segment", "audio_frame",
            "frame_mark", "video_frame"]
 
 APP = "soak"
 VIDEO_FPS = 25
 KEYFRAME_EVERY = 25  # frames: a GOP of 1 s
 AUDIO_FRAME_MS = 1024 / 44.1
-KEYFRAME_BYTES = 12_000
-INTER_BYTES = 2_000
-AUDIO_BYTES = 200
 #: FLV E.4.3.1 AVC sequence header (AVCPacketType 0) with a short decoder configuration.
 AVC_HEADER = (b"\x17\x00\x00\x00\x00" + b"\x01\x42\xc0\x1e\xff\xe1\x00\x04\x67\x42\xc0\x1e"
               + b"\x01\x00\x04\x68\xce\x3c\x80")
@@ -61,7 +62,9 @@ AVC_HEADER = (b"\x17\x00\x00\x00\x00" + b"\x01\x42\xc0\x1e\xff\xe1\x00\x04\x67\x
 AAC_HEADER = b"\xaf\x00\x12\x10"
 METADATA = {"width": 320, "height": 240, "framerate": VIDEO_FPS, "videocodecid": 7,
             "audiocodecid": 10, "encoder": "tests.soak"}
-_MARK = struct.Struct(">II")  # publisher session id, sequence number
+#: The mark: publisher session id, sequence number (one count across audio and video),
+#: and the frame's index among the video frames (-1: audio).
+_MARK = struct.Struct(">IIi")
 _VIDEO_MARK_AT = 5  # after FrameType/CodecID, AVCPacketType, CompositionTime (FLV E.4.3.1)
 _AUDIO_MARK_AT = 2  # after SoundFormat/Rate/Size/Type and AACPacketType (FLV E.4.2.1)
 #: No slot runs more cycles than this, whatever the duration (each cycle is bounded in time).
@@ -72,31 +75,42 @@ END_GRACE = 20.0
 KEEPING_UP = ("steady", "leaver", "reconnecter")
 
 
-def video_frame(session: int, seq: int, keyframe: bool) -> bytes:
+class Mark(NamedTuple):
+    """What a soak frame says about itself."""
+
+    session: int
+    seq: int
+    keyframe: bool
+    video: int
+    """Index among the publication's video frames; -1 for audio."""
+
+
+def video_frame(session: int, seq: int, index: int, keyframe: bool, size: int) -> bytes:
     """FLV E.4.3.1: an AVC NALU packet (0x17 keyframe, 0x27 inter-frame) carrying the mark."""
     head = bytes((0x17 if keyframe else 0x27, 1, 0, 0, 0))
-    size = KEYFRAME_BYTES if keyframe else INTER_BYTES
-    return head + _MARK.pack(session, seq) + bytes(size - len(head) - _MARK.size)
+    mark = _MARK.pack(session, seq, index)
+    return head + mark + bytes(max(0, size - len(head) - len(mark)))
 
 
-def audio_frame(session: int, seq: int) -> bytes:
+def audio_frame(session: int, seq: int, size: int) -> bytes:
     """FLV E.4.2.1: an AAC raw packet (0xAF 0x01) carrying the mark."""
-    return b"\xaf\x01" + _MARK.pack(session, seq) + bytes(AUDIO_BYTES - 2 - _MARK.size)
+    mark = _MARK.pack(session, seq, -1)
+    return b"\xaf\x01" + mark + bytes(max(0, size - 2 - len(mark)))
 
 
-def frame_mark(message: Message) -> Optional[Tuple[int, int, bool]]:
-    """``(session, seq, keyframe)`` of a soak frame; None for headers, metadata, status."""
+def frame_mark(message: Message) -> Optional[Mark]:
+    """The :class:`Mark` of a soak frame; None for headers, metadata, status."""
     data = message.data
     if message.type == MessageType.VIDEO and len(data) >= _VIDEO_MARK_AT + _MARK.size:
         if data[1] != 1:
             return None  # sequence header or end of sequence
-        session, seq = _MARK.unpack_from(data, _VIDEO_MARK_AT)
-        return session, seq, data[0] == 0x17
+        session, seq, index = _MARK.unpack_from(data, _VIDEO_MARK_AT)
+        return Mark(session, seq, data[0] == 0x17, index)
     if message.type == MessageType.AUDIO and len(data) >= _AUDIO_MARK_AT + _MARK.size:
         if data[1] != 1:
             return None
-        session, seq = _MARK.unpack_from(data, _AUDIO_MARK_AT)
-        return session, seq, False
+        session, seq, _ = _MARK.unpack_from(data, _AUDIO_MARK_AT)
+        return Mark(session, seq, False, -1)
     return None
 
 
@@ -115,6 +129,12 @@ class Profile:
     reconnect_after: Tuple[float, float] = (2.0, 8.0)
     stall_seconds: Tuple[float, float] = (10.0, 45.0)
     rejoin_pause: Tuple[float, float] = (0.2, 2.0)
+    keyframe_bytes: int = 40_000
+    inter_bytes: int = 8_000
+    audio_bytes: int = 300
+    """Frame sizes: the defaults make about 2 Mbit/s a stream."""
+    resume_seconds: float = 3.0
+    """A stalled player reads this long at the end of its stall (see :class:`Segment`)."""
     abrupt_every: int = 4
     """Every this many publisher sessions, one ends by dropping its connection (0: never)."""
     seed: int = 1
@@ -124,7 +144,9 @@ class Profile:
         """The CI-sized load: two streams, short publications."""
         return cls(streams=2, session_seconds=(5.0, 10.0), gap_seconds=(0.3, 1.5),
                    leave_after=(2.0, 5.0), reconnect_after=(1.5, 4.0),
-                   stall_seconds=(4.0, 10.0), rejoin_pause=(0.1, 1.0), abrupt_every=3, seed=seed)
+                   stall_seconds=(4.0, 10.0), rejoin_pause=(0.1, 1.0), abrupt_every=3,
+                   keyframe_bytes=12_000, inter_bytes=2_000, audio_bytes=200,
+                   resume_seconds=1.5, seed=seed)
 
     @property
     def clients(self) -> int:
@@ -169,6 +191,9 @@ class Segment:
     """Frames received again or out of order."""
     saw_end: bool = False
     """The publisher's end (StreamEnded) reached this player while it read."""
+    broken: int = 0
+    """Inter-frames received right after a missing video frame: a player that cannot keep
+    up must lose whole GOPs (the server skips to the next keyframe), never part of one."""
 
 
 @dataclass
@@ -195,6 +220,8 @@ class Ledger:
         self.connections: Dict[str, int] = {}
         self.active: Dict[str, int] = {}
         self.live: Dict[str, Optional[PublisherSession]] = {}
+        self.cut_by_server = 0
+        """Stalled players the server had disconnected when they resumed reading."""
 
     def new_session(self, stream: str, publisher: str) -> PublisherSession:
         with self._lock:
@@ -234,6 +261,10 @@ class Ledger:
         """Frames received from the first keyframe on by players that keep up."""
         return sum(s.received for s in list(self.segments) if s.kind in KEEPING_UP)
 
+    def stalled(self) -> List[Segment]:
+        """The segments of the players that never read (until they resumed, at the end)."""
+        return [s for s in list(self.segments) if s.kind not in KEEPING_UP]
+
     def frames_lost(self) -> int:
         """Gaps seen so far (missing tails are known only at the end, see :meth:`check`)."""
         return sum(s.gaps + s.disorder for s in list(self.segments) if s.kind in KEEPING_UP)
@@ -261,10 +292,20 @@ class Ledger:
         return out
 
     def frame_failures(self) -> List[str]:
-        """One line per player connection that lost, repeated or reordered a frame."""
-        failures = []
+        """One line per player connection that lost, repeated or reordered a frame, or
+        that did not start at a keyframe."""
+        failures = [
+            f"{seg.player} ({seg.kind}) got {seg.broken} inter-frame(s) of publication "
+            f"{seg.session} right after a missing video frame: the server must drop whole "
+            "GOPs, up to the next keyframe"
+            for seg in list(self.segments) if seg.broken]
         for check in self.check():
             seg = check.segment
+            if seg.skipped:
+                failures.append(
+                    f"{seg.player} ({seg.kind}) got {seg.skipped} frames of publication "
+                    f"{seg.session} before its first keyframe: a player must start at a "
+                    "keyframe (the GOP cache's, or the publisher's first)")
             if check.lost or seg.gaps or seg.disorder:
                 failures.append(
                     f"{seg.player} ({seg.kind}) lost {check.lost} of {check.sent} frames of "
@@ -283,15 +324,21 @@ class _Tracker:
         self.player = player
         self.kind = kind
         self.segment: Optional[Segment] = None
+        self._last_video = -1
 
     def media(self, message: Message) -> None:
         mark = frame_mark(message)
         if mark is None:
             return  # sequence headers, metadata, onStatus
-        session, seq, keyframe = mark
+        session, seq, keyframe = mark.session, mark.seq, mark.keyframe
         segment = self.segment
         if segment is None or segment.session != session:
             segment = self.segment = self.ledger.new_segment(self.player, self.kind, session)
+            self._last_video = -1
+        if mark.video >= 0:
+            if self._last_video >= 0 and mark.video > self._last_video + 1 and not keyframe:
+                segment.broken += 1
+            self._last_video = max(self._last_video, mark.video)
         if segment.first < 0:
             if not keyframe:
                 segment.skipped += 1
@@ -415,11 +462,14 @@ class Load:
                 else:
                     session.max_lag_ms = max(session.max_lag_ms, -delay * 1000.0)
                 if video_ms <= audio_ms:
-                    client.send_video(video_frame(session.id, seq, video % KEYFRAME_EVERY == 0),
+                    key = video % KEYFRAME_EVERY == 0
+                    size = self.profile.keyframe_bytes if key else self.profile.inter_bytes
+                    client.send_video(video_frame(session.id, seq, video, key, size),
                                       int(video_ms))
                     video += 1
                 else:
-                    client.send_audio(audio_frame(session.id, seq), int(audio_ms))
+                    client.send_audio(audio_frame(session.id, seq, self.profile.audio_bytes),
+                                      int(audio_ms))
                     audio += 1
                 seq += 1
                 session.sent = seq
@@ -465,6 +515,7 @@ class Load:
                 assert client.transport is not None
                 client.transport.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
                 self._stop.wait(rng.uniform(*p.stall_seconds))
+                self._resume(client, tracker, stream)
                 self._drop(client)
                 return
             stay = {"leaver": p.leave_after, "reconnecter": p.reconnect_after}.get(kind)
@@ -477,6 +528,20 @@ class Load:
             with contextlib.suppress(Exception):
                 client.close()
             self.ledger.disconnected(kind)
+
+    def _resume(self, client: Client, tracker: _Tracker, stream: str) -> None:
+        """A stalled player reads at last: what the server kept for it must be whole GOPs.
+        The server may have given up on it already (its write timeout): no error."""
+        transport = client.transport
+        if transport is not None:  # a window again: 4 KiB took a round trip per read
+            transport.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        try:
+            self._read(client, tracker, stream, time.monotonic() + self.profile.resume_seconds,
+                       1)
+        except rtmp.RTMPError as exc:
+            logger.info("stalled player: %s", exc)
+            with self.ledger._lock:
+                self.ledger.cut_by_server += 1
 
     def _read(self, client: Client, tracker: _Tracker, stream: str, until: Optional[float],
               ends_wanted: int) -> None:

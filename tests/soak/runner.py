@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Set
 
 from tests.bench.harness import OurServer, machine_info
-from tests.soak.load import KEEPING_UP, Ledger, Load, Profile, PublisherSession
+from tests.soak.load import KEEPING_UP, Ledger, Load, Profile, PublisherSession, Segment
 from tests.soak.monitor import (ProcessSample, Rules, Sample, judge_growth, judge_return,
                                 read_process, send_queues, settled)
 
@@ -184,6 +184,7 @@ def player_table(result: SoakResult) -> str:
     windows (from its first keyframe to the publisher's last, or its own last), got, lost."""
     ledger = result.ledger
     checks = ledger.check()
+    stalled = ledger.stalled()
     lines = ["| player | kind | publications whole / in part | joined mid-publication "
              "(GOP cache) / at its start | frames sent in its windows | delivered | lost |",
              "|---|---|---|---|---|---|---|"]
@@ -192,7 +193,7 @@ def player_table(result: SoakResult) -> str:
         mine = [c for c in checks if c.segment.player == name]
         kind = mine[0].segment.kind if mine else name.split("-", 1)[0]
         if kind not in KEEPING_UP:
-            lines.append(f"| {name} | {kind} | - | - | never reads: not checked | - | - |")
+            lines.append(_stalled_row(name, kind, [s for s in stalled if s.player == name]))
             continue
         whole = sum(c.complete for c in mine)
         mid = sum(c.segment.first > 0 for c in mine)
@@ -200,6 +201,18 @@ def player_table(result: SoakResult) -> str:
                      f"{len(mine) - mid} | {sum(c.sent for c in mine)} | "
                      f"{sum(c.delivered for c in mine)} | {sum(c.lost for c in mine)} |")
     return "\n".join(lines)
+
+
+def _stalled_row(name: str, kind: str, segments: List[Segment]) -> str:
+    """A player that does not read: what it got when it resumed, and what the server
+    dropped for it (allowed, in whole GOPs)."""
+    got = [s for s in segments if s.first >= 0]
+    window = sum(s.last - s.first + 1 for s in got)
+    received = sum(s.received for s in got)
+    broken = sum(s.broken for s in segments)
+    return (f"| {name} | {kind} | - / {len(segments)} | - | {window} | {received} | "
+            f"{window - received} dropped by the server (allowed: stalled), "
+            f"{broken} broken GOPs |")
 
 
 def _stalled_names(result: SoakResult) -> Set[str]:
@@ -229,11 +242,29 @@ def report(result: SoakResult, command: str) -> str:
         f"Command: `{command}` ({result.duration:.0f} s of load, a row every "
         f"{result.interval:g} s; wall time {result.wall_seconds:.0f} s).  Load: "
         f"{result.profile.clients} client slots over {result.profile.streams} streams; "
-        f"connections made: {conns}.  Idle CPU after the load: "
+        f"connections made: {conns}; stalled players the server had disconnected when "
+        f"they resumed: {ledger.cut_by_server}.  Idle CPU after the load: "
         f"{result.idle_cpu_share:.1%} of a core.\n\n"
         + "\n".join(rows) + "\n\n" + player_table(result) + "\n\n" + publisher_table(result)
         + f"\n\nVerdict: {verdict}\n"
     )
+
+
+RULES_TEXT = (
+    "The server (`python -m rtmp serve`) is driven by publishers (one per stream, real-time "
+    "25 fps video with a keyframe a second, and AAC-sized audio; every few publications one "
+    "drops its connection instead of closing) and players that keep up (steady ones watch "
+    "one or two publications to their end, leavers leave after a few seconds, reconnecters "
+    "drop the connection and connect again), and players that never read.  A run fails "
+    "when, after a 20 % warm-up, the last third's RSS maximum exceeds the first third's by "
+    "10 % + 8 MB, or the last third's median of threads or descriptors the first third's by "
+    "25 % + 6; when descriptors (exactly) and threads (give or take the server's idle "
+    "accept threads) are not back to their value before the first client once all left; "
+    "when the idle server uses over 5 % of a core; or when a player that keeps up misses "
+    "a frame between the first keyframe it gets and the publisher's last (or its own last "
+    "received, if it left first).  *Unread in the kernel* is what the server's sockets hold "
+    "for their peers, mostly the players that never read."
+)
 
 
 def write_section(path: Path, body: str) -> None:
@@ -243,7 +274,7 @@ def write_section(path: Path, body: str) -> None:
     machine = ", ".join(f"{k} {info[k]}" for k in ("date", "nproc", "cpu", "python",
                                                    "load average when written (1, 5, 15 min)"))
     section = (f"{SECTION_BEGIN}\n## Soak\n\nWritten by `python -m tests.soak` (`tox -e soak`);"
-               f" machine: {machine}.\n\n{body}{SECTION_END}\n")
+               f" machine: {machine}.\n\n{RULES_TEXT}\n\n{body}{SECTION_END}\n")
     text = path.read_text("utf-8") if path.exists() else "# Benchmarks\n\n"
     pattern = re.compile(re.escape(SECTION_BEGIN) + ".*?" + re.escape(SECTION_END) + "\n?",
                          re.S)
