@@ -7,6 +7,7 @@ frame ledger made-up figures, so that each way the soak can fail is shown to fai
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import List
 
@@ -15,6 +16,7 @@ import pytest
 from rtmp import Message, MessageType
 from rtmp.server import MAX_SPARE_THREADS
 from rtmp.streams import FrameKind, classify
+from tests.bench.harness import OurServer
 from tests.soak import __main__ as soak_main
 from tests.soak.load import (
     AAC_HEADER,
@@ -52,6 +54,25 @@ def test_short_soak_passes() -> None:
     kinds = result.ledger.connections
     assert kinds["reconnecter"] > kinds["publisher"] and kinds["stalled"] >= 2
     assert any(p.abrupt for sessions in result.publishers.values() for p in sessions)
+
+
+class _LeakyServer(OurServer):
+    """``python -m rtmp serve`` losing one descriptor per connection (tests/soak/leaky_server)."""
+
+    def command(self, port: int, directory: Path) -> List[str]:
+        return [sys.executable, "-m", "tests.soak.leaky_server", *super().command(port, directory)[3:]]
+
+
+@pytest.mark.slow
+def test_a_real_leak_fails_the_soak() -> None:
+    """The same harness against a server process that leaks a descriptor per connection:
+    8 s are too short for the growth rule (its unit tests above show it), not for the
+    return to the start."""
+    result = run_soak(8.0, 1.0, Profile.short(), Rules(settle_seconds=2.0),
+                      emit=lambda _line: None, server_factory=_LeakyServer)
+    [failure] = result.failures
+    assert failure.startswith("open descriptors did not return to their value before the "
+                              "first client"), result.failures
 
 
 # -- the media marks --------------------------------------------------------------------

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Set
 
-from tests.bench.harness import OurServer, machine_info
+from tests.bench.harness import OurServer, ServerProcess, machine_info
 from tests.soak.load import KEEPING_UP, Ledger, Load, Profile, PublisherSession, Segment
 from tests.soak.monitor import (ProcessSample, Rules, Sample, judge_growth, judge_return,
                                 read_process, send_queues, settled)
@@ -78,11 +78,13 @@ def _wait_back(pid: int, before: ProcessSample, rules: Rules) -> ProcessSample:
 
 
 def run_soak(duration: float, interval: float, profile: Profile, rules: Rules = Rules(),
-             emit: Callable[[str], None] = print) -> SoakResult:
-    """Run the soak for ``duration`` seconds of load, a table row every ``interval`` s."""
+             emit: Callable[[str], None] = print,
+             server_factory: Callable[[], ServerProcess] = OurServer) -> SoakResult:
+    """Run the soak for ``duration`` seconds of load, a table row every ``interval`` s,
+    against ``server_factory()`` (our ``python -m rtmp serve``)."""
     result = SoakResult(duration, interval, profile)
     started = time.monotonic()
-    server = OurServer()
+    server = server_factory()
     server.start()
     try:
         _run(server, result, rules, emit)
@@ -95,7 +97,7 @@ def run_soak(duration: float, interval: float, profile: Profile, rules: Rules = 
     return result
 
 
-def _sample(server: OurServer, t: float, phase: str, ledger: Ledger,
+def _sample(server: ServerProcess, t: float, phase: str, ledger: Ledger,
             previous: Optional[Sample]) -> Sample:
     process = read_process(server.pid)
     sample = Sample(t, phase, process, clients=sum(ledger.active.values()),
@@ -107,7 +109,7 @@ def _sample(server: OurServer, t: float, phase: str, ledger: Ledger,
     return sample
 
 
-def _run(server: OurServer, result: SoakResult, rules: Rules, emit: Callable[[str], None]) -> None:
+def _run(server: ServerProcess, result: SoakResult, rules: Rules, emit: Callable[[str], None]) -> None:
     pid = server.pid
     ledger = result.ledger
     before = _wait_steady(pid, _SETTLE_START)
