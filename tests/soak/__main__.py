@@ -58,7 +58,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     output = Path(args.output) if args.output else (None if args.short else DEFAULT_OUTPUT)
     command = "python -m tests.soak " + " ".join(sys.argv[1:] if argv is None else argv)
     result = run_soak(duration, interval, profile, emit=lambda line: print(line, flush=True))
-    text = report(result, command.strip())
+    note = ""
+    if duration != DEFAULT_DURATION or args.short:
+        note = (f"A shortened run: the default form, `python -m tests.soak` (`tox -e soak`), "
+                f"runs {DEFAULT_DURATION:.0f} s{'' if args.short else ' of the same load'}.")
+    text = report(result, command.strip(), note)
     print("\n" + text)
     if not result.passed and result.server_log:
         print("server log (tail):\n" + result.server_log, file=sys.stderr)

@@ -233,8 +233,9 @@ def publisher_table(result: SoakResult) -> str:
     return "\n".join(lines)
 
 
-def report(result: SoakResult, command: str) -> str:
-    """The whole result as Markdown: over time, per player, per publisher, verdict."""
+def report(result: SoakResult, command: str, note: str = "") -> str:
+    """The whole result as Markdown: over time, per player, per publisher, verdict;
+    ``note`` follows the first line."""
     ledger = result.ledger
     rows = [TABLE_HEAD] + [_row(s) for s in result.samples]
     conns = ", ".join(f"{k} {v}" for k, v in sorted(ledger.connections.items()))
@@ -246,7 +247,7 @@ def report(result: SoakResult, command: str) -> str:
         f"{result.profile.clients} client slots over {result.profile.streams} streams; "
         f"connections made: {conns}; stalled players the server had disconnected when "
         f"they resumed: {ledger.cut_by_server}.  Idle CPU after the load: "
-        f"{result.idle_cpu_share:.1%} of a core.\n\n"
+        f"{result.idle_cpu_share:.1%} of a core.{' ' + note if note else ''}\n\n"
         + "\n".join(rows) + "\n\n" + player_table(result) + "\n\n" + publisher_table(result)
         + f"\n\nVerdict: {verdict}\n"
     )
@@ -264,8 +265,11 @@ RULES_TEXT = (
     "accept threads) are not back to their value before the first client once all left; "
     "when the idle server uses over 5 % of a core; or when a player that keeps up misses "
     "a frame between the first keyframe it gets and the publisher's last (or its own last "
-    "received, if it left first).  *Unread in the kernel* is what the server's sockets hold "
-    "for their peers, mostly the players that never read."
+    "received, if it left first), or when a player that stalled gets, once it reads again, "
+    "part of a GOP (an inter-frame right after a missing video frame).  *Frames sent* "
+    "counts what the publishers sent, *delivered* what the players that keep up received "
+    "(a frame reaches several players), *lost* the gaps they saw; *unread in the kernel* is "
+    "what the server's sockets hold for their peers, mostly the players that never read."
 )
 
 
