@@ -18,7 +18,7 @@ Players, per stream:
 * **reconnecters** read for a few seconds, drop the connection without a goodbye and
   connect again at once;
 * **stalled** players play and do not read (their receive buffer shrunk to 4 KiB) for up
-  to 45 s, then read for a few seconds and drop the connection.  The server must drop
+  to 60 s, then read for a few seconds and drop the connection.  The server must drop
   frames for them, never for the others, and drop whole GOPs: after a missing video frame
   the next one a player gets must be a keyframe.  (Or it gives up on them after its write
   timeout, 30 s: that is no error either.)
@@ -127,7 +127,7 @@ class Profile:
     gap_seconds: Tuple[float, float] = (0.5, 3.0)
     leave_after: Tuple[float, float] = (3.0, 15.0)
     reconnect_after: Tuple[float, float] = (2.0, 8.0)
-    stall_seconds: Tuple[float, float] = (10.0, 45.0)
+    stall_seconds: Tuple[float, float] = (10.0, 60.0)
     rejoin_pause: Tuple[float, float] = (0.2, 2.0)
     keyframe_bytes: int = 40_000
     inter_bytes: int = 8_000
