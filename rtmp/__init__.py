@@ -11,16 +11,8 @@ import importlib
 import logging
 from typing import TYPE_CHECKING, Any
 
-from .errors import (
-    CommandError,
-    ConnectionClosedError,
-    HandshakeError,
-    LimitExceededError,
-    ProtocolError,
-    RTMPError,
-    StreamEnded,
-    TimeoutError,
-)
+from . import errors
+from .errors import *  # noqa: F403 - the whole exception tree is public, as errors.__all__ lists it
 from .message import Message, MessageType, StreamType
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -31,14 +23,6 @@ if TYPE_CHECKING:  # pragma: no cover
 __version__ = "0.1.0"
 
 __all__ = [
-    "RTMPError",
-    "HandshakeError",
-    "ProtocolError",
-    "LimitExceededError",
-    "CommandError",
-    "TimeoutError",
-    "ConnectionClosedError",
-    "StreamEnded",
     "StatusEvent",
     "Message",
     "MessageType",
@@ -51,6 +35,7 @@ __all__ = [
     "ServerConnection",
     "ConnectionState",
 ]
+__all__ += errors.__all__  # RTMPError, HandshakeError, ... (rtmp.errors)
 
 _LAZY = {
     "Client": "client",

@@ -194,11 +194,11 @@ class Decoder(DecoderBase):
     # -- internals ----------------------------------------------------------
 
     def _read_value(self) -> Any:
-        data = self.data
         offset = self.offset
-        if offset >= len(data):
-            raise self._error("truncated input: a value marker was expected (AMF0 2.1)")
-        marker = data[offset]
+        try:
+            marker = self.data[offset]
+        except IndexError:
+            raise self._error("truncated input: a value marker was expected (AMF0 2.1)") from None
         self.offset = offset + 1
         if marker < _READERS_LEN:
             reader = _READERS[marker]
@@ -213,37 +213,17 @@ class Decoder(DecoderBase):
 
     def _read_utf8(self) -> str:
         """AMF0 1.3.1: U16 byte length, then that many UTF-8 bytes."""
-        data = self.data
         offset = self.offset
-        (length,) = _U16.unpack_from(data, offset)
-        start = offset + 2
-        end = start + length
-        if end > len(data):
-            raise self._error(
-                f"string of {length} bytes runs past the end of the input (AMF0 2.4)", offset
-            )
-        self.offset = end
-        try:
-            return data[start:end].decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise self._error(f"string is not valid UTF-8: {exc.reason} (AMF0 1.3.1)", start) from None
+        (length,) = _U16.unpack_from(self.data, offset)
+        self.offset = offset + 2
+        return self._read_text(length, "AMF0 2.4", offset, "AMF0 1.3.1")
 
     def _read_utf8_long(self, clause: str) -> str:
         """AMF0 1.3.1: U32 byte length, then that many UTF-8 bytes."""
-        data = self.data
         offset = self.offset
-        (length,) = _U32.unpack_from(data, offset)
-        start = offset + 4
-        end = start + length
-        if end > len(data):
-            raise self._error(
-                f"string of {length} bytes runs past the end of the input ({clause})", offset
-            )
-        self.offset = end
-        try:
-            return data[start:end].decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise self._error(f"string is not valid UTF-8: {exc.reason} ({clause})", start) from None
+        (length,) = _U32.unpack_from(self.data, offset)
+        self.offset = offset + 4
+        return self._read_text(length, clause, offset)
 
     def _read_number(self) -> float:
         """AMF0 2.2: an 8-byte IEEE-754 double."""
@@ -268,18 +248,6 @@ class Decoder(DecoderBase):
     def _read_xml_document(self) -> XMLDocument:
         """AMF0 2.17: always the long string form."""
         return XMLDocument(self._read_utf8_long("AMF0 2.17"))
-
-    def _read_null(self) -> None:
-        """AMF0 2.7."""
-        return None
-
-    def _read_undefined(self) -> Undefined:
-        """AMF0 2.8."""
-        return UNDEFINED
-
-    def _read_unsupported(self) -> Unsupported:
-        """AMF0 2.15."""
-        return UNSUPPORTED
 
     def _read_properties(
         self, target: Dict[Any, Any], clause: str, end_optional_after: Optional[int] = None
@@ -419,10 +387,7 @@ class Decoder(DecoderBase):
             )
         array: List[Any] = []
         self._references.append(array)
-        append = array.append
-        read_value = self._read_value
-        for _ in range(count):
-            append(read_value())
+        self._read_values(array.append, count)
         self._depth -= 1
         return array
 
@@ -467,15 +432,15 @@ _READERS: Tuple[Optional[_Reader], ...] = (
     Decoder._read_utf8,  # 0x02 AMF0 2.4
     Decoder._read_object,  # 0x03 AMF0 2.5
     None,  # 0x04 movieclip, reserved (AMF0 2.6)
-    Decoder._read_null,  # 0x05 AMF0 2.7
-    Decoder._read_undefined,  # 0x06 AMF0 2.8
+    lambda decoder: None,  # 0x05 null, AMF0 2.7
+    lambda decoder: UNDEFINED,  # 0x06 AMF0 2.8
     Decoder._read_reference,  # 0x07 AMF0 2.9
     Decoder._read_ecma_array,  # 0x08 AMF0 2.10
     None,  # 0x09 object end: only valid inside a property list (AMF0 2.11)
     Decoder._read_strict_array,  # 0x0A AMF0 2.12
     Decoder._read_date,  # 0x0B AMF0 2.13
     Decoder._read_long_string,  # 0x0C AMF0 2.14
-    Decoder._read_unsupported,  # 0x0D AMF0 2.15
+    lambda decoder: UNSUPPORTED,  # 0x0D AMF0 2.15
     None,  # 0x0E recordset, reserved (AMF0 2.16)
     Decoder._read_xml_document,  # 0x0F AMF0 2.17
     Decoder._read_typed_object,  # 0x10 AMF0 2.18
@@ -521,10 +486,7 @@ class Encoder:
     # -- internals ----------------------------------------------------------
 
     def _write(self, value: Any) -> None:
-        writer = _WRITERS.get(type(value))
-        if writer is None:
-            writer = _writer_for(value)
-        writer(self, value)
+        (_WRITERS.get(type(value)) or _writer_for(value))(self, value)
 
     def _write_number(self, value: float) -> None:
         """AMF0 2.2."""
@@ -727,19 +689,10 @@ def _writer_for(value: Any) -> _Writer:
     raise EncodeError(f"cannot encode a {kind.__qualname__} as AMF0")
 
 
-_SUBCLASS_WRITERS: Tuple[Tuple[type, _Writer], ...] = (
-    (bool, Encoder._write_bool),
-    (int, Encoder._write_int),
-    (float, Encoder._write_number),
-    (XMLDocument, Encoder._write_xml_document),
-    (str, Encoder._write_str),
-    (ECMAArray, Encoder._write_ecma_array),
-    (TypedObject, Encoder._write_typed_object),
-    (dict, Encoder._write_dict),
-    (list, Encoder._write_list),
-    (tuple, Encoder._write_list),
-    (_dt.datetime, Encoder._write_date),
-)
+#: The types whose subclasses are written as they are, most specific first (bool before int).
+_SUBCLASS_WRITERS: Tuple[Tuple[type, _Writer], ...] = tuple((base, _WRITERS[base]) for base in (
+    bool, int, float, XMLDocument, str, ECMAArray, TypedObject, dict, list, tuple, _dt.datetime,
+))  # fmt: skip
 
 
 # ---------------------------------------------------------------------------
@@ -748,9 +701,7 @@ _SUBCLASS_WRITERS: Tuple[Tuple[type, _Writer], ...] = (
 
 def encode(value: Any, *, use_references: bool = True) -> bytes:
     """AMF0 2: the bytes of one value."""
-    encoder = Encoder(use_references=use_references)
-    encoder.write_value(value)
-    return bytes(encoder._buffer)
+    return encode_all((value,), use_references=use_references)
 
 
 def encode_all(values: Iterable[Any], *, use_references: bool = True) -> bytes:

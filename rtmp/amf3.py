@@ -162,7 +162,7 @@ class XML(str):
         return f"XML({str.__repr__(self)})"
 
 
-class _Vector(List[Any]):
+class _Vector(_shared.ValueEquality, List[Any]):
     """AMF3 3.15: a dense typed array; ``fixed`` is the fixed-length flag."""
 
     __slots__ = ("fixed",)
@@ -177,11 +177,6 @@ class _Vector(List[Any]):
             and self.fixed == other.fixed
             and list.__eq__(self, other)
         )
-
-    def __ne__(self, other: object) -> bool:
-        return not self == other
-
-    __hash__ = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({list.__repr__(self)}, fixed={self.fixed})"
@@ -352,6 +347,7 @@ class Decoder(DecoderBase):
 
     __slots__ = ("_strings", "_objects", "_traits")
     error = DecodeError
+    _PAST_END = "{length}-byte string runs past the end of the input ({clause})"
 
     def __init__(self, data: Buffer, offset: int = 0, *, max_depth: int = DEFAULT_MAX_DEPTH) -> None:
         super().__init__(data, offset, max_depth)
@@ -397,9 +393,26 @@ class Decoder(DecoderBase):
         if marker == 0x05:  # AMF3 3.7
             self.offset = offset + 9
             return _DOUBLE.unpack_from(data, offset + 1)[0]
-        if marker < _READERS_LEN:
-            return _READERS[marker](self)
-        raise self._error(f"unknown AMF3 marker 0x{marker:02x} (AMF3 3.1)", offset)
+        if marker < 0x04:  # AMF3 3.2-3.5: undefined, null, false, true
+            return _CONSTANTS[marker]
+        if marker == 0x04:
+            return self._read_integer()
+        if marker >= _READERS_END:
+            raise self._error(f"unknown AMF3 marker 0x{marker:02x} (AMF3 3.1)", offset)
+        # AMF3 2.2: every other type starts with a U29 whose low bit says value or reference.
+        offset += 1
+        header = data[offset]
+        if header < 0x80:  # the common one-byte U29, read inline
+            self.offset = offset + 1
+        else:
+            header = self._read_u29()
+        if header & 1:
+            return _TABLED_READERS[marker - _FIRST_TABLED](self, header, offset)
+        index = header >> 1
+        objects = self._objects
+        if index < len(objects):
+            return objects[index]
+        raise self._bad_reference("object", index, len(objects), "AMF3 2.2", offset)
 
     def _read_u29(self) -> int:
         """AMF3 1.3.1: 7 bits per byte while the high bit is set; a 4th byte gives all 8."""
@@ -423,20 +436,6 @@ class Decoder(DecoderBase):
         self.offset = offset + 4
         return value | data[offset + 3]
 
-    def _read_text(self, length: int, clause: str) -> str:
-        data = self.data
-        start = self.offset
-        end = start + length
-        if end > len(data):
-            raise self._error(
-                f"{length}-byte string runs past the end of the input ({clause})", start
-            )
-        self.offset = end
-        try:
-            return data[start:end].decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise self._error(f"string is not valid UTF-8: {exc.reason} ({clause})", start) from None
-
     def _read_string_vr(self) -> str:
         """AMF3 1.3.2: UTF-8-vr, a string-table reference or a literal."""
         data = self.data
@@ -449,63 +448,28 @@ class Decoder(DecoderBase):
         if not header & 1:  # U29S-ref
             index = header >> 1
             strings = self._strings
-            if index >= len(strings):
-                raise self._error(
-                    f"string reference {index} out of range: {len(strings)} strings so far"
-                    " (AMF3 1.3.2)",
-                    offset,
-                )
-            return strings[index]
-        length = header >> 1
-        if not length:  # AMF3 1.3.2: the empty string is never a table entry
+            if index < len(strings):
+                return strings[index]
+            raise self._bad_reference("string", index, len(strings), "AMF3 1.3.2", offset)
+        if header == 1:  # AMF3 1.3.2: the empty string is never a table entry
             return ""
+        # The usual literal is read inline; _read_text reads a faulty one to report it.
         start = self.offset
-        end = start + length
-        if end > len(data):
-            raise self._error(
-                f"{length}-byte string runs past the end of the input (AMF3 1.3.2)", start
-            )
-        self.offset = end
+        end = start + (header >> 1)
         try:
-            text = data[start:end].decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise self._error(f"string is not valid UTF-8: {exc.reason} (AMF3 1.3.2)", start) from None
+            text = data[start:end].decode("utf-8") if end <= len(data) else None
+        except UnicodeDecodeError:
+            text = None
+        if text is None:
+            return self._read_text(header >> 1, "AMF3 1.3.2")  # raises
+        self.offset = end
         self._strings.append(text)
         return text
 
-    def _object_reference(self, header: int, offset: int) -> Any:
-        """AMF3 2.2: U29O-ref, an index into the object table."""
-        index = header >> 1
-        objects = self._objects
-        if index >= len(objects):
-            raise self._error(
-                f"object reference {index} out of range: {len(objects)} objects so far (AMF3 2.2)",
-                offset,
-            )
-        return objects[index]
-
-    def _read_undefined(self) -> Undefined:
-        """AMF3 3.2."""
-        return UNDEFINED
-
-    def _read_null(self) -> None:
-        """AMF3 3.3."""
-        return None
-
-    def _read_false(self) -> bool:
-        """AMF3 3.4."""
-        return False
-
-    def _read_true(self) -> bool:
-        """AMF3 3.5."""
-        return True
-
-    def _read_double(self) -> float:  # pragma: no cover - _read_value reads doubles inline
-        """AMF3 3.7: an 8-byte IEEE-754 double."""
-        offset = self.offset
-        self.offset = offset + 8
-        value: float = _DOUBLE.unpack_from(self.data, offset)[0]
-        return value
+    def _bad_reference(self, what: str, index: int, size: int, clause: str, offset: int) -> _shared.DecodeError:
+        """AMF3 2.2: the error for a reference past the end of a table of ``size`` entries."""
+        entries = what.rstrip("s") + "s"
+        return self._error(f"{what} reference {index} out of range: {size} {entries} so far ({clause})", offset)
 
     def _read_integer(self) -> int:
         """AMF3 3.6: a U29 holding a signed 29-bit value."""
@@ -514,61 +478,41 @@ class Decoder(DecoderBase):
             value -= 0x20000000
         return value
 
-    def _read_xml_document(self) -> Any:
+    # The readers below get the U29 header of a value (not a reference, AMF3 2.2) and
+    # its offset; _read_value read it.
+
+    def _read_xml_document(self, header: int, offset: int) -> Any:
         """AMF3 3.9: U29X-value then UTF-8 bytes; object table, not string table."""
-        offset = self.offset
-        header = self._read_u29()
-        if not header & 1:
-            return self._object_reference(header, offset)
-        value = XMLDocument(self._read_text(header >> 1, "AMF3 3.9"))
-        self._objects.append(value)
-        return value
+        return self._new_object(XMLDocument(self._read_text(header >> 1, "AMF3 3.9")))
 
-    def _read_xml(self) -> Any:
-        """AMF3 3.13."""
-        offset = self.offset
-        header = self._read_u29()
-        if not header & 1:
-            return self._object_reference(header, offset)
-        value = XML(self._read_text(header >> 1, "AMF3 3.13"))
-        self._objects.append(value)
-        return value
+    def _read_xml(self, header: int, offset: int) -> Any:
+        """AMF3 3.13: as XMLDocument."""
+        return self._new_object(XML(self._read_text(header >> 1, "AMF3 3.13")))
 
-    def _read_date(self) -> Any:
+    def _read_date(self, header: int, offset: int) -> Any:
         """AMF3 3.10: U29D-value (flag only) then a double of ms since the epoch, UTC."""
-        offset = self.offset
-        header = self._read_u29()
-        if not header & 1:
-            return self._object_reference(header, offset)
         ms_offset = self.offset
         (ms,) = _DOUBLE.unpack_from(self.data, ms_offset)
         self.offset = ms_offset + 8
-        value = ms_to_datetime(ms, ms_offset, DecodeError, "AMF3 3.10")
-        self._objects.append(value)
-        return value
+        return self._new_object(ms_to_datetime(ms, ms_offset, DecodeError, "AMF3 3.10"))
 
-    def _read_byte_array(self) -> Any:
+    def _read_byte_array(self, header: int, offset: int) -> Any:
         """AMF3 3.14: U29B-value (length) then raw bytes."""
-        offset = self.offset
-        header = self._read_u29()
-        if not header & 1:
-            return self._object_reference(header, offset)
         length = header >> 1
         start = self.offset
         end = start + length
         if end > len(self.data):
             raise self._error(f"ByteArray of {length} bytes runs past the end (AMF3 3.14)", offset)
         self.offset = end
-        value = self.data[start:end]
+        return self._new_object(self.data[start:end])
+
+    def _new_object(self, value: Any) -> Any:
+        """AMF3 2.2: ``value`` joins the object table."""
         self._objects.append(value)
         return value
 
-    def _read_array(self) -> Any:
+    def _read_array(self, header: int, offset: int) -> Any:
         """AMF3 3.11: dense count, associative (key, value)* up to 0x01, then dense values."""
-        offset = self.offset
-        header = self._read_u29()
-        if not header & 1:
-            return self._object_reference(header, offset)
         count = header >> 1
         if count > len(self.data) - self.offset:  # each dense value takes >= 1 byte
             raise self._error(
@@ -586,9 +530,7 @@ class Decoder(DecoderBase):
         if not key:
             dense: List[Any] = []
             objects[slot] = result = dense
-            append = dense.append
-            for _ in range(count):
-                append(read_value())
+            self._read_values(dense.append, count)
         else:
             mixed = ECMAArray()
             objects[slot] = result = mixed
@@ -606,13 +548,9 @@ class Decoder(DecoderBase):
         if not header & 2:  # U29O-traits-ref
             index = header >> 2
             traits = self._traits
-            if index >= len(traits):
-                raise self._error(
-                    f"traits reference {index} out of range: {len(traits)} traits so far"
-                    " (AMF3 3.12)",
-                    offset,
-                )
-            return traits[index]
+            if index < len(traits):
+                return traits[index]
+            raise self._bad_reference("traits", index, len(traits), "AMF3 3.12", offset)
         if header & 4:  # U29O-traits-ext
             entry: _Traits = (self._read_string_vr(), (), False, True)
         else:  # U29O-traits: bit 3 is the dynamic flag, the rest the sealed count
@@ -631,12 +569,8 @@ class Decoder(DecoderBase):
         self._traits.append(entry)
         return entry
 
-    def _read_object(self) -> Any:
-        """AMF3 3.12: object reference, or traits then sealed values then dynamic members."""
-        offset = self.offset
-        header = self._read_u29()
-        if not header & 1:
-            return self._object_reference(header, offset)
+    def _read_object(self, header: int, offset: int) -> Any:
+        """AMF3 3.12: traits, then sealed values, then dynamic members."""
         class_name, sealed, dynamic, externalizable = self._read_traits(header, offset)
         self._enter()
         objects = self._objects
@@ -677,8 +611,9 @@ class Decoder(DecoderBase):
         self._depth -= 1
         return instance
 
-    def _read_vector_header(self, item_size: int, clause: str) -> Tuple[int, bool]:
-        count = self._read_u29() >> 1
+    def _read_vector_header(self, header: int, item_size: int, clause: str) -> Tuple[int, bool]:
+        """AMF3 3.15, 3.16: the count of a vector or dictionary, then its U8 flag."""
+        count = header >> 1
         fixed = self.data[self.offset]  # fixed-vector U8
         self.offset += 1
         if count * item_size > len(self.data) - self.offset:
@@ -688,61 +623,28 @@ class Decoder(DecoderBase):
             )
         return count, fixed != 0
 
-    def _read_numeric_vector(self, kind: type, code: str, size: int) -> Any:
-        offset = self.offset
-        header = self._read_u29()
-        if not header & 1:
-            return self._object_reference(header, offset)
-        self.offset = offset  # re-read the count in the header helper
-        count, fixed = self._read_vector_header(size, "AMF3 3.15")
+    def _read_numeric_vector(self, header: int, kind: type, code: str) -> Any:
+        """AMF3 3.15: Vector.<int>, <uint> or <Number>, unpacked from the buffer at once."""
+        size = struct.calcsize(">" + code)
+        count, fixed = self._read_vector_header(header, size, "AMF3 3.15")
         start = self.offset
         self.offset = start + count * size
-        items = struct.unpack_from(f">{count}{code}", self.data, start)  # whole buffer at once
-        value = kind(items, fixed)
-        self._objects.append(value)
-        return value
+        return self._new_object(kind(struct.unpack_from(f">{count}{code}", self.data, start), fixed))
 
-    def _read_vector_int(self) -> Any:
-        """AMF3 3.15: Vector.<int>, signed 32-bit items."""
-        return self._read_numeric_vector(VectorInt, "i", 4)
-
-    def _read_vector_uint(self) -> Any:
-        """AMF3 3.15: Vector.<uint>, unsigned 32-bit items."""
-        return self._read_numeric_vector(VectorUInt, "I", 4)
-
-    def _read_vector_double(self) -> Any:
-        """AMF3 3.15: Vector.<Number>, double items."""
-        return self._read_numeric_vector(VectorDouble, "d", 8)
-
-    def _read_vector_object(self) -> Any:
+    def _read_vector_object(self, header: int, offset: int) -> Any:
         """AMF3 3.15: Vector.<T>: type name then full AMF3 values."""
-        offset = self.offset
-        header = self._read_u29()
-        if not header & 1:
-            return self._object_reference(header, offset)
-        self.offset = offset
-        count, fixed = self._read_vector_header(1, "AMF3 3.15")
+        count, fixed = self._read_vector_header(header, 1, "AMF3 3.15")
         self._enter()
-        vector = VectorObject((), self._read_string_vr(), fixed)
-        self._objects.append(vector)
-        append = vector.append
-        read_value = self._read_value
-        for _ in range(count):
-            append(read_value())
+        vector = self._new_object(VectorObject((), self._read_string_vr(), fixed))
+        self._read_values(vector.append, count)
         self._depth -= 1
         return vector
 
-    def _read_dictionary(self) -> Any:
+    def _read_dictionary(self, header: int, offset: int) -> Any:
         """AMF3 3.16: entry count, weak-keys U8, then (key, value) pairs."""
-        offset = self.offset
-        header = self._read_u29()
-        if not header & 1:
-            return self._object_reference(header, offset)
-        self.offset = offset
-        count, weak = self._read_vector_header(2, "AMF3 3.16")  # a pair takes >= 2 bytes
+        count, weak = self._read_vector_header(header, 2, "AMF3 3.16")  # a pair takes >= 2 bytes
         self._enter()
-        dictionary = Dictionary((), weak)
-        self._objects.append(dictionary)
+        dictionary = self._new_object(Dictionary((), weak))
         entries = dictionary.entries
         read_value = self._read_value
         for _ in range(count):
@@ -752,28 +654,27 @@ class Decoder(DecoderBase):
         return dictionary
 
 
-#: Readers indexed by marker (AMF3 3.1).
-_READERS: Tuple[Callable[[Decoder], Any], ...] = (
-    Decoder._read_undefined,  # 0x00 AMF3 3.2
-    Decoder._read_null,  # 0x01 AMF3 3.3
-    Decoder._read_false,  # 0x02 AMF3 3.4
-    Decoder._read_true,  # 0x03 AMF3 3.5
-    Decoder._read_integer,  # 0x04 AMF3 3.6
-    Decoder._read_double,  # 0x05 AMF3 3.7 (read inline in _read_value)
-    Decoder._read_string_vr,  # 0x06 AMF3 3.8 (dispatched inline in _read_value)
+_Reader = Callable[[Decoder, int, int], Any]
+
+#: The values AMF3 3.2-3.5 stand for (markers 0x00-0x03); 0x04-0x06 are read in _read_value.
+_CONSTANTS: Tuple[Any, ...] = (UNDEFINED, None, False, True)
+#: Markers from here on start with a U29 that is a reference or a value (AMF3 2.2).
+_FIRST_TABLED = 0x07
+#: Readers of those values, indexed by marker - 0x07 (AMF3 3.1).
+_TABLED_READERS: Tuple[_Reader, ...] = (
     Decoder._read_xml_document,  # 0x07 AMF3 3.9
     Decoder._read_date,  # 0x08 AMF3 3.10
     Decoder._read_array,  # 0x09 AMF3 3.11
     Decoder._read_object,  # 0x0A AMF3 3.12
     Decoder._read_xml,  # 0x0B AMF3 3.13
     Decoder._read_byte_array,  # 0x0C AMF3 3.14
-    Decoder._read_vector_int,  # 0x0D AMF3 3.15
-    Decoder._read_vector_uint,  # 0x0E AMF3 3.15
-    Decoder._read_vector_double,  # 0x0F AMF3 3.15
+    lambda decoder, header, _: decoder._read_numeric_vector(header, VectorInt, "i"),  # 0x0D AMF3 3.15
+    lambda decoder, header, _: decoder._read_numeric_vector(header, VectorUInt, "I"),  # 0x0E AMF3 3.15
+    lambda decoder, header, _: decoder._read_numeric_vector(header, VectorDouble, "d"),  # 0x0F AMF3 3.15
     Decoder._read_vector_object,  # 0x10 AMF3 3.15
     Decoder._read_dictionary,  # 0x11 AMF3 3.16
 )
-_READERS_LEN = len(_READERS)
+_READERS_END = _FIRST_TABLED + len(_TABLED_READERS)
 
 
 # ---------------------------------------------------------------------------
@@ -823,10 +724,7 @@ class Encoder:
 
     def write_value(self, value: Any) -> None:
         """Append the encoding of ``value``."""
-        writer = _WRITERS.get(type(value))
-        if writer is None:
-            writer = _writer_for(value)
-        writer(self, value)
+        (_WRITERS.get(type(value)) or _writer_for(value))(self, value)
 
     def write_u29(self, value: int) -> None:
         """AMF3 1.3.1: one variable-length unsigned 29-bit integer."""
@@ -860,8 +758,10 @@ class Encoder:
             strings[value] = len(strings)
         self._buffer += (_U29_SMALL[length << 1 | 1] if length < 0x40 else _u29(length << 1 | 1)) + raw
 
-    def _begin_object(self, value: Any) -> bool:
-        """AMF3 2.2: write U29O-ref and return True if this instance was written before."""
+    def _begin_object(self, marker: int, value: Any) -> bool:
+        """AMF3 2.2: write ``marker``, then U29O-ref and return True if this instance was
+        written before."""
+        self._buffer.append(marker)
         key = id(value)
         index = self._objects.get(key)
         if index is not None:
@@ -909,38 +809,26 @@ class Encoder:
         self._buffer.append(0x06)
         self._write_string_vr(value)
 
-    def _write_xml_document(self, value: str) -> None:
-        """AMF3 3.9."""
-        self._buffer.append(0x07)
-        if self._begin_object(value):
-            return
-        raw = value.encode("utf-8")
-        if len(raw) > MAX_LENGTH:  # pragma: no cover - needs 256 MiB
-            raise EncodeError("XMLDocument longer than 2**28-1 bytes (AMF3 3.9)")
-        self._buffer += _u29(len(raw) << 1 | 1) + raw
-
     def _write_xml(self, value: str) -> None:
-        """AMF3 3.13."""
-        self._buffer.append(0x0B)
-        if self._begin_object(value):
+        """AMF3 3.9 (XMLDocument, marker 0x07) and 3.13 (XML, 0x0B): U29X-value, UTF-8."""
+        kind, marker, clause = ("XMLDocument", 0x07, "3.9") if isinstance(value, XMLDocument) else ("XML", 0x0B, "3.13")
+        if self._begin_object(marker, value):
             return
         raw = value.encode("utf-8")
         if len(raw) > MAX_LENGTH:  # pragma: no cover - needs 256 MiB
-            raise EncodeError("XML longer than 2**28-1 bytes (AMF3 3.13)")
+            raise EncodeError(f"{kind} longer than 2**28-1 bytes (AMF3 {clause})")
         self._buffer += _u29(len(raw) << 1 | 1) + raw
 
     def _write_date(self, value: _dt.datetime) -> None:
         """AMF3 3.10: flag 0x01, then ms since the epoch."""
         ms = datetime_to_ms(value, EncodeError, "AMF3 3.10")
-        self._buffer.append(0x08)
-        if self._begin_object(value):
+        if self._begin_object(0x08, value):
             return
         self._buffer += _DOUBLE_PACK(0x01, ms)  # U29D-value: only the low bit is used
 
     def _write_byte_array(self, value: Buffer) -> None:
         """AMF3 3.14."""
-        self._buffer.append(0x0C)
-        if self._begin_object(value):
+        if self._begin_object(0x0C, value):
             return
         length = len(value) if not isinstance(value, memoryview) else value.nbytes
         self._buffer += _u29(length << 1 | 1)
@@ -948,8 +836,7 @@ class Encoder:
 
     def _write_list(self, value: Union[List[Any], Tuple[Any, ...]]) -> None:
         """AMF3 3.11: a dense array (empty associative part)."""
-        self._buffer.append(0x09)
-        if self._begin_object(value):
+        if self._begin_object(0x09, value):
             return
         self._enter()
         self._buffer += _u29(len(value) << 1 | 1) + b"\x01"
@@ -960,8 +847,7 @@ class Encoder:
 
     def _write_ecma_array(self, value: Dict[Any, Any]) -> None:
         """AMF3 3.11: keys 0..n-1 form the dense part, the others the associative part."""
-        self._buffer.append(0x09)
-        if self._begin_object(value):
+        if self._begin_object(0x09, value):
             return
         self._enter()
         dense = 0
@@ -1024,8 +910,7 @@ class Encoder:
     def _write_dict(self, value: Dict[Any, Any]) -> None:
         """AMF3 3.12: an anonymous dynamic object (traits "" with no sealed members)."""
         buffer = self._buffer
-        buffer.append(0x0A)
-        if self._begin_object(value):
+        if self._begin_object(0x0A, value):
             return
         self._enter()
         index = self._traits.get(_ANONYMOUS_KEY)
@@ -1038,8 +923,7 @@ class Encoder:
 
     def _write_typed_object(self, value: TypedObject) -> None:
         """AMF3 3.12: a typed object, every property dynamic."""
-        self._buffer.append(0x0A)
-        if self._begin_object(value):
+        if self._begin_object(0x0A, value):
             return
         self._enter()
         self._write_traits((value.class_name, (), True, False))
@@ -1049,8 +933,7 @@ class Encoder:
     def _write_registered(self, value: Any) -> None:
         """AMF3 3.12: an instance of a registered class (typed or externalizable)."""
         alias = _shared.CLASSES[type(value)]
-        self._buffer.append(0x0A)
-        if self._begin_object(value):
+        if self._begin_object(0x0A, value):
             return
         self._enter()
         if alias.writer is not None:
@@ -1072,8 +955,7 @@ class Encoder:
     def _write_vector(self, value: _Vector) -> None:
         """AMF3 3.15: count, fixed flag, then the items (numeric ones packed at once)."""
         marker, code = _VECTOR_CODES[type(value)]
-        self._buffer.append(marker)
-        if self._begin_object(value):
+        if self._begin_object(marker, value):
             return
         count = len(value)
         if count > MAX_LENGTH:  # pragma: no cover - needs 2**28 items
@@ -1086,8 +968,7 @@ class Encoder:
 
     def _write_vector_object(self, value: VectorObject) -> None:
         """AMF3 3.15: Vector.<T>: count, fixed flag, type name, then full values."""
-        self._buffer.append(0x10)
-        if self._begin_object(value):
+        if self._begin_object(0x10, value):
             return
         self._enter()
         self._buffer += _u29(len(value) << 1 | 1) + (b"\x01" if value.fixed else b"\x00")
@@ -1099,8 +980,7 @@ class Encoder:
 
     def _write_dictionary(self, value: Dictionary) -> None:
         """AMF3 3.16: count, weak-keys flag, then pairs; int keys are sent as strings."""
-        self._buffer.append(0x11)
-        if self._begin_object(value):
+        if self._begin_object(0x11, value):
             return
         self._enter()
         self._buffer += _u29(len(value.entries) << 1 | 1) + (b"\x01" if value.weak_keys else b"\x00")
@@ -1129,7 +1009,7 @@ _WRITERS: Dict[type, _Writer] = {
     int: Encoder._write_int,
     float: Encoder._write_float,
     str: Encoder._write_str,
-    XMLDocument: Encoder._write_xml_document,
+    XMLDocument: Encoder._write_xml,
     XML: Encoder._write_xml,
     _dt.datetime: Encoder._write_date,
     list: Encoder._write_list,
@@ -1148,23 +1028,11 @@ _WRITERS: Dict[type, _Writer] = {
     AVMPlus: Encoder._write_avmplus,
 }
 
-_SUBCLASS_WRITERS: Tuple[Tuple[type, _Writer], ...] = (
-    (bool, Encoder._write_bool),
-    (int, Encoder._write_int),
-    (float, Encoder._write_float),
-    (XMLDocument, Encoder._write_xml_document),
-    (XML, Encoder._write_xml),
-    (str, Encoder._write_str),
-    (ECMAArray, Encoder._write_ecma_array),
-    (TypedObject, Encoder._write_typed_object),
-    (dict, Encoder._write_dict),
-    (list, Encoder._write_list),
-    (tuple, Encoder._write_list),
-    (_dt.datetime, Encoder._write_date),
-    (bytes, Encoder._write_byte_array),
-    (bytearray, Encoder._write_byte_array),
-    (memoryview, Encoder._write_byte_array),
-)
+#: The types whose subclasses are written as they are, most specific first (bool before int).
+_SUBCLASS_WRITERS: Tuple[Tuple[type, _Writer], ...] = tuple((base, _WRITERS[base]) for base in (
+    bool, int, float, XMLDocument, XML, str, ECMAArray, TypedObject, dict, list, tuple, _dt.datetime,
+    bytes, bytearray, memoryview,
+))  # fmt: skip
 
 
 def _writer_for(value: Any) -> _Writer:
@@ -1184,9 +1052,7 @@ def _writer_for(value: Any) -> _Writer:
 
 def encode(value: Any) -> bytes:
     """AMF3 3: the bytes of one value, with fresh reference tables (AMF3 4.2)."""
-    encoder = Encoder()
-    encoder.write_value(value)
-    return bytes(encoder._buffer)
+    return encode_all((value,))
 
 
 def encode_all(values: Iterable[Any]) -> bytes:

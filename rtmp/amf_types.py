@@ -91,6 +91,19 @@ UNDEFINED = Undefined()
 UNSUPPORTED = Unsupported()
 
 
+class ValueEquality:
+    """For the ``dict`` and ``list`` subclasses whose ``__eq__`` compares more than the items:
+    ``!=`` negates that ``__eq__`` (the built-in ``__ne__`` would not call it) and, being
+    mutable, they have no hash."""
+
+    __slots__ = ()
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    __hash__ = None  # type: ignore[assignment]
+
+
 class ECMAArray(Dict[Any, Any]):
     """AMF0 2.10: an associative array (``onMetaData`` is usually one); a ``dict``.
 
@@ -105,7 +118,7 @@ class ECMAArray(Dict[Any, Any]):
         return f"ECMAArray({dict.__repr__(self)})"
 
 
-class TypedObject(Dict[str, Any]):
+class TypedObject(ValueEquality, Dict[str, Any]):
     """AMF0 2.18 / AMF3 3.12: an object of a named class that has no registered Python class.
 
     A ``dict`` of its properties with the ActionScript class name in ``class_name``;
@@ -122,11 +135,6 @@ class TypedObject(Dict[str, Any]):
         if isinstance(other, TypedObject):
             return self.class_name == other.class_name and dict.__eq__(self, other)
         return False
-
-    def __ne__(self, other: object) -> bool:
-        return not self == other
-
-    __hash__ = None
 
     def __repr__(self) -> str:
         return f"TypedObject({self.class_name!r}, {dict.__repr__(self)})"
@@ -390,6 +398,37 @@ class DecoderBase:
 
     def _error(self, message: str, offset: Optional[int] = None) -> DecodeError:
         return self.error(message, self.offset if offset is None else offset)
+
+    #: How :meth:`_read_text` words a string that runs past the input.
+    _PAST_END = "string of {length} bytes runs past the end of the input ({clause})"
+
+    def _read_text(
+        self, length: int, clause: str, at: Optional[int] = None, utf8_clause: Optional[str] = None
+    ) -> str:
+        """AMF0 1.3.1 / AMF3 1.3.2: ``length`` bytes of UTF-8 at :attr:`offset`, as text.
+
+        An overrun is reported at ``at`` (where the length was read; the text's start by
+        default) citing ``clause``; invalid UTF-8 cites ``utf8_clause`` (``clause`` by default).
+        """
+        data = self.data
+        start = self.offset
+        end = start + length
+        if end > len(data):
+            raise self._error(self._PAST_END.format(length=length, clause=clause), start if at is None else at)
+        self.offset = end
+        try:
+            return data[start:end].decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise self._error(f"string is not valid UTF-8: {exc.reason} ({utf8_clause or clause})", start) from None
+
+    def _read_values(self, append: Callable[[Any], Any], count: int) -> None:
+        """``count`` values one after another (an array's or vector's items), each to ``append``."""
+        read_value = self._read_value
+        for _ in range(count):
+            append(read_value())
+
+    def _read_value(self) -> Any:  # pragma: no cover - every subclass has its own
+        raise NotImplementedError
 
     def _enter(self) -> None:
         if self._depth >= self.max_depth:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import ssl
 import sys
@@ -19,7 +20,9 @@ from types import FrameType
 from typing import Any, Callable, Optional, Sequence
 
 from . import __version__
+from .config import parse_duration, parse_size
 from .errors import RTMPError, seconds_text
+from .url import is_loopback
 from .url import parse_addr as _parse_addr
 
 __all__ = ["main", "build_parser"]
@@ -72,12 +75,40 @@ def parse_addr(text: str, default_port: int) -> tuple[str, int]:
     return (host or "0.0.0.0", port)
 
 
+def _parsed_arg(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An argparse ``type=`` from a parser that raises ValueError (a usage error, exit 2)."""
+    def check(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return check
+
+
+def _record_all_arg(text: str) -> Any:
+    """``--record-all live,tv``: the applications to record."""
+    apps = frozenset(part.strip() for part in text.split(",") if part.strip())
+    if not apps:
+        raise argparse.ArgumentTypeError("--record-all takes application names, e.g. live,tv")
+    return apps
+
+
 def _addr_arg(default_port: int) -> Callable[[str], str]:
     def check(text: str) -> str:
         parse_addr(text, default_port)
         return text
 
     return check
+
+
+def _http_addr_arg(text: str) -> str:
+    """``--http``: ``host:port``, ``[v6]:port``, ``:port`` (every interface) or a port
+    alone (loopback: 127.0.0.1)."""
+    _, port = parse_addr(text, 8080)
+    if ":" not in text:
+        return f"127.0.0.1:{port}"
+    return text if text.rpartition(":")[2] else f"{text}{port}"
 
 
 # -- subcommands ------------------------------------------------------------------------
@@ -104,9 +135,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if require_auth and not (args.username and args.password):
         flag = "--require-auth" if args.require_auth else "--require-auth-players"
         raise _UsageError(f"{flag} needs --username and --password")
+    recording = args.record_all or args.record_segment or args.record_max_size
+    if recording and not args.record_dir:
+        flag = ("--record-all" if args.record_all else
+                "--record-segment" if args.record_segment else "--record-max-size")
+        raise _UsageError(f"{flag} needs --record-dir")
+    http_token = args.http_token or os.environ.get("RTMP_HTTP_TOKEN") or None
+    if args.http is not None and not is_loopback(_parse_addr(args.http)[0]) and not http_token:
+        raise _UsageError(f"--http {args.http} is not a loopback address: it needs --http-token "
+                          "(or RTMP_HTTP_TOKEN)")
     config = ServerConfig(
         addr=args.addr,
+        http_addr=args.http,
+        http_token=http_token,
         record_dir=args.record_dir,
+        record_all=args.record_all,
+        record_segment_seconds=args.record_segment,
+        record_segment_bytes=args.record_max_size,
+        shared_objects_dir=args.shared_objects_dir,
         max_connections=args.max_connections,
         require_auth=require_auth,
         require_auth_players=args.require_auth_players,
@@ -125,6 +171,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else shown
     print(f"rtmp: serving on {scheme}://{shown}:{port}/ (publish to "
           f"{scheme}://{local}:{port}/live/<key>; Ctrl-C stops)", file=sys.stderr, flush=True)
+    if server.http is not None:
+        http_host, http_port = server.http.address
+        http_shown = f"[{http_host}]" if ":" in http_host else http_host
+        print(f"rtmp: HTTP API and status page on http://{http_shown}:{http_port}/",
+              file=sys.stderr, flush=True)
     try:
         while not stop.wait(0.5):
             pass
@@ -341,6 +392,14 @@ def _tls_options(parser: argparse.ArgumentParser) -> None:
                              "but not authenticated)")
 
 
+def _subcommand(sub: Any, name: str, func: Callable[[argparse.Namespace], int], **texts: str
+                ) -> argparse.ArgumentParser:
+    """The parser of ``rtmp NAME`` (``help`` and ``description`` in ``texts``), running ``func``."""
+    parser: argparse.ArgumentParser = sub.add_parser(name, **texts)
+    parser.set_defaults(func=func)
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rtmp",
@@ -351,14 +410,28 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    serve = sub.add_parser("serve", help="run the media server",
-                           description="Run the embedded media server. With no flags it listens "
-                                       "on :1935; publish to rtmp://127.0.0.1/live/KEY and play "
-                                       "the same URL.")
+    serve = _subcommand(sub, "serve", cmd_serve, help="run the media server",
+                        description="Run the embedded media server. With no flags it listens "
+                                    "on :1935; publish to rtmp://127.0.0.1/live/KEY and play "
+                                    "the same URL.")
     serve.add_argument("--addr", default=":1935", type=_addr_arg(1935),
                        help="listen address host:port (default :1935; port 0 picks one)")
     serve.add_argument("--record-dir", metavar="DIR",
                        help="where record/append publishing writes FLV and VOD play reads")
+    serve.add_argument("--record-all", nargs="?", const=True, default=False, metavar="APPS",
+                       type=_record_all_arg,
+                       help="record every publish, type live included (ffmpeg, OBS), as parts "
+                            "<name>-<UTC start>-<NNNN>.flv; optionally only these "
+                            "applications (comma-separated)")
+    serve.add_argument("--record-segment", type=_parsed_arg(parse_duration), metavar="DURATION",
+                       help="with --record-all: a new part after this much media, at a "
+                            "keyframe (30s, 10m, 1h)")
+    serve.add_argument("--record-max-size", type=_parsed_arg(parse_size), metavar="SIZE",
+                       help="with --record-all: a new part once this size is reached, at a "
+                            "keyframe (500M, 2G; 1K = 1024)")
+    serve.add_argument("--shared-objects-dir", metavar="DIR",
+                       help="where persistent remote shared objects are kept (RTMP 7.3.2); "
+                            "without it they are refused")
     serve.add_argument("--max-connections", type=int, default=1000, metavar="N")
     serve.add_argument("--chunk-size", type=int, default=4096, metavar="N",
                        help="outgoing chunk size (RTMP 5.4.1), default 4096")
@@ -372,11 +445,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--password", help="password for --require-auth")
     serve.add_argument("--tls-cert", metavar="FILE", help="PEM certificate: serve rtmps")
     serve.add_argument("--tls-key", metavar="FILE", help="PEM private key for --tls-cert")
-    _common(serve)
-    serve.set_defaults(func=cmd_serve)
+    serve.add_argument("--http", metavar="ADDR", type=_http_addr_arg,
+                       help="serve the HTTP API, /metrics and a status page on host:port "
+                            "(a port alone means 127.0.0.1; off by default; see refs/http-api.md)")
+    serve.add_argument("--http-token", metavar="TOKEN",
+                       help="bearer token for the HTTP API (default: $RTMP_HTTP_TOKEN): needed "
+                            "to drop connections, and for everything off loopback")
 
-    publish = sub.add_parser("publish", help="publish an FLV file to a URL",
-                             description="Publish FILE.flv to URL (rtmp://host[:port]/app/stream).")
+    publish = _subcommand(sub, "publish", cmd_publish, help="publish an FLV file to a URL",
+                          description="Publish FILE.flv to URL (rtmp://host[:port]/app/stream).")
     publish.add_argument("file", metavar="FILE")
     publish.add_argument("url", metavar="URL")
     pace = publish.add_mutually_exclusive_group()
@@ -389,22 +466,18 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("--type", choices=["live", "record", "append"], default="live",
                          help="publishing type (RTMP 7.2.2.6), default live")
     _client_options(publish)
-    _common(publish)
-    publish.set_defaults(func=cmd_publish)
 
-    play = sub.add_parser("play", help="play a URL, saving or counting what arrives",
-                          description="Play URL; with -o, save it as FLV.")
+    play = _subcommand(sub, "play", cmd_play, help="play a URL, saving or counting what arrives",
+                       description="Play URL; with -o, save it as FLV.")
     play.add_argument("url", metavar="URL")
     play.add_argument("-o", "--output", metavar="FILE", help="write an FLV file")
     play.add_argument("--duration", type=float, metavar="S",
                       help="stop after S seconds of media")
     _client_options(play)
-    _common(play)
-    play.set_defaults(func=cmd_play)
 
-    probe = sub.add_parser("probe", help="check a server against the specification",
-                           description="Run the conformance checks against a server URL "
-                                       "(rtmp://host[:port]/app, or rtmps:// through TLS).")
+    probe = _subcommand(sub, "probe", cmd_probe, help="check a server against the specification",
+                        description="Run the conformance checks against a server URL "
+                                    "(rtmp://host[:port]/app, or rtmps:// through TLS).")
     probe.add_argument("url", metavar="URL", nargs="?",
                        help="rtmp://host[:port]/app or rtmps://... (not needed with --list)")
     probe.add_argument("--json", action="store_true", help="print results as JSON")
@@ -417,18 +490,16 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--wide", action="store_true",
                        help="print every detail whole (the table is cut to 120 columns)")
     _tls_options(probe)
-    _common(probe)
-    probe.set_defaults(func=cmd_probe)
 
-    proxy = sub.add_parser("proxy", help="relay a client to a server, printing every message",
-                           description="Listen for RTMP clients and relay each to URL's server, "
-                                       "printing every message in both directions, decoded "
-                                       "(--trace adds every chunk).")
+    proxy = _subcommand(sub, "proxy", cmd_proxy, help="relay a client to a server, printing every message",
+                        description="Listen for RTMP clients and relay each to URL's server, "
+                                    "printing every message in both directions, decoded "
+                                    "(--trace adds every chunk).")
     proxy.add_argument("--listen", default=":1936", type=_addr_arg(1936),
                        help="listen address (default :1936)")
     proxy.add_argument("url", metavar="URL", help="the real server, rtmp://host[:port]")
-    _common(proxy)
-    proxy.set_defaults(func=cmd_proxy)
+    for command in (serve, publish, play, probe, proxy):
+        _common(command)  # last in each --help
     return parser
 
 

@@ -287,20 +287,27 @@ class Command:
         )
 
 
-def _command_type(object_encoding: int) -> MessageType:
-    if object_encoding == AMF0:
-        return MessageType.COMMAND_AMF0
-    if object_encoding == AMF3:
-        return MessageType.COMMAND_AMF3  # RTMP 7.1.1: type 17
-    raise ValueError(f"object_encoding must be 0 (AMF0) or 3 (AMF3), not {object_encoding!r}")
+#: RTMP 7.1.1, 7.1.2: (command, data) message types for each object encoding.
+_MESSAGE_TYPES = {
+    AMF0: (MessageType.COMMAND_AMF0, MessageType.DATA_AMF0),  # types 20, 18
+    AMF3: (MessageType.COMMAND_AMF3, MessageType.DATA_AMF3),  # types 17, 15
+}
 
 
-def _data_type(object_encoding: int) -> MessageType:
-    if object_encoding == AMF0:
-        return MessageType.DATA_AMF0
-    if object_encoding == AMF3:
-        return MessageType.DATA_AMF3  # RTMP 7.1.2: type 15
-    raise ValueError(f"object_encoding must be 0 (AMF0) or 3 (AMF3), not {object_encoding!r}")
+def _amf_message(
+    values: list[Any], object_encoding: int, data: bool, timestamp: int, message_stream_id: int,
+    chunk_stream_id: int | None,
+) -> Message:
+    """RTMP 7.1.1 / 7.1.2: a command (``data`` false) or data message carrying ``values``."""
+    if object_encoding not in (AMF0, AMF3):
+        raise ValueError(f"object_encoding must be 0 (AMF0) or 3 (AMF3), not {object_encoding!r}")
+    return Message(
+        type=_MESSAGE_TYPES[object_encoding][data],
+        data=encode_payload(values, object_encoding),
+        timestamp=timestamp,
+        message_stream_id=message_stream_id,
+        chunk_stream_id=chunk_stream_id,
+    )
 
 
 def encode_command(
@@ -321,15 +328,8 @@ def encode_command(
         raise ValueError("a command name must be a non-empty string (RTMP 7.1.1)")
     if isinstance(transaction_id, bool) or not isinstance(transaction_id, (int, float)):
         raise TypeError(f"transaction id must be a number (RTMP 7.1.1), not {transaction_id!r}")
-    message_type = _command_type(object_encoding)
-    payload = encode_payload([name, transaction_id, command_object, *args], object_encoding)
-    return Message(
-        type=message_type,
-        data=payload,
-        timestamp=timestamp,
-        message_stream_id=message_stream_id,
-        chunk_stream_id=chunk_stream_id,
-    )
+    return _amf_message([name, transaction_id, command_object, *args], object_encoding, False,
+                        timestamp, message_stream_id, chunk_stream_id)
 
 
 def _decode(msg: Message, expected: frozenset, what: str, clause: str) -> list[Any]:  # type: ignore[type-arg]
@@ -386,14 +386,7 @@ def encode_data(
     chunk_stream_id: int | None = None,
 ) -> Message:
     """RTMP 7.1.2: a data message ``name, *values`` (type 18, or 15 for AMF3)."""
-    message_type = _data_type(object_encoding)
-    return Message(
-        type=message_type,
-        data=encode_payload([name, *values], object_encoding),
-        timestamp=timestamp,
-        message_stream_id=message_stream_id,
-        chunk_stream_id=chunk_stream_id,
-    )
+    return _amf_message([name, *values], object_encoding, True, timestamp, message_stream_id, chunk_stream_id)
 
 
 def decode_data(msg: Message) -> list[Any]:
@@ -580,6 +573,13 @@ def command_error(cmd: Command) -> CommandError:
 # --------------------------------------------------------------------------------------
 # Requests.
 # --------------------------------------------------------------------------------------
+def _call(name: str, transaction_id: float, message_stream_id: int, object_encoding: int, *args: Any) -> Message:
+    """RTMP 7.2.1.2, 7.2.2: the request ``name, transaction_id, null, *args``."""
+    return encode_command(
+        name, transaction_id, None, *args, message_stream_id=message_stream_id, object_encoding=object_encoding
+    )
+
+
 def connect_command_object(
     app: str,
     tc_url: str,
@@ -665,10 +665,7 @@ def create_stream(
     transaction_id: float, object_encoding: int = AMF0, *, message_stream_id: int = 0
 ) -> Message:
     """RTMP 7.2.1.3: ``createStream, txn, null`` on the NetConnection (msid 0)."""
-    return encode_command(
-        CREATE_STREAM, transaction_id, None,
-        message_stream_id=message_stream_id, object_encoding=object_encoding,
-    )  # fmt: skip
+    return _call(CREATE_STREAM, transaction_id, message_stream_id, object_encoding)
 
 
 def delete_stream(
@@ -682,10 +679,7 @@ def delete_stream(
 
     [impl] ffmpeg and librtmp send it on msid 0 (the NetConnection); servers accept both.
     """
-    return encode_command(
-        DELETE_STREAM, transaction_id, None, stream_id,
-        message_stream_id=message_stream_id, object_encoding=object_encoding,
-    )  # fmt: skip
+    return _call(DELETE_STREAM, transaction_id, message_stream_id, object_encoding, stream_id)
 
 
 def publish(
@@ -698,10 +692,7 @@ def publish(
 ) -> Message:
     """RTMP 7.2.2.6: ``publish, 0, null, name, type`` on the stream (type live/record/append)."""
     type_text = StreamType(stream_type).value  # ValueError for anything else
-    return encode_command(
-        PUBLISH, transaction_id, None, stream_name, type_text,
-        message_stream_id=message_stream_id, object_encoding=object_encoding,
-    )  # fmt: skip
+    return _call(PUBLISH, transaction_id, message_stream_id, object_encoding, stream_name, type_text)
 
 
 def play(
@@ -722,10 +713,7 @@ def play(
     args: list[Any] = [stream_name, start, duration]
     if reset is not None:
         args.append(bool(reset))
-    return encode_command(
-        PLAY, transaction_id, None, *args,
-        message_stream_id=message_stream_id, object_encoding=object_encoding,
-    )  # fmt: skip
+    return _call(PLAY, transaction_id, message_stream_id, object_encoding, *args)
 
 
 def seek(
@@ -736,10 +724,7 @@ def seek(
     object_encoding: int = AMF0,
 ) -> Message:
     """RTMP 7.2.2.7: ``seek, 0, null, milliseconds``."""
-    return encode_command(
-        SEEK, transaction_id, None, milliseconds,
-        message_stream_id=message_stream_id, object_encoding=object_encoding,
-    )  # fmt: skip
+    return _call(SEEK, transaction_id, message_stream_id, object_encoding, milliseconds)
 
 
 def pause(
@@ -751,7 +736,4 @@ def pause(
     object_encoding: int = AMF0,
 ) -> Message:
     """RTMP 7.2.2.8: ``pause, 0, null, flag, milliseconds`` (true pauses, false resumes)."""
-    return encode_command(
-        PAUSE, transaction_id, None, bool(paused), milliseconds,
-        message_stream_id=message_stream_id, object_encoding=object_encoding,
-    )  # fmt: skip
+    return _call(PAUSE, transaction_id, message_stream_id, object_encoding, bool(paused), milliseconds)

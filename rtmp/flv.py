@@ -83,12 +83,29 @@ _TAG_HEADER = struct.Struct(">IIHB")
 _SI24_SIGN = 0x800000
 
 PathOrFile = Union[str, "os.PathLike[str]", IO[bytes]]
-_ReaderT = TypeVar("_ReaderT", bound="Reader")
-_WriterT = TypeVar("_WriterT", bound="Writer")
+_ClosingT = TypeVar("_ClosingT", bound="_Closing")
 
 
 class FLVError(RTMPError):
     """A malformed FLV file or payload; the message names the clause (FLV E.2 ...)."""
+
+
+class _Closing:
+    """A context manager that calls :meth:`close` on exit (the FLV reader and writer)."""
+
+    def close(self) -> None:  # pragma: no cover - both subclasses have their own
+        raise NotImplementedError
+
+    def __enter__(self: _ClosingT) -> _ClosingT:  # noqa: PYI019 - no typing.Self on 3.9
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
 
 
 @dataclass(frozen=True)
@@ -153,7 +170,7 @@ def _read_exact(stream: IO[bytes], size: int) -> bytes:
     return b"".join(parts)
 
 
-class Reader:
+class Reader(_Closing):
     """FLV E.2-E.4.1: iterate the tags of an FLV file or binary stream.
 
     ``Reader(path_or_file)`` parses the header at once (raising :class:`FLVError` for a file
@@ -309,17 +326,6 @@ class Reader:
         if self._owned:
             self._file.close()
 
-    def __enter__(self: _ReaderT) -> _ReaderT:  # noqa: PYI019 - no typing.Self on 3.9
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
 
 def _encode_header(has_audio: bool, has_video: bool) -> bytes:
     """FLV E.2 header and FLV E.3 PreviousTagSize0."""
@@ -327,7 +333,7 @@ def _encode_header(has_audio: bool, has_video: bool) -> bytes:
     return _HEADER.pack(SIGNATURE, VERSION, flags, HEADER_SIZE) + _U32.pack(0)
 
 
-class Writer:
+class Writer(_Closing):
     """FLV E.2-E.4.1: write an FLV file: header, PreviousTagSize0, then tag + back pointer.
 
     ``write()`` takes a :class:`Tag` or an :class:`rtmp.Message` of type 8, 9 or 18 (15 is
@@ -452,17 +458,6 @@ class Writer:
         finally:
             if self._owned:
                 self._file.close()
-
-    def __enter__(self: _WriterT) -> _WriterT:  # noqa: PYI019 - no typing.Self on 3.9
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _scan_for_append(name: str) -> tuple[int, int, int, bool, int]:
@@ -907,14 +902,25 @@ def is_sequence_header(item: Tag | Message) -> bool:
     return False
 
 
+_HeaderT = TypeVar("_HeaderT", "AudioTagHeader", "VideoTagHeader")
+
+
+def _parsed(kind: type[_HeaderT], data: bytes, empty: str) -> _HeaderT | str:
+    """The tag header at the start of ``data``, or what the trace says instead (``empty``
+    for no bytes)."""
+    if not data:
+        return empty
+    try:
+        return kind.parse(data)
+    except FLVError as exc:
+        return f"malformed {'audio' if kind is AudioTagHeader else 'video'} ({exc})"
+
+
 def describe_audio(data: bytes) -> str:
     """A short human description of an audio payload, for the protocol trace."""
-    if not data:
-        return "audio silence (empty payload)"
-    try:
-        header = AudioTagHeader.parse(data)
-    except FLVError as exc:
-        return f"malformed audio ({exc})"
+    header = _parsed(AudioTagHeader, data, "audio silence (empty payload)")
+    if isinstance(header, str):
+        return header
     body = len(data) - header.header_size
     if header.is_enhanced:
         kind = AUDIO_PACKET_TYPES.get(header.packet_type or 0, f"packet type {header.packet_type}")
@@ -931,12 +937,9 @@ def describe_audio(data: bytes) -> str:
 
 def describe_video(data: bytes) -> str:
     """A short human description of a video payload, for the protocol trace."""
-    if not data:
-        return "empty video payload"
-    try:
-        header = VideoTagHeader.parse(data)
-    except FLVError as exc:
-        return f"malformed video ({exc})"
+    header = _parsed(VideoTagHeader, data, "empty video payload")
+    if isinstance(header, str):
+        return header
     frame = FRAME_TYPES.get(header.frame_type, f"frame type {header.frame_type}")
     body = len(data) - header.header_size
     if header.frame_type == FRAME_COMMAND:

@@ -48,6 +48,7 @@ from .transport import Transport
 if TYPE_CHECKING:
     from .server import ServerConfig
     from .server_connection import ConnectionState, ServerConnection
+    from .shared_object_store import SharedObjectStore
 
 __all__ = ["ConnectionContext", "ServerServices", "NetStream", "StreamState", "Idle",
            "Publishing", "PlayingLive", "PlayingRecording", "HANDLERS",
@@ -55,6 +56,21 @@ __all__ = ["ConnectionContext", "ServerServices", "NetStream", "StreamState", "I
 
 #: Message streams one connection may create (RTMP 7.2.1.3).
 MAX_STREAMS_PER_CONNECTION = 64
+
+
+class _MediaSwitches(Protocol):
+    """Whatever keeps the receiveAudio / receiveVideo flags (a NetStream, a player)."""
+
+    receive_audio: bool
+    receive_video: bool
+
+
+def _set_receive(target: _MediaSwitches, audio: bool, flag: bool) -> None:
+    """RTMP 7.2.2.4 / 7.2.2.5: set ``target``'s receive_audio (``audio``) or receive_video."""
+    if audio:
+        target.receive_audio = flag
+    else:
+        target.receive_video = flag
 
 
 class Idle:
@@ -94,8 +110,9 @@ class Publishing(Idle):
         replies = []
         if recorder is not None:
             recorder.close()
-            replies.append(conn.status(ns, commands.NETSTREAM_RECORD_STOP,
-                                       f"{ns.name} is no longer recorded.", details=ns.name))
+            if recorder.announce:
+                replies.append(conn.status(ns, commands.NETSTREAM_RECORD_STOP,
+                                           f"{ns.name} is no longer recorded.", details=ns.name))
         replies.append(conn.status(ns, commands.NETSTREAM_UNPUBLISH_SUCCESS,
                                    f"{ns.name} is now unpublished.", details=ns.name))
         conn.log.info("unpublished %s/%s", conn.app, ns.name)
@@ -124,10 +141,7 @@ class PlayingLive(Idle):
         return True
 
     def receive(self, audio: bool, flag: bool) -> None:
-        if audio:
-            self.player.receive_audio = flag
-        else:
-            self.player.receive_video = flag
+        _set_receive(self.player, audio, flag)
 
 
 class PlayingRecording(Idle):
@@ -154,10 +168,7 @@ class PlayingRecording(Idle):
         return True
 
     def receive(self, audio: bool, flag: bool) -> None:
-        if audio:
-            self.vod.receive_audio = flag
-        else:
-            self.vod.receive_video = flag
+        _set_receive(self.vod, audio, flag)
 
 
 #: One of the four states of a message stream (RTMP 7.2.2).
@@ -210,10 +221,16 @@ class ServerServices(Protocol):
 
     def open_recorder(self, conn: "ConnectionContext", name: str,
                       stream_type: StreamType) -> Any:
-        """RTMP 7.2.2.6: a recorder for ``record`` or ``append`` (OSError, ValueError)."""
+        """RTMP 7.2.2.6: the recorder of this publish (:func:`rtmp.segmenter.open_recording`):
+        one for ``record`` or ``append`` (OSError, ValueError), one for ``live`` under
+        ``record_all``, else None."""
 
     def authenticate(self, conn: "ConnectionContext", app_text: str, query: str) -> None:
         """AUTH-ADOBE: set ``conn.user`` or raise :class:`rtmp.netconnection.Rejected`."""
+
+    @property
+    def shared_objects(self) -> "SharedObjectStore":
+        """RTMP 7.3.2: the remote shared objects (:mod:`rtmp.shared_object_store`)."""
 
 
 class ConnectionContext(Protocol):
@@ -335,19 +352,18 @@ def publish(conn: ConnectionContext, cmd: Command) -> None:
             conn.send(conn.status(ns, commands.NETSTREAM_PUBLISH_BAD_NAME,
                                     str(exc) or type(exc).__name__, details=name))
             return
-    recorder = None
-    if stream_type in (StreamType.RECORD, StreamType.APPEND):
-        try:
-            recorder = conn.server.open_recorder(conn, name, stream_type)
-        except (OSError, ValueError) as exc:
-            conn.log.warning("cannot record %r: %s", name, exc)
-            conn.send(conn.status(ns, commands.NETSTREAM_RECORD_FAILED,
-                                    f"cannot record {name}: {exc}", details=name))
-            return
+    try:
+        recorder = conn.server.open_recorder(conn, name, stream_type)
+    except (OSError, ValueError) as exc:  # record/append only: record_all logs and goes on
+        conn.log.warning("cannot record %r: %s", name, exc)
+        conn.send(conn.status(ns, commands.NETSTREAM_RECORD_FAILED,
+                                f"cannot record {name}: {exc}", details=name))
+        return
     try:
         live = conn.server.hub.publish(conn.app, name, ns, on_start=_notify_publish)
     except StreamBusyError as exc:
         if recorder is not None:
+            recorder.on_done = None  # not a recording: on_record_done is not told
             recorder.close()
         conn.log.info("publish %r refused: %s", name, exc)
         conn.send(conn.status(ns, commands.NETSTREAM_PUBLISH_BAD_NAME,
@@ -362,7 +378,7 @@ def publish(conn: ConnectionContext, cmd: Command) -> None:
         conn.status(ns, commands.NETSTREAM_PUBLISH_START,
                      f"{name} is now published.", details=name),
     ]
-    if recorder is not None:
+    if recorder is not None and recorder.announce:
         replies.append(conn.status(ns, commands.NETSTREAM_RECORD_START,
                                     f"{name} is now being recorded.", details=name))
     conn.send(*replies)
@@ -550,10 +566,7 @@ def _receive(conn: ConnectionContext, cmd: Command, audio: bool) -> None:
     ns = _netstream(conn, cmd)
     assert ns is not None
     flag = (ReceiveAudio if audio else ReceiveVideo).from_command(cmd).flag
-    if audio:
-        ns.receive_audio = flag
-    else:
-        ns.receive_video = flag
+    _set_receive(ns, audio, flag)
     ns.state.receive(audio, flag)  # the live or the recorded stream's player
     if flag:  # RTMP 7.2.2.4: true is answered with Seek.Notify and Play.Start
         _stream_send(conn, ns,
@@ -706,10 +719,11 @@ def _publish_one(conn: ConnectionContext, ns: NetStream, msg: Message) -> None:
             state.recorder.write(msg)
         except (OSError, ValueError) as exc:
             conn.log.error("recording of %s failed: %s", ns.name, exc)
-            state.recorder.close()
-            state.recorder = None
-            conn.send(conn.status(ns, commands.NETSTREAM_RECORD_FAILED,
-                                  f"recording failed: {exc}", details=ns.name))
+            recorder, state.recorder = state.recorder, None
+            recorder.close()
+            if recorder.announce:  # record_all: an encoder would give up on the error
+                conn.send(conn.status(ns, commands.NETSTREAM_RECORD_FAILED,
+                                      f"recording failed: {exc}", details=ns.name))
     live = state.live
     if msg.type in _DATA_TYPES:
         _publish_data(conn, live, msg)

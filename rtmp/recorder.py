@@ -14,10 +14,11 @@ import os
 import pathlib
 import struct
 import threading
-from typing import Any, Optional, Union
+from typing import Optional, Union
 
 from . import flv
 from .flvmeta import ON_METADATA_TAG, metadata_duration_offset, patch_metadata_duration
+from .logs import AnyLogger
 from .message import (
     CLEAR_DATA_FRAME,
     DATA_TYPES,
@@ -32,8 +33,6 @@ __all__ = ["SYNC_INTERVAL_MS", "Recorder", "script_payload"]
 
 logger = logging.getLogger(__name__)
 _module_logger = logger  # the default for classes whose ``logger=`` argument shadows the name
-
-_Logger = Union[logging.Logger, "logging.LoggerAdapter[Any]"]
 
 #: RTMP 7.1.2 [impl]: ``@clearDataFrame`` as the first AMF0 value (marker, U16 length, bytes).
 _CLEAR_DATA_FRAME = b"\x02\x00\x0f" + CLEAR_DATA_FRAME.encode()
@@ -110,7 +109,7 @@ class _Syncer:
     descriptor of the same file syncs the file's data whoever wrote it (POSIX).
     """
 
-    def __init__(self, path: pathlib.Path, log: _Logger) -> None:
+    def __init__(self, path: pathlib.Path, log: AnyLogger) -> None:
         self.path = path
         self.log = log
         self.syncs = 0
@@ -170,10 +169,10 @@ class Recorder:
         self,
         path: Union[str, "os.PathLike[str]"],
         append: bool = False,
-        logger: Optional[_Logger] = None,
+        logger: Optional[AnyLogger] = None,
     ) -> None:
         self.path = pathlib.Path(path)
-        self.log: _Logger = logger if logger is not None else _module_logger
+        self.log: AnyLogger = logger if logger is not None else _module_logger
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._closed = False
@@ -216,11 +215,28 @@ class Recorder:
         """FLV E.4.1: the file timestamp of the latest tag written (ms)."""
         return self._last_ts
 
+    @property
+    def bytes_written(self) -> int:
+        """FLV E.3: the bytes this recorder wrote (header and tags; not an appended-to
+        file's earlier bytes)."""
+        return self._writer.bytes_written
+
+    def flush(self) -> None:
+        """Hand the buffered tags to the OS now (no fsync; a killed process keeps them)."""
+        with self._lock:
+            if not self._closed:
+                self._writer.flush()
+
     def _file_timestamp(self, message: Message) -> int:
-        """FLV E.4.1: map a publisher timestamp to file time (first media at ``_base_ts``)."""
+        """FLV E.4.1: map a publisher timestamp to file time (first frame at ``_base_ts``).
+
+        The origin is the first audio or video *frame*: metadata and codec sequence headers
+        before it go at the start, whatever their timestamps (ffmpeg sends its sequence
+        headers at 0 even when its frames start hours later, ``-output_ts_offset``).
+        """
         if self._first_media_ts is None:
-            if message.type not in MEDIA_TYPES:
-                return self._base_ts  # metadata before the first frame goes at the start
+            if message.type not in MEDIA_TYPES or flv.is_sequence_header(message):
+                return self._base_ts  # before the first frame: at the start
             self._first_media_ts = message.timestamp
         delta = _signed_delta(message.timestamp, self._first_media_ts)
         if delta < 0:

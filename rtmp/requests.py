@@ -3,8 +3,8 @@
 A :class:`rtmp.commands.Command` carries an RPC's envelope (name, transaction id,
 message stream id, AMF0 or AMF3) and its values as sent.  This module reads those
 values into frozen dataclasses, one per command (:class:`Connect`, :class:`Publish`,
-:class:`Play`, ...), and encodes them back through the encoders of
-:mod:`rtmp.commands`: one encoding per command.
+:class:`Play`, ...), and encodes them back with one method, :meth:`Request.to_message`
+(the bytes :mod:`rtmp.commands`' encoders write: values, not encoders, differ).
 
 ``from_command`` is the one place where the lenient defaults live, the ones real peers
 need and the server has always applied: a missing or non-string stream name reads as
@@ -45,15 +45,8 @@ from .commands import (
     RELEASE_STREAM,
     SEEK,
     Command,
-    connect,
     connect_command_object,
-    create_stream,
-    delete_stream,
     encode_command,
-    pause,
-    play,
-    publish,
-    seek,
 )
 from .errors import LimitExceededError
 from .message import Message, StreamType
@@ -132,10 +125,17 @@ class Request:
     name: ClassVar[str]
     netstream: ClassVar[bool] = False
 
+    def __init_subclass__(cls, name: str = "", **kwargs: Any) -> None:
+        """``class Play(Request, name=PLAY)``: the command name of a request type."""
+        super().__init_subclass__(**kwargs)
+        if name:
+            cls.name = name
+
     @classmethod
     def from_command(cls: type[_R], cmd: Command) -> _R:
-        """Read ``cmd`` (whose name is ``name``) with today's lenient defaults."""
-        raise NotImplementedError
+        """Read ``cmd`` (whose name is ``name``) with today's lenient defaults; a request
+        without values (close, createStream, closeStream) ignores any that came."""
+        return cls()
 
     def arguments(self) -> list[Any]:
         """The values after the (null) command object, as they are sent."""
@@ -148,14 +148,20 @@ class Request:
         object_encoding: int = AMF0,
         message_stream_id: int | None = None,
     ) -> Message:
-        """RTMP 7.1.1: this request as a command message (type 20, or 17 for AMF3).
+        """RTMP 7.1.1: this request as a command message (type 20, or 17 for AMF3):
+        ``name, transaction_id, command object, *arguments()``, as the encoders of
+        :mod:`rtmp.commands` (``publish``, ``play``, ...) write it.
 
         ``message_stream_id`` defaults to 1 for a NetStream command, else 0.
         """
         return encode_command(
-            self.name, transaction_id, None, *self.arguments(),
+            self.name, transaction_id, self._command_value(), *self.arguments(),
             message_stream_id=self._stream(message_stream_id), object_encoding=object_encoding,
         )  # fmt: skip
+
+    def _command_value(self) -> Any:
+        """The command object as it is sent: null (RTMP 7.2.2; connect sends its object)."""
+        return None
 
     def _stream(self, message_stream_id: int | None) -> int:
         if message_stream_id is not None:
@@ -181,7 +187,7 @@ def _text_property(key: str, doc: str) -> property:
 
 
 @dataclass(frozen=True)
-class Connect(Request):
+class Connect(Request, name=CONNECT):
     """RTMP 7.2.1.1: ``connect, 1, command_object, *optional_user_arguments``.
 
     The command object is kept as sent ({} when it is not an object); the properties
@@ -189,7 +195,6 @@ class Connect(Request):
     for ``app`` and ``tcUrl``).  Build one with :meth:`create`.
     """
 
-    name: ClassVar[str] = CONNECT
     command_object: dict[str, Any] = field(default_factory=dict, hash=False)
     user_arguments: tuple[Any, ...] = field(default=(), hash=False)
 
@@ -207,18 +212,13 @@ class Connect(Request):
     def arguments(self) -> list[Any]:
         return list(self.user_arguments)
 
-    def to_message(
-        self,
-        transaction_id: float = 1,
-        *,
-        object_encoding: int = AMF0,
-        message_stream_id: int | None = None,
-    ) -> Message:
-        """RTMP 7.2.1.1: transaction id 1 and AMF0 unless told otherwise."""
-        return connect(
-            self.command_object, *self.user_arguments, transaction_id=transaction_id,
-            object_encoding=object_encoding, message_stream_id=self._stream(message_stream_id),
-        )  # fmt: skip
+    def to_message(self, transaction_id: float = 1, **options: Any) -> Message:
+        """RTMP 7.2.1.1: transaction id 1 and AMF0 unless told otherwise (options as
+        :meth:`Request.to_message`)."""
+        return super().to_message(transaction_id, **options)
+
+    def _command_value(self) -> dict[str, Any]:
+        return dict(self.command_object)
 
     @property
     def app(self) -> str:
@@ -266,35 +266,13 @@ class Connect(Request):
 
 
 @dataclass(frozen=True)
-class Close(Request):
+class Close(Request, name=CLOSE):
     """RTMP 7.2.1 [spec gap]: ``close`` ends the NetConnection (named, no structure given)."""
-
-    name: ClassVar[str] = CLOSE
-
-    @classmethod
-    def from_command(cls, cmd: Command) -> Close:
-        return cls()
 
 
 @dataclass(frozen=True)
-class CreateStream(Request):
+class CreateStream(Request, name=CREATE_STREAM):
     """RTMP 7.2.1.3: ``createStream, txn, null``; the ``_result`` carries the stream id."""
-
-    name: ClassVar[str] = CREATE_STREAM
-
-    @classmethod
-    def from_command(cls, cmd: Command) -> CreateStream:
-        return cls()
-
-    def to_message(
-        self,
-        transaction_id: float = 0,
-        *,
-        object_encoding: int = AMF0,
-        message_stream_id: int | None = None,
-    ) -> Message:
-        return create_stream(transaction_id, object_encoding,
-                             message_stream_id=self._stream(message_stream_id))
 
 
 @dataclass(frozen=True)
@@ -318,46 +296,36 @@ class _NamedCall(Request):
 
 
 @dataclass(frozen=True)
-class ReleaseStream(_NamedCall):
+class ReleaseStream(_NamedCall, name=RELEASE_STREAM):
     """[impl] ffmpeg/OBS: ``releaseStream, txn, null, name`` before publishing (RTMP 7.2.1.2
     call shape)."""
 
-    name: ClassVar[str] = RELEASE_STREAM
-
 
 @dataclass(frozen=True)
-class FCPublish(_NamedCall):
+class FCPublish(_NamedCall, name=FC_PUBLISH):
     """[impl] FMLE/ffmpeg/OBS: ``FCPublish, txn, null, name``; servers answer onFCPublish."""
 
-    name: ClassVar[str] = FC_PUBLISH
-
 
 @dataclass(frozen=True)
-class FCUnpublish(_NamedCall):
+class FCUnpublish(_NamedCall, name=FC_UNPUBLISH):
     """[impl] ``FCUnpublish, txn, null, name``; servers answer onFCUnpublish."""
 
-    name: ClassVar[str] = FC_UNPUBLISH
-
 
 @dataclass(frozen=True)
-class FCSubscribe(_NamedCall):
+class FCSubscribe(_NamedCall, name=FC_SUBSCRIBE):
     """[impl] Akamai-style ``FCSubscribe, txn, null, name``; servers answer onFCSubscribe."""
 
-    name: ClassVar[str] = FC_SUBSCRIBE
-
 
 @dataclass(frozen=True)
-class GetStreamLength(_NamedCall):
+class GetStreamLength(_NamedCall, name=GET_STREAM_LENGTH):
     """[impl] ``getStreamLength, txn, null, name``: the recording's length in seconds."""
-
-    name: ClassVar[str] = GET_STREAM_LENGTH
 
 
 # -- NetStream (RTMP 7.2.2) --------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class Publish(Request):
+class Publish(Request, name=PUBLISH):
     """RTMP 7.2.2.6: ``publish, 0, null, name, type`` (live, record or append).
 
     A missing or non-string name reads as "", a missing or non-string type as live (in
@@ -365,7 +333,6 @@ class Publish(Request):
     it (Deviation (FMLE): published live, as nginx-rtmp does; a strict server refuses).
     """
 
-    name: ClassVar[str] = PUBLISH
     netstream: ClassVar[bool] = True
     stream_name: str = ""
     type: StreamType = StreamType.LIVE
@@ -381,21 +348,9 @@ class Publish(Request):
             return cls(name, StreamType.LIVE, type_text)
 
     def arguments(self) -> list[Any]:
-        type_text = self.type.value if self.unknown_type is None else self.unknown_type
-        return [self.stream_name, type_text]
-
-    def to_message(
-        self,
-        transaction_id: float = 0,
-        *,
-        object_encoding: int = AMF0,
-        message_stream_id: int | None = None,
-    ) -> Message:
-        if self.unknown_type is not None:  # as it came: the encoder takes the three types
-            return super().to_message(transaction_id, object_encoding=object_encoding,
-                                      message_stream_id=message_stream_id)
-        return publish(self.stream_name, self.type, self._stream(message_stream_id),
-                       transaction_id=transaction_id, object_encoding=object_encoding)
+        if self.unknown_type is not None:  # as it came
+            return [self.stream_name, self.unknown_type]
+        return [self.stream_name, StreamType(self.type).value]  # ValueError for another type
 
     @property
     def base_name(self) -> str:
@@ -408,7 +363,7 @@ class Publish(Request):
 
 
 @dataclass(frozen=True)
-class Play(Request):
+class Play(Request, name=PLAY):
     """RTMP 7.2.2.1: ``play, 0, null, name, start, duration, reset``.
 
     Defaults: start -2 (live, else recorded), duration -1 (to the end), reset true.  A
@@ -416,7 +371,6 @@ class Play(Request):
     not a boolean as true.  ``reset=None`` leaves the flag out when encoding.
     """
 
-    name: ClassVar[str] = PLAY
     netstream: ClassVar[bool] = True
     stream_name: str = ""
     start: float = -2
@@ -437,17 +391,6 @@ class Play(Request):
         args: list[Any] = [self.stream_name, self.start, self.duration]
         return args if self.reset is None else [*args, bool(self.reset)]
 
-    def to_message(
-        self,
-        transaction_id: float = 0,
-        *,
-        object_encoding: int = AMF0,
-        message_stream_id: int | None = None,
-    ) -> Message:
-        return play(self.stream_name, self._stream(message_stream_id), self.start,
-                    self.duration, self.reset, transaction_id=transaction_id,
-                    object_encoding=object_encoding)
-
     @property
     def base_name(self) -> str:
         """The stream name without its query and without an ``flv:`` prefix (RTMP 7.2.2.1:
@@ -461,7 +404,7 @@ class Play(Request):
 
 
 @dataclass(frozen=True)
-class Play2(Request):
+class Play2(Request, name=PLAY2):
     """RTMP 7.2.2.2: ``play2, 0, null, parameters``, a NetStreamPlayOptions object
     (streamName, oldStreamName, start, len, offset, transition).
 
@@ -469,7 +412,6 @@ class Play2(Request):
     leniently: start -2 and len -1 when absent, as play's.
     """
 
-    name: ClassVar[str] = PLAY2
     netstream: ClassVar[bool] = True
     parameters: dict[str, Any] = field(default_factory=dict, hash=False)
 
@@ -511,15 +453,14 @@ class Play2(Request):
 
 
 @dataclass(frozen=True)
-class DeleteStream(Request):
+class DeleteStream(Request, name=DELETE_STREAM):
     """RTMP 7.2.2.3: ``deleteStream, 0, null, stream_id``.
 
     A missing or non-numeric id reads as the message stream the command came on; a
     fraction is cut.  [impl] ffmpeg and librtmp send it on message stream 0, so that is
-    :meth:`to_message`'s default.
+    :meth:`Request.to_message`'s default.
     """
 
-    name: ClassVar[str] = DELETE_STREAM
     netstream: ClassVar[bool] = True
     stream_id: int = 0
 
@@ -532,28 +473,16 @@ class DeleteStream(Request):
     def arguments(self) -> list[Any]:
         return [self.stream_id]
 
-    def to_message(
-        self,
-        transaction_id: float = 0,
-        *,
-        object_encoding: int = AMF0,
-        message_stream_id: int | None = None,
-    ) -> Message:
-        return delete_stream(self.stream_id, object_encoding, transaction_id=transaction_id,
-                             message_stream_id=message_stream_id or 0)
+    def _stream(self, message_stream_id: int | None) -> int:
+        return message_stream_id or 0  # [impl] the NetConnection's stream, unless told
 
 
 @dataclass(frozen=True)
-class CloseStream(Request):
+class CloseStream(Request, name=CLOSE_STREAM):
     """RTMP 7.2.2 [spec gap]: ``closeStream, 0, null`` on the stream: stop playing or
     publishing, keep the stream id."""
 
-    name: ClassVar[str] = CLOSE_STREAM
     netstream: ClassVar[bool] = True
-
-    @classmethod
-    def from_command(cls, cmd: Command) -> CloseStream:
-        return cls()
 
 
 @dataclass(frozen=True)
@@ -570,25 +499,20 @@ class _Receive(Request):
 
 
 @dataclass(frozen=True)
-class ReceiveAudio(_Receive):
+class ReceiveAudio(_Receive, name=RECEIVE_AUDIO):
     """RTMP 7.2.2.4: ``receiveAudio, 0, null, flag``; a missing flag reads as true, any
     other value by its truth."""
 
-    name: ClassVar[str] = RECEIVE_AUDIO
-
 
 @dataclass(frozen=True)
-class ReceiveVideo(_Receive):
+class ReceiveVideo(_Receive, name=RECEIVE_VIDEO):
     """RTMP 7.2.2.5: ``receiveVideo, 0, null, flag`` (read as :class:`ReceiveAudio`)."""
 
-    name: ClassVar[str] = RECEIVE_VIDEO
-
 
 @dataclass(frozen=True)
-class Seek(Request):
+class Seek(Request, name=SEEK):
     """RTMP 7.2.2.7: ``seek, 0, null, milliseconds``; not a finite number reads as 0."""
 
-    name: ClassVar[str] = SEEK
     netstream: ClassVar[bool] = True
     milliseconds: float = 0
 
@@ -599,16 +523,6 @@ class Seek(Request):
     def arguments(self) -> list[Any]:
         return [self.milliseconds]
 
-    def to_message(
-        self,
-        transaction_id: float = 0,
-        *,
-        object_encoding: int = AMF0,
-        message_stream_id: int | None = None,
-    ) -> Message:
-        return seek(self.milliseconds, self._stream(message_stream_id),
-                    transaction_id=transaction_id, object_encoding=object_encoding)
-
     @property
     def position(self) -> int:
         """Where to seek to: whole milliseconds, never negative."""
@@ -616,14 +530,13 @@ class Seek(Request):
 
 
 @dataclass(frozen=True)
-class Pause(Request):
+class Pause(Request, name=PAUSE):
     """RTMP 7.2.2.8: ``pause, 0, null, flag, milliseconds`` (true pauses, false resumes).
 
     A missing flag reads as true (pause), any other value by its truth; a time that is
     not a finite number reads as -1 (none given).
     """
 
-    name: ClassVar[str] = PAUSE
     netstream: ClassVar[bool] = True
     paused: bool = True
     milliseconds: float = -1
@@ -635,16 +548,6 @@ class Pause(Request):
 
     def arguments(self) -> list[Any]:
         return [bool(self.paused), self.milliseconds]
-
-    def to_message(
-        self,
-        transaction_id: float = 0,
-        *,
-        object_encoding: int = AMF0,
-        message_stream_id: int | None = None,
-    ) -> Message:
-        return pause(self.paused, self.milliseconds, self._stream(message_stream_id),
-                     transaction_id=transaction_id, object_encoding=object_encoding)
 
     @property
     def position(self) -> int | None:

@@ -29,7 +29,7 @@ accept, threads, limits, shutdown and the services the handlers call):
   ``deleteStream``, ``closeStream``, ``receiveAudio``, ``receiveVideo``,
   ``seek``, ``pause``;
 * media and data messages of a publisher go to the live hub
-  (:mod:`rtmp.streams`) and, when recording, to :class:`rtmp.recorder.Recorder`;
+  (:mod:`rtmp.streams`) and, when recording, to :class:`rtmp.segmenter.SegmentedRecorder`;
 * anything else reaches ``on_message`` (or :meth:`rtmp.server_connection.ServerConnection.read_message`).
 
 Live players do not write from the publisher's thread: every player has a
@@ -47,6 +47,7 @@ import ipaddress
 import itertools
 import logging
 import os
+import pathlib
 import secrets
 import socket
 import ssl
@@ -55,8 +56,10 @@ import time
 from dataclasses import dataclass
 from types import TracebackType
 from typing import (
+    TYPE_CHECKING,
     Any,
     Callable,
+    Collection,
     Dict,
     List,
     Optional,
@@ -66,7 +69,7 @@ from typing import (
 )
 
 from .chunk import MAX_CHUNK_SIZE, Limits
-from .config import check_connection_settings
+from .config import check_connection_settings, check_record_settings
 from .errors import (
     ConnectionClosedError,
     HandshakeError,
@@ -86,9 +89,15 @@ from .streams import (
     DEFAULT_MAX_QUEUE_BYTES,
     StreamHub,
 )
-from .server_connection import POLL_INTERVAL, ConnectionState, ServerConnection, close_socket
+from .shared_object import SOEvent
+from .shared_object_store import ServerSharedObject, SharedObjectStore
+from .server_connection import POLL_INTERVAL, ConnectionState, ServerConnection
+from .url import is_loopback
 from .url import parse_addr as parse_addr  # rtmp.server.parse_addr stays importable
-from .transport import KERNEL_TIMEOUTS, set_kernel_timeout
+from .transport import KERNEL_TIMEOUTS, close_socket, set_kernel_timeout
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .httpapi import HTTPServer
 
 __all__ = ["Server", "ServerConfig", "ServerConnection", "ConnectionState"]
 
@@ -105,6 +114,9 @@ OnDisconnect = Callable[["ServerConnection"], Any]
 OnPublish = Callable[["ServerConnection", str, StreamType], Any]
 OnPlay = Callable[["ServerConnection", str], Any]
 OnMessage = Callable[["ServerConnection", Message], Any]
+OnRecord = Callable[["ServerConnection", str, str], Any]
+OnRecordDone = Callable[[pathlib.Path], Any]
+OnSharedObject = Callable[["ServerConnection", str, SOEvent], Any]
 
 
 @dataclass
@@ -151,6 +163,27 @@ class ServerConfig:
     """The password of ``username``."""
     record_dir: Optional[Union[str, "os.PathLike[str]"]] = None
     """Where ``record``/``append`` publishing writes FLV files and where VOD play reads them."""
+    record_all: Union[bool, Collection[str]] = False
+    """Record every publish, type ``live`` included (what ffmpeg and OBS send), as parts
+    ``<record_dir>/<app>/<name>-<UTC start>-<NNNN>.flv``: True for every application, or
+    the names of the applications to record.  Needs ``record_dir``."""
+    on_record: Optional[OnRecord] = None
+    """``on_record(conn, app, stream_name) -> bool``: asked for each ``live`` publish that
+    ``record_all`` covers; false (or raising) leaves that stream unrecorded."""
+    record_segment_seconds: Optional[float] = None
+    """Cut ``record_all`` recordings into parts of this much media time, at keyframes."""
+    record_segment_bytes: Optional[int] = None
+    """Cut ``record_all`` recordings into parts of this many bytes, at keyframes."""
+    on_record_done: Optional[OnRecordDone] = None
+    """``on_record_done(path)`` for each finished recording and part, on the recording's
+    own thread (never the publisher's), parts in order."""
+    shared_objects_dir: Optional[Union[str, "os.PathLike[str]"]] = None
+    """Where persistent shared objects (RTMP 7.1.3) are kept, as ``<app>/<name>.rso``;
+    None: a persistent Use gets Status ``SharedObject.BadPersistence``."""
+    on_shared_object: Optional[OnSharedObject] = None
+    """``on_shared_object(conn, name, event)`` before a shared object's Use, Request
+    Change, Request Remove or SendMessage (an :class:`rtmp.shared_object.SOEvent`);
+    raising refuses it (the requester gets a Status event with an error code)."""
     ssl_context: Optional[ssl.SSLContext] = None
     """Serve ``rtmps`` (RTMP over TLS) with this server-side context."""
     idle_timeout: Optional[float] = 300.0
@@ -180,6 +213,12 @@ class ServerConfig:
     strict: bool = False
     """Refuse the deviations real peers force (media on msid 0, publish without
     createStream, ...) instead of tolerating them with a warning."""
+    http_addr: Optional[str] = None
+    """``"host:port"`` of the HTTP API, metrics and status page (refs/http-api.md); None
+    (the default): no HTTP side.  Beyond loopback it needs ``http_token``."""
+    http_token: Optional[str] = None
+    """Bearer token of the HTTP API: needed for ``POST /api/connections/<id>/drop``
+    always, and for every endpoint when ``http_addr`` is not a loopback address."""
 
     def __post_init__(self) -> None:
         check_connection_settings(
@@ -193,6 +232,12 @@ class ServerConfig:
         if self.require_auth and (not self.username or self.password is None):
             raise ValueError("require_auth needs username and password")
         parse_addr(self.addr)
+        check_record_settings(self)
+        if self.http_addr is not None:
+            http_host, _ = parse_addr(self.http_addr)
+            if not is_loopback(http_host) and not self.http_token:
+                raise ValueError(f"http_addr {self.http_addr!r} is not a loopback address: "
+                                 "it needs http_token (refs/http-api.md)")
 
     @property
     def limits(self) -> Limits:
@@ -219,6 +264,26 @@ class ServerStats:
     """``connect`` attempts refused by authentication (challenges not counted)."""
     errors: int = 0
     """Sessions that ended with an unexpected exception."""
+    timeouts: int = 0
+    """Sessions that ended on a timeout (read, handshake, idle)."""
+    handshake_failures: int = 0
+    """Sessions that ended in the handshake (RTMP 5.2: a port scan, a TCP health check...)."""
+    protocol_errors: int = 0
+    """Sessions that ended on a protocol error."""
+    failures: int = 0
+    """Sessions that ended on another :class:`rtmp.RTMPError` (a limit exceeded, ...)."""
+    bytes_received: int = 0
+    """Bytes received by the connections that have ended."""
+    bytes_sent: int = 0
+    """Bytes sent by the connections that have ended."""
+
+    def errors_by_kind(self) -> List[Tuple[str, int]]:
+        """``(kind, count)`` for /metrics' ``rtmp_errors_total`` (refs/http-api.md)."""
+        return [("rejected", self.rejected_max_connections),
+                ("dropped_on_accept", self.dropped_on_accept), ("auth", self.auth_failures),
+                ("handshake", self.handshake_failures), ("timeout", self.timeouts),
+                ("protocol", self.protocol_errors),
+                ("failed", self.failures), ("crash", self.errors)]
 
 
 class Server:
@@ -228,7 +293,15 @@ class Server:
         self.config = config or ServerConfig()
         self.hub = StreamHub(max_gop_bytes=self.config.max_gop_bytes)
         """The live streams (:class:`rtmp.streams.StreamHub`)."""
+        self.shared_objects = SharedObjectStore(
+            self.config.shared_objects_dir, on_event=self.config.on_shared_object,
+            max_queue_bytes=self.config.max_queue_bytes, log=logger)
+        """The remote shared objects (:class:`rtmp.shared_object_store.SharedObjectStore`)."""
         self.stats = ServerStats()
+        self.started_at = time.monotonic()
+        """When the server was made, then started (``time.monotonic()``)."""
+        self.http: Optional["HTTPServer"] = None
+        """The HTTP side (:class:`rtmp.httpapi.HTTPServer`) once started with ``http_addr``."""
         self._listener: Optional[socket.socket] = None
         self._address: Optional[Tuple[str, int]] = None
         self._accept_lock = threading.Lock()  # the leader: one thread in accept() at a time
@@ -273,12 +346,28 @@ class Server:
             set_kernel_timeout(listener, socket.SO_RCVTIMEO, POLL_INTERVAL)
         else:
             listener.settimeout(POLL_INTERVAL)
+        if self.config.http_addr is not None:
+            self._start_http(listener)
         self._listener = listener
         self._address = listener.getsockname()[:2]
+        self.started_at = time.monotonic()
         with self._lock:
             self._new_spare()
         logger.info("listening on %s:%d%s", self._address[0], self._address[1],
                     " (rtmps)" if self.config.ssl_context else "")
+
+    def _start_http(self, listener: socket.socket) -> None:
+        """Start the HTTP side (refs/http-api.md); if it cannot bind, close ``listener``."""
+        from .httpapi import HTTPServer
+
+        assert self.config.http_addr is not None
+        try:
+            http = HTTPServer(self, self.config.http_addr, self.config.http_token)
+            http.start()
+        except (OSError, ValueError):
+            listener.close()
+            raise
+        self.http = http
 
     def serve_forever(self) -> None:
         """Start if needed, then block until :meth:`stop` (from another thread or a signal)."""
@@ -301,6 +390,8 @@ class Server:
                 listener.close()
             except OSError:  # pragma: no cover
                 pass
+        if self.http is not None:
+            self.http.stop(max(0.0, deadline - time.monotonic()))
         with self._lock:
             connections = list(self._connections.values())
             threads = list(self._threads)
@@ -440,13 +531,19 @@ class Server:
         """One connection's thread: run the session; whatever happens, clean up."""
         try:
             conn.run()
-        except (ConnectionClosedError, HandshakeError) as exc:
+        except HandshakeError as exc:
+            self.stats.handshake_failures += 1
+            conn.log.info("%s", conn.ended(exc))
+        except ConnectionClosedError as exc:
             conn.log.info("%s", conn.ended(exc))
         except TimeoutError as exc:
+            self.stats.timeouts += 1
             conn.log.info("session timed out: %s", exc)
         except ProtocolError as exc:
+            self.stats.protocol_errors += 1
             conn.log.warning("protocol error, closing: %s", exc)
         except RTMPError as exc:
+            self.stats.failures += 1
             conn.log.warning("session failed: %s", exc)
         except Exception:
             self.stats.errors += 1
@@ -456,8 +553,12 @@ class Server:
                 conn.teardown()
             except Exception:
                 conn.log.exception("teardown failed")
+            transport = conn.transport
             with self._lock:
                 self._connections.pop(conn.id, None)
+                if transport is not None:  # /metrics' totals stay monotonic
+                    self.stats.bytes_received += transport.bytes_received
+                    self.stats.bytes_sent += transport.bytes_sent
             conn.log.info("closed")
 
     # -- services for connections -------------------------------------------------------
@@ -477,8 +578,14 @@ class Server:
         conn.log.info("AUTH-ADOBE %s for user %r", decision.stage, decision.user)
         raise Rejected(decision.description)
 
+    def shared_object(self, app: str, name: str, persistent: bool = False) -> ServerSharedObject:
+        """RTMP 7.3.2: the server's handle on shared object ``name`` of application ``app``
+        (made if needed), with ``get``/``set``/``delete``/``send`` that every user hears."""
+        return self.shared_objects.open(app, name, persistent)
+
     def recording(self, app: str, name: str) -> Optional["os.PathLike[str]"]:
-        """The recorded FLV for ``app/name`` if ``record_dir`` is set and it exists."""
+        """The recorded FLV for ``app/name`` if ``record_dir`` is set: ``<name>.flv``, else
+        the newest part of a ``record_all`` recording (or None)."""
         if self.config.record_dir is None or not name:
             return None
         from .record_path import find_recording
@@ -489,11 +596,7 @@ class Server:
             return None
 
     def open_recorder(self, conn: ConnectionContext, name: str, stream_type: StreamType) -> Any:
-        """RTMP 7.2.2.6: a Recorder for ``record`` (truncate) or ``append``."""
-        if self.config.record_dir is None:
-            raise ValueError("recording is not enabled on this server (record_dir is not set)")
-        from .record_path import safe_record_path
-        from .recorder import Recorder
+        """RTMP 7.2.2.6: what this publish records (:func:`rtmp.segmenter.open_recording`)."""
+        from .segmenter import open_recording
 
-        path = safe_record_path(self.config.record_dir, conn.app, name)
-        return Recorder(path, append=stream_type == StreamType.APPEND, logger=conn.log)
+        return open_recording(conn, name, stream_type)

@@ -27,15 +27,15 @@ from . import commands, netconnection, netstream, user_control
 from .commands import Command
 from .errors import ConnectionClosedError, ProtocolError, RTMPError, TimeoutError, seconds_text
 from .logs import ConnectionLoggerAdapter, connection_logger
-from .message import DATA_TYPES, MEDIA_TYPES, Message, MessageType
+from .message import DATA_TYPES, MEDIA_TYPES, SHARED_OBJECT_TYPES, Message, MessageType
 from .netstream import NetStream, ServerServices, StreamLimit
 from .requests import check_depth
-from .transport import Transport, wait_readable
+from .transport import Transport, close_socket, shutdown_socket, transport_from_config, wait_readable
 
 if TYPE_CHECKING:
     from .server import ServerConfig
 
-__all__ = ["ServerConnection", "ConnectionState", "shutdown_socket", "close_socket"]
+__all__ = ["ServerConnection", "ConnectionState", "wrap_tls", "tls_handshake", "linger_close"]
 
 #: How often a blocked wait looks at the stop flag (socketserver's poll_interval).
 POLL_INTERVAL = 0.25
@@ -192,7 +192,9 @@ class ServerConnection:
 
     @property
     def _playing(self) -> bool:
-        return any(ns.state.playing for ns in self._streams.values())
+        """A player, or a user of shared objects (RTMP 7.3.2): it may listen in silence."""
+        return (any(ns.state.playing for ns in self._streams.values())
+                or self.server.shared_objects.uses_objects(self))
 
     # -- the session thread ----------------------------------------------------------------
 
@@ -201,20 +203,13 @@ class ServerConnection:
         config = self.config
         sock = self._sock
         if config.ssl_context is not None:
-            tls = self._tls_handshake(sock)
+            tls = wrap_tls(sock, config.ssl_context, self.log)
             if tls is None:
                 return
-            sock = self._sock = tls
-        transport = Transport(
-            sock,
-            role="server",
-            conn_id=self.id,
-            read_timeout=config.read_timeout,
-            write_timeout=config.write_timeout,
-            strict=config.strict,
-            log=self.log,
-            limits=config.limits,
-        )
+            sock = self._sock = tls  # close() and teardown reach the TLS socket from now on
+            if not tls_handshake(tls, config.handshake_timeout, self.log):
+                return
+        transport = transport_from_config(sock, config, role="server", conn_id=self.id, log=self.log)
         self._transport = transport
         if self._closing.is_set():
             return
@@ -224,23 +219,6 @@ class ServerConnection:
             self._refuse_over_limit()
             return
         self._loop(transport)
-
-    def _tls_handshake(self, sock: socket.socket) -> Optional[socket.socket]:
-        context = self.config.ssl_context
-        assert context is not None
-        try:
-            tls = context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-        except (ssl.SSLError, OSError) as exc:
-            self.log.info("TLS setup failed: %s", exc)
-            return None
-        self._sock = tls
-        try:
-            tls.settimeout(self.config.handshake_timeout)
-            tls.do_handshake()
-        except (ssl.SSLError, OSError) as exc:
-            self.log.info("TLS handshake failed: %s", exc)
-            return None
-        return tls
 
     def _loop(self, transport: Transport) -> None:
         config = self.config
@@ -294,6 +272,8 @@ class ServerConnection:
             netstream.on_published(self, msg)
         elif kind == MessageType.USER_CONTROL:
             self._on_user_control(msg)
+        elif kind in SHARED_OBJECT_TYPES:  # RTMP 7.1.3 / 7.3.2 (rtmp.shared_object_store)
+            self.server.shared_objects.receive(self, msg)
         else:
             self.unhandled(msg)
 
@@ -387,7 +367,8 @@ class ServerConnection:
     def end_after_reply(self) -> None:
         """End the session after a polite linger, so the peer reads the ``_error``."""
         self._closing.set()
-        self._linger_close()
+        if self._transport is not None:
+            linger_close(self._transport.sock)
 
     def request_close(self) -> None:
         """End the session once the current message is handled."""
@@ -451,6 +432,10 @@ class ServerConnection:
             except Exception:
                 self.log.exception("error while stopping stream %d", ns.message_stream_id)
         self._streams.clear()
+        try:
+            self.server.shared_objects.release_connection(self)  # RTMP 7.3.2: ends its uses
+        except Exception:
+            self.log.exception("error while releasing shared objects")
         transport = self._transport
         if transport is not None:
             transport.close()
@@ -491,53 +476,51 @@ class ServerConnection:
                     netconnection.connect(self, cmd)
                     return
 
-    def _linger_close(self) -> None:
-        """Half-close and wait briefly for the peer to close, so the ``_error`` is read.
-
-        Closing with unread input would make the kernel send a reset, which may
-        destroy the reply before the client reads it.
-        """
-        transport = self._transport
-        if transport is None:
-            return
-        sock = transport.sock
-        try:
-            sock.shutdown(socket.SHUT_WR)
-        except OSError:
-            return
-        deadline = time.monotonic() + REJECT_LINGER
-        try:
-            sock.setblocking(False)
-            while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                # poll(), not select(): descriptors past 1023 are common on a busy server.
-                if not wait_readable(sock, remaining):
-                    break
-                try:
-                    if not sock.recv(65536):
-                        break
-                except ssl.SSLWantReadError:
-                    continue
-                except BlockingIOError:
-                    continue
-        except (OSError, ValueError):
-            pass
 
 
-def shutdown_socket(sock: socket.socket) -> None:
+def wrap_tls(sock: socket.socket, context: ssl.SSLContext,
+             log: ConnectionLoggerAdapter) -> Optional[ssl.SSLSocket]:
+    """The server side of TLS on an accepted socket (rtmps), not yet shaken; None on failure."""
     try:
-        sock.shutdown(socket.SHUT_RDWR)
+        return context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+    except (ssl.SSLError, OSError) as exc:
+        log.info("TLS setup failed: %s", exc)
+        return None
+
+
+def tls_handshake(tls: ssl.SSLSocket, timeout: float, log: ConnectionLoggerAdapter) -> bool:
+    """The TLS handshake within ``timeout`` seconds; False (logged) when it fails."""
+    try:
+        tls.settimeout(timeout)
+        tls.do_handshake()
+    except (ssl.SSLError, OSError) as exc:
+        log.info("TLS handshake failed: %s", exc)
+        return False
+    return True
+
+
+def linger_close(sock: socket.socket, seconds: float = REJECT_LINGER) -> None:
+    """Half-close and wait up to ``seconds`` for the peer to close, so the ``_error`` is read.
+
+    Closing with unread input would make the kernel send a reset, which may
+    destroy the reply before the client reads it.
+    """
+    try:
+        sock.shutdown(socket.SHUT_WR)
     except OSError:
-        pass
-
-
-def close_socket(sock: socket.socket) -> None:
-    shutdown_socket(sock)
+        return
+    deadline = time.monotonic() + seconds
     try:
-        sock.close()
-    except OSError:  # pragma: no cover
+        sock.setblocking(False)
+        while True:
+            remaining = deadline - time.monotonic()
+            # poll(), not select(): descriptors past 1023 are common on a busy server.
+            if remaining <= 0 or not wait_readable(sock, remaining):
+                break
+            try:
+                if not sock.recv(65536):
+                    break
+            except (ssl.SSLWantReadError, BlockingIOError):
+                continue
+    except (OSError, ValueError):
         pass
-
-

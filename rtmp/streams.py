@@ -44,11 +44,13 @@ import collections
 import enum
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
-from typing import Callable, Deque, Dict, List, Optional, Protocol, Sequence, Tuple, Union
+from typing import Callable, Deque, Dict, List, Optional, Protocol, Sequence, Tuple
 
 from . import flv
 from .chunk import encode_type0
+from .logs import AnyLogger
 from .message import DATA_TYPES, RELAYED_TYPES, Message, MessageType
 
 __all__ = [
@@ -65,8 +67,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-_Logger = Union[logging.Logger, logging.LoggerAdapter]  # type: ignore[type-arg]
 
 #: Default byte budget of one player's send queue (about 8 s of a 2 Mbit/s stream).
 DEFAULT_MAX_QUEUE_BYTES = 2 * 1024 * 1024
@@ -209,7 +209,7 @@ class LivePlayer:
         *,
         name: str = "player",
         max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES,
-        log: Optional[_Logger] = None,
+        log: Optional[AnyLogger] = None,
         on_failure: Optional[Callable[[BaseException], None]] = None,
     ) -> None:
         if max_queue_bytes <= 0:
@@ -218,9 +218,11 @@ class LivePlayer:
         self.message_stream_id = message_stream_id
         self.name = name
         self.max_queue_bytes = max_queue_bytes
-        self.log: _Logger = log or logger
+        self.log: AnyLogger = log or logger
         self.on_failure = on_failure
         self.stats = PlayerStats()
+        #: When the player was made (``time.monotonic()``; the HTTP API's uptime).
+        self.created = time.monotonic()
         #: RTMP 7.2.2.4 / 7.2.2.5: receiveAudio / receiveVideo flags.
         self.receive_audio = True
         self.receive_video = True
@@ -398,10 +400,7 @@ class LivePlayer:
     def close(self, timeout: Optional[float] = 5.0) -> None:
         """Stop the writer thread after discarding the queue; idempotent."""
         with self._cond:
-            self._closed = True
-            self._queue.clear()
-            self._queued_bytes = 0
-            self._cond.notify_all()
+            self._close_queue()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
@@ -472,12 +471,16 @@ class LivePlayer:
         stats.sent_bytes += sum(item[3] for item in batch)
         return True
 
+    def _close_queue(self) -> None:
+        """Closed, the queue discarded, every waiter woken (with the lock held)."""
+        self._closed = True
+        self._queue.clear()
+        self._queued_bytes = 0
+        self._cond.notify_all()
+
     def _fail(self, exc: BaseException) -> None:
         with self._cond:
-            self._closed = True
-            self._queue.clear()
-            self._queued_bytes = 0
-            self._cond.notify_all()
+            self._close_queue()
         self._failed = exc
         self.log.info("%s: send failed, player stopped: %s", self.name, exc)
         if self.on_failure is not None:
@@ -508,6 +511,10 @@ class LiveStream:
     messages_in: int = 0
     """Messages the publisher sent since the stream was created."""
     bytes_in: int = 0
+    video_frames_in: int = 0
+    """Video frames (key and inter) the publisher sent (the HTTP API's measured frame rate)."""
+    published_at: float = 0.0
+    """When the current publisher started (``time.monotonic()``)."""
     max_gop_bytes: int = DEFAULT_MAX_GOP_BYTES
     players: List[LivePlayer] = field(default_factory=list)
     _gop: List[Tuple[Message, FrameKind]] = field(default_factory=list)
@@ -557,16 +564,20 @@ class LiveStream:
                 else:
                     self.audio_config = message
             elif kind == FrameKind.KEYFRAME:
+                self.video_frames_in += 1
                 self._gop_bytes = len(message.data)
                 self._gop_valid = self._gop_bytes <= self.max_gop_bytes
                 self._gop = [(message, kind)] if self._gop_valid else []
-            elif kind in (FrameKind.INTERFRAME, FrameKind.AUDIO) and self._gop_valid:
-                self._gop_bytes += len(message.data)
-                if self._gop_bytes > self.max_gop_bytes:
-                    # Too long to cache: late joiners wait for the next keyframe.
-                    self._gop, self._gop_bytes, self._gop_valid = [], 0, False
-                else:
-                    self._gop.append((message, kind))
+            elif kind == FrameKind.INTERFRAME or kind == FrameKind.AUDIO:
+                if kind == FrameKind.INTERFRAME:
+                    self.video_frames_in += 1
+                if self._gop_valid:
+                    self._gop_bytes += len(message.data)
+                    if self._gop_bytes > self.max_gop_bytes:
+                        # Too long to cache: late joiners wait for the next keyframe.
+                        self._gop, self._gop_bytes, self._gop_valid = [], 0, False
+                    else:
+                        self._gop.append((message, kind))
             self._fan_out(message, kind)
         return kind
 
@@ -650,6 +661,8 @@ class StreamHub:
         self.max_gop_bytes = max_gop_bytes
         self._lock = threading.Lock()
         self._streams: Dict[Tuple[str, str], LiveStream] = {}
+        #: Frames dropped for players that have left (the HTTP API's running total).
+        self.ended_players_dropped = 0
 
     def _get_or_create(self, app: str, name: str) -> LiveStream:
         stream = self._streams.get((app, name))
@@ -694,6 +707,7 @@ class StreamHub:
                 raise StreamBusyError(f"stream {app}/{name} is already being published")
             stream.reset_publisher_state()
             stream.publisher = owner
+            stream.published_at = time.monotonic()
             waiting = stream.snapshot_players()
         for player in waiting:
             player.await_keyframe()  # the publisher may start in the middle of a GOP
@@ -734,5 +748,7 @@ class StreamHub:
 
     def unsubscribe(self, stream: LiveStream, player: LivePlayer) -> None:
         with self._lock:
+            if player in stream.players:
+                self.ended_players_dropped += player.stats.dropped_messages
             stream.detach(player)
             self._discard_if_idle(stream)

@@ -9,6 +9,8 @@ wire.  Each line it emits names the clause that defines what it describes::
     C->S  C1  time=0 zero=09 00 7c 02 (HS-FP9 version)  (RTMP 5.2.3, HS-FP9 C1)
     C->S  chunk fmt=0 csid=3 timestamp=0 length=148 type=20 msid=0  (RTMP 5.3.1.2.1)
     C->S  command connect txn=1 {'app': 'live', ...}  (RTMP 7.2.1.1)
+    C->S  message shared object 'chat' version 0 transient AMF0, 1 event  (RTMP 7.1.3 [de-facto])
+    C->S    event 1: Use  (RTMP 7.1.3 [de-facto])
 
 :func:`enable` turns tracing on for every transport created afterwards, by
 giving the ``rtmp.trace`` logger a handler at DEBUG level; transports check the
@@ -21,14 +23,14 @@ import logging
 import sys
 from typing import Any, Callable, List, Optional, TextIO
 
-from . import control, user_control
+from . import control, shared_object, user_control
 from ._bytes import U32
 from .chunk import ChunkDecoder, ChunkInfo
 from .errors import RTMPError
 from .logs import trace_logger
-from .message import DATA_TYPES, Message, MessageType
+from .message import DATA_TYPES, SHARED_OBJECT_TYPES, Message, MessageType
 
-__all__ = ["ProtocolTracer", "describe_message", "enable", "tracing_enabled"]
+__all__ = ["ProtocolTracer", "describe_message", "explain_message", "enable", "tracing_enabled"]
 
 _HEADER_CLAUSE = {0: "RTMP 5.3.1.2.1", 1: "RTMP 5.3.1.2.2", 2: "RTMP 5.3.1.2.3",
                   3: "RTMP 5.3.1.2.4"}
@@ -114,11 +116,24 @@ def describe_message(message: Message) -> str:
 
             subs = split_aggregate(message)
             return f"aggregate of {len(subs)} sub-messages  (RTMP 7.1.6)"
-        if kind in (MessageType.SHARED_OBJECT_AMF0, MessageType.SHARED_OBJECT_AMF3):
-            return f"shared object message {len(data)} bytes  (RTMP 7.1.3)"
+        if kind in SHARED_OBJECT_TYPES:
+            return shared_object.summary(shared_object.from_message(message))
     except (RTMPError, ValueError, IndexError, KeyError) as exc:
         return f"{_TYPE_NAMES.get(kind, kind)} {len(data)} bytes, undecodable: {exc}"
     return f"message type {kind} {len(data)} bytes (not defined by RTMP 1.0)"
+
+
+def explain_message(message: Message) -> List[str]:
+    """Every line explaining a message: :func:`describe_message`, then for a shared object
+    message (RTMP 7.1.3) one more line per event, each with its clause."""
+    if message.type not in SHARED_OBJECT_TYPES:
+        return [describe_message(message)]
+    try:
+        so = shared_object.from_message(message)
+    except RTMPError:
+        return [describe_message(message)]  # says "undecodable" and why
+    events = shared_object.describe(so)
+    return [shared_object.summary(so)] + [f"  event {i}: {line}" for i, line in enumerate(events, 1)]
 
 
 _COMMAND_CLAUSES = {
@@ -180,7 +195,10 @@ class ProtocolTracer:
         try:
             self._decoder.receive_data(view)
             for message in self._decoder.messages():
-                self._line(f"message {describe_message(message)}")
+                first, *more = explain_message(message)
+                self._line(f"message {first}")
+                for line in more:
+                    self._line(line)
         except RTMPError as exc:
             self._broken = True
             self._line(f"cannot follow the chunk stream any more: {exc}")

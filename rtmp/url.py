@@ -23,11 +23,12 @@ Credentials (``user:pass@``) are percent-decoded and never appear in ``tcUrl``.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from dataclasses import dataclass, replace
 from urllib.parse import unquote, urlsplit
 
-__all__ = ["DEFAULT_PORTS", "RTMPURL", "parse_url", "parse_addr"]
+__all__ = ["DEFAULT_PORTS", "RTMPURL", "parse_url", "parse_addr", "is_loopback"]
 
 logger = logging.getLogger(__name__)
 
@@ -186,3 +187,16 @@ def parse_addr(addr: str, default_port: int | None = None) -> tuple[str, int]:
     if not 0 <= port <= 65535:
         raise ValueError(f"bad address {addr!r}: port out of range (0..65535)")
     return host, port
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or ``localhost``) names this machine only (RFC 1122
+    3.2.1.3: 127.0.0.0/8, and ``::1``); ``""`` (every interface) and other names are not."""
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import socket
+from dataclasses import replace
 import threading
 import time
 from typing import Callable, Dict, List, Optional, Tuple
@@ -26,7 +27,14 @@ from rtmp.amf0 import ECMAArray
 from rtmp.chunk import EXTENDED_TIMESTAMP_MARK, ChunkDecoder, ChunkEncoder, ChunkInfo
 from rtmp.chunk import encode_basic_header
 from rtmp.handshake import HANDSHAKE_SIZE, ClientHandshake, ServerHandshake
-from rtmp.message import PROTOCOL_CONTROL_TYPES, Message, MessageType, split_aggregate
+from rtmp.message import (
+    PROTOCOL_CONTROL_TYPES,
+    SHARED_OBJECT_TYPES,
+    Message,
+    MessageType,
+    split_aggregate,
+)
+from rtmp.shared_object import SOEventType, from_message, to_message
 from rtmp.user_control import UserControlEvent
 
 logger = logging.getLogger(__name__)
@@ -81,6 +89,23 @@ RULES: Dict[str, str] = {
                             "(RTMP 5.3.1.3)",
     "type3-no-extended-out": "type 3 continuations are written without the extended field "
                              "(RTMP 5.3.1.3)",
+    "no-shared-objects": "shared object messages are ignored, like a server without them "
+                         "(RTMP 7.1.3)",
+    "so-no-use-success": "a shared object Use gets Clear and the slots but no Use Success "
+                         "(RTMP 7.3.2 [de-facto])",
+    "so-no-change": "shared object Change events never reach the other users "
+                    "(RTMP 7.3.2 [de-facto])",
+    "so-no-send-message": "shared object SendMessage events are not delivered "
+                          "(RTMP 7.3.2 [de-facto])",
+    "so-frozen-version": "shared object messages always carry version 0 (RTMP 7.1.3 "
+                         "[de-facto]: the version goes up with every change)",
+}
+
+#: The shared object event each so-* rule removes from what the server sends.
+_SO_DROPS = {
+    "so-no-use-success": SOEventType.USE_SUCCESS,
+    "so-no-change": SOEventType.CHANGE,
+    "so-no-send-message": SOEventType.SEND_MESSAGE,
 }
 
 
@@ -309,6 +334,8 @@ class _Session:
             cmd = _command(msg)
             if cmd is not None and cmd.name == commands.DELETE_STREAM:
                 return []
+        if rule == "no-shared-objects" and msg.type in SHARED_OBJECT_TYPES:
+            return []
         return [msg]
 
     def to_client(self, msg: Message, decoder: _Decoder) -> List[Message]:
@@ -339,6 +366,13 @@ class _Session:
                 return [user_control.ping_response(event.timestamp + 1)]
         if cmd is not None:
             return self._command_to_client(cmd, msg)
+        if rule == "so-frozen-version" and kind in SHARED_OBJECT_TYPES:
+            so = from_message(msg)
+            return [to_message(replace(so, version=0), msg.message_stream_id, msg.timestamp)]
+        if rule in _SO_DROPS and kind in SHARED_OBJECT_TYPES:
+            so = from_message(msg)
+            kept = tuple(e for e in so.events if e.type != _SO_DROPS[rule])
+            return [to_message(replace(so, events=kept), msg.message_stream_id, msg.timestamp)]
         if rule == "media-stream-0" and kind in (
                 MessageType.AUDIO, MessageType.VIDEO, MessageType.AGGREGATE,
                 MessageType.DATA_AMF0, MessageType.DATA_AMF3):

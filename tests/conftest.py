@@ -33,7 +33,11 @@ def find_peer(name: str) -> Optional[str]:
 
 
 def require_peer(name: str) -> str:
-    """The path of a peer program; skip without it, but fail in CI (a skip there hides a gap)."""
+    """The path of a peer program; skip without it, but fail in CI (a skip there hides a gap).
+
+    The peers scripts/test installs: ffmpeg, ffprobe, nginx, rtmpdump, gst-launch-1.0,
+    tshark, openssl and chromium (the HTTP status page's headless browser, issue 20).
+    """
     path = find_peer(name)
     if path is None:
         message = f"real peer {name!r} is not installed (scripts/test installs it on Debian)"

@@ -195,6 +195,21 @@ class TestLightSession:
                 loadgen.light_session(script, timeout=5.0)
 
 
+class TestSharedObjectBench:
+    """bench_shared_object kept from rotting: tiny runs on our server, integrity checked."""
+
+    @pytest.mark.spec("RTMP 7.3.2", "RTMP 7.3.2 [de-facto]")
+    def test_round_trips_and_rate_with_every_last_value(self) -> None:
+        from tests.bench import bench_shared_object
+
+        with rtmp.Server(rtmp.ServerConfig(addr="127.0.0.1:0")) as server:
+            url = f"rtmp://127.0.0.1:{server.address[1]}/live"
+            delays = bench_shared_object.round_trips(url, 5)
+            assert len(delays) == 5 and all(d > 0 for d in delays)
+            # Two user processes; the run fails unless both end with both last values.
+            assert bench_shared_object.changes_per_second(url, 0.3, users=2) > 0
+
+
 class TestRunner:
     def test_targets_say_by_how_much_they_are_missed(self) -> None:
         assert harness.check_target("ratio >= 5", 10.0, 2.0) == "yes"

@@ -101,6 +101,10 @@ BREAKS: Dict[str, str] = {
     "play.receive-audio": "ignore-receive-audio",
     "chunk.interleaved": "no-interleave",
     "play.media-stream": "media-stream-0",
+    "so.use": "so-no-use-success",
+    "so.amf3": "so-no-use-success",
+    "so.change": "so-no-change",
+    "so.send-message": "so-no-send-message",
 }
 
 
@@ -234,6 +238,46 @@ class TestOurServer:
         for _ in range(3):
             outcome = conformance.run_check(CHECKS["play.immediate"], url_of(server), TIMEOUT)
             assert outcome.result.status is Status.PASS, outcome.result.detail
+
+
+class TestSharedObjectChecks:
+    """RTMP 7.3.2: the shared object checks against our server's store, and against a
+    server without shared objects (reported SKIP "not supported" in bounded time)."""
+
+    @pytest.mark.spec("RTMP 7.3.2", "RTMP 7.3.2 [de-facto]")
+    def test_our_server_passes_and_reports_the_round_trip(self, our_results: List[Outcome]
+                                                          ) -> None:
+        results = by_name(our_results)
+        for name in ("so.use", "so.change", "so.send-message", "so.amf3"):
+            assert results[name].result.status is Status.PASS, results[name].result.detail
+        assert 0 < results["so.change"].metrics["change_ms"] < TIMEOUT * 1000
+        assert "Change to the other" in results["so.change"].result.detail
+
+    @pytest.mark.spec("RTMP 7.3.2", "RTMP 7.1.3")
+    def test_server_without_shared_objects_is_not_supported(self, server: rtmp.Server) -> None:
+        start = time.monotonic()
+        with BrokenProxy(server.address, "no-shared-objects") as proxy:
+            outcomes = conformance.run(proxy.url(), only=["so"], timeout=1.0)
+        elapsed = time.monotonic() - start
+        assert {o.check.name for o in outcomes} == {"so.use", "so.change", "so.send-message",
+                                                    "so.amf3"}
+        for outcome in outcomes:
+            assert outcome.result.status is Status.SKIP, outcome.result.detail
+            assert "not supported" in outcome.result.detail
+        assert elapsed < 4 * (1.0 + 1.5)  # one bounded Use wait each, plus connecting
+
+    @pytest.mark.spec("RTMP 7.3.2 [de-facto]", "RTMP 7.1.3 [de-facto]")
+    def test_a_version_that_never_moves_is_a_warning(self, server: rtmp.Server) -> None:
+        with BrokenProxy(server.address, "so-frozen-version") as proxy:
+            outcome = conformance.run_check(CHECKS["so.change"], proxy.url(), TIMEOUT)
+        assert outcome.result.status is Status.WARN, outcome.result.detail
+        assert "the version stayed 0 (was 0 at Use)" in outcome.result.detail
+
+    @pytest.mark.spec("RTMP 7.3.2 [de-facto]")
+    def test_selected_by_clause(self) -> None:
+        chosen = {c.name for c in select(CHECKS.values(), ["RTMP 7.3.2"])}
+        assert chosen == {"so.use", "so.change", "so.send-message", "so.amf3"}
+        assert {c.name for c in select(CHECKS.values(), ["so"])} == chosen
 
 
 class TestTransparentProxy:

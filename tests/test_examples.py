@@ -71,3 +71,38 @@ def test_client_example_interrupted_while_publishing(tmp_path: Path) -> None:
     assert proc.returncode == 0, err  # issue 22: Ctrl-C is a clean stop, exit 0
     assert "rtmp_client: interrupted" in err
     assert "Traceback" not in err, err
+
+
+def _counter(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(EXAMPLES / "shared_counter.py"), *args],
+                          cwd=cwd, env=env(), text=True, capture_output=True, timeout=60)
+
+
+@pytest.mark.spec("RTMP 7.3.2 [de-facto]")
+def test_shared_counter_example_two_clients_take_turns(tmp_path: Path) -> None:
+    done = _counter("--rounds", "3", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert [line for line in lines if "->" in line] == [
+        "alice: count 0 -> 1", "bob: count 1 -> 2", "alice: count 2 -> 3",
+        "bob: count 3 -> 4", "alice: count 4 -> 5", "bob: count 5 -> 6"]
+    assert sorted(line for line in lines if "sees" in line) == [
+        "alice sees count = 6 (version 6)", "bob sees count = 6 (version 6)"]
+    for who in ("alice", "bob"):  # SendMessage reaches every user, the sender too
+        for sender in ("alice", "bob"):
+            assert f"{who} heard chat('hello from {sender}',)" in lines
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.spec("RTMP 7.3.2 [de-facto]")
+def test_shared_counter_example_persistent_on_a_server(tmp_path: Path) -> None:
+    store = tmp_path / "objects"
+    with rtmp.Server(rtmp.ServerConfig(addr="127.0.0.1:0", shared_objects_dir=store)) as server:
+        url = f"rtmp://127.0.0.1:{server.address[1]}/app"
+        first = _counter("--url", url, "--rounds", "2", "--persistent", cwd=tmp_path)
+        assert first.returncode == 0, first.stderr
+        assert "alice sees count = 4 (version 4)" in first.stdout
+        again = _counter("--url", url, "--rounds", "2", "--persistent", cwd=tmp_path)
+        assert again.returncode == 0, again.stderr
+        assert "bob: count 7 -> 8" in again.stdout  # went on from the stored 4
+    assert (store / "app" / "counter.rso").is_file()

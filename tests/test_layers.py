@@ -40,7 +40,10 @@ SANS_IO = (
     "amf",
     "requests",
     "calls",
+    "playback",
+    "client_inbox",
     "commands",
+    "shared_object",
     "flv",
     "flvmeta",
     "record_path",
@@ -48,6 +51,7 @@ SANS_IO = (
     "config",
     "_bytes",
     "errors",
+    "statuspage",
 )
 
 #: Standard modules that do I/O or read a clock.

@@ -179,3 +179,32 @@ def test_unreachable_upstream_is_reported_and_the_client_closed() -> None:
         proxy.stop()
     lines: List[str] = out.getvalue().splitlines()
     assert lines and lines[0].startswith("[p1] cannot reach 127.0.0.1:")
+
+
+@pytest.mark.spec("RTMP 7.1.3", "RTMP 7.1.3 [de-facto]")
+def test_shared_object_message_traced_event_by_event(server: Server) -> None:
+    """The proxy explains a shared object message one event per line, with the clause."""
+    import struct
+
+    name = b"chat"
+    key = struct.pack(">H", 5) + b"count"
+    body = (struct.pack(">H", len(name)) + name + struct.pack(">III", 0, 0, 0)
+            + struct.pack(">BI", 1, 0)  # Use
+            + struct.pack(">BI", 3, len(key) + 9) + key + b"\x00" + struct.pack(">d", 7.0))
+    proxy, out = start_proxy(server.address, chunks=False)
+    try:
+        host, port = proxy.address
+        with Client(ClientConfig(read_timeout=5)) as client:
+            client.connect(f"rtmp://{host}:{port}/live")
+            client.write_message(Message(type=MessageType.SHARED_OBJECT_AMF0, data=body))
+            assert wait_until(lambda: "event 2:" in out.getvalue())
+    finally:
+        proxy.stop()
+    text = out.getvalue()
+    for expected in (
+        "[p1] C->S  message shared object 'chat' version 0 transient AMF0, 2 events"
+        "  (RTMP 7.1.3 [de-facto])",
+        "[p1] C->S    event 1: Use  (RTMP 7.1.3 [de-facto])",
+        "[p1] C->S    event 2: Request Change 'count' = 7.0  (RTMP 7.1.3 [de-facto])",
+    ):
+        assert expected in text, f"{expected!r} missing from the trace:\n{text[:3000]}"

@@ -30,11 +30,13 @@ README = ROOT / "README.md"
 
 
 def snippets() -> Dict[str, str]:
-    """The README's python code blocks, by what they do: client, play, server."""
+    """The README's python code blocks, by what they do: client, play, server, shared."""
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
     found: Dict[str, str] = {}
     for block in blocks:
-        if "rtmp.Server(" in block:
+        if ".shared_object(" in block:
+            found["shared"] = block
+        elif "rtmp.Server(" in block:
             found["server"] = block
         elif ".publish(" in block:
             found["client"] = block
@@ -54,7 +56,7 @@ def run_snippet(code: str, cwd: Path, timeout: float) -> "subprocess.CompletedPr
 
 
 def test_the_readme_has_the_three_quick_starts() -> None:
-    assert set(snippets()) == {"client", "play", "server"}
+    assert set(snippets()) == {"client", "play", "server", "shared"}
 
 
 @pytest.mark.slow
@@ -152,3 +154,20 @@ def test_server_quick_start_serves_and_stops_on_ctrl_c(tmp_path: Path) -> None:
             proc.communicate()
     assert proc.returncode == 0, err
     assert "Traceback" not in err, err
+
+
+@pytest.mark.spec("RTMP 7.3.2 [de-facto]")
+def test_shared_object_snippet(tmp_path: Path) -> None:
+    """The shared-object snippet: its change is accepted and its message comes back to it."""
+    with rtmp.Server(rtmp.ServerConfig(addr="127.0.0.1:0")) as server:
+        with server.shared_object("live", "room") as room:
+            room.set("visitors", 41)
+            code = snippets()["shared"]
+            assert "rtmp://localhost:1935/live" in code
+            code = code.replace("rtmp://localhost:1935/live",
+                                f"rtmp://127.0.0.1:{server.address[1]}/live")
+            result = run_snippet(code, tmp_path, timeout=60)
+            assert result.returncode == 0, result.stderr
+            assert "message: say ('hello',)" in result.stdout
+            assert "{'visitors': 42.0} version 2" in result.stdout
+            assert room.get("visitors") == 42.0

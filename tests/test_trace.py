@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import struct
 from typing import List
 
 import pytest
@@ -13,7 +14,7 @@ from rtmp import commands, control, user_control
 from rtmp.chunk import ChunkEncoder
 from rtmp.handshake import ClientHandshake, ServerHandshake
 from rtmp.message import build_aggregate
-from rtmp.trace import ProtocolTracer, describe_message, enable, tracing_enabled
+from rtmp.trace import ProtocolTracer, describe_message, enable, explain_message, tracing_enabled
 from rtmp.logs import trace_logger
 
 
@@ -57,13 +58,62 @@ class TestDescribeMessage:
         agg = build_aggregate([aac, avc])
         assert describe_message(agg) == "aggregate of 2 sub-messages  (RTMP 7.1.6)"
         so = Message(type=MessageType.SHARED_OBJECT_AMF0, data=b"abc")
-        assert describe_message(so) == "shared object message 3 bytes  (RTMP 7.1.3)"
+        assert describe_message(so).startswith("SHARED_OBJECT_AMF0 3 bytes, undecodable: ")
+        assert "RTMP 7.1.3" in describe_message(so)
         assert "not defined" in describe_message(Message(type=7, data=b""))
 
     def test_undecodable_payload_is_described_not_raised(self) -> None:
         broken = Message(type=MessageType.COMMAND_AMF0, data=b"\x02\x00\x10ab")
         assert "undecodable" in describe_message(broken)
         assert "undecodable" in describe_message(Message(type=1, data=b"\x00"))
+
+
+def _so_body(name: str, version: int, *events: bytes, amf3: bool = False) -> bytes:
+    """RTMP 7.1.3 [de-facto] layout, by hand: name, version, flags, then the events."""
+    raw = name.encode()
+    head = b"\x00" if amf3 else b""
+    return head + struct.pack(">H", len(raw)) + raw + struct.pack(">III", version, 0, 0) + b"".join(events)
+
+
+def _so_event(kind: int, data: bytes = b"") -> bytes:
+    return struct.pack(">BI", kind, len(data)) + data
+
+
+class TestSharedObjectLines:
+    @pytest.mark.spec("RTMP 7.1.3", "RTMP 7.1.3 [de-facto]")
+    def test_event_by_event_with_clause(self) -> None:
+        key = struct.pack(">H", 1) + b"n"
+        body = _so_body("chat", 4, _so_event(11), _so_event(4, key + b"\x00" + struct.pack(">d", 2.0)),
+                        _so_event(13, b"\x01\x02"))
+        lines = explain_message(Message(type=MessageType.SHARED_OBJECT_AMF0, data=body))
+        assert lines == [
+            "shared object 'chat' version 4 transient AMF0, 3 events  (RTMP 7.1.3 [de-facto])",
+            "  event 1: Use Success  (RTMP 7.1.3 [de-facto])",
+            "  event 2: Change 'n' = 2.0  (RTMP 7.1.3 [de-facto])",
+            "  event 3: unknown event 13, 2 data bytes skipped  (RTMP 7.1.3 [de-facto])",
+        ]
+        assert describe_message(Message(type=MessageType.SHARED_OBJECT_AMF0, data=body)) == lines[0]
+
+    @pytest.mark.spec("RTMP 7.1.3", "RTMP 7.1.3 [de-facto]")
+    def test_tracer_prints_each_event_of_a_type16_message(self) -> None:
+        lines: List[str] = []
+        tracer = ProtocolTracer("C->S", lines.append, handshake_first=False)
+        handler = b"\x02" + struct.pack(">H", 4) + b"ping"
+        body = _so_body("room", 0, _so_event(1), _so_event(6, handler), amf3=True)
+        tracer.feed(ChunkEncoder().encode(Message(type=MessageType.SHARED_OBJECT_AMF3, data=body)))
+        messages = [line for line in lines if "chunk fmt" not in line]
+        assert messages == [
+            "C->S  message shared object 'room' version 0 transient AMF3, 2 events"
+            "  (RTMP 7.1.3 [de-facto])",
+            "C->S    event 1: Use  (RTMP 7.1.3 [de-facto])",
+            "C->S    event 2: SendMessage ping()  (RTMP 7.1.3 [de-facto])",
+        ]
+
+    @pytest.mark.spec("RTMP 7.1.3 [de-facto]")
+    def test_lying_event_length_is_described_not_raised(self) -> None:
+        body = _so_body("o", 0, struct.pack(">BI", 4, 99))
+        lines = explain_message(Message(type=MessageType.SHARED_OBJECT_AMF0, data=body))
+        assert len(lines) == 1 and "undecodable" in lines[0] and "claims 99 data bytes" in lines[0]
 
 
 class TestTracer:

@@ -328,6 +328,18 @@ class TestRecorder:
             assert (tag.type, tag.data) == (int(msg.type), msg.data)
             assert tag.timestamp == msg.timestamp - 5000  # FLV E.4.1: first tag at 0
 
+    @pytest.mark.spec("FLV E.4.1", "FLV E.4.3.1")
+    def test_time_zero_is_the_first_frame_not_a_sequence_header(self, tmp_path: Path) -> None:
+        """ffmpeg with -output_ts_offset sends its sequence headers at 0 and its frames
+        hours later: the file still starts at 0, without a gap of hours."""
+        late = 0xFFFFFF - 500
+        messages = media_messages(1.0, base=late)
+        for i in (1, 2):  # the AVC and AAC sequence headers, at 0 as ffmpeg sends them
+            messages[i] = messages[i].replace(timestamp=0)
+        tags = read_tags(record(tmp_path / "r.flv", messages))
+        assert [t.timestamp for t in tags[:3]] == [0, 0, 0]
+        assert [t.timestamp for t in tags[3:]] == [m.timestamp - late for m in messages[3:]]
+
     @pytest.mark.spec("FLV E.4.1")
     def test_wrapping_publisher_clock(self, tmp_path: Path) -> None:
         base = 0xFFFFFFFF - 100
@@ -501,12 +513,15 @@ class TestRecorderProperties:
             messages.append(Message(type=kind, data=payload, timestamp=now))
         tags = read_tags(record(path, messages))
         assert [(t.type, t.data) for t in tags] == [(int(m.type), m.data) for m in messages]
+        # Time 0 is the first frame; sequence headers before it go at 0 too.
+        first = next((i for i, m in enumerate(messages) if not flv.is_sequence_header(m)),
+                     len(messages))
         elapsed = 0
-        expected = [0]
-        for _, step, _ in steps[1:]:
+        expected = [0] * (first + 1)
+        for _, step, _ in steps[first + 1:]:
             elapsed += step
             expected.append(elapsed)
-        assert [t.timestamp for t in tags] == expected
+        assert [t.timestamp for t in tags] == expected[:len(messages)]
 
 
 class TestFlvIndex:

@@ -5,7 +5,8 @@ Each check (``rtmp probe --list``) is tied to one clause of the RTMP specificati
 the connect sequence (RTMP 7.2.1.1, 5.4.4, 5.4.5, 7.1.7), acknowledgements and pings (RTMP
 5.4.3, 7.1.7), hand-built chunk streams (header types, 2- and 3-byte chunk stream ids, chunk
 sizes, Abort, extended timestamps: RTMP 5.3, 5.4.1, 5.4.2), and publish/play with
-byte-for-byte comparison of what a second connection receives (RTMP 7.1.2-7.1.5, 7.2).
+byte-for-byte comparison of what a second connection receives (RTMP 7.1.2-7.1.5, 7.2),
+and remote shared objects between two connections (RTMP 7.3.2; SKIP on a server without them).
 Use from Python::
 
     from rtmp import conformance

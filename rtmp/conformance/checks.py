@@ -216,18 +216,22 @@ def connect_result(ctx: Context) -> Result:
                          f"capabilities {found.command_object.get('capabilities')!r}")
 
 
-def _control_before(before: Sequence[Received], kind: int) -> Optional[Message]:
-    return next((r.message for r in before if r.message.type == kind), None)
+def _control_before_result(ctx: Context, label: str, kind: int, what: str, step: int) -> bytes:
+    """Connect; the payload of the first ``kind`` message before the ``_result`` (FAIL when
+    none came: RTMP 7.2.1.1 sends ``what`` at ``step``)."""
+    _, before, _ = _connect_observed(ctx, label)
+    msg = next((r.message for r in before if r.message.type == kind), None)
+    if msg is None:
+        fail(f"no {what} before the connect _result (RTMP 7.2.1.1 step {step})")
+    return msg.data
 
 
 @check("connect.window-ack-size", "RTMP 5.4.4",
        "the server sends Window Acknowledgement Size after connect, before _result")
 def connect_window_ack_size(ctx: Context) -> Result:
-    _, before, _ = _connect_observed(ctx, "was")
-    msg = _control_before(before, MessageType.WINDOW_ACK_SIZE)
-    if msg is None:
-        fail("no Window Acknowledgement Size before the connect _result (RTMP 7.2.1.1 step 2)")
-    size = control.parse_window_ack_size(msg.data)
+    data = _control_before_result(ctx, "was", MessageType.WINDOW_ACK_SIZE,
+                                  "Window Acknowledgement Size", 2)
+    size = control.parse_window_ack_size(data)
     if size == 0:
         fail("Window Acknowledgement Size 0")
     return Result.passed(f"window {size}")
@@ -236,11 +240,8 @@ def connect_window_ack_size(ctx: Context) -> Result:
 @check("connect.peer-bandwidth", "RTMP 5.4.5",
        "the server sends Set Peer Bandwidth (limit type 0-2) after connect, before _result")
 def connect_peer_bandwidth(ctx: Context) -> Result:
-    _, before, _ = _connect_observed(ctx, "spb")
-    msg = _control_before(before, MessageType.SET_PEER_BANDWIDTH)
-    if msg is None:
-        fail("no Set Peer Bandwidth before the connect _result (RTMP 7.2.1.1 step 3)")
-    bandwidth = control.parse_set_peer_bandwidth(msg.data)
+    data = _control_before_result(ctx, "spb", MessageType.SET_PEER_BANDWIDTH, "Set Peer Bandwidth", 3)
+    bandwidth = control.parse_set_peer_bandwidth(data)
     if bandwidth.limit_type not in (0, 1, 2):
         fail(f"limit type {bandwidth.limit_type} is not 0, 1 or 2")
     return Result.passed(f"window {bandwidth.window_size}, limit type {bandwidth.limit_type}")
@@ -332,14 +333,12 @@ def connect_timing(ctx: Context) -> Result:
 @check("ack.acknowledgement", "RTMP 5.4.3",
        "after our Window Acknowledgement Size, the server acknowledges the bytes it received")
 def acknowledgement(ctx: Context) -> Result:
-    conn = ctx.connection("ack")
-    stream_id = conn.publish_started(ctx.stream_name("ack"))
+    _, conn, stream_id = _publishing(ctx, "ack", "ack")
     window = 8192
     conn.send(control.window_ack_size(window))
     rng = random.Random(5)
     for i in range(40):  # ~5 windows of audio
-        conn.send(Message(type=MessageType.AUDIO, data=b"\x2f" + rng.randbytes(1000),
-                          timestamp=20 * i, message_stream_id=stream_id))
+        conn.send(_audio(b"\x2f" + rng.randbytes(1000), 20 * i, stream_id))
     sent = conn.bytes_sent
     found = conn.wait(lambda r: r.message.type == MessageType.ACKNOWLEDGEMENT,
                       f"Acknowledgement after {sent} bytes with a {window}-byte window")
@@ -390,6 +389,18 @@ def ping_response(ctx: Context) -> Result:
 SYNC_MARK = b"\x2fPROBE-SYNC"
 
 
+def _audio(data: bytes, timestamp: int, stream_id: int) -> Message:
+    """An audio message (RTMP 7.1.4) of the stream ``stream_id``."""
+    return Message(type=MessageType.AUDIO, data=data, timestamp=timestamp, message_stream_id=stream_id)
+
+
+def _publishing(ctx: Context, label: str, connection_label: str) -> Tuple[str, ProbeConnection, int]:
+    """A connection publishing a new stream: the stream's name, the connection, its stream id."""
+    name = ctx.stream_name(label)
+    conn = ctx.connection(connection_label)
+    return name, conn, conn.publish_started(name)
+
+
 def carries(data: bytes) -> Callable[[Received], bool]:
     """A predicate: an audio message with exactly this payload."""
     return lambda item: item.message.type == MessageType.AUDIO and item.message.data == data
@@ -409,11 +420,12 @@ class Pair:
     """
 
     def __init__(self, ctx: Context, label: str, observe_chunks: bool = False,
-                 before_play: Optional[Callable[[Pair], None]] = None) -> None:
+                 before_play: Optional[Callable[[Pair], None]] = None,
+                 seed: Union[int, str, None] = None) -> None:
         self.ctx = ctx
-        self.name = ctx.stream_name(label)
-        self.publisher = ctx.connection(label + "-pub")
-        self.pub_id = self.publisher.publish_started(self.name)
+        #: The random source of the check's payloads (seeded: a run sends the same bytes).
+        self.rng = random.Random(label if seed is None else seed)
+        self.name, self.publisher, self.pub_id = _publishing(ctx, label, label + "-pub")
         if before_play is not None:
             before_play(self)  # e.g. start the stream before a late joiner plays
         self.player = ctx.connection(label + "-play")
@@ -426,8 +438,7 @@ class Pair:
         """Send marked audio frames until the player has one (FAIL after ``attempts``)."""
         wait = min(0.25, self.ctx.timeout / attempts)
         for n in range(attempts):
-            self.publisher.send(Message(type=MessageType.AUDIO, data=SYNC_MARK + bytes((n,)),
-                                        timestamp=0, message_stream_id=self.pub_id))
+            self.publisher.send(_audio(SYNC_MARK + bytes((n,)), 0, self.pub_id))
             if self.player.poll(lambda r: is_sync(r.message), wait) is not None:
                 return
         fail(f"none of {attempts} audio frames published after Play.Start reached the player")
@@ -436,6 +447,18 @@ class Pair:
         """``sample`` as a message of the publisher's stream."""
         return Message(type=sample.type, data=sample.data, timestamp=sample.timestamp,
                        message_stream_id=self.pub_id)
+
+    def sample(self, timestamp: int, size: int, kind: int = MessageType.AUDIO) -> MediaSample:
+        """A frame of ``size`` random bytes (see :func:`_payload`)."""
+        return MediaSample(kind, timestamp, _payload(self.rng, size, kind))
+
+    def chunked(self, sample: MediaSample, csid: Optional[int] = None) -> Tuple[List[bytes], MediaSample]:
+        """``sample`` written by hand: one type 0 message (RTMP 5.3.1.2.1) of 128-byte chunks
+        on ``csid`` (by default the conventional one of its kind), and the sample itself."""
+        if csid is None:
+            csid = VIDEO_CHUNK_STREAM_ID if sample.type == MessageType.VIDEO else AUDIO_CHUNK_STREAM_ID
+        return raw_message(0, csid, sample.data, 128, timestamp=sample.timestamp, type_id=sample.type,
+                           msid=self.pub_id), sample
 
     def send(self, samples: Sequence[MediaSample]) -> None:
         for sample in samples:
@@ -598,10 +621,8 @@ def play_start(ctx: Context) -> Result:
 @check("play.media-stream", "RTMP 7.2.1.3",
        "media reach the player on the message stream its createStream returned, not stream 0")
 def play_media_stream(ctx: Context) -> Result:
-    pair = Pair(ctx, "msid")
-    rng = random.Random(141)
-    samples = [MediaSample(MessageType.AUDIO, 20, _payload(rng, 100)),
-               MediaSample(MessageType.VIDEO, 40, _payload(rng, 300, MessageType.VIDEO))]
+    pair = Pair(ctx, "msid", seed=141)
+    samples = [pair.sample(20, 100), pair.sample(40, 300, MessageType.VIDEO)]
     _relay_compare(pair, [(pair.message(s), s) for s in samples], "audio and video")
     streams = sorted({r.message.message_stream_id for r in pair.player.received
                       if r.message.type in MEDIA_TYPES})
@@ -616,16 +637,13 @@ def play_media_stream(ctx: Context) -> Result:
 @check("play.immediate", "RTMP 7.2.2.1",
        "media published right after a player got Play.Start reaches that player")
 def play_immediate(ctx: Context) -> Result:
-    name = ctx.stream_name("immediate")
-    publisher = ctx.connection("immediate-pub")
-    pub_id = publisher.publish_started(name)
+    name, publisher, pub_id = _publishing(ctx, "immediate", "immediate-pub")
     trials, lost = 5, []
     for n in range(trials):
         player = ctx.connection(f"immediate-{n}")
         player.play(name)
         data = b"\x2fPROBE-IMMEDIATE" + bytes((n,)) + random.Random(n).randbytes(64)
-        publisher.send(Message(type=MessageType.AUDIO, data=data, timestamp=100 + n,
-                               message_stream_id=pub_id))
+        publisher.send(_audio(data, 100 + n, pub_id))
         found = player.poll(carries(data), min(SHOULD_WAIT, ctx.timeout / trials))
         if found is None:
             lost.append(n)
@@ -745,12 +763,11 @@ def late_joiner(ctx: Context) -> Result:
 @check("relay.aggregate", "RTMP 7.1.6",
        "an Aggregate message is relayed (whole or split) with its offset applied")
 def relay_aggregate(ctx: Context) -> Result:
-    pair = Pair(ctx, "aggregate")
-    rng = random.Random(101)
-    before = MediaSample(MessageType.AUDIO, 4980, _payload(rng, 120))
-    subs = [MediaSample(MessageType.AUDIO, 1000, _payload(rng, 130)),
-            MediaSample(MessageType.VIDEO, 1020, _payload(rng, 900, MessageType.VIDEO)),
-            MediaSample(MessageType.AUDIO, 1040, _payload(rng, 140))]
+    pair = Pair(ctx, "aggregate", seed=101)
+    before = pair.sample(4980, 120)
+    subs = [pair.sample(1000, 130),
+            pair.sample(1020, 900, MessageType.VIDEO),
+            pair.sample(1040, 140)]
     pair.send([before])
     # RTMP 7.1.6: the aggregate's timestamp (5000) minus the first sub-message's (1000)
     # is added to every sub-message: they play at 5000, 5020, 5040.
@@ -775,14 +792,13 @@ def relay_aggregate(ctx: Context) -> Result:
 @check("play.receive-audio", "RTMP 7.2.2.4",
        "receiveAudio false stops audio to the player (video goes on); true resumes it")
 def receive_audio(ctx: Context) -> Result:
-    pair = Pair(ctx, "recvaudio")
+    pair = Pair(ctx, "recvaudio", seed=111)
     player = pair.player
     player.send(ReceiveAudio(False).to_message(message_stream_id=pair.play_id))
     player.create_stream()  # a round trip: the server has read receiveAudio
     mark = len(player.received)
-    rng = random.Random(111)
-    frames = [MediaSample(MessageType.AUDIO, 100 + 20 * i, _payload(rng, 100)) for i in range(3)]
-    video = MediaSample(MessageType.VIDEO, 170, _payload(rng, 300, MessageType.VIDEO))
+    frames = [pair.sample(100 + 20 * i, 100) for i in range(3)]
+    video = pair.sample(170, 300, MessageType.VIDEO)
     pair.send(frames + [video])
     player.wait(lambda r: r.message.type == MessageType.VIDEO and r.message.data == video.data,
                 "video while audio is off")
@@ -791,7 +807,7 @@ def receive_audio(ctx: Context) -> Result:
         fail(f"{len(audio)} audio messages arrived after receiveAudio false")
     player.send(ReceiveAudio(True).to_message(message_stream_id=pair.play_id))
     player.create_stream()
-    again = MediaSample(MessageType.AUDIO, 200, _payload(rng, 100))
+    again = pair.sample(200, 100)
     pair.send([again])
     player.wait(carries(again.data), "audio after receiveAudio true")
     return Result.passed("no audio while off, video kept flowing, audio back after true")
@@ -800,9 +816,7 @@ def receive_audio(ctx: Context) -> Result:
 @check("publish.duplicate", "RTMP 7.2.2.6",
        "a second publisher of a name being published is refused")
 def publish_duplicate(ctx: Context) -> Result:
-    name = ctx.stream_name("dup")
-    first = ctx.connection("dup-1")
-    first.publish_started(name)
+    name, _, _ = _publishing(ctx, "dup", "dup-1")
     second = ctx.connection("dup-2")
     stream_id = second.create_stream()
     second.send(commands.publish(name, "live", stream_id))
@@ -869,9 +883,7 @@ def create_stream(ctx: Context) -> Result:
 @check("stream.delete", "RTMP 7.2.2.3",
        "deleteStream ends the publication (the name is free again) and the connection lives on")
 def delete_stream(ctx: Context) -> Result:
-    name = ctx.stream_name("delete")
-    first = ctx.connection("delete-1")
-    stream_id = first.publish_started(name)
+    name, first, stream_id = _publishing(ctx, "delete", "delete-1")
     first.send(DeleteStream(stream_id).to_message())
     reply = first.poll(lambda r: r.command is not None
                        and r.command.name in (commands.RESULT, commands.ERROR)
@@ -893,14 +905,12 @@ def delete_stream(ctx: Context) -> Result:
 @check("timing.latency", "RTMP 7.3.1",
        "publish-to-play latency of audio frames (measured)")
 def latency(ctx: Context) -> Result:
-    pair = Pair(ctx, "latency")
-    rng = random.Random(41)
+    pair = Pair(ctx, "latency", seed=41)
     delays = []
     for i in range(10):
-        data = b"\x2f" + rng.randbytes(200)
+        data = b"\x2f" + pair.rng.randbytes(200)
         start = time.monotonic()
-        pair.publisher.send(Message(type=MessageType.AUDIO, data=data, timestamp=20 * i,
-                                    message_stream_id=pair.pub_id))
+        pair.publisher.send(_audio(data, 20 * i, pair.pub_id))
         found = pair.player.wait(carries(data), f"audio frame {i} at the player")
         delays.append((found.at - start) * 1000)
     median = statistics.median(delays)
@@ -953,9 +963,8 @@ def _type_plan(rng: random.Random, pub_id: int, steps: Sequence[Tuple[int, int, 
 
 
 def _header_check(ctx: Context, label: str, steps: Sequence[Tuple[int, int, int]]) -> Result:
-    rng = random.Random(label)
     pair = Pair(ctx, label)
-    return Result.passed(_relay_compare(pair, _type_plan(rng, pair.pub_id, steps), label))
+    return Result.passed(_relay_compare(pair, _type_plan(pair.rng, pair.pub_id, steps), label))
 
 
 @check("chunk.type1", "RTMP 5.3.1.2.2",
@@ -979,17 +988,12 @@ def chunk_type3(ctx: Context) -> Result:
 @check("chunk.interleaved", "RTMP 5.3",
        "chunks of messages on different chunk streams, interleaved, are reassembled per stream")
 def chunk_interleaved(ctx: Context) -> Result:
-    pair = Pair(ctx, "interleave")
-    rng = random.Random(121)
-    audio = _payload(rng, 500)
-    video = _payload(rng, 600, MessageType.VIDEO)
-    a = raw_message(0, AUDIO_CHUNK_STREAM_ID, audio, 128, timestamp=300, msid=pair.pub_id)
-    v = raw_message(0, VIDEO_CHUNK_STREAM_ID, video, 128, timestamp=310,
-                    type_id=MessageType.VIDEO, msid=pair.pub_id)
+    pair = Pair(ctx, "interleave", seed=121)
+    (a, audio), (v, video) = (pair.chunked(pair.sample(300, 500)),
+                              pair.chunked(pair.sample(310, 600, MessageType.VIDEO)))
     order = [chunk for pair_ in zip(a, v) for chunk in pair_] + v[len(a):] + a[len(v):]
     pair.publisher.send_raw(*order)
-    _collect_compare(pair, [MediaSample(MessageType.AUDIO, 300, audio),
-                            MediaSample(MessageType.VIDEO, 310, video)], "interleaved")
+    _collect_compare(pair, [audio, video], "interleaved")
     return Result.passed(f"{len(a)} audio and {len(v)} video chunks alternating: both intact")
 
 
@@ -1000,12 +1004,11 @@ def _csid_check(ctx: Context, label: str, streams: Sequence[Tuple[int, Optional[
     round trip: a server that closes the connection at an id it does not take is refusing
     that id (a limit, WARN); an id that is taken and loses or garbles the message is a
     FAIL."""
-    rng = random.Random(label)
     pair = Pair(ctx, label)
     expected = []
     last: Dict[int, int] = {}
     for n, (csid, basic) in enumerate(streams):
-        data = _payload(rng, 300)
+        data = _payload(pair.rng, 300)
         again = csid in last
         if again:
             ts = last[csid] + 20
@@ -1055,14 +1058,12 @@ def _chunk_size_relay(ctx: Context, label: str, sizes: Sequence[int], frame: int
     """Each Set Chunk Size written together with two video messages, then a round trip
     (a server that closes the connection is named with the size that made it)."""
     pair = Pair(ctx, label)
-    rng = random.Random(label)
     expected = []
     previous = 128
     for n, size in enumerate(sizes):
         batch: List[Message] = [control.set_chunk_size(size)]
         for k in range(2):
-            sample = MediaSample(MessageType.VIDEO, 40 * (2 * n + k),
-                                 _payload(rng, frame + 101 * k, MessageType.VIDEO))
+            sample = pair.sample(40 * (2 * n + k), frame + 101 * k, MessageType.VIDEO)
             batch.append(pair.message(sample))
             expected.append(sample)
         # One write: the new size applies from the byte after Set Chunk Size, even when
@@ -1109,19 +1110,15 @@ def chunk_size_lower(ctx: Context) -> Result:
 @check("chunk-size.mid-message", "RTMP 5.4.1",
        "a Set Chunk Size between two chunks of one message applies to the rest of it")
 def chunk_size_mid_message(ctx: Context) -> Result:
-    pair = Pair(ctx, "csmid")
-    rng = random.Random(51)
-    data = _payload(rng, 5000, MessageType.VIDEO)
-    csid = VIDEO_CHUNK_STREAM_ID
-    head = raw_message(0, csid, data, 128, timestamp=40, type_id=MessageType.VIDEO,
-                       msid=pair.pub_id)[0]
-    rest = data[128:]
+    pair = Pair(ctx, "csmid", seed=51)
+    chunks, sample = pair.chunked(pair.sample(40, 5000, MessageType.VIDEO))
+    head, rest, csid = chunks[0], sample.data[128:], VIDEO_CHUNK_STREAM_ID
     cont = [bytes((0xC0 | csid,)) + rest[i:i + 1024]  # type 3 (RTMP 5.3.1.2.4)
             for i in range(0, len(rest), 1024)]
     summary = _relay_compare(pair, [
         ([head], None),
         (control.set_chunk_size(1024), None),  # RTMP 5.4.1: applies from here
-        (cont, MediaSample(MessageType.VIDEO, 40, data)),
+        (cont, sample),
     ], "a chunk size change inside a message")
     return Result.passed("128-byte first chunk, then 1024: " + summary)
 
@@ -1129,14 +1126,12 @@ def chunk_size_mid_message(ctx: Context) -> Result:
 @check("abort.partial", "RTMP 5.4.2",
        "Abort Message discards the partial message of its chunk stream")
 def abort_partial(ctx: Context) -> Result:
-    pair = Pair(ctx, "abort")
-    rng = random.Random(61)
+    pair = Pair(ctx, "abort", seed=61)
     csid = AUDIO_CHUNK_STREAM_ID
-    m0, m1 = _payload(rng, 300), _payload(rng, 300)
+    m0, m1 = _payload(pair.rng, 300), _payload(pair.rng, 300)
     partial, fresh = b"\x2f" + b"A" * 299, b"\x2f" + b"B" * 299
     expected = _write(pair, [
-        (raw_message(0, csid, m0, 128, timestamp=1000, msid=pair.pub_id),
-         MediaSample(MessageType.AUDIO, 1000, m0)),
+        pair.chunked(MediaSample(MessageType.AUDIO, 1000, m0)),
         (raw_message(2, csid, m1, 128, timestamp=20), MediaSample(MessageType.AUDIO, 1020, m1)),
         (raw_message(2, csid, partial, 128, timestamp=20)[:1], None),  # 1 of 3 chunks
         (control.abort(csid), None),
@@ -1155,28 +1150,23 @@ def abort_partial(ctx: Context) -> Result:
 @check("ext-ts.cross", "RTMP 5.3.1.3",
        "timestamps crossing 0xFFFFFF (extended field) keep their spacing")
 def ext_ts_cross(ctx: Context) -> Result:
-    pair = Pair(ctx, "extcross")
-    rng = random.Random(71)
-    writes: List[Write] = []
-    for ts in (0xFFFFF0 - 40, 0xFFFFF0, 0xFFFFFE, 0xFFFFFF, 0x1000000, 0x1000014, 0x1000028):
-        data = _payload(rng, 100)
-        writes.append((raw_message(0, AUDIO_CHUNK_STREAM_ID, data, 128, timestamp=ts,
-                                   msid=pair.pub_id), MediaSample(MessageType.AUDIO, ts, data)))
+    pair = Pair(ctx, "extcross", seed=71)
+    stamps = (0xFFFFF0 - 40, 0xFFFFF0, 0xFFFFFE, 0xFFFFFF, 0x1000000, 0x1000014, 0x1000028)
+    writes = [pair.chunked(pair.sample(ts, 100)) for ts in stamps]
     return Result.passed(_relay_compare(pair, writes, "around 0xFFFFFF"))
 
 
 @check("ext-ts.delta", "RTMP 5.3.1.2.5",
        "a type 2 delta >= 0xFFFFFF (extended field, repeated on the next type 3) is applied")
 def ext_ts_delta(ctx: Context) -> Result:
-    pair = Pair(ctx, "extdelta")
-    rng = random.Random(131)
+    pair = Pair(ctx, "extdelta", seed=131)
     delta = 0x1000000
     steps = [(0, 1000), (2, delta), (3, delta)]
     csid = AUDIO_CHUNK_STREAM_ID
     writes: List[Write] = []
     ts = 0
     for fmt, value in steps:
-        data = _payload(rng, 200)
+        data = _payload(pair.rng, 200)
         ts = value if fmt == 0 else ts + delta
         if fmt == 3:  # RTMP 5.3.1.3: the stored extended delta is repeated on type 3
             chunks = raw_message(3, csid, data, 128, extended=delta)
@@ -1189,15 +1179,8 @@ def ext_ts_delta(ctx: Context) -> Result:
 @check("ext-ts.type3-inbound", "RTMP 5.3.1.3",
        "type 3 continuation chunks repeating the extended timestamp are reassembled")
 def ext_ts_type3_inbound(ctx: Context) -> Result:
-    pair = Pair(ctx, "ext3in")
-    rng = random.Random(81)
-    writes: List[Write] = []
-    ts = 0x1234567
-    for n in range(3):
-        data = _payload(rng, 700, MessageType.VIDEO)
-        chunks = raw_message(0, VIDEO_CHUNK_STREAM_ID, data, 128, timestamp=ts + 40 * n,
-                             type_id=MessageType.VIDEO, msid=pair.pub_id)
-        writes.append((chunks, MediaSample(MessageType.VIDEO, ts + 40 * n, data)))
+    pair = Pair(ctx, "ext3in", seed=81)
+    writes = [pair.chunked(pair.sample(0x1234567 + 40 * n, 700, MessageType.VIDEO)) for n in range(3)]
     return Result.passed("6 continuation chunks each: "
                          + _relay_compare(pair, writes, "extended timestamps"))
 
@@ -1205,14 +1188,13 @@ def ext_ts_type3_inbound(ctx: Context) -> Result:
 @check("ext-ts.type3-outbound", "RTMP 5.3.1.3",
        "the server repeats the extended timestamp on its own type 3 continuation chunks")
 def ext_ts_type3_outbound(ctx: Context) -> Result:
-    pair = Pair(ctx, "ext3out", observe_chunks=True)
-    rng = random.Random(91)
+    pair = Pair(ctx, "ext3out", observe_chunks=True, seed=91)
     ts = 0x2000000
     # Larger than the server's own chunk size (its Set Chunk Size), so that it has to send
     # continuation chunks: nginx-rtmp sends 4096, node-media-server 65535.
     server_chunk = pair.player.transport.session.decoder.chunk_size
     size = max(12000, 2 * server_chunk + 1000)
-    samples = [MediaSample(MessageType.VIDEO, ts + 40 * n, _payload(rng, size, MessageType.VIDEO))
+    samples = [pair.sample(ts + 40 * n, size, MessageType.VIDEO)
                for n in range(4)]
     _relay_compare(pair, [(pair.message(s), s) for s in samples], "extended timestamps")
     got = pair.received((MessageType.VIDEO,))

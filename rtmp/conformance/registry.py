@@ -2,9 +2,9 @@
 
 A *check* is a function ``check(ctx) -> Result`` registered with :func:`check`, carrying the
 clause it verifies, cited as in ``refs/clauses.md`` (``"RTMP 5.4.3"``, ``"HS-FP9"``, or a clause with an
-``[impl: ...]`` note for behaviour the spec leaves to implementations).  Inside a check,
-:func:`fail` and :func:`warn` end it early with a one-line detail; anything it returns is a
-:class:`Result`.
+``[impl: ...]`` note for behaviour the spec leaves to implementations, or ``[de-facto]``).
+Inside a check, :func:`fail`, :func:`warn` and :func:`skip` end it early with a one-line
+detail; anything it returns is a :class:`Result`.
 """
 
 from __future__ import annotations
@@ -28,12 +28,13 @@ __all__ = [
     "check",
     "fail",
     "select",
+    "skip",
     "warn",
 ]
 
 logger = logging.getLogger(__name__)
 
-_IMPL_SUFFIX = re.compile(r"\s*\[impl[^\]]*\]\s*$")
+_NOTE_SUFFIX = re.compile(r"\s*\[(?:impl|de-facto)[^\]]*\]\s*$")
 
 
 class Status(str, enum.Enum):
@@ -83,6 +84,11 @@ def warn(detail: str) -> NoReturn:
     raise CheckFailed(Result(Status.WARN, detail))
 
 
+def skip(detail: str) -> NoReturn:
+    """End the running check with SKIP (the server does not offer what it checks)."""
+    raise CheckFailed(Result(Status.SKIP, detail))
+
+
 CheckFunction = Callable[["Context"], Result]
 
 
@@ -105,8 +111,8 @@ CHECKS: Dict[str, Check] = {}
 
 
 def base_clause(clause: str) -> str:
-    """``"RTMP 7.2.2.1 [impl: late joiner]"`` -> ``"RTMP 7.2.2.1"``."""
-    return _IMPL_SUFFIX.sub("", clause)
+    """``"RTMP 7.2.2.1 [impl: late joiner]"`` -> ``"RTMP 7.2.2.1"`` (also ``[de-facto]``)."""
+    return _NOTE_SUFFIX.sub("", clause)
 
 
 def check(name: str, clause: str, description: str) -> Callable[[CheckFunction], CheckFunction]:

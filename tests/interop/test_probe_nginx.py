@@ -39,6 +39,9 @@ NGINX_VERDICTS.update({
     "abort.partial": Status.FAIL,  # Abort Message not implemented
     "play.receive-audio": Status.FAIL,  # receiveAudio false does not stop the audio
 })
+#: RTMP 7.3.2: no shared objects; run apart (each waits for a Use answer that never comes).
+SHARED_OBJECT_CHECKS = [name for name in CHECKS if name.startswith("so.")]
+NGINX_VERDICTS.update({name: Status.SKIP for name in SHARED_OBJECT_CHECKS})
 #: Measured checks: a loaded machine may make them slow (WARN), never FAIL.
 TIMINGS = ("connect.timing", "timing.latency")
 
@@ -56,7 +59,7 @@ def url_of(nginx: NginxRtmp) -> str:
 @pytest.mark.spec("RTMP 5.2", "RTMP 5.3", "RTMP 5.4", "RTMP 7.2")
 def test_probe_verdicts_match_the_record(nginx: NginxRtmp) -> None:
     start = time.monotonic()
-    outcomes = conformance.run(url_of(nginx), timeout=TIMEOUT)
+    outcomes = conformance.run(url_of(nginx), skip=["so"], timeout=TIMEOUT)
     elapsed = time.monotonic() - start
     differ = []
     for outcome in outcomes:
@@ -99,3 +102,19 @@ def test_probe_leaves_no_stream_published(nginx: NginxRtmp) -> None:
             assert status.code == "NetStream.Publish.Start", (name, status.info)
     finally:
         ctx.close_all()
+
+
+@pytest.mark.spec("RTMP 7.3.2", "RTMP 7.3.2 [de-facto]")
+def test_shared_objects_reported_not_supported(nginx: NginxRtmp) -> None:
+    """nginx-rtmp ignores shared object messages (types 19 and 16): no answer, and the
+    connection stays usable. The probe says "not supported" (SKIP) after one bounded wait
+    per check, never FAIL and never a hang."""
+    start = time.monotonic()
+    outcomes = conformance.run(url_of(nginx), only=["so"], timeout=TIMEOUT)
+    elapsed = time.monotonic() - start
+    assert [o.check.name for o in outcomes] == SHARED_OBJECT_CHECKS
+    for outcome in outcomes:
+        assert outcome.result.status is NGINX_VERDICTS[outcome.check.name], outcome.result.detail
+        assert "not supported" in outcome.result.detail
+        assert "the connection stays usable" in outcome.result.detail
+    assert elapsed < len(outcomes) * (TIMEOUT * 2 + 2)

@@ -40,6 +40,9 @@ NMS_VERDICTS.update({
     "chunk-size.mid-message": Status.FAIL,  # chunk boundaries counted from the message start
     "abort.partial": Status.FAIL,  # Abort Message read and ignored
 })
+#: RTMP 7.3.2: no shared objects; run apart (each waits for a Use answer that never comes).
+SHARED_OBJECT_CHECKS = [name for name in CHECKS if name.startswith("so.")]
+NMS_VERDICTS.update({name: Status.SKIP for name in SHARED_OBJECT_CHECKS})
 #: Measured checks: a loaded machine may make them slow (WARN), never FAIL.
 TIMINGS = ("connect.timing", "timing.latency")
 
@@ -53,7 +56,7 @@ def nms() -> Iterator[NodeMediaServer]:
 @pytest.mark.spec("RTMP 7.2.1.3", "RTMP 5.3", "RTMP 5.4", "RTMP 7.2")
 def test_probe_verdicts_match_the_record(nms: NodeMediaServer) -> None:
     start = time.monotonic()
-    outcomes = conformance.run(f"rtmp://127.0.0.1:{nms.port}/{nms.app}", timeout=TIMEOUT)
+    outcomes = conformance.run(f"rtmp://127.0.0.1:{nms.port}/{nms.app}", skip=["so"], timeout=TIMEOUT)
     elapsed = time.monotonic() - start
     differ = []
     for outcome in outcomes:
@@ -76,3 +79,19 @@ def test_probe_verdicts_match_the_record(nms: NodeMediaServer) -> None:
     assert len(relayed) >= 15
     assert all(o.result.status is Status.PASS for o in relayed)
     assert elapsed < 60
+
+
+@pytest.mark.spec("RTMP 7.3.2", "RTMP 7.3.2 [de-facto]")
+def test_shared_objects_reported_not_supported(nms: NodeMediaServer) -> None:
+    """node-media-server ignores shared object messages (types 19 and 16): no answer, and the
+    connection stays usable. The probe says "not supported" (SKIP) after one bounded wait
+    per check, never FAIL and never a hang."""
+    start = time.monotonic()
+    outcomes = conformance.run(f"rtmp://127.0.0.1:{nms.port}/{nms.app}", only=["so"], timeout=TIMEOUT)
+    elapsed = time.monotonic() - start
+    assert [o.check.name for o in outcomes] == SHARED_OBJECT_CHECKS
+    for outcome in outcomes:
+        assert outcome.result.status is NMS_VERDICTS[outcome.check.name], outcome.result.detail
+        assert "not supported" in outcome.result.detail
+        assert "the connection stays usable" in outcome.result.detail
+    assert elapsed < len(outcomes) * (TIMEOUT * 2 + 2)
