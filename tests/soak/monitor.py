@@ -5,10 +5,14 @@ thread count (``/proc/PID/status``: ``VmRSS``, ``Threads``), its open descriptor
 entries of ``/proc/PID/fd``) and its CPU seconds (``/proc/PID/stat`` fields 14 and 15,
 utime + stime).  :class:`Rules` says when a run fails:
 
-* **Growth during the load.**  The first ``warmup`` fraction of the load is left out (the
-  allocator, the first connections and thread stacks settle).  The rest is cut in thirds;
+* **Growth during the load.**  The first ``warmup`` fraction of the load, and at least
+  ``warmup_seconds``, is left out (the allocator, the first connections and thread stacks
+  settle; :func:`rules_for` makes it at least the longest stall of the load, by when a
+  player that does not read has filled its queue).  The rest is cut in thirds;
   the last third is compared with the first: RSS by its maximum (the last third's max may
-  exceed the first third's by ``rss_tolerance`` plus ``rss_slack_mb``), threads and
+  exceed the first third's by ``rss_tolerance`` plus ``rss_slack_mb``, to which
+  :func:`rules_for` adds the queue budget of every player that does not read: whether
+  their queues are full or empty at the moment of a sample is chance), threads and
   descriptors by their median (by ``count_tolerance`` plus ``count_slack``; the number of
   clients connected at one moment varies, the median smooths that).  A leak of a thread,
   a descriptor or a buffer per connection grows with the connections made, so it shows in
@@ -26,12 +30,14 @@ from __future__ import annotations
 
 import os
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import List, Optional, Sequence, Tuple
 
 from rtmp.server import MAX_SPARE_THREADS
+from rtmp.streams import DEFAULT_MAX_QUEUE_BYTES
 
-__all__ = ["ProcessSample", "Rules", "Sample", "judge_growth", "judge_return", "read_process", "send_queues",
+__all__ = ["ProcessSample", "Rules", "Sample", "judge_growth", "judge_return", "read_process", "rules_for",
+           "send_queues",
            "settled"]
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -109,6 +115,7 @@ class Rules:
     """When a soak fails (see the module docstring)."""
 
     warmup: float = 0.2
+    warmup_seconds: float = 0.0
     rss_tolerance: float = 0.10
     rss_slack_mb: float = 8.0
     count_tolerance: float = 0.25
@@ -124,11 +131,19 @@ def _thirds(samples: Sequence[Sample], rules: Rules) -> Optional[Tuple[List[Samp
     if not load:
         return None
     end = load[-1].t
-    judged = [s for s in load if s.t >= rules.warmup * end]
+    judged = [s for s in load if s.t >= max(rules.warmup * end, rules.warmup_seconds)]
     if len(judged) < rules.min_samples:
         return None
     third = len(judged) // 3
     return judged[:third], judged[-third:]
+
+
+def rules_for(rules: Rules, longest_stall: float, stalled_players: int) -> Rules:
+    """``rules`` for a load whose players that do not read stall up to ``longest_stall``
+    seconds, ``stalled_players`` of them at once (see the module docstring)."""
+    budget_mb = stalled_players * DEFAULT_MAX_QUEUE_BYTES / (1024 * 1024)
+    return replace(rules, warmup_seconds=max(rules.warmup_seconds, longest_stall),
+                   rss_slack_mb=rules.rss_slack_mb + budget_mb)
 
 
 def judge_growth(samples: Sequence[Sample], rules: Rules = Rules()) -> List[str]:

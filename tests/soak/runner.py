@@ -12,7 +12,7 @@ from typing import Callable, Dict, List, Optional, Set
 from tests.bench.harness import OurServer, ServerProcess, machine_info
 from tests.soak.load import KEEPING_UP, Ledger, Load, Profile, PublisherSession, Segment
 from tests.soak.monitor import (ProcessSample, Rules, Sample, judge_growth, judge_return,
-                                read_process, send_queues, settled)
+                                read_process, rules_for, send_queues, settled)
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +83,7 @@ def run_soak(duration: float, interval: float, profile: Profile, rules: Rules = 
     """Run the soak for ``duration`` seconds of load, a table row every ``interval`` s,
     against ``server_factory()`` (our ``python -m rtmp serve``)."""
     result = SoakResult(duration, interval, profile)
+    rules = rules_for(rules, profile.stall_seconds[1], profile.streams * profile.stalled)
     started = time.monotonic()
     server = server_factory()
     server.start()
@@ -259,8 +260,9 @@ RULES_TEXT = (
     "drops its connection instead of closing) and players that keep up (steady ones watch "
     "one or two publications to their end, leavers leave after a few seconds, reconnecters "
     "drop the connection and connect again), and players that never read.  A run fails "
-    "when, after a 20 % warm-up, the last third's RSS maximum exceeds the first third's by "
-    "10 % + 8 MB, or the last third's median of threads or descriptors the first third's by "
+    "when, after a warm-up (20 % of the run, at least the longest stall), the last third's "
+    "RSS maximum exceeds the first third's by 10 % + 8 MB + 2 MB (the queue budget) per "
+    "player that never reads, or the last third's median of threads or descriptors the first third's by "
     "25 % + 6; when descriptors (exactly) and threads (give or take the server's idle "
     "accept threads) are not back to their value before the first client once all left; "
     "when the idle server uses over 5 % of a core; or when a player that keeps up misses "
