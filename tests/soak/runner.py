@@ -271,7 +271,9 @@ RULES_TEXT = (
     "part of a GOP (an inter-frame right after a missing video frame).  *Frames sent* "
     "counts what the publishers sent, *delivered* what the players that keep up received "
     "(a frame reaches several players), *lost* the gaps they saw; *unread in the kernel* is "
-    "what the server's sockets hold for their peers, mostly the players that never read."
+    "what the server's sockets hold for their peers, mostly the players that never read "
+    "(in the *after* row: sockets the server has closed whose last bytes the kernel still "
+    "holds for a while)."
 )
 
 
