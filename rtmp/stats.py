@@ -23,6 +23,7 @@ their locks: they are indicative) from the HTTP side:
 from __future__ import annotations
 
 import collections
+import re
 import threading
 import time
 from dataclasses import dataclass, fields
@@ -393,7 +394,7 @@ def _player_report(player: LivePlayer, owner: Optional[Tuple["ServerConnection",
 
 
 def _stream_report(stream: LiveStream, owners: _Owners, meter: Optional[RateMeter],
-                   now: float) -> Dict[str, Any]:
+                   now: float, relays: Optional[List[Dict[str, Any]]] = None) -> Dict[str, Any]:
     publisher: Optional[Dict[str, Any]] = None
     token = stream.publisher
     if token is not None:
@@ -427,6 +428,7 @@ def _stream_report(stream: LiveStream, owners: _Owners, meter: Optional[RateMete
         "bitrate_out": rates.bits_out,
         "player_count": len(players),
         "players": [_player_report(p, owners.players.get(p), now) for p in players],
+        "relays": relays or [],
     }
 
 
@@ -435,9 +437,12 @@ def streams_report(server: "Server", meter: Optional[RateMeter] = None) -> Dict[
     now = time.monotonic()
     owners = _owners(server)
     apps: Dict[str, Dict[str, Any]] = {}
+    relays: Dict[Tuple[str, str], List[Dict[str, Any]]] = {}
+    for info in server.relays:  # issue 19: the push targets (rtmp.relay.RelayInfo)
+        relays.setdefault((info.app, info.stream), []).append(info.as_dict())
     for stream in sorted(server.hub.streams(), key=lambda s: s.key):
         app = apps.setdefault(stream.app, {"streams": []})
-        app["streams"].append(_stream_report(stream, owners, meter, now))
+        app["streams"].append(_stream_report(stream, owners, meter, now, relays.get(stream.key)))
     return {"applications": apps}
 
 
@@ -468,6 +473,11 @@ def connections_report(server: "Server") -> Dict[str, Any]:
     return {"connections": [_connection_report(c, now) for c in server.connections]}
 
 
+def _without_credentials(entry: str) -> str:
+    """A ``push`` entry (``[APP=]rtmp[s]://[user:pass@]host...``) with its credentials hidden."""
+    return re.sub(r"(rtmps?://)[^/@]*@", r"\1***@", entry, flags=re.I)
+
+
 def public_config(config: Any) -> Dict[str, Any]:
     """The server's configuration as JSON values, secrets and callbacks left out."""
     out: Dict[str, Any] = {}
@@ -476,6 +486,9 @@ def public_config(config: Any) -> Dict[str, Any]:
         if name in SECRET_FIELDS or name.startswith("on_"):
             continue
         value = getattr(config, name)
+        if name == "push":  # issue 19: the targets, without user:password@
+            out[name] = [_without_credentials(entry) for entry in value]
+            continue
         if value is None or isinstance(value, (bool, int, float, str)):
             out[name] = value
         elif isinstance(value, (set, frozenset, list, tuple)) and all(
