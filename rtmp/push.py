@@ -43,12 +43,17 @@ from .relay import (
 )
 from .streams import DEFAULT_MAX_QUEUE_BYTES, LivePlayer, LiveStream
 
-__all__ = ["Push", "PushRule", "PushTarget", "Pusher", "parse_push_rule", "remote_name"]
+__all__ = ["Push", "PushRule", "PushTarget", "Pusher", "PUSH_CLIENT", "parse_push_rule",
+           "remote_name"]
 
 #: Seconds a target may take to send what is queued when its local stream ends.
 DRAIN_TIMEOUT = 5.0
 #: The default name template: the local stream name.
 DEFAULT_TEMPLATE = "{name}"
+#: The client settings of push sessions unless ``ServerConfig.push_client`` says otherwise:
+#: a dead target is given up on within 10 s, and the end of a stream is confirmed within 3 s.
+PUSH_CLIENT = ClientConfig(connect_timeout=10.0, read_timeout=10.0, write_timeout=10.0,
+                           close_timeout=3.0)
 
 
 @dataclass(frozen=True)
@@ -204,7 +209,7 @@ class Pusher:
         self.server_id = server_id
         self.max_queue_bytes = max_queue_bytes
         self.reconnect = reconnect
-        self.client_config = client_config
+        self.client_config = client_config or PUSH_CLIENT
         self._lock = threading.Lock()
         self._targets: List[PushTarget] = []
 

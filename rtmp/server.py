@@ -100,6 +100,7 @@ from .url import parse_addr as parse_addr  # rtmp.server.parse_addr stays import
 from .transport import KERNEL_TIMEOUTS, set_kernel_timeout
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .client import ClientConfig
     from .httpapi import HTTPServer
 
 __all__ = ["Server", "ServerConfig", "ServerConnection", "ConnectionState"]
@@ -230,6 +231,9 @@ class ServerConfig:
     push_reconnect: float = 3.0
     """The longest wait between a lost push target's reconnect attempts (seconds; the
     first waits 0.5 s, each next one twice as long up to this)."""
+    push_client: Optional["ClientConfig"] = None
+    """The :class:`rtmp.ClientConfig` of the push sessions (timeouts, chunk size, rtmps
+    trust: ``ca_file``, ``ssl_context``, ``tls_insecure``); None: :data:`rtmp.push.PUSH_CLIENT`."""
 
     def __post_init__(self) -> None:
         check_connection_settings(
@@ -320,7 +324,8 @@ class Server:
         """This server's id in relayed streams' ``rtmpRelayVia`` (:mod:`rtmp.relay`)."""
         self.pusher = Pusher([parse_push_rule(e) for e in self.config.push], self.relay_id,
                              max_queue_bytes=self.config.max_queue_bytes,
-                             reconnect=self.config.push_reconnect)
+                             reconnect=self.config.push_reconnect,
+                             client_config=self.config.push_client)
         """The push targets of the live streams (:class:`rtmp.push.Pusher`)."""
         self.started_at = time.monotonic()
         """When the server was made, then started (``time.monotonic()``)."""

@@ -57,7 +57,7 @@ __all__ = [
 #: Seconds the bit rates are averaged over.
 RATE_WINDOW = 5.0
 #: ServerConfig fields never reported (secrets, and callables or objects with no JSON form).
-SECRET_FIELDS = frozenset({"password", "username", "http_token", "ssl_context"})
+SECRET_FIELDS = frozenset({"password", "username", "http_token", "ssl_context", "push_client"})
 
 
 def format_address(addr: Optional[Tuple[str, int]]) -> Optional[str]:

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import logging
 import socket
+import ssl
 import threading
 import time
+from pathlib import Path
 from typing import Any, Callable, Iterator, List, Optional, Tuple
 
 import pytest
 
 import rtmp
+from rtmp import stats
 from rtmp.message import Message, MessageType
 from rtmp.push import Push, PushRule, parse_push_rule, remote_name
 from rtmp.relay import RELAY_PROPERTY, Backoff, check_relay_url, loop_reason, relay_chain
@@ -413,3 +416,27 @@ def test_a_stalled_target_never_slows_the_publisher(servers: List[rtmp.Server]) 
         release.set()
     pub.close()
     local.close()
+
+
+@pytest.mark.spec("RTMP 7.2.2.6")
+def test_push_to_an_rtmps_target(servers: List[rtmp.Server], tmp_path: Path) -> None:
+    from tests.test_graceful_close import make_cert
+
+    cert, key = make_cert(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(str(cert), str(key))
+    far = serve(ssl_context=context)
+    near = serve(push=[f"rtmps://127.0.0.1:{far.address[1]}/live"],
+                 push_client=rtmp.ClientConfig(ca_file=str(cert)))
+    servers.extend([near, far])
+    pub = Publisher(url(near, "live/cam"))
+    pub.headers()
+    pub.frames(20)
+    assert wait_for(lambda: far.hub.is_live("live", "cam"))
+    assert wait_for(lambda: near.relays[0].state == "live")
+    assert near.relays[0].url.startswith("rtmps://")
+    pub.frames(20)
+    # The headers, the GOP (frames 10-19) and the 20 frames after: 2 + 2 * 30 messages.
+    assert wait_for(lambda: far.hub.get("live", "cam").messages_in >= 62)  # type: ignore[union-attr]
+    assert "push_client" not in stats.public_config(near.config)
+    pub.close()
