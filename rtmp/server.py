@@ -70,6 +70,7 @@ from typing import (
 )
 
 from .chunk import MAX_CHUNK_SIZE, Limits
+from .client import ClientConfig
 from .config import check_connection_settings, check_record_settings
 from .errors import (
     ConnectionClosedError,
@@ -100,7 +101,6 @@ from .url import parse_addr as parse_addr  # rtmp.server.parse_addr stays import
 from .transport import KERNEL_TIMEOUTS, set_kernel_timeout
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .client import ClientConfig
     from .httpapi import HTTPServer
 
 __all__ = ["Server", "ServerConfig", "ServerConnection", "ConnectionState"]
@@ -231,7 +231,7 @@ class ServerConfig:
     push_reconnect: float = 3.0
     """The longest wait between a lost push target's reconnect attempts (seconds; the
     first waits 0.5 s, each next one twice as long up to this)."""
-    push_client: Optional["ClientConfig"] = None
+    push_client: Optional[ClientConfig] = None
     """The :class:`rtmp.ClientConfig` of the push sessions (timeouts, chunk size, rtmps
     trust: ``ca_file``, ``ssl_context``, ``tls_insecure``); None: :data:`rtmp.push.PUSH_CLIENT`."""
 

@@ -615,7 +615,7 @@ class LiveStream:
         """Add a player; queue ``first``, then metadata, sequence headers and the current GOP.
 
         ``relay``: the player republishes the stream elsewhere (:mod:`rtmp.push`): it is
-        kept in :attr:`relays`, not :attr:`players`.
+        kept in ``relays``, not ``players``.
 
         ``first`` are the player's status messages (RTMP 7.2.2.1: StreamBegin,
         Play.Reset, Play.Start).  They are queued under the stream's lock, so no media

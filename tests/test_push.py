@@ -440,3 +440,26 @@ def test_push_to_an_rtmps_target(servers: List[rtmp.Server], tmp_path: Path) -> 
     assert wait_for(lambda: far.hub.get("live", "cam").messages_in >= 62)  # type: ignore[union-attr]
     assert "push_client" not in stats.public_config(near.config)
     pub.close()
+
+
+def test_the_readme_push_snippet_chooses_per_stream() -> None:
+    """README "Growing past one machine": the ``on_publish`` example does what it says."""
+    import re
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Growing past one machine", 1)[1].split("\n## ", 1)[0]
+    (code,) = re.findall(r"```py\n(.*?)```", section, re.S)
+    scope: dict = {}
+    exec(compile(code, "README.md", "exec"), scope)  # noqa: S102 - the README's own example
+    config = scope["config"]
+    pusher = rtmp.Server(config).pusher
+
+    class Conn:
+        app = "tv"
+
+    plan = config.on_publish(Conn(), "news", rtmp.StreamType.LIVE)
+    assert pusher.targets_for("tv", "news", plan) == [("rtmp://c.example/in", "tv-news")]
+    assert pusher.targets_for("live", "test-1", config.on_publish(Conn(), "test-1", "live")) == []
+    Conn.app = "live"
+    assert pusher.targets_for("live", "cam", config.on_publish(Conn(), "cam", "live")) == [
+        ("rtmp://a.example/live", "cam")]
