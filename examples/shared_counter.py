@@ -40,8 +40,9 @@ def take_turns(url: str, name: str, first: bool, rounds: int, persistent: bool,
             mine = start + 2 * turn + (0 if first else 1)  # the value it waits for
             counter.wait_until(lambda data, mine=mine: int(data.get("count", 0)) == mine,
                                timeout=10)
-            counter.set("count", mine + 1)
+            # logged before the change goes out: the other user logs only after seeing it
             log.append(f"{name}: count {mine} -> {mine + 1}")
+            counter.set("count", mine + 1)
         # wait for the final value (the other user's last change) and the other's hello
         counter.wait_until(lambda data: int(data.get("count", 0)) == start + 2 * rounds,
                            timeout=10)

@@ -51,7 +51,7 @@ SERVER_LIMITS = SOLimits(max_events=1 << 20, max_message_size=64 * 1024 * 1024)
 
 Pump = Callable[[Callable[[], Optional[bool]], str, float], Any]
 """``pump(check, what, deadline)``: read and dispatch messages until ``check()`` is not
-None (:meth:`rtmp.Client._pump_until`)."""
+None (:meth:`rtmp.client_connection.ClientConnection.pump_until`)."""
 
 # One request not yet answered: ("change", key, value), ("remove", key, None), ("send", handler, None).
 _Pending = Tuple[str, str, Any]
@@ -246,7 +246,8 @@ class RemoteSharedObject:
 
 
 class SharedObjects:
-    """A client's shared objects by name: what :class:`rtmp.Client` delegates to."""
+    """A client's shared objects by name (``ClientConnection.shared``): what
+    :class:`rtmp.Client` delegates to."""
 
     def __init__(self, send: Callable[[Message], None], pump: Pump, amf3: Callable[[], bool],
                  read_timeout: Callable[[], float], log: _Logger) -> None:

@@ -53,6 +53,12 @@ class RawPeer:
     def close(self) -> None:
         self.client.close()
 
+    def drop(self) -> None:
+        """Close the socket at once, without a goodbye (a peer that vanished)."""
+        transport = self.client.transport
+        if transport is not None:
+            transport.close()
+
     def send(self, name: str, *events: SOEvent, persistent: bool = False, version: int = 0) -> None:
         self.client.write_message(to_message(SharedObjectMessage(
             name, version, persistent, tuple(events), self.amf3)))

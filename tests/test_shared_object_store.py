@@ -379,7 +379,7 @@ class TestSlowPeer:
                 assert sum(got) == count  # the reading user saw every change
                 assert wait_for(lambda: len(server.connections) == 2, 10)  # the stalled one is gone
                 assert elapsed < 60
-                stalled.client._close_transport()  # it never reads: just drop our side
+                stalled.drop()  # it never reads: just drop our side
         finally:
             server.stop()
 
@@ -399,7 +399,7 @@ def test_a_silent_user_is_kept_like_a_player() -> None:
                 so = listener.recv()
                 assert [(e.type, e.key) for e in so.events] == [(T.CHANGE, "x")]
             assert wait_for(lambda: len(server.connections) == 1)
-            idle.client._close_transport()
+            idle.drop()
     finally:
         server.stop()
 
