@@ -182,7 +182,7 @@ StreamState = Union[Idle, Publishing, PlayingLive, PlayingRecording]
 
 @dataclass(eq=False)
 class NetStream:
-    """RTMP 7.2.2: what one message stream of a connection is doing (:attr:`state`)."""
+    """RTMP 7.2.2: what one message stream of a connection is doing (its ``state``)."""
 
     message_stream_id: int
     name: str = ""

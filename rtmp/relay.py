@@ -351,6 +351,9 @@ class UpstreamSession:
                     return
             except (RTMPError, OSError, ValueError) as exc:
                 error = exc
+            except Exception as exc:  # noqa: BLE001 - a bug ends this session, not the relay
+                error = exc
+                self.log.exception("%s to %s: session crashed", self.direction, self.remote_url)
             finally:
                 if self.state is not RelayState.LOOPED:
                     self._forget(client)

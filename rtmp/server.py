@@ -232,7 +232,7 @@ class ServerConfig:
     """The longest wait between a lost push target's reconnect attempts (seconds; the
     first waits 0.5 s, each next one twice as long up to this)."""
     push_client: Optional[ClientConfig] = None
-    """The :class:`rtmp.ClientConfig` of the push sessions (timeouts, chunk size, rtmps
+    """The :class:`rtmp.client.ClientConfig` of the push sessions (timeouts, chunk size, rtmps
     trust: ``ca_file``, ``ssl_context``, ``tls_insecure``); None: :data:`rtmp.push.PUSH_CLIENT`."""
 
     def __post_init__(self) -> None:
