@@ -52,6 +52,7 @@ __all__ = [
     "check_relay_url",
     "relay_chain",
     "loop_reason",
+    "new_session_log",
 ]
 
 logger = logging.getLogger(__name__)

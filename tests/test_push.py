@@ -463,3 +463,18 @@ def test_the_readme_push_snippet_chooses_per_stream() -> None:
     Conn.app = "live"
     assert pusher.targets_for("live", "cam", config.on_publish(Conn(), "cam", "live")) == [
         ("rtmp://a.example/live", "cam")]
+
+
+@pytest.mark.parametrize("flag, reason", [
+    ("http://h/live", "unsupported URL scheme 'http'"),
+    ("rtmp://h", "names no application"),
+    ("rtmp://h:0/live", "port 0"),
+])
+def test_rtmp_serve_refuses_a_malformed_push_url_at_start(flag: str, reason: str) -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "rtmp", "serve", "--addr", "127.0.0.1:0",
+                             "--push", flag], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert "--push" in result.stderr and reason in result.stderr
