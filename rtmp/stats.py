@@ -551,6 +551,15 @@ def _escape_label(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
+_RELAY_STATES = ("connecting", "live", "retrying", "looped")
+
+
+def _relay_states(server: "Server") -> List[Tuple[Dict[str, str], float]]:
+    """``rtmp_relays``: how many push targets are in each state (issue 19)."""
+    states = collections.Counter(info.state for info in server.relays)
+    return [({"direction": "push", "state": state}, states[state]) for state in _RELAY_STATES]
+
+
 def prometheus_text(server: "Server", extra: Iterable[Tuple[str, str, str, List[Tuple[Dict[str, str], float]]]] = ()
                     ) -> str:
     """``GET /metrics``: the Prometheus text exposition format (version 0.0.4).
@@ -580,6 +589,8 @@ def prometheus_text(server: "Server", extra: Iterable[Tuple[str, str, str, List[
          [({}, totals["dropped_frames"])]),
         ("rtmp_errors_total", "counter", "Refusals and failed sessions, by kind.",
          [({"kind": kind}, count) for kind, count in server.stats.errors_by_kind()]),
+        ("rtmp_relays", "gauge", "Push targets of the live streams, by state.",
+         _relay_states(server)),
     ]
     families.extend(extra)
     lines: List[str] = []

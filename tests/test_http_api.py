@@ -399,6 +399,8 @@ def test_metrics_exposition_format(live: Live) -> None:
     assert families["rtmp_received_bytes_total"][1][0][1] > 10_000
     kinds = {labels for labels, _ in families["rtmp_errors_total"][1]}
     assert '{kind="timeout"}' in kinds and '{kind="crash"}' in kinds
+    relays = dict(families["rtmp_relays"][1])  # the fixture's push target nobody listens on
+    assert sum(relays.values()) == 2.0 and relays['{direction="push",state="live"}'] == 0.0
 
 
 # -- the page -----------------------------------------------------------------------------------
