@@ -39,6 +39,7 @@ from .relay import (
     RelayState,
     UpstreamSession,
     check_relay_url,
+    display_url,
     new_session_log,
 )
 from .streams import DEFAULT_MAX_QUEUE_BYTES, LivePlayer, LiveStream
@@ -148,7 +149,7 @@ class PushTarget(UpstreamSession):
 
     @property
     def remote_url(self) -> str:
-        return str(self.target.with_names(stream=self.remote))
+        return display_url(self.target, self.remote)
 
     def counters(self) -> Tuple[int, int]:
         player, sink = self._player, self._sink

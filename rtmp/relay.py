@@ -50,6 +50,7 @@ __all__ = [
     "ClientSink",
     "UpstreamSession",
     "check_relay_url",
+    "display_url",
     "relay_chain",
     "loop_reason",
     "new_session_log",
@@ -165,6 +166,15 @@ def check_relay_url(url: str, what: str = "relay") -> RTMPURL:
     return parsed
 
 
+def display_url(url: RTMPURL, stream: Optional[str] = None) -> str:
+    """``scheme://host:port/app[/stream]`` without credentials or query strings (which
+    often carry stream keys): what logs and the server API show of a relay's far side."""
+    app = url.app.partition("?")[0]
+    name = (url.stream if stream is None else stream) or ""
+    name = name.partition("?")[0]
+    return f"{url.scheme}://{url.netloc}/{app}" + (f"/{name}" if name else "")
+
+
 def relay_chain(params: Mapping[str, Any]) -> List[str]:
     """The server ids in a ``connect`` command object's :data:`RELAY_PROPERTY` ([] if none)."""
     value = params.get(RELAY_PROPERTY) if isinstance(params, Mapping) else None
@@ -254,8 +264,8 @@ class UpstreamSession:
 
     @property
     def remote_url(self) -> str:
-        """The far side's URL (no credentials), for logs and the API."""
-        return str(self.target)
+        """The far side's URL for logs and the API: no credentials, no query (stream keys)."""
+        return display_url(self.target)
 
     def serve(self, client: Client) -> None:
         """Run one connected session; return once :meth:`stopping`, raise when lost."""

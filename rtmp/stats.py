@@ -474,8 +474,10 @@ def connections_report(server: "Server") -> Dict[str, Any]:
 
 
 def _without_credentials(entry: str) -> str:
-    """A ``push`` entry (``[APP=]rtmp[s]://[user:pass@]host...``) with its credentials hidden."""
-    return re.sub(r"(rtmps?://)[^/@]*@", r"\1***@", entry, flags=re.I)
+    """A ``push`` entry (``[APP=]rtmp[s]://[user:pass@]host...[?query]``) with its
+    credentials and query string (stream keys) hidden."""
+    entry = re.sub(r"(rtmps?://)[^/@]*@", r"\1***@", entry, flags=re.I)
+    return re.sub(r"\?.*$", "?***", entry)
 
 
 def public_config(config: Any) -> Dict[str, Any]:

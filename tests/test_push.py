@@ -478,3 +478,19 @@ def test_rtmp_serve_refuses_a_malformed_push_url_at_start(flag: str, reason: str
                              "--push", flag], capture_output=True, text=True, timeout=30)
     assert result.returncode == 2
     assert "--push" in result.stderr and reason in result.stderr
+
+
+@pytest.mark.spec("RTMP 7.2.2.6")
+def test_push_with_credentials_and_a_key_shows_neither(servers: List[rtmp.Server]) -> None:
+    far = serve(require_auth=True, username="u", password="right")
+    near = serve(push=[f"rtmp://u:right@127.0.0.1:{far.address[1]}/live/{{name}}?key=secret"])
+    servers.extend([near, far])
+    pub = Publisher(url(near, "live/cam"))
+    pub.headers()
+    pub.frames(3)
+    assert wait_for(lambda: far.hub.is_live("live", "cam"))  # AUTH-ADOBE answered
+    assert wait_for(lambda: near.relays[0].state == "live")
+    shown = near.relays[0].url
+    assert shown == f"rtmp://127.0.0.1:{far.address[1]}/live/cam"
+    assert "secret" not in str(stats.public_config(near.config)) and "right" not in shown
+    pub.close()
