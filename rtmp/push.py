@@ -236,7 +236,7 @@ class Pusher:
                                 backoff=Backoff(maximum=max(0.5, self.reconnect)))
             started.append(target)
         with self._lock:
-            self._targets = [t for t in self._targets if not t.join(0)]  # drop ended ones
+            self._targets = [t for t in self._targets if not t.ended]
             self._targets.extend(started)
         for target in started:
             target.log.info("pushing %s/%s to %s", live.app, live.name, target.remote_url)
@@ -249,8 +249,10 @@ class Pusher:
             return list(self._targets)
 
     def infos(self) -> List[RelayInfo]:
-        """The targets' :class:`rtmp.relay.RelayInfo` (ended ones left out)."""
-        return [t.info() for t in self.sessions if t.state is not RelayState.STOPPED]
+        """The targets' :class:`rtmp.relay.RelayInfo` (those of ended streams left out; a
+        ``looped`` one stays while its stream is live)."""
+        return [t.info() for t in self.sessions
+                if t.state is not RelayState.STOPPED and not t.ended]
 
     def close(self, timeout: float) -> None:
         """Stop every target and wait (at most ``timeout``) for their threads."""

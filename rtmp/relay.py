@@ -31,7 +31,7 @@ import enum
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, List, Mapping, Optional, Sequence, Tuple, Union
 
 from .client import Client, ClientConfig
@@ -303,6 +303,11 @@ class UpstreamSession:
         """Whether :meth:`stop` was called."""
         return self._stop
 
+    @property
+    def ended(self) -> bool:
+        """Stopped and its thread has ended (or never started)."""
+        return self._stop and self.join(0)
+
     def wait(self, timeout: Optional[float]) -> bool:
         """Sleep until :meth:`wake`/:meth:`stop` or ``timeout``; True if stopping."""
         with self._wake:
@@ -339,8 +344,6 @@ class UpstreamSession:
         config = self.client_config
         properties = dict(config.connect_properties)
         properties[RELAY_PROPERTY] = ",".join(self.chain)
-        from dataclasses import replace
-
         return Client(replace(config, connect_properties=properties))
 
     def _run(self) -> None:

@@ -283,6 +283,7 @@ def test_a_push_loop_is_refused_and_stops(servers: List[rtmp.Server],
     assert any("relay loop" in r.getMessage() and "refused" in r.getMessage()
                for r in caplog.records)
     pub.close()
+    assert wait_for(lambda: b.relays == [] and a.relays == [])  # gone with the stream
 
 
 @pytest.mark.spec("RTMP 7.2.2.6", "RTMP 7.2.2.1")
