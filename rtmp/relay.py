@@ -304,6 +304,11 @@ class UpstreamSession:
         return self._stop
 
     @property
+    def client(self) -> Optional[Client]:
+        """The current session's client (None between sessions); for tests and tools."""
+        return self._client
+
+    @property
     def ended(self) -> bool:
         """Stopped and its thread has ended (or never started)."""
         return self._stop and self.join(0)
