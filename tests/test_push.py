@@ -517,3 +517,22 @@ def test_push_with_credentials_and_a_key_shows_neither(servers: List[rtmp.Server
     assert shown == f"rtmp://127.0.0.1:{far.address[1]}/live/cam"
     assert "secret" not in str(stats.public_config(near.config)) and "right" not in shown
     pub.close()
+
+
+@pytest.mark.spec("RTMP 5.2")
+def test_a_silent_target_does_not_hold_up_the_server_stop(servers: List[rtmp.Server]) -> None:
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts TCP, never answers S0/S1
+    try:
+        near = serve(push=[f"rtmp://127.0.0.1:{silent.getsockname()[1]}/live"])
+        servers.append(near)  # stopped below; the fixture's second stop does nothing
+        pub = Publisher(url(near, "live/cam"))
+        pub.headers()
+        assert wait_for(lambda: near.relays and near.relays[0].state == "connecting")
+        time.sleep(0.3)  # in the handshake now (connect_timeout is 10 s)
+        pub.close()
+        assert wait_for(lambda: near.relays == [], timeout=3)
+        started = time.monotonic()
+        near.stop(5)
+        assert time.monotonic() - started < 2.0
+    finally:
+        silent.close()
