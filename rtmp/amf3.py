@@ -50,6 +50,7 @@ from typing import Any, Callable, Dict, Iterable, List, Tuple, Union
 
 from . import amf_types as _shared
 from .amf_types import (
+    Buffer,
     DecoderBase,
     DEFAULT_MAX_DEPTH,
     UNDEFINED,
@@ -101,8 +102,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-Buffer = Union[bytes, bytearray, memoryview]
 
 
 class Marker(enum.IntEnum):
