@@ -20,7 +20,6 @@ import time
 from typing import List, Optional, Tuple
 
 from ..errors import ConnectionClosedError, RTMPError
-from ..errors import TimeoutError as RTMPTimeoutError
 from ..message import SHARED_OBJECT_TYPES, MessageType
 from ..shared_object import SharedObjectMessage, SOEvent, SOEventType, from_message, to_message
 from .context import Context, ProbeConnection
@@ -47,18 +46,11 @@ def _read_so(conn: ProbeConnection, name: str, deadline: float,
     FAIL when the server sends one that does not decode (RTMP 7.1.3 [de-facto]); the
     failure begins with ``what``."""
     while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
+        item = conn.poll(lambda r: r.message.type in SHARED_OBJECT_TYPES, deadline - time.monotonic())
+        if item is None:
             return None
         try:
-            item = conn.read(remaining)
-        except RTMPTimeoutError:
-            return None
-        msg = item.message
-        if msg.type not in SHARED_OBJECT_TYPES:
-            continue
-        try:
-            so = from_message(msg)
+            so = from_message(item.message)
         except RTMPError as exc:
             fail(f"{what} does not decode: {exc}")
         if so.name == name:
