@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import enum
-import logging
 import struct
 from typing import Any, Callable, Dict, Iterable, List, Tuple, Union
 
@@ -100,8 +99,6 @@ __all__ = [
     "MAX_INTEGER",
     "MAX_U29",
 ]
-
-logger = logging.getLogger(__name__)
 
 
 class Marker(enum.IntEnum):
