@@ -55,6 +55,7 @@ from . import amf3 as _amf3
 from .amf_types import ALIASES as _ALIASES
 from .amf_types import CLASSES as _CLASSES
 from .amf_types import (
+    Buffer,
     DecoderBase,
     DEFAULT_MAX_DEPTH,
     MAX_DEPTH_LIMIT,
@@ -106,8 +107,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-Buffer = Union[bytes, bytearray, memoryview]
 
 
 class Marker(enum.IntEnum):

@@ -44,12 +44,12 @@ from __future__ import annotations
 
 import datetime as _dt
 import enum
-import logging
 import struct
 from typing import Any, Callable, Dict, Iterable, List, Tuple, Union
 
 from . import amf_types as _shared
 from .amf_types import (
+    Buffer,
     DecoderBase,
     DEFAULT_MAX_DEPTH,
     UNDEFINED,
@@ -99,10 +99,6 @@ __all__ = [
     "MAX_INTEGER",
     "MAX_U29",
 ]
-
-logger = logging.getLogger(__name__)
-
-Buffer = Union[bytes, bytearray, memoryview]
 
 
 class Marker(enum.IntEnum):

@@ -40,6 +40,7 @@ from typing import Any, Collection, Dict, List, Optional, Set, Tuple, Union
 from . import commands
 from .commands import Command, StatusEvent
 from .errors import CommandError
+from .logs import AnyLogger
 from .message import Message
 from .requests import Connect, Request
 
@@ -60,8 +61,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-_Logger = Union[logging.Logger, logging.LoggerAdapter]  # type: ignore[type-arg]
 
 #: RTMP 7.2.1.1: connect is transaction 1.
 CONNECT_TRANSACTION_ID = 1
@@ -210,14 +209,14 @@ class Calls:
         first_transaction_id: int = CONNECT_TRANSACTION_ID + 1,
         answer_bandwidth_check: bool = True,
         exact_ids: bool = False,
-        log: Optional[_Logger] = None,
+        log: Optional[AnyLogger] = None,
     ) -> None:
         if first_transaction_id < 1:
             raise ValueError("transaction ids of calls start at 1 (0 means no reply)")
         self.object_encoding = object_encoding
         self.answer_bandwidth_check = answer_bandwidth_check
         self.exact_ids = exact_ids
-        self.log: _Logger = log if log is not None else logger
+        self.log: AnyLogger = log if log is not None else logger
         self._first = first_transaction_id
         self._next = first_transaction_id
         self._awaited: Set[int] = set()

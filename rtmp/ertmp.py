@@ -51,6 +51,7 @@ __all__ = [
     "AudioPacketType",
     "AvMultitrackType",
     "DecodeError",
+    "MediaHeader",
     "ModEx",
     "ModExType",
     "MultichannelConfig",
@@ -361,8 +362,42 @@ class Track:
         return names.get(self.fourcc, self.fourcc)
 
 
+class MediaHeader:
+    """What :class:`VideoHeader` and :class:`AudioHeader` share: the real packet type, the
+    ModEx blocks, the AvMultitrackType (None unless multitrack) and the tracks."""
+
+    packet_type: int
+    mod_ex: Tuple[ModEx, ...]
+    multitrack_type: Optional[int]
+    tracks: Tuple[Track, ...]
+    header_size: int
+
+    @property
+    def is_multitrack(self) -> bool:
+        return self.multitrack_type is not None
+
+    @property
+    def nano_offset(self) -> int:
+        """TimestampOffsetNano in ns (the last such ModEx block wins, as in the pseudo-code;
+        0 without one)."""
+        value = 0
+        for block in self.mod_ex:
+            if block.nano_offset is not None:
+                value = block.nano_offset
+        return value
+
+    @property
+    def fourcc(self) -> Optional[str]:
+        """The FourCC of the first track (None for a command frame)."""
+        return self.tracks[0].fourcc if self.tracks else None
+
+    @property
+    def is_sequence_start(self) -> bool:
+        return any(t.is_sequence_start for t in self.tracks)
+
+
 @dataclass(frozen=True)
-class VideoHeader:
+class VideoHeader(MediaHeader):
     """A parsed ExVideoTagHeader and the layout of its body (ERTMP Enhanced Video).
 
     ``packet_type`` is the real VideoPacketType after the ModEx blocks (for a multitrack
@@ -380,10 +415,6 @@ class VideoHeader:
     header_size: int = 1
 
     @property
-    def is_multitrack(self) -> bool:
-        return self.multitrack_type is not None
-
-    @property
     def is_command(self) -> bool:
         """A command frame (VideoFrameType 5 with a VideoCommand, no video data)."""
         return self.command is not None
@@ -393,31 +424,13 @@ class VideoHeader:
         return self.packet_type == VideoPacketType.METADATA
 
     @property
-    def nano_offset(self) -> int:
-        """TimestampOffsetNano in ns (the last such ModEx block wins, as in the pseudo-code; 0)."""
-        value = 0
-        for block in self.mod_ex:
-            if block.nano_offset is not None:
-                value = block.nano_offset
-        return value
-
-    @property
-    def fourcc(self) -> Optional[str]:
-        """The FourCC of the first track (None for a command frame)."""
-        return self.tracks[0].fourcc if self.tracks else None
-
-    @property
     def is_keyframe(self) -> bool:
         """Keyframe coded frames in at least one track (never a command or Metadata)."""
         return any(t.is_keyframe for t in self.tracks)
 
-    @property
-    def is_sequence_start(self) -> bool:
-        return any(t.is_sequence_start for t in self.tracks)
-
 
 @dataclass(frozen=True)
-class AudioHeader:
+class AudioHeader(MediaHeader):
     """A parsed ExAudioTagHeader and the layout of its body (ERTMP Enhanced Audio);
     fields as in :class:`VideoHeader`, without frame type and command."""
 
@@ -426,27 +439,6 @@ class AudioHeader:
     multitrack_type: Optional[int] = None
     tracks: Tuple[Track, ...] = ()
     header_size: int = 1
-
-    @property
-    def is_multitrack(self) -> bool:
-        return self.multitrack_type is not None
-
-    @property
-    def nano_offset(self) -> int:
-        """TimestampOffsetNano in ns (the last such ModEx block wins; 0 without one)."""
-        value = 0
-        for block in self.mod_ex:
-            if block.nano_offset is not None:
-                value = block.nano_offset
-        return value
-
-    @property
-    def fourcc(self) -> Optional[str]:
-        return self.tracks[0].fourcc if self.tracks else None
-
-    @property
-    def is_sequence_start(self) -> bool:
-        return any(t.is_sequence_start for t in self.tracks)
 
 
 # ----------------------------------------------------------------------------------------
@@ -462,10 +454,26 @@ def is_enhanced_audio(data: bytes) -> bool:
     return bool(data) and data[0] >> 4 == 9
 
 
-def _mod_ex_loop(
-    data: bytes, packet_type: int, clause: str, kind: str
-) -> Tuple[int, int, Tuple[ModEx, ...]]:
+@dataclass(frozen=True)
+class _Media:
+    """The few things the video and audio layouts differ in (ERTMP Enhanced Video/Audio)."""
+
+    video: bool
+    kind: str  # "video" / "audio", in messages
+    name: str  # "Video" / "Audio", as in the document's field names
+    clause: str
+    fourccs: Dict[str, str]
+    packet_names: Dict[int, str]
+    multitrack: int  # the Multitrack packet type: 6 for video, 5 for audio
+
+
+_VIDEO = _Media(True, "video", "Video", VIDEO, VIDEO_FOURCCS, VIDEO_PACKET_NAMES, VideoPacketType.MULTITRACK)
+_AUDIO = _Media(False, "audio", "Audio", AUDIO, AUDIO_FOURCCS, AUDIO_PACKET_NAMES, AudioPacketType.MULTITRACK)
+
+
+def _mod_ex_loop(data: bytes, packet_type: int, media: _Media) -> Tuple[int, int, Tuple[ModEx, ...]]:
     """Step 1: consume the ModEx blocks; (real packet type, offset after them, blocks)."""
+    clause, kind = media.clause, media.kind
     offset = 1
     blocks: List[ModEx] = []
     length = len(data)
@@ -501,16 +509,18 @@ def _mod_ex_loop(
                     f"{kind} TimestampOffsetNano {nano} ns exceeds {MAX_NANO_OFFSET}", clause
                 )
         blocks.append(ModEx(mod_ex_type, block_data))
+    if packet_type not in media.packet_names:
+        raise DecodeError(f"reserved {media.name}PacketType {packet_type}", clause)
     return packet_type, offset, tuple(blocks)
 
 
-def _fourcc(data: bytes, offset: int, known: Dict[str, str], allow_unknown: bool, clause: str, kind: str) -> str:
+def _fourcc(data: bytes, offset: int, media: _Media, allow_unknown: bool) -> str:
     if offset + 4 > len(data):
-        raise DecodeError(f"{kind} header ends before its FourCC (UI32)", clause)
+        raise DecodeError(f"{media.kind} header ends before its FourCC (UI32)", media.clause)
     fourcc = bytes(data[offset : offset + 4]).decode("latin-1")
-    if fourcc not in known and not allow_unknown:
+    if fourcc not in media.fourccs and not allow_unknown:
         raise DecodeError(
-            f"unknown {kind} FourCC {fourcc!r} (known: {', '.join(known)})", clause
+            f"unknown {media.kind} FourCC {fourcc!r} (known: {', '.join(media.fourccs)})", media.clause
         )
     return fourcc
 
@@ -523,18 +533,17 @@ def _tracks(
     multitrack_type: Optional[int],
     shared_fourcc: str,
     frame_type: Optional[int],
-    known: Dict[str, str],
+    media: _Media,
     allow_unknown: bool,
-    clause: str,
-    kind: str,
 ) -> Tuple[Track, ...]:
     """Step 5: the body, one track after another until the message is used up."""
+    kind, known = media.kind, media.fourccs
     length = len(data)
     tracks: List[Track] = []
     while True:
         index = len(tracks)
         if multitrack_type == AvMultitrackType.MANY_TRACKS_MANY_CODECS:
-            fourcc = _fourcc(data, offset, known, allow_unknown, clause, kind)
+            fourcc = _fourcc(data, offset, media, allow_unknown)
             offset += 4
         else:
             fourcc = shared_fourcc
@@ -568,7 +577,7 @@ def _tracks(
         ):
             if start + 3 > end:
                 raise DecodeError(
-                    f"{fourcc} CodedFrames (track {track_id}) without its SI24 composition time", clause
+                    f"{fourcc} CodedFrames (track {track_id}) without its SI24 composition time", media.clause
                 )
             composition_time = int.from_bytes(data[start : start + 3], "big", signed=True)
             offset = start + 3
@@ -581,6 +590,42 @@ def _tracks(
         offset = end
         if multitrack_type in (None, AvMultitrackType.ONE_TRACK) or offset >= length:
             return tuple(tracks)
+
+
+def _parse_tracks(
+    data: bytes, offset: int, packet_type: int, frame_type: Optional[int], media: _Media, allow_unknown: bool
+) -> Tuple[int, Optional[int], Tuple[Track, ...], int]:
+    """Steps 3 to 5 for either medium: (real packet type, AvMultitrackType or None, tracks,
+    header size).  ``frame_type`` is None for audio."""
+    clause = media.clause
+    multitrack_type = None
+    shared_fourcc = ""  # ManyTracksManyCodecs: a FourCC per track instead
+    if packet_type == media.multitrack:
+        if offset >= len(data):
+            raise DecodeError(f"Multitrack {media.kind} without its AvMultitrackType byte", clause)
+        multitrack_type, packet_type = data[offset] >> 4, data[offset] & 0x0F
+        offset += 1
+        if multitrack_type > AvMultitrackType.MANY_TRACKS_MANY_CODECS:
+            raise DecodeError(f"reserved AvMultitrackType {multitrack_type}", clause)
+        if packet_type in (media.multitrack, 7) or packet_type not in media.packet_names:  # 7: ModEx
+            raise DecodeError(
+                f"{media.name}PacketType {packet_type} inside Multitrack (must be a plain packet type)", clause
+            )
+        if multitrack_type != AvMultitrackType.MANY_TRACKS_MANY_CODECS:
+            shared_fourcc = _fourcc(data, offset, media, allow_unknown)
+            offset += 4
+    else:
+        shared_fourcc = _fourcc(data, offset, media, allow_unknown)
+        offset += 4
+    if frame_type is not None and packet_type != VideoPacketType.METADATA and not 1 <= frame_type <= 5:
+        raise DecodeError(f"reserved VideoFrameType {frame_type}", VIDEO)  # ignored for Metadata
+    if multitrack_type is not None and multitrack_type != AvMultitrackType.ONE_TRACK and offset >= len(data):
+        raise DecodeError(f"multitrack {media.kind} message with no track", MULTITRACK)
+    tracks = _tracks(
+        data, offset, packet_type=packet_type, multitrack_type=multitrack_type,
+        shared_fourcc=shared_fourcc, frame_type=frame_type, media=media, allow_unknown=allow_unknown,
+    )  # fmt: skip
+    return packet_type, multitrack_type, tracks, offset
 
 
 def parse_video(data: bytes, *, allow_unknown: bool = False) -> VideoHeader:
@@ -597,42 +642,15 @@ def parse_video(data: bytes, *, allow_unknown: bool = False) -> VideoHeader:
     if not first & 0x80:
         raise DecodeError(f"first byte 0x{first:02x}: IsExVideoHeader is 0 (legacy header, FLV E.4.3.1)", VIDEO)
     frame_type = (first >> 4) & 0x07
-    packet_type, offset, mod_ex = _mod_ex_loop(data, first & 0x0F, VIDEO, "video")
-    if packet_type > VideoPacketType.MOD_EX:
-        raise DecodeError(f"reserved VideoPacketType {packet_type}", VIDEO)
+    packet_type, offset, mod_ex = _mod_ex_loop(data, first & 0x0F, _VIDEO)
     if frame_type == VideoFrameType.COMMAND and packet_type != VideoPacketType.METADATA:
         if offset >= len(data):
             raise DecodeError("command frame without its VideoCommand (UI8)", VIDEO)
         return VideoHeader(frame_type, packet_type, mod_ex, command=data[offset], header_size=offset + 1)
-    multitrack_type = None
-    shared_fourcc = ""  # ManyTracksManyCodecs: a FourCC per track instead
-    if packet_type == VideoPacketType.MULTITRACK:
-        if offset >= len(data):
-            raise DecodeError("Multitrack video without its AvMultitrackType byte", VIDEO)
-        multitrack_type, packet_type = data[offset] >> 4, data[offset] & 0x0F
-        offset += 1
-        if multitrack_type > AvMultitrackType.MANY_TRACKS_MANY_CODECS:
-            raise DecodeError(f"reserved AvMultitrackType {multitrack_type}", VIDEO)
-        if packet_type in (VideoPacketType.MULTITRACK, VideoPacketType.MOD_EX) or packet_type > 7:
-            raise DecodeError(
-                f"VideoPacketType {packet_type} inside Multitrack (must be a plain packet type)", VIDEO
-            )
-        if multitrack_type != AvMultitrackType.MANY_TRACKS_MANY_CODECS:
-            shared_fourcc = _fourcc(data, offset, VIDEO_FOURCCS, allow_unknown, VIDEO, "video")
-            offset += 4
-    else:
-        shared_fourcc = _fourcc(data, offset, VIDEO_FOURCCS, allow_unknown, VIDEO, "video")
-        offset += 4
-    if packet_type != VideoPacketType.METADATA and not 1 <= frame_type <= 5:
-        raise DecodeError(f"reserved VideoFrameType {frame_type}", VIDEO)  # ignored for Metadata
-    if multitrack_type is not None and multitrack_type != AvMultitrackType.ONE_TRACK and offset >= len(data):
-        raise DecodeError("multitrack video message with no track", MULTITRACK)
-    tracks = _tracks(
-        data, offset, packet_type=packet_type, multitrack_type=multitrack_type,
-        shared_fourcc=shared_fourcc, frame_type=frame_type, known=VIDEO_FOURCCS,
-        allow_unknown=allow_unknown, clause=VIDEO, kind="video",
-    )  # fmt: skip
-    return VideoHeader(frame_type, packet_type, mod_ex, None, multitrack_type, tracks, offset)
+    packet_type, multitrack_type, tracks, size = _parse_tracks(
+        data, offset, packet_type, frame_type, _VIDEO, allow_unknown
+    )
+    return VideoHeader(frame_type, packet_type, mod_ex, None, multitrack_type, tracks, size)
 
 
 def parse_audio(data: bytes, *, allow_unknown: bool = False) -> AudioHeader:
@@ -643,59 +661,30 @@ def parse_audio(data: bytes, *, allow_unknown: bool = False) -> AudioHeader:
     first = data[0]
     if first >> 4 != 9:
         raise DecodeError(f"SoundFormat {first >> 4} is not 9 (ExHeader)", AUDIO)
-    packet_type, offset, mod_ex = _mod_ex_loop(data, first & 0x0F, AUDIO, "audio")
-    if packet_type not in AUDIO_PACKET_NAMES:
-        raise DecodeError(f"reserved AudioPacketType {packet_type}", AUDIO)
-    multitrack_type = None
-    shared_fourcc = ""  # ManyTracksManyCodecs: a FourCC per track instead
-    if packet_type == AudioPacketType.MULTITRACK:
-        if offset >= len(data):
-            raise DecodeError("Multitrack audio without its AvMultitrackType byte", AUDIO)
-        multitrack_type, packet_type = data[offset] >> 4, data[offset] & 0x0F
-        offset += 1
-        if multitrack_type > AvMultitrackType.MANY_TRACKS_MANY_CODECS:
-            raise DecodeError(f"reserved AvMultitrackType {multitrack_type}", AUDIO)
-        if packet_type in (AudioPacketType.MULTITRACK, AudioPacketType.MOD_EX) or (
-            packet_type not in AUDIO_PACKET_NAMES
-        ):
-            raise DecodeError(
-                f"AudioPacketType {packet_type} inside Multitrack (must be a plain packet type)", AUDIO
-            )
-        if multitrack_type != AvMultitrackType.MANY_TRACKS_MANY_CODECS:
-            shared_fourcc = _fourcc(data, offset, AUDIO_FOURCCS, allow_unknown, AUDIO, "audio")
-            offset += 4
-    else:
-        shared_fourcc = _fourcc(data, offset, AUDIO_FOURCCS, allow_unknown, AUDIO, "audio")
-        offset += 4
-    if multitrack_type is not None and multitrack_type != AvMultitrackType.ONE_TRACK and offset >= len(data):
-        raise DecodeError("multitrack audio message with no track", MULTITRACK)
-    tracks = _tracks(
-        data, offset, packet_type=packet_type, multitrack_type=multitrack_type,
-        shared_fourcc=shared_fourcc, frame_type=None, known=AUDIO_FOURCCS,
-        allow_unknown=allow_unknown, clause=AUDIO, kind="audio",
-    )  # fmt: skip
-    return AudioHeader(packet_type, mod_ex, multitrack_type, tracks, offset)
+    packet_type, offset, mod_ex = _mod_ex_loop(data, first & 0x0F, _AUDIO)
+    packet_type, multitrack_type, tracks, size = _parse_tracks(data, offset, packet_type, None, _AUDIO, allow_unknown)
+    return AudioHeader(packet_type, mod_ex, multitrack_type, tracks, size)
+
+
+def _tracks_or_none(data: bytes, allow_unknown: bool, video: bool) -> Tuple[Track, ...]:
+    """The tracks of an enhanced message of either medium; ``()`` for anything else."""
+    if not (is_enhanced_video(data) if video else is_enhanced_audio(data)):
+        return ()
+    try:
+        return (parse_video if video else parse_audio)(data, allow_unknown=allow_unknown).tracks
+    except DecodeError:
+        return ()
 
 
 def video_tracks(data: bytes, *, allow_unknown: bool = True) -> Tuple[Track, ...]:
     """The tracks of an enhanced video message; ``()`` for a legacy, empty, command or
     malformed one.  Never raises: for servers that classify every message they relay."""
-    if not is_enhanced_video(data):
-        return ()
-    try:
-        return parse_video(data, allow_unknown=allow_unknown).tracks
-    except DecodeError:
-        return ()
+    return _tracks_or_none(data, allow_unknown, video=True)
 
 
 def audio_tracks(data: bytes, *, allow_unknown: bool = True) -> Tuple[Track, ...]:
     """The tracks of an enhanced audio message; ``()`` for a legacy, empty or malformed one."""
-    if not is_enhanced_audio(data):
-        return ()
-    try:
-        return parse_audio(data, allow_unknown=allow_unknown).tracks
-    except DecodeError:
-        return ()
+    return _tracks_or_none(data, allow_unknown, video=False)
 
 
 # ----------------------------------------------------------------------------------------
@@ -785,6 +774,31 @@ def _check_tracks(tracks: Sequence[TrackData], multitrack_type: Optional[int]) -
         raise ValueError(f"AvMultitrackType {multitrack_type} is reserved")
 
 
+def _check_plain(packet_type: int, media: _Media) -> None:
+    if packet_type in (media.multitrack, 7):  # 7: ModEx
+        raise ValueError("give the real packet type; Multitrack and ModEx are written from the arguments")
+
+
+def _build(
+    high: int,
+    packet_type: int,
+    tracks: Sequence[TrackData],
+    multitrack_type: Optional[int],
+    mod_ex: Sequence[ModEx],
+    media: _Media,
+) -> bytes:
+    """The message for checked arguments: ``high`` is the first byte's high nibble (video:
+    IsExVideoHeader and the frame type; audio: SoundFormat 9), then ModEx, Multitrack, body."""
+    inner = packet_type
+    if multitrack_type is not None:
+        packet_type = media.multitrack
+    first_type, modex = _mod_ex_bytes(mod_ex, packet_type)
+    out = bytes([high | first_type]) + modex
+    if multitrack_type is not None:
+        out += bytes([(multitrack_type << 4) | inner])
+    return out + _body(inner, tracks, multitrack_type, video=media.video)
+
+
 def build_video(
     frame_type: int,
     packet_type: int,
@@ -810,16 +824,8 @@ def build_video(
         return bytes([0x80 | (frame_type << 4) | first_type]) + modex + bytes([command & 0xFF])
     items = list(tracks)
     _check_tracks(items, multitrack_type)
-    if packet_type in (VideoPacketType.MULTITRACK, VideoPacketType.MOD_EX):
-        raise ValueError("give the real packet type; Multitrack and ModEx are written from the arguments")
-    inner = packet_type
-    if multitrack_type is not None:
-        packet_type = VideoPacketType.MULTITRACK
-    first_type, modex = _mod_ex_bytes(mod_ex, packet_type)
-    out = bytes([0x80 | (frame_type << 4) | first_type]) + modex
-    if multitrack_type is not None:
-        out += bytes([(multitrack_type << 4) | inner])
-    return out + _body(inner, items, multitrack_type, video=True)
+    _check_plain(packet_type, _VIDEO)
+    return _build(0x80 | (frame_type << 4), packet_type, items, multitrack_type, mod_ex, _VIDEO)
 
 
 def build_audio(
@@ -833,18 +839,10 @@ def build_audio(
     :func:`build_video` (a MultichannelConfig body is :meth:`MultichannelConfig.encode`)."""
     if not 0 <= packet_type <= 15:
         raise ValueError("AudioPacketType is UB[4]")
-    if packet_type in (AudioPacketType.MULTITRACK, AudioPacketType.MOD_EX):
-        raise ValueError("give the real packet type; Multitrack and ModEx are written from the arguments")
+    _check_plain(packet_type, _AUDIO)
     items = list(tracks)
     _check_tracks(items, multitrack_type)
-    inner = packet_type
-    if multitrack_type is not None:
-        packet_type = AudioPacketType.MULTITRACK
-    first_type, modex = _mod_ex_bytes(mod_ex, packet_type)
-    out = bytes([0x90 | first_type]) + modex
-    if multitrack_type is not None:
-        out += bytes([(multitrack_type << 4) | inner])
-    return out + _body(inner, items, multitrack_type, video=False)
+    return _build(0x90, packet_type, items, multitrack_type, mod_ex, _AUDIO)
 
 
 def split_video(data: bytes, *, allow_unknown: bool = True) -> List[Tuple[Track, bytes]]:
@@ -854,31 +852,28 @@ def split_video(data: bytes, *, allow_unknown: bool = True) -> List[Tuple[Track,
     type, ModEx blocks and trackId); any other message is returned as it is.  For a server
     that keeps the latest sequence start per ``(fourcc, track_id)``.  :class:`DecodeError`
     if the message does not parse."""
-    header = parse_video(data, allow_unknown=allow_unknown)
-    if not header.is_multitrack:
-        return [(track, bytes(data)) for track in header.tracks]
-    out = []
-    for track in header.tracks:
-        single = TrackData(track.fourcc, data[track.offset : track.end], track.track_id,
-                           track.composition_time)
-        message = build_video(header.frame_type, header.packet_type, [single],
-                              multitrack_type=AvMultitrackType.ONE_TRACK, mod_ex=header.mod_ex)
-        out.append((parse_video(message, allow_unknown=True).tracks[0], message))
-    return out
+    return _split(data, allow_unknown, _VIDEO)
 
 
 def split_audio(data: bytes, *, allow_unknown: bool = True) -> List[Tuple[Track, bytes]]:
     """ERTMP Multitrack: each track of an audio message as a message of its own
     (see :func:`split_video`)."""
-    header = parse_audio(data, allow_unknown=allow_unknown)
+    return _split(data, allow_unknown, _AUDIO)
+
+
+def _split(data: bytes, allow_unknown: bool, media: _Media) -> List[Tuple[Track, bytes]]:
+    parse = parse_video if media.video else parse_audio
+    header = parse(data, allow_unknown=allow_unknown)
     if not header.is_multitrack:
         return [(track, bytes(data)) for track in header.tracks]
     out = []
-    for track in header.tracks:
-        single = TrackData(track.fourcc, data[track.offset : track.end], track.track_id)
-        message = build_audio(header.packet_type, [single],
-                              multitrack_type=AvMultitrackType.ONE_TRACK, mod_ex=header.mod_ex)
-        out.append((parse_audio(message, allow_unknown=True).tracks[0], message))
+    for track in header.tracks:  # composition_time is 0 for audio
+        single = TrackData(track.fourcc, data[track.offset : track.end], track.track_id,
+                           track.composition_time)
+        # the first byte's high nibble (frame type / SoundFormat) is kept as it is
+        message = _build(data[0] & 0xF0, header.packet_type, [single], AvMultitrackType.ONE_TRACK,
+                         header.mod_ex, media)
+        out.append((parse(message, allow_unknown=True).tracks[0], message))
     return out
 
 
@@ -1035,20 +1030,27 @@ def explain_video(data: bytes) -> List[str]:
         f"({_FRAME_NAMES.get(frame_type, 'reserved')}), VideoPacketType {first_type} "
         f"({packet_type_name(first_type, True)})", VIDEO,
     )]  # fmt: skip
+    return _explain(data, lines, _VIDEO)
+
+
+def _explain(data: bytes, lines: List[str], media: _Media) -> List[str]:
+    """``lines`` (the first byte's) and the rest of an enhanced header of either medium."""
+    video = media.video
     try:
-        header = parse_video(data, allow_unknown=True)
+        header = (parse_video if video else parse_audio)(data, allow_unknown=True)
     except DecodeError as exc:
         return lines + [f"malformed: {exc}"]
-    after_mod_ex = VideoPacketType.MULTITRACK if header.is_multitrack else header.packet_type
-    lines += _mod_ex_lines(header.mod_ex, True, after_mod_ex)
-    if header.command is not None:
-        name = {0: "StartSeek", 1: "EndSeek"}.get(header.command, "reserved")
-        return lines + [_with(f"VideoCommand {header.command} ({name}): no FourCC, no video data", VIDEO)]
-    if header.is_metadata:
-        lines.append(_with("VideoPacketType Metadata: VideoFrameType is ignored", VIDEO))
-    lines += _shared_lines(header, True)
+    after_mod_ex = media.multitrack if header.is_multitrack else header.packet_type
+    lines += _mod_ex_lines(header.mod_ex, video, after_mod_ex)
+    if isinstance(header, VideoHeader):
+        if header.command is not None:
+            name = {0: "StartSeek", 1: "EndSeek"}.get(header.command, "reserved")
+            return lines + [_with(f"VideoCommand {header.command} ({name}): no FourCC, no video data", VIDEO)]
+        if header.is_metadata:
+            lines.append(_with("VideoPacketType Metadata: VideoFrameType is ignored", VIDEO))
+    lines += _shared_lines(header, video)
     for index, track in enumerate(header.tracks):
-        lines += _track_line(track, index, header, data, True)
+        lines += _track_line(track, index, header, data, video)
     return lines
 
 
@@ -1078,13 +1080,4 @@ def explain_audio(data: bytes) -> List[str]:
         f"ExAudioTagHeader: SoundFormat 9 (ExHeader), AudioPacketType {first_type} "
         f"({packet_type_name(first_type, False)})", AUDIO,
     )]  # fmt: skip
-    try:
-        header = parse_audio(data, allow_unknown=True)
-    except DecodeError as exc:
-        return lines + [f"malformed: {exc}"]
-    after_mod_ex = AudioPacketType.MULTITRACK if header.is_multitrack else header.packet_type
-    lines += _mod_ex_lines(header.mod_ex, False, after_mod_ex)
-    lines += _shared_lines(header, False)
-    for index, track in enumerate(header.tracks):
-        lines += _track_line(track, index, header, data, False)
-    return lines
+    return _explain(data, lines, _AUDIO)

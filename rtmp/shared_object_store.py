@@ -58,6 +58,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Set, Tuple, Union
 
 from .errors import ProtocolError, RTMPError
+from .logs import AnyLogger
 from .message import Message, MessageType
 from .record_path import safe_data_path
 from .shared_object import (
@@ -97,8 +98,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-_Logger = Union[logging.Logger, logging.LoggerAdapter]  # type: ignore[type-arg]
 
 #: ``on_shared_object(conn, name, event)``: raise to refuse the event.
 OnSharedObject = Callable[[Any, str, SOEvent], Any]
@@ -480,13 +479,13 @@ class SharedObjectStore:
         on_event: Optional[OnSharedObject] = None,
         limits: StoreLimits = StoreLimits(),
         max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES,
-        log: Optional[_Logger] = None,
+        log: Optional[AnyLogger] = None,
     ) -> None:
         self.directory = pathlib.Path(directory) if directory is not None else None
         self.on_event = on_event
         self.limits = limits
         self.max_queue_bytes = max_queue_bytes
-        self.log: _Logger = log or logger
+        self.log: AnyLogger = log or logger
         self._lock = threading.Lock()  # the map below and every object's refs
         self._objects: Dict[Tuple[str, str], SharedObject] = {}
         self._sessions: Dict[str, _Session] = {}  # each touched by its own connection's thread

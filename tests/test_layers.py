@@ -52,6 +52,7 @@ SANS_IO = (
     "config",
     "_bytes",
     "errors",
+    "logs",
     "statuspage",
 )
 

@@ -334,19 +334,13 @@ class ProbeConnection:
         """Read until ``predicate`` holds; FAIL ("no <what> within T s") at the deadline or
         if the server closes the connection first."""
         limit = self.ctx.timeout if timeout is None else timeout
-        deadline = time.monotonic() + limit
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                fail(f"timeout: no {what} within {limit:g} s")
-            try:
-                item = self.read(remaining)
-            except RTMPTimeoutError:
-                fail(f"timeout: no {what} within {limit:g} s")
-            except ConnectionClosedError:
-                fail(f"server closed the connection while waiting for {what}")
-            if predicate(item):
-                return item
+        try:
+            item = self.poll(predicate, limit)
+        except ConnectionClosedError:
+            fail(f"server closed the connection while waiting for {what}")
+        if item is None:
+            fail(f"timeout: no {what} within {limit:g} s")
+        return item
 
     def poll(self, predicate: Callable[[Received], bool], timeout: float) -> Optional[Received]:
         """Like :meth:`wait` but returns None at the deadline (for SHOULDs and negatives)."""

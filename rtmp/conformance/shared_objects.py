@@ -20,7 +20,6 @@ import time
 from typing import List, Optional, Tuple
 
 from ..errors import ConnectionClosedError, RTMPError
-from ..errors import TimeoutError as RTMPTimeoutError
 from ..message import SHARED_OBJECT_TYPES, MessageType
 from ..shared_object import SharedObjectMessage, SOEvent, SOEventType, from_message, to_message
 from .context import Context, ProbeConnection
@@ -35,30 +34,25 @@ USE_WAIT = 3.0
 _NOT_SUPPORTED = "shared objects not supported"
 
 
-def _so_message(name: str, events: Tuple[SOEvent, ...], amf3: bool = False,
-                version: int = 0) -> SharedObjectMessage:
-    return SharedObjectMessage(name, version, False, events, amf3)
+def _send(conn: ProbeConnection, name: str, event: SOEvent, amf3: bool = False) -> None:
+    """Send one event about the transient object ``name`` (version 0, RTMP 7.1.3)."""
+    conn.send(to_message(SharedObjectMessage(name, 0, False, (event,), amf3)))
 
 
-def _read_so(conn: ProbeConnection, name: str, deadline: float) -> Optional[SharedObjectMessage]:
+def _read_so(conn: ProbeConnection, name: str, deadline: float,
+             what: str = "the server's shared object message") -> Optional[SharedObjectMessage]:
     """The next shared object message about ``name`` before ``deadline``, or None.
 
-    FAIL when the server sends one that does not decode (RTMP 7.1.3 [de-facto])."""
+    FAIL when the server sends one that does not decode (RTMP 7.1.3 [de-facto]); the
+    failure begins with ``what``."""
     while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
+        item = conn.poll(lambda r: r.message.type in SHARED_OBJECT_TYPES, deadline - time.monotonic())
+        if item is None:
             return None
         try:
-            item = conn.read(remaining)
-        except RTMPTimeoutError:
-            return None
-        msg = item.message
-        if msg.type not in SHARED_OBJECT_TYPES:
-            continue
-        try:
-            so = from_message(msg)
+            so = from_message(item.message)
         except RTMPError as exc:
-            fail(f"the server's shared object message does not decode: {exc}")
+            fail(f"{what} does not decode: {exc}")
         if so.name == name:
             return so
 
@@ -89,7 +83,7 @@ def _use(ctx: Context, conn: ProbeConnection, name: str, *, amf3: bool = False
 
     SKIP ("not supported") when nothing answers within :data:`USE_WAIT` or the server
     closes the connection; FAIL when the server answers without Use Success."""
-    conn.send(to_message(_so_message(name, (SOEvent.use(),), amf3)))
+    _send(conn, name, SOEvent.use(), amf3)
     wait = min(USE_WAIT, ctx.timeout)
     try:
         seen, found = _events_until(conn, name, SOEventType.USE_SUCCESS, wait)
@@ -106,6 +100,17 @@ def _use(ctx: Context, conn: ProbeConnection, name: str, *, amf3: bool = False
         kinds = ", ".join(e.name for so in seen for e in so.events)
         fail(f"Use answered with {kinds or 'no events'}, no Use Success")
     return seen
+
+
+def _two_users(ctx: Context, label: str
+               ) -> Tuple[str, ProbeConnection, ProbeConnection, List[SharedObjectMessage]]:
+    """A fresh object name, two connections (``<label>-a``, ``<label>-b``) that both use it,
+    and what the second one's Use brought."""
+    name = ctx.stream_name("so")
+    first = ctx.connection(f"{label}-a")
+    _use(ctx, first, name)
+    second = ctx.connection(f"{label}-b")
+    return name, first, second, _use(ctx, second, name)
 
 
 def _token() -> float:
@@ -136,14 +141,11 @@ def so_use(ctx: Context) -> Result:
 @check("so.change", "RTMP 7.3.2 [de-facto]",
        "a Request Change gets Success to the requester and Change to the other user")
 def so_change(ctx: Context) -> Result:
-    name = ctx.stream_name("so")
-    first = ctx.connection("so-change-a")
-    _use(ctx, first, name)
-    second = ctx.connection("so-change-b")
-    before = _use(ctx, second, name)[-1].version
+    name, first, second, used = _two_users(ctx, "so-change")
+    before = used[-1].version
     value = _token()
     start = time.monotonic()
-    first.send(to_message(_so_message(name, (SOEvent.request_change("probe", value),))))
+    _send(first, name, SOEvent.request_change("probe", value))
     seen, success = _events_until(first, name, SOEventType.SUCCESS, ctx.timeout)
     if success is None:
         status = _status_of(seen)
@@ -175,13 +177,9 @@ def so_change(ctx: Context) -> Result:
 @check("so.send-message", "RTMP 7.3.2 [de-facto]",
        "a shared object SendMessage reaches every user, the sender included")
 def so_send_message(ctx: Context) -> Result:
-    name = ctx.stream_name("so")
-    sender = ctx.connection("so-send-a")
-    _use(ctx, sender, name)
-    other = ctx.connection("so-send-b")
-    _use(ctx, other, name)
+    name, sender, other, _ = _two_users(ctx, "so-send")
     token = _token()
-    sender.send(to_message(_so_message(name, (SOEvent.send_message("probeEcho", token),))))
+    _send(sender, name, SOEvent.send_message("probeEcho", token))
     missing = []
     for who, conn in (("the other user", other), ("the sender", sender)):
         deadline = time.monotonic() + ctx.timeout
@@ -207,38 +205,23 @@ def so_send_message(ctx: Context) -> Result:
 def so_amf3(ctx: Context) -> Result:
     conn = ctx.connection("so-amf3", object_encoding=3)
     name = ctx.stream_name("so")
-    types = set()
-    conn.send(to_message(_so_message(name, (SOEvent.use(),), amf3=True)))
+    answered = False
+    _send(conn, name, SOEvent.use(), amf3=True)
     wait = min(USE_WAIT, ctx.timeout)
     deadline = time.monotonic() + wait
     try:
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            try:
-                item = conn.read(remaining)
-            except RTMPTimeoutError:
-                break
-            if item.message.type not in SHARED_OBJECT_TYPES:
-                continue
-            try:
-                so = from_message(item.message)
-            except RTMPError as exc:
-                fail(f"the answer to a type 16 Use does not decode: {exc}")
-            if so.name != name:
-                continue
-            types.add(int(item.message.type))
+        while (so := _read_so(conn, name, deadline, "the answer to a type 16 Use")) is not None:
+            answered = True
             if any(e.type == SOEventType.USE_SUCCESS for e in so.events):
-                if item.message.type != MessageType.SHARED_OBJECT_AMF3:
-                    warn(f"a type 16 Use answered with type {int(item.message.type)}")
+                if so.message_type != MessageType.SHARED_OBJECT_AMF3:
+                    warn(f"a type 16 Use answered with type {int(so.message_type)}")
                 return Result.passed("type 16 Use answered with type 16 Use Success")
             status = _status_of([so])
             if status is not None:
                 fail(f"type 16 Use answered with Status {status.code}, no Use Success")
     except ConnectionClosedError:
         skip(f"{_NOT_SUPPORTED}: the server closed the connection on a type 16 Use")
-    if not types:
+    if not answered:
         after = ("then the server closed the connection" if conn.closed_by_server()
                  else "the connection stays usable")
         skip(f"{_NOT_SUPPORTED}: no answer to a type 16 Use within {wait:g} s; {after}")
