@@ -65,6 +65,8 @@ __all__ = [
     "build_video",
     "decode_metadata",
     "encode_metadata",
+    "explain_audio",
+    "explain_video",
     "is_enhanced_audio",
     "is_enhanced_video",
     "make_fourcc",
@@ -877,3 +879,176 @@ def packet_type_name(packet_type: int, video: bool) -> str:
     """The document's name of a Video/AudioPacketType (``"reserved 9"`` for the others)."""
     names = VIDEO_PACKET_NAMES if video else AUDIO_PACKET_NAMES
     return names.get(packet_type, f"reserved {packet_type}")
+
+
+# ----------------------------------------------------------------------------------------
+# Explaining (the protocol trace and the proxy)
+# ----------------------------------------------------------------------------------------
+_FRAME_NAMES = {1: "KeyFrame", 2: "InterFrame", 3: "DisposableInterFrame", 4: "GeneratedKeyFrame",
+                5: "Command"}
+_MULTITRACK_NAMES = {0: "OneTrack", 1: "ManyTracks", 2: "ManyTracksManyCodecs"}
+_CHANNEL_ORDER_NAMES = {0: "Unspecified", 1: "Native", 2: "Custom"}
+_CHANNEL_MASK_NAMES = (
+    "FrontLeft", "FrontRight", "FrontCenter", "LowFrequency1", "BackLeft", "BackRight",
+    "FrontLeftCenter", "FrontRightCenter", "BackCenter", "SideLeft", "SideRight", "TopCenter",
+    "TopFrontLeft", "TopFrontCenter", "TopFrontRight", "TopBackLeft", "TopBackCenter",
+    "TopBackRight", "LowFrequency2", "TopSideLeft", "TopSideRight", "BottomFrontCenter",
+    "BottomFrontLeft", "BottomFrontRight",
+)
+#: What the body of each (packet type, FourCC) is, in the document's words.
+_VIDEO_CONFIG = {"avc1": "AVCDecoderConfigurationRecord", "hvc1": "HEVCDecoderConfigurationRecord",
+                 "vvc1": "VVCDecoderConfigurationRecord", "av01": "AV1CodecConfigurationRecord",
+                 "vp09": "VPCodecConfigurationRecord", "vp08": "VPCodecConfigurationRecord"}
+_VIDEO_CODED = {"avc1": "NALUs (full frames)", "hvc1": "NALUs (full frames)",
+                "vvc1": "NALUs (full frames)", "av01": "OBUs of one temporal unit",
+                "vp09": "coded full frames", "vp08": "coded full frames"}
+_AUDIO_CONFIG = {"mp4a": "AudioSpecificConfig (ISO/IEC 14496-3)",
+                 "Opus": "Opus ID header (RFC 7845 5.1)",
+                 "fLaC": "'fLaC' signature and STREAMINFO block"}
+_AUDIO_CODED = {"mp4a": "raw AAC frame", "Opus": "Opus packets", "fLaC": "FLAC frames",
+                ".mp3": "MP3 frames", "ac-3": "AC-3 coded data", "ec-3": "E-AC-3 coded data"}
+
+
+def _with(text: str, clause: str) -> str:
+    return f"{text}  ({clause})"
+
+
+def _mod_ex_lines(blocks: Tuple[ModEx, ...], video: bool, final_type: int) -> List[str]:
+    media = "Video" if video else "Audio"
+    clause = VIDEO if video else AUDIO
+    lines = []
+    for index, block in enumerate(blocks, 1):
+        following = 7 if index < len(blocks) else final_type
+        size = len(block.data)
+        escape = f"size UI8 255 + UI16 {size - 1}" if size >= 256 else f"size UI8 {size - 1}"
+        if block.type == ModExType.TIMESTAMP_OFFSET_NANO:
+            what = f"{media}PacketModExType 0 (TimestampOffsetNano) = {block.nano_offset} ns"
+        else:
+            what = f"{media}PacketModExType {block.type} (reserved: {size} bytes passed over)"
+        lines.append(_with(
+            f"ModEx {index}: {escape} -> {size} bytes, {what}; next {media}PacketType "
+            f"{following} ({packet_type_name(following, video)})", clause,
+        ))  # fmt: skip
+    return lines
+
+
+def _track_line(track: Track, index: int, header: Any, data: bytes, video: bool) -> List[str]:
+    media = "Video" if video else "Audio"
+    clause = VIDEO if video else AUDIO
+    parts = []
+    if header.multitrack_type == AvMultitrackType.MANY_TRACKS_MANY_CODECS:
+        parts.append(f"{media}FourCc {track.fourcc!r} ({track.codec_name})")
+    if header.multitrack_type is not None:
+        parts.append(f"{media.lower()}TrackId {track.track_id}")
+        if header.multitrack_type != AvMultitrackType.ONE_TRACK:
+            parts.append(f"sizeOf{media}Track {track.end - track.start}")
+    if video and track.offset != track.start:
+        parts.append(f"compositionTimeOffset {track.composition_time} ms (SI24)")
+    fourcc = track.fourcc
+    if not track.known:
+        body = f"{track.size} bytes of an unknown codec, passed through"
+    elif video:
+        kinds = {0: _VIDEO_CONFIG.get(fourcc, "configuration record"),
+                 1: _VIDEO_CODED.get(fourcc, "coded frames"), 3: _VIDEO_CODED.get(fourcc, "coded frames"),
+                 2: "end of sequence", 4: "AMF [name, value] pairs",
+                 5: "AV1VideoDescriptor" if fourcc == "av01" else "MPEG-2 TS descriptor"}
+        body = f"{track.size} bytes: {kinds.get(track.packet_type, 'body')}"
+    else:
+        kinds = {0: _AUDIO_CONFIG.get(fourcc, "sequence start"), 1: _AUDIO_CODED.get(fourcc, "coded frames"),
+                 2: "end of sequence", 4: "MultichannelConfig"}
+        body = f"{track.size} bytes: {kinds.get(track.packet_type, 'body')}"
+    parts.append(body)
+    lines = [_with(f"track {index}: " + ", ".join(parts), MULTITRACK if header.multitrack_type is not None else clause)]
+    if track.multichannel is not None:
+        config = track.multichannel
+        text = (f"MultichannelConfig: audioChannelOrder {config.order} "
+                f"({_CHANNEL_ORDER_NAMES.get(config.order, 'reserved')}), channelCount {config.channel_count}")
+        if config.flags is not None:
+            names = [n for bit, n in enumerate(_CHANNEL_MASK_NAMES) if config.flags >> bit & 1]
+            text += f", audioChannelFlags 0x{config.flags:06x} ({' '.join(names) or 'none'})"
+        if config.mapping:
+            text += ", audioChannelMapping " + " ".join(
+                _CHANNEL_MASK_NAMES[c] if c < len(_CHANNEL_MASK_NAMES) else
+                {0xFE: "Unused", 0xFF: "Unknown"}.get(c, f"reserved {c}") for c in config.mapping
+            )
+        lines.append(_with(text, AUDIO))
+    if video and track.packet_type == VideoPacketType.METADATA:
+        body_bytes = track.payload(data)
+        try:
+            pairs = decode_metadata(body_bytes)
+        except DecodeError:
+            try:
+                pairs = decode_metadata(body_bytes, amf3=True)
+            except DecodeError as exc:
+                return lines + [_with(f"Metadata body undecodable: {exc}", METADATA)]
+        for name, value in pairs:
+            shown = repr(value)
+            lines.append(_with(f"Metadata {name} = {shown[:300]}", METADATA))
+    return lines
+
+
+def explain_video(data: bytes) -> List[str]:
+    """One line per field of an enhanced video header, each ending with its section
+    (ERTMP Enhanced Video, Multitrack, Metadata Frame); ``[]`` for a legacy payload."""
+    if not is_enhanced_video(data):
+        return []
+    first = data[0]
+    frame_type, first_type = (first >> 4) & 0x07, first & 0x0F
+    lines = [_with(
+        f"ExVideoTagHeader: IsExVideoHeader 1, VideoFrameType {frame_type} "
+        f"({_FRAME_NAMES.get(frame_type, 'reserved')}), VideoPacketType {first_type} "
+        f"({packet_type_name(first_type, True)})", VIDEO,
+    )]  # fmt: skip
+    try:
+        header = parse_video(data, allow_unknown=True)
+    except DecodeError as exc:
+        return lines + [f"malformed: {exc}"]
+    after_mod_ex = VideoPacketType.MULTITRACK if header.is_multitrack else header.packet_type
+    lines += _mod_ex_lines(header.mod_ex, True, after_mod_ex)
+    if header.command is not None:
+        name = {0: "StartSeek", 1: "EndSeek"}.get(header.command, "reserved")
+        return lines + [_with(f"VideoCommand {header.command} ({name}): no FourCC, no video data", VIDEO)]
+    if header.is_metadata:
+        lines.append(_with("VideoPacketType Metadata: VideoFrameType is ignored", VIDEO))
+    lines += _shared_lines(header, True)
+    for index, track in enumerate(header.tracks):
+        lines += _track_line(track, index, header, data, True)
+    return lines
+
+
+def _shared_lines(header: Any, video: bool) -> List[str]:
+    media = "Video" if video else "Audio"
+    clause = VIDEO if video else AUDIO
+    tracks = header.tracks
+    fourcc = tracks[0].fourcc
+    codec = f"{media}FourCc {fourcc!r} ({tracks[0].codec_name}{'' if tracks[0].known else ', not in v2'})"
+    if header.multitrack_type is None:
+        return [_with(codec, clause)]
+    text = (f"Multitrack: AvMultitrackType {header.multitrack_type} "
+            f"({_MULTITRACK_NAMES[header.multitrack_type]}), {media}PacketType {header.packet_type} "
+            f"({packet_type_name(header.packet_type, video)}) for every track, {len(tracks)} track(s)")
+    if header.multitrack_type != AvMultitrackType.MANY_TRACKS_MANY_CODECS:
+        text += f", {codec}"
+    return [_with(text, f"{clause}, {MULTITRACK}")]
+
+
+def explain_audio(data: bytes) -> List[str]:
+    """One line per field of an enhanced audio header (ERTMP Enhanced Audio); ``[]`` for
+    a legacy payload."""
+    if not is_enhanced_audio(data):
+        return []
+    first_type = data[0] & 0x0F
+    lines = [_with(
+        f"ExAudioTagHeader: SoundFormat 9 (ExHeader), AudioPacketType {first_type} "
+        f"({packet_type_name(first_type, False)})", AUDIO,
+    )]  # fmt: skip
+    try:
+        header = parse_audio(data, allow_unknown=True)
+    except DecodeError as exc:
+        return lines + [f"malformed: {exc}"]
+    after_mod_ex = AudioPacketType.MULTITRACK if header.is_multitrack else header.packet_type
+    lines += _mod_ex_lines(header.mod_ex, False, after_mod_ex)
+    lines += _shared_lines(header, False)
+    for index, track in enumerate(header.tracks):
+        lines += _track_line(track, index, header, data, False)
+    return lines

@@ -858,6 +858,13 @@ def _parsed(kind: type[_HeaderT], data: bytes, empty: str) -> _HeaderT | str:
         return f"malformed {'audio' if kind is AudioTagHeader else 'video'} ({exc})"
 
 
+def _track_codecs(tracks: tuple[ertmp.Track, ...]) -> tuple[str, str]:
+    """("HEVC/AV1", "hvc1/av01"): the distinct codecs and FourCCs of a message's tracks."""
+    fourccs = list(dict.fromkeys(t.fourcc for t in tracks))
+    names = list(dict.fromkeys(t.codec_name for t in tracks))
+    return "/".join(names), "/".join(fourccs)
+
+
 def describe_audio(data: bytes) -> str:
     """A short human description of an audio payload, for the protocol trace."""
     header = _parsed(AudioTagHeader, data, "audio silence (empty payload)")
@@ -866,7 +873,10 @@ def describe_audio(data: bytes) -> str:
     body = len(data) - header.header_size
     if header.is_enhanced:
         kind = AUDIO_PACKET_TYPES.get(header.packet_type or 0, f"packet type {header.packet_type}")
-        return f"{header.codec_name} {kind}, {body} bytes (enhanced {header.fourcc})"
+        codecs, fourccs = _track_codecs(header.tracks)
+        if header.ex is not None and header.ex.is_multitrack:
+            return f"{codecs} {kind}, {len(header.tracks)} tracks (enhanced {fourccs}, multitrack)"
+        return f"{codecs} {kind}, {body} bytes (enhanced {fourccs})"
     params = (
         f"{SOUND_RATES[header.sound_rate]} {8 << header.sound_size}-bit "
         f"{'stereo' if header.sound_type else 'mono'}"
@@ -889,10 +899,12 @@ def describe_video(data: bytes) -> str:
         return f"{header.codec_name} {frame} ({marker})"
     if header.is_enhanced:
         kind = VIDEO_PACKET_TYPES.get(header.packet_type or 0, f"packet type {header.packet_type}")
+        codecs, fourccs = _track_codecs(header.tracks)
+        size = f"{len(header.tracks)} tracks" if header.multitrack else f"{body} bytes"
         if header.packet_type == PACKET_METADATA:  # ERTMP: the frame type is ignored
-            text = f"{header.codec_name} {kind}, {body} bytes (enhanced {header.fourcc}"
+            text = f"{codecs} {kind}, {size} (enhanced {fourccs}"
         else:
-            text = f"{header.codec_name} {frame}, {kind}, {body} bytes (enhanced {header.fourcc}"
+            text = f"{codecs} {frame}, {kind}, {size} (enhanced {fourccs}"
         if header.multitrack:
             text += ", multitrack"
         if header.composition_time:
