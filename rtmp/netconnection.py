@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 from typing import Any, Dict, Tuple
 
-from . import commands, control, flv, user_control
+from . import commands, control, ertmp, user_control
 from .commands import Command
 from .errors import ProtocolError
 from .message import Message
@@ -54,10 +54,10 @@ def server_caps(reconnect: bool = False) -> EnhancedCaps:
     if reconnect:
         caps |= CAPS_EX_RECONNECT
     video = {FOURCC_WILDCARD: FOURCC_CAN_FORWARD,
-             **{fourcc: FOURCC_CAN_FORWARD for fourcc in flv.VIDEO_FOURCC_NAMES}}
+             **{fourcc: FOURCC_CAN_FORWARD for fourcc in ertmp.VIDEO_FOURCCS}}
     audio = {FOURCC_WILDCARD: FOURCC_CAN_FORWARD,
-             **{fourcc: FOURCC_CAN_FORWARD for fourcc in flv.AUDIO_FOURCC_NAMES}}
-    fourccs = (*flv.VIDEO_FOURCC_NAMES, *flv.AUDIO_FOURCC_NAMES)
+             **{fourcc: FOURCC_CAN_FORWARD for fourcc in ertmp.AUDIO_FOURCCS}}
+    fourccs = (*ertmp.VIDEO_FOURCCS, *ertmp.AUDIO_FOURCCS)
     return EnhancedCaps(fourccs, video, audio, caps)
 
 #: [impl] The FC* calls' notification and its status code, by call.
