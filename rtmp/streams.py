@@ -324,8 +324,9 @@ class ConfigCache(Generic[_MediaT]):
         found = [key for key in self._items if key[0] == message_type and key[1] == what]
         return self._items[min(found, key=lambda k: k[2])] if found else None
 
-    def keys(self) -> List[ConfigKey]:
-        return list(self._items)
+    def pairs(self) -> List[Tuple[ConfigKey, _MediaT]]:
+        """``(key, message)`` of every kept configuration, video first, in arrival order."""
+        return sorted(self._items.items(), key=lambda pair: -pair[0][0])
 
 
 class FanoutSink(Protocol):
@@ -715,6 +716,11 @@ class LiveStream:
         """The default audio track's sequence header (FLV E.4.2.2 / ERTMP SequenceStart)."""
         with self._lock:
             return self.configs.get(MessageType.AUDIO)
+
+    def track_configs(self) -> List[Tuple[ConfigKey, Message]]:
+        """Every kept configuration with its (type, what, track) key, in arrival order."""
+        with self._lock:
+            return self.configs.pairs()
 
     def config_messages(self) -> List[Message]:
         """Every track's latest configuration, as a late joiner gets them (video first)."""
