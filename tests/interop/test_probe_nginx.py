@@ -38,6 +38,9 @@ NGINX_VERDICTS.update({
     "chunk-size.lower": Status.FAIL,  # a lowered size misreads the bytes read with it
     "abort.partial": Status.FAIL,  # Abort Message not implemented
     "play.receive-audio": Status.FAIL,  # receiveAudio false does not stop the audio
+    "ertmp.connect-caps": Status.WARN,  # _result states no E-RTMP support
+    "ertmp.late-joiner": Status.FAIL,  # no Enhanced RTMP video is relayed (wait_key)
+    "ertmp.multitrack-relay": Status.FAIL,  # idem: multitrack audio passes, video does not
 })
 #: RTMP 7.3.2: no shared objects; run apart (each waits for a Use answer that never comes).
 SHARED_OBJECT_CHECKS = [name for name in CHECKS if name.startswith("so.")]
