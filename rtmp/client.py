@@ -9,26 +9,25 @@
 
 Theory of operation
 -------------------
-A client owns one :class:`~rtmp.transport.Transport` and reads in the caller's thread.
-Every blocking operation (``connect``, ``createStream``, ``publish``, ``play``,
-``call`` ...) writes its command and then *pumps* the connection until the reply it
-expects arrives or its deadline passes:
+``Client`` is the API: each method checks the state, builds its typed request
+(:mod:`rtmp.requests`) and says which reply ends it; the bytes are the business of its
+:class:`~rtmp.client_connection.ClientConnection` (the transport, connect with the
+authentication reconnects, the pump that reads until the reply arrives, the confirmed
+close), and what arrives meanwhile is sorted by the connection's
+:class:`~rtmp.client_inbox.ClientInbox` (replies matched by :class:`rtmp.calls.Calls`,
+statuses, user control events, the ends of play of :mod:`rtmp.playback`, the buffer
+:meth:`Client.read_message` drains).  ``ClientConfig`` and ``ClientState`` live with the
+connection and are this module's names too.
 
-* ``_result`` / ``_error`` (RTMP 7.2) are matched to the request by transaction id;
-  replies to fire-and-forget calls (``releaseStream``, ``FCPublish``, ``_checkbw``) are
-  dropped;
-* ``onStatus`` (RTMP 7.2.2) is matched by code: the expected code completes the
-  operation, an ``error`` level raises :class:`~rtmp.errors.CommandError`;
-* server calls real servers make after connect (``onBWDone``, ``onFCPublish``) are
-  answered or ignored as ffmpeg does;
-* user control events (RTMP 7.1.7) are noted and consumed; protocol control (RTMP 5.4)
-  and pings never reach this module (the session handles them);
-* media, data and unhandled commands that arrive meanwhile are kept, in order, in a
-  bounded buffer that :meth:`Client.read_message` drains first;
+* ``connect``, ``createStream`` and ``call`` (RTMP 7.2.1) wait for ``_result`` /
+  ``_error``, matched by transaction id; replies to fire-and-forget calls
+  (``releaseStream``, ``FCPublish``, ``_checkbw``) are dropped;
+* ``publish``, ``play``, ``seek``, ``pause`` (RTMP 7.2.2) wait for the ``onStatus`` code
+  that completes them; an ``error`` level raises :class:`~rtmp.errors.CommandError`;
 * every ``onStatus`` becomes a :class:`~rtmp.commands.StatusEvent` (``last_status``,
   ``ClientConfig.on_status``); the end of a play (Stream EOF, RTMP 7.1.7; Play.Stop,
-  Play.Complete, Play.UnpublishNotify, RTMP 7.2.2.1) takes its place in that buffer, and
-  ``read_message`` raises :class:`~rtmp.errors.StreamEnded` there, once per end;
+  Play.Complete, Play.UnpublishNotify, RTMP 7.2.2.1) takes its place among the messages
+  kept, and ``read_message`` raises :class:`~rtmp.errors.StreamEnded` there, once per end;
 * an error-level ``onStatus`` for the stream we publish (a refusal after Publish.Start)
   makes the next write raise :class:`~rtmp.errors.CommandError`.
 
@@ -47,16 +46,8 @@ challenge and publishes again.
 
 from __future__ import annotations
 
-import enum
 import itertools
-import logging
 import math
-import ssl
-import threading
-import time
-from dataclasses import dataclass, field
-from functools import partial
-from types import TracebackType
 from typing import (
     Any,
     Callable,
@@ -69,47 +60,18 @@ from typing import (
     Set,
     Tuple,
     Type,
-    TypeVar,
     Union,
 )
 
-from . import amf, auth, commands, control, user_control
-from .calls import CallError, CallResult, Calls, Outgoing, ReplyMode, StatusFailed, Unhandled
-from .chunk import Limits
-from .commands import Command, StatusEvent
-from .config import check_connection_settings
-from .errors import (
-    CommandError,
-    ConnectionClosedError,
-    ProtocolError,
-    RTMPError,
-    StreamEnded,
-    TimeoutError,
-)
+from . import commands, user_control
+from .calls import ReplyMode
+from .client_connection import ClientConfig, ClientConnection, ClientState
+from .commands import StatusEvent
+from .errors import CommandError, ConnectionClosedError, ProtocolError, StreamEnded
 from .logs import connection_logger
-from .message import (
-    COMMAND_TYPES,
-    DATA_TYPES,
-    MEDIA_TYPES,
-    SHARED_OBJECT_TYPES,
-    Message,
-    MessageType,
-    StreamType,
-    split_aggregate,
-)
-from .playback import (
-    END_OF_PLAY_CODES,
-    END_SIGNAL_GRACE,
-    RESTART_CODES,
-    STREAM_EOF_REASON,
-    EndOfPlay,
-    PlayEnds,
-    ReadBuffer,
-    play_status_end,
-)
+from .message import Message, MessageType, StreamType
 from .requests import (
     CloseStream,
-    Connect,
     DeleteStream,
     FCPublish,
     FCUnpublish,
@@ -119,10 +81,11 @@ from .requests import (
     ReceiveAudio,
     ReceiveVideo,
     ReleaseStream,
+    Request,
     Seek,
 )
-from .remote_shared_object import RemoteSharedObject, SharedObjects
-from .transport import Transport, client_ssl_context, open_connection
+from .remote_shared_object import RemoteSharedObject
+from .transport import Transport
 from .url import RTMPURL, parse_url
 
 __all__ = [
@@ -133,136 +96,7 @@ __all__ = [
     "play_to_flv",  # noqa: F822 - module __getattr__ (PEP 562)
 ]
 
-logger = logging.getLogger(__name__)
-
-_T = TypeVar("_T")
-
-#: [impl] ffmpeg's player capabilities in connect (RTMP 7.2.1.1 flag tables).
-FFMPEG_AUDIO_CODECS = 4071  # SUPPORT_SND_ALL without INTEL and UNUSED
-FFMPEG_VIDEO_CODECS = 252  # SORENSON | HOMEBREW | VP6 | VP6ALPHA | HOMEBREWV | H264
-
-#: RTMP 7.1.2 / 7.1.3: data and shared-object messages, handed to the application as they are.
-_APPLICATION_DATA_TYPES = DATA_TYPES | SHARED_OBJECT_TYPES
-
 _connection_ids = itertools.count(1)
-
-
-class ClientState(enum.Enum):
-    """The client's lifecycle (refs/api.md), after h11's explicit state machine."""
-
-    DISCONNECTED = "disconnected"
-    """No connection: before ``connect`` and after ``close``."""
-    HANDSHAKING = "handshaking"
-    """TCP (or TLS) is up; the RTMP 5.2 handshake is running."""
-    CONNECTING = "connecting"
-    """``connect`` (RTMP 7.2.1.1) was sent; waiting for ``_result``."""
-    CONNECTED = "connected"
-    """The NetConnection is up; streams can be created."""
-    PUBLISHING = "publishing"
-    """``NetStream.Publish.Start`` arrived (RTMP 7.2.2.6)."""
-    SUBSCRIBING = "subscribing"
-    """``NetStream.Play.Start`` arrived (RTMP 7.2.2.1)."""
-    ERROR = "error"
-    """The connection failed; only ``close`` (and a new ``connect``) are allowed."""
-
-
-@dataclass
-class ClientConfig:
-    """Configuration of a :class:`Client` (refs/api.md names first, then ours)."""
-
-    connect_timeout: float = 30.0
-    """Seconds for the whole of ``connect``: TCP/TLS, handshake and the connect reply."""
-    read_timeout: float = 30.0
-    """Seconds ``read_message`` and each command reply may take."""
-    write_timeout: float = 30.0
-    """Seconds one write may block before the connection is given up."""
-    close_timeout: float = 10.0
-    """Seconds ``close()`` of a publisher waits for the server to close its side after
-    ours, which confirms that the server read the whole stream."""
-    chunk_size: int = 4096
-    """Our outgoing chunk size, announced with Set Chunk Size right after the handshake
-    (RTMP 5.4.1); 128 keeps the default and sends nothing."""
-    window_ack_size: int = 2_500_000
-    """The acknowledgement window we ask of the server (RTMP 5.4.4)."""
-    app_name: Optional[str] = None
-    """The application when the URL has none (``rtmp://host:1935`` + ``app_name``)."""
-    stream_name: Optional[str] = None
-    """The stream for ``publish()``/``play()`` called without a name, when the URL has none."""
-    username: Optional[str] = None
-    """User for a server's authentication challenge (AUTH-ADOBE / AUTH-LLNW); the URL's
-    ``user:pass@`` is used when this is None."""
-    password: Optional[str] = None
-    """Password for the challenge (see ``username``)."""
-    object_encoding: int = 0
-    """0 = AMF0, 3 = AMF3: the ``objectEncoding`` offered in connect (RTMP 7.2.1.1)."""
-    ssl_context: Optional[ssl.SSLContext] = None
-    """TLS settings for ``rtmps://``; when None, the system's trusted certificates plus
-    ``ca_file``, checked unless ``tls_insecure`` (:func:`rtmp.transport.client_ssl_context`)."""
-    ca_file: Optional[str] = None
-    """A PEM file of certificates to trust for ``rtmps://`` (a self-signed or private CA);
-    ignored when ``ssl_context`` is given."""
-    tls_insecure: bool = False
-    """Skip the certificate and host name checks of ``rtmps://`` (still encrypted, but anyone
-    may be on the other end); ignored when ``ssl_context`` is given."""
-    flash_ver: str = commands.DEFAULT_FLASH_VERSION
-    """The ``flashVer`` property of connect (RTMP 7.2.1.1)."""
-    swf_url: Optional[str] = None
-    """The ``swfUrl`` property of connect, sent only when set."""
-    page_url: Optional[str] = None
-    """The ``pageUrl`` property of connect, sent only when set."""
-    connect_properties: Dict[str, Any] = field(default_factory=dict)
-    """Extra properties merged into (and overriding) the connect command object."""
-    connect_arguments: List[Any] = field(default_factory=list)
-    """Optional user arguments sent after the connect command object (RTMP 7.2.1.1)."""
-    digest_handshake: bool = True
-    """Send an FP9 digest C1 (HS-FP9), which servers that verify clients require."""
-    publish_preamble: bool = True
-    """Send ``releaseStream`` and ``FCPublish`` before publishing, as OBS and ffmpeg do
-    ([impl]; servers like FMS/Wowza/CDNs expect them)."""
-    answer_bandwidth_check: bool = True
-    """Answer ``onBWDone`` with ``_checkbw`` as ffmpeg does ([impl])."""
-    buffer_length: int = 3000
-    """Milliseconds announced with Set Buffer Length after ``play`` (RTMP 7.1.7 event 3)."""
-    play_times_in_milliseconds: bool = True
-    """Send play's start/duration in milliseconds, as Flash Player, ffmpeg and nginx-rtmp
-    do; False sends the seconds RTMP 7.2.2.1 describes."""
-    flush_on_seek: bool = True
-    """After ``seek``, drop the audio and video (and the ends of play, see
-    ``read_message``) already buffered for ``read_message``: they precede the seek
-    point, and Flash Player flushes its buffer."""
-    split_aggregates: bool = True
-    """Hand Aggregate messages (RTMP 7.1.6) out as their sub-messages."""
-    accept_media_on_stream_zero: bool = True
-    """Accept a player's media on message stream id 0 (some servers send it there)."""
-    service_interval: float = 0.25
-    """Seconds between the looks a writing-only client (a publisher) takes at incoming
-    traffic, so pings are answered and a server hang-up is noticed; 0 disables."""
-    max_buffered_messages: int = 10_000
-    """Messages kept for ``read_message`` while a command waits for its reply."""
-    max_buffered_bytes: int = 64 * 1024 * 1024
-    """Bytes kept for ``read_message`` while a command waits for its reply."""
-    max_auth_attempts: int = 3
-    """Connections one ``connect`` may open for an authentication challenge (ffmpeg: 3)."""
-    on_status: Optional[Callable[[StatusEvent], None]] = None
-    """Called (on the reading thread) with every ``onStatus`` (RTMP 7.2.2) the client
-    receives, as a :class:`rtmp.StatusEvent`; an exception it raises is logged."""
-    strict: bool = False
-    """Refuse every tolerated deviation (for the conformance probe): media on msid 0,
-    milliseconds in play, lenient chunk parsing."""
-    limits: Optional[Limits] = None
-    """What the server may make our chunk decoder hold (RTMP 5.3); None: the defaults."""
-
-    def __post_init__(self) -> None:
-        if self.object_encoding not in (0, 3):
-            raise ValueError(f"object_encoding must be 0 or 3 (RTMP 7.2.1.1), not {self.object_encoding}")
-        check_connection_settings(self, timeouts=("connect_timeout", "read_timeout", "write_timeout",
-                                                              "close_timeout"),
-                                  limits=self.limits)
-        if self.max_buffered_messages < 1 or self.max_buffered_bytes < 1:
-            raise ValueError("the read buffer limits must be positive")
-        if self.strict:
-            self.play_times_in_milliseconds = False
-            self.accept_media_on_stream_zero = False
 
 
 class Client:
@@ -272,101 +106,68 @@ class Client:
         self.config = config or ClientConfig()
         self.id = f"c{next(_connection_ids)}"
         self.log = connection_logger(__name__, self.id)
-        self._state = ClientState.DISCONNECTED
-        self._state_lock = threading.Lock()
-        self._read_lock = threading.RLock()
-        self._transport: Optional[Transport] = None
-        self._url: Optional[RTMPURL] = None
-        self._server_info: Dict[str, Any] = {}
-        self._server_properties: Dict[str, Any] = {}
-        self._stream_id: Optional[int] = None
+        self._connection = ClientConnection(self.config, self.id, self.log)
+        self._inbox = self._connection.inbox
         self._stream_name: Optional[str] = None
-        # RTMP 7.2: transactions and status waits (connect is 1, our calls count from 2).
-        self._calls = Calls(answer_bandwidth_check=self.config.answer_bandwidth_check, log=self.log)
-        self._buffer = ReadBuffer(self.config.max_buffered_messages, self.config.max_buffered_bytes)
-        self._warned: Set[str] = set()
-        self._last_media_timestamp = 0
-        self._stream_eof = False
-        self._next_service = 0.0
         self._published = False  # publish() succeeded on this connection: close() confirms
-        self._last_status: Optional[StatusEvent] = None
-        self._ends = PlayEnds(self.log)  # RTMP 7.1.7 / 7.2.2.1: the ends of our play
-        self._refusal: Optional[StatusEvent] = None
-        self._unpublish_requested = False
-        self._authenticated = False
-        # RTMP 7.3.2: remote shared objects, serviced wherever we read (rtmp.remote_shared_object).
-        self._shared = SharedObjects(self._send, self._pump_until,
-                                     lambda: self._calls.object_encoding == commands.AMF3,
-                                     lambda: self.config.read_timeout, self.log)
 
     # -- properties -----------------------------------------------------------------------
 
     @property
     def state(self) -> ClientState:
         """The current :class:`ClientState`."""
-        return self._state
+        return self._connection.state
 
     @property
     def stream_id(self) -> Optional[int]:
         """The message stream id from createStream (RTMP 7.2.1.3), or None."""
-        return self._stream_id
+        return self._inbox.stream_id
 
     @property
     def object_encoding(self) -> int:
         """The object encoding the server agreed in its connect ``_result`` (0 or 3)."""
-        return self._calls.object_encoding
+        return self._connection.object_encoding
 
     @property
     def server_info(self) -> Dict[str, Any]:
         """The information object of the connect ``_result`` (RTMP 7.2.1.1)."""
-        return self._server_info
+        return self._connection.server_info
 
     @property
     def server_properties(self) -> Dict[str, Any]:
         """The properties object of the connect ``_result`` (``fmsVer``, ``capabilities``)."""
-        return self._server_properties
+        return self._connection.server_properties
 
     @property
     def url(self) -> Optional[RTMPURL]:
         """The URL of the current connection (app and stream resolved)."""
-        return self._url
+        return self._connection.url
 
     @property
     def transport(self) -> Optional[Transport]:
         """The underlying transport (for statistics: ``bytes_sent``, chunk sizes)."""
-        return self._transport
+        return self._connection.transport
 
     @property
     def stream_eof(self) -> bool:
         """True once the server sent Stream EOF (RTMP 7.1.7 event 1) for our stream."""
-        return self._stream_eof
+        return self._inbox.stream_eof
 
     @property
     def last_status(self) -> Optional[StatusEvent]:
         """The last ``onStatus`` (RTMP 7.2.2) received, as a :class:`rtmp.StatusEvent`."""
-        return self._last_status
-
-    def _set_state(self, state: ClientState) -> None:
-        with self._state_lock:
-            if state is not self._state:
-                self.log.debug("state %s -> %s", self._state.name, state.name)
-                self._state = state
+        return self._inbox.last_status
 
     # -- context manager ------------------------------------------------------------------
 
     def __enter__(self) -> "Client":
         return self
 
-    def __exit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
+    def __exit__(self, exc_type: Optional[Type[BaseException]], *exc_info: object) -> None:
         # With an exception in flight, that one is the news: close without raising.
         self._close(confirm=exc_type is None)
 
-    # -- connect --------------------------------------------------------------------------
+    # -- NetConnection --------------------------------------------------------------------
 
     def connect(self, url: str) -> None:
         """RTMP 7.2.1.1: open the connection, handshake and send ``connect``.
@@ -376,368 +177,16 @@ class Client:
         :class:`rtmp.TimeoutError` when ``connect_timeout`` passes, and
         :class:`ConnectionClosedError` / :class:`HandshakeError` for network failures.
         """
-        if self._state not in (ClientState.DISCONNECTED, ClientState.ERROR):
-            raise ValueError(f"connect() in state {self._state.name}: close() first")
-        if self._transport is not None:
-            self._close_transport()
+        if self.state not in (ClientState.DISCONNECTED, ClientState.ERROR):
+            raise ValueError(f"connect() in state {self.state.name}: close() first")
         parsed = parse_url(url)
-        cfg = self.config
-        app = parsed.app or cfg.app_name
+        app = parsed.app or self.config.app_name
         if not app:
             raise ValueError(f"no application in {url!r} and no ClientConfig.app_name")
-        parsed = parsed.with_names(app=app, stream=parsed.stream or cfg.stream_name)
-        self._url = parsed
-        self._authenticated = False
-        self._connect_with_auth(parsed, None)
-
-    def _credentials(self, url: RTMPURL) -> "tuple[Optional[str], Optional[str]]":
-        cfg = self.config
-        username = cfg.username if cfg.username is not None else url.username
-        password = cfg.password if cfg.password is not None else url.password
-        return username, password
-
-    def _connect_with_auth(self, parsed: RTMPURL, refusal: Optional[str]) -> None:
-        """Connect, answering AUTH-ADOBE / AUTH-LLNW challenges: each step is a new
-        connection (as ffmpeg).  ``refusal`` is a description that already asked for
-        authentication (a refused ``publish``): the first connect answers it."""
-        cfg = self.config
-        username, password = self._credentials(parsed)
-        authenticator = auth.ClientAuth(username, password)
-        auth_query = "" if refusal is None else authenticator.next_query(refusal, parsed.app)
-        for attempt in range(1, max(1, cfg.max_auth_attempts) + 1):
-            try:
-                self._connect_once(parsed, auth_query)
-                self._authenticated = bool(auth_query)
-                return
-            except CommandError as exc:
-                self._close_transport()
-                self._set_state(ClientState.ERROR)
-                challenge = auth.parse_description(exc.description)
-                if challenge.authmod is None or attempt >= cfg.max_auth_attempts:
-                    raise
-                try:
-                    auth_query = authenticator.next_query(exc.description, parsed.app)
-                except auth.AuthenticationError as failure:
-                    raise failure from exc
-                self.log.info("authentication (authmod=%s%s): reconnecting",
-                              challenge.authmod, f", {challenge.reason}" if challenge.reason else "")
-                self._set_state(ClientState.DISCONNECTED)
-            except BaseException:
-                self._close_transport()
-                self._set_state(ClientState.ERROR)
-                raise
-
-    def _connect_once(self, url: RTMPURL, auth_query: str) -> None:
-        """One connection attempt: TCP/TLS, handshake, connect command, its reply."""
-        cfg = self.config
-        deadline = time.monotonic() + cfg.connect_timeout
-        self._reset_connection_state()
-        self._set_state(ClientState.HANDSHAKING)
-        context = None
-        if url.tls:
-            context = cfg.ssl_context or client_ssl_context(cfg.ca_file, cfg.tls_insecure)
-        self.log.info("connecting to %s", url)
-        sock = open_connection(url.host, url.port, timeout=cfg.connect_timeout, ssl_context=context)
-        transport = Transport(
-            sock,
-            role="client",
-            conn_id=self.id,
-            read_timeout=cfg.read_timeout,
-            write_timeout=cfg.write_timeout,
-            digest=cfg.digest_handshake,
-            strict=cfg.strict,
-            log=self.log,
-            limits=cfg.limits,
-        )
-        self._transport = transport
-        transport.handshake(timeout=max(0.001, deadline - time.monotonic()))
-
-        self._set_state(ClientState.CONNECTING)
-        app = url.app + auth_query
-        tc_url = url.tc_url + auth_query  # AUTH-ADOBE: the query goes on app and tcUrl
-        request = Connect.create(
-            app, tc_url, *cfg.connect_arguments, flash_ver=cfg.flash_ver,
-            object_encoding=cfg.object_encoding, audio_codecs=FFMPEG_AUDIO_CODECS,
-            video_codecs=FFMPEG_VIDEO_CODECS, swf_url=cfg.swf_url, page_url=cfg.page_url,
-            extra=dict(cfg.connect_properties),
-        )  # fmt: skip
-        opening: List[Message] = []
-        if cfg.chunk_size != 128:
-            opening.append(control.set_chunk_size(cfg.chunk_size))  # RTMP 5.4.1
-        opening.append(control.window_ack_size(cfg.window_ack_size))  # RTMP 5.4.4
-        message, txn = self._calls.request(request)
-        opening.append(message)  # RTMP 7.2.1.1
-        transport.write_messages(opening)
-        outcome = self._wait_for_result(txn, "connect", deadline)
-        if isinstance(outcome, CallError):
-            raise outcome.error()
-        reply = outcome.command
-        info = reply.info or {}
-        properties = reply.command_object if isinstance(reply.command_object, dict) else {}
-        self._server_info = dict(info)
-        self._server_properties = dict(properties)
-        code = info.get("code")
-        if code is not None and code != commands.NETCONNECTION_CONNECT_SUCCESS:
-            # A _result whose info says otherwise is a refusal all the same.
-            if info.get("level") == commands.LEVEL_ERROR:
-                raise commands.command_error(reply)
-            self.log.warning("connect _result with code %r; treating it as success", code)
-        encoding = info.get("objectEncoding", properties.get("objectEncoding", 0))
-        self._calls.object_encoding = 3 if encoding == 3 and cfg.object_encoding == 3 else 0
-        if cfg.object_encoding == 3 and self._calls.object_encoding != 3:
-            self.log.info("server did not agree to AMF3 (objectEncoding %r); using AMF0", encoding)
-        self._set_state(ClientState.CONNECTED)
-        self.log.info("connected to %s (%s)", url, code or "no code")
-
-    def _reset_connection_state(self) -> None:
-        self._calls.reset()
-        self._calls.object_encoding = commands.AMF0
-        self._buffer.clear()
-        self._stream_id = None
         self._stream_name = None
-        self._server_info = {}
-        self._server_properties = {}
-        self._stream_eof = False
         self._published = False
-        self._ends.forget()
-        self._refusal = None
-        self._last_status = None
-        self._shared.close()
-
-    # -- the pump -------------------------------------------------------------------------
-
-    def _require_connection(self) -> Transport:
-        transport = self._transport
-        if self._state in (ClientState.DISCONNECTED, ClientState.ERROR) or transport is None:
-            raise ConnectionClosedError(
-                f"client is {self._state.name.lower()}: connect() first"
-            )
-        return transport
-
-    def _pump_until(self, check: Callable[[], Optional[_T]], what: str, deadline: float) -> _T:
-        """Read and dispatch messages until ``check()`` returns a value or ``deadline``."""
-        transport = self._transport
-        if transport is None:
-            raise ConnectionClosedError("not connected")
-        with self._read_lock:
-            while True:
-                value = check()
-                if value is not None:
-                    return value
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"no {what} within the timeout")
-                try:
-                    self._receive_one(transport, remaining)
-                except TimeoutError as exc:
-                    raise TimeoutError(f"no {what} within the timeout") from exc
-
-    def _receive_one(self, transport: Transport, timeout: float) -> None:
-        """Read one message (``rtmp.TimeoutError`` if none), dispatch it, keep what the
-        application should see; any other error leaves the client in ``ERROR``."""
-        try:
-            message = transport.read_message(timeout=timeout)
-        except TimeoutError:
-            raise
-        except RTMPError:
-            self._fail()
-            raise
-        try:
-            for app_message in self._dispatch(message):
-                self._buffer.keep(app_message)  # bounded: LimitExceededError
-        except RTMPError:
-            self._fail()  # a broken peer or an overflowing buffer: unusable now
-            raise
-        end = self._ends.take_new()
-        if end is not None:  # after the message that ended the play, if it is kept
-            self._buffer.keep_end(end)
-
-    def _service_incoming(self) -> None:
-        """Handle what the server sent while we only wrote (a publisher never reads).
-
-        Pings get answered and acknowledgements sent (the session does that as it
-        reads), a server that hung up is noticed, and status messages are kept for
-        ``read_message``.  Skipped when another thread is reading: it does all this.
-        """
-        self._next_service = time.monotonic() + self.config.service_interval
-        if not self._read_lock.acquire(blocking=False):
-            return
-        try:
-            for _ in range(64):  # bounded: at most this many messages per visit
-                transport = self._transport
-                if transport is None or transport.closed:
-                    return
-                try:
-                    self._receive_one(transport, 0.001)
-                except TimeoutError:
-                    return
-        finally:
-            self._read_lock.release()
-
-    def _fail(self) -> None:
-        self._set_state(ClientState.ERROR)
-        self._close_transport()
-
-    def _warn_once(self, key: str, text: str, *args: Any) -> None:
-        if key not in self._warned:
-            self._warned.add(key)
-            self.log.warning(text, *args)
-
-    def _dispatch(self, message: Message) -> List[Message]:
-        """Handle one incoming message; return what the application should see."""
-        kind = message.type
-        if kind in MEDIA_TYPES or kind == MessageType.AGGREGATE:
-            return self._media(message)
-        if kind in COMMAND_TYPES:
-            return self._command(self._decode_command(message), message)
-        if kind == MessageType.USER_CONTROL:
-            self._user_control(message)
-            return []
-        if kind in SHARED_OBJECT_TYPES and self._shared.receive(message):
-            return []  # RTMP 7.3.2: one of our shared objects
-        if kind in _APPLICATION_DATA_TYPES:
-            reason = play_status_end(message)
-            if reason is not None and message.message_stream_id in (self._stream_id, 0):
-                self._ends.signal(reason, None, time.monotonic())
-            return [message]
-        self.log.debug("message of unknown type %d passed to the application", kind)
-        return [message]
-
-    def _decode_command(self, message: Message) -> Command:
-        """RTMP 7.1.1: decode a command, tolerating one that carries only its name."""
-        try:
-            return commands.decode_command(message)
-        except ProtocolError:
-            values = amf.decode_payload(message.data, message.type)
-            if self.config.strict or len(values) != 1 or not isinstance(values[0], str):
-                raise
-            # Deviation (ffmpeg listen mode): its onFCPublish is the bare name, without
-            # the transaction id and command object RTMP 7.1.1 requires.  Harmless.
-            self._warn_once(f"bare:{values[0]}", "server sent command %r without a transaction "
-                            "id (RTMP 7.1.1); accepting it (deviation)", values[0])
-            return Command(name=values[0], transaction_id=0,
-                           message_stream_id=message.message_stream_id,
-                           message_type=int(message.type), timestamp=message.timestamp)
-
-    def _media(self, message: Message) -> List[Message]:
-        """RTMP 7.1.4-7.1.6: media for the application, msid checked and aggregates split."""
-        self._ends.resume()  # media after an end: the stream goes on (a new publisher)
-        if message.message_stream_id == 0 and self._stream_id:
-            if not self.config.accept_media_on_stream_zero:
-                raise ProtocolError(
-                    f"media message (type {int(message.type)}) on message stream 0, "
-                    f"expected stream {self._stream_id}",
-                    "RTMP 7.2.2",
-                )
-            # Deviation (ffmpeg listen mode): a player's media arrives on msid 0, not on
-            # the stream it plays; harmless, so accept it (accept_media_on_stream_zero).
-            self._warn_once("msid0", "server sends media on message stream 0 instead of %d; "
-                            "accepting it (deviation)", self._stream_id)
-        if message.type == MessageType.AGGREGATE and self.config.split_aggregates:
-            parts = split_aggregate(message)  # RTMP 7.1.6
-            if parts:
-                self._last_media_timestamp = parts[-1].timestamp
-            return parts
-        self._last_media_timestamp = message.timestamp
-        return [message]
-
-    def _user_control(self, message: Message) -> None:
-        """RTMP 7.1.7: stream events are noted; none is an error."""
-        event = user_control.decode(message.data)
-        self.log.debug("user control %s stream=%s", event.name, event.stream_id)
-        if event.stream_id != self._stream_id or self._stream_id is None:
-            return
-        if event.event == user_control.UserControlEvent.STREAM_EOF:
-            self._stream_eof = True
-            self._ends.signal(STREAM_EOF_REASON, None, time.monotonic())
-        elif event.event == user_control.UserControlEvent.STREAM_BEGIN:
-            self._ends.resume()  # RTMP 7.1.7 event 0: the stream (re)starts
-
-    def _status_event(self, command: Command) -> StatusEvent:
-        """RTMP 7.2.2: note an onStatus, tell ``ClientConfig.on_status``, classify it."""
-        event = StatusEvent.from_command(command)
-        self._last_status = event
-        callback = self.config.on_status
-        if callback is not None:
-            try:
-                callback(event)
-            except Exception:  # noqa: BLE001 - the application's bug must not break the read
-                self.log.exception("ClientConfig.on_status raised for %s", event.code)
-        ours = event.stream_id in (self._stream_id, 0) and self._stream_id is not None
-        if not ours:
-            return event
-        if self._ends.playing and event.code in RESTART_CODES:
-            self._ends.resume()
-        elif self._state is ClientState.PUBLISHING and not self._calls.waits and (
-            event.is_error or (event.code == commands.NETSTREAM_UNPUBLISH_SUCCESS
-                               and not self._unpublish_requested)
-        ):
-            # The server refused or stopped our publishing mid-stream: the next write says so.
-            self.log.warning("server ended our publishing: %s", event)
-            self._refusal = event
-        return event
-
-    def _command(self, command: Command, message: Message) -> List[Message]:
-        """RTMP 7.2: account for a command (:class:`rtmp.calls.Calls`); what the
-        application should see: unmatched statuses and commands."""
-        if command.name == commands.ON_STATUS:
-            self._status_event(command)
-        keep: List[Message] = []
-        for event in self._calls.receive(command):
-            if isinstance(event, Outgoing):  # _checkbw after onBWDone, onBWCheck's _result
-                self._send(event.message)
-            elif isinstance(event, Unhandled):
-                keep.append(message)
-            elif isinstance(event, StatusEvent):
-                if event.code in END_OF_PLAY_CODES and event.stream_id in (self._stream_id, 0):
-                    self._ends.signal(f"{END_OF_PLAY_CODES[event.code]} ({event.code})", event,
-                                      time.monotonic())
-                keep.append(message)
-        return keep
-
-    # -- sending --------------------------------------------------------------------------
-
-    def _send(self, message: Message) -> None:
-        transport = self._require_connection()
-        try:
-            transport.write_message(message)
-        except RTMPError:
-            self._fail()
-            raise
-
-    def _wait_for_result(self, txn: int, what: str, deadline: float) -> Union[CallResult, CallError]:
-        """Pump until the ``_result``/``_error`` of ``txn`` (RTMP 7.2.1.2)."""
-        try:
-            return self._pump_until(partial(self._calls.take, txn), f"reply to {what}",
-                                    deadline)  # type: ignore[return-value]  # mypy joins the union
-        finally:
-            self._calls.cancel(txn)
-
-    def _deadline(self, timeout: Optional[float] = None) -> float:
-        return time.monotonic() + (self.config.read_timeout if timeout is None else timeout)
-
-    def _wait_for_status(
-        self,
-        stream_id: int,
-        expected: Set[str],
-        what: str,
-        also_consumed: Optional[Set[str]] = None,
-        timeout: Optional[float] = None,
-    ) -> Command:
-        """Pump until an onStatus with one of ``expected`` codes (RTMP 7.2.2)."""
-        wait = self._calls.expect_status(stream_id, expected, also_consumed=also_consumed or (),
-                                         what=what)
-        try:
-            self._pump_until(lambda: wait.outcome, f"{' or '.join(sorted(expected))} for {what}",
-                             self._deadline(timeout))
-        finally:
-            self._calls.cancel_status(wait)
-        if isinstance(wait.outcome, StatusFailed):
-            raise wait.outcome.error()
-        assert wait.outcome is not None
-        return wait.outcome.command
-
-    # -- NetConnection calls --------------------------------------------------------------
+        self._connection.connect(parsed.with_names(
+            app=app, stream=parsed.stream or self.config.stream_name))
 
     def call(self, name: str, *args: Any, command_object: Any = None,
              timeout: Optional[float] = None) -> Any:
@@ -749,13 +198,7 @@ class Client:
         """
         if not isinstance(name, str) or not name:
             raise ValueError("the procedure name must be a non-empty string")
-        self._require_connection()
-        message, txn = self._calls.call(name, *args, command_object=command_object)
-        self._send(message)
-        outcome = self._wait_for_result(txn, name, self._deadline(timeout))
-        if isinstance(outcome, CallError):
-            raise outcome.error()
-        return outcome.value
+        return self._connection.call(name, *args, command_object=command_object, timeout=timeout)
 
     def create_stream(self, timeout: Optional[float] = None) -> int:
         """RTMP 7.2.1.3: ``createStream``; returns (and remembers) the message stream id."""
@@ -769,17 +212,23 @@ class Client:
         stream_id = int(result)
         if not 0 < stream_id <= 0xFFFFFFFF:
             raise ProtocolError(f"createStream returned stream id {stream_id}", "RTMP 7.2.1.3")
-        self._stream_id = stream_id
-        self._stream_eof = False
-        self._ends.forget()
+        self._inbox.use_stream(stream_id)
         self.log.debug("created stream %d", stream_id)
         return stream_id
 
     def _stream_name_or_default(self, stream_name: Optional[str]) -> str:
-        name = stream_name or (self._url.stream if self._url else None) or self.config.stream_name
+        url = self._connection.url
+        name = stream_name or (url.stream if url else None) or self.config.stream_name
         if not name:
             raise ValueError("no stream name: pass one, put it in the URL or in ClientConfig.stream_name")
         return name
+
+    def _name_when_connected(self, what: str, stream_name: Optional[str]) -> str:
+        """publish and play start from CONNECTED; the stream name they use."""
+        if self.state is not ClientState.CONNECTED:
+            self._connection.require()
+            raise ValueError(f"{what}() in state {self.state.name}: needs CONNECTED")
+        return self._stream_name_or_default(stream_name)
 
     # -- publishing -----------------------------------------------------------------------
 
@@ -795,57 +244,43 @@ class Client:
         stream if there is none, and returns once ``NetStream.Publish.Start`` arrives.
         Raises :class:`CommandError` (e.g. ``NetStream.Publish.BadName``).
         """
-        if self._state is not ClientState.CONNECTED:
-            self._require_connection()
-            raise ValueError(f"publish() in state {self._state.name}: needs CONNECTED")
-        name = self._stream_name_or_default(stream_name)
+        name = self._name_when_connected("publish", stream_name)
         kind = StreamType(stream_type)
         try:
             stream_id = self._publish_once(name, kind, timeout)
         except CommandError as exc:
-            if not self._publish_wants_auth(exc):
+            if not self._connection.wants_auth(exc):
                 raise
             # AUTH-ADOBE: the server accepted our connect as a player's and wants the
             # challenge for publishing: reconnect through it, then publish again.
             self.log.info("publish of %r needs authentication: reconnecting", name)
-            assert self._url is not None
-            self._close_transport()
-            self._set_state(ClientState.DISCONNECTED)
-            self._connect_with_auth(self._url, exc.description)
+            url = self._connection.url
+            assert url is not None
+            self._connection.connect(url, exc.description)
             stream_id = self._publish_once(name, kind, timeout)
         self._stream_name = name
-        self._set_state(ClientState.PUBLISHING)
+        self._connection.set_state(ClientState.PUBLISHING)
         self._published = True
         self.log.info("publishing %r (%s) on stream %d", name, kind.value, stream_id)
 
     def _publish_once(self, name: str, kind: StreamType, timeout: Optional[float]) -> int:
+        connection = self._connection
         if self.config.publish_preamble:
             # [impl] FMLE/OBS/ffmpeg: servers answer these or not; either is fine.
-            self._send(self._calls.request(ReleaseStream(name), reply=ReplyMode.IGNORE)[0])
-            self._send(self._calls.request(FCPublish(name), reply=ReplyMode.IGNORE)[0])
-        stream_id = self._stream_id or self.create_stream(timeout)
-        self._ends.forget()
-        self._refusal = None
-        self._unpublish_requested = False
-        self._send(self._calls.request(Publish(name, kind), stream_id=stream_id)[0])
-        self._wait_for_status(stream_id, {commands.NETSTREAM_PUBLISH_START}, f"publish {name!r}",
-                              timeout=timeout)
+            connection.send_request(ReleaseStream(name), reply=ReplyMode.IGNORE)
+            connection.send_request(FCPublish(name), reply=ReplyMode.IGNORE)
+        stream_id = self._inbox.stream_id or self.create_stream(timeout)
+        self._inbox.start_publish()
+        connection.send_request(Publish(name, kind), stream_id=stream_id)
+        connection.wait_for_status(stream_id, {commands.NETSTREAM_PUBLISH_START},
+                                   f"publish {name!r}", timeout=timeout)
         return stream_id
-
-    def _publish_wants_auth(self, exc: CommandError) -> bool:
-        """A refused publish that asks for AUTH-ADOBE/LLNW, which we can still answer."""
-        if self._authenticated or self._url is None:
-            return False
-        username, password = self._credentials(self._url)
-        if not username or password is None:
-            return False
-        return auth.parse_description(exc.description).authmod is not None
 
     def write_message(self, message: Message) -> None:
         """Send one message as is (thread-safe)."""
         if not isinstance(message, Message):
             raise TypeError(f"write_message() takes a rtmp.Message, not {type(message).__name__}")
-        self._send_and_service(message)
+        self._connection.write(message)
 
     def write_messages(self, messages: Sequence[Message]) -> None:
         """Send several messages with one write (thread-safe): fewer system calls when
@@ -854,55 +289,26 @@ class Client:
             if not isinstance(message, Message):
                 raise TypeError(
                     f"write_messages() takes rtmp.Message items, not {type(message).__name__}")
-        self._raise_refusal()
-        transport = self._require_connection()
-        try:
-            transport.write_messages(messages)
-        except RTMPError:
-            self._fail()
-            raise
-        self._maybe_service()
-
-    def _send_and_service(self, message: Message) -> None:
-        """Send an application message; now and then handle incoming traffic too."""
-        self._raise_refusal()
-        self._send(message)
-        self._maybe_service()
-
-    def _maybe_service(self) -> None:
-        if self.config.service_interval and time.monotonic() >= self._next_service:
-            self._service_incoming()
-
-    def _raise_refusal(self) -> None:
-        """RTMP 7.2.2.6: the server refused or ended our publishing after it started (an
-        error-level onStatus such as ``NetStream.Publish.BadName``, or an unrequested
-        ``NetStream.Unpublish.Success``): the write after it raises :class:`CommandError`
-        with that code and description, once; the connection stays up (CONNECTED)."""
-        if self._refusal is None:
-            return
-        event, self._refusal = self._refusal, None
-        if self._state is ClientState.PUBLISHING:
-            self._set_state(ClientState.CONNECTED)
-        raise CommandError(event.code, event.description, event.info)
+        self._connection.write(*messages)
 
     def _stream_for_media(self) -> int:
-        if self._stream_id is None:
+        if self._inbox.stream_id is None:
             raise ValueError("no stream: publish() first")
-        return self._stream_id
+        return self._inbox.stream_id
 
     def send_audio(self, data: bytes, timestamp: int) -> None:
         """RTMP 7.1.4: one audio message (FLV AUDIODATA) on our stream."""
-        self._send_and_service(Message(type=MessageType.AUDIO, data=data, timestamp=timestamp,
+        self._connection.write(Message(type=MessageType.AUDIO, data=data, timestamp=timestamp,
                                        message_stream_id=self._stream_for_media()))
 
     def send_video(self, data: bytes, timestamp: int) -> None:
         """RTMP 7.1.5: one video message (FLV VIDEODATA) on our stream."""
-        self._send_and_service(Message(type=MessageType.VIDEO, data=data, timestamp=timestamp,
+        self._connection.write(Message(type=MessageType.VIDEO, data=data, timestamp=timestamp,
                                        message_stream_id=self._stream_for_media()))
 
     def send_metadata(self, metadata: Mapping[str, Any], timestamp: int = 0) -> None:
         """RTMP 7.1.2: ``@setDataFrame, onMetaData, {...}`` ([impl] as ffmpeg and OBS send it)."""
-        self._send_and_service(commands.metadata(metadata, self._stream_for_media(),
+        self._connection.write(commands.metadata(metadata, self._stream_for_media(),
                                                  timestamp=timestamp))
 
     # -- playing --------------------------------------------------------------------------
@@ -928,41 +334,44 @@ class Client:
         recording; ``duration`` -1 (to the end), 0 (one frame) or seconds.  Raises
         :class:`CommandError` for ``NetStream.Play.StreamNotFound`` and other errors.
         """
-        if self._state is not ClientState.CONNECTED:
-            self._require_connection()
-            raise ValueError(f"play() in state {self._state.name}: needs CONNECTED")
-        name = self._stream_name_or_default(stream_name)
-        stream_id = self._stream_id or self.create_stream(timeout)
-        self._ends.start()  # Stream EOF and the end statuses count from here
-        request = Play(name, self._play_time(start), self._play_time(duration), reset)
-        self._send(self._calls.request(request, stream_id=stream_id)[0])
+        name = self._name_when_connected("play", stream_name)
+        stream_id = self._inbox.stream_id or self.create_stream(timeout)
+        self._inbox.start_play()  # Stream EOF and the end statuses count from here
+        connection = self._connection
+        connection.send_request(Play(name, self._play_time(start), self._play_time(duration),
+                                     reset), stream_id=stream_id)
         # RTMP 7.1.7 event 3: tell the server how much we buffer ([impl] ffmpeg sends it
         # right after play).
-        self._send(user_control.set_buffer_length(stream_id, self.config.buffer_length))
-        self._wait_for_status(stream_id, {commands.NETSTREAM_PLAY_START}, f"play {name!r}",
-                              also_consumed={commands.NETSTREAM_PLAY_RESET}, timeout=timeout)
+        connection.send(user_control.set_buffer_length(stream_id, self.config.buffer_length))
+        connection.wait_for_status(stream_id, {commands.NETSTREAM_PLAY_START}, f"play {name!r}",
+                                   also_consumed={commands.NETSTREAM_PLAY_RESET}, timeout=timeout)
         self._stream_name = name
-        self._set_state(ClientState.SUBSCRIBING)
+        connection.set_state(ClientState.SUBSCRIBING)
         self.log.info("playing %r on stream %d", name, stream_id)
 
     subscribe = play
 
-    def _stream_command(self, what: str) -> int:
-        self._require_connection()
-        if self._stream_id is None:
+    def _stream_command(self, what: str, request: Request, expected: Optional[str],
+                        also_consumed: Set[str], timeout: Optional[float]) -> int:
+        """Send a NetStream command on our stream; wait for ``expected`` when given."""
+        self._connection.require()
+        stream_id = self._inbox.stream_id
+        if stream_id is None:
             raise ValueError(f"{what}() needs a stream: play() or publish() first")
-        return self._stream_id
+        self._connection.send_request(request, stream_id=stream_id)
+        if expected is not None:
+            self._connection.wait_for_status(stream_id, {expected}, what,
+                                             also_consumed=also_consumed, timeout=timeout)
+        return stream_id
 
     def seek(self, milliseconds: float, timeout: Optional[float] = None) -> None:
         """RTMP 7.2.2.7: seek to ``milliseconds``; returns once ``NetStream.Seek.Notify``
         arrives.  Media buffered until then is dropped (``ClientConfig.flush_on_seek``)."""
-        stream_id = self._stream_command("seek")
-        self._send(self._calls.request(Seek(milliseconds), stream_id=stream_id)[0])
-        self._wait_for_status(stream_id, {commands.NETSTREAM_SEEK_NOTIFY}, "seek",
-                              also_consumed={commands.NETSTREAM_PLAY_RESET,
-                                             commands.NETSTREAM_PLAY_START}, timeout=timeout)
+        stream_id = self._stream_command(
+            "seek", Seek(milliseconds), commands.NETSTREAM_SEEK_NOTIFY,
+            {commands.NETSTREAM_PLAY_RESET, commands.NETSTREAM_PLAY_START}, timeout)
         if self.config.flush_on_seek:
-            dropped = self._buffer.flush_media(stream_id)
+            dropped = self._inbox.buffer.flush_media(stream_id)
             if dropped:
                 self.log.debug("seek: dropped %d buffered media messages from before the seek",
                                dropped)
@@ -971,24 +380,12 @@ class Client:
               timeout: Optional[float] = None) -> None:
         """RTMP 7.2.2.8: pause (True) or resume (False) at ``milliseconds`` (default: the
         timestamp of the last media message received); waits for Pause/Unpause.Notify."""
-        stream_id = self._stream_command("pause")
         if milliseconds is None:
-            milliseconds = self._last_media_timestamp
-        self._send(self._calls.request(Pause(paused, milliseconds), stream_id=stream_id)[0])
+            milliseconds = self._inbox.last_media_timestamp
         code = commands.NETSTREAM_PAUSE_NOTIFY if paused else commands.NETSTREAM_UNPAUSE_NOTIFY
-        self._wait_for_status(stream_id, {code}, "pause" if paused else "resume",
-                              also_consumed={commands.NETSTREAM_PLAY_START,
-                                             commands.NETSTREAM_PLAY_RESET}, timeout=timeout)
-
-    def _receive(self, request: Union[ReceiveAudio, ReceiveVideo], wait: bool,
-                 timeout: Optional[float]) -> None:
-        command, flag = request.name, request.flag
-        stream_id = self._stream_command(command)
-        self._send(self._calls.request(request, stream_id=stream_id)[0])
-        if flag and wait:
-            # RTMP 7.2.2.4: true is answered with Seek.Notify and Play.Start.
-            self._wait_for_status(stream_id, {commands.NETSTREAM_SEEK_NOTIFY}, command,
-                                  also_consumed={commands.NETSTREAM_PLAY_START}, timeout=timeout)
+        self._stream_command("pause" if paused else "resume", Pause(paused, milliseconds), code,
+                             {commands.NETSTREAM_PLAY_START, commands.NETSTREAM_PLAY_RESET},
+                             timeout)
 
     def receive_audio(self, flag: bool, wait: bool = False, timeout: Optional[float] = None) -> None:
         """RTMP 7.2.2.4: ask for (True) or stop (False) the stream's audio.
@@ -1002,34 +399,41 @@ class Client:
         """RTMP 7.2.2.5: as :meth:`receive_audio`, for video."""
         self._receive(ReceiveVideo(flag), wait, timeout)
 
+    def _receive(self, request: Union[ReceiveAudio, ReceiveVideo], wait: bool,
+                 timeout: Optional[float]) -> None:
+        # RTMP 7.2.2.4: true is answered with Seek.Notify and Play.Start.
+        expected = commands.NETSTREAM_SEEK_NOTIFY if request.flag and wait else None
+        self._stream_command(request.name, request, expected, {commands.NETSTREAM_PLAY_START},
+                             timeout)
+
     def fc_unpublish(self, stream_name: Optional[str] = None) -> None:
         """[impl] ``FCUnpublish(name)`` as ffmpeg sends before deleteStream (no reply awaited)."""
-        self._require_connection()
-        self._unpublish_requested = True  # its Unpublish.Success is no refusal
+        self._connection.require()
+        self._inbox.note_unpublish()  # its Unpublish.Success is no refusal
         name = self._stream_name_or_default(stream_name or self._stream_name)
-        self._send(self._calls.request(FCUnpublish(name), reply=ReplyMode.IGNORE)[0])
+        self._connection.send_request(FCUnpublish(name), reply=ReplyMode.IGNORE)
 
     def close_stream(self) -> None:
         """RTMP 7.2.2 ``closeStream`` on our stream (no reply); the stream id stays valid."""
-        stream_id = self._stream_command("close_stream")
-        self._send(self._calls.request(CloseStream(), stream_id=stream_id)[0])
-        if self._state in (ClientState.PUBLISHING, ClientState.SUBSCRIBING):
-            self._set_state(ClientState.CONNECTED)
-        self._ends.forget()
+        self._stream_command("close_stream", CloseStream(), None, set(), None)
+        self._leave_stream(forget=False)
 
     def delete_stream(self, stream_id: Optional[int] = None) -> None:
         """RTMP 7.2.2.3: ``deleteStream`` (no reply); forgets our stream when it is ours."""
-        self._require_connection()
-        stream_id = self._stream_id if stream_id is None else stream_id
+        self._connection.require()
+        ours = self._inbox.stream_id
+        stream_id = ours if stream_id is None else stream_id
         if stream_id is None:
             raise ValueError("delete_stream() needs a stream id")
-        self._send(self._calls.request(DeleteStream(stream_id))[0])
-        if stream_id == self._stream_id:
-            self._stream_id = None
+        self._connection.send_request(DeleteStream(stream_id))
+        if stream_id == ours:
             self._stream_name = None
-            self._ends.forget()
-            if self._state in (ClientState.PUBLISHING, ClientState.SUBSCRIBING):
-                self._set_state(ClientState.CONNECTED)
+            self._leave_stream(forget=True)
+
+    def _leave_stream(self, forget: bool) -> None:
+        self._inbox.leave_stream(forget)
+        if self.state in (ClientState.PUBLISHING, ClientState.SUBSCRIBING):
+            self._connection.set_state(ClientState.CONNECTED)
 
     def shared_object(
         self,
@@ -1045,8 +449,8 @@ class Client:
         and returns at once; :meth:`rtmp.remote_shared_object.RemoteSharedObject.wait_synced`
         waits for the server's answer).  Released by ``close``; the same name twice gives
         the same object.  ``persistent`` asks for an object the server keeps (flag 2)."""
-        self._require_connection()
-        so = self._shared.open(name, persistent)
+        self._connection.require()
+        so = self._connection.shared.open(name, persistent)
         for attribute, callback in (("on_change", on_change), ("on_remove", on_remove),
                                     ("on_message", on_message), ("on_status", on_status)):
             if callback is not None:
@@ -1074,19 +478,7 @@ class Client:
         seconds without a message; :class:`ConnectionClosedError` when the server
         closed the connection.
         """
-        with self._read_lock:
-            deadline = self._deadline(timeout)
-            if not self._buffer:
-                self._require_connection()
-                self._pump_until(lambda: True if self._buffer else None, "message", deadline)
-            head = self._buffer.head()
-            if isinstance(head, EndOfPlay):
-                companion = self._end_companion(head, deadline)
-                if companion is not None:
-                    return companion
-                self._buffer.drop_head()
-                raise head.error()
-            return self._buffer.take()
+        return self._connection.read_message(timeout)
 
     def messages(self, timeout: Optional[float] = None) -> Iterator[Message]:
         """Iterate over :meth:`read_message` until the played stream ends.
@@ -1104,24 +496,6 @@ class Client:
                 self.log.debug("messages(): %s", end.reason)
                 return
             yield message
-
-    def _end_companion(self, end: EndOfPlay, deadline: float) -> Optional[Message]:
-        """A status message that travels with ``end`` (Play.Stop after nginx-rtmp's Stream
-        EOF, Stream EOF after UnpublishNotify): returned before StreamEnded, so that one
-        end raises once, after all of them.  Waits ``END_SIGNAL_GRACE`` at most."""
-        until = min(deadline, end.received + END_SIGNAL_GRACE)
-        for _ in range(64):  # bounded: a few messages travel with an end
-            if self._buffer.has_follower:
-                return self._buffer.take_end_follower()
-            transport = self._transport
-            remaining = until - time.monotonic()
-            if remaining <= 0 or transport is None or transport.closed:
-                return None
-            try:
-                self._receive_one(transport, remaining)
-            except RTMPError:  # a timeout, or a hang-up the next read reports
-                return None
-        return None
 
     # -- closing --------------------------------------------------------------------------
 
@@ -1144,35 +518,17 @@ class Client:
         self._close(confirm=True)
 
     def _close(self, confirm: bool) -> None:
-        transport = self._transport
-        unconfirmed: Optional[BaseException] = None
-        if transport is not None and not transport.closed and self._state not in (
-            ClientState.ERROR, ClientState.DISCONNECTED
-        ):
-            goodbye: List[Message] = self._shared.goodbye()  # RTMP 7.1.3: Release
-            if self._state is ClientState.PUBLISHING and self._stream_name:
-                goodbye.append(self._calls.request(FCUnpublish(self._stream_name),
-                                                   reply=ReplyMode.UNTRACKED)[0])
-            if self._stream_id is not None:
-                goodbye.append(self._calls.request(DeleteStream(self._stream_id))[0])
-            try:
-                if goodbye:
-                    transport.write_messages(goodbye)
-                if self._published:
-                    started = time.monotonic()
-                    transport.finish(self.config.close_timeout)
-                    self.log.debug("server closed its side %.3f s after ours: stream confirmed",
-                                   time.monotonic() - started)
-            except (RTMPError, OSError) as exc:
-                if self._published:
-                    unconfirmed = exc
-                self.log.debug("graceful close failed: %s", exc)
-        self._close_transport()
-        self._shared.close()
-        self._stream_id = None
+        connection = self._connection
+        goodbye: List[Message] = []
+        if connection.is_open:
+            if self.state is ClientState.PUBLISHING and self._stream_name:
+                goodbye.append(connection.message(FCUnpublish(self._stream_name),
+                                                  reply=ReplyMode.UNTRACKED))
+            if self._inbox.stream_id is not None:
+                goodbye.append(connection.message(DeleteStream(self._inbox.stream_id)))
+        unconfirmed = connection.close(goodbye, confirm=self._published)
         self._stream_name = None
         self._published = False
-        self._set_state(ClientState.DISCONNECTED)
         if unconfirmed is not None:
             if confirm:
                 raise ConnectionClosedError(
@@ -1180,14 +536,6 @@ class Client:
                 ) from unconfirmed
             self.log.warning("could not confirm the server received the whole stream: %s",
                              unconfirmed)
-
-    def _close_transport(self) -> None:
-        transport, self._transport = self._transport, None
-        if transport is not None:
-            try:
-                transport.close()
-            except OSError:  # pragma: no cover - close() already swallows these
-                pass
 
 
 def __getattr__(name: str) -> Any:

@@ -118,6 +118,8 @@ class _Handshake:
 
     #: Names and sizes of the peer's three blocks, in order; set by the subclasses.
     _expected: tuple[tuple[str, int], ...] = ()
+    #: HS-FP9: whether we speak the digest handshake; set by the subclasses.
+    digest: bool
 
     def __init__(
         self,
@@ -289,6 +291,32 @@ class _Handshake:
             self.peer_flash_version = (version[0], version[1], version[2], version[3])
         return version
 
+    def _read_peer_digest(
+        self, block: bytes, name: str, key: bytes, peer: str, fallback: str
+    ) -> DigestMatch | None:
+        """RTMP 5.2.3 / HS-FP9 detect: read the peer's C1/S1 (``name``); when bytes 4-7
+        carry a version, find its ``peer`` digest under ``key`` (HS-FP9 schemes: 1, then
+        0) and use the digest handshake, else tolerate it (``fallback`` says what we do)."""
+        version = self._read_challenge(block)
+        if version == _ZERO4:
+            return None  # RTMP 5.2.3: the simple handshake
+        match = find_digest(block, key) if self.digest else None
+        if match is not None:
+            self.digest_used = True
+            self.peer_digest_scheme = match.scheme
+            self._peer_digest = match.digest
+        elif self.digest:
+            # Deviation (nginx-rtmp): a version without a valid digest gets the simple
+            # handshake instead of a rejection (strict: a HandshakeError).
+            self._tolerate(
+                f"{name} announces version {'.'.join(map(str, version))} but carries no "
+                f"valid HS-FP9 {peer} digest (HS-FP9 schemes); {fallback}"
+            )
+        else:
+            # Deviation (ffmpeg listen mode): with digest=False any block gets the simple one.
+            self._tolerate(f"{name} bytes 4-7 are {version.hex()}, not zero (RTMP 5.2.3)")
+        return match
+
     def _make_challenge(self, version: bytes | None, key: bytes, scheme: DigestScheme) -> bytes:
         """RTMP 5.2.3 / HS-FP9 C1: our C1/S1, with a digest when ``version`` is given."""
         block = bytearray(U32.pack(self._now()))  # RTMP 5.2.3: time, our epoch
@@ -409,22 +437,7 @@ class ClientHandshake(_Handshake):
 
     def _on_s1(self, s1: bytes) -> None:
         """RTMP 5.2.3 / HS-FP9: read S1, queue C2 (RTMP 5.2.1: C2 only after S1)."""
-        version = self._read_challenge(s1)
-        if version != _ZERO4:
-            match: DigestMatch | None = None
-            if self.digest:
-                match = find_digest(s1, SERVER_KEY_PARTIAL)  # HS-FP9 schemes
-            if match is not None:
-                self.digest_used = True
-                self.peer_digest_scheme = match.scheme
-                self._peer_digest = match.digest
-            elif self.digest:
-                self._tolerate(
-                    f"S1 announces version {'.'.join(map(str, version))} but carries no "
-                    f"valid HS-FP9 server digest (HS-FP9 schemes); answering with an echo"
-                )
-            else:
-                self._tolerate(f"S1 bytes 4-7 are {version.hex()}, not zero (RTMP 5.2.3)")
+        self._read_peer_digest(s1, "S1", SERVER_KEY_PARTIAL, "server", "answering with an echo")
         if self.digest_used:
             c2 = self._make_signed_response(PLAYER_KEY)  # HS-FP9 S2/C2
         else:
@@ -473,25 +486,8 @@ class ServerHandshake(_Handshake):
 
     def _on_c1(self, c1: bytes) -> None:
         """RTMP 5.2.3 / HS-FP9 detect: read C1, queue S1 and S2 together."""
-        version = self._read_challenge(c1)
-        match: DigestMatch | None = None
-        if version != _ZERO4:  # HS-FP9 detect: a version asks for the digest handshake
-            if self.digest:
-                match = find_digest(c1, PLAYER_KEY_PARTIAL)  # HS-FP9 schemes: 1, then 0
-                if match is None:
-                    # Deviation (nginx-rtmp): a C1 with a version but no valid digest gets
-                    # the simple handshake instead of a rejection.
-                    self._tolerate(
-                        f"C1 announces version {'.'.join(map(str, version))} but carries no "
-                        f"valid HS-FP9 player digest (HS-FP9 schemes); answering simply"
-                    )
-            else:
-                # Deviation (ffmpeg listen mode): any C1 gets the simple handshake.
-                self._tolerate(f"C1 bytes 4-7 are {version.hex()}, not zero (RTMP 5.2.3)")
+        match = self._read_peer_digest(c1, "C1", PLAYER_KEY_PARTIAL, "player", "answering simply")
         if match is not None:
-            self.digest_used = True
-            self.peer_digest_scheme = match.scheme
-            self._peer_digest = match.digest
             s1 = self._make_challenge(self._server_version, SERVER_KEY_PARTIAL, match.scheme)
             s2 = self._make_signed_response(SERVER_KEY)  # HS-FP9 S2/C2
         else:

@@ -48,6 +48,7 @@ from urllib.parse import unquote
 
 from . import stats, statuspage
 from .errors import RTMPError
+from .transport import close_socket, shutdown_socket
 from .url import is_loopback, parse_addr
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -218,7 +219,7 @@ class HTTPServer:
             sockets = list(self._sockets)
             threads = list(self._threads)
         for sock in sockets:
-            _shutdown(sock)
+            shutdown_socket(sock)
         accept = self._accept_thread
         for thread in ([accept] if accept else []) + threads:
             if thread is not threading.current_thread():
@@ -278,7 +279,7 @@ class HTTPServer:
                 sock.send(response)
             except OSError:
                 pass
-            _close(sock)
+            close_socket(sock)
             return
         thread = threading.Thread(target=self._serve, args=(sock, peer),
                                   name=f"rtmp-http-conn-{next(self._ids)}")
@@ -292,7 +293,7 @@ class HTTPServer:
             with self._lock:
                 self._threads.discard(thread)
                 self._sockets.discard(sock)
-            _close(sock)
+            close_socket(sock)
 
     # -- one connection -------------------------------------------------------------------
 
@@ -321,7 +322,7 @@ class HTTPServer:
                              response.status)
             self._send(sock, response, deadline, head_only=method == "HEAD")
         finally:
-            _close(sock)
+            close_socket(sock)
             with self._lock:
                 self._sockets.discard(sock)
                 self._threads.discard(threading.current_thread())
@@ -503,18 +504,3 @@ class HTTPServer:
                     break
         except OSError:
             pass
-
-
-def _shutdown(sock: socket.socket) -> None:
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
-
-
-def _close(sock: socket.socket) -> None:
-    _shutdown(sock)
-    try:
-        sock.close()
-    except OSError:  # pragma: no cover
-        pass

@@ -8,9 +8,12 @@ which is silent unless someone attaches a handler (``--trace`` does).
 from __future__ import annotations
 
 import logging
-from typing import Any, MutableMapping, Tuple
+from typing import Any, MutableMapping, Tuple, Union
 
-__all__ = ["ConnectionLoggerAdapter", "connection_logger", "trace_logger"]
+__all__ = ["AnyLogger", "ConnectionLoggerAdapter", "connection_logger", "trace_logger"]
+
+#: What a component that logs accepts: a module logger or a connection's adapter.
+AnyLogger = Union[logging.Logger, logging.LoggerAdapter]  # type: ignore[type-arg]
 
 #: The teaching trace (issue 7): one line per chunk/message, citing its clause.
 trace_logger = logging.getLogger("rtmp.trace")

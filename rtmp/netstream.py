@@ -59,6 +59,21 @@ __all__ = ["ConnectionContext", "ServerServices", "NetStream", "StreamState", "I
 MAX_STREAMS_PER_CONNECTION = 64
 
 
+class _MediaSwitches(Protocol):
+    """Whatever keeps the receiveAudio / receiveVideo flags (a NetStream, a player)."""
+
+    receive_audio: bool
+    receive_video: bool
+
+
+def _set_receive(target: _MediaSwitches, audio: bool, flag: bool) -> None:
+    """RTMP 7.2.2.4 / 7.2.2.5: set ``target``'s receive_audio (``audio``) or receive_video."""
+    if audio:
+        target.receive_audio = flag
+    else:
+        target.receive_video = flag
+
+
 class Idle:
     """RTMP 7.2.2: a message stream that neither publishes nor plays."""
 
@@ -127,10 +142,7 @@ class PlayingLive(Idle):
         return True
 
     def receive(self, audio: bool, flag: bool) -> None:
-        if audio:
-            self.player.receive_audio = flag
-        else:
-            self.player.receive_video = flag
+        _set_receive(self.player, audio, flag)
 
 
 class PlayingRecording(Idle):
@@ -157,10 +169,7 @@ class PlayingRecording(Idle):
         return True
 
     def receive(self, audio: bool, flag: bool) -> None:
-        if audio:
-            self.vod.receive_audio = flag
-        else:
-            self.vod.receive_video = flag
+        _set_receive(self.vod, audio, flag)
 
 
 #: One of the four states of a message stream (RTMP 7.2.2).
@@ -559,10 +568,7 @@ def _receive(conn: ConnectionContext, cmd: Command, audio: bool) -> None:
     ns = _netstream(conn, cmd)
     assert ns is not None
     flag = (ReceiveAudio if audio else ReceiveVideo).from_command(cmd).flag
-    if audio:
-        ns.receive_audio = flag
-    else:
-        ns.receive_video = flag
+    _set_receive(ns, audio, flag)
     ns.state.receive(audio, flag)  # the live or the recorded stream's player
     if flag:  # RTMP 7.2.2.4: true is answered with Seek.Notify and Play.Start
         _stream_send(conn, ns,

@@ -14,10 +14,11 @@ import os
 import pathlib
 import struct
 import threading
-from typing import Any, Optional, Union
+from typing import Optional, Union
 
 from . import flv
 from .flvmeta import ON_METADATA_TAG, metadata_duration_offset, patch_metadata_duration
+from .logs import AnyLogger
 from .message import (
     CLEAR_DATA_FRAME,
     DATA_TYPES,
@@ -33,8 +34,6 @@ __all__ = ["SYNC_INTERVAL_MS", "Recorder", "script_payload"]
 
 logger = logging.getLogger(__name__)
 _module_logger = logger  # the default for classes whose ``logger=`` argument shadows the name
-
-_Logger = Union[logging.Logger, "logging.LoggerAdapter[Any]"]
 
 #: RTMP 7.1.2 [impl]: ``@clearDataFrame`` as the first AMF0 value (marker, U16 length, bytes).
 _CLEAR_DATA_FRAME = b"\x02\x00\x0f" + CLEAR_DATA_FRAME.encode()
@@ -111,7 +110,7 @@ class _Syncer:
     descriptor of the same file syncs the file's data whoever wrote it (POSIX).
     """
 
-    def __init__(self, path: pathlib.Path, log: _Logger) -> None:
+    def __init__(self, path: pathlib.Path, log: AnyLogger) -> None:
         self.path = path
         self.log = log
         self.syncs = 0
@@ -171,10 +170,10 @@ class Recorder:
         self,
         path: Union[str, "os.PathLike[str]"],
         append: bool = False,
-        logger: Optional[_Logger] = None,
+        logger: Optional[AnyLogger] = None,
     ) -> None:
         self.path = pathlib.Path(path)
-        self.log: _Logger = logger if logger is not None else _module_logger
+        self.log: AnyLogger = logger if logger is not None else _module_logger
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._closed = False

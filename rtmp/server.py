@@ -91,10 +91,10 @@ from .streams import (
 )
 from .shared_object import SOEvent
 from .shared_object_store import ServerSharedObject, SharedObjectStore
-from .server_connection import POLL_INTERVAL, ConnectionState, ServerConnection, close_socket
+from .server_connection import POLL_INTERVAL, ConnectionState, ServerConnection
 from .url import is_loopback
 from .url import parse_addr as parse_addr  # rtmp.server.parse_addr stays importable
-from .transport import KERNEL_TIMEOUTS, set_kernel_timeout
+from .transport import KERNEL_TIMEOUTS, close_socket, set_kernel_timeout
 
 if TYPE_CHECKING:  # pragma: no cover
     from .httpapi import HTTPServer

@@ -30,13 +30,12 @@ from .logs import ConnectionLoggerAdapter, connection_logger
 from .message import DATA_TYPES, MEDIA_TYPES, SHARED_OBJECT_TYPES, Message, MessageType
 from .netstream import NetStream, ServerServices, StreamLimit
 from .requests import EnhancedCaps, check_depth
-from .transport import Transport, wait_readable
+from .transport import Transport, close_socket, shutdown_socket, transport_from_config, wait_readable
 
 if TYPE_CHECKING:
     from .server import ServerConfig
 
-__all__ = ["ServerConnection", "ConnectionState", "wrap_tls", "tls_handshake", "linger_close",
-           "shutdown_socket", "close_socket"]
+__all__ = ["ServerConnection", "ConnectionState", "wrap_tls", "tls_handshake", "linger_close"]
 
 #: How often a blocked wait looks at the stop flag (socketserver's poll_interval).
 POLL_INTERVAL = 0.25
@@ -213,16 +212,7 @@ class ServerConnection:
             sock = self._sock = tls  # close() and teardown reach the TLS socket from now on
             if not tls_handshake(tls, config.handshake_timeout, self.log):
                 return
-        transport = Transport(
-            sock,
-            role="server",
-            conn_id=self.id,
-            read_timeout=config.read_timeout,
-            write_timeout=config.write_timeout,
-            strict=config.strict,
-            log=self.log,
-            limits=config.limits,
-        )
+        transport = transport_from_config(sock, config, role="server", conn_id=self.id, log=self.log)
         self._transport = transport
         if self._closing.is_set():
             return
@@ -537,20 +527,3 @@ def linger_close(sock: socket.socket, seconds: float = REJECT_LINGER) -> None:
                 continue
     except (OSError, ValueError):
         pass
-
-
-def shutdown_socket(sock: socket.socket) -> None:
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
-
-
-def close_socket(sock: socket.socket) -> None:
-    shutdown_socket(sock)
-    try:
-        sock.close()
-    except OSError:  # pragma: no cover
-        pass
-
-

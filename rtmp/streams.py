@@ -49,22 +49,11 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import (
-    Callable,
-    Deque,
-    Dict,
-    Generic,
-    List,
-    Optional,
-    Protocol,
-    Sequence,
-    Tuple,
-    TypeVar,
-    Union,
-)
+from typing import Callable, Deque, Dict, Generic, List, Optional, Protocol, Sequence, Tuple, TypeVar
 
 from . import ertmp, flv
 from .chunk import encode_type0
+from .logs import AnyLogger
 from .message import DATA_TYPES, RELAYED_TYPES, Message, MessageType
 
 __all__ = [
@@ -89,8 +78,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-_Logger = Union[logging.Logger, logging.LoggerAdapter]  # type: ignore[type-arg]
 
 #: Default byte budget of one player's send queue (about 8 s of a 2 Mbit/s stream).
 DEFAULT_MAX_QUEUE_BYTES = 2 * 1024 * 1024
@@ -379,7 +366,7 @@ class LivePlayer:
         *,
         name: str = "player",
         max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES,
-        log: Optional[_Logger] = None,
+        log: Optional[AnyLogger] = None,
         on_failure: Optional[Callable[[BaseException], None]] = None,
     ) -> None:
         if max_queue_bytes <= 0:
@@ -388,7 +375,7 @@ class LivePlayer:
         self.message_stream_id = message_stream_id
         self.name = name
         self.max_queue_bytes = max_queue_bytes
-        self.log: _Logger = log or logger
+        self.log: AnyLogger = log or logger
         self.on_failure = on_failure
         self.stats = PlayerStats()
         #: When the player was made (``time.monotonic()``; the HTTP API's uptime).
@@ -570,10 +557,7 @@ class LivePlayer:
     def close(self, timeout: Optional[float] = 5.0) -> None:
         """Stop the writer thread after discarding the queue; idempotent."""
         with self._cond:
-            self._closed = True
-            self._queue.clear()
-            self._queued_bytes = 0
-            self._cond.notify_all()
+            self._close_queue()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
@@ -644,12 +628,16 @@ class LivePlayer:
         stats.sent_bytes += sum(item[3] for item in batch)
         return True
 
+    def _close_queue(self) -> None:
+        """Closed, the queue discarded, every waiter woken (with the lock held)."""
+        self._closed = True
+        self._queue.clear()
+        self._queued_bytes = 0
+        self._cond.notify_all()
+
     def _fail(self, exc: BaseException) -> None:
         with self._cond:
-            self._closed = True
-            self._queue.clear()
-            self._queued_bytes = 0
-            self._cond.notify_all()
+            self._close_queue()
         self._failed = exc
         self.log.info("%s: send failed, player stopped: %s", self.name, exc)
         if self.on_failure is not None:

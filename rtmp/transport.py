@@ -1,4 +1,4 @@
-"""The blocking-socket layer: the only module of ``rtmp`` that touches sockets.
+"""The blocking-socket layer: every read and write of an RTMP session's socket.
 
 A :class:`Transport` drives the sans-IO handshake (RTMP 5.2) and
 :class:`~rtmp.session.Session` (RTMP 5.3-6.2) over one TCP (or TLS) socket:
@@ -9,7 +9,14 @@ A :class:`Transport` drives the sans-IO handshake (RTMP 5.2) and
   (acknowledgements, ping responses) are written at once;
 * writing is thread-safe (:meth:`Transport.write_message`): one lock guards
   the chunk encoder and ``sendall``, so chunks of two messages never mix
-  (RTMP 5.3: a chunk is sent whole before the next one starts).
+  (RTMP 5.3: a chunk is sent whole before the next one starts);
+* closing can be graceful (:meth:`Transport.finish`): TLS close_notify, TCP
+  half-close, then reading to the peer's end of file, which confirms that it read
+  everything we sent.
+
+The client's socket is opened here too (:func:`open_connection`, with
+:func:`client_ssl_context` for ``rtmps://``); the server's listening socket, the
+probe's raw sockets and the proxy's relay are their own.
 
 Timeouts cost no extra system call on the usual path.  On Linux a plain TCP socket
 stays in blocking mode: a read is one ``recv_into`` bounded by the kernel's
@@ -36,7 +43,7 @@ import struct
 import sys
 import threading
 import time
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterable, List, Optional, Protocol, Sequence, Tuple, Union
 
 from . import control, handshake
 from .chunk import Limits
@@ -46,7 +53,9 @@ from .message import Message
 from .session import Session
 from .trace import ProtocolTracer, tracing_enabled
 
-__all__ = ["Transport", "READ_BUFFER_SIZE", "INITIAL_READ_BUFFER_SIZE", "client_ssl_context", "open_connection"]
+__all__ = ["Transport", "TransportSettings", "transport_from_config", "READ_BUFFER_SIZE",
+           "INITIAL_READ_BUFFER_SIZE", "client_ssl_context", "open_connection", "shutdown_socket",
+           "close_socket"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +67,30 @@ READ_BUFFER_SIZE = 256 * 1024
 INITIAL_READ_BUFFER_SIZE = 16 * 1024
 
 _Logger = Union[logging.Logger, logging.LoggerAdapter]  # type: ignore[type-arg]
+
+
+class TransportSettings(Protocol):
+    """What :func:`transport_from_config` reads of a client's or a server's config."""
+
+    @property
+    def read_timeout(self) -> float: ...
+    @property
+    def write_timeout(self) -> float: ...
+    @property
+    def strict(self) -> bool: ...
+    @property
+    def limits(self) -> Optional[Limits]: ...
+
+
+def transport_from_config(
+    sock: socket.socket, config: TransportSettings, *, role: str, conn_id: str, log: _Logger,
+    digest: bool = True,
+) -> Transport:
+    """A :class:`Transport` with the timeouts, strictness and chunk limits of a
+    :class:`~rtmp.client.ClientConfig` or :class:`~rtmp.server.ServerConfig`."""
+    return Transport(sock, role=role, conn_id=conn_id, read_timeout=config.read_timeout,
+                     write_timeout=config.write_timeout, digest=digest, strict=config.strict,
+                     log=log, limits=config.limits)  # fmt: skip
 
 
 class Transport:
@@ -300,36 +333,10 @@ class Transport:
 
     # -- writing ------------------------------------------------------------------------
 
-    def _send_now(self, data: bytes) -> None:
-        """Send ``data`` on a blocking socket: at once if it fits, else as room appears,
-        all of it within ``write_timeout`` (kernel-timeout path; raises OSError)."""
-        sock = self.sock
-        try:
-            sent = sock.send(data, _MSG_DONTWAIT)
-        except BlockingIOError:
-            sent = 0
-        if sent == len(data):
-            return
-        timeout = self.write_timeout
-        deadline = None if timeout is None else time.monotonic() + timeout
-        view = memoryview(data)[sent:]
-        while view:
-            wait = None if deadline is None else deadline - time.monotonic()
-            try:
-                writable = (wait is None or wait > 0) and wait_writable(sock, wait)
-            except ValueError as exc:  # closed by another thread: no descriptor left to poll
-                raise OSError(errno.EBADF, "socket closed") from exc
-            if not writable:
-                raise socket.timeout("timed out")
-            try:
-                view = view[sock.send(view, _MSG_DONTWAIT):]
-            except BlockingIOError:
-                continue
-
     def _sendall(self, data: bytes) -> None:
         try:
             if self._kernel_waits:
-                self._send_now(data)
+                _send_within(self.sock, data, self.write_timeout)
             else:
                 self.sock.sendall(data)
         except socket.timeout as exc:
@@ -410,10 +417,7 @@ class Transport:
 
     def shutdown(self) -> None:
         """Wake a blocked reader on another thread (``SHUT_RDWR``); idempotent."""
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
+        shutdown_socket(self.sock)
 
     @property
     def eof(self) -> bool:
@@ -444,8 +448,13 @@ class Transport:
             raise TimeoutError(f"another reader still busy after {timeout} s")
         try:
             if isinstance(self.sock, ssl.SSLSocket):
-                self._discard_raw_until_eof(deadline, timeout)
-                return
+                try:
+                    _discard_raw_until_eof(self.sock, self._buffer, deadline, timeout)
+                except RTMPError:  # rtmp.TimeoutError is an OSError too
+                    raise
+                except OSError as exc:
+                    raise self._lost(exc, "close") from exc
+                self._eof = True
             while not self._eof:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -456,24 +465,14 @@ class Transport:
                     raise TimeoutError(f"the peer did not close within {timeout} s") from None
         finally:
             self._read_lock.release()
-        self._check_no_reset()
-
-    def _check_no_reset(self) -> None:
-        """After the peer's end of file: a reset that came with it means our last bytes
-        met a closed socket (the peer closed on its own, not after reading them)."""
-        try:
-            error = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        except OSError:  # pragma: no cover - the socket is open here
-            return
-        if error:
-            raise ConnectionClosedError(f"connection lost during close: {os.strerror(error)}")
+        _check_no_reset(self.sock)
 
     def _half_close(self, deadline: float) -> None:
         """(TLS close_notify, then) ``SHUT_WR``: the peer reads everything, then EOF."""
         sock = self.sock
         try:
             if isinstance(sock, ssl.SSLSocket):
-                self._send_close_notify(sock, deadline)
+                _send_close_notify(sock, deadline)
                 # socket.socket.shutdown, not SSLSocket.shutdown (which would drop the
                 # TLS state): the FIN goes out after the close_notify record.
                 socket.socket.shutdown(sock, socket.SHUT_WR)
@@ -482,70 +481,12 @@ class Transport:
         except OSError as exc:
             raise self._lost(exc, "close") from exc
 
-    @staticmethod
-    def _send_close_notify(sock: ssl.SSLSocket, deadline: float) -> None:
-        """TLS 1.2 7.2.1 / TLS 1.3 6.1: send close_notify without waiting for the peer's.
-
-        A TCP FIN alone is a truncation to the peer's TLS layer (OpenSSL answers it
-        with a ``decode_error`` alert).  ``unwrap()`` on a non-blocking socket sends
-        the alert and stops at ``SSLWantReadError``: the peer's close_notify is not
-        there yet, and will not be before the peer read ours.
-        """
-        previous = sock.gettimeout()
-        sock.settimeout(0.0)
-        try:
-            while True:
-                try:
-                    sock.unwrap()
-                    return  # the peer's close_notify had come already
-                except ssl.SSLWantReadError:
-                    return  # ours is sent
-                except ssl.SSLError as exc:
-                    if exc.reason != "APPLICATION_DATA_AFTER_CLOSE_NOTIFY":
-                        raise
-                    return  # ours is sent; unwrap() then met the peer's replies
-                except ssl.SSLWantWriteError:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0 or not wait_writable(sock, remaining):
-                        raise TimeoutError("no room to send the TLS close_notify") from None
-        finally:
-            sock.settimeout(previous)
-
-    def _discard_raw_until_eof(self, deadline: float, timeout: float) -> None:
-        """After our close_notify, read the TCP stream undecrypted until the peer's FIN.
-
-        OpenSSL refuses application data once close_notify is sent
-        (``APPLICATION_DATA_AFTER_CLOSE_NOTIFY``), and what the peer still sends
-        (acknowledgements, replies, its own close_notify) is discarded anyway: only
-        its end of file matters.
-        """
-        sock = self.sock
-        raw_recv = socket.socket.recv_into  # the plain TCP read under the TLS layer
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not wait_readable(sock, remaining):
-                raise TimeoutError(f"the peer did not close within {timeout} s")
-            try:
-                count = raw_recv(sock, self._buffer, 0, socket.MSG_DONTWAIT)
-            except BlockingIOError:
-                continue
-            except OSError as exc:
-                raise self._lost(exc, "close") from exc
-            if count == 0:
-                self._eof = True
-                self._check_no_reset()
-                return
-
     def close(self) -> None:
         """Close the socket; safe to call twice and from any thread."""
         if self._closed and self.sock.fileno() == -1:
             return
         self._closed = True
-        self.shutdown()
-        try:
-            self.sock.close()
-        except OSError:  # pragma: no cover
-            pass
+        close_socket(self.sock)
 
 
 _POLL_EVENTS = getattr(select, "POLLIN", 1) | getattr(select, "POLLPRI", 2) | \
@@ -593,6 +534,23 @@ def wait_readable(sock: socket.socket, timeout: Optional[float]) -> bool:
     return bool(readable)
 
 
+def shutdown_socket(sock: socket.socket) -> None:
+    """Shut both directions, which wakes a thread blocked on ``sock``; errors ignored."""
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+def close_socket(sock: socket.socket) -> None:
+    """:func:`shutdown_socket`, then close; the errors of a socket already gone are ignored."""
+    shutdown_socket(sock)
+    try:
+        sock.close()
+    except OSError:  # pragma: no cover
+        pass
+
+
 def client_ssl_context(ca_file: Optional[str] = None, insecure: bool = False) -> ssl.SSLContext:
     """The TLS settings of an ``rtmps://`` client.
 
@@ -638,3 +596,96 @@ def open_connection(
             sock.close()
             raise RTMPError(f"TLS handshake with {host}:{port} failed: {exc}") from exc
     return sock
+
+
+def _send_within(sock: socket.socket, data: bytes, timeout: Optional[float]) -> None:
+    """Send ``data`` on a blocking socket: at once if it fits (``MSG_DONTWAIT``), else as
+    room appears, all of it within ``timeout`` (the kernel-timeout path of
+    :class:`Transport`; raises ``socket.timeout`` or OSError)."""
+    try:
+        sent = sock.send(data, _MSG_DONTWAIT)
+    except BlockingIOError:
+        sent = 0
+    if sent == len(data):
+        return
+    deadline = None if timeout is None else time.monotonic() + timeout
+    view = memoryview(data)[sent:]
+    while view:
+        wait = None if deadline is None else deadline - time.monotonic()
+        try:
+            writable = (wait is None or wait > 0) and wait_writable(sock, wait)
+        except ValueError as exc:  # closed by another thread: no descriptor left to poll
+            raise OSError(errno.EBADF, "socket closed") from exc
+        if not writable:
+            raise socket.timeout("timed out")
+        try:
+            view = view[sock.send(view, _MSG_DONTWAIT):]
+        except BlockingIOError:
+            continue
+
+
+# -- the graceful close of Transport.finish ------------------------------------------------
+
+
+def _check_no_reset(sock: socket.socket) -> None:
+    """After the peer's end of file: a reset that came with it means our last bytes met a
+    closed socket (the peer closed on its own, not after reading them)."""
+    try:
+        error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    except OSError:  # pragma: no cover - the socket is open here
+        return
+    if error:
+        raise ConnectionClosedError(f"connection lost during close: {os.strerror(error)}")
+
+
+def _send_close_notify(sock: ssl.SSLSocket, deadline: float) -> None:
+    """TLS 1.2 7.2.1 / TLS 1.3 6.1: send close_notify without waiting for the peer's.
+
+    A TCP FIN alone is a truncation to the peer's TLS layer (OpenSSL answers it with a
+    ``decode_error`` alert).  ``unwrap()`` on a non-blocking socket sends the alert and
+    stops at ``SSLWantReadError``: the peer's close_notify is not there yet, and will not
+    be before the peer read ours.
+    """
+    previous = sock.gettimeout()
+    sock.settimeout(0.0)
+    try:
+        while True:
+            try:
+                sock.unwrap()
+                return  # the peer's close_notify had come already
+            except ssl.SSLWantReadError:
+                return  # ours is sent
+            except ssl.SSLError as exc:
+                if exc.reason != "APPLICATION_DATA_AFTER_CLOSE_NOTIFY":
+                    raise
+                return  # ours is sent; unwrap() then met the peer's replies
+            except ssl.SSLWantWriteError:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not wait_writable(sock, remaining):
+                    raise TimeoutError("no room to send the TLS close_notify") from None
+    finally:
+        sock.settimeout(previous)
+
+
+def _discard_raw_until_eof(sock: ssl.SSLSocket, buffer: bytearray, deadline: float,
+                          timeout: float) -> None:
+    """After our close_notify, read the TCP stream undecrypted (into ``buffer``) until the
+    peer's FIN.
+
+    OpenSSL refuses application data once close_notify is sent
+    (``APPLICATION_DATA_AFTER_CLOSE_NOTIFY``), and what the peer still sends
+    (acknowledgements, replies, its own close_notify) is discarded anyway: only its end
+    of file matters.  A failed read raises OSError, ``deadline`` passing
+    :class:`rtmp.TimeoutError` (its message names ``timeout``).
+    """
+    raw_recv = socket.socket.recv_into  # the plain TCP read under the TLS layer
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not wait_readable(sock, remaining):
+            raise TimeoutError(f"the peer did not close within {timeout} s")
+        try:
+            count = raw_recv(sock, buffer, 0, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            continue
+        if count == 0:
+            return

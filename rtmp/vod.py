@@ -36,7 +36,6 @@ import pathlib
 import threading
 import time
 from typing import (
-    Any,
     Callable,
     Iterable,
     Iterator,
@@ -49,6 +48,7 @@ from typing import (
 
 from . import commands, flv, user_control
 from .flvmeta import ON_METADATA_TAG, patch_metadata_duration
+from .logs import AnyLogger
 from .message import MEDIA_TYPES, Message, MessageType
 from .record_path import RECORD_SUFFIX, find_recording, safe_record_path
 from .recorder import Recorder, script_payload
@@ -68,7 +68,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 _module_logger = logger  # the default for classes whose ``logger=`` argument shadows the name
 
-_Logger = Union[logging.Logger, "logging.LoggerAdapter[Any]"]
 
 # --------------------------------------------------------------------------------------
 # Index of a recorded file
@@ -330,14 +329,14 @@ class VodPlayer:
         *,
         start_ms: int = 0,
         duration_ms: int = -1,
-        logger: Optional[_Logger] = None,
+        logger: Optional[AnyLogger] = None,
         clock: Callable[[], float] = time.monotonic,
         buffer_ms: int = DEFAULT_BUFFER_MS,
     ) -> None:
         self.transport = transport
         self.path = pathlib.Path(path)
         self.message_stream_id = message_stream_id
-        self.log: _Logger = logger if logger is not None else _module_logger
+        self.log: AnyLogger = logger if logger is not None else _module_logger
         self.clock = clock
         self.buffer_ms = max(0, int(buffer_ms))
         self.index = FlvIndex(self.path)

@@ -40,6 +40,8 @@ SANS_IO = (
     "amf",
     "requests",
     "calls",
+    "playback",
+    "client_inbox",
     "commands",
     "shared_object",
     "flv",
