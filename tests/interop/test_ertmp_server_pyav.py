@@ -178,3 +178,37 @@ def test_recorded_e_flv_plays_back_with_seek(server: Server, tmp_path: Path, vid
     after = report(peer("decode", str(out)))
     assert after["errors"] == 0 and after["first_video_key"] is True, after
     assert after["video_frames"] >= 20, after
+
+
+@pytest.mark.spec("ERTMP Enhanced Video", "ERTMP Enhanced Audio", "RTMP 7.2.2.6", "RTMP 7.2.2.1")
+def test_rtmp_publish_and_play_carry_ffmpeg8_e_flv(server: Server, tmp_path: Path) -> None:
+    """``rtmp publish`` of an E-FLV FFmpeg 8 wrote, through our server, to ``rtmp play -o``:
+    the saved file is a valid E-FLV that FFmpeg 8 decodes, with the same video tags."""
+    source, saved = tmp_path / "hevc-opus.flv", tmp_path / "saved.flv"
+    report(peer("encode", str(source), "--video", "libx265", "--audio", "libopus",
+                "--seconds", "2"))
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    player = subprocess.Popen([sys.executable, "-m", "rtmp", "play", url(server, "cli"), "-o",
+                               str(saved), "--timeout", "20"], env=env, cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert wait_until(lambda: any(len(s.players) for s in server.hub.streams()), 20)
+        published = subprocess.run([sys.executable, "-m", "rtmp", "publish", "--fast",
+                                    str(source), url(server, "cli")], env=env, cwd=ROOT,
+                                   capture_output=True, timeout=60)
+        assert published.returncode == 0, published.stderr.decode(errors="replace")[-2000:]
+        _, err = player.communicate(timeout=30)
+        assert player.returncode == 0, err.decode(errors="replace")[-2000:]
+    finally:
+        if player.poll() is None:
+            player.kill()
+            player.communicate()
+    got = report(peer("decode", str(saved)))
+    assert (got["video_codec"], got["audio_codec"]) == ("hevc", "opus"), got
+    assert got["errors"] == 0 and got["first_video_key"] is True and got["video_frames"] >= 45, got
+
+    def video_tags(path: Path) -> List[bytes]:
+        with flv.Reader(path) as reader:
+            return [t.data for t in reader if t.type == flv.TAG_VIDEO]
+
+    assert video_tags(saved) == video_tags(source)  # colorInfo and command frames included
