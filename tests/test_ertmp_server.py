@@ -39,6 +39,7 @@ from rtmp.streams import (
     CONFIG_METADATA,
     CONFIG_MULTICHANNEL,
     CONFIG_SEQUENCE,
+    MAX_CONFIGS,
     FrameKind,
     LivePlayer,
     LiveStream,
@@ -337,3 +338,31 @@ def test_trace_names_the_fourcc_codec_ids_of_onmetadata() -> None:
     assert "videocodecid = CodecID 7: H.264 (FLV E.5)" in legacy
     plain = trace.describe_message(commands.metadata({"width": 1.0}, 1))
     assert "FLV E.5" not in plain and "ERTMP" not in plain
+
+
+# -- hostile publishers ------------------------------------------------------------------------
+
+
+@pytest.mark.spec(MULTITRACK, VIDEO_CLAUSE)
+def test_a_publisher_cannot_grow_the_configuration_cache_or_break_classification() -> None:
+    stream = StreamHub().publish("live", "h", owner="pub")
+    # 256 tracks' sequence starts, one message each: the cache keeps the latest MAX_CONFIGS.
+    for track in range(256):
+        stream.publish_message(video(build_video(KEY, VideoPacketType.SEQUENCE_START, [
+            TrackData("av01", b"\x81", track_id=track)],
+            multitrack_type=AvMultitrackType.ONE_TRACK), 0))
+    keys = [key for key, _ in stream.track_configs()]
+    assert len(keys) == MAX_CONFIGS and keys[-1] == (int(MessageType.VIDEO), CONFIG_SEQUENCE, 255)
+    # A multitrack message whose sizeOfTrack lies, an unknown FourCC, a nano offset over
+    # 999,999: relayed as frames (never a configuration or a GOP start), nothing raises.
+    lying = bytearray(TRACKS_START)
+    lying[7:10] = (0xFFFFFF).to_bytes(3, "big")  # the first track's sizeOfTrack
+    too_late = (bytes([0x97, 0x02]) + (1_000_000).to_bytes(3, "big") + bytes([0x01]) + b"hvc1"
+                + b"\x00\x00\x00K")
+    unknown = build_video(KEY, VideoPacketType.SEQUENCE_START, [TrackData("abcd", b"x")])
+    assert config_keys(int(MessageType.VIDEO), bytes(lying)) == ()
+    assert stream.publish_message(video(bytes(lying), 10)) == FrameKind.INTERFRAME
+    assert stream.publish_message(video(too_late, 10)) == FrameKind.INTERFRAME
+    # An unknown FourCC is forwarded ("*": CanForward) and its configuration kept.
+    assert stream.publish_message(video(unknown, 10)) == FrameKind.CONFIG
+    assert stream.config_messages()[-1].data == unknown
