@@ -63,6 +63,7 @@ __all__ = [
     "ConfigCache",
     "ConfigKey",
     "FrameKind",
+    "GopAnchor",
     "MAX_CONFIGS",
     "classify",
     "config_keys",
@@ -247,6 +248,27 @@ def keyframe_tracks(data: bytes) -> Tuple[int, ...]:
         return _SINGLE_TRACK
     return tuple(track.track_id for track in ertmp.video_tracks(data) if track.is_keyframe) \
         or _SINGLE_TRACK
+
+
+class GopAnchor:
+    """ERTMP Multitrack: which keyframes start a group of pictures -- those of the lowest
+    track that has keyframes (track 0, the default, for every single-track stream).  Another
+    track's keyframe joins the current GOP, so the default track stays decodable from its
+    start.  Used by the live GOP cache and by the recording parts' cut points."""
+
+    def __init__(self) -> None:
+        self.track: Optional[int] = None
+
+    def starts_gop(self, data: bytes) -> bool:
+        """Whether a video keyframe payload starts a new GOP (and remember its track)."""
+        tracks = keyframe_tracks(data)
+        lowest = min(tracks)
+        if self.track is None or lowest < self.track:
+            self.track = lowest
+        return self.track in tracks
+
+    def reset(self) -> None:
+        self.track = None
 
 
 class _Media(Protocol):
@@ -676,7 +698,7 @@ class LiveStream:
     _gop: List[Tuple[Message, FrameKind]] = field(default_factory=list)
     _gop_bytes: int = 0
     _gop_valid: bool = False
-    _gop_track: Optional[int] = None  # ERTMP Multitrack: whose keyframes start a GOP
+    _gop_anchor: GopAnchor = field(default_factory=GopAnchor)  # ERTMP Multitrack
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -741,7 +763,7 @@ class LiveStream:
                 if not self.configs.note(message):
                     # Classified by its first bytes but no header parses: kept whole.
                     self.configs.note(message, ((int(message.type), CONFIG_SEQUENCE, 0),))
-            elif kind == FrameKind.KEYFRAME and self._starts_gop(message):
+            elif kind == FrameKind.KEYFRAME and self._gop_anchor.starts_gop(message.data):
                 self.video_frames_in += 1
                 self._gop_bytes = len(message.data)
                 self._gop_valid = self._gop_bytes <= self.max_gop_bytes
@@ -758,16 +780,6 @@ class LiveStream:
                         self._gop.append((message, kind))
             self._fan_out(message, kind)
         return kind
-
-    def _starts_gop(self, message: Message) -> bool:
-        """ERTMP Multitrack: a keyframe starts a new GOP when it is one of the lowest track
-        that has keyframes (track 0, the default, for every single-track stream); another
-        track's keyframe joins the current GOP, which keeps the default track decodable."""
-        tracks = keyframe_tracks(message.data)
-        lowest = min(tracks)
-        if self._gop_track is None or lowest < self._gop_track:
-            self._gop_track = lowest
-        return self._gop_track in tracks
 
     def broadcast(self, message: Message, kind: FrameKind) -> None:
         """Fan out one message without caching it."""
@@ -794,7 +806,7 @@ class LiveStream:
             self.metadata = None
             self.configs.clear()
             self._gop, self._gop_bytes, self._gop_valid = [], 0, False
-            self._gop_track = None
+            self._gop_anchor.reset()
 
     # -- the players' side -----------------------------------------------------------------
 
