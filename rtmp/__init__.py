@@ -18,6 +18,8 @@ from .message import Message, MessageType, StreamType
 if TYPE_CHECKING:  # pragma: no cover
     from .client import Client, ClientConfig, ClientState
     from .commands import StatusEvent
+    from .push import Push
+    from .relay import RelayInfo
     from .server import ConnectionState, Server, ServerConfig, ServerConnection
 
 __version__ = "0.1.0"
@@ -34,6 +36,8 @@ __all__ = [
     "ServerConfig",
     "ServerConnection",
     "ConnectionState",
+    "Push",
+    "RelayInfo",
 ]
 __all__ += errors.__all__  # RTMPError, HandshakeError, ... (rtmp.errors)
 
@@ -46,6 +50,8 @@ _LAZY = {
     "ServerConnection": "server",
     "ConnectionState": "server",
     "StatusEvent": "commands",
+    "Push": "push",
+    "RelayInfo": "relay",
     "amf0": None,
     "amf3": None,
     "flv": None,

@@ -23,6 +23,7 @@ their locks: they are indicative) from the HTTP side:
 from __future__ import annotations
 
 import collections
+import re
 import threading
 import time
 from dataclasses import dataclass, fields
@@ -58,7 +59,7 @@ __all__ = [
 #: Seconds the bit rates are averaged over.
 RATE_WINDOW = 5.0
 #: ServerConfig fields never reported (secrets, and callables or objects with no JSON form).
-SECRET_FIELDS = frozenset({"password", "username", "http_token", "ssl_context"})
+SECRET_FIELDS = frozenset({"password", "username", "http_token", "ssl_context", "push_client"})
 
 
 def format_address(addr: Optional[Tuple[str, int]]) -> Optional[str]:
@@ -421,7 +422,7 @@ def _player_report(player: LivePlayer, owner: Optional[Tuple["ServerConnection",
 
 
 def _stream_report(stream: LiveStream, owners: _Owners, meter: Optional[RateMeter],
-                   now: float) -> Dict[str, Any]:
+                   now: float, relays: Optional[List[Dict[str, Any]]] = None) -> Dict[str, Any]:
     publisher: Optional[Dict[str, Any]] = None
     token = stream.publisher
     if token is not None:
@@ -456,6 +457,7 @@ def _stream_report(stream: LiveStream, owners: _Owners, meter: Optional[RateMete
         "bitrate_out": rates.bits_out,
         "player_count": len(players),
         "players": [_player_report(p, owners.players.get(p), now) for p in players],
+        "relays": relays or [],
     }
 
 
@@ -464,9 +466,12 @@ def streams_report(server: "Server", meter: Optional[RateMeter] = None) -> Dict[
     now = time.monotonic()
     owners = _owners(server)
     apps: Dict[str, Dict[str, Any]] = {}
+    relays: Dict[Tuple[str, str], List[Dict[str, Any]]] = {}
+    for info in server.relays:  # issue 19: the push targets (rtmp.relay.RelayInfo)
+        relays.setdefault((info.app, info.stream), []).append(info.as_dict())
     for stream in sorted(server.hub.streams(), key=lambda s: s.key):
         app = apps.setdefault(stream.app, {"streams": []})
-        app["streams"].append(_stream_report(stream, owners, meter, now))
+        app["streams"].append(_stream_report(stream, owners, meter, now, relays.get(stream.key)))
     return {"applications": apps}
 
 
@@ -499,6 +504,13 @@ def connections_report(server: "Server") -> Dict[str, Any]:
     return {"connections": [_connection_report(c, now) for c in server.connections]}
 
 
+def _without_credentials(entry: str) -> str:
+    """A ``push`` entry (``[APP=]rtmp[s]://[user:pass@]host...[?query]``) with its
+    credentials and query string (stream keys) hidden."""
+    entry = re.sub(r"(rtmps?://)[^/@]*@", r"\1***@", entry, flags=re.I)
+    return re.sub(r"\?.*$", "?***", entry)
+
+
 def public_config(config: Any) -> Dict[str, Any]:
     """The server's configuration as JSON values, secrets and callbacks left out."""
     out: Dict[str, Any] = {}
@@ -507,6 +519,9 @@ def public_config(config: Any) -> Dict[str, Any]:
         if name in SECRET_FIELDS or name.startswith("on_"):
             continue
         value = getattr(config, name)
+        if name == "push":  # issue 19: the targets, without user:password@
+            out[name] = [_without_credentials(entry) for entry in value]
+            continue
         if value is None or isinstance(value, (bool, int, float, str)):
             out[name] = value
         elif isinstance(value, (set, frozenset, list, tuple)) and all(
@@ -569,6 +584,15 @@ def _escape_label(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
+_RELAY_STATES = ("connecting", "live", "retrying", "looped")
+
+
+def _relay_states(server: "Server") -> List[Tuple[Dict[str, str], float]]:
+    """``rtmp_relays``: how many push targets are in each state (issue 19)."""
+    states = collections.Counter(info.state for info in server.relays)
+    return [({"direction": "push", "state": state}, states[state]) for state in _RELAY_STATES]
+
+
 def prometheus_text(server: "Server", extra: Iterable[Tuple[str, str, str, List[Tuple[Dict[str, str], float]]]] = ()
                     ) -> str:
     """``GET /metrics``: the Prometheus text exposition format (version 0.0.4).
@@ -598,6 +622,8 @@ def prometheus_text(server: "Server", extra: Iterable[Tuple[str, str, str, List[
          [({}, totals["dropped_frames"])]),
         ("rtmp_errors_total", "counter", "Refusals and failed sessions, by kind.",
          [({"kind": kind}, count) for kind, count in server.stats.errors_by_kind()]),
+        ("rtmp_relays", "gauge", "Push targets of the live streams, by state.",
+         _relay_states(server)),
     ]
     families.extend(extra)
     lines: List[str] = []

@@ -695,6 +695,9 @@ class LiveStream:
     """When the current publisher started (``time.monotonic()``)."""
     max_gop_bytes: int = DEFAULT_MAX_GOP_BYTES
     players: List[LivePlayer] = field(default_factory=list)
+    relays: List[LivePlayer] = field(default_factory=list)
+    """Players that republish the stream elsewhere (:mod:`rtmp.push`): fed like players,
+    not counted or told as players."""
     _gop: List[Tuple[Message, FrameKind]] = field(default_factory=list)
     _gop_bytes: int = 0
     _gop_valid: bool = False
@@ -789,7 +792,7 @@ class LiveStream:
     def _fan_out(self, message: Message, kind: FrameKind) -> None:
         """Chunk once per (chunk size, msid) in use; queue the same bytes for every player."""
         encoded: Dict[Tuple[int, int], Tuple[bytes, Message]] = {}
-        for player in self.players:
+        for player in (self.players + self.relays) if self.relays else self.players:
             chunk_size = player.chunk_size
             key = (chunk_size, player.message_stream_id)
             entry = encoded.get(key)
@@ -810,8 +813,11 @@ class LiveStream:
 
     # -- the players' side -----------------------------------------------------------------
 
-    def attach(self, player: LivePlayer, first: Sequence[Message] = ()) -> None:
+    def attach(self, player: LivePlayer, first: Sequence[Message] = (), relay: bool = False) -> None:
         """Add a player; queue ``first``, then metadata, sequence headers and the current GOP.
+
+        ``relay``: the player republishes the stream elsewhere (:mod:`rtmp.push`): it is
+        kept in ``relays``, not ``players``.
 
         ``first`` are the player's status messages (RTMP 7.2.2.1: StreamBegin,
         Play.Reset, Play.Start).  They are queued under the stream's lock, so no media
@@ -837,7 +843,7 @@ class LiveStream:
                     elif start is not None and kind == FrameKind.CONFIG:
                         out = out.replace(timestamp=start)  # as nginx-rtmp: at the GOP's time
                     player.offer(encode_type0(out, chunk_size), out, kind, chunk_size)
-            self.players.append(player)
+            (self.relays if relay else self.players).append(player)
 
     def _late_join_messages(self) -> List[Tuple[Message, FrameKind]]:
         first: List[Tuple[Message, FrameKind]] = []
@@ -850,6 +856,8 @@ class LiveStream:
         with self._lock:
             if player in self.players:
                 self.players.remove(player)
+            elif player in self.relays:
+                self.relays.remove(player)
 
     def snapshot_players(self) -> List[LivePlayer]:
         with self._lock:

@@ -29,6 +29,7 @@ from rtmp import cli, commands, stats
 from rtmp.httpapi import HTTPLimits, HTTPServer
 from rtmp.message import Message, MessageType
 from rtmp.streams import StreamHub
+from tests.peers import free_port
 from tests.test_streams import AAC_FRAME, AAC_HEADER, HEVC_EX_HEADER, HEVC_EX_KEY, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -162,7 +163,9 @@ class Live:
 
 @pytest.fixture(scope="module")
 def live() -> Iterator[Live]:
-    env = Live(require_auth=False, username="operator", password=PASSWORD)
+    # A push target nobody listens on: every stream reports a relay that retries (issue 19).
+    env = Live(require_auth=False, username="operator", password=PASSWORD,
+               push=[f"rtmp://127.0.0.1:{free_port()}/relay"])
     try:
         env.publish("cam", AVC_HIGH_854x480, AAC_HEADER, bytes([0x17, 0x01, 0, 0, 0]) + b"K" * 900,
                     AAC_FRAME, {"width": 854, "height": 480, "framerate": 25.0,
@@ -407,6 +410,8 @@ def test_metrics_exposition_format(live: Live) -> None:
     assert families["rtmp_received_bytes_total"][1][0][1] > 10_000
     kinds = {labels for labels, _ in families["rtmp_errors_total"][1]}
     assert '{kind="timeout"}' in kinds and '{kind="crash"}' in kinds
+    relays = dict(families["rtmp_relays"][1])  # the fixture's push target nobody listens on
+    assert sum(relays.values()) == 2.0 and relays['{direction="push",state="live"}'] == 0.0
 
 
 # -- the page -----------------------------------------------------------------------------------
