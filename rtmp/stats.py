@@ -29,10 +29,11 @@ import time
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, Deque, Dict, Iterable, List, NamedTuple, Optional, Tuple
 
-from . import commands, flv
+from . import commands, ertmp, flv
 from .errors import ProtocolError
-from .message import Message
-from .streams import LivePlayer, LiveStream
+from .flvmeta import metadata_codec
+from .message import Message, MessageType
+from .streams import CONFIG_SEQUENCE, LivePlayer, LiveStream
 
 if TYPE_CHECKING:  # pragma: no cover
     from .server import Server, ServerConnection
@@ -44,6 +45,7 @@ __all__ = [
     "video_info",
     "audio_info",
     "metadata_info",
+    "tracks_info",
     "avc_dimensions",
     "avc_sps_info",
     "streams_report",
@@ -125,6 +127,32 @@ def metadata_info(message: Optional[Message]) -> Dict[str, Any]:
     encoder = props.get("encoder")
     if isinstance(encoder, str):
         out["encoder"] = encoder[:200]
+    # FLV E.5 / ERTMP Enhancing onMetaData: a CodecID, or a FOURCC as a number or string.
+    for key, name, video in (("videocodecid", "video_codec", True),
+                             ("audiocodecid", "audio_codec", False)):
+        codec = metadata_codec(props.get(key), video=video)
+        if codec is not None:
+            out[name] = codec
+    return out
+
+
+def tracks_info(stream: LiveStream) -> List[Dict[str, Any]]:
+    """ERTMP Multitrack: the codec of every track with a sequence header, in the order a
+    late joiner gets them: ``[{"media": "video", "track": 0, "codec": "HEVC", "fourcc":
+    "hvc1"}, ...]`` (legacy headers are track 0, with a null FourCC unless AVC/HEVC)."""
+    out: List[Dict[str, Any]] = []
+    for (kind, what, track_id), message in stream.track_configs():
+        if what != CONFIG_SEQUENCE:
+            continue
+        video = kind == MessageType.VIDEO
+        tracks = ertmp.video_tracks(message.data) if video else ertmp.audio_tracks(message.data)
+        track = next((t for t in tracks if t.track_id == track_id), None)
+        if track is not None:
+            row: Dict[str, Any] = {"codec": track.codec_name, "fourcc": track.fourcc}
+        else:
+            info = (video_info if video else audio_info)(message) or {}
+            row = {"codec": info.get("codec", "unknown"), "fourcc": info.get("fourcc")}
+        out.append({"media": "video" if video else "audio", "track": track_id, **row})
     return out
 
 
@@ -422,6 +450,7 @@ def _stream_report(stream: LiveStream, owners: _Owners, meter: Optional[RateMete
         or (rates.frames or None),
         "frame_rate_measured": rates.frames,
         "metadata": meta,
+        "tracks": tracks_info(stream),
         "bytes_in": stream.bytes_in,
         "messages_in": stream.messages_in,
         "bitrate_in": rates.bits_in,
@@ -464,6 +493,8 @@ def _connection_report(conn: "ServerConnection", now: float) -> Dict[str, Any]:
         "bytes_in": transport.bytes_received if transport else 0,
         "bytes_out": transport.bytes_sent if transport else 0,
         "streams": streams,
+        # ERTMP Enhancing NetConnection connect Command: what the client stated it can do.
+        "ertmp": conn.client_caps.to_properties() if conn.client_caps.enhanced else None,
     }
 
 
