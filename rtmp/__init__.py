@@ -1,7 +1,7 @@
 """rtmp: a pure-Python Real-Time Messaging Protocol stack (client, server, codecs).
 
 The public names (listed in the repository's ``refs/api.md``) are importable from here;
-the codec modules are ``rtmp.amf0``, ``rtmp.amf3`` and ``rtmp.flv``.  Heavy modules load
+the codec modules are ``rtmp.amf0``, ``rtmp.amf3``, ``rtmp.flv`` and ``rtmp.ertmp``.  Heavy modules load
 on first use.
 """
 
@@ -55,6 +55,7 @@ _LAZY = {
     "amf0": None,
     "amf3": None,
     "flv": None,
+    "ertmp": None,
 }
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

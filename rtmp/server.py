@@ -556,7 +556,7 @@ class Server:
                     close_socket(sock)
                     return
             conn_id = f"{self._prefix}-{next(self._ids)}"
-            conn = ServerConnection(self, self.config, sock, conn_id, remote, over_limit=over)
+            conn = ServerConnection(self, sock, conn_id, remote, over_limit=over)
             self._connections[conn_id] = conn
         threading.current_thread().name = f"rtmp-conn-{conn_id}"
         conn.log.info("accepted from %s%s", remote, f" (refusing: {over})" if over else "")
