@@ -40,7 +40,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence, Tuple
 
 from .client import Client, ClientConfig
 from .errors import RTMPError, StreamEnded, TimeoutError
-from .message import RELAYED_TYPES, MessageType
+from .message import DATA_TYPES, RELAYED_TYPES, MessageType
 from .netstream import _notify_publish, _notify_unpublish, feed_live
 from .push import PushRule, parse_push_rule, remote_name
 from .relay import (
@@ -67,6 +67,9 @@ _POLL = 0.25
 
 #: What a pull takes from the origin (RTMP 7.1.4-7.1.6): media, data, aggregates.
 _PULLED = RELAYED_TYPES | {MessageType.AGGREGATE}
+
+#: [impl] The data message servers send after Play.Start (nginx-rtmp, FMS, ours): not relayed.
+_SAMPLE_ACCESS = b"|RtmpSampleAccess"
 
 #: ``on_pull(conn, app, name) -> Optional[url]``: the origin of one stream, or None.
 OnPull = Callable[[Any, str, str], Optional[str]]
@@ -173,7 +176,13 @@ class PullSession(UpstreamSession):
                     continue
                 if message.type not in _PULLED or not message.data:
                     continue  # statuses and calls; nginx-rtmp's empty audio (wait_video)
-                live = self._live or self._publish_local()
+                if message.type in DATA_TYPES and _SAMPLE_ACCESS in message.data[:24]:
+                    continue  # the origin's answer to our play, not the stream's data
+                live = self._live
+                if live is None:
+                    if message.type in DATA_TYPES and b"onMetaData" not in message.data[:16]:
+                        continue  # before the stream starts (media or metadata)
+                    live = self._publish_local()
                 if feed_live(live, message, self.log):
                     self._messages += 1
         finally:
@@ -246,15 +255,17 @@ class Puller(UpstreamGroup[PullSession]):
         """A local player waits for ``app/name`` (its ``connect`` properties ``params``):
         start its pull, or share the running one.  Returns why the play is refused (a
         relay loop, ``on_pull`` raised or named a malformed URL), or None."""
-        if not self.enabled or self._running(app, name) is not None:
+        if not self.enabled:
             return None
+        loop = loop_reason(params, self.server_id)  # a relay this pull would feed
+        if self._running(app, name) is not None:
+            return loop
         try:
             origin = self.origin_for(connection, app, name)
         except Exception as exc:  # noqa: BLE001 - the application's callback
             return f"on_pull: {exc or type(exc).__name__}"
         if origin is None:
             return None
-        loop = loop_reason(params, self.server_id)
         if loop is not None:
             return loop
         url, remote = origin
