@@ -336,3 +336,22 @@ def test_three_chained_servers_pull_with_the_marker(servers: List[rtmp.Server]) 
     assert 'rtmp_relays{direction="pull",state="live"} 1' in metrics
     player.close()
     pub.close()
+
+
+def test_the_readme_pull_snippet_picks_the_origin_per_stream() -> None:
+    """README "Growing past one machine": the ``on_pull`` example does what it says."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Growing past one machine", 1)[1].split("\n## ", 1)[0]
+    (code,) = [c for c in re.findall(r"```py\n(.*?)```", section, re.S) if "on_pull" in c]
+    scope: dict = {}
+    exec(compile(code, "README.md", "exec"), scope)  # noqa: S102 - the README's own example
+    puller = rtmp.Server(scope["config"]).puller
+    assert puller.origin_for(None, "live", "eu-cam") == (
+        "rtmp://eu-origin.example/live/eu-cam", "eu-cam")
+    assert puller.origin_for(None, "live", "cam") is None
+    assert rtmp.Server(rtmp.ServerConfig(pull=["tv=rtmp://o.example/studio/{app}-{name}"])
+                       ).puller.origin_for(None, "tv", "cam") == (
+        "rtmp://o.example/studio/{app}-{name}", "tv-cam")
