@@ -288,10 +288,17 @@ class UpstreamSession:
         self._thread.start()
 
     def stop(self) -> None:
-        """Ask the session to end (it ends its far-side stream politely); does not wait."""
+        """Ask the session to end; does not wait.  A live session ends its far-side stream
+        politely on its own thread; one still connecting (a far side that does not answer
+        its handshake or ``connect``) has its socket shut, so it ends at once."""
         with self._wake:
             self._stop = True
             self._wake.notify_all()
+        client = self._client
+        if self.state is RelayState.CONNECTING and client is not None:
+            transport = client.transport
+            if transport is not None:
+                transport.shutdown()  # wakes the blocked handshake or connect
 
     def join(self, timeout: Optional[float] = None) -> bool:
         """Wait for the thread to end; True if it has."""

@@ -219,6 +219,8 @@ def test_push_to_another_server_byte_for_byte(servers: List[rtmp.Server]) -> Non
     assert info.url == f"rtmp://127.0.0.1:{far.address[1]}/edge/cam"
     assert info.bytes_sent > 65 * 200 and info.reconnects == 0 and info.dropped == 0
     assert info.messages >= 2 * 40
+    stream = near.hub.get("live", "cam")
+    assert stream is not None and len(stream.players) == 1 and len(stream.relays) == 1
     pub.close()
     # End of stream forwarded: FCUnpublish/deleteStream reach the far side.
     assert wait_for(lambda: not far.hub.is_live("edge", "cam"))
@@ -258,6 +260,22 @@ def test_on_publish_chooses_targets_and_name_template(servers: List[rtmp.Server]
     assert [(s.app, s.name) for s in other.hub.streams() if s.live] == [("in", "live-special-hd")]
     for pub in pubs:
         pub.close()
+
+
+@pytest.mark.spec("RTMP 7.2.2.6")
+def test_on_publish_returning_a_bad_push_refuses_the_publish(servers: List[rtmp.Server]) -> None:
+    def on_publish(conn: Any, name: str, kind: Any) -> Push:
+        return Push(targets=["rtmp://nohost-here"])  # ValueError: names no application
+
+    near = serve(on_publish=on_publish)
+    servers.append(near)
+    client = rtmp.Client()
+    client.connect(url(near, "live/cam"))
+    with pytest.raises(rtmp.CommandError, match="names no application") as refused:
+        client.publish()
+    assert refused.value.code == "NetStream.Publish.BadName"
+    assert near.relays == [] and not near.hub.is_live("live", "cam")
+    client.close()
 
 
 @pytest.mark.spec("RTMP 7.2.1.1", "RTMP 7.2.2.6")
@@ -499,3 +517,22 @@ def test_push_with_credentials_and_a_key_shows_neither(servers: List[rtmp.Server
     assert shown == f"rtmp://127.0.0.1:{far.address[1]}/live/cam"
     assert "secret" not in str(stats.public_config(near.config)) and "right" not in shown
     pub.close()
+
+
+@pytest.mark.spec("RTMP 5.2")
+def test_a_silent_target_does_not_hold_up_the_server_stop(servers: List[rtmp.Server]) -> None:
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts TCP, never answers S0/S1
+    try:
+        near = serve(push=[f"rtmp://127.0.0.1:{silent.getsockname()[1]}/live"])
+        servers.append(near)  # stopped below; the fixture's second stop does nothing
+        pub = Publisher(url(near, "live/cam"))
+        pub.headers()
+        assert wait_for(lambda: near.relays and near.relays[0].state == "connecting")
+        time.sleep(0.3)  # in the handshake now (connect_timeout is 10 s)
+        pub.close()
+        assert wait_for(lambda: near.relays == [], timeout=3)
+        started = time.monotonic()
+        near.stop(5)
+        assert time.monotonic() - started < 2.0
+    finally:
+        silent.close()
