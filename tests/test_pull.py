@@ -84,6 +84,20 @@ class Watcher:
             pass
 
 
+def origin_and_edge(servers: List[rtmp.Server], frames: int,
+                    **edge_config: Any) -> Tuple[rtmp.Server, rtmp.Server, Publisher]:
+    """Our origin, an edge pulling its ``live`` application, and a publisher of
+    ``live/cam`` on the origin that sent the headers and ``frames`` frames."""
+    origin = serve()
+    servers.append(origin)
+    edge = serve(pull=[url(origin, "live")], **edge_config)
+    servers.append(edge)
+    pub = Publisher(url(origin, "live/cam"))
+    pub.headers()
+    pub.frames(frames)
+    return origin, edge, pub
+
+
 def players_of(server: rtmp.Server, app: str, name: str) -> int:
     live = server.hub.get(app, name)
     return len(live.snapshot_players()) if live is not None else 0
@@ -135,13 +149,8 @@ def test_rtmp_serve_refuses_a_malformed_pull_url_at_start(flag: str, reason: str
 @pytest.mark.spec("RTMP 7.2.2.1", "FLV E.4.3.1")
 def test_edge_pulls_from_origin_byte_for_byte_and_players_share_one_session(
         servers: List[rtmp.Server]) -> None:
-    origin = serve()
-    servers.append(origin)
-    edge = serve(pull=[url(origin, "live")], pull_idle=1.0)
-    servers.append(edge)
-    pub = Publisher(url(origin, "live/cam"))
-    pub.headers()
-    pub.frames(25)  # the pull joins mid-GOP: headers and the current GOP first
+    # The pull joins mid-GOP: headers and the current GOP first.
+    origin, edge, pub = origin_and_edge(servers, 25, pull_idle=1.0)
     first = Watcher(url(edge, "live/cam"))
     assert wait_for(lambda: edge.hub.is_live("live", "cam"))
     second = Watcher(url(edge, "live/cam"))
@@ -170,13 +179,7 @@ def test_edge_pulls_from_origin_byte_for_byte_and_players_share_one_session(
 @pytest.mark.spec("RTMP 7.2.2.1")
 def test_the_pull_stays_while_a_player_remains_and_a_new_player_reopens_it(
         servers: List[rtmp.Server]) -> None:
-    origin = serve()
-    servers.append(origin)
-    edge = serve(pull=[url(origin, "live")], pull_idle=0.5)
-    servers.append(edge)
-    pub = Publisher(url(origin, "live/cam"))
-    pub.headers()
-    pub.frames(10)
+    _, edge, pub = origin_and_edge(servers, 10, pull_idle=0.5)
     stays, leaves = Watcher(url(edge, "live/cam")), Watcher(url(edge, "live/cam"))
     assert wait_for(lambda: len(stays.video()) >= 1 and len(leaves.video()) >= 1)
     leaves.close()
