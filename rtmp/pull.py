@@ -45,6 +45,7 @@ from .netstream import _notify_publish, _notify_unpublish, feed_live
 from .push import PushRule, parse_push_rule, remote_name
 from .relay import (
     Backoff,
+    RelayState,
     UpstreamGroup,
     UpstreamSession,
     check_relay_url,
@@ -163,8 +164,14 @@ class PullSession(UpstreamSession):
     def serve(self, client: Client) -> None:
         """RTMP 7.2.2.1: play ``remote`` live and publish what comes into the local hub."""
         client.play(self.remote, start=-1)
+        next_check = 0.0
         try:
-            while not self.idle_expired():
+            while True:
+                now = time.monotonic()
+                if now >= next_check:  # the players, a few times a second (not per message)
+                    if self.idle_expired():
+                        return
+                    next_check = now + _POLL
                 try:
                     message = client.read_message(_POLL)
                 except TimeoutError:
@@ -173,6 +180,7 @@ class PullSession(UpstreamSession):
                     self.log.info("pull of %s: the origin ended the stream (%s)",
                                   self.remote_url, end.reason)
                     self._unpublish_local()
+                    self.state, self.live_since = RelayState.CONNECTING, 0.0
                     continue
                 if message.type not in _PULLED or not message.data:
                     continue  # statuses and calls; nginx-rtmp's empty audio (wait_video)
