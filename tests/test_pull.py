@@ -358,3 +358,30 @@ def test_the_readme_pull_snippet_picks_the_origin_per_stream() -> None:
     assert rtmp.Server(rtmp.ServerConfig(pull=["tv=rtmp://o.example/studio/{app}-{name}"])
                        ).puller.origin_for(None, "tv", "cam") == (
         "rtmp://o.example/studio/{app}-{name}", "tv-cam")
+
+
+@pytest.mark.spec("RTMP 7.1.6", "RTMP 7.1.2")
+def test_feed_live_takes_what_a_pull_receives_as_a_publisher_would() -> None:
+    """What the origin sends a pull goes into the local stream: an aggregate's tags one by
+    one, onMetaData as the metadata late joiners get, other types not at all."""
+    from rtmp.message import Message, build_aggregate
+    from rtmp.netstream import feed_live
+    from rtmp.streams import StreamHub
+    from tests.test_push import AUDIO_HEADER, VIDEO_HEADER, video_frame
+
+    hub = StreamHub()
+    live = hub.publish("live", "cam", object())
+    log = logging.getLogger("test")
+    meta = commands.encode_data("onMetaData", {"width": 320.0}, message_stream_id=1)
+    assert feed_live(live, meta, log)
+    tags = [Message(MessageType.VIDEO, VIDEO_HEADER, 0, 1),
+            Message(MessageType.AUDIO, AUDIO_HEADER, 0, 1),
+            Message(MessageType.VIDEO, video_frame(0), 40, 1)]
+    assert feed_live(live, build_aggregate(tags), log)
+    assert live.metadata is not None and live.metadata.data == meta.data
+    assert live.video_config is not None and live.video_config.data == VIDEO_HEADER
+    assert live.audio_config is not None and live.audio_config.data == AUDIO_HEADER
+    assert live.gop_length == 1 and live.messages_in == 3
+    assert not feed_live(live, Message(MessageType.SET_CHUNK_SIZE, b"\x00\x00\x10\x00", 0, 0),
+                         log)
+    assert live.messages_in == 3
