@@ -191,16 +191,27 @@ class PullSession(UpstreamSession):
                     if message.type in DATA_TYPES and b"onMetaData" not in message.data[:16]:
                         continue  # before the stream starts (media or metadata)
                     live = self._publish_local()
+                    if live is None:
+                        return
                 if feed_live(live, message, self.log):
                     self._messages += 1
         finally:
             self._unpublish_local()
 
-    def _publish_local(self) -> LiveStream:
-        """The first media: the stream is live here (waiting players get PublishNotify)."""
+    def _publish_local(self) -> Optional[LiveStream]:
+        """The first media: the stream is live here (waiting players get PublishNotify);
+        None (and the pull stops) if a local publisher has it."""
         try:
             live = self.hub.publish(self.app, self.stream, self, on_start=_notify_publish)
-        except StreamBusyError as exc:  # a local publisher (or the previous pull) has it
+        except StreamBusyError as exc:
+            current = self.hub.get(self.app, self.stream)
+            if current is not None and not isinstance(current.publisher, PullSession):
+                # A local publisher took the name first: it wins, the pull ends.
+                self.log.info("pull of %s stopped: %s/%s is published here", self.remote_url,
+                              self.app, self.stream)
+                self.stop()
+                return None
+            # The previous pull of the stream is still ending: retried after the backoff.
             raise RTMPError(f"cannot publish the pulled stream here: {exc}") from exc
         self._live = live
         self.publishes += 1

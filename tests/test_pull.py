@@ -236,6 +236,29 @@ def test_on_pull_picks_the_origin_per_stream(servers: List[rtmp.Server]) -> None
     pub.close()
 
 
+@pytest.mark.spec("RTMP 7.2.2.6", "RTMP 7.2.2.1")
+def test_a_local_publisher_wins_over_a_waiting_pull(servers: List[rtmp.Server]) -> None:
+    origin = serve()
+    servers.append(origin)
+    edge = serve(pull=[url(origin, "live")])
+    servers.append(edge)
+    player = Watcher(url(edge, "live/cam"))  # the origin has no cam yet: the pull waits
+    assert wait_for(lambda: players_of(origin, "live", "cam") == 1)
+    local = Publisher(url(edge, "live/cam"))
+    local.headers()
+    local.frames(10)
+    far = Publisher(url(origin, "live/cam"))
+    far.headers()
+    far.frames(10)
+    assert wait_for(lambda: edge.relays == [])  # the pull gave way, no retry
+    assert wait_for(lambda: players_of(origin, "live", "cam") == 0)
+    local.frames(20, pace=0.002)
+    assert wait_for(lambda: len(player.video()) >= 20)
+    assert_tail_of(player.media, local.sent)
+    for each in (player, local, far):
+        each.close()
+
+
 # -- faults ----------------------------------------------------------------------------------
 
 
