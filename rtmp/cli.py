@@ -180,6 +180,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         push_reconnect=args.push_reconnect,
         pull=args.pull,
         pull_idle=args.pull_idle,
+        pull_reconnect=args.pull_reconnect,
     )
     server = Server(config)
     stop = threading.Event()
@@ -483,6 +484,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--pull-idle", type=_parsed_arg(parse_duration), default=5.0,
                        metavar="DURATION",
                        help="close a pull this long after its last player left (default 5s)")
+    serve.add_argument("--pull-reconnect", type=_parsed_arg(parse_duration), default=3.0,
+                       metavar="DURATION",
+                       help="longest wait between a lost pull's retries (default 3s)")
     serve.add_argument("--http-token", metavar="TOKEN",
                        help="bearer token for the HTTP API (default: $RTMP_HTTP_TOKEN): needed "
                             "to drop connections, and for everything off loopback")

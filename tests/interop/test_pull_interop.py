@@ -121,6 +121,7 @@ def test_two_of_ours_chained_origin_to_edge_through_the_command_line() -> None:
     edge = subprocess.Popen(
         [sys.executable, "-m", "rtmp", "serve", "--addr", f"127.0.0.1:{port}",
          "--pull", f"live={our_url(origin, 'studio')}", "--pull-idle", "1s",
+         "--pull-reconnect", "1s",
          "--log-level", "warning"],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         env=dict(os.environ))
