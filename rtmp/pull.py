@@ -140,8 +140,8 @@ class PullSession(UpstreamSession):
             now = time.monotonic()
             if self._idle_since is None:
                 self._idle_since = now
-            if now - self._idle_since < self.idle:
-                return False
+            if now - self._idle_since < max(self.idle, _POLL):  # a new player subscribes
+                return False                                   # just after it starts us
             self.log.info("pull of %s: no player for %.1f s, closing", self.remote_url, self.idle)
             self.stop()
             return True
