@@ -130,6 +130,14 @@ def _push_rule(text: str) -> str:
     return text
 
 
+def _pull_rule(text: str) -> str:
+    """``--pull [APP=]URL``: checked at start (rtmp.pull.parse_pull_rule), kept as given."""
+    from .pull import parse_pull_rule
+
+    parse_pull_rule(text)
+    return text
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from .server import Server, ServerConfig
 
@@ -170,6 +178,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         chunk_size=args.chunk_size,
         push=args.push,
         push_reconnect=args.push_reconnect,
+        pull=args.pull,
+        pull_idle=args.pull_idle,
+        pull_reconnect=args.pull_reconnect,
     )
     server = Server(config)
     stop = threading.Event()
@@ -465,6 +476,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--push-reconnect", type=_parsed_arg(parse_duration), default=3.0,
                        metavar="DURATION",
                        help="longest wait between a lost push target's retries (default 3s)")
+    serve.add_argument("--pull", action="append", default=[], metavar="[APP=]URL",
+                       type=_parsed_arg(_pull_rule),
+                       help="play the streams nobody publishes here (of application APP only, "
+                            "with APP=) from the origin rtmp[s]://host[:port]/app, as "
+                            "app/<name> there (an edge); repeatable")
+    serve.add_argument("--pull-idle", type=_parsed_arg(parse_duration), default=5.0,
+                       metavar="DURATION",
+                       help="close a pull this long after its last player left (default 5s)")
+    serve.add_argument("--pull-reconnect", type=_parsed_arg(parse_duration), default=3.0,
+                       metavar="DURATION",
+                       help="longest wait between a lost pull's retries (default 3s)")
     serve.add_argument("--http-token", metavar="TOKEN",
                        help="bearer token for the HTTP API (default: $RTMP_HTTP_TOKEN): needed "
                             "to drop connections, and for everything off loopback")

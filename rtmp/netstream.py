@@ -240,6 +240,11 @@ class ServerServices(Protocol):
     def start_push(self, conn: "ConnectionContext", live: LiveStream, plan: Any = None) -> List[Any]:
         """Issue 19: start the push targets of ``live`` (``plan``: ``on_publish``'s return)."""
 
+    def start_pull(self, conn: "ConnectionContext", name: str) -> Optional[str]:
+        """Issue 19: a player waits for ``conn.app/name``, which nobody publishes here:
+        pull it from its origin, if one is configured (:mod:`rtmp.pull`).  Returns why
+        the play is refused (a relay loop, ``on_pull`` raised), or None."""
+
     @property
     def shared_objects(self) -> "SharedObjectStore":
         """RTMP 7.3.2: the remote shared objects (:mod:`rtmp.shared_object_store`)."""
@@ -513,8 +518,15 @@ def _play_live(conn: ConnectionContext, ns: NetStream, reset: bool) -> None:
 
     The statuses go through the player's writer, queued under the stream's lock
     before any cached or live media: once the client has Play.Start, every
-    message published after it reaches the client, after the statuses.
+    message published after it reaches the client, after the statuses.  A stream
+    nobody publishes here is pulled from its origin first, if one is configured.
     """
+    waiting = not conn.server.hub.is_live(conn.app, ns.name)
+    refused = conn.server.start_pull(conn, ns.name) if waiting else None
+    if refused is not None:  # issue 19: a pull loop, or on_pull refused
+        conn.log.warning("play of %r refused: %s", ns.name, refused)
+        conn.send(conn.status(ns, commands.NETSTREAM_PLAY_FAILED, refused, details=ns.name))
+        return
     player = LivePlayer(
         conn.transport,  # type: ignore[arg-type]
         ns.message_stream_id,
@@ -526,7 +538,6 @@ def _play_live(conn: ConnectionContext, ns: NetStream, reset: bool) -> None:
     player.receive_audio, player.receive_video = ns.receive_audio, ns.receive_video
     state = ns.state = PlayingLive(player)
     conn.update_state()  # PLAYING before the client can see Play.Start
-    waiting = not conn.server.hub.is_live(conn.app, ns.name)
     live = state.live = conn.server.hub.subscribe(
         conn.app, ns.name, player,
         first=_play_start_messages(conn, ns, reset, recorded=False, waiting=waiting))
@@ -746,12 +757,29 @@ def _publish_one(conn: ConnectionContext, ns: NetStream, msg: Message) -> None:
                                       f"recording failed: {exc}", details=ns.name))
     live = state.live
     if msg.type in _DATA_TYPES:
-        _publish_data(conn, live, msg)
+        _publish_data(conn.log, live, msg)
     else:
         live.publish_message(msg)
 
 
-def _publish_data(conn: ConnectionContext, live: LiveStream, msg: Message) -> None:
+def feed_live(live: LiveStream, msg: Message, log: Any) -> bool:
+    """RTMP 7.1.2, 7.1.4-7.1.6: give ``live`` one audio, video, data or aggregate message
+    as its publisher would (what a pull from an origin receives, :mod:`rtmp.pull`);
+    False for any other type (ignored)."""
+    if msg.type == MessageType.AGGREGATE:
+        for sub in split_aggregate(msg):  # RTMP 7.1.6
+            feed_live(live, sub, log)
+        return True
+    if msg.type in _DATA_TYPES:
+        _publish_data(log, live, msg)
+    elif msg.type in _RELAYED_TYPES:
+        live.publish_message(msg)
+    else:
+        return False
+    return True
+
+
+def _publish_data(log: Any, live: LiveStream, msg: Message) -> None:
     """RTMP 7.1.2: ``@setDataFrame`` sets the metadata, ``@clearDataFrame`` clears it."""
     data = msg.data
     if msg.type == MessageType.DATA_AMF0 and data.startswith(_SET_DATA_FRAME_AMF0):
@@ -762,7 +790,7 @@ def _publish_data(conn: ConnectionContext, live: LiveStream, msg: Message) -> No
     try:
         values = commands.decode_data(msg)
     except ProtocolError as exc:
-        conn.log.warning("undecodable data message dropped: %s", exc)
+        log.warning("undecodable data message dropped: %s", exc)
         return
     first = values[0] if values else None
     if first == commands.SET_DATA_FRAME:

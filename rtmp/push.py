@@ -25,8 +25,6 @@ stream reaches the far side.
 
 from __future__ import annotations
 
-import threading
-import time
 from dataclasses import dataclass
 from typing import Any, List, Optional, Sequence, Tuple
 
@@ -35,8 +33,7 @@ from .errors import RTMPError
 from .relay import (
     Backoff,
     ClientSink,
-    RelayInfo,
-    RelayState,
+    UpstreamGroup,
     UpstreamSession,
     check_relay_url,
     display_url,
@@ -103,21 +100,22 @@ def _check_template(template: str) -> None:
         raise ValueError(f"push name template {template!r} contains white space")
 
 
-def parse_push_rule(text: str) -> PushRule:
+def parse_push_rule(text: str, what: str = "push") -> PushRule:
     """``"rtmp[s]://host[:port]/app[/template]"`` or ``"APP=rtmp[s]://..."`` -> PushRule.
 
-    ValueError with the reason (a malformed URL, an empty application name).
+    ValueError with the reason (a malformed URL, an empty application name); ``what``
+    names the entry in it (``"pull"``: :func:`rtmp.pull.parse_pull_rule`).
     """
     if not isinstance(text, str):
-        raise ValueError(f"push entry {text!r} is not a string")
+        raise ValueError(f"{what} entry {text!r} is not a string")
     app: Optional[str] = None
     url = text.strip()
     head, sep, rest = url.partition("=")
     if sep and "://" not in head:
         app, url = head.strip(), rest.strip()
         if not app or "/" in app:
-            raise ValueError(f"push entry {text!r}: bad application name {app!r} before '='")
-    check_relay_url(url, "push")
+            raise ValueError(f"{what} entry {text!r}: bad application name {app!r} before '='")
+    check_relay_url(url, what)
     return PushRule(url=url, app=app)
 
 
@@ -200,19 +198,18 @@ class PushTarget(UpstreamSession):
             raise RTMPError(f"push session lost: {failure}") from failure
 
 
-class Pusher:
+class Pusher(UpstreamGroup[PushTarget]):
     """The push side of a server: the rules, and the targets of the streams live now."""
 
     def __init__(self, rules: Sequence[PushRule], server_id: str, *,
                  max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES, reconnect: float = 3.0,
                  client_config: Optional[ClientConfig] = None) -> None:
+        super().__init__()
         self.rules = list(rules)
         self.server_id = server_id
         self.max_queue_bytes = max_queue_bytes
         self.reconnect = reconnect
         self.client_config = client_config or PUSH_CLIENT
-        self._lock = threading.Lock()
-        self._targets: List[PushTarget] = []
 
     def targets_for(self, app: str, name: str, plan: Any = None) -> List[Tuple[str, str]]:
         """``(url, far-side name)`` for each place ``app/name`` goes (``plan``: what
@@ -235,34 +232,8 @@ class Pusher:
                                 client_config=self.client_config,
                                 backoff=Backoff(maximum=max(0.5, self.reconnect)))
             started.append(target)
-        with self._lock:
-            self._targets = [t for t in self._targets if not t.ended]
-            self._targets.extend(started)
+        self._add(started)
         for target in started:
             target.log.info("pushing %s/%s to %s", live.app, live.name, target.remote_url)
             target.start()
         return started
-
-    @property
-    def sessions(self) -> List[PushTarget]:
-        with self._lock:
-            return list(self._targets)
-
-    def infos(self) -> List[RelayInfo]:
-        """The targets' :class:`rtmp.relay.RelayInfo` (those of ended streams left out; a
-        ``looped`` one stays while its stream is live)."""
-        return [t.info() for t in self.sessions
-                if t.state is not RelayState.STOPPED and not t.ended]
-
-    def close(self, timeout: float) -> None:
-        """Stop every target and wait (at most ``timeout``) for their threads."""
-        deadline = time.monotonic() + timeout
-        sessions = self.sessions
-        for target in sessions:
-            target.stop()
-        for target in sessions:
-            if not target.join(max(0.0, deadline - time.monotonic())):
-                target.log.warning("push to %s did not end within the stop timeout",
-                                   target.remote_url)
-        with self._lock:
-            self._targets = [t for t in self._targets if t not in sessions]

@@ -7,8 +7,11 @@ against another server (nginx-rtmp, node-media-server, SRS, another of ours), on
 thread of its own, reconnected with backoff when it is lost.  :class:`UpstreamSession`
 is that loop; a subclass says what one session does once connected
 (:meth:`UpstreamSession.serve`): :class:`rtmp.push.PushTarget` publishes a local
-stream to the far side.  The loop keeps the counters the server API shows
-(:class:`RelayInfo`: state, bytes, messages, drops, reconnects, the last error).
+stream to the far side, :class:`rtmp.pull.PullSession` plays a stream of the far side
+(an origin) and publishes it into the local live hub.  :class:`UpstreamGroup` keeps
+the sessions of one direction (the server API lists them, the server stops them).
+The loop keeps the counters the server API shows (:class:`RelayInfo`: state, bytes,
+messages, drops, reconnects, the last error).
 
 The media of a relay never waits for the far side on the local publisher's thread: a
 pushing session reads the live hub through a :class:`rtmp.streams.LivePlayer` (a
@@ -32,7 +35,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, replace
-from typing import Any, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Generic, List, Mapping, Optional, Sequence, Tuple, TypeVar, Union
 
 from .client import Client, ClientConfig
 from .errors import CommandError, RTMPError
@@ -49,6 +52,7 @@ __all__ = [
     "Backoff",
     "ClientSink",
     "UpstreamSession",
+    "UpstreamGroup",
     "check_relay_url",
     "display_url",
     "relay_chain",
@@ -422,3 +426,45 @@ class UpstreamSession:
 def new_session_log(kind: str, app: str, stream: str) -> _Logger:
     """The logger of one relay (``rtmp.relay`` with ``[push:app/stream]``)."""
     return connection_logger(__name__, f"{kind}:{app}/{stream}")
+
+
+_S = TypeVar("_S", bound=UpstreamSession)
+
+
+class UpstreamGroup(Generic[_S]):
+    """The relays of one direction of a server (:class:`rtmp.push.Pusher`,
+    :class:`rtmp.pull.Puller`): listed for the server API, stopped with the server."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sessions: List[_S] = []
+
+    def _add(self, started: Sequence[_S]) -> None:
+        """Keep ``started`` (and forget the sessions that have ended)."""
+        with self._lock:
+            self._sessions = [s for s in self._sessions if not s.ended]
+            self._sessions.extend(started)
+
+    @property
+    def sessions(self) -> List[_S]:
+        with self._lock:
+            return list(self._sessions)
+
+    def infos(self) -> List[RelayInfo]:
+        """The sessions' :class:`RelayInfo` (those of ended streams left out; a ``looped``
+        one stays while its stream is live)."""
+        return [s.info() for s in self.sessions
+                if s.state is not RelayState.STOPPED and not s.ended]
+
+    def close(self, timeout: float) -> None:
+        """Stop every session and wait (at most ``timeout``) for their threads."""
+        deadline = time.monotonic() + timeout
+        sessions = self.sessions
+        for session in sessions:
+            session.stop()
+        for session in sessions:
+            if not session.join(max(0.0, deadline - time.monotonic())):
+                session.log.warning("%s to %s did not end within the stop timeout",
+                                    session.direction, session.remote_url)
+        with self._lock:
+            self._sessions = [s for s in self._sessions if s not in sessions]

@@ -80,6 +80,7 @@ from .errors import (
     TimeoutError,
 )
 from .netconnection import Rejected
+from .pull import DEFAULT_PULL_IDLE, OnPull, Puller, parse_pull_rule
 from .push import Pusher, PushTarget, parse_push_rule
 from .relay import RelayInfo, loop_reason, relay_chain
 from .netstream import MAX_STREAMS_PER_CONNECTION as MAX_STREAMS_PER_CONNECTION
@@ -234,6 +235,23 @@ class ServerConfig:
     push_client: Optional[ClientConfig] = None
     """The :class:`rtmp.client.ClientConfig` of the push sessions (timeouts, chunk size, rtmps
     trust: ``ca_file``, ``ssl_context``, ``tls_insecure``); None: :data:`rtmp.push.PUSH_CLIENT`."""
+    pull: Sequence[str] = ()
+    """Play the live streams nobody publishes here from an origin (:mod:`rtmp.pull`, an
+    edge): ``"rtmp[s]://origin[:port]/app"`` (every application's streams, as
+    ``app/<name>`` there) or ``"APP=rtmp[s]://..."`` (only application ``APP``); a stream
+    part in the URL is a name template (``{app}``, ``{name}``).  A malformed entry is a
+    ValueError here."""
+    on_pull: Optional[OnPull] = None
+    """``on_pull(conn, app, name) -> Optional[str]``: the origin URL to pull ``app/name``
+    from (a stream part names it there, else ``name``), or None not to pull; when set,
+    it decides instead of ``pull``.  Raising refuses the play (``NetStream.Play.Failed``)."""
+    pull_idle: float = DEFAULT_PULL_IDLE
+    """Seconds a pull stays open after its last local player left."""
+    pull_reconnect: float = 3.0
+    """The longest wait between a lost pull's reconnect attempts (seconds)."""
+    pull_client: Optional[ClientConfig] = None
+    """The :class:`rtmp.client.ClientConfig` of the pull sessions; None:
+    :data:`rtmp.pull.PULL_CLIENT`."""
 
     def __post_init__(self) -> None:
         check_connection_settings(
@@ -255,6 +273,13 @@ class ServerConfig:
             parse_push_rule(entry)
         if not self.push_reconnect > 0:
             raise ValueError("push_reconnect must be positive")
+        if isinstance(self.pull, str):
+            raise ValueError("pull takes a list of URLs, not one string")
+        self.pull = tuple(self.pull)
+        for entry in self.pull:
+            parse_pull_rule(entry)
+        if not self.pull_idle >= 0 or not self.pull_reconnect > 0:
+            raise ValueError("pull_idle must be at least 0 and pull_reconnect positive")
         if self.http_addr is not None:
             http_host, _ = parse_addr(self.http_addr)
             if not is_loopback(http_host) and not self.http_token:
@@ -327,6 +352,12 @@ class Server:
                              reconnect=self.config.push_reconnect,
                              client_config=self.config.push_client)
         """The push targets of the live streams (:class:`rtmp.push.Pusher`)."""
+        self.puller = Puller([parse_pull_rule(e) for e in self.config.pull], self.hub,
+                             self.relay_id, idle=self.config.pull_idle,
+                             reconnect=self.config.pull_reconnect,
+                             client_config=self.config.pull_client,
+                             on_pull=self.config.on_pull)
+        """The pulls from origins of the streams played here (:class:`rtmp.pull.Puller`)."""
         self.started_at = time.monotonic()
         """When the server was made, then started (``time.monotonic()``)."""
         self.http: Optional["HTTPServer"] = None
@@ -433,6 +464,7 @@ class Server:
             if thread.is_alive():
                 logger.warning("thread %s did not end within the stop timeout", thread.name)
         self.pusher.close(max(0.0, deadline - time.monotonic()))
+        self.puller.close(max(0.0, deadline - time.monotonic()))
         self._stopped.set()
         logger.info("server stopped")
 
@@ -470,8 +502,8 @@ class Server:
 
     @property
     def relays(self) -> List[RelayInfo]:
-        """Every push target of the live streams: state, bytes, reconnects (:mod:`rtmp.relay`)."""
-        return self.pusher.infos()
+        """Every push target and pull: state, bytes, reconnects (:mod:`rtmp.relay`)."""
+        return self.pusher.infos() + self.puller.infos()
 
     # -- accepting ----------------------------------------------------------------------------
 
@@ -621,6 +653,11 @@ class Server:
     def start_push(self, conn: ConnectionContext, live: Any, plan: Any = None) -> List[PushTarget]:
         """Start pushing the stream ``conn`` publishes (``plan``: what ``on_publish`` returned)."""
         return self.pusher.start(live, relay_chain(conn.connect_params), plan)
+
+    def start_pull(self, conn: ConnectionContext, name: str) -> Optional[str]:
+        """Pull ``conn.app/name`` from its origin for a waiting player (:mod:`rtmp.pull`);
+        why the play is refused, or None."""
+        return self.puller.want(conn.connection, conn.connect_params, conn.app, name)
 
     def shared_object(self, app: str, name: str, persistent: bool = False) -> ServerSharedObject:
         """RTMP 7.3.2: the server's handle on shared object ``name`` of application ``app``

@@ -59,7 +59,8 @@ __all__ = [
 #: Seconds the bit rates are averaged over.
 RATE_WINDOW = 5.0
 #: ServerConfig fields never reported (secrets, and callables or objects with no JSON form).
-SECRET_FIELDS = frozenset({"password", "username", "http_token", "ssl_context", "push_client"})
+SECRET_FIELDS = frozenset({"password", "username", "http_token", "ssl_context", "push_client",
+                           "pull_client"})
 
 
 def format_address(addr: Optional[Tuple[str, int]]) -> Optional[str]:
@@ -505,7 +506,7 @@ def connections_report(server: "Server") -> Dict[str, Any]:
 
 
 def _without_credentials(entry: str) -> str:
-    """A ``push`` entry (``[APP=]rtmp[s]://[user:pass@]host...[?query]``) with its
+    """A ``push`` or ``pull`` entry (``[APP=]rtmp[s]://[user:pass@]host...[?query]``) with its
     credentials and query string (stream keys) hidden."""
     entry = re.sub(r"(rtmps?://)[^/@]*@", r"\1***@", entry, flags=re.I)
     return re.sub(r"\?.*$", "?***", entry)
@@ -519,7 +520,7 @@ def public_config(config: Any) -> Dict[str, Any]:
         if name in SECRET_FIELDS or name.startswith("on_"):
             continue
         value = getattr(config, name)
-        if name == "push":  # issue 19: the targets, without user:password@
+        if name in ("push", "pull"):  # issue 19: the URLs, without user:password@
             out[name] = [_without_credentials(entry) for entry in value]
             continue
         if value is None or isinstance(value, (bool, int, float, str)):
@@ -588,9 +589,10 @@ _RELAY_STATES = ("connecting", "live", "retrying", "looped")
 
 
 def _relay_states(server: "Server") -> List[Tuple[Dict[str, str], float]]:
-    """``rtmp_relays``: how many push targets are in each state (issue 19)."""
-    states = collections.Counter(info.state for info in server.relays)
-    return [({"direction": "push", "state": state}, states[state]) for state in _RELAY_STATES]
+    """``rtmp_relays``: how many push targets and pulls are in each state (issue 19)."""
+    states = collections.Counter((info.direction, info.state) for info in server.relays)
+    return [({"direction": direction, "state": state}, states[(direction, state)])
+            for direction in ("push", "pull") for state in _RELAY_STATES]
 
 
 def prometheus_text(server: "Server", extra: Iterable[Tuple[str, str, str, List[Tuple[Dict[str, str], float]]]] = ()
@@ -622,7 +624,7 @@ def prometheus_text(server: "Server", extra: Iterable[Tuple[str, str, str, List[
          [({}, totals["dropped_frames"])]),
         ("rtmp_errors_total", "counter", "Refusals and failed sessions, by kind.",
          [({"kind": kind}, count) for kind, count in server.stats.errors_by_kind()]),
-        ("rtmp_relays", "gauge", "Push targets of the live streams, by state.",
+        ("rtmp_relays", "gauge", "Push targets and pulls of the live streams, by direction and state.",
          _relay_states(server)),
     ]
     families.extend(extra)

@@ -93,6 +93,18 @@ class TestRelayIntegrity:
         figures = bench_relay.measure("ours", hevc, players=2, timeout=60.0)  # raises on loss
         assert figures["mb_s"] > 0
 
+    @pytest.mark.interop
+    @pytest.mark.spec("RTMP 7.2.2.1")
+    def test_the_topology_through_an_nginx_edge_gets_every_payload(
+            self, plan: loadgen.MediaPlan) -> None:
+        """bench_topology (issue 19): our origin -> an nginx-rtmp edge pulling from it ->
+        2 players, every payload counted and hashed (a loss raises)."""
+        _require_server("nginx-rtmp")
+        from tests.bench import bench_topology
+
+        figures = bench_topology.measure(plan, players=2, edges=1, timeout=60.0)
+        assert figures["mb_s"] > 0 and figures["cpu_s"] > 0
+
     @pytest.mark.spec("RTMP 7.2.2.1")
     def test_a_changed_payload_is_reported(self, plan: loadgen.MediaPlan) -> None:
         """The integrity check can fail: one altered expectation is caught per player."""

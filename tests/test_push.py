@@ -471,7 +471,7 @@ def test_the_readme_push_snippet_chooses_per_stream() -> None:
 
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
     section = readme.split("## Growing past one machine", 1)[1].split("\n## ", 1)[0]
-    (code,) = re.findall(r"```py\n(.*?)```", section, re.S)
+    (code,) = [c for c in re.findall(r"```py\n(.*?)```", section, re.S) if "on_publish" in c]
     scope: dict = {}
     exec(compile(code, "README.md", "exec"), scope)  # noqa: S102 - the README's own example
     config = scope["config"]

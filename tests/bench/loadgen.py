@@ -971,8 +971,14 @@ def _context() -> Any:
 
 
 def run_relay(endpoint: Endpoint, plan: MediaPlan, players: int, *, realtime: bool = False,
-              window: int = DEFAULT_WINDOW, timeout: float = 300.0) -> RelayOutcome:
+              window: int = DEFAULT_WINDOW, timeout: float = 300.0,
+              player_endpoints: Sequence[Endpoint] = (),
+              before_publish: Optional[Callable[[], None]] = None) -> RelayOutcome:
     """Start ``players`` player processes, wait until all play, then publish ``plan``.
+
+    ``player_endpoints``: where the players play (player ``i`` on entry ``i`` modulo their
+    number; default ``endpoint``), e.g. edges that pull from ``endpoint``.
+    ``before_publish()`` runs once every player plays (e.g. wait for the edges' pulls).
 
     The processes come from a fork server, which imports the caller's main module again:
     a script calling this must do so under ``if __name__ == "__main__":``.
@@ -988,8 +994,9 @@ def run_relay(endpoint: Endpoint, plan: MediaPlan, players: int, *, realtime: bo
     expected = plan.expected()
     counts = {k: v[0] for k, v in expected.items()}
     procs = [ctx.Process(target=player_process, name=f"bench-player-{i}",
-                         args=(i, endpoint, counts, progress, ready, abort, results, timeout,
-                               realtime))
+                         args=(i, player_endpoints[i % len(player_endpoints)] if player_endpoints
+                                   else endpoint, counts, progress, ready, abort, results,
+                                   timeout, realtime))
              for i in range(players)]
     publisher = ctx.Process(target=publisher_process, name="bench-publisher",
                             args=(endpoint, plan, progress, window, realtime, go, done, abort,
@@ -1002,6 +1009,8 @@ def run_relay(endpoint: Endpoint, plan: MediaPlan, players: int, *, realtime: bo
         for _ in procs:
             if not ready.acquire(timeout=30):
                 raise TimeoutError("players did not start playing within 30 s")
+        if before_publish is not None:
+            before_publish()
         publisher.start()
         go.set()
         end = time.monotonic() + timeout + 30
