@@ -23,6 +23,7 @@ __all__ = [
     "TimeoutError",
     "ConnectionClosedError",
     "StreamEnded",
+    "FLVError",
 ]
 
 
@@ -91,6 +92,13 @@ class StreamEnded(RTMPError):
         super().__init__(reason)
         self.reason = reason
         self.status = status
+
+
+class FLVError(RTMPError):
+    """A malformed FLV file or payload (FLV Annex E, ERTMP); the message names the clause.
+
+    ``rtmp.flv.FLVError`` is this class; ``rtmp.ertmp.DecodeError`` (a bad Enhanced RTMP
+    header) is a subclass."""
 
 
 def seconds_text(value: Optional[float]) -> str:

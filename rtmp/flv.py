@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import IO, Any, TypeVar, Union
 
-from .errors import RTMPError
+from . import ertmp
+from .errors import FLVError, RTMPError
 from .message import Message, strip_set_data_frame_bytes
 
 logger = logging.getLogger(__name__)
@@ -84,10 +85,6 @@ _SI24_SIGN = 0x800000
 
 PathOrFile = Union[str, "os.PathLike[str]", IO[bytes]]
 _ClosingT = TypeVar("_ClosingT", bound="_Closing")
-
-
-class FLVError(RTMPError):
-    """A malformed FLV file or payload; the message names the clause (FLV E.2 ...)."""
 
 
 class _Closing:
@@ -533,24 +530,10 @@ SOUND_RATES = ("5.5 kHz", "11 kHz", "22 kHz", "44 kHz")
 AAC_SEQUENCE_HEADER = 0  # FLV E.4.2.1 AACPacketType
 AAC_RAW = 1
 
-#: ERTMP Enhanced Audio AudioPacketType.
-AUDIO_PACKET_TYPES = {
-    0: "SequenceStart",
-    1: "CodedFrames",
-    2: "SequenceEnd",
-    4: "MultichannelConfig",
-    5: "Multitrack",
-    7: "ModEx",
-}
+#: ERTMP Enhanced Audio AudioPacketType names (the tables live in :mod:`rtmp.ertmp`).
+AUDIO_PACKET_TYPES = ertmp.AUDIO_PACKET_NAMES
 #: ERTMP Enhanced Audio FourCC codec names.
-AUDIO_FOURCC_NAMES = {
-    "ac-3": "AC-3",
-    "ec-3": "E-AC-3",
-    "Opus": "Opus",
-    ".mp3": "MP3",
-    "fLaC": "FLAC",
-    "mp4a": "AAC",
-}
+AUDIO_FOURCC_NAMES = ertmp.AUDIO_FOURCCS
 
 
 @dataclass(frozen=True)
@@ -559,7 +542,8 @@ class AudioTagHeader:
 
     Legacy: ``sound_format``, ``sound_rate``, ``sound_size``, ``sound_type`` and, for AAC,
     ``aac_packet_type``.  Enhanced (SoundFormat 9): ``packet_type`` is the AudioPacketType
-    and ``fourcc`` the codec.  ``header_size`` is where the codec payload starts.
+    and ``fourcc`` the codec (:attr:`ex` is the whole :class:`rtmp.ertmp.AudioHeader`, with
+    one :class:`rtmp.ertmp.Track` per track).  ``header_size`` is where the codec payload starts.
     """
 
     sound_format: int
@@ -570,6 +554,8 @@ class AudioTagHeader:
     packet_type: int | None = None
     fourcc: str | None = None
     header_size: int = 1
+    #: The full Enhanced RTMP header (tracks, ModEx, multitrack type); None when legacy.
+    ex: ertmp.AudioHeader | None = field(default=None, compare=False)
 
     @classmethod
     def parse(cls, data: bytes) -> AudioTagHeader:
@@ -579,20 +565,14 @@ class AudioTagHeader:
         first = data[0]
         sound_format = first >> 4  # FLV E.4.2.1: SoundFormat UB[4]
         if sound_format == SOUND_FORMAT_EX_HEADER:  # ERTMP Enhanced Audio
-            packet_type = first & 0x0F
-            # ERTMP Enhanced Audio: the ModEx packets come first, then Multitrack or FourCC.
-            packet_type, offset = _skip_mod_ex(data, packet_type, 1, "audio")
-            if packet_type == 5:  # Multitrack: AvMultitrackType | AudioPacketType, then FourCC
-                if len(data) < offset + 1:
-                    raise FLVError("multitrack audio header truncated (ERTMP Enhanced Audio)")
-                multitrack_type, packet_type = data[offset] >> 4, data[offset] & 0x0F
-                offset += 1
-                if multitrack_type == 2:  # ManyTracksManyCodecs: FourCC per track
-                    return cls(sound_format, packet_type=packet_type, header_size=offset)
-            if len(data) < offset + 4:
-                raise FLVError("ExAudioTagHeader truncated before its FourCC (ERTMP Enhanced Audio)")
-            fourcc = data[offset : offset + 4].decode("latin-1")
-            return cls(sound_format, packet_type=packet_type, fourcc=fourcc, header_size=offset + 4)
+            ex = ertmp.parse_audio(data, allow_unknown=True)  # DecodeError is an FLVError
+            track = ex.tracks[0]
+            return cls(
+                sound_format, packet_type=ex.packet_type,
+                fourcc=None if ex.multitrack_type == ertmp.AvMultitrackType.MANY_TRACKS_MANY_CODECS
+                else track.fourcc,
+                header_size=ex.header_size if ex.is_multitrack else track.offset, ex=ex,
+            )  # fmt: skip
         header = cls(
             sound_format,
             sound_rate=(first >> 2) & 0x03,  # FLV E.4.2.1: SoundRate UB[2]
@@ -612,6 +592,11 @@ class AudioTagHeader:
     def is_enhanced(self) -> bool:
         """ERTMP Enhanced Audio: SoundFormat 9 (ExHeader)."""
         return self.sound_format == SOUND_FORMAT_EX_HEADER
+
+    @property
+    def tracks(self) -> tuple[ertmp.Track, ...]:
+        """ERTMP Enhanced Audio: the message's tracks (``()`` for a legacy header)."""
+        return self.ex.tracks if self.ex is not None else ()
 
     @property
     def is_sequence_header(self) -> bool:
@@ -670,27 +655,9 @@ PACKET_METADATA = 4
 PACKET_MPEG2TS_SEQUENCE_START = 5
 PACKET_MULTITRACK = 6
 PACKET_MOD_EX = 7
-VIDEO_PACKET_TYPES = {
-    0: "SequenceStart",
-    1: "CodedFrames",
-    2: "SequenceEnd",
-    3: "CodedFramesX",
-    4: "Metadata",
-    5: "MPEG2TSSequenceStart",
-    6: "Multitrack",
-    7: "ModEx",
-}
+VIDEO_PACKET_TYPES = ertmp.VIDEO_PACKET_NAMES
 #: ERTMP Enhanced Video FourCC codec names.
-VIDEO_FOURCC_NAMES = {
-    "avc1": "H.264",
-    "hvc1": "HEVC",
-    "av01": "AV1",
-    "vp09": "VP9",
-    "vp08": "VP8",
-    "vvc1": "VVC",
-}
-#: FourCCs whose CodedFrames carry an SI24 composition time (ERTMP Enhanced Video).
-_FOURCC_WITH_CTS = frozenset({"avc1", "hvc1", "vvc1"})
+VIDEO_FOURCC_NAMES = ertmp.VIDEO_FOURCCS
 _LEGACY_FOURCC = {CODEC_AVC: "avc1", CODEC_HEVC_LEGACY: "hvc1"}
 
 
@@ -698,28 +665,6 @@ def _si24(data: bytes, offset: int) -> int:
     """A signed 24-bit big-endian integer (FLV E.4.3.1 CompositionTime SI24)."""
     value = int.from_bytes(data[offset : offset + 3], "big")
     return value - 0x1000000 if value & _SI24_SIGN else value
-
-
-def _skip_mod_ex(data: bytes, packet_type: int, offset: int, what: str) -> tuple[int, int]:
-    """ERTMP ModEx: skip modifier blocks; returns (real packet type, offset after them)."""
-    guard = 0
-    while packet_type == PACKET_MOD_EX:
-        guard += 1
-        if guard > 16 or len(data) < offset + 1:
-            raise FLVError(f"{what} ModEx block malformed (ERTMP Enhanced Video)")
-        size = data[offset] + 1  # ERTMP: UI8 + 1; 256 means a UI16 + 1 follows
-        offset += 1
-        if size == 256:
-            if len(data) < offset + 2:
-                raise FLVError(f"{what} ModEx size truncated (ERTMP Enhanced Video)")
-            size = int.from_bytes(data[offset : offset + 2], "big") + 1
-            offset += 2
-        offset += size
-        if len(data) < offset + 1:
-            raise FLVError(f"{what} ModEx block truncated (ERTMP Enhanced Video)")
-        packet_type = data[offset] & 0x0F  # ModExType UB[4] | PacketType UB[4]
-        offset += 1
-    return packet_type, offset
 
 
 @dataclass(frozen=True)
@@ -742,6 +687,8 @@ class VideoTagHeader:
     multitrack: bool = False
     command: int | None = None
     header_size: int = 1
+    #: The full Enhanced RTMP header (tracks, ModEx, multitrack type); None when legacy.
+    ex: ertmp.VideoHeader | None = field(default=None, compare=False)
 
     @classmethod
     def parse(cls, data: bytes) -> VideoTagHeader:
@@ -772,63 +719,47 @@ class VideoTagHeader:
 
     @classmethod
     def _parse_enhanced(cls, data: bytes) -> VideoTagHeader:
-        first = data[0]
-        frame_type = (first >> 4) & 0x07  # ERTMP: VideoFrameType UB[3]
-        packet_type = first & 0x0F  # ERTMP: VideoPacketType UB[4]
-        # ERTMP Enhanced Video: the ModEx packets come first ...
-        packet_type, offset = _skip_mod_ex(data, packet_type, 1, "video")
-        # ... then a command frame's VideoCommand (no FourCC), or Multitrack, or the FourCC.
-        if frame_type == FRAME_COMMAND and packet_type != PACKET_METADATA:
-            command = data[offset] if len(data) > offset else None  # ERTMP: VideoCommand UI8
+        """ERTMP Enhanced Video, read by :func:`rtmp.ertmp.parse_video` in the v2 order
+        (ModEx, command, Multitrack, FourCC); unknown FourCCs pass (a relay forwards them)."""
+        ex = ertmp.parse_video(data, allow_unknown=True)  # DecodeError is an FLVError
+        if ex.command is not None:
             return cls(
-                frame_type, packet_type=packet_type, is_enhanced=True,
-                command=command, header_size=min(len(data), offset + 1),
+                ex.frame_type, packet_type=ex.packet_type, is_enhanced=True,
+                command=ex.command, header_size=ex.header_size, ex=ex,
             )  # fmt: skip
-        multitrack = False
-        if packet_type == PACKET_MULTITRACK:
-            multitrack = True
-            if len(data) < offset + 1:
-                raise FLVError("multitrack video header truncated (ERTMP Enhanced Video)")
-            multitrack_type, packet_type = data[offset] >> 4, data[offset] & 0x0F
-            offset += 1
-            if multitrack_type == 2:  # ManyTracksManyCodecs: a FourCC per track follows
-                return cls(
-                    frame_type, packet_type=packet_type, is_enhanced=True,
-                    multitrack=True, header_size=offset,
-                )  # fmt: skip
-        if len(data) < offset + 4:
-            raise FLVError("ExVideoTagHeader truncated before its FourCC (ERTMP Enhanced Video)")
-        fourcc = data[offset : offset + 4].decode("latin-1")
-        offset += 4
-        if multitrack:
-            return cls(
-                frame_type, packet_type=packet_type, fourcc=fourcc, is_enhanced=True,
-                multitrack=True, header_size=offset,
-            )  # fmt: skip
-        composition_time = 0
-        if packet_type == PACKET_CODED_FRAMES and fourcc in _FOURCC_WITH_CTS:
-            if len(data) < offset + 3:
-                raise FLVError(f"{fourcc} CodedFrames without its SI24 composition time")
-            composition_time = _si24(data, offset)  # ERTMP: SI24 composition time offset
-            offset += 3
+        track = ex.tracks[0]
+        many_codecs = ex.multitrack_type == ertmp.AvMultitrackType.MANY_TRACKS_MANY_CODECS
         return cls(
-            frame_type, packet_type=packet_type, composition_time=composition_time,
-            fourcc=fourcc, is_enhanced=True, header_size=offset,
+            ex.frame_type, packet_type=ex.packet_type,
+            composition_time=0 if ex.is_multitrack else track.composition_time,
+            fourcc=None if many_codecs else track.fourcc, is_enhanced=True,
+            multitrack=ex.is_multitrack,
+            header_size=ex.header_size if ex.is_multitrack else track.offset, ex=ex,
         )  # fmt: skip
 
     @property
+    def tracks(self) -> tuple[ertmp.Track, ...]:
+        """ERTMP Enhanced Video: the message's tracks (``()`` for legacy or command frames)."""
+        return self.ex.tracks if self.ex is not None else ()
+
+    @property
     def is_keyframe(self) -> bool:
-        """FLV E.4.3.1 FrameType 1: a seekable frame (sequence headers included)."""
+        """FLV E.4.3.1 FrameType 1: a seekable frame (sequence headers included); never a
+        command frame or an ERTMP Metadata packet, whose frame type is ignored."""
+        if self.is_enhanced and (self.command is not None or self.packet_type == PACKET_METADATA):
+            return False
         return self.frame_type == FRAME_KEY
 
     @property
     def is_sequence_header(self) -> bool:
         """An AVC/HEVC sequence header (FLV E.4.3.1 AVCPacketType 0) or enhanced
         SequenceStart / MPEG2TSSequenceStart: the decoder configuration record."""
+        if self.is_enhanced:
+            return self.command is None and self.packet_type in (
+                PACKET_SEQUENCE_START, PACKET_MPEG2TS_SEQUENCE_START,
+            )  # fmt: skip
         if self.frame_type == FRAME_COMMAND:
             return False
-        if self.is_enhanced:
-            return self.packet_type in (PACKET_SEQUENCE_START, PACKET_MPEG2TS_SEQUENCE_START)
         return self.codec_id in _LEGACY_FOURCC and self.packet_type == AVC_SEQUENCE_HEADER
 
     @property
@@ -851,14 +782,24 @@ def _type_and_data(item: Tag | Message) -> tuple[int, bytes]:
 def is_keyframe(item: Tag | Message) -> bool:
     """FLV E.4.3.1 / ERTMP Enhanced Video: a video message or tag whose frame type is 1.
 
-    Only the first byte is read; anything that is not video is ``False``.
+    Usually only the first byte is read; an ERTMP Metadata packet (whatever its frame type)
+    and a command frame are not keyframes; anything that is not video is ``False``.
     """
     kind, data = _type_and_data(item)
     if kind != TAG_VIDEO or not data:
         return False
     first = data[0]
     if first & 0x80:  # ERTMP: VideoFrameType is UB[3] after IsExVideoHeader
-        return (first >> 4) & 0x07 == FRAME_KEY
+        if (first >> 4) & 0x07 != FRAME_KEY:
+            return False
+        packet_type = first & 0x0F
+        if packet_type <= PACKET_MPEG2TS_SEQUENCE_START:
+            return packet_type != PACKET_METADATA  # ERTMP Metadata: the frame type is ignored
+        try:  # ModEx or Multitrack (or reserved): read the whole header
+            header = ertmp.parse_video(data, allow_unknown=True)
+        except FLVError:
+            return False
+        return header.command is None and not header.is_metadata
     return first >> 4 == FRAME_KEY
 
 
@@ -879,7 +820,8 @@ def is_sequence_header(item: Tag | Message) -> bool:
             return False
         packet_type = first & 0x0F  # ERTMP Enhanced Video
         if packet_type not in (PACKET_MULTITRACK, PACKET_MOD_EX):
-            return (first >> 4) & 0x07 != FRAME_COMMAND and len(data) >= 5 and packet_type in (
+            # VideoFrameType 1-4 (5 is a command frame, 0, 6 and 7 are reserved).
+            return 1 <= (first >> 4) & 0x07 <= 4 and len(data) >= 5 and packet_type in (
                 PACKET_SEQUENCE_START, PACKET_MPEG2TS_SEQUENCE_START,
             )  # fmt: skip
     elif kind == TAG_AUDIO:
@@ -916,6 +858,13 @@ def _parsed(kind: type[_HeaderT], data: bytes, empty: str) -> _HeaderT | str:
         return f"malformed {'audio' if kind is AudioTagHeader else 'video'} ({exc})"
 
 
+def _track_codecs(tracks: tuple[ertmp.Track, ...]) -> tuple[str, str]:
+    """("HEVC/AV1", "hvc1/av01"): the distinct codecs and FourCCs of a message's tracks."""
+    fourccs = list(dict.fromkeys(t.fourcc for t in tracks))
+    names = list(dict.fromkeys(t.codec_name for t in tracks))
+    return "/".join(names), "/".join(fourccs)
+
+
 def describe_audio(data: bytes) -> str:
     """A short human description of an audio payload, for the protocol trace."""
     header = _parsed(AudioTagHeader, data, "audio silence (empty payload)")
@@ -924,7 +873,10 @@ def describe_audio(data: bytes) -> str:
     body = len(data) - header.header_size
     if header.is_enhanced:
         kind = AUDIO_PACKET_TYPES.get(header.packet_type or 0, f"packet type {header.packet_type}")
-        return f"{header.codec_name} {kind}, {body} bytes (enhanced {header.fourcc})"
+        codecs, fourccs = _track_codecs(header.tracks)
+        if header.ex is not None and header.ex.is_multitrack:
+            return f"{codecs} {kind}, {len(header.tracks)} tracks (enhanced {fourccs}, multitrack)"
+        return f"{codecs} {kind}, {body} bytes (enhanced {fourccs})"
     params = (
         f"{SOUND_RATES[header.sound_rate]} {8 << header.sound_size}-bit "
         f"{'stereo' if header.sound_type else 'mono'}"
@@ -942,12 +894,17 @@ def describe_video(data: bytes) -> str:
         return header
     frame = FRAME_TYPES.get(header.frame_type, f"frame type {header.frame_type}")
     body = len(data) - header.header_size
-    if header.frame_type == FRAME_COMMAND:
+    if header.command is not None or (not header.is_enhanced and header.frame_type == FRAME_COMMAND):
         marker = {0: "start of seek", 1: "end of seek"}.get(header.command or 0, "command")
         return f"{header.codec_name} {frame} ({marker})"
     if header.is_enhanced:
         kind = VIDEO_PACKET_TYPES.get(header.packet_type or 0, f"packet type {header.packet_type}")
-        text = f"{header.codec_name} {frame}, {kind}, {body} bytes (enhanced {header.fourcc}"
+        codecs, fourccs = _track_codecs(header.tracks)
+        size = f"{len(header.tracks)} tracks" if header.multitrack else f"{body} bytes"
+        if header.packet_type == PACKET_METADATA:  # ERTMP: the frame type is ignored
+            text = f"{codecs} {kind}, {size} (enhanced {fourccs}"
+        else:
+            text = f"{codecs} {frame}, {kind}, {size} (enhanced {fourccs}"
         if header.multitrack:
             text += ", multitrack"
         if header.composition_time:

@@ -14,16 +14,51 @@ from __future__ import annotations
 import functools
 from typing import Any, Dict, Tuple
 
-from . import commands, control, user_control
+from . import commands, control, ertmp, user_control
 from .commands import Command
 from .errors import ProtocolError
 from .message import Message
 from .netstream import MAX_STREAMS_PER_CONNECTION, ConnectionContext, Handler, NetStream
-from .requests import Connect, FCPublish, FCSubscribe, FCUnpublish, decode_request
+from .requests import (
+    CAPS_EX_MOD_EX,
+    CAPS_EX_MULTITRACK,
+    CAPS_EX_RECONNECT,
+    CAPS_EX_TIMESTAMP_NANO_OFFSET,
+    FOURCC_CAN_FORWARD,
+    FOURCC_WILDCARD,
+    Connect,
+    EnhancedCaps,
+    FCPublish,
+    FCSubscribe,
+    FCUnpublish,
+    decode_request,
+)
 
-__all__ = ["HANDLERS", "Rejected", "call", "connect"]
+__all__ = ["HANDLERS", "Rejected", "call", "connect", "server_caps"]
 
 _PROPERTIES = {"fmsVer": commands.DEFAULT_FMS_VERSION, "capabilities": 31, "mode": 1}
+
+
+def server_caps(reconnect: bool = False) -> EnhancedCaps:
+    """ERTMP Enhancing NetConnection connect Command: what this server states in connect's
+    ``_result`` (the document: "The server SHOULD state its support via attributes such as
+    videoFourCcInfoMap, capsEx, and similar properties").
+
+    The server forwards every codec untouched (the wildcard's CanForward, also given to each
+    FourCC of the document, whose headers it reads to cache sequence starts per track and
+    to find keyframes), reads ModEx (TimestampOffsetNano included) and multitrack messages,
+    and asks clients to reconnect only when ``reconnect`` (the connection can send
+    ``NetConnection.Connect.ReconnectRequest``).
+    """
+    caps = CAPS_EX_MULTITRACK | CAPS_EX_MOD_EX | CAPS_EX_TIMESTAMP_NANO_OFFSET
+    if reconnect:
+        caps |= CAPS_EX_RECONNECT
+    video = {FOURCC_WILDCARD: FOURCC_CAN_FORWARD,
+             **{fourcc: FOURCC_CAN_FORWARD for fourcc in ertmp.VIDEO_FOURCCS}}
+    audio = {FOURCC_WILDCARD: FOURCC_CAN_FORWARD,
+             **{fourcc: FOURCC_CAN_FORWARD for fourcc in ertmp.AUDIO_FOURCCS}}
+    fourccs = (*ertmp.VIDEO_FOURCCS, *ertmp.AUDIO_FOURCCS)
+    return EnhancedCaps(fourccs, video, audio, caps)
 
 #: [impl] The FC* calls' notification and its status code, by call.
 _FC_REPLIES: Dict[str, Tuple[str, str]] = {
@@ -45,11 +80,12 @@ class Rejected(Exception):
 
 @functools.lru_cache(maxsize=32)
 def _connect_replies(window_ack_size: int, chunk_size: int, encoding: int,
-                     transaction_id: float) -> Tuple[Message, ...]:
+                     transaction_id: float, reconnect: bool) -> Tuple[Message, ...]:
     """RTMP 7.2.1.1: the server's messages after an accepted ``connect``, in order.
 
     The same for every session with the same settings and transaction id (nearly
     always 1), so they are built and AMF-encoded once (messages are immutable).
+    ``reconnect``: whether the ``_result`` states ``capsEx`` Reconnect (:func:`server_caps`).
     """
     return (
         control.window_ack_size(window_ack_size),  # RTMP 7.2.1.1 step 2
@@ -61,8 +97,10 @@ def _connect_replies(window_ack_size: int, chunk_size: int, encoding: int,
         user_control.stream_begin(0),  # step 5
         # Step 6: _result with the server's properties and the info object.  The reply
         # to connect is AMF0 (type 20): AMF3 only applies once agreed.
+        # ERTMP Enhancing NetConnection connect Command: the server's E-RTMP support.
         commands.connect_result(encoding, transaction_id=transaction_id,
-                                properties=_PROPERTIES),
+                                properties={**_PROPERTIES,
+                                            **server_caps(reconnect).to_properties()}),
         # [impl] ffmpeg's and FMS's servers call onBWDone; clients answer with _checkbw.
         commands.encode_command(commands.ON_BW_DONE, 0, None, 8192),
     )
@@ -77,6 +115,7 @@ def connect(conn: ConnectionContext, cmd: Command) -> None:
     app_text, app, query = req.app, req.app_name, req.query
     encoding = req.object_encoding
     conn.connect_params = dict(params)
+    conn.client_caps = req.enhanced_caps  # ERTMP Enhancing NetConnection connect Command
     conn.app = app
     conn.tc_url = req.tc_url
     conn.object_encoding = encoding
@@ -105,10 +144,18 @@ def connect(conn: ConnectionContext, cmd: Command) -> None:
     conn.accept()  # CONNECTED
     config = conn.config
     # One write for the whole sequence: one system call and one packet, not six.
+    # ERTMP Reconnect Request: stated only when this connection can ask for a reconnect.
+    reconnect = callable(getattr(conn.connection, "request_reconnect", None))
     transport.write_messages(_connect_replies(
-        config.window_ack_size, config.chunk_size, encoding, cmd.transaction_id))
+        config.window_ack_size, config.chunk_size, encoding, cmd.transaction_id, reconnect))
     conn.log.info("connected: app=%r tcUrl=%r flashVer=%r objectEncoding=%d",
                   app, conn.tc_url, req.flash_ver, encoding)
+    if conn.client_caps.enhanced:
+        caps = conn.client_caps
+        conn.log.info("client E-RTMP caps: fourCcList=%s videoFourCcInfoMap=%s "
+                      "audioFourCcInfoMap=%s capsEx=%s", list(caps.fourcc_list),
+                      dict(caps.video_fourcc_info_map), dict(caps.audio_fourcc_info_map),
+                      caps.caps_ex)
 
 
 def _challenge_at_connect(conn: ConnectionContext, params: Dict[str, Any], app_text: str) -> bool:

@@ -33,6 +33,7 @@ from .message import SET_DATA_FRAME_AMF0 as _SET_DATA_FRAME_AMF0
 from .message import Message, MessageType, StreamType, split_aggregate
 from .requests import (
     DeleteStream,
+    EnhancedCaps,
     GetStreamLength,
     Pause,
     Play,
@@ -241,6 +242,7 @@ class ConnectionContext(Protocol):
     user: Optional[str]
     connect_params: Dict[str, Any]
     object_encoding: int
+    client_caps: EnhancedCaps
 
     @property
     def id(self) -> str: ...

@@ -28,6 +28,7 @@ from .message import (
     split_aggregate,
     strip_set_data_frame_bytes,
 )
+from .streams import config_keys
 
 __all__ = ["SYNC_INTERVAL_MS", "Recorder", "script_payload"]
 
@@ -230,13 +231,14 @@ class Recorder:
     def _file_timestamp(self, message: Message) -> int:
         """FLV E.4.1: map a publisher timestamp to file time (first frame at ``_base_ts``).
 
-        The origin is the first audio or video *frame*: metadata and codec sequence headers
-        before it go at the start, whatever their timestamps (ffmpeg sends its sequence
-        headers at 0 even when its frames start hours later, ``-output_ts_offset``).
+        The origin is the first audio or video *frame*: metadata and codec configuration
+        (sequence headers, ERTMP MultichannelConfig and Metadata) before it go at the start,
+        whatever their timestamps (ffmpeg sends its sequence headers at 0 even when its
+        frames start hours later, ``-output_ts_offset``).
         """
         if self._first_media_ts is None:
-            if message.type not in MEDIA_TYPES or flv.is_sequence_header(message):
-                return self._base_ts  # before the first frame: at the start
+            if message.type not in MEDIA_TYPES or config_keys(message.type, message.data):
+                return self._base_ts  # configuration before the first frame: at the start
             self._first_media_ts = message.timestamp
         delta = _signed_delta(message.timestamp, self._first_media_ts)
         if delta < 0:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Mapping, TypeVar
 
 from .commands import (
     AMF0,
@@ -56,8 +56,17 @@ __all__ = [
     "REQUEST_TYPES",
     "Close",
     "CloseStream",
+    "CAPS_EX_MOD_EX",
+    "CAPS_EX_MULTITRACK",
+    "CAPS_EX_RECONNECT",
+    "CAPS_EX_TIMESTAMP_NANO_OFFSET",
+    "FOURCC_CAN_DECODE",
+    "FOURCC_CAN_ENCODE",
+    "FOURCC_CAN_FORWARD",
+    "FOURCC_WILDCARD",
     "Connect",
     "CreateStream",
+    "EnhancedCaps",
     "DeleteStream",
     "FCPublish",
     "FCSubscribe",
@@ -172,6 +181,129 @@ class Request:
 # -- NetConnection (RTMP 7.2.1) ----------------------------------------------------------------
 
 
+# -- Enhanced RTMP: what each side of connect can do --------------------------------------
+
+#: ERTMP Enhancing NetConnection connect Command: ``enum CapsExMask`` (the ``capsEx`` bits).
+CAPS_EX_RECONNECT = 0x01
+"""Support for reconnection (``NetConnection.Connect.ReconnectRequest``)."""
+CAPS_EX_MULTITRACK = 0x02
+"""Support for multitrack (ERTMP Multitrack Streaming via Enhanced RTMP)."""
+CAPS_EX_MOD_EX = 0x04
+"""Can parse the ModEx signal (ERTMP Enhanced Video / Enhanced Audio)."""
+CAPS_EX_TIMESTAMP_NANO_OFFSET = 0x08
+"""Support for the TimestampOffsetNano ModEx."""
+#: ERTMP Enhancing NetConnection connect Command: ``enum FourCcInfoMask``.
+FOURCC_CAN_DECODE = 0x01
+FOURCC_CAN_ENCODE = 0x02
+FOURCC_CAN_FORWARD = 0x04
+#: The FourCC that stands for every codec (in ``fourCcList`` and as an info map key).
+FOURCC_WILDCARD = "*"
+
+_FOURCC_MASKS = FOURCC_CAN_DECODE | FOURCC_CAN_ENCODE | FOURCC_CAN_FORWARD
+
+
+def _dense_values(value: Any) -> list[Any]:
+    """An AMF strict array as a list (an ECMA array of indices, as some encoders write
+    arrays, in index order); [] for anything else."""
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    if isinstance(value, dict):
+        indexed = [(int(key), item) for key, item in value.items()
+                   if isinstance(key, (str, int)) and str(key).isdigit()]
+        return [item for _, item in sorted(indexed, key=lambda pair: pair[0])]
+    return []
+
+
+def _fourcc_text(value: Any) -> str | None:
+    """A FourCC string (four characters, or the wildcard "*"), else None."""
+    if isinstance(value, str) and (len(value) == 4 or value == FOURCC_WILDCARD):
+        return value
+    return None
+
+
+def _info_map(value: Any) -> dict[str, int]:
+    """``[audio|video]FourCcInfoMap``: FourCC -> FourCcInfoMask bits; entries whose key is
+    no FourCC or whose value is no finite number are left out."""
+    if not isinstance(value, dict):
+        return {}
+    result: dict[str, int] = {}
+    for key, flags in value.items():
+        fourcc = _fourcc_text(key)
+        number = finite_number(flags, -1.0)
+        if fourcc is not None and 0 <= number < 2**32:
+            result[fourcc] = int(number)
+    return result
+
+
+@dataclass(frozen=True)
+class EnhancedCaps:
+    """ERTMP Enhancing NetConnection connect Command: ``fourCcList``, the
+    ``videoFourCcInfoMap`` / ``audioFourCcInfoMap`` and ``capsEx`` of one side.
+
+    A client sends them in connect's command object, a server in its ``_result``'s
+    properties.  :meth:`from_object` reads them leniently (a wrong type reads as absent,
+    entries that are no FourCC are skipped); :meth:`to_properties` writes them back.
+    ``caps_ex`` is ``None`` when it was not sent; the maps and the list are empty then.
+    """
+
+    fourcc_list: tuple[str, ...] = ()
+    video_fourcc_info_map: Mapping[str, int] = field(default_factory=dict, hash=False)
+    audio_fourcc_info_map: Mapping[str, int] = field(default_factory=dict, hash=False)
+    caps_ex: int | None = None
+
+    @classmethod
+    def from_object(cls, obj: Any) -> EnhancedCaps:
+        """Read the four properties from a command object (or ``_result`` properties)."""
+        if not isinstance(obj, dict):
+            return cls()
+        fourccs = (_fourcc_text(item) for item in _dense_values(obj.get("fourCcList")))
+        caps = finite_number(obj.get("capsEx"), -1.0)
+        return cls(
+            tuple(item for item in fourccs if item is not None),
+            _info_map(obj.get("videoFourCcInfoMap")),
+            _info_map(obj.get("audioFourCcInfoMap")),
+            int(caps) & 0xFFFFFFFF if caps >= 0 else None,
+        )
+
+    def to_properties(self) -> dict[str, Any]:
+        """The properties to put in connect's command object or the ``_result``: only
+        those that say something (an empty list or map is left out)."""
+        props: dict[str, Any] = {}
+        if self.fourcc_list:
+            props["fourCcList"] = list(self.fourcc_list)  # an AMF0 strict array
+        if self.video_fourcc_info_map:
+            props["videoFourCcInfoMap"] = dict(self.video_fourcc_info_map)
+        if self.audio_fourcc_info_map:
+            props["audioFourCcInfoMap"] = dict(self.audio_fourcc_info_map)
+        if self.caps_ex is not None:
+            props["capsEx"] = self.caps_ex
+        return props
+
+    @property
+    def enhanced(self) -> bool:
+        """Whether any Enhanced RTMP capability was stated."""
+        return bool(self.fourcc_list or self.video_fourcc_info_map
+                    or self.audio_fourcc_info_map or self.caps_ex is not None)
+
+    def has(self, mask: int) -> bool:
+        """Whether every ``capsEx`` bit of ``mask`` is set (``CAPS_EX_RECONNECT`` ...)."""
+        return self.caps_ex is not None and self.caps_ex & mask == mask
+
+    def fourcc_flags(self, fourcc: str, *, video: bool) -> int:
+        """The FourCcInfoMask bits stated for ``fourcc``: the wildcard's, when present,
+        override the codec's own (ERTMP connect table); 0 when the map does not name it."""
+        info = self.video_fourcc_info_map if video else self.audio_fourcc_info_map
+        if FOURCC_WILDCARD in info:
+            return info[FOURCC_WILDCARD] & _FOURCC_MASKS
+        return info.get(fourcc, 0) & _FOURCC_MASKS
+
+    def supports(self, fourcc: str, *, video: bool) -> bool:
+        """Whether the side stated it handles ``fourcc`` at all: named (or the wildcard)
+        in ``fourCcList`` or given any flag in the matching info map."""
+        listed = fourcc in self.fourcc_list or FOURCC_WILDCARD in self.fourcc_list
+        return listed or self.fourcc_flags(fourcc, video=video) != 0
+
+
 def _number_property(key: str, doc: str) -> property:
     def get(self: Connect) -> float | None:
         return _optional_number(self.command_object.get(key))
@@ -263,6 +395,12 @@ class Connect(Request, name=CONNECT):
     audio_codecs = _number_property("audioCodecs", "``audioCodecs`` (SUPPORT_SND_*), if a number.")
     video_codecs = _number_property("videoCodecs", "``videoCodecs`` (SUPPORT_VID_*), if a number.")
     video_function = _number_property("videoFunction", "``videoFunction``, when a number.")
+
+    @property
+    def enhanced_caps(self) -> EnhancedCaps:
+        """ERTMP Enhancing NetConnection connect Command: ``fourCcList``, the FourCC info
+        maps and ``capsEx`` the client stated (all empty for a legacy client)."""
+        return EnhancedCaps.from_object(self.command_object)
 
 
 @dataclass(frozen=True)

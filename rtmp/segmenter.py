@@ -32,14 +32,14 @@ import pathlib
 import queue
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable, Collection, Dict, List, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Collection, List, Optional, Union
 
 from . import flv
 from .flvmeta import ON_METADATA_TAG
 from .message import DATA_TYPES, MEDIA_TYPES, Message, MessageType, StreamType, split_aggregate
 from .record_path import PART_STAMP_FORMAT, list_parts, part_path, safe_record_path
 from .recorder import Recorder, script_payload
-from .streams import FrameKind, classify
+from .streams import ConfigCache, FrameKind, classify
 
 if TYPE_CHECKING:
     from .netstream import ConnectionContext
@@ -53,63 +53,12 @@ _Logger = Union[logging.Logger, "logging.LoggerAdapter[Any]"]
 
 #: How long :meth:`SegmentedRecorder.close` waits for the ``on_done`` callbacks (seconds).
 DONE_JOIN_TIMEOUT = 5.0
-#: Codec configurations kept per recording (one per codec and track in practice).
-MAX_CONFIGS = 16
-
-#: ERTMP Enhanced Audio: AudioPacketType MultichannelConfig and Multitrack.
-_AUDIO_MULTICHANNEL_CONFIG = 4
-_AUDIO_MULTITRACK = 5
-
 OnDone = Callable[[pathlib.Path], Any]
 
 
 def _signed_delta(later: int, earlier: int) -> int:
     """RTMP 5.3.1 (serial arithmetic): ``later - earlier`` on 32-bit wrapping timestamps."""
     return ((later - earlier + 0x80000000) & 0xFFFFFFFF) - 0x80000000
-
-
-def _config_key(message: Message, kind: FrameKind) -> Optional[Tuple[Any, ...]]:
-    """FLV E.4.2 / E.4.3 / ERTMP: which configuration ``message`` carries, as a cache key
-    (type, what, codec, track), or None when it carries none.
-
-    A later configuration with the same key replaces the earlier one (a publisher that
-    changes resolution sends a new sequence header); different codecs or tracks of an
-    ERTMP multitrack stream each keep their own.
-    """
-    data = message.data
-    try:
-        if message.type == MessageType.VIDEO:
-            if kind not in (FrameKind.CONFIG, FrameKind.DATA):
-                return None
-            video = flv.VideoTagHeader.parse(data)
-            if kind == FrameKind.DATA:  # ERTMP Metadata (colour info) is configuration too
-                if not (video.is_enhanced and video.packet_type == flv.PACKET_METADATA):
-                    return None  # FLV E.4.3.1 FrameType 5: a command, not configuration
-            what = "config" if kind == FrameKind.CONFIG else "metadata"
-            track = b""
-            if video.multitrack:  # ERTMP: the track id follows the FourCC
-                end = video.header_size + (1 if video.fourcc else 5)
-                track = bytes(data[video.header_size:end])
-            return (int(MessageType.VIDEO), what, video.fourcc or video.codec_id, track)
-        if message.type == MessageType.AUDIO:
-            if kind == FrameKind.CONFIG:
-                what = "config"
-            elif kind == FrameKind.AUDIO and data[:1] and data[0] >> 4 == flv.SOUND_FORMAT_EX_HEADER:
-                if flv.AudioTagHeader.parse(data).packet_type != _AUDIO_MULTICHANNEL_CONFIG:
-                    return None
-                what = "multichannel"
-            else:
-                return None
-            audio = flv.AudioTagHeader.parse(data)
-            track = b""
-            if data[0] >> 4 == flv.SOUND_FORMAT_EX_HEADER and data[0] & 0x0F == _AUDIO_MULTITRACK:
-                end = audio.header_size + (1 if audio.fourcc else 5)
-                track = bytes(data[audio.header_size:end])
-            return (int(MessageType.AUDIO), what, audio.fourcc or audio.sound_format, track)
-    except flv.FLVError:
-        if kind == FrameKind.CONFIG:  # classified by its first bytes: keep it whole
-            return (int(message.type), "config", None, b"")
-    return None
 
 
 def _is_clear_data_frame(message: Message) -> bool:
@@ -159,7 +108,7 @@ class SegmentedRecorder:
         self._part_start: Optional[int] = None  # publisher time of the part's first media
         self._has_video = False
         self._metadata: Optional[Message] = None
-        self._configs: Dict[Tuple[Any, ...], Message] = {}
+        self._configs: ConfigCache[Message] = ConfigCache()  # every track's, latest
         self.parts: List[pathlib.Path] = []
         """The parts finished so far (the last one once :meth:`close` ran), in order."""
         self.cuts = 0
@@ -220,12 +169,8 @@ class SegmentedRecorder:
             return True
         if kind == FrameKind.INTERFRAME:
             return False
-        key = _config_key(message, kind)
-        if key is not None:
-            self._configs.pop(key, None)  # the latest one, last in order
-            self._configs[key] = message
-            while len(self._configs) > MAX_CONFIGS:
-                del self._configs[next(iter(self._configs))]
+        if kind == FrameKind.CONFIG:
+            self._configs.note(message)
             return False
         return kind == FrameKind.AUDIO and not self._has_video  # FLV E.4.2: decodes alone
 
@@ -248,8 +193,8 @@ class SegmentedRecorder:
         if self._metadata is not None:
             new.write(self._metadata)  # FLV E.5: written at the part's time 0
         # FLV E.4.3.1 / E.4.2.2: the decoder configuration at the cut's time (the part's 0).
-        for key in sorted(self._configs, key=lambda k: -k[0]):  # video (9) before audio (8)
-            new.write(self._configs[key].replace(timestamp=message.timestamp))
+        for config in self._configs.items():  # every track's; video before audio
+            new.write(config.replace(timestamp=message.timestamp))
         self.log.info("recording: %s continues in %s", old.path.name, new.path.name)
         self._finish(old)
         return new

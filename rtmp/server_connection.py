@@ -29,7 +29,7 @@ from .errors import ConnectionClosedError, ProtocolError, RTMPError, TimeoutErro
 from .logs import ConnectionLoggerAdapter, connection_logger
 from .message import DATA_TYPES, MEDIA_TYPES, SHARED_OBJECT_TYPES, Message, MessageType
 from .netstream import NetStream, ServerServices, StreamLimit
-from .requests import check_depth
+from .requests import EnhancedCaps, check_depth
 from .transport import Transport, close_socket, shutdown_socket, transport_from_config, wait_readable
 
 if TYPE_CHECKING:
@@ -103,6 +103,9 @@ class ServerConnection:
         self.connect_params: Dict[str, Any] = {}
         """The command object of ``connect``."""
         self.tc_url = ""
+        self.client_caps = EnhancedCaps()
+        """What the client stated it can do in ``connect`` (ERTMP Enhancing NetConnection
+        connect Command: ``fourCcList``, the FourCC info maps, ``capsEx``)."""
         self.user: Optional[str] = None
         """The user name this connection authenticated as (AUTH-ADOBE), or None."""
         self.object_encoding = commands.AMF0

@@ -9,11 +9,14 @@ stream has at most one publisher (RTMP 7.2.2.6; a second one is refused with
 decoding in the middle of a broadcast:
 
 * the last metadata (``onMetaData``, from ``@setDataFrame``, FLV E.5),
-* the last video and audio sequence headers (AVC/HEVC decoder configuration,
-  AAC AudioSpecificConfig, FLV E.4.2.2 / E.4.3.2, or the Enhanced RTMP
-  SequenceStart packets), and
+* the latest configuration of every track (:class:`ConfigCache`): the video and audio
+  sequence headers (AVC/HEVC decoder configuration, AAC AudioSpecificConfig, FLV
+  E.4.2.2 / E.4.3.2), and of Enhanced RTMP the SequenceStart of every FourCC, Opus
+  MultichannelConfig and video Metadata (colorInfo), per codec and per track of a
+  multitrack stream, and
 * the current group of pictures: every video and audio message since the last
-  video keyframe (the "GOP cache" of nginx-rtmp and SRS).
+  video keyframe (the "GOP cache" of nginx-rtmp and SRS; of a multitrack stream, since the
+  last keyframe of its lowest track).
 
 A player that joins gets those first (with their timestamps moved to where the
 GOP starts, as nginx-rtmp does), then the live messages.
@@ -46,16 +49,35 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Deque, Dict, List, Optional, Protocol, Sequence, Tuple
+from typing import (
+    Callable,
+    Deque,
+    Dict,
+    Generic,
+    List,
+    Optional,
+    Protocol,
+    Sequence,
+    Tuple,
+    TypeVar,
+)
 
-from . import flv
+from . import ertmp, flv
 from .chunk import encode_type0
 from .logs import AnyLogger
 from .message import DATA_TYPES, RELAYED_TYPES, Message, MessageType
 
 __all__ = [
+    "CONFIG_METADATA",
+    "CONFIG_MULTICHANNEL",
+    "CONFIG_SEQUENCE",
+    "ConfigCache",
+    "ConfigKey",
     "FrameKind",
+    "MAX_CONFIGS",
     "classify",
+    "config_keys",
+    "keyframe_tracks",
     "FanoutSink",
     "LivePlayer",
     "LiveStream",
@@ -102,9 +124,12 @@ _AVC_KEY_BYTE = 0x17
 _AVC_INTER_BYTE = 0x27
 _AAC_BYTE = 0xAF
 _SEQUENCE_HEADER = 0
-_END_OF_SEQUENCE = flv.AVC_END_OF_SEQUENCE  # == ERTMP SequenceEnd (2)
-#: ERTMP Enhanced Video packets that carry no picture (never start a GOP).
-_NO_PICTURE_PACKETS = frozenset({flv.PACKET_SEQUENCE_END})
+_END_OF_SEQUENCE = flv.AVC_END_OF_SEQUENCE
+#: ERTMP Enhanced Video / Audio: the packet types of one track's coded frames, read from
+#: the first byte (no ModEx, no Multitrack): the fast path of nearly every enhanced message.
+_EX_VIDEO_FRAMES = frozenset({ertmp.VideoPacketType.CODED_FRAMES, ertmp.VideoPacketType.CODED_FRAMES_X})
+_EX_AUDIO_FRAMES = ertmp.AudioPacketType.CODED_FRAMES
+_SINGLE_TRACK = (0,)
 
 
 def _classify_video(data: bytes) -> FrameKind:
@@ -117,29 +142,52 @@ def _classify_video(data: bytes) -> FrameKind:
         if packet_type == _END_OF_SEQUENCE or first == _AVC_INTER_BYTE:
             return FrameKind.INTERFRAME
         return FrameKind.KEYFRAME
+    if first & 0x80:
+        return _classify_enhanced_video(data)
     try:
-        header = flv.VideoTagHeader.parse(data)  # ERTMP ModEx, Multitrack, FourCC ...
+        header = flv.VideoTagHeader.parse(data)
     except flv.FLVError:
         return FrameKind.INTERFRAME  # undecodable: relayed, never starts a GOP
-    if header.frame_type == flv.FRAME_COMMAND or (
-        header.is_enhanced and header.packet_type == flv.PACKET_METADATA
-    ):
-        # FLV E.4.3.1 FrameType 5 (and ERTMP Metadata): not a picture; relayed in order.
-        return FrameKind.DATA
+    if header.frame_type == flv.FRAME_COMMAND:
+        return FrameKind.DATA  # FLV E.4.3.1 FrameType 5: not a picture; relayed in order
     if header.is_sequence_header:
         return FrameKind.CONFIG
-    if header.packet_type is not None and (
-        header.packet_type in _NO_PICTURE_PACKETS if header.is_enhanced
-        else header.packet_type == _END_OF_SEQUENCE
-    ):
+    if header.packet_type == _END_OF_SEQUENCE:
         return FrameKind.INTERFRAME  # end of sequence: no picture, never starts a GOP
     return FrameKind.KEYFRAME if header.is_keyframe else FrameKind.INTERFRAME
 
 
+def _classify_enhanced_video(data: bytes) -> FrameKind:
+    """ERTMP Enhanced Video: CONFIG for a SequenceStart or a Metadata packet (colorInfo, which
+    "MUST be processed in time to affect the first frame", ERTMP Metadata Frame), DATA for a
+    command frame, KEYFRAME for coded frames of VideoFrameType 1, else INTERFRAME."""
+    first = data[0]
+    frame_type = (first >> 4) & 0x07
+    if first & 0x0F in _EX_VIDEO_FRAMES and len(data) >= 5 and 1 <= frame_type <= 4:
+        # One track's CodedFrames(X): no ModEx, no Multitrack; the frame type decides.
+        return FrameKind.KEYFRAME if frame_type == flv.FRAME_KEY else FrameKind.INTERFRAME
+    try:  # ModEx, Multitrack, sequence starts, Metadata, commands: the whole header
+        header = ertmp.parse_video(data, allow_unknown=True)  # a relay forwards any FourCC
+    except ertmp.DecodeError:
+        return FrameKind.INTERFRAME  # undecodable: relayed, never starts a GOP
+    if header.is_command:
+        return FrameKind.DATA  # VideoFrameType 5 with a VideoCommand: not a picture
+    if any(track.is_config for track in header.tracks):
+        return FrameKind.CONFIG
+    # SequenceEnd carries no picture; a Metadata packet's frame type means nothing.
+    return FrameKind.KEYFRAME if header.is_keyframe else FrameKind.INTERFRAME
+
+
 def _classify_audio(data: bytes) -> FrameKind:
-    """FLV E.4.2.1 / ERTMP Enhanced Audio: sequence header (CONFIG) or a frame (AUDIO)."""
+    """FLV E.4.2.1 / ERTMP Enhanced Audio: configuration (CONFIG: an AAC sequence header, a
+    SequenceStart of any FourCC, a MultichannelConfig) or a frame (AUDIO)."""
     if len(data) > 1 and data[0] == _AAC_BYTE:  # the fast path: AAC 44 kHz stereo
         return FrameKind.CONFIG if data[1] == _SEQUENCE_HEADER else FrameKind.AUDIO
+    if data and data[0] >> 4 == flv.SOUND_FORMAT_EX_HEADER:
+        if data[0] & 0x0F == _EX_AUDIO_FRAMES and len(data) >= 5:
+            return FrameKind.AUDIO  # one track's CodedFrames: the fast path
+        tracks = ertmp.audio_tracks(data)  # () when malformed: relayed as a frame
+        return FrameKind.CONFIG if any(t.is_config for t in tracks) else FrameKind.AUDIO
     try:
         header = flv.AudioTagHeader.parse(data)
     except flv.FLVError:
@@ -157,6 +205,125 @@ def classify(message: Message) -> FrameKind:
     if kind in DATA_TYPES:
         return FrameKind.DATA
     return FrameKind.CONTROL
+
+
+# -- codec configuration per track -------------------------------------------------------------
+
+#: What a configuration message configures (the second part of a :data:`ConfigKey`).
+CONFIG_SEQUENCE = "sequence"
+"""A decoder configuration: AVC/HEVC/AAC sequence header, ERTMP SequenceStart."""
+CONFIG_METADATA = "metadata"
+"""ERTMP Metadata Frame (video): colorInfo."""
+CONFIG_MULTICHANNEL = "multichannel"
+"""ERTMP Enhanced Audio MultichannelConfig."""
+#: ``(message type, what, track id)``: one configuration of one track.
+ConfigKey = Tuple[int, str, int]
+#: The most configurations a :class:`ConfigCache` keeps (3 per track: 5 tracks of each type).
+MAX_CONFIGS = 32
+
+
+def config_keys(message_type: int, data: bytes) -> Tuple[ConfigKey, ...]:
+    """FLV E.4.2.2 / E.4.3.2 and ERTMP: the configurations an audio or video payload carries,
+    one :data:`ConfigKey` per track (ERTMP Multitrack: one message may configure many); ``()``
+    for anything else.  A legacy header configures track 0, as a single-track enhanced one
+    does (ERTMP Multitrack Streaming: "trackId 0 be used for the default track")."""
+    if message_type == MessageType.VIDEO:
+        if data and data[0] & 0x80:
+            tracks = ertmp.video_tracks(data)
+        else:
+            return ((message_type, CONFIG_SEQUENCE, 0),) if (
+                _classify_video(data) == FrameKind.CONFIG) else ()
+    elif message_type == MessageType.AUDIO:
+        if data and data[0] >> 4 == flv.SOUND_FORMAT_EX_HEADER:
+            tracks = ertmp.audio_tracks(data)
+        else:
+            return ((message_type, CONFIG_SEQUENCE, 0),) if (
+                _classify_audio(data) == FrameKind.CONFIG) else ()
+    else:
+        return ()
+    keys: Dict[ConfigKey, None] = {}
+    for track in tracks:
+        if track.is_sequence_start:
+            keys[(message_type, CONFIG_SEQUENCE, track.track_id)] = None
+        elif track.is_config:
+            what = CONFIG_METADATA if message_type == MessageType.VIDEO else CONFIG_MULTICHANNEL
+            keys[(message_type, what, track.track_id)] = None
+    return tuple(keys)
+
+
+def keyframe_tracks(data: bytes) -> Tuple[int, ...]:
+    """ERTMP Enhanced Video: the track ids whose coded frames in ``data`` are keyframes
+    (``(0,)`` for a legacy or single-track message: the default track)."""
+    if not data or not data[0] & 0x80 or data[0] & 0x0F in _EX_VIDEO_FRAMES:
+        return _SINGLE_TRACK
+    return tuple(track.track_id for track in ertmp.video_tracks(data) if track.is_keyframe) \
+        or _SINGLE_TRACK
+
+
+class _Media(Protocol):
+    """A message or an FLV tag: its type (8 audio, 9 video) and payload."""
+
+    @property
+    def type(self) -> int: ...
+    @property
+    def data(self) -> bytes: ...
+
+
+_MediaT = TypeVar("_MediaT", bound=_Media)
+
+
+class ConfigCache(Generic[_MediaT]):
+    """FLV E.4.2.2 / E.4.3.2 and ERTMP: the latest configuration of every track, which a
+    player that starts in the middle (a late joiner, a new recording part, a VOD seek)
+    needs before the first frame.
+
+    Kept per :data:`ConfigKey` -- (type, what, track): sequence headers of every codec
+    (AVC, HEVC, AAC, and the SequenceStart of any FourCC: Opus, FLAC, AC-3, AV1, VP9, ...),
+    Opus MultichannelConfig and video Metadata (colorInfo), each per track.  A later one
+    with the same key replaces the earlier; one multitrack message may hold several keys.
+    Not thread-safe: its owner locks.
+    """
+
+    def __init__(self, limit: int = MAX_CONFIGS) -> None:
+        self.limit = limit
+        self._items: Dict[ConfigKey, _MediaT] = {}
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def note(self, item: _MediaT, keys: Optional[Sequence[ConfigKey]] = None) -> bool:
+        """Keep ``item`` if it carries configuration (``keys``, or :func:`config_keys`);
+        True if it did."""
+        if keys is None:
+            keys = config_keys(item.type, item.data)
+        for key in keys:
+            self._items.pop(key, None)  # the latest one, last in order
+            self._items[key] = item
+        while len(self._items) > self.limit:
+            del self._items[next(iter(self._items))]
+        return bool(keys)
+
+    def clear(self) -> None:
+        self._items.clear()
+
+    def items(self) -> List[_MediaT]:
+        """Each kept message once: video before audio, each in the order they arrived."""
+        ordered: Dict[int, _MediaT] = {}
+        for key in sorted(self._items, key=lambda k: -k[0]):  # stable: video (9) first
+            item = self._items[key]
+            ordered[id(item)] = item
+        return list(ordered.values())
+
+    def get(self, message_type: int, what: str = CONFIG_SEQUENCE,
+            track_id: Optional[int] = None) -> Optional[_MediaT]:
+        """The configuration of one track (``track_id`` None: the lowest, the default)."""
+        if track_id is not None:
+            return self._items.get((message_type, what, track_id))
+        found = [key for key in self._items if key[0] == message_type and key[1] == what]
+        return self._items[min(found, key=lambda k: k[2])] if found else None
+
+    def keys(self) -> List[ConfigKey]:
+        return list(self._items)
 
 
 class FanoutSink(Protocol):
@@ -504,10 +671,9 @@ class LiveStream:
     """An opaque token of the publishing session (None while nobody publishes)."""
     metadata: Optional[Message] = None
     """The last ``onMetaData`` data message (FLV E.5), as players receive it."""
-    video_config: Optional[Message] = None
-    """The last video sequence header (FLV E.4.3.2 / ERTMP SequenceStart)."""
-    audio_config: Optional[Message] = None
-    """The last audio sequence header (FLV E.4.2.2 / ERTMP SequenceStart)."""
+    configs: ConfigCache[Message] = field(default_factory=ConfigCache)
+    """The latest configuration of every track (sequence headers of every codec, ERTMP
+    SequenceStart, MultichannelConfig and Metadata, per track): late joiners get them all."""
     messages_in: int = 0
     """Messages the publisher sent since the stream was created."""
     bytes_in: int = 0
@@ -520,6 +686,7 @@ class LiveStream:
     _gop: List[Tuple[Message, FrameKind]] = field(default_factory=list)
     _gop_bytes: int = 0
     _gop_valid: bool = False
+    _gop_track: Optional[int] = None  # ERTMP Multitrack: whose keyframes start a GOP
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -535,6 +702,23 @@ class LiveStream:
     def gop_length(self) -> int:
         """Messages in the GOP cache now."""
         return len(self._gop)
+
+    @property
+    def video_config(self) -> Optional[Message]:
+        """The default video track's sequence header (FLV E.4.3.2 / ERTMP SequenceStart)."""
+        with self._lock:
+            return self.configs.get(MessageType.VIDEO)
+
+    @property
+    def audio_config(self) -> Optional[Message]:
+        """The default audio track's sequence header (FLV E.4.2.2 / ERTMP SequenceStart)."""
+        with self._lock:
+            return self.configs.get(MessageType.AUDIO)
+
+    def config_messages(self) -> List[Message]:
+        """Every track's latest configuration, as a late joiner gets them (video first)."""
+        with self._lock:
+            return self.configs.items()
 
     # -- the publisher's side --------------------------------------------------------------
 
@@ -559,17 +743,16 @@ class LiveStream:
             self.messages_in += 1
             self.bytes_in += len(message.data)
             if kind == FrameKind.CONFIG:
-                if message.type == MessageType.VIDEO:
-                    self.video_config = message
-                else:
-                    self.audio_config = message
-            elif kind == FrameKind.KEYFRAME:
+                if not self.configs.note(message):
+                    # Classified by its first bytes but no header parses: kept whole.
+                    self.configs.note(message, ((int(message.type), CONFIG_SEQUENCE, 0),))
+            elif kind == FrameKind.KEYFRAME and self._starts_gop(message):
                 self.video_frames_in += 1
                 self._gop_bytes = len(message.data)
                 self._gop_valid = self._gop_bytes <= self.max_gop_bytes
                 self._gop = [(message, kind)] if self._gop_valid else []
-            elif kind == FrameKind.INTERFRAME or kind == FrameKind.AUDIO:
-                if kind == FrameKind.INTERFRAME:
+            elif kind != FrameKind.DATA:  # frames: into the GOP (DATA is not cached)
+                if kind != FrameKind.AUDIO:
                     self.video_frames_in += 1
                 if self._gop_valid:
                     self._gop_bytes += len(message.data)
@@ -580,6 +763,16 @@ class LiveStream:
                         self._gop.append((message, kind))
             self._fan_out(message, kind)
         return kind
+
+    def _starts_gop(self, message: Message) -> bool:
+        """ERTMP Multitrack: a keyframe starts a new GOP when it is one of the lowest track
+        that has keyframes (track 0, the default, for every single-track stream); another
+        track's keyframe joins the current GOP, which keeps the default track decodable."""
+        tracks = keyframe_tracks(message.data)
+        lowest = min(tracks)
+        if self._gop_track is None or lowest < self._gop_track:
+            self._gop_track = lowest
+        return self._gop_track in tracks
 
     def broadcast(self, message: Message, kind: FrameKind) -> None:
         """Fan out one message without caching it."""
@@ -603,8 +796,10 @@ class LiveStream:
     def reset_publisher_state(self) -> None:
         """Forget headers, metadata and the GOP (the publisher left)."""
         with self._lock:
-            self.metadata = self.video_config = self.audio_config = None
+            self.metadata = None
+            self.configs.clear()
             self._gop, self._gop_bytes, self._gop_valid = [], 0, False
+            self._gop_track = None
 
     # -- the players' side -----------------------------------------------------------------
 
@@ -639,9 +834,9 @@ class LiveStream:
 
     def _late_join_messages(self) -> List[Tuple[Message, FrameKind]]:
         first: List[Tuple[Message, FrameKind]] = []
-        for config in (self.metadata, self.video_config, self.audio_config):
-            if config is not None:
-                first.append((config, FrameKind.CONFIG))
+        if self.metadata is not None:
+            first.append((self.metadata, FrameKind.CONFIG))
+        first.extend((config, FrameKind.CONFIG) for config in self.configs.items())
         return first + list(self._gop)
 
     def detach(self, player: LivePlayer) -> None:

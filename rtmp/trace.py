@@ -23,7 +23,7 @@ import logging
 import sys
 from typing import Any, Callable, List, Optional, TextIO
 
-from . import control, shared_object, user_control
+from . import control, ertmp, shared_object, user_control
 from ._bytes import U32
 from .chunk import ChunkDecoder, ChunkInfo
 from .errors import RTMPError
@@ -93,11 +93,13 @@ def describe_message(message: Message) -> str:
         if kind == MessageType.AUDIO:
             from .flv import describe_audio
 
-            return f"audio {len(data)} bytes: {describe_audio(data)}  (RTMP 7.1.4, FLV E.4.2.1)"
+            clause = "ERTMP Enhanced Audio" if ertmp.is_enhanced_audio(data) else "FLV E.4.2.1"
+            return f"audio {len(data)} bytes: {describe_audio(data)}  (RTMP 7.1.4, {clause})"
         if kind == MessageType.VIDEO:
             from .flv import describe_video
 
-            return f"video {len(data)} bytes: {describe_video(data)}  (RTMP 7.1.5, FLV E.4.3.1)"
+            clause = "ERTMP Enhanced Video" if ertmp.is_enhanced_video(data) else "FLV E.4.3.1"
+            return f"video {len(data)} bytes: {describe_video(data)}  (RTMP 7.1.5, {clause})"
         if kind in (MessageType.COMMAND_AMF0, MessageType.COMMAND_AMF3):
             from .commands import decode_command
 
@@ -125,7 +127,13 @@ def describe_message(message: Message) -> str:
 
 def explain_message(message: Message) -> List[str]:
     """Every line explaining a message: :func:`describe_message`, then for a shared object
-    message (RTMP 7.1.3) one more line per event, each with its clause."""
+    message (RTMP 7.1.3) one more line per event, and for an Enhanced RTMP audio or video
+    message one more line per header field (ModEx, command, Multitrack, FourCC, each track,
+    MultichannelConfig, Metadata), each with its clause."""
+    if message.type == MessageType.VIDEO:
+        return [describe_message(message)] + [f"  {line}" for line in ertmp.explain_video(message.data)]
+    if message.type == MessageType.AUDIO:
+        return [describe_message(message)] + [f"  {line}" for line in ertmp.explain_audio(message.data)]
     if message.type not in SHARED_OBJECT_TYPES:
         return [describe_message(message)]
     try:

@@ -37,7 +37,6 @@ import threading
 import time
 from typing import (
     Callable,
-    Dict,
     Iterable,
     Iterator,
     List,
@@ -53,6 +52,7 @@ from .logs import AnyLogger
 from .message import MEDIA_TYPES, Message, MessageType
 from .record_path import RECORD_SUFFIX, find_recording, safe_record_path
 from .recorder import Recorder, script_payload
+from .streams import ConfigCache, ConfigKey, config_keys, keyframe_tracks
 
 __all__ = [
     "RECORD_SUFFIX",
@@ -78,11 +78,13 @@ class FlvIndex:
     """FLV E.3: what playback needs to know about a file, from one pass over its tags.
 
     * ``seek_times`` / ``seek_offsets``: the timestamps and file offsets of the seek
-      points, in file order: video keyframes (FLV E.4.3.1 frame type 1, sequence headers
-      excluded), or every audio tag when the file has no video;
-    * ``headers``: ``(offset, tag)`` of every codec sequence header (AVC/HEVC decoder
-      configuration, AAC AudioSpecificConfig, enhanced sequence starts), which a player
-      needs before the first frame it decodes after a seek;
+      points, in file order: video keyframes (FLV E.4.3.1 frame type 1, sequence headers,
+      ERTMP Metadata and command frames excluded; in an ERTMP multitrack file those of
+      the lowest track), or every audio tag when the file has no video;
+    * ``headers``: ``(offset, tag)`` of every codec configuration (AVC/HEVC decoder
+      configuration, AAC AudioSpecificConfig, ERTMP SequenceStart of any FourCC,
+      MultichannelConfig and Metadata, per track), which a player needs before the first
+      frame it decodes after a seek (:meth:`headers_before`);
     * ``metadata``: the first ``onMetaData`` script tag (FLV E.5) and its offset;
     * ``end_offset``: where the last complete tag ends (a file cut short by a crash is
       played up to there), and ``duration_ms``: the largest timestamp seen.
@@ -103,7 +105,9 @@ class FlvIndex:
         self.truncated = False
         self.has_audio = False
         self.has_video = False
+        self._header_keys: List[Tuple[ConfigKey, ...]] = []
         audio_points: List[Tuple[int, int]] = []
+        video_points: List[Tuple[int, int, Tuple[int, ...]]] = []
         for tag in _scan_tags(self):
             offset = tag.offset
             self.tag_count += 1
@@ -114,25 +118,35 @@ class FlvIndex:
                 self.has_video = True
                 if _plain_inter_frame(tag.data):
                     continue  # the common case, decided from the first byte
-                if flv.is_sequence_header(tag):
+                keys = config_keys(tag.type, tag.data)
+                if keys:
                     self.headers.append((offset, tag))
+                    self._header_keys.append(keys)
                 elif _is_seek_point(tag):
-                    self.seek_times.append(tag.timestamp)
-                    self.seek_offsets.append(offset)
+                    video_points.append((tag.timestamp, offset, keyframe_tracks(tag.data)))
             elif tag.type == flv.TAG_AUDIO:
                 self.has_audio = True
                 if _plain_aac_frame(tag.data):
                     if not self.has_video:
                         audio_points.append((tag.timestamp, offset))
                     continue
-                if flv.is_sequence_header(tag):
+                keys = config_keys(tag.type, tag.data)
+                if keys:
                     self.headers.append((offset, tag))
+                    self._header_keys.append(keys)
                 elif not self.has_video:
                     audio_points.append((tag.timestamp, offset))
             elif self.metadata is None and tag.data.startswith(ON_METADATA_TAG):
                 self.metadata = tag
                 self.metadata_offset = offset
         self.first_timestamp = max(self.first_timestamp, 0)
+        if video_points:
+            # ERTMP Multitrack: seek to keyframes of the lowest track that has them (the
+            # default track, 0, in every single-track file), as the live GOP cache starts.
+            anchor = min(min(tracks) for _, _, tracks in video_points)
+            points = [(t, o) for t, o, tracks in video_points if anchor in tracks]
+            self.seek_times = [t for t, _ in points]
+            self.seek_offsets = [o for _, o in points]
         if not self.seek_times and audio_points:
             # FLV E.4.2: every audio frame can be decoded on its own; an audio-only file
             # can start anywhere.
@@ -154,13 +168,14 @@ class FlvIndex:
         return self.seek_times[i], self.seek_offsets[i]
 
     def headers_before(self, offset: int) -> List["flv.Tag"]:
-        """The latest audio and latest video sequence header located before ``offset``."""
-        latest: Dict[int, "flv.Tag"] = {}
-        for header_offset, tag in self.headers:
+        """The latest configuration of every track located before ``offset`` (sequence
+        headers, ERTMP SequenceStart, MultichannelConfig, Metadata), video first."""
+        latest: ConfigCache[flv.Tag] = ConfigCache()
+        for (header_offset, tag), keys in zip(self.headers, self._header_keys):
             if header_offset >= offset:
                 break
-            latest[tag.type] = tag
-        return [latest[t] for t in sorted(latest, reverse=True)]  # video (9) first
+            latest.note(tag, keys)
+        return latest.items()
 
 
 #: How much of each tag body the index reads to classify it (FLV E.4.2.1 / E.4.3.1 and the
@@ -196,7 +211,7 @@ def _scan_tags(index: FlvIndex) -> Iterator["flv.Tag"]:
             tag = flv.Tag(tag_type, timestamp, data, offset)
             if len(data) < size and (
                 (tag_type == flv.TAG_SCRIPT and data.startswith(ON_METADATA_TAG))
-                or flv.is_sequence_header(tag)
+                or flv.is_sequence_header(tag) or _needs_whole_body(tag_type, data)
             ):
                 data += file.read(size - len(data))
                 tag = flv.Tag(tag_type, timestamp, data, offset)
@@ -206,6 +221,20 @@ def _scan_tags(index: FlvIndex) -> Iterator["flv.Tag"]:
             offset = body_end + 4  # FLV E.3: skip the PreviousTagSize after the body
         if offset < file_size and not index.truncated:
             index.truncated = True
+
+
+def _needs_whole_body(tag_type: int, data: bytes) -> bool:
+    """ERTMP Enhanced Video / Audio: anything but one track's coded frames (configuration,
+    Metadata, multitrack, ModEx) is read whole, to find its tracks and configurations."""
+    if not data:
+        return False
+    first = data[0]
+    if tag_type == flv.TAG_VIDEO and first & 0x80:
+        single_frames = first & 0x0F in (flv.PACKET_CODED_FRAMES, flv.PACKET_CODED_FRAMES_X)
+        return not (single_frames and 1 <= (first >> 4) & 0x07 <= 4)
+    if tag_type == flv.TAG_AUDIO and first >> 4 == flv.SOUND_FORMAT_EX_HEADER:
+        return first & 0x0F != flv.PACKET_CODED_FRAMES  # AudioPacketType 1: CodedFrames
+    return False
 
 
 def _plain_inter_frame(data: bytes) -> bool:

@@ -518,11 +518,12 @@ class TestEnhancedHeaderOrder:
 
     @pytest.mark.spec("ERTMP Enhanced Video")
     def test_mod_ex_before_multitrack(self) -> None:
-        # ModEx (size 1 -> 1 byte of data), then Multitrack, OneTrack + SequenceStart, FourCC.
-        data = bytes([0x90 | 7, 0x00, 0x2A, 0x06, 0x00]) + b"hvc1"
+        # ModEx (size 3: TimestampOffsetNano needs at least 3 bytes, 42 ns), then Multitrack,
+        # OneTrack + SequenceStart, FourCC, trackId 0.
+        data = bytes([0x90 | 7, 0x02, 0x00, 0x00, 0x2A, 0x06, 0x00]) + b"hvc1" + b"\x00"
         header = flv.VideoTagHeader.parse(data)
         assert header.multitrack and header.fourcc == "hvc1" and header.packet_type == 0
-        assert header.header_size == len(data)
+        assert header.header_size == len(data) - 1  # the trackId follows the header
 
     @pytest.mark.spec("ERTMP Enhanced Video")
     def test_mod_ex_sequence_start(self) -> None:
@@ -532,7 +533,7 @@ class TestEnhancedHeaderOrder:
 
     @pytest.mark.spec("ERTMP Enhanced Audio")
     def test_audio_mod_ex_before_multitrack(self) -> None:
-        data = bytes([0x90 | 7, 0x00, 0x11, 0x05, 0x00]) + b"mp4a"
+        data = bytes([0x90 | 7, 0x02, 0x00, 0x00, 0x11, 0x05, 0x00]) + b"mp4a" + b"\x00"
         header = flv.AudioTagHeader.parse(data)
         assert header.fourcc == "mp4a" and header.packet_type == 0
-        assert header.header_size == len(data)
+        assert header.header_size == len(data) - 1  # the trackId follows the header

@@ -45,6 +45,7 @@ SANS_IO = (
     "commands",
     "shared_object",
     "flv",
+    "ertmp",
     "flvmeta",
     "record_path",
     "auth",

@@ -208,3 +208,36 @@ def test_shared_object_message_traced_event_by_event(server: Server) -> None:
         "[p1] C->S    event 2: Request Change 'count' = 7.0  (RTMP 7.1.3 [de-facto])",
     ):
         assert expected in text, f"{expected!r} missing from the trace:\n{text[:3000]}"
+
+
+@pytest.mark.spec("ERTMP Enhanced Video", "ERTMP Enhanced Audio", "ERTMP Metadata Frame")
+def test_proxy_explains_enhanced_rtmp_headers(server: Server) -> None:
+    # Hand-built E-RTMP messages: HEVC SequenceStart with a TimestampOffsetNano ModEx,
+    # a colorInfo Metadata packet (frame type 5, packet type 4), an Opus MultichannelConfig.
+    video = b"\x97\x02" + (1234).to_bytes(3, "big") + b"\x00" + b"hvc1" + b"hvcC-record"
+    metadata = b"\xd4hvc1" + b"\x02\x00\x09colorInfo\x06"
+    audio = b"\x94Opus" + bytes([1, 2, 0, 0, 0, 3])
+    proxy, out = start_proxy(server.address, chunks=False)
+    try:
+        host, port = proxy.address
+        with Client(ClientConfig(read_timeout=5)) as publisher:
+            publisher.connect(f"rtmp://{host}:{port}/live/e")
+            publisher.publish("e")
+            for kind, data in ((MessageType.VIDEO, video), (MessageType.VIDEO, metadata),
+                               (MessageType.AUDIO, audio)):
+                publisher.write_message(Message(type=kind, data=data, timestamp=0, message_stream_id=1))
+            assert wait_until(lambda: "MultichannelConfig: audioChannelOrder 1" in out.getvalue())
+    finally:
+        proxy.stop()
+    text = out.getvalue()
+    for expected in (
+        "[p1] C->S    ModEx 1: size UI8 2 -> 3 bytes, VideoPacketModExType 0 (TimestampOffsetNano)"
+        " = 1234 ns; next VideoPacketType 0 (SequenceStart)  (ERTMP Enhanced Video)",
+        "[p1] C->S    track 0: 11 bytes: HEVCDecoderConfigurationRecord  (ERTMP Enhanced Video)",
+        "[p1] C->S    Metadata colorInfo = ",
+        "(ERTMP Metadata Frame)",
+        "[p1] C->S    MultichannelConfig: audioChannelOrder 1 (Native), channelCount 2, audioChannelFlags"
+        " 0x000003 (FrontLeft FrontRight)  (ERTMP Enhanced Audio)",
+    ):
+        assert expected in text, f"{expected!r} missing from the trace:\n{text[-3000:]}"
+    assert "seek" not in text

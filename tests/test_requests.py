@@ -12,12 +12,20 @@ from hypothesis import strategies as st
 from rtmp import Message, MessageType, StreamType, commands
 from rtmp.commands import Command, decode_command, encode_command
 from rtmp.requests import (
+    CAPS_EX_MOD_EX,
+    CAPS_EX_MULTITRACK,
+    CAPS_EX_RECONNECT,
+    CAPS_EX_TIMESTAMP_NANO_OFFSET,
+    FOURCC_CAN_DECODE,
+    FOURCC_CAN_ENCODE,
+    FOURCC_CAN_FORWARD,
     REQUEST_TYPES,
     Close,
     CloseStream,
     Connect,
     CreateStream,
     DeleteStream,
+    EnhancedCaps,
     FCPublish,
     FCSubscribe,
     FCUnpublish,
@@ -424,3 +432,62 @@ def test_any_arguments_decode_without_error(name: str, args: list[Any], encoding
     # the value read encodes again.
     got = request(name, *args, command_object=args[0] if args else None, encoding=encoding)
     assert decode_request(decode_command(got.to_message(3))) == got
+
+
+# -- Enhanced RTMP capabilities in connect (ERTMP connect table) --------------------------------
+
+
+@pytest.mark.spec("ERTMP Enhancing NetConnection connect Command")
+def test_connect_reads_the_enhanced_caps() -> None:
+    obj = {"app": "live", "fourCcList": ["av01", "vp09", "hvc1", "Opus", "*"],
+           "videoFourCcInfoMap": {"*": 4.0, "vp09": 3.0},
+           "audioFourCcInfoMap": {"Opus": 3.0}, "capsEx": 3.0}
+    c = request("connect", command_object=obj, msid=0)
+    assert isinstance(c, Connect)
+    caps = c.enhanced_caps
+    assert caps.fourcc_list == ("av01", "vp09", "hvc1", "Opus", "*")
+    assert dict(caps.video_fourcc_info_map) == {"*": FOURCC_CAN_FORWARD, "vp09": 3}
+    assert caps.caps_ex == CAPS_EX_RECONNECT | CAPS_EX_MULTITRACK and caps.enhanced
+    assert caps.has(CAPS_EX_RECONNECT) and caps.has(CAPS_EX_MULTITRACK)
+    assert not caps.has(CAPS_EX_MOD_EX) and not caps.has(CAPS_EX_TIMESTAMP_NANO_OFFSET)
+    # "When this wildcard key exists, it overrides the flags set on ... specific codecs."
+    assert caps.fourcc_flags("vp09", video=True) == FOURCC_CAN_FORWARD
+    assert caps.fourcc_flags("Opus", video=False) == FOURCC_CAN_DECODE | FOURCC_CAN_ENCODE
+    assert caps.fourcc_flags("fLaC", video=False) == 0
+    assert caps.supports("vvc1", video=True)  # "*" in the list
+    # Round trip through the wire: to_properties() is what a peer reads back.
+    again = request("connect", command_object={"app": "live", **caps.to_properties()}, msid=0)
+    assert isinstance(again, Connect) and again.enhanced_caps == caps
+
+
+@pytest.mark.spec("ERTMP Enhancing NetConnection connect Command")
+def test_enhanced_caps_are_read_leniently() -> None:
+    legacy = Connect({"app": "live"}).enhanced_caps
+    assert legacy == EnhancedCaps() and not legacy.enhanced and not legacy.has(CAPS_EX_RECONNECT)
+    assert legacy.to_properties() == {}
+    c = Connect({"fourCcList": "hvc1", "videoFourCcInfoMap": ["hvc1"], "capsEx": "3",
+                 "audioFourCcInfoMap": {"Opus": "x", "toolong": 4.0, "mp4a": -1.0,
+                                        "fLaC": math.inf, ".mp3": 4.0}})
+    caps = c.enhanced_caps
+    assert caps.fourcc_list == () and dict(caps.video_fourcc_info_map) == {}
+    assert dict(caps.audio_fourcc_info_map) == {".mp3": 4} and caps.caps_ex is None
+    # An ECMA array of indices (how some encoders write arrays) reads in index order;
+    # entries that are no FourCC are skipped; capsEx keeps its 32 bits.
+    odd = Connect({"fourCcList": {"1": "hvc1", "0": "av01", "2": 5.0, "x": "vp09"},
+                   "capsEx": 15.9}).enhanced_caps
+    assert odd.fourcc_list == ("av01", "hvc1") and odd.caps_ex == 15
+    assert not odd.supports("vp09", video=True) and odd.supports("hvc1", video=True)
+
+
+@given(st.dictionaries(st.sampled_from(["fourCcList", "videoFourCcInfoMap", "audioFourCcInfoMap",
+                                        "capsEx", "app"]),
+                       st.recursive(st.none() | st.booleans() | st.floats() | st.text(max_size=5),
+                                    lambda inner: st.lists(inner, max_size=4)
+                                    | st.dictionaries(st.text(max_size=5), inner, max_size=4),
+                                    max_leaves=12)))
+@pytest.mark.spec("ERTMP Enhancing NetConnection connect Command")
+def test_enhanced_caps_never_raise(obj: dict[str, Any]) -> None:
+    caps = Connect(obj).enhanced_caps
+    assert all(len(f) == 4 or f == "*" for f in caps.fourcc_list)
+    assert caps.caps_ex is None or 0 <= caps.caps_ex < 2**32
+    assert EnhancedCaps.from_object(caps.to_properties()) == caps

@@ -130,7 +130,7 @@ class TestClassify:
 
     @pytest.mark.spec("ERTMP Enhanced Audio")
     def test_enhanced_audio_mod_ex(self) -> None:
-        mod_ex = bytes([0x00, 0x05])  # size 1, one byte of modifier
+        mod_ex = bytes([0x02, 0x00, 0x00, 0x05])  # size 3: TimestampOffsetNano (5 ns) needs 3
         assert classify(audio(bytes([0x97]) + mod_ex + bytes([0x00]) + b"Opus", 0)) \
             == FrameKind.CONFIG
         assert classify(audio(bytes([0x97]) + mod_ex + bytes([0x01]) + b"Opus", 0)) \

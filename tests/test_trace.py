@@ -181,3 +181,91 @@ class TestTracer:
             trace_logger.removeHandler(handler)
             trace_logger.setLevel(logging.NOTSET)
         assert not tracing_enabled()
+
+
+def _vid(data: bytes) -> Message:
+    return Message(type=MessageType.VIDEO, data=data, message_stream_id=1)
+
+
+def _aud(data: bytes) -> Message:
+    return Message(type=MessageType.AUDIO, data=data, message_stream_id=1)
+
+
+class TestEnhancedRtmpLines:
+    """ERTMP: every extended-header field gets a line that names its section of the v2 document."""
+
+    @pytest.mark.spec("ERTMP Enhanced Video", "ERTMP Multitrack Streaming via Enhanced RTMP")
+    def test_mod_ex_multitrack_and_tracks(self) -> None:
+        # Hand-built: 0x80|key<<4|ModEx, ModEx size 3 = 250000 ns then Multitrack,
+        # ManyTracks|CodedFrames, 'hvc1', then trackId, UI24 size, SI24 cts, NALUs per track.
+        data = (b"\x97" + b"\x02" + (250_000).to_bytes(3, "big") + b"\x06" + b"\x11" + b"hvc1"
+                + b"\x00" + (5).to_bytes(3, "big") + (40).to_bytes(3, "big") + b"AB"
+                + b"\x01" + (4).to_bytes(3, "big") + (-3).to_bytes(3, "big", signed=True) + b"C")
+        lines = explain_message(_vid(data))
+        assert lines[0].startswith("video 28 bytes: HEVC keyframe, CodedFrames, 2 tracks")
+        assert lines[0].endswith("(RTMP 7.1.5, ERTMP Enhanced Video)")
+        assert lines[1:] == [
+            "  ExVideoTagHeader: IsExVideoHeader 1, VideoFrameType 1 (KeyFrame), VideoPacketType 7"
+            " (ModEx)  (ERTMP Enhanced Video)",
+            "  ModEx 1: size UI8 2 -> 3 bytes, VideoPacketModExType 0 (TimestampOffsetNano) ="
+            " 250000 ns; next VideoPacketType 6 (Multitrack)  (ERTMP Enhanced Video)",
+            "  Multitrack: AvMultitrackType 1 (ManyTracks), VideoPacketType 1 (CodedFrames) for every"
+            " track, 2 track(s), VideoFourCc 'hvc1' (HEVC)  (ERTMP Enhanced Video, ERTMP Multitrack"
+            " Streaming via Enhanced RTMP)",
+            "  track 0: videoTrackId 0, sizeOfVideoTrack 5, compositionTimeOffset 40 ms (SI24),"
+            " 2 bytes: NALUs (full frames)  (ERTMP Multitrack Streaming via Enhanced RTMP)",
+            "  track 1: videoTrackId 1, sizeOfVideoTrack 4, compositionTimeOffset -3 ms (SI24),"
+            " 1 bytes: NALUs (full frames)  (ERTMP Multitrack Streaming via Enhanced RTMP)",
+        ]
+
+    @pytest.mark.spec("ERTMP Enhanced Video", "ERTMP Metadata Frame")
+    def test_metadata_is_not_called_a_command_frame(self) -> None:
+        # Frame type 5 with packet type 4 (what FFmpeg sends for colorInfo): Metadata.
+        body = b"\x02\x00\x09colorInfo\x03\x00\x0bcolorConfig\x03\x00\x08bitDepth\x00" + \
+            struct.pack(">d", 10.0) + b"\x00\x00\x09\x00\x00\x09"
+        lines = explain_message(_vid(b"\xd4hvc1" + body))
+        text = "\n".join(lines)
+        assert "seek" not in text and "VideoCommand" not in text
+        assert lines[0].startswith("video ") and "HEVC Metadata" in lines[0]
+        assert "  VideoPacketType Metadata: VideoFrameType is ignored  (ERTMP Enhanced Video)" in lines
+        assert "  Metadata colorInfo = {'colorConfig': {'bitDepth': 10.0}}  (ERTMP Metadata Frame)" in lines
+
+    @pytest.mark.spec("ERTMP Enhanced Video")
+    def test_command_frame(self) -> None:
+        lines = explain_message(_vid(b"\xd1\x01"))
+        assert lines[-1] == "  VideoCommand 1 (EndSeek): no FourCC, no video data  (ERTMP Enhanced Video)"
+        assert "end of seek" in lines[0]
+
+    @pytest.mark.spec("ERTMP Enhanced Audio", "ERTMP Multitrack Streaming via Enhanced RTMP")
+    def test_audio_many_codecs_and_multichannel(self) -> None:
+        data = (b"\x95" + b"\x20" + b"Opus" + b"\x00" + (0).to_bytes(3, "big")
+                + b"mp4a" + b"\x01" + (2).to_bytes(3, "big") + b"\x12\x10")
+        lines = explain_message(_aud(data))
+        assert lines[0].endswith("(RTMP 7.1.4, ERTMP Enhanced Audio)") and "Opus/AAC" in lines[0]
+        assert ("  track 1: AudioFourCc 'mp4a' (AAC), audioTrackId 1, sizeOfAudioTrack 2, 2 bytes:"
+                " AudioSpecificConfig (ISO/IEC 14496-3)  (ERTMP Multitrack Streaming via Enhanced RTMP)"
+                ) in lines
+        config = explain_message(_aud(b"\x94Opus" + struct.pack(">BBI", 1, 2, 0x3)))
+        assert config[-1] == ("  MultichannelConfig: audioChannelOrder 1 (Native), channelCount 2,"
+                              " audioChannelFlags 0x000003 (FrontLeft FrontRight)  (ERTMP Enhanced Audio)")
+
+    @pytest.mark.spec("ERTMP Enhanced Video", "ERTMP Enhanced Audio")
+    def test_hostile_headers_are_explained_not_raised(self) -> None:
+        over = explain_message(_vid(b"\x97\x02" + (1_000_000).to_bytes(3, "big") + b"\x01hvc1"))
+        assert over[-1] == ("  malformed: video TimestampOffsetNano 1000000 ns exceeds 999999"
+                            " (ERTMP Enhanced Video)")
+        lying = explain_message(_aud(b"\x95\x11Opus\x00" + (999).to_bytes(3, "big") + b"x"))
+        assert "says 999 bytes but 1 remain (ERTMP Multitrack Streaming via Enhanced RTMP)" in lying[-1]
+        unknown = explain_message(_vid(b"\x91xyz1abc"))
+        assert "  VideoFourCc 'xyz1' (xyz1, not in v2)  (ERTMP Enhanced Video)" in unknown
+        assert explain_message(_vid(b"\x17\x01\x00\x00\x00")) == [describe_message(_vid(b"\x17\x01\x00\x00\x00"))]
+
+    @pytest.mark.spec("ERTMP Enhanced Video")
+    def test_tracer_prints_the_field_lines(self) -> None:
+        lines: List[str] = []
+        tracer = ProtocolTracer("C->S", lines.append, handshake_first=False)
+        tracer.feed(ChunkEncoder().encode(_vid(b"\x90av01" + b"\x81\x00\x0c\x00")))
+        messages = [line for line in lines if "chunk fmt" not in line]
+        assert messages[0].startswith("C->S  message video 9 bytes: AV1 keyframe, SequenceStart")
+        assert messages[-1] == ("C->S    track 0: 4 bytes: AV1CodecConfigurationRecord"
+                                "  (ERTMP Enhanced Video)")
