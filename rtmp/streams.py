@@ -687,6 +687,7 @@ class LiveStream:
     _gop_bytes: int = 0
     _gop_valid: bool = False
     _gop_track: Optional[int] = None  # ERTMP Multitrack: whose keyframes start a GOP
+    _handover_from: Optional[object] = None  # ERTMP Reconnect Request: may be taken over
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -721,6 +722,15 @@ class LiveStream:
             return self.configs.items()
 
     # -- the publisher's side --------------------------------------------------------------
+
+    def allow_handover(self, owner: object) -> None:
+        """ERTMP Reconnect Request: the server asked ``owner``, the publisher, to reconnect;
+        its next publisher of this name takes the stream over (:meth:`StreamHub.publish`)
+        and players see one stream go on, without UnpublishNotify or Stream EOF."""
+        with self._lock:
+            if self.publisher is owner:
+                self._handover_from = owner
+
 
     def set_metadata(self, message: Optional[Message]) -> None:
         """FLV E.5: the ``onMetaData`` (from ``@setDataFrame``) late joiners get; None clears it."""
@@ -796,6 +806,7 @@ class LiveStream:
     def reset_publisher_state(self) -> None:
         """Forget headers, metadata and the GOP (the publisher left)."""
         with self._lock:
+            self._handover_from = None
             self.metadata = None
             self.configs.clear()
             self._gop, self._gop_bytes, self._gop_valid = [], 0, False
@@ -898,14 +909,18 @@ class StreamHub:
         """
         with self._lock:
             stream = self._get_or_create(app, name)
-            if stream.publisher is not None and stream.publisher is not owner:
+            handover = stream.publisher is not None and stream.publisher is stream._handover_from
+            if stream.publisher is not None and stream.publisher is not owner and not handover:
                 raise StreamBusyError(f"stream {app}/{name} is already being published")
             stream.reset_publisher_state()
             stream.publisher = owner
+            stream._handover_from = None
             stream.published_at = time.monotonic()
             waiting = stream.snapshot_players()
         for player in waiting:
             player.await_keyframe()  # the publisher may start in the middle of a GOP
+        if handover:  # ERTMP Reconnect Request: the same stream goes on for its players
+            return stream
         if on_start is not None:
             for player in waiting:
                 on_start(player)
