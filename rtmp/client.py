@@ -122,24 +122,17 @@ class Client:
 
     @property
     def connection(self) -> ClientConnection:
-        """The current :class:`~rtmp.client_connection.ClientConnection` (a new one after
-        a reconnection, :mod:`rtmp.reconnect`)."""
+        """The current connection (a new one after a reconnection, :mod:`rtmp.reconnect`)."""
         return self._connection
+
+    @property
+    def reconnections(self) -> int:
+        """Times the client moved to a new connection by itself (:mod:`rtmp.reconnect`)."""
+        return self._reconnect.reconnections
 
     def use_connection(self, connection: ClientConnection) -> None:
         """Make ``connection`` the current one (:mod:`rtmp.reconnect` moves the client)."""
         self._connection, self._inbox = connection, connection.inbox
-
-    @property
-    def stream_name(self) -> Optional[str]:
-        """The stream name published or played now, or None."""
-        return self._stream_name
-
-    @property
-    def reconnections(self) -> int:
-        """How many times the client moved to a new connection by itself (followed reconnect
-        requests, replaced lost connections: :mod:`rtmp.reconnect`)."""
-        return self._reconnect.reconnections
 
     @property
     def stream_id(self) -> Optional[int]:
@@ -285,7 +278,7 @@ class Client:
         self._stream_name = name
         self._connection.set_state(ClientState.PUBLISHING)
         self._published = True
-        self._reconnect.started("publish", kind)
+        self._reconnect.started("publish", name, kind)
         self.log.info("publishing %r (%s) on stream %d", name, kind.value, stream_id)
 
     def _publish_once(self, name: str, kind: StreamType, timeout: Optional[float]) -> int:
@@ -372,7 +365,7 @@ class Client:
                                    also_consumed={commands.NETSTREAM_PLAY_RESET}, timeout=timeout)
         self._stream_name = name
         connection.set_state(ClientState.SUBSCRIBING)
-        self._reconnect.started("play", play_args=(start, duration, reset))
+        self._reconnect.started("play", name, play_args=(start, duration, reset))
         self.log.info("playing %r on stream %d", name, stream_id)
 
     subscribe = play
@@ -489,21 +482,19 @@ class Client:
     def read_message(self, timeout: Optional[float] = None) -> Message:
         """The next media, data or unhandled command message.
 
-        Protocol control, user control, pings and the replies of our own commands are
-        handled inside; every ``onStatus`` is also reported to ``ClientConfig.on_status``
-        and kept in :attr:`last_status`, and those not consumed by a command (e.g.
-        ``NetStream.Play.UnpublishNotify``) are returned as messages too.
+        Protocol control, user control, pings and our commands' replies are handled
+        inside; every ``onStatus`` goes to ``ClientConfig.on_status`` and :attr:`last_status`,
+        and those no command consumed (``NetStream.Play.UnpublishNotify``) are returned too.
 
-        When the played stream ends (User Control Stream EOF, RTMP 7.1.7 / RTMP 6.2
-        event 1; ``onStatus`` ``NetStream.Play.Stop``, ``.Complete`` or
-        ``.UnpublishNotify``, RTMP 7.2.2.1), the messages received before the end are
-        returned first, with the status messages that came along with it, then
-        :class:`rtmp.StreamEnded` is raised once for that end.  Signals of one end are
-        raised once; a later call waits again (a live stream may be published anew).
+        When the played stream ends (Stream EOF, RTMP 7.1.7 / 6.2 event 1; ``onStatus``
+        ``NetStream.Play.Stop``, ``.Complete`` or ``.UnpublishNotify``, RTMP 7.2.2.1), the
+        messages received before the end are returned first, with the statuses that came
+        along, then :class:`rtmp.StreamEnded` is raised once for that end; a later call
+        waits again (a live stream may be published anew).
 
         Raises :class:`rtmp.TimeoutError` after ``timeout`` (default ``read_timeout``)
-        seconds without a message; :class:`ConnectionClosedError` when the server
-        closed the connection.
+        seconds without a message; :class:`ConnectionClosedError` when the server closed
+        the connection (and, with ``ClientConfig.reconnect``, no reconnection succeeded).
         """
         return self._reconnect.read_message(timeout)
 
@@ -537,19 +528,18 @@ class Client:
         the server had not read yet: the tail of the stream.)  When that cannot be
         confirmed (timeout, reset), raises :class:`ConnectionClosedError`, after closing.
 
-        Other sessions (players, a connection with no stream) close at once.  A second
-        call does nothing; after a failure (state ``ERROR``) it only closes the socket
-        and raises nothing.  Leaving a ``with`` block because of an exception never
-        raises from here (that exception is the one that matters).
+        Other sessions (players, no stream) close at once.  A second call does nothing;
+        after a failure (state ``ERROR``) it only closes the socket and raises nothing.
+        Leaving a ``with`` block because of an exception never raises from here.
         """
         self._close(confirm=True)
 
     def _close(self, confirm: bool) -> None:
         connection = self._connection
         self._reconnect.started(None)
-        goodbye = goodbye_messages(connection, self._stream_name,
-                                   self.state is ClientState.PUBLISHING)
-        unconfirmed = connection.close(goodbye, confirm=self._published)
+        publishing = self.state is ClientState.PUBLISHING
+        unconfirmed = connection.close(goodbye_messages(connection, self._stream_name, publishing),
+                                       confirm=self._published)
         self._stream_name = None
         self._published = False
         if unconfirmed is not None:

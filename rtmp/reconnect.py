@@ -232,6 +232,7 @@ class Reconnector:
         self.client = client
         self.memory = PublishMemory()
         self._mode: Optional[str] = None  # "publish" or "play" once started
+        self._name: Optional[str] = None
         self._publish_type = StreamType.LIVE
         self._play_args: Tuple[float, float, bool] = (-2, -1, True)
         self._former_ids: Set[int] = set()
@@ -241,13 +242,15 @@ class Reconnector:
         #: How many times the client moved to a new connection (requests and recoveries).
         self.reconnections = 0
 
-    def started(self, mode: Optional[str], stream_type: StreamType = StreamType.LIVE,
+    def started(self, mode: Optional[str], name: Optional[str] = None,
+                stream_type: StreamType = StreamType.LIVE,
                 play_args: Tuple[float, float, bool] = (-2, -1, True)) -> None:
-        """``publish``/``play`` succeeded (``mode``), or the stream was left (None)."""
-        if mode != self._mode:
+        """``publish``/``play`` of ``name`` succeeded (``mode``), or the stream was left
+        (None)."""
+        if mode != self._mode or name != self._name:
             self.memory = PublishMemory()
             self._filter = _PlayFilter()
-        self._mode = mode
+        self._mode, self._name = mode, name
         self._publish_type = stream_type
         self._play_args = play_args
 
@@ -384,7 +387,7 @@ class Reconnector:
         the old connection (politely when it is still open)."""
         client = self.client
         old = client.connection
-        name = client.stream_name
+        name = self._name
         publishing = self._mode == "publish"
         old_stream = old.inbox.stream_id
         new = ClientConnection(client.config, client.id, client.log)
