@@ -176,9 +176,10 @@ class ServerConnection:
 
         The session goes on until the client leaves (the v2 document: the old server
         "SHOULD continue processing messages from the client until the client
-        disconnects"); a stream it publishes may be taken over by its next publisher of
-        the same name (:meth:`rtmp.streams.LiveStream.allow_handover`), so players see one
-        stream.  Returns whether the client stated ``capsEx`` Reconnect in connect (the
+        disconnects"); when the client stated ``capsEx`` Reconnect, a stream it publishes
+        may be taken over by the next publisher of the same name within
+        ``rtmp.streams.HANDOVER_WINDOW`` seconds (:meth:`rtmp.streams.LiveStream.allow_handover`),
+        so players see one stream.  Returns whether the client stated ``capsEx`` Reconnect in connect (the
         request is sent either way: a client that cannot follow it ignores a status).
         Raises :class:`rtmp.ConnectionClosedError` when the session is not connected.
         """
@@ -188,14 +189,15 @@ class ServerConnection:
         if not self._accepted or transport is None or transport.closed \
                 or self._state == ConnectionState.CLOSED:
             raise ConnectionClosedError(f"connection {self.id} has no NetConnection to reconnect")
-        for ns in list(self._streams.values()):
+        stated = self.client_caps.has(CAPS_EX_RECONNECT)
+        for ns in list(self._streams.values()) if stated else ():
             live = ns.live if ns.state.publishing else None
-            if live is not None:
+            if live is not None:  # a client that cannot follow keeps its stream to itself
                 live.allow_handover(ns)
         transport.write_message(commands.reconnect_request(tc_url, description))
         self.reconnect_requested = time.monotonic()
         self.log.info("asked the client to reconnect%s", f" to {tc_url}" if tc_url else "")
-        return self.client_caps.has(CAPS_EX_RECONNECT)
+        return stated
 
     def close(self) -> None:
         """End the session: the connection's thread cleans up and calls ``on_disconnect``."""

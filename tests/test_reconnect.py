@@ -287,7 +287,8 @@ def test_client_config_advertises_fourccs_info_maps_and_caps(server: rtmp.Server
 def test_publisher_follows_the_request_at_a_keyframe_and_players_see_one_stream(
         server: rtmp.Server) -> None:
     pub = Publisher(_url(server), _config())
-    player = rtmp.Client(_config())
+    statuses: List[rtmp.StatusEvent] = []
+    player = rtmp.Client(_config(on_status=statuses.append))
     player.connect(_url(server))
     player.play()
     seen: List[Message] = []
@@ -305,6 +306,9 @@ def test_publisher_follows_the_request_at_a_keyframe_and_players_see_one_stream(
         pub.stop()
         player.close()
     # The player got no end of stream and media that goes on across the switch.
+    assert not {e.code for e in statuses} & {commands.NETSTREAM_PLAY_UNPUBLISH_NOTIFY,
+                                             commands.NETSTREAM_PLAY_PUBLISH_NOTIFY}
+    assert not player.stream_eof
     _check_continuous(seen)
     assert seen[-1].timestamp > 15 * 40
 
@@ -441,3 +445,59 @@ def test_record_goes_on_as_append_after_a_switch(server: rtmp.Server, tmp_path: 
     finally:
         client.close()
         srv.stop()
+
+
+class _Sink:
+    out_chunk_size = 128
+
+    def __init__(self) -> None:
+        self.items: List[Message] = []
+
+    def write_fanout(self, items: Any) -> None:
+        self.items.extend(message for _, message, _ in items)
+
+
+@pytest.mark.spec("ERTMP Reconnect Request")
+def test_hub_hands_a_stream_over_only_after_a_request_and_within_the_window(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from rtmp.streams import LivePlayer, StreamBusyError, StreamHub
+
+    hub = StreamHub()
+    old, new, thief = object(), object(), object()
+    told: List[str] = []
+    sink = _Sink()
+    player = LivePlayer(sink, 1, name="p")
+    hub.subscribe("live", "cam", player)
+    stream = hub.publish("live", "cam", old, on_start=lambda p: told.append("start"))
+    stream.publish_message(_msg(9, AVC_HEADER, 0))
+    with pytest.raises(StreamBusyError):
+        hub.publish("live", "cam", new)
+    stream.allow_handover(thief)  # only the publisher itself opens a handover
+    with pytest.raises(StreamBusyError):
+        hub.publish("live", "cam", new)
+    stream.allow_handover(old, seconds=0)  # a window that has passed
+    with pytest.raises(StreamBusyError):
+        hub.publish("live", "cam", new)
+    stream.allow_handover(old)
+    assert hub.publish("live", "cam", new, on_start=lambda p: told.append("start")) is stream
+    assert stream.publisher is new and stream.players == [player]
+    assert told == ["start"]  # no PublishNotify for the handover
+    hub.unpublish(stream, old, on_stop=lambda p: told.append("stop"))  # the old one leaves
+    assert stream.publisher is new and told == ["start"]
+    with pytest.raises(StreamBusyError):  # the window closed with the handover
+        hub.publish("live", "cam", thief)
+    player.close()
+
+
+def test_a_publisher_that_cannot_follow_keeps_its_stream(server: rtmp.Server) -> None:
+    legacy = rtmp.Client(_config(follow_reconnect_request=False))
+    legacy.connect(_url(server))
+    legacy.publish()
+    conn = _conn_of(server, rtmp.ConnectionState.PUBLISHING)
+    assert conn.request_reconnect() is False
+    other = rtmp.Client(_config())
+    other.connect(_url(server))
+    with pytest.raises(rtmp.CommandError, match="BadName"):
+        other.publish()
+    other.close()
+    legacy.close()
