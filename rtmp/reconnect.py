@@ -182,6 +182,7 @@ class _PlayFilter:
         self.configs: Dict[Tuple[int, str, int], bytes] = {}
         self.metadata: Optional[bytes] = None
         self.pending: Set[int] = set()  # the media types still checked since the switch
+        self.active = False  # a switch happened and not every media type went on yet
 
     def delivered(self, message: Message) -> None:
         if message.type in MEDIA_TYPES:
@@ -195,8 +196,16 @@ class _PlayFilter:
 
     def switched(self) -> None:
         self.pending = set(self.last_media)
+        self.active = True
 
     def duplicate(self, message: Message) -> bool:
+        """Only right after a switch, until new media of every type came: a sequence header
+        repeated at other times (after a seek, a new publisher) is news."""
+        if not self.active:
+            return False
+        if not self.pending:
+            self.active = False
+            return False
         if message.type in MEDIA_TYPES:
             keys = config_keys(message.type, message.data)
             if keys:
