@@ -501,3 +501,16 @@ def test_a_publisher_that_cannot_follow_keeps_its_stream(server: rtmp.Server) ->
         other.publish()
     other.close()
     legacy.close()
+
+
+def test_cli_flags_reach_the_client_config() -> None:
+    from rtmp import cli
+
+    parser = cli.build_parser()
+    args = parser.parse_args(["publish", "f.flv", "rtmp://h/a/s", "--reconnect",
+                              "--reconnect-attempts", "3", "--no-follow-reconnect"])
+    config = cli._client_config(args)
+    assert (config.reconnect, config.reconnect_attempts, config.follow_reconnect_request) == (
+        True, 3, False)
+    config = cli._client_config(parser.parse_args(["play", "rtmp://h/a/s"]))
+    assert (config.reconnect, config.follow_reconnect_request) == (False, True)
