@@ -30,6 +30,12 @@ read of a player goes through it.
   replaced the same way, trying ``reconnect_attempts`` times with a doubling backoff
   (:func:`backoff_delays`) before the error reaches the caller.
 
+A move happens in the thread that meets the boundary: the writing one for a publisher, the
+reading one for a player (a client that publishes and reads at once from two threads should
+not also expect to move).  A request whose ``tcUrl`` is no ``rtmp://``/``rtmps://`` URL with
+a host and an application is logged and not followed; a move that fails leaves the client on
+the old connection, tried again at the next boundary, ``reconnect_attempts`` times in all.
+
 :func:`resolve_tc_url`, :func:`reconnect_url`, :func:`backoff_delays` and
 :class:`PublishMemory` are sans-IO; the driver sleeps and opens connections.
 """

@@ -514,3 +514,50 @@ def test_cli_flags_reach_the_client_config() -> None:
         True, 3, False)
     config = cli._client_config(parser.parse_args(["play", "rtmp://h/a/s"]))
     assert (config.reconnect, config.follow_reconnect_request) == (False, True)
+
+
+@pytest.mark.spec("ERTMP Reconnect Request")
+@pytest.mark.parametrize("tc_url", ["http://elsewhere/app", "rtmp:///noname", "rtmp://h:1/"])
+def test_a_request_to_no_rtmp_server_is_not_followed(server: rtmp.Server, tc_url: str) -> None:
+    pub = Publisher(_url(server), _config())
+    try:
+        pub.wait_frames(2)
+        conn = _conn_of(server, rtmp.ConnectionState.PUBLISHING)
+        conn.write_message(commands.reconnect_request(tc_url))  # as a hostile server would
+        pub.wait_frames(12)  # a keyframe passed: the request was looked at and refused
+        assert pub.client.reconnections == 0
+        assert conn.state == rtmp.ConnectionState.PUBLISHING
+        assert pub.client.connection.inbox.reconnect_request is None
+    finally:
+        pub.stop()
+
+
+def test_a_move_that_fails_keeps_the_old_connection(server: rtmp.Server) -> None:
+    host, port = server.address
+    pub = Publisher(_url(server), _config(reconnect_attempts=2, connect_timeout=2))
+    try:
+        pub.wait_frames(2)
+        conn = _conn_of(server, rtmp.ConnectionState.PUBLISHING)
+        with socket_closed_port() as dead:
+            conn.request_reconnect(f"rtmp://127.0.0.1:{dead}/live")
+            pub.wait_frames(25)  # two keyframes: two failed attempts, then given up
+        assert pub.client.reconnections == 0
+        assert pub.client.connection.inbox.reconnect_request is None
+        stream = server.hub.get("live", "cam")
+        assert stream is not None and stream.live and conn.state == rtmp.ConnectionState.PUBLISHING
+    finally:
+        pub.stop()
+
+
+class socket_closed_port:
+    """A local port nobody listens on (bound, never listening) for the duration."""
+
+    def __enter__(self) -> int:
+        import socket
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        return int(self.sock.getsockname()[1])
+
+    def __exit__(self, *exc: object) -> None:
+        self.sock.close()
