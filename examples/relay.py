@@ -3,7 +3,9 @@
 
     python examples/relay.py rtmp://origin/live/cam1 rtmp://edge/live/cam1 --seconds 60
 
-Metadata, audio and video are copied message by message; timestamps are kept.
+Metadata, audio and video are copied message by message; timestamps are kept.  A server
+that restreams every live stream it receives is built in: ``rtmp serve --push URL``
+(``ServerConfig(push=[...])``, see the README, "Growing past one machine").
 """
 
 from __future__ import annotations

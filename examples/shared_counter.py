@@ -21,6 +21,10 @@ from typing import Any, List, Optional, Tuple
 
 import rtmp
 
+#: Seconds to wait for the other user (a bound for a stuck peer, not a pace: every wait
+#: ends as soon as the value it waits for arrives).
+WAIT = 60.0
+
 
 def take_turns(url: str, name: str, first: bool, rounds: int, persistent: bool,
                ready: threading.Barrier, log: List[str]) -> None:
@@ -32,20 +36,21 @@ def take_turns(url: str, name: str, first: bool, rounds: int, persistent: bool,
             log.append(f"{name} heard {handler}{args}")
 
         counter = client.shared_object("counter", persistent, on_message=heard)
-        counter.wait_synced(timeout=10)
-        ready.wait(10)  # both see the same starting value
+        counter.wait_synced(timeout=WAIT)
+        ready.wait(WAIT)  # both see the same starting value
         start = int(counter.data.get("count", 0))
         counter.send("chat", f"hello from {name}")
         for turn in range(rounds):
             mine = start + 2 * turn + (0 if first else 1)  # the value it waits for
             counter.wait_until(lambda data, mine=mine: int(data.get("count", 0)) == mine,
-                               timeout=10)
-            # logged before the change goes out: the other user logs only after seeing it
+                               timeout=WAIT)
+            # logged before the change is sent: once it is, the other user may go on
             log.append(f"{name}: count {mine} -> {mine + 1}")
             counter.set("count", mine + 1)
-        # wait for the final value (the other user's last change) and the other's hello
+        # wait for the final value (the other user's last change; its hello came before
+        # its first change: the server sends one user's events in order)
         counter.wait_until(lambda data: int(data.get("count", 0)) == start + 2 * rounds,
-                           timeout=10)
+                           timeout=WAIT)
         log.append(f"{name} sees count = {int(counter.data['count'])} (version {counter.version})")
 
 

@@ -1,7 +1,7 @@
 """rtmp: a pure-Python Real-Time Messaging Protocol stack (client, server, codecs).
 
 The public names (listed in the repository's ``refs/api.md``) are importable from here;
-the codec modules are ``rtmp.amf0``, ``rtmp.amf3`` and ``rtmp.flv``.  Heavy modules load
+the codec modules are ``rtmp.amf0``, ``rtmp.amf3``, ``rtmp.flv`` and ``rtmp.ertmp``.  Heavy modules load
 on first use.
 """
 
@@ -18,6 +18,8 @@ from .message import Message, MessageType, StreamType
 if TYPE_CHECKING:  # pragma: no cover
     from .client import Client, ClientConfig, ClientState
     from .commands import StatusEvent
+    from .push import Push
+    from .relay import RelayInfo
     from .server import ConnectionState, Server, ServerConfig, ServerConnection
 
 __version__ = "0.1.0"
@@ -34,6 +36,8 @@ __all__ = [
     "ServerConfig",
     "ServerConnection",
     "ConnectionState",
+    "Push",
+    "RelayInfo",
 ]
 __all__ += errors.__all__  # RTMPError, HandshakeError, ... (rtmp.errors)
 
@@ -46,9 +50,12 @@ _LAZY = {
     "ServerConnection": "server",
     "ConnectionState": "server",
     "StatusEvent": "commands",
+    "Push": "push",
+    "RelayInfo": "relay",
     "amf0": None,
     "amf3": None,
     "flv": None,
+    "ertmp": None,
 }
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -122,6 +122,14 @@ def _install_stop_signals(stop: threading.Event) -> None:
     signal.signal(signal.SIGINT, handler)
 
 
+def _push_rule(text: str) -> str:
+    """``--push [APP=]URL``: checked at start (rtmp.push.parse_push_rule), kept as given."""
+    from .push import parse_push_rule
+
+    parse_push_rule(text)
+    return text
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from .server import Server, ServerConfig
 
@@ -160,6 +168,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         password=args.password,
         ssl_context=context,
         chunk_size=args.chunk_size,
+        push=args.push,
+        push_reconnect=args.push_reconnect,
     )
     server = Server(config)
     stop = threading.Event()
@@ -463,6 +473,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--http", metavar="ADDR", type=_http_addr_arg,
                        help="serve the HTTP API, /metrics and a status page on host:port "
                             "(a port alone means 127.0.0.1; off by default; see refs/http-api.md)")
+    serve.add_argument("--push", action="append", default=[], metavar="[APP=]URL",
+                       type=_parsed_arg(_push_rule),
+                       help="push every live stream (of application APP only, with APP=) to "
+                            "rtmp[s]://host[:port]/app, as app/<name> there; repeatable")
+    serve.add_argument("--push-reconnect", type=_parsed_arg(parse_duration), default=3.0,
+                       metavar="DURATION",
+                       help="longest wait between a lost push target's retries (default 3s)")
     serve.add_argument("--http-token", metavar="TOKEN",
                        help="bearer token for the HTTP API (default: $RTMP_HTTP_TOKEN): needed "
                             "to drop connections, and for everything off loopback")

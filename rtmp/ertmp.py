@@ -71,6 +71,8 @@ __all__ = [
     "is_enhanced_video",
     "make_fourcc",
     "packet_type_name",
+    "split_audio",
+    "split_video",
     "parse_audio",
     "parse_video",
     "video_tracks",
@@ -519,7 +521,7 @@ def _tracks(
     *,
     packet_type: int,
     multitrack_type: Optional[int],
-    shared_fourcc: Optional[str],
+    shared_fourcc: str,
     frame_type: Optional[int],
     known: Dict[str, str],
     allow_unknown: bool,
@@ -535,7 +537,6 @@ def _tracks(
             fourcc = _fourcc(data, offset, known, allow_unknown, clause, kind)
             offset += 4
         else:
-            assert shared_fourcc is not None
             fourcc = shared_fourcc
         track_id = 0
         end = length
@@ -599,14 +600,12 @@ def parse_video(data: bytes, *, allow_unknown: bool = False) -> VideoHeader:
     packet_type, offset, mod_ex = _mod_ex_loop(data, first & 0x0F, VIDEO, "video")
     if packet_type > VideoPacketType.MOD_EX:
         raise DecodeError(f"reserved VideoPacketType {packet_type}", VIDEO)
-    if packet_type != VideoPacketType.METADATA and not 1 <= frame_type <= 5:
-        raise DecodeError(f"reserved VideoFrameType {frame_type}", VIDEO)
     if frame_type == VideoFrameType.COMMAND and packet_type != VideoPacketType.METADATA:
         if offset >= len(data):
             raise DecodeError("command frame without its VideoCommand (UI8)", VIDEO)
         return VideoHeader(frame_type, packet_type, mod_ex, command=data[offset], header_size=offset + 1)
     multitrack_type = None
-    shared_fourcc: Optional[str] = None
+    shared_fourcc = ""  # ManyTracksManyCodecs: a FourCC per track instead
     if packet_type == VideoPacketType.MULTITRACK:
         if offset >= len(data):
             raise DecodeError("Multitrack video without its AvMultitrackType byte", VIDEO)
@@ -624,6 +623,8 @@ def parse_video(data: bytes, *, allow_unknown: bool = False) -> VideoHeader:
     else:
         shared_fourcc = _fourcc(data, offset, VIDEO_FOURCCS, allow_unknown, VIDEO, "video")
         offset += 4
+    if packet_type != VideoPacketType.METADATA and not 1 <= frame_type <= 5:
+        raise DecodeError(f"reserved VideoFrameType {frame_type}", VIDEO)  # ignored for Metadata
     if multitrack_type is not None and multitrack_type != AvMultitrackType.ONE_TRACK and offset >= len(data):
         raise DecodeError("multitrack video message with no track", MULTITRACK)
     tracks = _tracks(
@@ -646,7 +647,7 @@ def parse_audio(data: bytes, *, allow_unknown: bool = False) -> AudioHeader:
     if packet_type not in AUDIO_PACKET_NAMES:
         raise DecodeError(f"reserved AudioPacketType {packet_type}", AUDIO)
     multitrack_type = None
-    shared_fourcc: Optional[str] = None
+    shared_fourcc = ""  # ManyTracksManyCodecs: a FourCC per track instead
     if packet_type == AudioPacketType.MULTITRACK:
         if offset >= len(data):
             raise DecodeError("Multitrack audio without its AvMultitrackType byte", AUDIO)
@@ -844,6 +845,41 @@ def build_audio(
     if multitrack_type is not None:
         out += bytes([(multitrack_type << 4) | inner])
     return out + _body(inner, items, multitrack_type, video=False)
+
+
+def split_video(data: bytes, *, allow_unknown: bool = True) -> List[Tuple[Track, bytes]]:
+    """ERTMP Multitrack: each track of a video message as a message of its own.
+
+    A multitrack message becomes one OneTrack message per track (same frame type, packet
+    type, ModEx blocks and trackId); any other message is returned as it is.  For a server
+    that keeps the latest sequence start per ``(fourcc, track_id)``.  :class:`DecodeError`
+    if the message does not parse."""
+    header = parse_video(data, allow_unknown=allow_unknown)
+    if not header.is_multitrack:
+        return [(track, bytes(data)) for track in header.tracks]
+    out = []
+    for track in header.tracks:
+        single = TrackData(track.fourcc, data[track.offset : track.end], track.track_id,
+                           track.composition_time)
+        message = build_video(header.frame_type, header.packet_type, [single],
+                              multitrack_type=AvMultitrackType.ONE_TRACK, mod_ex=header.mod_ex)
+        out.append((parse_video(message, allow_unknown=True).tracks[0], message))
+    return out
+
+
+def split_audio(data: bytes, *, allow_unknown: bool = True) -> List[Tuple[Track, bytes]]:
+    """ERTMP Multitrack: each track of an audio message as a message of its own
+    (see :func:`split_video`)."""
+    header = parse_audio(data, allow_unknown=allow_unknown)
+    if not header.is_multitrack:
+        return [(track, bytes(data)) for track in header.tracks]
+    out = []
+    for track in header.tracks:
+        single = TrackData(track.fourcc, data[track.offset : track.end], track.track_id)
+        message = build_audio(header.packet_type, [single],
+                              multitrack_type=AvMultitrackType.ONE_TRACK, mod_ex=header.mod_ex)
+        out.append((parse_audio(message, allow_unknown=True).tracks[0], message))
+    return out
 
 
 # ----------------------------------------------------------------------------------------

@@ -13,8 +13,9 @@ converting between RTMP and FLV is only a header rewrite.
 This module reads (:class:`Reader`) and writes (:class:`Writer`, including APPEND with
 :meth:`Writer.open_append`) such files, and classifies audio and video payloads: the legacy
 AUDIODATA / VIDEODATA headers (FLV E.4.2.1, E.4.3.1) and the Enhanced RTMP ExVideoTagHeader /
-ExAudioTagHeader with FourCC codecs (ERTMP Enhanced Video, ERTMP Enhanced Audio).  It does
-file I/O only when given a path; everything else works on bytes.
+ExAudioTagHeader with FourCC codecs (ERTMP Enhanced Video, ERTMP Enhanced Audio), which
+:mod:`rtmp.ertmp` parses and builds in full.  It does file I/O only when given a path;
+everything else works on bytes.
 """
 
 from __future__ import annotations
@@ -659,6 +660,8 @@ VIDEO_PACKET_TYPES = ertmp.VIDEO_PACKET_NAMES
 #: ERTMP Enhanced Video FourCC codec names.
 VIDEO_FOURCC_NAMES = ertmp.VIDEO_FOURCCS
 _LEGACY_FOURCC = {CODEC_AVC: "avc1", CODEC_HEVC_LEGACY: "hvc1"}
+#: ERTMP Enhanced Video: FourCCs whose CodedFrames carry an SI24 composition time.
+_CTS_FOURCCS = frozenset(f.encode("latin-1") for f in ertmp.FOURCCS_WITH_COMPOSITION_TIME)
 
 
 def _si24(data: bytes, offset: int) -> int:
@@ -782,8 +785,9 @@ def _type_and_data(item: Tag | Message) -> tuple[int, bytes]:
 def is_keyframe(item: Tag | Message) -> bool:
     """FLV E.4.3.1 / ERTMP Enhanced Video: a video message or tag whose frame type is 1.
 
-    Usually only the first byte is read; an ERTMP Metadata packet (whatever its frame type)
-    and a command frame are not keyframes; anything that is not video is ``False``.
+    Usually only the first bytes are read; an ERTMP Metadata packet (whatever its frame
+    type), a command frame and an enhanced header that does not parse are not keyframes;
+    anything that is not video is ``False``.
     """
     kind, data = _type_and_data(item)
     if kind != TAG_VIDEO or not data:
@@ -793,8 +797,12 @@ def is_keyframe(item: Tag | Message) -> bool:
         if (first >> 4) & 0x07 != FRAME_KEY:
             return False
         packet_type = first & 0x0F
-        if packet_type <= PACKET_MPEG2TS_SEQUENCE_START:
-            return packet_type != PACKET_METADATA  # ERTMP Metadata: the frame type is ignored
+        if packet_type <= PACKET_MPEG2TS_SEQUENCE_START:  # one track: FourCC [+ SI24], no parse
+            if packet_type == PACKET_METADATA:  # ERTMP Metadata: the frame type is ignored
+                return False
+            if packet_type == PACKET_CODED_FRAMES and data[1:5] in _CTS_FOURCCS:
+                return len(data) >= 8
+            return len(data) >= 5
         try:  # ModEx or Multitrack (or reserved): read the whole header
             header = ertmp.parse_video(data, allow_unknown=True)
         except FLVError:

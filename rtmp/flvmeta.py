@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import os
 import struct
-from typing import Dict, List, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
-from . import flv
+from . import ertmp, flv
 
 __all__ = [
     "ON_METADATA_TAG",
+    "metadata_codec",
     "metadata_duration_offset",
     "patch_metadata_duration",
     "patch_metadata_numbers",
@@ -24,6 +25,35 @@ __all__ = [
 
 #: FLV E.5: a script tag whose name (AMF0 string) is onMetaData.
 ON_METADATA_TAG = b"\x02\x00\x0aonMetaData"
+
+def metadata_codec(value: Any, *, video: bool) -> Optional[Dict[str, Any]]:
+    """FLV E.5 / ERTMP Enhancing onMetaData: what ``videocodecid`` / ``audiocodecid`` names.
+
+    A legacy CodecID / SoundFormat number (FLV E.4.3.1 / E.4.2.1) gives ``{"codec":
+    "H.264", "codec_id": 7}``; a FOURCC, "big-endian relative to the underlying ASCII
+    character sequence" (``"av01" == 1635135537.0``) or written as its four characters,
+    gives ``{"codec": "AV1", "fourcc": "av01"}`` (a FourCC the document does not define
+    keeps its characters as the name).  None for anything else (booleans, NaN, fractions,
+    negative numbers, other strings).
+    """
+    names = ertmp.VIDEO_FOURCCS if video else ertmp.AUDIO_FOURCCS
+    if isinstance(value, str):
+        fourcc = value if len(value) == 4 and value.isascii() and value.isprintable() else None
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not (0 <= value < 2**32 and float(value).is_integer()):
+            return None
+        number = int(value)
+        legacy = flv.CODEC_IDS if video else flv.SOUND_FORMATS
+        if number in legacy:
+            return {"codec": legacy[number], "codec_id": number}
+        raw = number.to_bytes(4, "big")
+        fourcc = raw.decode("ascii") if all(0x20 < b < 0x7F for b in raw) else None
+    else:
+        return None
+    if fourcc is None:
+        return None
+    return {"codec": names.get(fourcc, fourcc), "fourcc": fourcc}
+
 
 #: FLV E.5: a numeric property inside an onMetaData ECMA array is its UTF-8 name with a
 #: 16-bit length, then the AMF0 number marker 0x00 and an 8-byte double.

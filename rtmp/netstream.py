@@ -103,9 +103,14 @@ class Publishing(Idle):
     def __init__(self, live: LiveStream, recorder: Any) -> None:
         self.live = live
         self.recorder = recorder
+        self.pushes: List[Any] = []  # rtmp.push.PushTarget: this stream's push targets
 
     def stop(self, conn: "ConnectionContext", ns: "NetStream", notify: bool) -> None:
-        """Unpublish: UnpublishNotify to the players, Record.Stop and Unpublish.Success."""
+        """Unpublish: end the pushes (their queues drain, then FCUnpublish/deleteStream
+        there), UnpublishNotify to the players, Record.Stop and Unpublish.Success."""
+        pushes, self.pushes = self.pushes, []
+        for target in pushes:
+            target.stop()  # does not wait: the target's own thread ends its session
         conn.server.hub.unpublish(self.live, ns, on_stop=_notify_unpublish)
         recorder, self.recorder = self.recorder, None
         replies = []
@@ -178,7 +183,7 @@ StreamState = Union[Idle, Publishing, PlayingLive, PlayingRecording]
 
 @dataclass(eq=False)
 class NetStream:
-    """RTMP 7.2.2: what one message stream of a connection is doing (:attr:`state`)."""
+    """RTMP 7.2.2: what one message stream of a connection is doing (its ``state``)."""
 
     message_stream_id: int
     name: str = ""
@@ -228,6 +233,12 @@ class ServerServices(Protocol):
 
     def authenticate(self, conn: "ConnectionContext", app_text: str, query: str) -> None:
         """AUTH-ADOBE: set ``conn.user`` or raise :class:`rtmp.netconnection.Rejected`."""
+
+    def relay_loop(self, conn: "ConnectionContext") -> Optional[str]:
+        """Issue 19: why a publish on ``conn`` closes a relay loop (:mod:`rtmp.relay`), or None."""
+
+    def start_push(self, conn: "ConnectionContext", live: LiveStream, plan: Any = None) -> List[Any]:
+        """Issue 19: start the push targets of ``live`` (``plan``: ``on_publish``'s return)."""
 
     @property
     def shared_objects(self) -> "SharedObjectStore":
@@ -345,10 +356,16 @@ def publish(conn: ConnectionContext, cmd: Command) -> None:
                                 stage0_description() + "publishing needs authentication",
                                 details=name))
         return
+    loop = conn.server.relay_loop(conn)
+    if loop is not None:  # issue 19: a relay loop is stopped here, never amplified
+        conn.log.warning("publish of %r refused: %s", name, loop)
+        conn.send(conn.status(ns, commands.NETSTREAM_PUBLISH_BAD_NAME, loop, details=name))
+        return
     callback = conn.config.on_publish
+    plan: Any = None
     if callback is not None:
         try:
-            callback(conn.connection, name, stream_type)
+            plan = callback(conn.connection, name, stream_type)
         except Exception as exc:
             conn.log.exception("on_publish raised; publish of %r rejected", name)
             conn.send(conn.status(ns, commands.NETSTREAM_PUBLISH_BAD_NAME,
@@ -372,7 +389,8 @@ def publish(conn: ConnectionContext, cmd: Command) -> None:
                                 f"Stream {name} is already being published", details=name))
         return
     ns.name, ns.query, ns.publish_type = name, query, stream_type
-    ns.state = Publishing(live, recorder)
+    ns.state = state = Publishing(live, recorder)
+    state.pushes = conn.server.start_push(conn, live, plan)
     conn.mark_published()
     conn.update_state()
     replies = [

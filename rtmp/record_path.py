@@ -165,13 +165,16 @@ def safe_data_path(
 ) -> pathlib.Path:
     """``<directory>/<app>/<name><suffix>`` for a flat ``name`` the peer chose (``label``
     names it in errors): the application may be nested, the name may not contain ``/``;
-    both are checked as :func:`safe_record_path` checks (ValueError), and the resolved
-    path must lie inside ``directory``."""
+    both are checked as :func:`safe_record_path` checks (ValueError), the file's name
+    (``name`` and ``suffix``) must fit in 255 bytes, and the resolved path must lie
+    inside ``directory``."""
     if not isinstance(app, str) or not isinstance(name, str):
         raise TypeError("app and name must be str")
     if "/" in name:
         raise ValueError(f"{label} {name!r} contains '/'")
     parts = _check_components("application name", app) + _check_components(label, name)
+    if len((parts[-1] + suffix).encode("utf-8", "surrogatepass")) > _MAX_COMPONENT_BYTES:
+        raise ValueError(f"{label} {name!r} makes a file name over {_MAX_COMPONENT_BYTES} bytes")
     root = pathlib.Path(directory)
     path = root.joinpath(*parts[:-1], parts[-1] + suffix)
     _check_inside(root, path, app, name, label, "data")

@@ -17,7 +17,9 @@ The server answers one connection's requests in order (Success, or Status with l
 ``error`` for a refusal; Remove; the SendMessage echo), so the requests not yet answered
 are a queue and :attr:`~RemoteSharedObject.synced` is "Use answered and nothing
 pending".  An AMF3 connection (``objectEncoding`` 3) speaks message type 16, an AMF0 one
-type 19 (RTMP 7.1.3).  Messages for objects we do not use go to the application as before.
+type 19 (RTMP 7.1.3).  Messages for objects never used through this API go to the
+application as before; those for an object we released (or whose Use was refused) that
+were on their way are dropped.
 """
 
 from __future__ import annotations
@@ -26,9 +28,9 @@ import collections
 import logging
 import threading
 import time
-from typing import Any, Callable, Deque, Dict, List, Optional, Tuple, TypeVar, Union
+from typing import Any, Callable, Deque, Dict, List, Optional, Set, Tuple, TypeVar, Union
 
-from .errors import CommandError, ConnectionClosedError
+from .errors import CommandError, ConnectionClosedError, ProtocolError
 from .message import Message
 from .shared_object import (
     FLOW_CLAUSE,
@@ -53,7 +55,8 @@ Pump = Callable[[Callable[[], Optional[bool]], str, float], Any]
 """``pump(check, what, deadline)``: read and dispatch messages until ``check()`` is not
 None (:meth:`rtmp.client_connection.ClientConnection.pump_until`)."""
 
-# One request not yet answered: ("change", key, value), ("remove", key, None), ("send", handler, None).
+# One request not yet answered: ("change", key, value), ("remove", key, None),
+# ("send", handler, the event as encoded by SharedObjects.encoded).
 _Pending = Tuple[str, str, Any]
 
 
@@ -138,7 +141,11 @@ class RemoteSharedObject:
 
     def send(self, handler: str, *args: Any) -> None:
         """SendMessage (RTMP 7.1.3 event 6): ``handler(*args)`` on every user, we too."""
-        self._request(SOEvent.send_message(handler, *args), ("send", handler, None))
+        event = SOEvent.send_message(handler, *args)
+        # Every user gets the same event: our echo is told from another user's SendMessage
+        # of the same handler by its arguments, compared as encoded (a tuple arrives as
+        # an array, 2 as 2.0, and NaN is not == NaN).
+        self._request(event, ("send", handler, self._owner.encoded(self, event)))
 
     def release(self) -> None:
         """Release (RTMP 7.1.3 event 2): stop using the object (also done by ``close``)."""
@@ -211,7 +218,7 @@ class RemoteSharedObject:
             self.data[key] = event.value
             self._call(self.on_change, key, event.value)
         elif kind == SOEventType.SUCCESS:
-            with self._lock:  # answers come in order: older entries were refused
+            with self._lock:  # answers come in order: older entries were answered
                 while self._pending and self._pending[0][:2] != ("change", key):
                     self._pending.popleft()
                 taken = self._pending.popleft() if self._pending else None
@@ -224,8 +231,13 @@ class RemoteSharedObject:
                 del self.data[key]
             self._call(self.on_remove, key)
         elif kind == SOEventType.SEND_MESSAGE:
-            self._answered("send", event.handler or "")
-            self._call(self.on_message, event.handler or "", event.args)
+            handler = event.handler or ""
+            with self._lock:
+                head = self._pending[0] if self._pending else None
+            if head is not None and head[:2] == ("send", handler) \
+                    and head[2] == self._owner.encoded(self, event):
+                self._answered("send", handler)
+            self._call(self.on_message, handler, event.args)
         elif kind == SOEventType.STATUS:
             self._status(event.code or "", event.level or "")
         else:
@@ -257,6 +269,9 @@ class SharedObjects:
         self._read_timeout = read_timeout
         self.log = log
         self._objects: Dict[str, RemoteSharedObject] = {}
+        # Names we stopped using (released, or Use refused) on this connection: what the
+        # server sent before it read our Release is theirs, not the application's.
+        self._left: Set[str] = set()
 
     def __len__(self) -> int:
         return len(self._objects)
@@ -272,6 +287,7 @@ class SharedObjects:
                                  f"{'persistent' if so.persistent else 'transient'}")
             return so
         so = self._objects[name] = RemoteSharedObject(self, name, persistent)
+        self._left.discard(name)
         try:
             self.send(so, SOEvent.use())
         except BaseException:
@@ -287,6 +303,17 @@ class SharedObjects:
         return to_message(SharedObjectMessage(so.name, so.version, so.persistent, (event,),
                                               self._amf3()))
 
+    def encoded(self, so: RemoteSharedObject, event: SOEvent) -> Optional[bytes]:
+        """``event`` as our connection carries it, through a decode and a new encode:
+        what a faithful relay of it looks like (None if it does not encode)."""
+        def encode(one: SOEvent) -> Message:  # version 0: the object's moves on meanwhile
+            return to_message(SharedObjectMessage(so.name, 0, so.persistent, (one,), self._amf3()))
+
+        try:
+            return encode(from_message(encode(event), SERVER_LIMITS).events[0]).data
+        except (ValueError, ProtocolError):
+            return None
+
     def pump(self, check: Callable[[], Optional[bool]], what: str, deadline: float) -> None:
         self._pump(check, what, deadline)
 
@@ -296,15 +323,22 @@ class SharedObjects:
     def forget(self, so: RemoteSharedObject) -> None:
         if self._objects.get(so.name) is so:
             del self._objects[so.name]
+            self._left.add(so.name)
 
     def receive(self, message: Message) -> bool:
         """Handle a shared-object message for one of our objects; False if it is not ours
-        (the application gets it).  ProtocolError for a message that does not decode."""
-        if not self._objects:
+        (the application gets it).  ProtocolError for a message that does not decode.
+        Messages for an object we released are dropped: they were on their way before
+        the server read our Release (or answer requests made before it)."""
+        if not self._objects and not self._left:
             return False
         so = from_message(message, SERVER_LIMITS)  # ProtocolError: a broken server
         target = self._objects.get(so.name)
         if target is None:
+            if so.name in self._left:
+                self.log.debug("shared object %r: %d events after its release dropped",
+                               so.name, len(so.events))
+                return True
             return False
         target.receive(so)
         return True
@@ -326,3 +360,4 @@ class SharedObjects:
         for so in self._objects.values():
             so._released = True
         self._objects.clear()
+        self._left.clear()

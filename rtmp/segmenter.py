@@ -39,7 +39,7 @@ from .flvmeta import ON_METADATA_TAG
 from .message import DATA_TYPES, MEDIA_TYPES, Message, MessageType, StreamType, split_aggregate
 from .record_path import PART_STAMP_FORMAT, list_parts, part_path, safe_record_path
 from .recorder import Recorder, script_payload
-from .streams import ConfigCache, FrameKind, classify
+from .streams import ConfigCache, FrameKind, GopAnchor, classify
 
 if TYPE_CHECKING:
     from .netstream import ConnectionContext
@@ -107,6 +107,7 @@ class SegmentedRecorder:
         self._part: Optional[Recorder] = first
         self._part_start: Optional[int] = None  # publisher time of the part's first media
         self._has_video = False
+        self._anchor = GopAnchor()  # which keyframes may begin a part
         self._metadata: Optional[Message] = None
         self._configs: ConfigCache[Message] = ConfigCache()  # every track's, latest
         self.parts: List[pathlib.Path] = []
@@ -166,7 +167,7 @@ class SegmentedRecorder:
             self._has_video = True
         kind = classify(message)
         if kind == FrameKind.KEYFRAME:
-            return True
+            return self._anchor.starts_gop(message.data)  # ERTMP Multitrack: lowest track's
         if kind == FrameKind.INTERFRAME:
             return False
         if kind == FrameKind.CONFIG:

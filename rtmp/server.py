@@ -63,12 +63,14 @@ from typing import (
     Dict,
     List,
     Optional,
+    Sequence,
     Tuple,
     Type,
     Union,
 )
 
 from .chunk import MAX_CHUNK_SIZE, Limits
+from .client import ClientConfig
 from .config import check_connection_settings, check_record_settings
 from .errors import (
     ConnectionClosedError,
@@ -78,6 +80,8 @@ from .errors import (
     TimeoutError,
 )
 from .netconnection import Rejected
+from .push import Pusher, PushTarget, parse_push_rule
+from .relay import RelayInfo, loop_reason, relay_chain
 from .netstream import MAX_STREAMS_PER_CONNECTION as MAX_STREAMS_PER_CONNECTION
 from .netstream import ConnectionContext
 from .requests import CONTAINER_MARKERS as _CONTAINER_MARKERS  # noqa: F401  (tests)
@@ -219,6 +223,17 @@ class ServerConfig:
     http_token: Optional[str] = None
     """Bearer token of the HTTP API: needed for ``POST /api/connections/<id>/drop``
     always, and for every endpoint when ``http_addr`` is not a loopback address."""
+    push: Sequence[str] = ()
+    """Push every live stream to other servers (:mod:`rtmp.push`): ``"rtmp[s]://host[:port]/app"``
+    (every application's streams, as ``app/<name>`` there) or ``"APP=rtmp[s]://..."`` (only
+    application ``APP``); a stream part in the URL is a name template (``{app}``,
+    ``{name}``).  A malformed entry is a ValueError here."""
+    push_reconnect: float = 3.0
+    """The longest wait between a lost push target's reconnect attempts (seconds; the
+    first waits 0.5 s, each next one twice as long up to this)."""
+    push_client: Optional[ClientConfig] = None
+    """The :class:`rtmp.client.ClientConfig` of the push sessions (timeouts, chunk size, rtmps
+    trust: ``ca_file``, ``ssl_context``, ``tls_insecure``); None: :data:`rtmp.push.PUSH_CLIENT`."""
 
     def __post_init__(self) -> None:
         check_connection_settings(
@@ -233,6 +248,13 @@ class ServerConfig:
             raise ValueError("require_auth needs username and password")
         parse_addr(self.addr)
         check_record_settings(self)
+        if isinstance(self.push, str):
+            raise ValueError("push takes a list of URLs, not one string")
+        self.push = tuple(self.push)
+        for entry in self.push:
+            parse_push_rule(entry)
+        if not self.push_reconnect > 0:
+            raise ValueError("push_reconnect must be positive")
         if self.http_addr is not None:
             http_host, _ = parse_addr(self.http_addr)
             if not is_loopback(http_host) and not self.http_token:
@@ -298,6 +320,13 @@ class Server:
             max_queue_bytes=self.config.max_queue_bytes, log=logger)
         """The remote shared objects (:class:`rtmp.shared_object_store.SharedObjectStore`)."""
         self.stats = ServerStats()
+        self.relay_id = secrets.token_hex(6)
+        """This server's id in relayed streams' ``rtmpRelayVia`` (:mod:`rtmp.relay`)."""
+        self.pusher = Pusher([parse_push_rule(e) for e in self.config.push], self.relay_id,
+                             max_queue_bytes=self.config.max_queue_bytes,
+                             reconnect=self.config.push_reconnect,
+                             client_config=self.config.push_client)
+        """The push targets of the live streams (:class:`rtmp.push.Pusher`)."""
         self.started_at = time.monotonic()
         """When the server was made, then started (``time.monotonic()``)."""
         self.http: Optional["HTTPServer"] = None
@@ -403,6 +432,7 @@ class Server:
             thread.join(max(0.0, deadline - time.monotonic()))
             if thread.is_alive():
                 logger.warning("thread %s did not end within the stop timeout", thread.name)
+        self.pusher.close(max(0.0, deadline - time.monotonic()))
         self._stopped.set()
         logger.info("server stopped")
 
@@ -454,6 +484,11 @@ class Server:
     @property
     def connection_count(self) -> int:
         return len(self.connections)
+
+    @property
+    def relays(self) -> List[RelayInfo]:
+        """Every push target of the live streams: state, bytes, reconnects (:mod:`rtmp.relay`)."""
+        return self.pusher.infos()
 
     # -- accepting ----------------------------------------------------------------------------
 
@@ -538,7 +573,7 @@ class Server:
                     close_socket(sock)
                     return
             conn_id = f"{self._prefix}-{next(self._ids)}"
-            conn = ServerConnection(self, self.config, sock, conn_id, remote, over_limit=over)
+            conn = ServerConnection(self, sock, conn_id, remote, over_limit=over)
             self._connections[conn_id] = conn
         threading.current_thread().name = f"rtmp-conn-{conn_id}"
         conn.log.info("accepted from %s%s", remote, f" (refusing: {over})" if over else "")
@@ -594,6 +629,15 @@ class Server:
             self.stats.auth_failures += 1
         conn.log.info("AUTH-ADOBE %s for user %r", decision.stage, decision.user)
         raise Rejected(decision.description)
+
+    def relay_loop(self, conn: ConnectionContext) -> Optional[str]:
+        """Why a publish on ``conn`` would close a relay loop (:func:`rtmp.relay.loop_reason`),
+        or None."""
+        return loop_reason(conn.connect_params, self.relay_id)
+
+    def start_push(self, conn: ConnectionContext, live: Any, plan: Any = None) -> List[PushTarget]:
+        """Start pushing the stream ``conn`` publishes (``plan``: what ``on_publish`` returned)."""
+        return self.pusher.start(live, relay_chain(conn.connect_params), plan)
 
     def shared_object(self, app: str, name: str, persistent: bool = False) -> ServerSharedObject:
         """RTMP 7.3.2: the server's handle on shared object ``name`` of application ``app``

@@ -33,7 +33,7 @@ from .requests import CAPS_EX_RECONNECT, EnhancedCaps, check_depth
 from .transport import Transport, close_socket, shutdown_socket, transport_from_config, wait_readable
 
 if TYPE_CHECKING:
-    from .server import ServerConfig
+    from .server import Server, ServerConfig
 
 __all__ = ["ServerConnection", "ConnectionState", "wrap_tls", "tls_handshake", "linger_close"]
 
@@ -86,16 +86,15 @@ class ServerConnection:
 
     def __init__(
         self,
-        server: ServerServices,
-        config: "ServerConfig",
+        server: "Server",
         sock: socket.socket,
         conn_id: str,
         remote_addr: Optional[Tuple[str, int]],
         *,
         over_limit: str = "",
     ) -> None:
-        self.server = server
-        self.config = config
+        self.server: ServerServices = server
+        self.config: "ServerConfig" = server.config
         self.id = conn_id
         self.remote_addr = remote_addr
         self.app = ""

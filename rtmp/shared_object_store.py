@@ -34,9 +34,10 @@ map of objects and is never taken on the media path.  Nothing here writes to a s
 each connection that uses objects has an outbox (:class:`rtmp.streams.LivePlayer` on
 message stream 0, with its own writer thread), so a change is queued for every user
 under the object's lock and nobody waits for a slow reader.  A user whose outbox passes
-the hard budget of a live player (4 x ``max_queue_bytes``), or whose socket stays full for
-``write_timeout``, is disconnected: dropping one of its events would leave its copy
-silently wrong.
+the hard budget of a live player (4 x ``max_queue_bytes``, and never less than twice
+``StoreLimits.max_object_bytes``: a whole object, the answer to a Use, is one message),
+or whose socket stays full for ``write_timeout``, is disconnected: dropping one of its
+events would leave its copy silently wrong.
 
 Bad input never ends the session: a message that does not decode (or breaks
 :class:`rtmp.shared_object.SOLimits`) is answered with Status ``SharedObject.BadMessage``,
@@ -318,7 +319,9 @@ class SharedObject:
             tuple(SOEvent.change(key, value) for key, value in self.data.items())))
         path = self.path
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        # short, whatever the name's length (a file name is at most 255 bytes); the
+        # store's start removes any such file a crash left (see SharedObjectStore._scan)
+        tmp = path.with_name(f".{secrets.token_hex(8)}.tmp")
         try:
             with open(tmp, "wb") as file:
                 file.write(_MAGIC)
@@ -445,12 +448,14 @@ class ServerSharedObject:
 
     def delete(self, key: str) -> bool:
         """Delete slot ``key``: Remove to every user; False if there was no such slot."""
-        obj = self._object()
-        with obj.lock:
-            if key not in obj.data:
-                return False
-        self._change(key, False, None)
-        return True
+        if not isinstance(key, str):
+            raise TypeError("shared object slot names are str")
+        # checked under the object's lock with the change: a delete racing another one
+        # removes the slot once (one Remove, one version step)
+        try:
+            return self._store.change(self._object(), [(key, False, None)], only_present=True)
+        except _Refused as exc:
+            raise ValueError(f"{exc.code}: {exc}") from None
 
     def send(self, handler: str, *args: Any) -> None:
         """RTMP 7.1.3 event 6: SendMessage ``handler(*args)`` to every user."""
@@ -580,10 +585,16 @@ class SharedObjectStore:
             raise ValueError(f"{exc.code}: {exc}") from None
 
     def change(self, obj: SharedObject, changes: List[Tuple[str, bool, Any]],
-               requester: Optional[_Session] = None) -> None:
+               requester: Optional[_Session] = None, only_present: bool = False) -> bool:
         """Apply accepted changes, save a persistent object, then tell the users: the
-        requester Success (its removals: Remove), the others Change/Remove (_Refused, OSError)."""
+        requester Success (its removals: Remove), the others Change/Remove (_Refused, OSError).
+        ``only_present``: removals of slots that do not exist are left out; returns
+        whether anything was left to do."""
         with obj.lock:
+            if only_present:
+                changes = [c for c in changes if c[1] or c[0] in obj.data]
+                if not changes:
+                    return False
             undo = obj.apply(changes, self.limits.max_object_bytes)
             if obj.persistent:
                 try:
@@ -601,13 +612,18 @@ class SharedObjectStore:
                 _Broadcast(obj, tuple(
                     SOEvent.success(key) if present else SOEvent.remove(key)
                     for key, present, _ in changes)).send(iter((requester,)))
+        return True
 
     # -- a connection's messages ----------------------------------------------------------------
 
     def _session(self, conn: "ConnectionContext") -> _Session:
         session = self._sessions.get(conn.id)
         if session is None:
-            session = self._sessions[conn.id] = _Session(conn, self.max_queue_bytes)
+            # The outbox's hard budget (4 x its max_queue_bytes) bounds how far a user may
+            # fall behind; it must hold one whole object (the answer to a Use), however
+            # small the server's max_queue_bytes, or a user that reads would be dropped.
+            budget = max(self.max_queue_bytes, self.limits.max_object_bytes // 2)
+            session = self._sessions[conn.id] = _Session(conn, budget)
         return session
 
     def uses_objects(self, conn: "ConnectionContext") -> bool:

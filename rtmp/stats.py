@@ -23,15 +23,17 @@ their locks: they are indicative) from the HTTP side:
 from __future__ import annotations
 
 import collections
+import re
 import threading
 import time
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, Deque, Dict, Iterable, List, NamedTuple, Optional, Tuple
 
-from . import commands, flv
+from . import commands, ertmp, flv
 from .errors import ProtocolError
-from .message import Message
-from .streams import LivePlayer, LiveStream
+from .flvmeta import metadata_codec
+from .message import Message, MessageType
+from .streams import CONFIG_SEQUENCE, LivePlayer, LiveStream
 
 if TYPE_CHECKING:  # pragma: no cover
     from .server import Server, ServerConnection
@@ -43,6 +45,7 @@ __all__ = [
     "video_info",
     "audio_info",
     "metadata_info",
+    "tracks_info",
     "avc_dimensions",
     "avc_sps_info",
     "streams_report",
@@ -56,7 +59,7 @@ __all__ = [
 #: Seconds the bit rates are averaged over.
 RATE_WINDOW = 5.0
 #: ServerConfig fields never reported (secrets, and callables or objects with no JSON form).
-SECRET_FIELDS = frozenset({"password", "username", "http_token", "ssl_context"})
+SECRET_FIELDS = frozenset({"password", "username", "http_token", "ssl_context", "push_client"})
 
 
 def format_address(addr: Optional[Tuple[str, int]]) -> Optional[str]:
@@ -124,6 +127,32 @@ def metadata_info(message: Optional[Message]) -> Dict[str, Any]:
     encoder = props.get("encoder")
     if isinstance(encoder, str):
         out["encoder"] = encoder[:200]
+    # FLV E.5 / ERTMP Enhancing onMetaData: a CodecID, or a FOURCC as a number or string.
+    for key, name, video in (("videocodecid", "video_codec", True),
+                             ("audiocodecid", "audio_codec", False)):
+        codec = metadata_codec(props.get(key), video=video)
+        if codec is not None:
+            out[name] = codec
+    return out
+
+
+def tracks_info(stream: LiveStream) -> List[Dict[str, Any]]:
+    """ERTMP Multitrack: the codec of every track with a sequence header, in the order a
+    late joiner gets them: ``[{"media": "video", "track": 0, "codec": "HEVC", "fourcc":
+    "hvc1"}, ...]`` (legacy headers are track 0, with a null FourCC unless AVC/HEVC)."""
+    out: List[Dict[str, Any]] = []
+    for (kind, what, track_id), message in stream.track_configs():
+        if what != CONFIG_SEQUENCE:
+            continue
+        video = kind == MessageType.VIDEO
+        tracks = ertmp.video_tracks(message.data) if video else ertmp.audio_tracks(message.data)
+        track = next((t for t in tracks if t.track_id == track_id), None)
+        if track is not None:
+            row: Dict[str, Any] = {"codec": track.codec_name, "fourcc": track.fourcc}
+        else:
+            info = (video_info if video else audio_info)(message) or {}
+            row = {"codec": info.get("codec", "unknown"), "fourcc": info.get("fourcc")}
+        out.append({"media": "video" if video else "audio", "track": track_id, **row})
     return out
 
 
@@ -393,7 +422,7 @@ def _player_report(player: LivePlayer, owner: Optional[Tuple["ServerConnection",
 
 
 def _stream_report(stream: LiveStream, owners: _Owners, meter: Optional[RateMeter],
-                   now: float) -> Dict[str, Any]:
+                   now: float, relays: Optional[List[Dict[str, Any]]] = None) -> Dict[str, Any]:
     publisher: Optional[Dict[str, Any]] = None
     token = stream.publisher
     if token is not None:
@@ -421,12 +450,14 @@ def _stream_report(stream: LiveStream, owners: _Owners, meter: Optional[RateMete
         or (rates.frames or None),
         "frame_rate_measured": rates.frames,
         "metadata": meta,
+        "tracks": tracks_info(stream),
         "bytes_in": stream.bytes_in,
         "messages_in": stream.messages_in,
         "bitrate_in": rates.bits_in,
         "bitrate_out": rates.bits_out,
         "player_count": len(players),
         "players": [_player_report(p, owners.players.get(p), now) for p in players],
+        "relays": relays or [],
     }
 
 
@@ -435,9 +466,12 @@ def streams_report(server: "Server", meter: Optional[RateMeter] = None) -> Dict[
     now = time.monotonic()
     owners = _owners(server)
     apps: Dict[str, Dict[str, Any]] = {}
+    relays: Dict[Tuple[str, str], List[Dict[str, Any]]] = {}
+    for info in server.relays:  # issue 19: the push targets (rtmp.relay.RelayInfo)
+        relays.setdefault((info.app, info.stream), []).append(info.as_dict())
     for stream in sorted(server.hub.streams(), key=lambda s: s.key):
         app = apps.setdefault(stream.app, {"streams": []})
-        app["streams"].append(_stream_report(stream, owners, meter, now))
+        app["streams"].append(_stream_report(stream, owners, meter, now, relays.get(stream.key)))
     return {"applications": apps}
 
 
@@ -459,6 +493,8 @@ def _connection_report(conn: "ServerConnection", now: float) -> Dict[str, Any]:
         "bytes_in": transport.bytes_received if transport else 0,
         "bytes_out": transport.bytes_sent if transport else 0,
         "streams": streams,
+        # ERTMP Enhancing NetConnection connect Command: what the client stated it can do.
+        "ertmp": conn.client_caps.to_properties() if conn.client_caps.enhanced else None,
     }
 
 
@@ -466,6 +502,13 @@ def connections_report(server: "Server") -> Dict[str, Any]:
     """``GET /api/connections`` (refs/http-api.md): ``{"connections": [...]}``."""
     now = time.monotonic()
     return {"connections": [_connection_report(c, now) for c in server.connections]}
+
+
+def _without_credentials(entry: str) -> str:
+    """A ``push`` entry (``[APP=]rtmp[s]://[user:pass@]host...[?query]``) with its
+    credentials and query string (stream keys) hidden."""
+    entry = re.sub(r"(rtmps?://)[^/@]*@", r"\1***@", entry, flags=re.I)
+    return re.sub(r"\?.*$", "?***", entry)
 
 
 def public_config(config: Any) -> Dict[str, Any]:
@@ -476,6 +519,9 @@ def public_config(config: Any) -> Dict[str, Any]:
         if name in SECRET_FIELDS or name.startswith("on_"):
             continue
         value = getattr(config, name)
+        if name == "push":  # issue 19: the targets, without user:password@
+            out[name] = [_without_credentials(entry) for entry in value]
+            continue
         if value is None or isinstance(value, (bool, int, float, str)):
             out[name] = value
         elif isinstance(value, (set, frozenset, list, tuple)) and all(
@@ -538,6 +584,15 @@ def _escape_label(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
+_RELAY_STATES = ("connecting", "live", "retrying", "looped")
+
+
+def _relay_states(server: "Server") -> List[Tuple[Dict[str, str], float]]:
+    """``rtmp_relays``: how many push targets are in each state (issue 19)."""
+    states = collections.Counter(info.state for info in server.relays)
+    return [({"direction": "push", "state": state}, states[state]) for state in _RELAY_STATES]
+
+
 def prometheus_text(server: "Server", extra: Iterable[Tuple[str, str, str, List[Tuple[Dict[str, str], float]]]] = ()
                     ) -> str:
     """``GET /metrics``: the Prometheus text exposition format (version 0.0.4).
@@ -567,6 +622,8 @@ def prometheus_text(server: "Server", extra: Iterable[Tuple[str, str, str, List[
          [({}, totals["dropped_frames"])]),
         ("rtmp_errors_total", "counter", "Refusals and failed sessions, by kind.",
          [({"kind": kind}, count) for kind, count in server.stats.errors_by_kind()]),
+        ("rtmp_relays", "gauge", "Push targets of the live streams, by state.",
+         _relay_states(server)),
     ]
     families.extend(extra)
     lines: List[str] = []

@@ -49,18 +49,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import (
-    Callable,
-    Deque,
-    Dict,
-    Generic,
-    List,
-    Optional,
-    Protocol,
-    Sequence,
-    Tuple,
-    TypeVar,
-)
+from typing import Callable, Deque, Dict, Generic, List, Optional, Protocol, Sequence, Tuple, TypeVar
 
 from . import ertmp, flv
 from .chunk import encode_type0
@@ -74,6 +63,7 @@ __all__ = [
     "ConfigCache",
     "ConfigKey",
     "FrameKind",
+    "GopAnchor",
     "MAX_CONFIGS",
     "classify",
     "config_keys",
@@ -264,6 +254,27 @@ def keyframe_tracks(data: bytes) -> Tuple[int, ...]:
         or _SINGLE_TRACK
 
 
+class GopAnchor:
+    """ERTMP Multitrack: which keyframes start a group of pictures -- those of the lowest
+    track that has keyframes (track 0, the default, for every single-track stream).  Another
+    track's keyframe joins the current GOP, so the default track stays decodable from its
+    start.  Used by the live GOP cache and by the recording parts' cut points."""
+
+    def __init__(self) -> None:
+        self.track: Optional[int] = None
+
+    def starts_gop(self, data: bytes) -> bool:
+        """Whether a video keyframe payload starts a new GOP (and remember its track)."""
+        tracks = keyframe_tracks(data)
+        lowest = min(tracks)
+        if self.track is None or lowest < self.track:
+            self.track = lowest
+        return self.track in tracks
+
+    def reset(self) -> None:
+        self.track = None
+
+
 class _Media(Protocol):
     """A message or an FLV tag: its type (8 audio, 9 video) and payload."""
 
@@ -326,8 +337,9 @@ class ConfigCache(Generic[_MediaT]):
         found = [key for key in self._items if key[0] == message_type and key[1] == what]
         return self._items[min(found, key=lambda k: k[2])] if found else None
 
-    def keys(self) -> List[ConfigKey]:
-        return list(self._items)
+    def pairs(self) -> List[Tuple[ConfigKey, _MediaT]]:
+        """``(key, message)`` of every kept configuration, video first, in arrival order."""
+        return sorted(self._items.items(), key=lambda pair: -pair[0][0])
 
 
 class FanoutSink(Protocol):
@@ -687,10 +699,13 @@ class LiveStream:
     """When the current publisher started (``time.monotonic()``)."""
     max_gop_bytes: int = DEFAULT_MAX_GOP_BYTES
     players: List[LivePlayer] = field(default_factory=list)
+    relays: List[LivePlayer] = field(default_factory=list)
+    """Players that republish the stream elsewhere (:mod:`rtmp.push`): fed like players,
+    not counted or told as players."""
     _gop: List[Tuple[Message, FrameKind]] = field(default_factory=list)
     _gop_bytes: int = 0
     _gop_valid: bool = False
-    _gop_track: Optional[int] = None  # ERTMP Multitrack: whose keyframes start a GOP
+    _gop_anchor: GopAnchor = field(default_factory=GopAnchor)  # ERTMP Multitrack
     _handover_from: Optional[object] = None  # ERTMP Reconnect Request: may be taken over
     _handover_until: float = 0.0  # ... until this time.monotonic()
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -720,6 +735,11 @@ class LiveStream:
         """The default audio track's sequence header (FLV E.4.2.2 / ERTMP SequenceStart)."""
         with self._lock:
             return self.configs.get(MessageType.AUDIO)
+
+    def track_configs(self) -> List[Tuple[ConfigKey, Message]]:
+        """Every kept configuration with its (type, what, track) key, in arrival order."""
+        with self._lock:
+            return self.configs.pairs()
 
     def config_messages(self) -> List[Message]:
         """Every track's latest configuration, as a late joiner gets them (video first)."""
@@ -767,7 +787,7 @@ class LiveStream:
                 if not self.configs.note(message):
                     # Classified by its first bytes but no header parses: kept whole.
                     self.configs.note(message, ((int(message.type), CONFIG_SEQUENCE, 0),))
-            elif kind == FrameKind.KEYFRAME and self._starts_gop(message):
+            elif kind == FrameKind.KEYFRAME and self._gop_anchor.starts_gop(message.data):
                 self.video_frames_in += 1
                 self._gop_bytes = len(message.data)
                 self._gop_valid = self._gop_bytes <= self.max_gop_bytes
@@ -785,16 +805,6 @@ class LiveStream:
             self._fan_out(message, kind)
         return kind
 
-    def _starts_gop(self, message: Message) -> bool:
-        """ERTMP Multitrack: a keyframe starts a new GOP when it is one of the lowest track
-        that has keyframes (track 0, the default, for every single-track stream); another
-        track's keyframe joins the current GOP, which keeps the default track decodable."""
-        tracks = keyframe_tracks(message.data)
-        lowest = min(tracks)
-        if self._gop_track is None or lowest < self._gop_track:
-            self._gop_track = lowest
-        return self._gop_track in tracks
-
     def broadcast(self, message: Message, kind: FrameKind) -> None:
         """Fan out one message without caching it."""
         with self._lock:
@@ -803,7 +813,7 @@ class LiveStream:
     def _fan_out(self, message: Message, kind: FrameKind) -> None:
         """Chunk once per (chunk size, msid) in use; queue the same bytes for every player."""
         encoded: Dict[Tuple[int, int], Tuple[bytes, Message]] = {}
-        for player in self.players:
+        for player in (self.players + self.relays) if self.relays else self.players:
             chunk_size = player.chunk_size
             key = (chunk_size, player.message_stream_id)
             entry = encoded.get(key)
@@ -821,12 +831,15 @@ class LiveStream:
             self.metadata = None
             self.configs.clear()
             self._gop, self._gop_bytes, self._gop_valid = [], 0, False
-            self._gop_track = None
+            self._gop_anchor.reset()
 
     # -- the players' side -----------------------------------------------------------------
 
-    def attach(self, player: LivePlayer, first: Sequence[Message] = ()) -> None:
+    def attach(self, player: LivePlayer, first: Sequence[Message] = (), relay: bool = False) -> None:
         """Add a player; queue ``first``, then metadata, sequence headers and the current GOP.
+
+        ``relay``: the player republishes the stream elsewhere (:mod:`rtmp.push`): it is
+        kept in ``relays``, not ``players``.
 
         ``first`` are the player's status messages (RTMP 7.2.2.1: StreamBegin,
         Play.Reset, Play.Start).  They are queued under the stream's lock, so no media
@@ -852,7 +865,7 @@ class LiveStream:
                     elif start is not None and kind == FrameKind.CONFIG:
                         out = out.replace(timestamp=start)  # as nginx-rtmp: at the GOP's time
                     player.offer(encode_type0(out, chunk_size), out, kind, chunk_size)
-            self.players.append(player)
+            (self.relays if relay else self.players).append(player)
 
     def _late_join_messages(self) -> List[Tuple[Message, FrameKind]]:
         first: List[Tuple[Message, FrameKind]] = []
@@ -865,6 +878,8 @@ class LiveStream:
         with self._lock:
             if player in self.players:
                 self.players.remove(player)
+            elif player in self.relays:
+                self.relays.remove(player)
 
     def snapshot_players(self) -> List[LivePlayer]:
         with self._lock:

@@ -61,6 +61,26 @@ def _short(value: Any) -> str:
     return text
 
 
+def _codec_ids(values: List[Any]) -> str:
+    """FLV E.5 / ERTMP Enhancing onMetaData: what an onMetaData's ``videocodecid`` and
+    ``audiocodecid`` name (a CodecID, or a FOURCC as a number or a string), or ""."""
+    from .flvmeta import metadata_codec
+
+    props = next((v for v in values if isinstance(v, dict)), None)
+    if props is None:
+        return ""
+    named = []
+    for key, video in (("videocodecid", True), ("audiocodecid", False)):
+        codec = metadata_codec(props.get(key), video=video)
+        if codec is not None:
+            what = f"FourCC {codec['fourcc']}" if "fourcc" in codec else f"CodecID {codec['codec_id']}"
+            named.append(f"{key} = {what}: {codec['codec']}")
+    if not named:
+        return ""
+    clause = "ERTMP Enhancing onMetaData" if any("FourCC" in n for n in named) else "FLV E.5"
+    return f" [{'; '.join(named)} ({clause})]"
+
+
 def describe_message(message: Message) -> str:
     """One line explaining a complete message, ending with its clause."""
     kind = message.type
@@ -112,7 +132,7 @@ def describe_message(message: Message) -> str:
             from .commands import decode_data
 
             values = decode_data(message)
-            return f"data {' '.join(_short(v) for v in values)}  (RTMP 7.1.2)"
+            return f"data {' '.join(_short(v) for v in values)}{_codec_ids(values)}  (RTMP 7.1.2)"
         if kind == MessageType.AGGREGATE:
             from .message import split_aggregate
 

@@ -99,6 +99,10 @@ RULES: Dict[str, str] = {
                           "(RTMP 7.3.2 [de-facto])",
     "so-frozen-version": "shared object messages always carry version 0 (RTMP 7.1.3 "
                          "[de-facto]: the version goes up with every change)",
+    "caps-ex-text": "the connect _result states capsEx as a string (ERTMP Enhancing "
+                    "NetConnection connect Command: a number)",
+    "drop-ertmp-sequence-starts": "Enhanced RTMP SequenceStart packets are never relayed "
+                                  "(ERTMP Enhanced Video / Enhanced Audio)",
 }
 
 #: The shared object event each so-* rule removes from what the server sends.
@@ -151,6 +155,17 @@ def _is_sequence_header(msg: Message) -> bool:
     if msg.type == MessageType.VIDEO:
         return len(msg.data) > 1 and msg.data[0] & 0x0F == 7 and msg.data[1] == 0
     return False
+
+
+def _is_sequence_start(msg: Message) -> bool:
+    """ERTMP Enhanced Video / Audio: an ExVideoTagHeader or ExAudioTagHeader whose packet
+    type (no ModEx, no multitrack) is SequenceStart (0)."""
+    data = msg.data
+    if not data or data[0] & 0x0F != 0:
+        return False
+    if msg.type == MessageType.VIDEO:
+        return bool(data[0] & 0x80)
+    return msg.type == MessageType.AUDIO and data[0] >> 4 == 9
 
 
 class _Session:
@@ -386,6 +401,8 @@ class _Session:
                 return [_flip_last(msg)]
             if rule == "drop-sequence-headers" and _is_sequence_header(msg):
                 return []
+            if rule == "drop-ertmp-sequence-starts" and _is_sequence_start(msg):
+                return []
         if rule == "metadata-width" and kind == MessageType.DATA_AMF0:
             values = commands.decode_data(msg)
             if len(values) >= 2 and values[0] == commands.ON_METADATA:
@@ -406,6 +423,10 @@ class _Session:
             if rule == "result-txn" or (rule == "create-stream-txn" and cmd.transaction_id != 1
                                         and cmd.arguments and isinstance(cmd.arguments[0], float)):
                 cmd.transaction_id += 1
+                return [cmd.to_message(msg.timestamp)]
+            props = cmd.command_object
+            if rule == "caps-ex-text" and isinstance(props, dict) and "capsEx" in props:
+                props["capsEx"] = str(props["capsEx"])
                 return [cmd.to_message(msg.timestamp)]
             if rule == "amf0-only" and cmd.transaction_id == 1 and cmd.info is not None:
                 cmd.info["objectEncoding"] = 0

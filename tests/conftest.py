@@ -45,3 +45,17 @@ def require_peer(name: str) -> str:
             pytest.fail(message + "; CI must have every peer")
         pytest.skip(message)
     return path
+
+
+def require_module(name: str, what: str) -> None:
+    """Import a Python package a real-peer test needs (``what`` says which and why); skip
+    without it, but fail in CI, as :func:`require_peer` does for programs."""
+    import importlib
+
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        message = f"Python package {name!r} is not installed: {what}"
+        if IN_CI:
+            pytest.fail(message + "; CI must have every peer")
+        pytest.skip(message)

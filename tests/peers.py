@@ -307,9 +307,10 @@ class NginxRtmp(_RtmpServerPeer):
         logger.info("nginx-rtmp pid %d on 127.0.0.1:%d", self.process.pid, self.port)
         return self
 
-    def error_log(self) -> str:
-        """The tail of nginx's error log (info level), for assertions and failure messages."""
-        return _tail(self.dir / "error.log", 20000)
+    def error_log(self, limit: int = 20000) -> str:
+        """The last ``limit`` characters of nginx's error log (info level), for assertions
+        and failure messages."""
+        return _tail(self.dir / "error.log", limit)
 
 
 

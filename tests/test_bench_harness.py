@@ -64,6 +64,35 @@ class TestRelayIntegrity:
         assert figures["mb_s"] > 0
         assert figures["rss_mb"] > 0
 
+    @pytest.mark.spec("ERTMP Enhanced Video", "RTMP 7.2.2.1")
+    def test_the_hevc_plan_relays_intact_with_the_same_frame_kinds(
+            self, plan: loadgen.MediaPlan) -> None:
+        """Issue 18's measure: the H.264 plan re-signalled as E-RTMP hvc1 keeps every
+        frame's kind, composition time and payload, and relays byte for byte."""
+        from rtmp import ertmp
+        from rtmp.message import Message
+        from rtmp.streams import classify
+
+        hevc = bench_relay.hevc_plan(plan)
+        pairs = list(zip(plan.headers + plan.frames, hevc.headers + hevc.frames))
+        assert len(pairs) == len(plan.headers) + len(plan.frames)
+        converted = 0
+        for (kind, ts, data), (kind2, ts2, data2) in pairs:
+            assert (kind, ts) == (kind2, ts2)
+            if kind != 9:
+                assert data2 == data
+                continue
+            converted += 1
+            header = ertmp.parse_video(data2)  # strict: a valid ExVideoTagHeader
+            assert header.fourcc == "hvc1" and header.frame_type == data[0] >> 4
+            track = header.tracks[0]
+            assert track.payload(data2) == data[5:] or data[1] == 2  # SequenceEnd: no body
+            assert track.composition_time == int.from_bytes(data[2:5], "big", signed=True)
+            assert classify(Message(type=9, data=data2)) == classify(Message(type=9, data=data))
+        assert converted > 10
+        figures = bench_relay.measure("ours", hevc, players=2, timeout=60.0)  # raises on loss
+        assert figures["mb_s"] > 0
+
     @pytest.mark.spec("RTMP 7.2.2.1")
     def test_a_changed_payload_is_reported(self, plan: loadgen.MediaPlan) -> None:
         """The integrity check can fail: one altered expectation is caught per player."""

@@ -37,6 +37,8 @@ from rtmp.ertmp import (
     make_fourcc,
     parse_audio,
     parse_video,
+    split_audio,
+    split_video,
     video_tracks,
 )
 
@@ -525,8 +527,12 @@ class TestReservedAndUnknown:
     def test_reserved_frame_types(self, frame_type: int) -> None:
         with pytest.raises(DecodeError, match=f"reserved VideoFrameType {frame_type}"):
             parse_video(video_first(frame_type, 1) + fourcc("av01") + b"obu")
-        # Metadata ignores the frame type.
+        # Metadata ignores the frame type, in a multitrack message too.
         assert parse_video(video_first(frame_type, 4) + fourcc("av01") + b"\x05").is_metadata
+        multi = video_first(frame_type, 6) + multitrack(0, 4) + fourcc("av01") + b"\x01\x05"
+        assert parse_video(multi).tracks[0].is_config
+        with pytest.raises(DecodeError, match=f"reserved VideoFrameType {frame_type}"):
+            parse_video(video_first(frame_type, 6) + multitrack(0, 1) + fourcc("av01") + b"\x01")
 
     @pytest.mark.spec("ERTMP Enhanced Video")
     @pytest.mark.parametrize("packet_type", range(8, 16))
@@ -688,3 +694,36 @@ class TestArbitraryBytes:
                 previous_end = track.end
             assert 1 <= header.header_size <= len(data)
         assert isinstance(video_tracks(data), tuple) and isinstance(audio_tracks(data), tuple)
+
+
+class TestSplit:
+    """ERTMP Multitrack: one message per track, for caches keyed by (FourCC, trackId)."""
+
+    @pytest.mark.spec("ERTMP Multitrack Streaming via Enhanced RTMP")
+    def test_split_many_codecs_sequence_start(self) -> None:
+        data = (video_first(1, 7) + mod_ex(ui24(9), 6) + multitrack(2, 0)
+                + fourcc("hvc1") + b"\x00" + ui24(3) + b"hvC"
+                + fourcc("av01") + b"\x05" + ui24(2) + b"aC")
+        parts = split_video(data)
+        assert [(t.fourcc, t.track_id) for t, _ in parts] == [("hvc1", 0), ("av01", 5)]
+        # Each part is OneTrack (no size), with the ModEx block kept, built by hand here.
+        assert parts[0][1] == video_first(1, 7) + mod_ex(ui24(9), 6) + multitrack(0, 0) + fourcc("hvc1") + b"\x00hvC"
+        assert parts[1][1] == video_first(1, 7) + mod_ex(ui24(9), 6) + multitrack(0, 0) + fourcc("av01") + b"\x05aC"
+        for track, message in parts:
+            assert track.is_sequence_start and parse_video(message).nano_offset == 9
+
+    @pytest.mark.spec("ERTMP Multitrack Streaming via Enhanced RTMP")
+    def test_split_keeps_composition_times_and_single_messages(self) -> None:
+        data = (video_first(2, 6) + multitrack(1, 1) + fourcc("avc1")
+                + b"\x00" + ui24(4) + si24(-7) + b"a" + b"\x01" + ui24(5) + si24(40) + b"bb")
+        parts = split_video(data)
+        assert [(t.track_id, t.composition_time, t.payload(m)) for t, m in parts] == [
+            (0, -7, b"a"), (1, 40, b"bb")]
+        single = video_first(1, 0) + fourcc("vp09") + b"cfg"
+        assert [m for _, m in split_video(single)] == [single]
+        audio = audio_first(5) + multitrack(1, 0) + fourcc("Opus") + b"\x00" + ui24(0) + b"\x02" + ui24(1) + b"x"
+        assert [(t.track_id, m) for t, m in split_audio(audio)] == [
+            (0, audio_first(5) + multitrack(0, 0) + fourcc("Opus") + b"\x00"),
+            (2, audio_first(5) + multitrack(0, 0) + fourcc("Opus") + b"\x02x")]
+        with pytest.raises(DecodeError):
+            split_audio(audio_first(5) + multitrack(1, 0) + fourcc("Opus") + b"\x00" + ui24(9))

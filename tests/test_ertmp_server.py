@@ -9,7 +9,8 @@ from typing import Any, Dict, List, Sequence, Tuple
 
 import pytest
 
-from rtmp import Client, ClientConfig, Server, ServerConfig, ServerConnection, flv
+from rtmp import Client, ClientConfig, Server, ServerConfig, ServerConnection, commands, flv, stats, trace
+from rtmp.flvmeta import metadata_codec
 from rtmp.ertmp import (
     AudioChannelOrder,
     AudioPacketType,
@@ -38,6 +39,7 @@ from rtmp.streams import (
     CONFIG_METADATA,
     CONFIG_MULTICHANNEL,
     CONFIG_SEQUENCE,
+    MAX_CONFIGS,
     FrameKind,
     LivePlayer,
     LiveStream,
@@ -76,6 +78,9 @@ def test_result_states_the_server_caps_and_the_api_shows_the_clients(encoding: i
             assert conn.client_caps == EnhancedCaps.from_object(sent) == seen[0]
             assert conn.client_caps.fourcc_list == ("hvc1", "av01", "Opus")
             assert conn.client_caps.has(CAPS_EX_RECONNECT | CAPS_EX_MULTITRACK | CAPS_EX_MOD_EX)
+            # GET /api/connections shows it too.
+            report = stats.connections_report(server)["connections"][0]
+            assert report["ertmp"] == EnhancedCaps.from_object(sent).to_properties()
     # The _result's properties: the legacy ones and the E-RTMP ones.
     assert props["fmsVer"].startswith("FMS/") and props["capabilities"] == 31
     stated = EnhancedCaps.from_object(props)
@@ -100,6 +105,7 @@ def test_a_legacy_client_has_empty_caps() -> None:
         client.connect(url_of(server))
         caps = server.connections[0].client_caps
         assert caps == EnhancedCaps() and not caps.enhanced
+        assert stats.connections_report(server)["connections"][0]["ertmp"] is None
 
 
 @pytest.mark.spec(CONNECT)
@@ -301,3 +307,64 @@ def test_recorder_puts_configuration_before_the_first_frame_at_the_start(tmp_pat
     assert [(t.timestamp, t.data) for t in flv.Reader(path)] == [
         (0, HEVC_START), (0, OPUS_START), (0, OPUS_CHANNELS), (0, COLOR_INFO), (0, HEVC_KEY),
         (20, OPUS_FRAME)]
+
+
+# -- onMetaData with FourCC codec ids (ERTMP Enhancing onMetaData) -----------------------------
+
+
+@pytest.mark.spec("ERTMP Enhancing onMetaData", "FLV E.5")
+@pytest.mark.parametrize(("value", "video", "expected"), [
+    (1635135537.0, True, {"codec": "AV1", "fourcc": "av01"}),  # the document's example
+    (1332770163.0, False, {"codec": "Opus", "fourcc": "Opus"}),  # the document's example
+    (1752589105.0, True, {"codec": "HEVC", "fourcc": "hvc1"}),  # what FFmpeg 8 writes
+    ("vp09", True, {"codec": "VP9", "fourcc": "vp09"}),
+    (0x2E6D7033, False, {"codec": "MP3", "fourcc": ".mp3"}),
+    ("abcd", True, {"codec": "abcd", "fourcc": "abcd"}),  # unknown FourCC: kept as itself
+    (7.0, True, {"codec": "H.264", "codec_id": 7}),
+    (10.0, False, {"codec": "AAC", "codec_id": 10}),
+    (True, True, None), (float("nan"), True, None), (7.5, True, None), (-1.0, False, None),
+    (2.0**32, True, None), ("hvc", True, None), (0x01020304, True, None), (None, True, None),
+])
+def test_metadata_codec_reads_codec_ids_and_fourccs(value: Any, video: bool,
+                                                    expected: Any) -> None:
+    assert metadata_codec(value, video=video) == expected
+
+
+@pytest.mark.spec("ERTMP Enhancing onMetaData")
+def test_trace_names_the_fourcc_codec_ids_of_onmetadata() -> None:
+    line = trace.describe_message(commands.metadata(
+        {"width": 160.0, "videocodecid": 1635135537.0, "audiocodecid": "Opus"}, 1))
+    assert "videocodecid = FourCC av01: AV1; audiocodecid = FourCC Opus: Opus" in line
+    assert "(ERTMP Enhancing onMetaData)" in line
+    legacy = trace.describe_message(commands.metadata({"videocodecid": 7.0}, 1))
+    assert "videocodecid = CodecID 7: H.264 (FLV E.5)" in legacy
+    plain = trace.describe_message(commands.metadata({"width": 1.0}, 1))
+    assert "FLV E.5" not in plain and "ERTMP" not in plain
+
+
+# -- hostile publishers ------------------------------------------------------------------------
+
+
+@pytest.mark.spec(MULTITRACK, VIDEO_CLAUSE)
+def test_a_publisher_cannot_grow_the_configuration_cache_or_break_classification() -> None:
+    stream = StreamHub().publish("live", "h", owner="pub")
+    # 256 tracks' sequence starts, one message each: the cache keeps the latest MAX_CONFIGS.
+    for track in range(256):
+        stream.publish_message(video(build_video(KEY, VideoPacketType.SEQUENCE_START, [
+            TrackData("av01", b"\x81", track_id=track)],
+            multitrack_type=AvMultitrackType.ONE_TRACK), 0))
+    keys = [key for key, _ in stream.track_configs()]
+    assert len(keys) == MAX_CONFIGS and keys[-1] == (int(MessageType.VIDEO), CONFIG_SEQUENCE, 255)
+    # A multitrack message whose sizeOfTrack lies, an unknown FourCC, a nano offset over
+    # 999,999: relayed as frames (never a configuration or a GOP start), nothing raises.
+    lying = bytearray(TRACKS_START)
+    lying[7:10] = (0xFFFFFF).to_bytes(3, "big")  # the first track's sizeOfTrack
+    too_late = (bytes([0x97, 0x02]) + (1_000_000).to_bytes(3, "big") + bytes([0x01]) + b"hvc1"
+                + b"\x00\x00\x00K")
+    unknown = build_video(KEY, VideoPacketType.SEQUENCE_START, [TrackData("abcd", b"x")])
+    assert config_keys(int(MessageType.VIDEO), bytes(lying)) == ()
+    assert stream.publish_message(video(bytes(lying), 10)) == FrameKind.INTERFRAME
+    assert stream.publish_message(video(too_late, 10)) == FrameKind.INTERFRAME
+    # An unknown FourCC is forwarded ("*": CanForward) and its configuration kept.
+    assert stream.publish_message(video(unknown, 10)) == FrameKind.CONFIG
+    assert stream.config_messages()[-1].data == unknown

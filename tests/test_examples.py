@@ -75,7 +75,7 @@ def test_client_example_interrupted_while_publishing(tmp_path: Path) -> None:
 
 def _counter(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(EXAMPLES / "shared_counter.py"), *args],
-                          cwd=cwd, env=env(), text=True, capture_output=True, timeout=60)
+                          cwd=cwd, env=env(), text=True, capture_output=True, timeout=180)
 
 
 @pytest.mark.spec("RTMP 7.3.2 [de-facto]")

@@ -29,6 +29,7 @@ from rtmp import cli, commands, stats
 from rtmp.httpapi import HTTPLimits, HTTPServer
 from rtmp.message import Message, MessageType
 from rtmp.streams import StreamHub
+from tests.peers import free_port
 from tests.test_streams import AAC_FRAME, AAC_HEADER, HEVC_EX_HEADER, HEVC_EX_KEY, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -162,12 +163,17 @@ class Live:
 
 @pytest.fixture(scope="module")
 def live() -> Iterator[Live]:
-    env = Live(require_auth=False, username="operator", password=PASSWORD)
+    # A push target nobody listens on: every stream reports a relay that retries (issue 19).
+    env = Live(require_auth=False, username="operator", password=PASSWORD,
+               push=[f"rtmp://127.0.0.1:{free_port()}/relay"])
     try:
         env.publish("cam", AVC_HIGH_854x480, AAC_HEADER, bytes([0x17, 0x01, 0, 0, 0]) + b"K" * 900,
                     AAC_FRAME, {"width": 854, "height": 480, "framerate": 25.0,
-                                "videodatarate": 800.0, "audiodatarate": 128.0, "encoder": "tests"})
-        env.publish("ex", HEVC_EX_HEADER, OPUS_EX_HEADER, HEVC_EX_KEY, OPUS_EX_FRAME)
+                                "videodatarate": 800.0, "audiodatarate": 128.0, "encoder": "tests",
+                                "videocodecid": 7.0, "audiocodecid": 10.0})
+        # ERTMP Enhancing onMetaData: FOURCC codec ids, as a number (FFmpeg) or a string.
+        env.publish("ex", HEVC_EX_HEADER, OPUS_EX_HEADER, HEVC_EX_KEY, OPUS_EX_FRAME,
+                    {"videocodecid": 1752589105.0, "audiocodecid": "Opus"})
         env.play("cam")
         env.play("cam")
         env.play("ex")
@@ -256,6 +262,10 @@ def test_streams_report_codecs_size_and_players(live: Live) -> None:
     assert cam["audio"] == {"codec": "AAC", "fourcc": None, "enhanced": False}
     assert (cam["width"], cam["height"], cam["frame_rate"]) == (854, 480, 25.0)
     assert cam["metadata"]["encoder"] == "tests"
+    assert cam["metadata"]["video_codec"] == {"codec": "H.264", "codec_id": 7}
+    assert cam["metadata"]["audio_codec"] == {"codec": "AAC", "codec_id": 10}
+    assert cam["tracks"] == [{"media": "video", "track": 0, "codec": "H.264", "fourcc": "avc1"},
+                             {"media": "audio", "track": 0, "codec": "AAC", "fourcc": None}]
     assert cam["player_count"] == 2 == len(cam["players"])
     ids = {c.id for c in live.server.connections}
     assert cam["publisher"]["id"] in ids
@@ -265,11 +275,15 @@ def test_streams_report_codecs_size_and_players(live: Live) -> None:
     assert publisher.stream_id is not None
 
 
-@pytest.mark.spec("ERTMP Enhanced Video", "ERTMP Enhanced Audio")
+@pytest.mark.spec("ERTMP Enhanced Video", "ERTMP Enhanced Audio", "ERTMP Enhancing onMetaData")
 def test_streams_report_enhanced_rtmp_fourccs(live: Live) -> None:
     ex = _stream(live.get_json("/api/streams"), "live", "ex")
     assert ex["video"] == {"codec": "HEVC", "fourcc": "hvc1", "enhanced": True}
     assert ex["audio"] == {"codec": "Opus", "fourcc": "Opus", "enhanced": True}
+    assert ex["metadata"] == {"video_codec": {"codec": "HEVC", "fourcc": "hvc1"},
+                              "audio_codec": {"codec": "Opus", "fourcc": "Opus"}}
+    assert ex["tracks"] == [{"media": "video", "track": 0, "codec": "HEVC", "fourcc": "hvc1"},
+                            {"media": "audio", "track": 0, "codec": "Opus", "fourcc": "Opus"}]
     assert ex["width"] is None  # no onMetaData, no AVC SPS
     # No onMetaData: the measured rate (one picture every 40 ms, 25/s; wide bounds).
     assert 15 < ex["frame_rate"] == ex["frame_rate_measured"] < 30, ex
@@ -396,6 +410,8 @@ def test_metrics_exposition_format(live: Live) -> None:
     assert families["rtmp_received_bytes_total"][1][0][1] > 10_000
     kinds = {labels for labels, _ in families["rtmp_errors_total"][1]}
     assert '{kind="timeout"}' in kinds and '{kind="crash"}' in kinds
+    relays = dict(families["rtmp_relays"][1])  # the fixture's push target nobody listens on
+    assert sum(relays.values()) == 2.0 and relays['{direction="push",state="live"}'] == 0.0
 
 
 # -- the page -----------------------------------------------------------------------------------

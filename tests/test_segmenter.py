@@ -231,6 +231,33 @@ class TestCuts:
                     and t.type != flv.TAG_SCRIPT]
         assert recorded == [(int(m.type), m.data) for m in source[4:]]
 
+    @pytest.mark.spec("ERTMP Multitrack Streaming via Enhanced RTMP")
+    def test_multitrack_parts_begin_at_keyframes_of_the_lowest_track(self, tmp_path: Path) -> None:
+        """A part begins where the live GOP cache does: at a keyframe of the default track,
+        never at another track's keyframe (track 1 keys every 10 frames, track 0 every 25)."""
+        from rtmp.ertmp import AvMultitrackType, TrackData, VideoPacketType, build_video
+
+        def track_frame(track: int, key: bool, n: int) -> bytes:
+            return build_video(1 if key else 2, VideoPacketType.CODED_FRAMES,
+                               [TrackData("av01", bytes([n % 256]) * 20, track_id=track)],
+                               multitrack_type=AvMultitrackType.ONE_TRACK)
+
+        source: List[Message] = [Message(type=MessageType.VIDEO, data=build_video(
+            1, VideoPacketType.SEQUENCE_START, [TrackData("av01", b"\x81", track_id=t)
+                                                for t in (0, 1)],
+            multitrack_type=AvMultitrackType.MANY_TRACKS), message_stream_id=MSID)]
+        for i in range(90):
+            for track, every in ((0, 25), (1, 10)):
+                source.append(Message(type=MessageType.VIDEO, timestamp=i * 40,
+                                      data=track_frame(track, i % every == 0, i),
+                                      message_stream_id=MSID))
+        paths = Parts(tmp_path, max_ms=500).record(source)
+        assert len(paths) == 4  # cuts at frames 25, 50, 75 only
+        for path in paths:
+            first = next(t for t in read_tags(path) if t.type == flv.TAG_VIDEO
+                         and not flv.is_sequence_header(t))
+            assert first.data[:1] == b"\x96" and first.data[6] == 0  # track 0, keyframe
+
     @pytest.mark.spec("RTMP 7.1.6")
     def test_aggregates_are_cut_inside(self, tmp_path: Path) -> None:
         """An aggregate spanning a cut point is split: the cut falls at its keyframe."""

@@ -23,7 +23,7 @@ import rtmp
 from rtmp import shared_object_store as store
 from rtmp.shared_object import SOEvent, SOEventType
 from tests.peers import free_port, stop_process, wait_port
-from tests.so_peers import RawPeer, event_types, serve
+from tests.so_peers import WAIT, RawPeer, event_types, serve
 from tests.test_streams import wait_for
 
 T = SOEventType
@@ -83,7 +83,7 @@ class TestExchange:
                 so = peer.recv()
                 assert [(e.type, e.key) for e in so.events] == [(T.REMOVE, "x")]
                 assert so.version == 2
-        assert wait_for(lambda: server.shared_objects.get("app", "room") is None)  # no user left
+        assert wait_for(lambda: server.shared_objects.get("app", "room") is None, WAIT)  # no user left
 
     @pytest.mark.spec("RTMP 7.3.2 [de-facto]")
     def test_send_message_reaches_every_user_sender_included(self, server: rtmp.Server) -> None:
@@ -122,11 +122,11 @@ class TestExchange:
             obj = server.shared_objects.get("app", "room")
             assert obj is not None and len(obj.users) == 2
             a.send("room", SOEvent.release())
-            assert wait_for(lambda: len(obj.users) == 1)
+            assert wait_for(lambda: len(obj.users) == 1, WAIT)
             a.send("room", SOEvent.request_change("x", 1.0))  # no longer a user
             assert a.status().code == store.NOT_IN_USE
             b.client.transport.shutdown()  # type: ignore[union-attr]  # the session just ends
-            assert wait_for(lambda: server.shared_objects.get("app", "room") is None)
+            assert wait_for(lambda: server.shared_objects.get("app", "room") is None, WAIT)
             b.close()
 
     @pytest.mark.spec("RTMP 7.3.2 [de-facto]")
@@ -197,8 +197,34 @@ class TestCallbackAndServerHandle:
             assert [(e.type, e.key) for e in a.recv().events] == [(T.REMOVE, "x")]
             handle.send("tick", 1.0)
             assert [(e.type, e.handler) for e in a.recv().events] == [(T.SEND_MESSAGE, "tick")]
-            assert handle.data == {"y": "two"} and handle.users == [a.client.id] or handle.users
-        assert wait_for(lambda: server.shared_objects.get("app", "room") is None)  # released
+            assert handle.data == {"y": "two"}
+            assert len(handle.users) == 1  # a's connection, not the server's handle
+            assert handle.users[0] in {conn.id for conn in server.connections}
+        assert wait_for(lambda: server.shared_objects.get("app", "room") is None, WAIT)  # released
+
+    @pytest.mark.spec("RTMP 7.3.2 [de-facto]")
+    def test_server_delete_racing_another_delete_removes_once(
+            self, server: rtmp.Server, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Two deletes of one slot at once: one Remove, one version step, one True."""
+        with server.shared_object("app", "room") as handle, \
+                server.shared_object("app", "room") as other, RawPeer(server) as a:
+            handle.set("x", 1.0)
+            a.use("room")
+            change = store.SharedObjectStore.change
+            raced: List[Any] = []
+
+            def racing(self: store.SharedObjectStore, *args: Any, **kwargs: Any) -> Any:
+                if not raced:  # the other delete gets in between our check and our change
+                    raced.append(None)
+                    raced[0] = other.delete("x")
+                return change(self, *args, **kwargs)
+
+            monkeypatch.setattr(store.SharedObjectStore, "change", racing)
+            assert not handle.delete("x")  # the other one removed it
+            assert raced == [True] and handle.version == 2
+            assert [(e.type, e.key) for e in a.recv().events] == [(T.REMOVE, "x")]
+            handle.set("y", 1.0)  # the next thing a sees is this, not a second Remove
+            assert [(e.type, e.key) for e in a.recv().events] == [(T.CHANGE, "y")]
 
     @pytest.mark.spec("RTMP 7.3.2 [de-facto]")
     def test_events_without_use_and_server_events_from_a_client(self, server: rtmp.Server) -> None:
@@ -295,6 +321,24 @@ class TestPersistence:
         assert [p.name for p in root.rglob("*") if p.is_file()] == []
 
     @pytest.mark.spec("RTMP 7.3.2 [de-facto]")
+    def test_long_names_are_saved_or_refused_at_use(self, tmp_path: Path) -> None:
+        """A file name is at most 255 bytes: a name whose file (with ``.rso``) fits is
+        saved like any other (its temporary file too), a longer one is BadName at Use,
+        not a Use that succeeds and a Flush.Failed for every change after it."""
+        fits, too_long = "x" * 251, "y" * 252
+        server = serve(shared_objects_dir=tmp_path)
+        try:
+            with RawPeer(server) as a:
+                a.use(fits, persistent=True)
+                a.send(fits, SOEvent.request_change("k", 1.0), persistent=True)
+                assert [(e.type, e.key) for e in a.recv().events] == [(T.SUCCESS, "k")]
+                a.send(too_long, SOEvent.use(), persistent=True)
+                assert a.status().code == store.BAD_NAME
+        finally:
+            server.stop()
+        assert [p.name for p in (tmp_path / "app").iterdir()] == [fits + store.FILE_SUFFIX]
+
+    @pytest.mark.spec("RTMP 7.3.2 [de-facto]")
     def test_interrupted_write_leaves_the_old_file_and_is_cleaned(self, tmp_path: Path) -> None:
         server = serve(shared_objects_dir=tmp_path)
         try:
@@ -362,7 +406,7 @@ class TestSlowPeer:
                 got: List[int] = []
 
                 def read() -> None:
-                    for so in reader.drain(3.0):
+                    for so in reader.drain(WAIT):
                         got.append(len(so.events))
                         if sum(got) >= count:
                             return
@@ -377,9 +421,31 @@ class TestSlowPeer:
                 elapsed = time.monotonic() - started
                 thread.join(30)
                 assert sum(got) == count  # the reading user saw every change
-                assert wait_for(lambda: len(server.connections) == 2, 10)  # the stalled one is gone
+                assert wait_for(lambda: len(server.connections) == 2, WAIT)  # the stalled one is gone
                 assert elapsed < 60
                 stalled.drop()  # it never reads: just drop our side
+        finally:
+            server.stop()
+
+
+    @pytest.mark.spec("RTMP 7.3.2 [de-facto]")
+    def test_an_object_larger_than_the_queue_budget_reaches_a_reading_user(self) -> None:
+        """A small ``max_queue_bytes`` bounds how far a peer may fall behind, not how large
+        an object may be: a user that reads gets the whole object (the answer to its Use)
+        and a change of it, each one message larger than 4 x max_queue_bytes."""
+        server = serve(max_queue_bytes=16 * 1024)
+        try:
+            with RawPeer(server) as a, RawPeer(server) as b:
+                a.use("big")
+                a.send("big", SOEvent.request_change("blob", "x" * 200_000))
+                assert [e.type for e in a.recv().events] == [T.SUCCESS]
+                whole = b.use("big")  # Use Success, Clear, the slot: one ~200 kB message
+                assert event_types(whole) == [T.USE_SUCCESS, T.CLEAR, T.CHANGE]
+                assert whole.events[2].value == "x" * 200_000
+                a.send("big", SOEvent.request_change("blob", "y" * 200_000))
+                assert a.recv().events[0].type == T.SUCCESS
+                assert b.recv().events[0].value == "y" * 200_000
+                assert len(server.connections) == 2
         finally:
             server.stop()
 
@@ -398,7 +464,7 @@ def test_a_silent_user_is_kept_like_a_player() -> None:
                 writer.send("room", SOEvent.request_change("x", 1.0))
                 so = listener.recv()
                 assert [(e.type, e.key) for e in so.events] == [(T.CHANGE, "x")]
-            assert wait_for(lambda: len(server.connections) == 1)
+            assert wait_for(lambda: len(server.connections) == 1, WAIT)
             idle.drop()
     finally:
         server.stop()

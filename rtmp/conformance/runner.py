@@ -24,6 +24,7 @@ from ..errors import HandshakeError, ProtocolError, RTMPError
 from ..errors import TimeoutError as RTMPTimeoutError
 from ..transport import client_ssl_context
 from . import checks as _checks  # noqa: F401 - registers the checks
+from . import enhanced as _enhanced  # noqa: F401 - registers the Enhanced RTMP checks
 from . import shared_objects as _shared_objects  # noqa: F401 - registers RTMP 7.3.2's checks
 from .context import Context
 from .registry import CHECKS, Check, CheckFailed, Result, Status, select

@@ -7,6 +7,13 @@ payload delivered to all players together, the server's CPU seconds per delivere
 (``/proc/PID/stat``) and its peak RSS (``VmHWM``).  The three servers run in turn inside
 each repetition, so every ratio compares runs made under the same machine load.
 
+Issue 18's measure: at 10 players our server also relays the same stream signalled as
+Enhanced RTMP HEVC (:func:`hevc_plan`: every video tag rewritten as an ExVideoTagHeader
+``hvc1`` SequenceStart / CodedFrames(X) / SequenceEnd with the same frame type, composition
+time, payload bytes and timing), in the same repetition as its H.264 run; the rows compare
+the two.  The server does not decode either bitstream, so what differs is exactly its
+handling of the extended header (classification, GOP cache, configuration per track).
+
 Every player must get every payload byte intact (counted and hashed), or the benchmark
 raises and the run fails.
 """
@@ -17,6 +24,8 @@ import logging
 import statistics
 from typing import Any, Dict, List, Optional, Tuple
 
+from rtmp.ertmp import TrackData, VideoPacketType, build_video
+from rtmp.message import MessageType
 from tests.bench import harness, loadgen
 
 logger = logging.getLogger(__name__)
@@ -25,6 +34,37 @@ logger = logging.getLogger(__name__)
 PASSES = 5
 RTMPLITE_PASSES = 1
 PLAYER_COUNTS = (1, 10)
+#: The run of our server with the Enhanced RTMP HEVC stream, and its player count.
+HEVC = "ours (HEVC)"
+HEVC_PLAYERS = 10
+
+
+#: FLV E.4.3.1 AVCPacketType -> ERTMP Enhanced Video VideoPacketType.
+_HEVC_PACKET_TYPES = {0: VideoPacketType.SEQUENCE_START, 1: VideoPacketType.CODED_FRAMES,
+                      2: VideoPacketType.SEQUENCE_END}
+
+
+def _as_hevc(item: Tuple[int, int, bytes]) -> Tuple[int, int, bytes]:
+    """One AVC video tag (FLV E.4.3.1) as an ERTMP ``hvc1`` one: same frame type, packet
+    kind, composition time and codec payload; audio and other video pass unchanged."""
+    kind, timestamp, data = item
+    if kind != MessageType.VIDEO or len(data) < 5 or data[0] & 0x0F != 7:
+        return item
+    packet_type = _HEVC_PACKET_TYPES.get(data[1])
+    if packet_type is None:
+        return item
+    cts = int.from_bytes(data[2:5], "big", signed=True)
+    if packet_type == VideoPacketType.CODED_FRAMES and cts == 0:
+        packet_type = VideoPacketType.CODED_FRAMES_X  # ERTMP: composition time 0 implied
+    body = b"" if packet_type == VideoPacketType.SEQUENCE_END else data[5:]
+    return kind, timestamp, build_video(data[0] >> 4, packet_type,
+                                        [TrackData("hvc1", body, composition_time=cts)])
+
+
+def hevc_plan(plan: loadgen.MediaPlan) -> loadgen.MediaPlan:
+    """``plan`` signalled as Enhanced RTMP HEVC (see the module docstring)."""
+    return loadgen.MediaPlan(plan.metadata, [_as_hevc(h) for h in plan.headers],
+                             [_as_hevc(f) for f in plan.frames], plan.passes)
 
 
 def measure(server_name: str, plan: loadgen.MediaPlan, players: int,
@@ -70,10 +110,15 @@ def run(quick: bool = False, repeat: int = 3, passes: Optional[int] = None,
         for name in names
     }
     results: Dict[Tuple[str, int], List[Dict[str, float]]] = {}
+    runs = {name: (name, plans[name]) for name in names}
+    if "ours" in plans:
+        runs[HEVC] = ("ours", hevc_plan(plans["ours"]))
     for players in PLAYER_COUNTS:
         for run_index in range(repeat):
-            for name in names:  # interleaved: each repetition sees the same machine load
-                figures = measure(name, plans[name], players)
+            for name, (server_name, plan) in runs.items():  # interleaved: same machine load
+                if name == HEVC and players != HEVC_PLAYERS:
+                    continue
+                figures = measure(server_name, plan, players)
                 results.setdefault((name, players), []).append(figures)
                 logger.info("relay %s %d players run %d: %.1f MB/s, %.2f CPU s/GB, %.1f MB RSS",
                             name, players, run_index + 1, figures["mb_s"],
@@ -107,6 +152,17 @@ def run(quick: bool = False, repeat: int = 3, passes: Optional[int] = None,
                     "relay", label.format(p=players), unit, ours, peer=peer_values,
                     peer_name=peer, target=targets.get((key, players, peer), ""),
                     note=note if key == "mb_s" else ""))
+    # Issue 18: HEVC (E-RTMP hvc1) against H.264, both through ours, same repetitions.
+    hevc_note = "the H.264 stream re-signalled as E-RTMP hvc1: same bytes and timing"
+    for key, label, unit, target in (
+            ("mb_s", "MB/s delivered", "MB/s", "ratio >= 0.9"),
+            ("cpu_s_per_gb", "server CPU s per delivered GB", "s/GB", "ratio <= 1.1")):
+        hevc = series(HEVC, HEVC_PLAYERS, key)
+        h264 = series("ours", HEVC_PLAYERS, key)
+        if hevc and h264:
+            rows.append(harness.row(
+                "relay", f"relay HEVC (E-RTMP), {HEVC_PLAYERS} players: {label}", unit, hevc,
+                peer=h264, peer_name="ours, H.264", target=target, note=hevc_note))
     # The load generator is not the bottleneck: it drives nginx-rtmp faster than ours.
     for players in PLAYER_COUNTS:
         via_nginx = series("nginx-rtmp", players, "mb_s")

@@ -20,6 +20,7 @@ from rtmp.handshake import ClientHandshake, ServerHandshake
 from rtmp.message import Message, MessageType
 from tests.fuzz import (
     fuzz_amf0,
+    fuzz_ertmp,
     fuzz_amf3,
     fuzz_chunk,
     fuzz_commands,
@@ -74,6 +75,30 @@ def _commands() -> List[bytes]:
     return [fuzz_commands.encode_records(records)]
 
 
+def _ertmp_messages() -> List[bytes]:
+    """ERTMP: enhanced video (selector 0) and audio (selector 1) messages of every layout."""
+    from rtmp import ertmp
+
+    nano = [ertmp.ModEx.timestamp_offset_nano(500_000)]
+    video = [
+        ertmp.build_video(1, 0, [ertmp.TrackData("hvc1", b"hvcC")]),
+        ertmp.build_video(2, 1, [ertmp.TrackData("avc1", b"NAL", 0, -40)], mod_ex=nano),
+        ertmp.build_video(5, 4, [ertmp.TrackData("av01", ertmp.encode_metadata([("colorInfo", {})]))]),
+        ertmp.build_video(5, 1, command=1),
+        ertmp.build_video(1, 1, [ertmp.TrackData("hvc1", b"a", 0, 3), ertmp.TrackData("hvc1", b"b", 1)],
+                          multitrack_type=1),
+        ertmp.build_video(1, 0, [ertmp.TrackData("vp09", b"c"), ertmp.TrackData("av01", b"d", 2)],
+                          multitrack_type=2, mod_ex=[ertmp.ModEx(3, bytes(300))]),
+    ]
+    audio = [
+        ertmp.build_audio(0, [ertmp.TrackData("Opus", b"")]),
+        ertmp.build_audio(4, [ertmp.TrackData("fLaC", ertmp.MultichannelConfig(2, 2, (0, 1)).encode())]),
+        ertmp.build_audio(1, [ertmp.TrackData("mp4a", b"x", 0), ertmp.TrackData("ac-3", b"y", 1)],
+                          multitrack_type=2, mod_ex=nano),
+    ]
+    return [b"\x00" + v for v in video] + [b"\x01" + a for a in audio]
+
+
 SEEDS: Dict[str, Callable[[], List[bytes]]] = {
     "chunk": _chunk_streams,
     "session": _chunk_streams,
@@ -81,6 +106,7 @@ SEEDS: Dict[str, Callable[[], List[bytes]]] = {
     "amf0": lambda: [amf0.encode_all(VALUES)] + [amf0.encode(v) for v in VALUES],
     "amf3": lambda: [amf3.encode_all(VALUES)] + [amf3.encode(v) for v in VALUES],
     "commands": _commands,
+    "ertmp": _ertmp_messages,
 }
 
 TARGETS: Dict[str, Callable[[bytes], None]] = {
@@ -90,6 +116,7 @@ TARGETS: Dict[str, Callable[[bytes], None]] = {
     "amf0": fuzz_amf0.fuzz_one,
     "amf3": fuzz_amf3.fuzz_one,
     "commands": fuzz_commands.fuzz_one,
+    "ertmp": fuzz_ertmp.fuzz_one,
 }
 
 

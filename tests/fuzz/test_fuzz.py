@@ -26,11 +26,18 @@ from tests.fuzz import (
     fuzz_amf3,
     fuzz_chunk,
     fuzz_commands,
+    fuzz_ertmp,
     fuzz_handshake,
     fuzz_session,
 )
 
 logger = logging.getLogger(__name__)
+
+
+def _ertmp_seeds() -> List[bytes]:
+    from tests.fuzz.seeds import SEEDS
+
+    return SEEDS["ertmp"]()
 
 #: --hypothesis-profile=long (20,000 examples) runs for many minutes per test.
 _LONG_RUN = settings.default is not None and settings.default.max_examples > 1000
@@ -266,6 +273,25 @@ class TestCommandDispatcherFuzz:
     def test_mutated_commands(self, data: bytes) -> None:
         fuzz_commands.fuzz_one(data)
 
+
+
+_ERTMP_SEEDS = _ertmp_seeds()
+
+
+class TestErtmpFuzz:
+    """ERTMP: DecodeError or a header that rebuilds to itself; the classifiers never raise."""
+
+    @pytest.mark.spec("ERTMP Enhanced Video", "ERTMP Enhanced Audio")
+    @given(st.sampled_from([b"\x00", b"\x01"]), st.sampled_from([b"\x80", b"\x90", b"\x96", b"\x97", b"\x95", b"\xd4"]),
+           st.binary(max_size=300))
+    def test_arbitrary_headers(self, medium: bytes, first: bytes, rest: bytes) -> None:
+        fuzz_ertmp.fuzz_one(medium + first + rest)
+
+    @pytest.mark.spec("ERTMP Enhanced Video", "ERTMP Enhanced Audio",
+                      "ERTMP Multitrack Streaming via Enhanced RTMP")
+    @given(mutated(st.sampled_from(_ERTMP_SEEDS)))
+    def test_mutated_messages(self, data: bytes) -> None:
+        fuzz_ertmp.fuzz_one(data)
 
 
 @pytest.mark.spec("RTMP 5.3.1", "RTMP 5.2.5", "RTMP 7.2")

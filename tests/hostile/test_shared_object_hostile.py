@@ -54,12 +54,14 @@ def _number(value: float) -> bytes:
 
 
 def pair(hostile: HostileEnv, name: str) -> Tuple[RawPeer, RawPeer]:
-    """An offender and a bystander, both using ``name``."""
+    """An offender and a bystander, both using ``name``, each reading on a thread of its
+    own (a user that does not read for ``idle_timeout`` is ended, RTMP 7.1.7: the
+    bystander listens while the offender takes its time, and the other way round)."""
     offender = RawPeer(hostile.server, app=APP)
     bystander = RawPeer(hostile.server, app=APP)
     offender.use(name)
     bystander.use(name)
-    return offender, bystander
+    return offender.listen(), bystander.listen()
 
 
 def still_works(offender: RawPeer, bystander: RawPeer, name: str, key: str = "after") -> None:

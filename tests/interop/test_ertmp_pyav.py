@@ -114,3 +114,45 @@ def test_ffmpeg_eflv_parses_strictly_and_round_trips(
     with av.open(str(path)) as container:
         theirs = sum(1 for p in container.demux(video=0) if p.size and p.is_keyframe)
     assert keyframes == theirs >= 2
+
+
+@pytest.mark.spec("ERTMP Enhanced Video", "ERTMP Enhanced Audio", "ERTMP Metadata Frame")
+def test_rtmp_publish_trace_explains_ffmpeg_eflv(tmp_path: Path) -> None:
+    """``rtmp publish FILE URL --trace`` of FFmpeg's HEVC+Opus E-FLV: every extended field
+    is printed with its section; a colorInfo packet is Metadata, never a seek command."""
+    import os
+    import subprocess
+    import sys
+
+    from rtmp import Server, ServerConfig
+
+    if not (_encoder("libx265") and _encoder("libopus")):
+        pytest.skip("this PyAV build has no libx265 or libopus encoder")
+    path = tmp_path / "hevc.flv"
+    _make(path, "libx265", "libopus")
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONPATH=str(root), PYTHONUNBUFFERED="1")
+    with Server(ServerConfig(addr="127.0.0.1:0")) as server:
+        host, port = server.address
+        result = subprocess.run(
+            [sys.executable, "-m", "rtmp", "publish", str(path), f"rtmp://{host}:{port}/live/e",
+             "--fast", "--trace"], env=env, capture_output=True, timeout=120, cwd=root)
+    assert result.returncode == 0, result.stderr.decode()
+    text = result.stdout.decode()
+    for needle in (
+        "(RTMP 7.1.5, ERTMP Enhanced Video)",
+        "ExVideoTagHeader: IsExVideoHeader 1, VideoFrameType 1 (KeyFrame), VideoPacketType 0"
+        " (SequenceStart)  (ERTMP Enhanced Video)",
+        "VideoFourCc 'hvc1' (HEVC)  (ERTMP Enhanced Video)",
+        "bytes: HEVCDecoderConfigurationRecord  (ERTMP Enhanced Video)",
+        "VideoFrameType 5 (Command), VideoPacketType 4 (Metadata)",
+        "VideoPacketType Metadata: VideoFrameType is ignored  (ERTMP Enhanced Video)",
+        "Metadata colorInfo = ",
+        "compositionTimeOffset",
+        "(RTMP 7.1.4, ERTMP Enhanced Audio)",
+        "AudioFourCc 'Opus' (Opus)  (ERTMP Enhanced Audio)",
+        "bytes: Opus ID header (RFC 7845 5.1)",
+        "MultichannelConfig: audioChannelOrder 1 (Native), channelCount 2",
+    ):
+        assert needle in text, f"{needle!r} missing from the trace"
+    assert "seek" not in text

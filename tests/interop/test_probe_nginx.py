@@ -38,6 +38,9 @@ NGINX_VERDICTS.update({
     "chunk-size.lower": Status.FAIL,  # a lowered size misreads the bytes read with it
     "abort.partial": Status.FAIL,  # Abort Message not implemented
     "play.receive-audio": Status.FAIL,  # receiveAudio false does not stop the audio
+    "ertmp.connect-caps": Status.WARN,  # _result states no E-RTMP support
+    "ertmp.late-joiner": Status.FAIL,  # no Enhanced RTMP video is relayed (wait_key)
+    "ertmp.multitrack-relay": Status.FAIL,  # idem: multitrack audio passes, video does not
 })
 #: RTMP 7.3.2: no shared objects; run apart (each waits for a Use answer that never comes).
 SHARED_OBJECT_CHECKS = [name for name in CHECKS if name.startswith("so.")]
@@ -70,8 +73,9 @@ def test_probe_verdicts_match_the_record(nginx: NginxRtmp) -> None:
                           f"recorded {NGINX_VERDICTS[name].value}")
     assert not differ, "\n".join(differ) + "\n" + nginx.error_log()[-3000:]
     assert elapsed < 90
-    assert "RTMP in chunk stream too big: 64 >= 32" in nginx.error_log()
-    assert "too big RTMP chunk size:16777215" in nginx.error_log()
+    whole_log = nginx.error_log(limit=50_000_000)  # a probe run logs far more than a tail
+    assert "RTMP in chunk stream too big: 64 >= 32" in whole_log
+    assert "too big RTMP chunk size:16777215" in whole_log
     for name, first in (("chunk.csid-2byte", 64), ("chunk.csid-3byte", 320)):
         detail = next(o.result.detail for o in outcomes if o.check.name == name)
         assert f"refused chunk stream id {first} (a limit)" in detail

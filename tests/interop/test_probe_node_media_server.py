@@ -39,6 +39,7 @@ NMS_VERDICTS.update({
     "chunk.csid-3byte": Status.FAIL,  # the 3-byte form is decoded as (64 + b1 + b2) << 8
     "chunk-size.mid-message": Status.FAIL,  # chunk boundaries counted from the message start
     "abort.partial": Status.FAIL,  # Abort Message read and ignored
+    "ertmp.connect-caps": Status.WARN,  # _result states no E-RTMP support
 })
 #: RTMP 7.3.2: no shared objects; run apart (each waits for a Use answer that never comes).
 SHARED_OBJECT_CHECKS = [name for name in CHECKS if name.startswith("so.")]
