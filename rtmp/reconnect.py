@@ -165,10 +165,13 @@ class PublishMemory:
         return kind
 
     def replay(self, stream_id: int, timestamp: int) -> List[Message]:
-        """Metadata, then every configuration, on ``stream_id`` at ``timestamp``."""
-        first = [] if self.metadata is None else [self.metadata]
-        return [m.replace(message_stream_id=stream_id, timestamp=timestamp)
-                for m in first + self.configs.items()]
+        """Metadata (at its own time: a script tag later than 0 becomes a data stream of
+        its own in FFmpeg's FLV demuxer), then every configuration at ``timestamp``, all on
+        ``stream_id``."""
+        first = [] if self.metadata is None else [
+            self.metadata.replace(message_stream_id=stream_id)]
+        return first + [m.replace(message_stream_id=stream_id, timestamp=timestamp)
+                        for m in self.configs.items()]
 
     def is_boundary(self, kind: FrameKind, message: Message, waited: float) -> bool:
         """ERTMP Reconnect Request: whether to switch before ``message``: a video keyframe;

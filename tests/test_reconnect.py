@@ -109,7 +109,7 @@ def test_publish_memory_keeps_metadata_and_every_tracks_configuration() -> None:
     replay = memory.replay(7, 1234)
     assert [(m.type, m.data) for m in replay] == [(MessageType.DATA_AMF0, meta.data),
                                                  (9, new_header), (8, AAC_HEADER)]
-    assert {(m.message_stream_id, m.timestamp) for m in replay} == {(7, 1234)}
+    assert [(m.message_stream_id, m.timestamp) for m in replay] == [(7, 0), (7, 1234), (7, 1234)]
     memory.note(commands.encode_data(commands.CLEAR_DATA_FRAME, message_stream_id=1))
     assert memory.metadata is None
 
