@@ -218,6 +218,9 @@ def _client_config(args: argparse.Namespace) -> Any:
         password=getattr(args, "password", None),
         ca_file=getattr(args, "ca_file", None),
         tls_insecure=getattr(args, "insecure", False),
+        follow_reconnect_request=getattr(args, "follow_reconnect", True),
+        reconnect=getattr(args, "reconnect", False),
+        reconnect_attempts=getattr(args, "reconnect_attempts", ClientConfig.reconnect_attempts),
     )
 
 
@@ -403,6 +406,18 @@ def _client_options(parser: argparse.ArgumentParser) -> None:
     _tls_options(parser)
 
 
+def _reconnect_options(parser: argparse.ArgumentParser) -> None:
+    """ERTMP Reconnect Request and reconnection after a loss, for publish and play."""
+    parser.add_argument("--reconnect", action="store_true",
+                        help="when the connection is lost, reconnect (with backoff) and go on "
+                             "with the same stream")
+    parser.add_argument("--reconnect-attempts", type=int, default=5, metavar="N",
+                        help="connections tried per reconnection (default 5)")
+    parser.add_argument("--no-follow-reconnect", dest="follow_reconnect", action="store_false",
+                        help="ignore the server's NetConnection.Connect.ReconnectRequest (by "
+                             "default the client moves where it says, without a gap)")
+
+
 def _tls_options(parser: argparse.ArgumentParser) -> None:
     """rtmps trust, for play, publish and probe (rtmp.transport.client_ssl_context)."""
     parser.add_argument("--ca-file", metavar="FILE",
@@ -505,6 +520,7 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("--type", choices=["live", "record", "append"], default="live",
                          help="publishing type (RTMP 7.2.2.6), default live")
     _client_options(publish)
+    _reconnect_options(publish)
 
     play = _subcommand(sub, "play", cmd_play, help="play a URL, saving or counting what arrives",
                        description="Play URL; with -o, save it as FLV.")
@@ -513,6 +529,7 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument("--duration", type=float, metavar="S",
                       help="stop after S seconds of media")
     _client_options(play)
+    _reconnect_options(play)
 
     probe = _subcommand(sub, "probe", cmd_probe, help="check a server against the specification",
                         description="Run the conformance checks against a server URL "

@@ -53,7 +53,6 @@ from typing import (
     Callable,
     Dict,
     Iterator,
-    List,
     Mapping,
     Optional,
     Sequence,
@@ -84,6 +83,7 @@ from .requests import (
     Request,
     Seek,
 )
+from .reconnect import Reconnector, goodbye_messages
 from .remote_shared_object import RemoteSharedObject
 from .transport import Transport
 from .url import RTMPURL, parse_url
@@ -110,6 +110,8 @@ class Client:
         self._inbox = self._connection.inbox
         self._stream_name: Optional[str] = None
         self._published = False  # publish() succeeded on this connection: close() confirms
+        #: ERTMP Reconnect Request and ``ClientConfig.reconnect`` (:mod:`rtmp.reconnect`).
+        self._reconnect = Reconnector(self)
 
     # -- properties -----------------------------------------------------------------------
 
@@ -117,6 +119,20 @@ class Client:
     def state(self) -> ClientState:
         """The current :class:`ClientState`."""
         return self._connection.state
+
+    @property
+    def connection(self) -> ClientConnection:
+        """The current connection (a new one after a reconnection, :mod:`rtmp.reconnect`)."""
+        return self._connection
+
+    @property
+    def reconnections(self) -> int:
+        """Times the client moved to a new connection by itself (:mod:`rtmp.reconnect`)."""
+        return self._reconnect.reconnections
+
+    def use_connection(self, connection: ClientConnection) -> None:
+        """Make ``connection`` the current one (:mod:`rtmp.reconnect` moves the client)."""
+        self._connection, self._inbox = connection, connection.inbox
 
     @property
     def stream_id(self) -> Optional[int]:
@@ -185,6 +201,7 @@ class Client:
             raise ValueError(f"no application in {url!r} and no ClientConfig.app_name")
         self._stream_name = None
         self._published = False
+        self._reconnect.started(None)
         self._connection.connect(parsed.with_names(
             app=app, stream=parsed.stream or self.config.stream_name))
 
@@ -261,6 +278,7 @@ class Client:
         self._stream_name = name
         self._connection.set_state(ClientState.PUBLISHING)
         self._published = True
+        self._reconnect.started("publish", name, kind)
         self.log.info("publishing %r (%s) on stream %d", name, kind.value, stream_id)
 
     def _publish_once(self, name: str, kind: StreamType, timeout: Optional[float]) -> int:
@@ -280,7 +298,7 @@ class Client:
         """Send one message as is (thread-safe)."""
         if not isinstance(message, Message):
             raise TypeError(f"write_message() takes a rtmp.Message, not {type(message).__name__}")
-        self._connection.write(message)
+        self._reconnect.write((message,))
 
     def write_messages(self, messages: Sequence[Message]) -> None:
         """Send several messages with one write (thread-safe): fewer system calls when
@@ -289,7 +307,7 @@ class Client:
             if not isinstance(message, Message):
                 raise TypeError(
                     f"write_messages() takes rtmp.Message items, not {type(message).__name__}")
-        self._connection.write(*messages)
+        self._reconnect.write(messages)
 
     def _stream_for_media(self) -> int:
         if self._inbox.stream_id is None:
@@ -298,18 +316,18 @@ class Client:
 
     def send_audio(self, data: bytes, timestamp: int) -> None:
         """RTMP 7.1.4: one audio message (FLV AUDIODATA) on our stream."""
-        self._connection.write(Message(type=MessageType.AUDIO, data=data, timestamp=timestamp,
-                                       message_stream_id=self._stream_for_media()))
+        self._reconnect.write((Message(type=MessageType.AUDIO, data=data, timestamp=timestamp,
+                                       message_stream_id=self._stream_for_media()),))
 
     def send_video(self, data: bytes, timestamp: int) -> None:
         """RTMP 7.1.5: one video message (FLV VIDEODATA) on our stream."""
-        self._connection.write(Message(type=MessageType.VIDEO, data=data, timestamp=timestamp,
-                                       message_stream_id=self._stream_for_media()))
+        self._reconnect.write((Message(type=MessageType.VIDEO, data=data, timestamp=timestamp,
+                                       message_stream_id=self._stream_for_media()),))
 
     def send_metadata(self, metadata: Mapping[str, Any], timestamp: int = 0) -> None:
         """RTMP 7.1.2: ``@setDataFrame, onMetaData, {...}`` ([impl] as ffmpeg and OBS send it)."""
-        self._connection.write(commands.metadata(metadata, self._stream_for_media(),
-                                                 timestamp=timestamp))
+        self._reconnect.write((commands.metadata(metadata, self._stream_for_media(),
+                                                 timestamp=timestamp),))
 
     # -- playing --------------------------------------------------------------------------
 
@@ -347,6 +365,7 @@ class Client:
                                    also_consumed={commands.NETSTREAM_PLAY_RESET}, timeout=timeout)
         self._stream_name = name
         connection.set_state(ClientState.SUBSCRIBING)
+        self._reconnect.started("play", name, play_args=(start, duration, reset))
         self.log.info("playing %r on stream %d", name, stream_id)
 
     subscribe = play
@@ -431,6 +450,7 @@ class Client:
             self._leave_stream(forget=True)
 
     def _leave_stream(self, forget: bool) -> None:
+        self._reconnect.started(None)
         self._inbox.leave_stream(forget)
         if self.state in (ClientState.PUBLISHING, ClientState.SUBSCRIBING):
             self._connection.set_state(ClientState.CONNECTED)
@@ -462,23 +482,21 @@ class Client:
     def read_message(self, timeout: Optional[float] = None) -> Message:
         """The next media, data or unhandled command message.
 
-        Protocol control, user control, pings and the replies of our own commands are
-        handled inside; every ``onStatus`` is also reported to ``ClientConfig.on_status``
-        and kept in :attr:`last_status`, and those not consumed by a command (e.g.
-        ``NetStream.Play.UnpublishNotify``) are returned as messages too.
+        Protocol control, user control, pings and our commands' replies are handled
+        inside; every ``onStatus`` goes to ``ClientConfig.on_status`` and :attr:`last_status`,
+        and those no command consumed (``NetStream.Play.UnpublishNotify``) are returned too.
 
-        When the played stream ends (User Control Stream EOF, RTMP 7.1.7 / RTMP 6.2
-        event 1; ``onStatus`` ``NetStream.Play.Stop``, ``.Complete`` or
-        ``.UnpublishNotify``, RTMP 7.2.2.1), the messages received before the end are
-        returned first, with the status messages that came along with it, then
-        :class:`rtmp.StreamEnded` is raised once for that end.  Signals of one end are
-        raised once; a later call waits again (a live stream may be published anew).
+        When the played stream ends (Stream EOF, RTMP 7.1.7 / 6.2 event 1; ``onStatus``
+        ``NetStream.Play.Stop``, ``.Complete`` or ``.UnpublishNotify``, RTMP 7.2.2.1), the
+        messages received before the end are returned first, with the statuses that came
+        along, then :class:`rtmp.StreamEnded` is raised once for that end; a later call
+        waits again (a live stream may be published anew).
 
         Raises :class:`rtmp.TimeoutError` after ``timeout`` (default ``read_timeout``)
-        seconds without a message; :class:`ConnectionClosedError` when the server
-        closed the connection.
+        seconds without a message; :class:`ConnectionClosedError` when the server closed
+        the connection (and, with ``ClientConfig.reconnect``, no reconnection succeeded).
         """
-        return self._connection.read_message(timeout)
+        return self._reconnect.read_message(timeout)
 
     def messages(self, timeout: Optional[float] = None) -> Iterator[Message]:
         """Iterate over :meth:`read_message` until the played stream ends.
@@ -510,23 +528,18 @@ class Client:
         the server had not read yet: the tail of the stream.)  When that cannot be
         confirmed (timeout, reset), raises :class:`ConnectionClosedError`, after closing.
 
-        Other sessions (players, a connection with no stream) close at once.  A second
-        call does nothing; after a failure (state ``ERROR``) it only closes the socket
-        and raises nothing.  Leaving a ``with`` block because of an exception never
-        raises from here (that exception is the one that matters).
+        Other sessions (players, no stream) close at once.  A second call does nothing;
+        after a failure (state ``ERROR``) it only closes the socket and raises nothing.
+        Leaving a ``with`` block because of an exception never raises from here.
         """
         self._close(confirm=True)
 
     def _close(self, confirm: bool) -> None:
         connection = self._connection
-        goodbye: List[Message] = []
-        if connection.is_open:
-            if self.state is ClientState.PUBLISHING and self._stream_name:
-                goodbye.append(connection.message(FCUnpublish(self._stream_name),
-                                                  reply=ReplyMode.UNTRACKED))
-            if self._inbox.stream_id is not None:
-                goodbye.append(connection.message(DeleteStream(self._inbox.stream_id)))
-        unconfirmed = connection.close(goodbye, confirm=self._published)
+        self._reconnect.started(None)
+        publishing = self.state is ClientState.PUBLISHING
+        unconfirmed = connection.close(goodbye_messages(connection, self._stream_name, publishing),
+                                       confirm=self._published)
         self._stream_name = None
         self._published = False
         if unconfirmed is not None:

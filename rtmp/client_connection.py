@@ -51,7 +51,7 @@ from .errors import CommandError, ConnectionClosedError, RTMPError, TimeoutError
 from .message import SHARED_OBJECT_TYPES, Message
 from .playback import END_SIGNAL_GRACE, EndOfPlay
 from .remote_shared_object import SharedObjects
-from .requests import Connect, Request
+from .requests import CAPS_EX_RECONNECT, Connect, EnhancedCaps, Request
 from .transport import Transport, client_ssl_context, open_connection, transport_from_config
 from .url import RTMPURL
 
@@ -170,6 +170,31 @@ class ClientConfig:
     milliseconds in play, lenient chunk parsing."""
     limits: Optional[Limits] = None
     """What the server may make our chunk decoder hold (RTMP 5.3); None: the defaults."""
+    fourcc_list: Sequence[str] = ()
+    """ERTMP Enhancing NetConnection connect Command: the ``fourCcList`` sent in connect
+    (codecs we handle, e.g. ``("hvc1", "av01", "Opus")``; ``"*"``: any); empty: not sent."""
+    video_fourcc_info_map: Dict[str, int] = field(default_factory=dict)
+    """``videoFourCcInfoMap`` sent in connect: FourCC -> FourCcInfoMask bits (CanDecode 1,
+    CanEncode 2, CanForward 4: ``rtmp.requests.FOURCC_CAN_*``); empty: not sent."""
+    audio_fourcc_info_map: Dict[str, int] = field(default_factory=dict)
+    """``audioFourCcInfoMap`` sent in connect, as ``video_fourcc_info_map``."""
+    caps_ex: Optional[int] = None
+    """``capsEx`` bits sent in connect (``rtmp.requests.CAPS_EX_*``); Reconnect (1) is added
+    while ``follow_reconnect_request`` is on.  None and not following: not sent."""
+    follow_reconnect_request: bool = True
+    """ERTMP Reconnect Request: follow the server's ``NetConnection.Connect.ReconnectRequest``
+    (a publisher at its next keyframe, a player at once) to the ``tcUrl`` it names, and
+    publish or play the same stream there (:mod:`rtmp.reconnect`); stated in ``capsEx``."""
+    reconnect: bool = False
+    """Reconnect by itself when the connection is lost while publishing or playing, and go
+    on with the same stream (:mod:`rtmp.reconnect`); off by default."""
+    reconnect_attempts: int = 5
+    """Connections tried, one after another, for one reconnection before giving up."""
+    reconnect_backoff: float = 0.5
+    """Seconds before the second attempt; doubled for each next one, up to
+    ``reconnect_backoff_max`` (the first attempt goes at once)."""
+    reconnect_backoff_max: float = 10.0
+    """The longest wait between two attempts (seconds)."""
 
     def __post_init__(self) -> None:
         if self.object_encoding not in (0, 3):
@@ -179,9 +204,21 @@ class ClientConfig:
                                   limits=self.limits)
         if self.max_buffered_messages < 1 or self.max_buffered_bytes < 1:
             raise ValueError("the read buffer limits must be positive")
+        if self.reconnect_attempts < 1 or not 0 <= self.reconnect_backoff <= self.reconnect_backoff_max:
+            raise ValueError("reconnect_attempts must be at least 1 and "
+                             "0 <= reconnect_backoff <= reconnect_backoff_max")
         if self.strict:
             self.play_times_in_milliseconds = False
             self.accept_media_on_stream_zero = False
+
+
+    def enhanced_caps(self) -> EnhancedCaps:
+        """ERTMP Enhancing NetConnection connect Command: what connect states we can do."""
+        caps = self.caps_ex
+        if self.follow_reconnect_request:
+            caps = (caps or 0) | CAPS_EX_RECONNECT
+        return EnhancedCaps(tuple(self.fourcc_list), dict(self.video_fourcc_info_map),
+                            dict(self.audio_fourcc_info_map), caps)
 
 
 class ClientConnection:
@@ -340,7 +377,7 @@ class ClientConnection:
             app, tc_url, *cfg.connect_arguments, flash_ver=cfg.flash_ver,
             object_encoding=cfg.object_encoding, audio_codecs=FFMPEG_AUDIO_CODECS,
             video_codecs=FFMPEG_VIDEO_CODECS, swf_url=cfg.swf_url, page_url=cfg.page_url,
-            extra=dict(cfg.connect_properties),
+            extra={**cfg.enhanced_caps().to_properties(), **cfg.connect_properties},
         )  # fmt: skip
         opening: List[Message] = []
         if cfg.chunk_size != 128:

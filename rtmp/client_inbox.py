@@ -61,6 +61,7 @@ class InboxSettings(Protocol):
     max_buffered_messages: int
     max_buffered_bytes: int
     on_status: Optional[Callable[[StatusEvent], None]]
+    follow_reconnect_request: bool
 
 
 class ClientInbox:
@@ -89,6 +90,9 @@ class ClientInbox:
         self.last_media_timestamp = 0
         #: The status that refused or ended our publishing, not yet raised by a write.
         self.refusal: Optional[StatusEvent] = None
+        #: ERTMP Reconnect Request: the server's request, not yet followed
+        #: (:mod:`rtmp.reconnect` takes it); only with ``follow_reconnect_request``.
+        self.reconnect_request: Optional[StatusEvent] = None
         self._ends = PlayEnds(log)  # RTMP 7.1.7 / 7.2.2.1: the ends of our play
         self._unpublish_requested = False
         self._warned: Set[str] = set()
@@ -103,6 +107,7 @@ class ClientInbox:
         self.last_status = None
         self._ends.forget()
         self.refusal = None
+        self.reconnect_request = None
 
     def use_stream(self, stream_id: int) -> None:
         """createStream gave ``stream_id`` (RTMP 7.2.1.3): ours from now on."""
@@ -233,6 +238,13 @@ class ClientInbox:
                 callback(event)
             except Exception:  # noqa: BLE001 - the application's bug must not break the read
                 self.log.exception("ClientConfig.on_status raised for %s", event.code)
+        if (event.code == commands.NETCONNECTION_CONNECT_RECONNECT_REQUEST
+                and event.stream_id == 0 and self.settings.follow_reconnect_request):
+            self.log.info("server asks us to reconnect%s: %s",
+                          f" to {event.info.get('tcUrl')!r}" if "tcUrl" in event.info else "",
+                          event.description)
+            self.reconnect_request = event
+            return
         ours = event.stream_id in (self.stream_id, 0) and self.stream_id is not None
         if not ours:
             return
@@ -259,6 +271,9 @@ class ClientInbox:
             elif isinstance(event, Unhandled):
                 keep.append(message)
             elif isinstance(event, StatusEvent):
+                if self.reconnect_request is not None \
+                        and event.code == commands.NETCONNECTION_CONNECT_RECONNECT_REQUEST:
+                    continue  # followed (rtmp.reconnect), not handed to the application
                 if event.code in END_OF_PLAY_CODES and event.stream_id in (self.stream_id, 0):
                     self._ends.signal(f"{END_OF_PLAY_CODES[event.code]} ({event.code})", event,
                                       now)

@@ -59,6 +59,7 @@ __all__ = [
     "error",
     "metadata",
     "on_status",
+    "reconnect_request",
     "pause",
     "play",
     "publish",
@@ -478,6 +479,16 @@ def on_status(
         message_stream_id=message_stream_id,
         object_encoding=object_encoding,
     )
+
+
+def reconnect_request(tc_url: str | None = None, description: str = "") -> Message:
+    """ERTMP Reconnect Request: the NetConnection ``onStatus, 0, null, {level: "status",
+    code: "NetConnection.Connect.ReconnectRequest", description, tcUrl}`` a server sends
+    to ask a client to reconnect (to ``tc_url``, absolute or relative to the current
+    tcUrl; when None, to the current one: no ``tcUrl`` is sent).  On stream 0, AMF0."""
+    extra: dict[str, Any] = {} if tc_url is None else {"tcUrl": tc_url}
+    return on_status(NETCONNECTION_CONNECT_RECONNECT_REQUEST,
+                     description or "The server asks the client to reconnect.", 0, **extra)
 
 
 def result(

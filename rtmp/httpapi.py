@@ -125,6 +125,7 @@ class _Request:
     version: str
     headers: Dict[str, str]
     peer: Optional[Tuple[str, int]] = None
+    body: bytes = b""
 
 
 @dataclass
@@ -133,6 +134,22 @@ class _Response:
     body: bytes = b""
     content_type: str = "application/json"
     headers: Dict[str, str] = field(default_factory=dict)
+
+
+def _reconnect_options(body: bytes) -> Tuple[Optional[str], str]:
+    """The optional JSON body of ``/reconnect``: ``{"tcUrl": str, "description": str}``."""
+    if not body.strip():
+        return None, ""
+    try:
+        options = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise HTTPError(400, "the body must be a JSON object") from None
+    if not isinstance(options, dict) or set(options) - {"tcUrl", "description"}:
+        raise HTTPError(400, 'the body may hold only "tcUrl" and "description"')
+    tc_url, description = options.get("tcUrl"), options.get("description", "")
+    if not isinstance(tc_url, (str, type(None))) or not isinstance(description, str):
+        raise HTTPError(400, '"tcUrl" and "description" must be strings')
+    return tc_url, description
 
 
 def _json(doc: Any, status: int = 200) -> _Response:
@@ -392,7 +409,8 @@ class HTTPServer:
             body += self._recv(sock, deadline, "request body")
         if not target.startswith("/"):
             raise HTTPError(400, "the request target must be a path")
-        return _Request(method, target.partition("?")[0].partition("#")[0], version, headers)
+        return _Request(method, target.partition("?")[0].partition("#")[0], version, headers,
+                        body=body[:length])
 
     # -- routing --------------------------------------------------------------------------
 
@@ -433,7 +451,8 @@ class HTTPServer:
             raise HTTPError(405, f"{request.method} is not allowed here",
                             {"Allow": ", ".join(methods)})
         if action is not None:
-            return self._connection_action(action.group(1), action.group(2), authorized)
+            return self._connection_action(action.group(1), action.group(2), authorized,
+                                           request.body)
         if path == "/":
             return _Response(200, statuspage.PAGE, "text/html; charset=utf-8",
                              {"Content-Security-Policy": statuspage.CONTENT_SECURITY_POLICY})
@@ -446,19 +465,27 @@ class HTTPServer:
         }
         return handlers[path]()
 
-    def _connection_action(self, conn_id: str, action: str, authorized: bool) -> _Response:
+    def _connection_action(self, conn_id: str, action: str, authorized: bool,
+                           body: bytes = b"") -> _Response:
         if not self.token:
             raise HTTPError(403, "no http_token is configured: connection actions are disabled")
         if not authorized:
             raise HTTPError(401, "this endpoint needs Authorization: Bearer <http_token>",
                             {"WWW-Authenticate": 'Bearer realm="rtmp"'})
-        if action == "reconnect":
-            raise HTTPError(501, "reconnect requests are not implemented yet")
+        tc_url, description = _reconnect_options(body) if action == "reconnect" else (None, "")
         for conn in self.server.connections:
-            if conn.id == conn_id:
+            if conn.id != conn_id:
+                continue
+            if action == "drop":
                 logger.info("HTTP API: dropping connection %s", conn_id)
                 conn.close()
                 return _json({"dropped": conn_id})
+            logger.info("HTTP API: asking connection %s to reconnect", conn_id)
+            try:  # ERTMP Reconnect Request
+                stated = conn.request_reconnect(tc_url, description)
+            except RTMPError as exc:
+                raise HTTPError(409, str(exc)) from None
+            return _json({"reconnect": conn_id, "tcUrl": tc_url, "capsExReconnect": stated})
         raise HTTPError(404, f"no connection {conn_id}")
 
     def _metrics(self) -> _Response:

@@ -745,6 +745,10 @@ def _publish_one(conn: ConnectionContext, ns: NetStream, msg: Message) -> None:
             return
     state = ns.state
     assert isinstance(state, Publishing)
+    if state.live.publisher is not ns:
+        # ERTMP Reconnect Request: the client's new connection took the stream over;
+        # what the old one still sends would go out of order: dropped.
+        return
     if state.recorder is not None:
         try:
             state.recorder.write(msg)

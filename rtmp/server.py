@@ -496,6 +496,23 @@ class Server:
         with self._lock:
             return [c for c in self._connections.values() if not c._over_limit]
 
+    def request_reconnect_all(self, tc_url: Optional[str] = None,
+                              description: str = "") -> List[str]:
+        """ERTMP Reconnect Request: ask every connected client to reconnect (before a
+        planned restart, or to move them to ``tc_url``); see
+        :meth:`rtmp.server_connection.ServerConnection.request_reconnect`.  Returns the
+        ids of the connections asked (those closing meanwhile are skipped)."""
+        asked = []
+        for conn in self.connections:
+            try:
+                conn.request_reconnect(tc_url, description)
+            except RTMPError as exc:  # not connected yet, or gone meanwhile
+                conn.log.debug("no reconnect request: %s", exc)
+                continue
+            asked.append(conn.id)
+        logger.info("asked %d clients to reconnect", len(asked))
+        return asked
+
     @property
     def connection_count(self) -> int:
         return len(self.connections)

@@ -29,7 +29,7 @@ from .errors import ConnectionClosedError, ProtocolError, RTMPError, TimeoutErro
 from .logs import ConnectionLoggerAdapter, connection_logger
 from .message import DATA_TYPES, MEDIA_TYPES, SHARED_OBJECT_TYPES, Message, MessageType
 from .netstream import NetStream, ServerServices, StreamLimit
-from .requests import EnhancedCaps, check_depth
+from .requests import CAPS_EX_RECONNECT, EnhancedCaps, check_depth
 from .transport import Transport, close_socket, shutdown_socket, transport_from_config, wait_readable
 
 if TYPE_CHECKING:
@@ -123,6 +123,8 @@ class ServerConnection:
         self._torn_down = False
         self._warned: "set[str]" = set()  # first_warning's keys
         self._published = False  # a publish started on this connection
+        self.reconnect_requested: Optional[float] = None
+        """When :meth:`request_reconnect` last asked the client (``time.monotonic()``)."""
 
     # -- public API -----------------------------------------------------------------------
 
@@ -165,6 +167,36 @@ class ServerConnection:
                     raise ConnectionClosedError(f"connection {self.id} is closed") from None
                 if deadline is not None and time.monotonic() >= deadline:
                     raise TimeoutError(f"no message from {self.id} within {seconds_text(timeout)} s") from None
+
+    def request_reconnect(self, tc_url: Optional[str] = None, description: str = "") -> bool:
+        """ERTMP Reconnect Request: ask the client to reconnect, to ``tc_url`` (absolute,
+        or relative to its tcUrl; None: the same server) -- ``onStatus``
+        ``NetConnection.Connect.ReconnectRequest``, level ``status``.
+
+        The session goes on until the client leaves (the v2 document: the old server
+        "SHOULD continue processing messages from the client until the client
+        disconnects"); when the client stated ``capsEx`` Reconnect, a stream it publishes
+        may be taken over by the next publisher of the same name within
+        ``rtmp.streams.HANDOVER_WINDOW`` seconds (:meth:`rtmp.streams.LiveStream.allow_handover`),
+        so players see one stream.  Returns whether the client stated ``capsEx`` Reconnect in connect (the
+        request is sent either way: a client that cannot follow it ignores a status).
+        Raises :class:`rtmp.ConnectionClosedError` when the session is not connected.
+        """
+        if tc_url is not None and not isinstance(tc_url, str):
+            raise TypeError(f"tc_url must be a string or None, not {type(tc_url).__name__}")
+        transport = self._transport
+        if not self._accepted or transport is None or transport.closed \
+                or self._state == ConnectionState.CLOSED:
+            raise ConnectionClosedError(f"connection {self.id} has no NetConnection to reconnect")
+        stated = self.client_caps.has(CAPS_EX_RECONNECT)
+        for ns in list(self._streams.values()) if stated else ():
+            live = ns.live if ns.state.publishing else None
+            if live is not None:  # a client that cannot follow keeps its stream to itself
+                live.allow_handover(ns)
+        transport.write_message(commands.reconnect_request(tc_url, description))
+        self.reconnect_requested = time.monotonic()
+        self.log.info("asked the client to reconnect%s", f" to {tc_url}" if tc_url else "")
+        return stated
 
     def close(self) -> None:
         """End the session: the connection's thread cleans up and calls ``on_disconnect``."""

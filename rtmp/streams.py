@@ -76,12 +76,16 @@ __all__ = [
     "PlayerStats",
     "DEFAULT_MAX_QUEUE_BYTES",
     "DEFAULT_MAX_GOP_BYTES",
+    "HANDOVER_WINDOW",
 ]
 
 logger = logging.getLogger(__name__)
 
 #: Default byte budget of one player's send queue (about 8 s of a 2 Mbit/s stream).
 DEFAULT_MAX_QUEUE_BYTES = 2 * 1024 * 1024
+#: Seconds after a reconnect request during which a publisher's stream may be taken over by
+#: the next publisher of its name (ERTMP Reconnect Request; :meth:`LiveStream.allow_handover`).
+HANDOVER_WINDOW = 30.0
 #: Default limit of the GOP cache; a longer GOP is not cached (late joiners wait).
 DEFAULT_MAX_GOP_BYTES = 16 * 1024 * 1024
 #: A player whose queue holds this many times its budget is stalled: even
@@ -702,6 +706,8 @@ class LiveStream:
     _gop_bytes: int = 0
     _gop_valid: bool = False
     _gop_anchor: GopAnchor = field(default_factory=GopAnchor)  # ERTMP Multitrack
+    _handover_from: Optional[object] = None  # ERTMP Reconnect Request: may be taken over
+    _handover_until: float = 0.0  # ... until this time.monotonic()
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -741,6 +747,21 @@ class LiveStream:
             return self.configs.items()
 
     # -- the publisher's side --------------------------------------------------------------
+
+    def allow_handover(self, owner: object, seconds: float = HANDOVER_WINDOW) -> None:
+        """ERTMP Reconnect Request: the server asked ``owner``, the publisher, to reconnect;
+        the next publisher of this name within ``seconds`` takes the stream over
+        (:meth:`StreamHub.publish`) and players see one stream go on, without
+        UnpublishNotify or Stream EOF."""
+        with self._lock:
+            if self.publisher is owner:
+                self._handover_from = owner
+                self._handover_until = time.monotonic() + seconds
+
+    def _handover_open(self) -> bool:
+        return (self.publisher is not None and self.publisher is self._handover_from
+                and time.monotonic() < self._handover_until)
+
 
     def set_metadata(self, message: Optional[Message]) -> None:
         """FLV E.5: the ``onMetaData`` (from ``@setDataFrame``) late joiners get; None clears it."""
@@ -806,6 +827,7 @@ class LiveStream:
     def reset_publisher_state(self) -> None:
         """Forget headers, metadata and the GOP (the publisher left)."""
         with self._lock:
+            self._handover_from = None
             self.metadata = None
             self.configs.clear()
             self._gop, self._gop_bytes, self._gop_valid = [], 0, False
@@ -913,14 +935,18 @@ class StreamHub:
         """
         with self._lock:
             stream = self._get_or_create(app, name)
-            if stream.publisher is not None and stream.publisher is not owner:
+            handover = stream._handover_open()
+            if stream.publisher is not None and stream.publisher is not owner and not handover:
                 raise StreamBusyError(f"stream {app}/{name} is already being published")
             stream.reset_publisher_state()
             stream.publisher = owner
+            stream._handover_from = None
             stream.published_at = time.monotonic()
             waiting = stream.snapshot_players()
         for player in waiting:
             player.await_keyframe()  # the publisher may start in the middle of a GOP
+        if handover:  # ERTMP Reconnect Request: the same stream goes on for its players
+            return stream
         if on_start is not None:
             for player in waiting:
                 on_start(player)

@@ -99,7 +99,9 @@ def test_result_states_the_server_caps_and_the_api_shows_the_clients(encoding: i
 
 @pytest.mark.spec(CONNECT)
 def test_a_legacy_client_has_empty_caps() -> None:
-    with Server(ServerConfig(addr="127.0.0.1:0")) as server, Client() as client:
+    # Our client states capsEx Reconnect while it follows reconnect requests (the default).
+    legacy = ClientConfig(follow_reconnect_request=False)
+    with Server(ServerConfig(addr="127.0.0.1:0")) as server, Client(legacy) as client:
         client.connect(url_of(server))
         caps = server.connections[0].client_caps
         assert caps == EnhancedCaps() and not caps.enhanced

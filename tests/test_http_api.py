@@ -464,12 +464,47 @@ def test_drop_needs_the_token_and_closes_the_connection() -> None:
         good = {"Authorization": f"Bearer {TOKEN}"}
         assert env.request("GET", f"/api/connections/{conn_id}/drop", good)[0] == 405
         assert env.request("POST", "/api/connections/nope-1/drop", good)[0] == 404
-        assert env.request("POST", f"/api/connections/{conn_id}/reconnect", good)[0] == 501
         status, _, body = env.request("POST", f"/api/connections/{conn_id}/drop", good)
         assert (status, json.loads(body)) == (200, {"dropped": conn_id})
         assert wait_for(lambda: env.server.connection_count == 0)
         with pytest.raises(rtmp.RTMPError):
             victim.create_stream(timeout=5)
+    finally:
+        env.close()
+
+
+@pytest.mark.spec("ERTMP Reconnect Request")
+def test_reconnect_needs_the_token_and_sends_the_v2_onstatus() -> None:
+    env = Live()
+    try:
+        statuses: List[rtmp.StatusEvent] = []
+        client = rtmp.Client(rtmp.ClientConfig(connect_timeout=10, read_timeout=10,
+                                               follow_reconnect_request=False,
+                                               on_status=statuses.append))
+        client.connect(env.url())
+        env.clients.append(client)
+        conn_id = next(c.id for c in env.server.connections)
+        path = f"/api/connections/{conn_id}/reconnect"
+        assert env.request("POST", path)[0] == 401
+        good = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+        assert env.request("GET", path, good)[0] == 405
+        assert env.request("POST", "/api/connections/nope-1/reconnect", good)[0] == 404
+        assert env.request("POST", path, good, b"[1]")[0] == 400
+        assert env.request("POST", path, good, b'{"tcUrl": 5}')[0] == 400
+        assert env.request("POST", path, good, b'{"other": "x"}')[0] == 400
+        body = json.dumps({"tcUrl": "/other", "description": "moving"}).encode()
+        status, _, answer = env.request("POST", path, good, body)
+        assert status == 200
+        assert json.loads(answer) == {"reconnect": conn_id, "tcUrl": "/other",
+                                      "capsExReconnect": False}
+        kept = commands.decode_command(client.read_message(timeout=5))  # not followed: kept
+        assert kept.code == commands.NETCONNECTION_CONNECT_RECONNECT_REQUEST
+        event = next(e for e in statuses if e.code == commands.NETCONNECTION_CONNECT_RECONNECT_REQUEST)
+        assert (event.level, event.description, event.info.get("tcUrl")) == (
+            "status", "moving", "/other")
+        status, _, answer = env.request("POST", path, good)  # no body: the same server
+        assert json.loads(answer)["tcUrl"] is None
+        assert env.server.connection_count == 1  # the session goes on
     finally:
         env.close()
 
