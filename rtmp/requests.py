@@ -208,10 +208,17 @@ def _dense_values(value: Any) -> list[Any]:
     if isinstance(value, (list, tuple)):
         return list(value)
     if isinstance(value, dict):
+        # ASCII digits only ("²".isdigit() is true), and short: int() of a 5,000-digit
+        # string raises, and no array a peer sends has a billion entries.
         indexed = [(int(key), item) for key, item in value.items()
-                   if isinstance(key, (str, int)) and str(key).isdigit()]
+                   if isinstance(key, (str, int)) and _index_text(str(key))]
         return [item for _, item in sorted(indexed, key=lambda pair: pair[0])]
     return []
+
+
+def _index_text(text: str) -> bool:
+    """True for an array index written as text: 1 to 9 ASCII digits."""
+    return 0 < len(text) <= 9 and text.isascii() and text.isdigit()
 
 
 def _fourcc_text(value: Any) -> str | None:

@@ -6,7 +6,7 @@ import math
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from rtmp import Message, MessageType, StreamType, commands
@@ -485,6 +485,8 @@ def test_enhanced_caps_are_read_leniently() -> None:
                                     lambda inner: st.lists(inner, max_size=4)
                                     | st.dictionaries(st.text(max_size=5), inner, max_size=4),
                                     max_leaves=12)))
+@example({"fourCcList": {"\u00b2": "hvc1"}})  # "²".isdigit() is true; int("²") raises
+@example({"fourCcList": {"1" * 5000: "hvc1"}})  # int() refuses a 5,000-digit string
 @pytest.mark.spec("ERTMP Enhancing NetConnection connect Command")
 def test_enhanced_caps_never_raise(obj: dict[str, Any]) -> None:
     caps = Connect(obj).enhanced_caps

@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, List, Optional, Tuple
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from rtmp import Client, Server, ServerConfig, StreamEnded, commands, flv, user_control
 from rtmp.amf import decode_payload
 from rtmp.message import Message, MessageType, build_aggregate
+from rtmp.streams import config_keys
 from rtmp.vod import (
     FlvIndex,
     Recorder,
@@ -501,6 +502,7 @@ class TestRecorderProperties:
         steps=st.lists(st.tuples(st.sampled_from([8, 9]), st.integers(0, 5000),
                                  st.binary(min_size=1, max_size=40)), min_size=1, max_size=40),
     )
+    @example(start=0, steps=[(9, 0, b"\xf4\x00\x00\x00\x00"), (9, 10, b"\x17\x01")])
     def test_round_trip_keeps_order_data_and_relative_time(
         self, tmp_path_factory: pytest.TempPathFactory, start: int,
         steps: List[Tuple[int, int, bytes]],
@@ -513,8 +515,10 @@ class TestRecorderProperties:
             messages.append(Message(type=kind, data=payload, timestamp=now))
         tags = read_tags(record(path, messages))
         assert [(t.type, t.data) for t in tags] == [(int(m.type), m.data) for m in messages]
-        # Time 0 is the first frame; sequence headers before it go at 0 too.
-        first = next((i for i, m in enumerate(messages) if not flv.is_sequence_header(m)),
+        # Time 0 is the first frame; configuration before it (sequence headers, and the
+        # Enhanced RTMP video Metadata and MultichannelConfig packets) goes at 0 too.
+        first = next((i for i, m in enumerate(messages)
+                      if not (flv.is_sequence_header(m) or config_keys(m.type, m.data))),
                      len(messages))
         elapsed = 0
         expected = [0] * (first + 1)
