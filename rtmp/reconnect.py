@@ -43,7 +43,7 @@ the old connection, tried again at the next boundary, ``reconnect_attempts`` tim
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Set, Tuple
 from urllib.parse import urljoin, urlsplit
 
@@ -63,6 +63,7 @@ __all__ = [
     "SWITCH_WITHIN",
     "PublishMemory",
     "Reconnector",
+    "Backoff",
     "backoff_delays",
     "goodbye_messages",
     "reconnect_url",
@@ -113,18 +114,39 @@ def reconnect_url(current: RTMPURL, tc_url: str) -> RTMPURL:
                    password=target.password or (current.password if same_host else None))
 
 
+@dataclass
+class Backoff:
+    """Delays between attempts: ``initial``, doubled each time up to ``maximum``."""
+
+    initial: float = 0.5
+    maximum: float = 3.0
+    factor: float = 2.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.initial <= self.maximum:
+            raise ValueError("backoff needs 0 < initial <= maximum")
+        if self.factor < 1:
+            raise ValueError("backoff factor must be at least 1")
+        self._next = self.initial
+
+    def next(self) -> float:
+        """The delay before the next attempt (and grow the one after)."""
+        delay = self._next
+        self._next = min(self.maximum, self._next * self.factor)
+        return delay
+
+    def reset(self) -> None:
+        """A session went live: the next loss waits ``initial`` again."""
+        self._next = self.initial
+
+
 def backoff_delays(attempts: int, first: float, maximum: float) -> List[float]:
-    """Seconds to wait before each of ``attempts`` attempts: 0, then ``first`` doubling
-    up to ``maximum`` (0, 0.5, 1, 2, 4, ... for 0.5)."""
-    delays: List[float] = []
-    delay = first
-    for attempt in range(attempts):
-        if attempt == 0:
-            delays.append(0.0)
-            continue
-        delays.append(min(delay, maximum))
-        delay *= 2
-    return delays
+    """Seconds to wait before each of ``attempts`` attempts: 0, then :class:`Backoff`'s
+    delays from ``first`` doubling up to ``maximum`` (0, 0.5, 1, 2, 4, ... for 0.5)."""
+    if first <= 0:
+        return [0.0] * attempts
+    backoff = Backoff(first, max(first, maximum))
+    return [0.0 if attempt == 0 else backoff.next() for attempt in range(attempts)]
 
 
 def _is_metadata(values: Sequence[Any]) -> Optional[bool]:

@@ -39,6 +39,7 @@ from typing import Any, Generic, List, Mapping, Optional, Sequence, Tuple, TypeV
 
 from .client import Client, ClientConfig
 from .errors import CommandError, RTMPError
+from .reconnect import Backoff
 from .logs import connection_logger
 from .message import Message
 from .url import RTMPURL, parse_url
@@ -120,32 +121,6 @@ class RelayInfo:
     def as_dict(self) -> dict[str, Any]:
         """The JSON form of refs/http-api.md."""
         return {field: getattr(self, field) for field in self.__dataclass_fields__}
-
-
-@dataclass
-class Backoff:
-    """Delays between attempts: ``initial``, doubled each time up to ``maximum``."""
-
-    initial: float = 0.5
-    maximum: float = 3.0
-    factor: float = 2.0
-
-    def __post_init__(self) -> None:
-        if not 0 < self.initial <= self.maximum:
-            raise ValueError("backoff needs 0 < initial <= maximum")
-        if self.factor < 1:
-            raise ValueError("backoff factor must be at least 1")
-        self._next = self.initial
-
-    def next(self) -> float:
-        """The delay before the next attempt (and grow the one after)."""
-        delay = self._next
-        self._next = min(self.maximum, self._next * self.factor)
-        return delay
-
-    def reset(self) -> None:
-        """A session went live: the next loss waits ``initial`` again."""
-        self._next = self.initial
 
 
 def check_relay_url(url: str, what: str = "relay") -> RTMPURL:
