@@ -758,7 +758,8 @@ class LiveStream:
                 self._handover_from = owner
                 self._handover_until = time.monotonic() + seconds
 
-    def _handover_open(self) -> bool:
+    def handover_open(self) -> bool:
+        """True while the publisher the server asked to reconnect may be taken over."""
         return (self.publisher is not None and self.publisher is self._handover_from
                 and time.monotonic() < self._handover_until)
 
@@ -935,12 +936,11 @@ class StreamHub:
         """
         with self._lock:
             stream = self._get_or_create(app, name)
-            handover = stream._handover_open()
+            handover = stream.handover_open()
             if stream.publisher is not None and stream.publisher is not owner and not handover:
                 raise StreamBusyError(f"stream {app}/{name} is already being published")
             stream.reset_publisher_state()
-            stream.publisher = owner
-            stream._handover_from = None
+            stream.publisher = owner  # reset_publisher_state closed any handover window
             stream.published_at = time.monotonic()
             waiting = stream.snapshot_players()
         for player in waiting:
