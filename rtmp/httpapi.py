@@ -75,12 +75,13 @@ ROUTES = {
 }
 _CONNECTION_ACTION = re.compile(r"^/api/connections/([A-Za-z0-9_.-]{1,64})/(drop|reconnect)$")
 _REQUEST_START = re.compile(rb"^[A-Z]{1,16} ")
+_DIGITS = re.compile(r"[0-9]+")
 _TOKEN_CHARS = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 5.6.2 token
 _LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 
 _REASONS = {
     200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-    405: "Method Not Allowed", 408: "Request Timeout", 411: "Length Required",
+    405: "Method Not Allowed", 408: "Request Timeout", 409: "Conflict", 411: "Length Required",
     413: "Content Too Large", 421: "Misdirected Request", 429: "Too Many Requests",
     431: "Request Header Fields Too Large", 500: "Internal Server Error",
     501: "Not Implemented", 503: "Service Unavailable", 505: "HTTP Version Not Supported",
@@ -400,9 +401,12 @@ class HTTPServer:
         if "transfer-encoding" in headers:
             raise HTTPError(411, "chunked bodies are not accepted; send Content-Length")
         length_text = headers.get("content-length", "0")
-        if not length_text.isdigit():
+        if not _DIGITS.fullmatch(length_text):  # ASCII only: str.isdigit() takes "²" (RFC 9110 8.6)
             raise HTTPError(400, "malformed Content-Length")
-        length = int(length_text)
+        significant = length_text.lstrip("0") or "0"
+        if len(significant) > 18:  # too large anyway (and past 4,300 digits int() refuses it)
+            raise HTTPError(413, f"body over {limits.max_body_bytes} bytes")
+        length = int(significant)
         if length > limits.max_body_bytes:
             raise HTTPError(413, f"body over {limits.max_body_bytes} bytes")
         while len(body) < length:

@@ -131,6 +131,11 @@ def test_bytes_that_are_not_http_get_400_or_a_close(api: HTTPServer, name: str,
     (b"POST /api/connections/x/drop HTTP/1.1\r\nContent-Length: 999999\r\n\r\n", 413),
     (b"POST /api/connections/x/drop HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 411),
     (b"POST /api/connections/x/drop HTTP/1.1\r\nContent-Length: -1\r\n\r\n", 400),
+    # "\xb2" is latin-1 "²", which str.isdigit() accepts and int() refuses; and past
+    # 4,300 digits int() refuses any string: both are bad requests, not internal errors.
+    (b"POST /api/connections/x/drop HTTP/1.1\r\nContent-Length: \xb2\r\n\r\n", 400),
+    (b"POST /api/connections/x/drop HTTP/1.1\r\nContent-Length: " + b"1" * 5000 + b"\r\n\r\n",
+     413),
     (b"DELETE /api/streams HTTP/1.1\r\n\r\n", 405),
     (b"BREW /metrics HTTP/1.1\r\n\r\n", 405),
     (b"GET /nothing-here HTTP/1.1\r\n\r\n", 404),
