@@ -494,7 +494,7 @@ class Server:
     def connections(self) -> List[ServerConnection]:
         """The live connections (not those being refused)."""
         with self._lock:
-            return [c for c in self._connections.values() if not c._over_limit]
+            return [c for c in self._connections.values() if not c.over_limit]
 
     def request_reconnect_all(self, tc_url: Optional[str] = None,
                               description: str = "") -> List[str]:
@@ -587,7 +587,7 @@ class Server:
         config = self.config
         with self._lock:
             self.stats.accepted += 1
-            active = [c for c in self._connections.values() if not c._over_limit]
+            active = [c for c in self._connections.values() if not c.over_limit]
             refusing = len(self._connections) - len(active)
             over = ""
             if len(active) >= config.max_connections:

@@ -350,3 +350,45 @@ def test_layer_table_reader() -> None:
     assert layers["rtmp.errors"] == 0 and layers["rtmp.cli"] == 6
     assert ("rtmp.amf0", "rtmp.amf3") in arrows and ("rtmp.amf3", "rtmp.amf0") not in arrows
     assert "rtmp.message" in _reachable("rtmp.session", arrows)
+
+
+def foreign_private_attributes(source: str) -> List[Tuple[int, str]]:
+    """``other._name`` where ``_name`` is nobody's in this module: no assignment
+    ``x._name = ...`` and no ``def``/``class _name`` here, i.e. another module's private
+    attribute (issue 16: a class uses another module's classes through their public API)."""
+    tree = ast.parse(source)
+    own: Set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            own.add(node.name)
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+            own.add(node.attr)
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            own.add(node.target.id)  # dataclass fields
+    found = []
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load)
+                and node.attr.startswith("_") and not node.attr.startswith("__")
+                and node.attr not in own
+                and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))):
+            found.append((node.lineno, ast.unparse(node)))
+    return found
+
+
+#: Private names of other libraries that a module may use (the standard library's own API).
+PRIVATE_ALLOWED = {"_value2member_map_"}  # enum.Enum's value index (message.py)
+
+
+def test_no_module_reaches_into_another_modules_private_attributes() -> None:
+    offences = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for line, text in foreign_private_attributes(path.read_text(encoding="utf-8")):
+            if text.rpartition(".")[2] not in PRIVATE_ALLOWED:
+                offences.append(f"{path.relative_to(ROOT)}:{line}: {text}")
+    assert not offences, "\n".join(offences)
+
+
+def test_private_attribute_reader() -> None:
+    source = ("class A:\n    def __init__(self):\n        self._mine = 1\n"
+              "def f(a, b):\n    return a._mine, b._theirs, a.public\n")
+    assert foreign_private_attributes(source) == [(5, "b._theirs")]
