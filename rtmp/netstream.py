@@ -771,8 +771,11 @@ def feed_live(live: LiveStream, msg: Message, log: Any) -> bool:
     as its publisher would (what a pull from an origin receives, :mod:`rtmp.pull`);
     False for any other type (ignored)."""
     if msg.type == MessageType.AGGREGATE:
-        for sub in split_aggregate(msg):  # RTMP 7.1.6
-            feed_live(live, sub, log)
+        for sub in split_aggregate(msg):  # RTMP 7.1.6: tags, never another aggregate
+            if sub.type != MessageType.AGGREGATE:  # (nested ones: no recursion to exhaust)
+                feed_live(live, sub, log)
+            else:
+                log.warning("aggregate inside an aggregate dropped (RTMP 7.1.6)")
         return True
     if msg.type in _DATA_TYPES:
         _publish_data(log, live, msg)

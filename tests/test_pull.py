@@ -408,3 +408,22 @@ def test_feed_live_takes_what_a_pull_receives_as_a_publisher_would() -> None:
     assert not feed_live(live, Message(MessageType.SET_CHUNK_SIZE, b"\x00\x00\x10\x00", 0, 0),
                          log)
     assert live.messages_in == 3
+
+
+@pytest.mark.spec("RTMP 7.1.6")
+def test_feed_live_does_not_recurse_into_nested_aggregates() -> None:
+    """An aggregate carries tags (audio, video, data), never another aggregate: an origin
+    sending aggregates nested 2,000 deep (40 KB) gets none of them relayed, and no
+    RecursionError ends the pull with a crash."""
+    from rtmp.message import Message, build_aggregate
+    from rtmp.netstream import feed_live
+    from rtmp.streams import StreamHub
+    from tests.test_push import VIDEO_HEADER
+
+    hub = StreamHub()
+    live = hub.publish("live", "cam", object())
+    nested = build_aggregate([Message(MessageType.VIDEO, VIDEO_HEADER, 0, 1)])
+    for _ in range(2000):
+        nested = build_aggregate([nested])
+    assert feed_live(live, nested, logging.getLogger("test"))
+    assert live.messages_in == 0 and live.video_config is None
