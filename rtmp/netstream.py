@@ -111,7 +111,7 @@ class Publishing(Idle):
         pushes, self.pushes = self.pushes, []
         for target in pushes:
             target.stop()  # does not wait: the target's own thread ends its session
-        conn.server.hub.unpublish(self.live, ns, on_stop=_notify_unpublish)
+        conn.server.hub.unpublish(self.live, ns, on_stop=notify_unpublish)
         recorder, self.recorder = self.recorder, None
         replies = []
         if recorder is not None:
@@ -384,7 +384,7 @@ def publish(conn: ConnectionContext, cmd: Command) -> None:
                                 f"cannot record {name}: {exc}", details=name))
         return
     try:
-        live = conn.server.hub.publish(conn.app, name, ns, on_start=_notify_publish)
+        live = conn.server.hub.publish(conn.app, name, ns, on_start=notify_publish)
     except StreamBusyError as exc:
         if recorder is not None:
             recorder.on_done = None  # not a recording: on_record_done is not told
@@ -410,7 +410,7 @@ def publish(conn: ConnectionContext, cmd: Command) -> None:
     conn.log.info("publishing %s/%s (%s)", conn.app, name, stream_type.value)
 
 
-def _notify_publish(player: LivePlayer) -> None:
+def notify_publish(player: LivePlayer) -> None:
     """A publisher arrived on a stream a player waits for (nginx-rtmp: PublishNotify)."""
     msid = player.message_stream_id
     player.send(user_control.stream_begin(msid))
@@ -418,7 +418,7 @@ def _notify_publish(player: LivePlayer) -> None:
                                    "Stream is now published.", msid))
 
 
-def _notify_unpublish(player: LivePlayer) -> None:
+def notify_unpublish(player: LivePlayer) -> None:
     """The publisher left: UnpublishNotify (and Stream EOF) to every player."""
     msid = player.message_stream_id
     player.send(commands.on_status(commands.NETSTREAM_PLAY_UNPUBLISH_NOTIFY,

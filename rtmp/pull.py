@@ -41,7 +41,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence, Tuple
 from .client import Client, ClientConfig
 from .errors import RTMPError, StreamEnded, TimeoutError
 from .message import DATA_TYPES, RELAYED_TYPES, MessageType
-from .netstream import _notify_publish, _notify_unpublish, feed_live
+from .netstream import notify_publish, notify_unpublish, feed_live
 from .push import PushRule, parse_push_rule, remote_name
 from .relay import (
     Backoff,
@@ -202,7 +202,7 @@ class PullSession(UpstreamSession):
         """The first media: the stream is live here (waiting players get PublishNotify);
         None (and the pull stops) if a local publisher has it."""
         try:
-            live = self.hub.publish(self.app, self.stream, self, on_start=_notify_publish)
+            live = self.hub.publish(self.app, self.stream, self, on_start=notify_publish)
         except StreamBusyError as exc:
             current = self.hub.get(self.app, self.stream)
             if current is not None and not isinstance(current.publisher, PullSession):
@@ -222,7 +222,7 @@ class PullSession(UpstreamSession):
         """The origin's stream ended or was lost: UnpublishNotify to the local players."""
         live, self._live = self._live, None
         if live is not None:
-            self.hub.unpublish(live, self, on_stop=_notify_unpublish)
+            self.hub.unpublish(live, self, on_stop=notify_unpublish)
 
 
 class Puller(UpstreamGroup[PullSession]):

@@ -353,9 +353,9 @@ def test_layer_table_reader() -> None:
 
 
 def foreign_private_attributes(source: str) -> List[Tuple[int, str]]:
-    """``other._name`` where ``_name`` is nobody's in this module: no assignment
-    ``x._name = ...`` and no ``def``/``class _name`` here, i.e. another module's private
-    attribute (issue 16: a class uses another module's classes through their public API)."""
+    """``other._name`` where ``_name`` is nobody's in this module (no assignment
+    ``x._name = ...`` and no ``def``/``class _name`` here), and ``from .other import _name``:
+    another module's private names (issue 16: modules use each other's public API)."""
     tree = ast.parse(source)
     own: Set[str] = set()
     for node in ast.walk(tree):
@@ -372,6 +372,10 @@ def foreign_private_attributes(source: str) -> List[Tuple[int, str]]:
                 and node.attr not in own
                 and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))):
             found.append((node.lineno, ast.unparse(node)))
+        elif isinstance(node, ast.ImportFrom) and node.level > 0:  # from .other import _x
+            found += [(node.lineno, f"from {'.' * node.level}{node.module or ''} import "
+                                    f"{alias.name}") for alias in node.names
+                      if alias.name.startswith("_") and not alias.name.startswith("__")]
     return found
 
 
@@ -390,5 +394,7 @@ def test_no_module_reaches_into_another_modules_private_attributes() -> None:
 
 def test_private_attribute_reader() -> None:
     source = ("class A:\n    def __init__(self):\n        self._mine = 1\n"
-              "def f(a, b):\n    return a._mine, b._theirs, a.public\n")
-    assert foreign_private_attributes(source) == [(5, "b._theirs")]
+              "def f(a, b):\n    return a._mine, b._theirs, a.public\n"
+              "from .other import _hidden, shown\n")
+    assert sorted(foreign_private_attributes(source)) == [(5, "b._theirs"),
+                                                  (6, "from .other import _hidden")]

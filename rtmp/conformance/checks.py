@@ -488,11 +488,11 @@ class Pair:
         """Messages of ``kinds`` on the play stream, without sync frames, repeated codec
         headers and data messages other than onMetaData."""
         chosen = [m for m in self.media()
-                  if m.type in kinds and not is_sync(m) and not _other_data(m)]
+                  if m.type in kinds and not is_sync(m) and not other_data(m)]
         return _dedupe_headers(chosen)
 
 
-def _other_data(msg: Message) -> bool:
+def other_data(msg: Message) -> bool:
     """A data message that is not onMetaData (e.g. ``|RtmpSampleAccess``)."""
     if msg.type not in DATA_TYPES:
         return False
@@ -570,7 +570,7 @@ def _collect_compare(pair: Pair, expected: Sequence[MediaSample], what: str) -> 
     return "; ".join(details)
 
 
-def _relay_compare(pair: Pair, writes: Sequence[Write], what: str) -> str:
+def relay_compare(pair: Pair, writes: Sequence[Write], what: str) -> str:
     """The relay checks' common part: write, collect what the player gets, compare."""
     return _collect_compare(pair, _write(pair, writes), what)
 
@@ -579,7 +579,7 @@ def _relay(ctx: Context, label: str, kind: int) -> Result:
     pair = Pair(ctx, label)
     script = media_script(seed=zlib.crc32(label.encode()))
     writes = [(pair.message(s), s if s.type == kind else None) for s in script]
-    return Result.passed(_relay_compare(pair, writes, MessageType(kind).name.lower()))
+    return Result.passed(relay_compare(pair, writes, MessageType(kind).name.lower()))
 
 
 @check("publish.start", "RTMP 7.2.2.6",
@@ -623,7 +623,7 @@ def play_start(ctx: Context) -> Result:
 def play_media_stream(ctx: Context) -> Result:
     pair = Pair(ctx, "msid", seed=141)
     samples = [pair.sample(20, 100), pair.sample(40, 300, MessageType.VIDEO)]
-    _relay_compare(pair, [(pair.message(s), s) for s in samples], "audio and video")
+    relay_compare(pair, [(pair.message(s), s) for s in samples], "audio and video")
     streams = sorted({r.message.message_stream_id for r in pair.player.received
                       if r.message.type in MEDIA_TYPES})
     if streams != [pair.play_id]:
@@ -733,7 +733,7 @@ def late_joiner(ctx: Context) -> Result:
     player.wait(lambda _: bool(coded_frames(MessageType.AUDIO))
                 and bool(coded_frames(MessageType.VIDEO)),
                 "audio and video frames for the late joiner")
-    received = [m for m in pair.media() if not is_sync(m) and not _other_data(m)]
+    received = [m for m in pair.media() if not is_sync(m) and not other_data(m)]
     problems = []
     for kind, header in ((MessageType.AUDIO, script[0].data), (MessageType.VIDEO, script[1].data)):
         name_ = MessageType(kind).name.lower()
@@ -964,7 +964,7 @@ def _type_plan(rng: random.Random, pub_id: int, steps: Sequence[Tuple[int, int, 
 
 def _header_check(ctx: Context, label: str, steps: Sequence[Tuple[int, int, int]]) -> Result:
     pair = Pair(ctx, label)
-    return Result.passed(_relay_compare(pair, _type_plan(pair.rng, pair.pub_id, steps), label))
+    return Result.passed(relay_compare(pair, _type_plan(pair.rng, pair.pub_id, steps), label))
 
 
 @check("chunk.type1", "RTMP 5.3.1.2.2",
@@ -1115,7 +1115,7 @@ def chunk_size_mid_message(ctx: Context) -> Result:
     head, rest, csid = chunks[0], sample.data[128:], VIDEO_CHUNK_STREAM_ID
     cont = [bytes((0xC0 | csid,)) + rest[i:i + 1024]  # type 3 (RTMP 5.3.1.2.4)
             for i in range(0, len(rest), 1024)]
-    summary = _relay_compare(pair, [
+    summary = relay_compare(pair, [
         ([head], None),
         (control.set_chunk_size(1024), None),  # RTMP 5.4.1: applies from here
         (cont, sample),
@@ -1153,7 +1153,7 @@ def ext_ts_cross(ctx: Context) -> Result:
     pair = Pair(ctx, "extcross", seed=71)
     stamps = (0xFFFFF0 - 40, 0xFFFFF0, 0xFFFFFE, 0xFFFFFF, 0x1000000, 0x1000014, 0x1000028)
     writes = [pair.chunked(pair.sample(ts, 100)) for ts in stamps]
-    return Result.passed(_relay_compare(pair, writes, "around 0xFFFFFF"))
+    return Result.passed(relay_compare(pair, writes, "around 0xFFFFFF"))
 
 
 @check("ext-ts.delta", "RTMP 5.3.1.2.5",
@@ -1173,7 +1173,7 @@ def ext_ts_delta(ctx: Context) -> Result:
         else:
             chunks = raw_message(fmt, csid, data, 128, timestamp=value, msid=pair.pub_id)
         writes.append((chunks, MediaSample(MessageType.AUDIO, ts, data)))
-    return Result.passed(_relay_compare(pair, writes, "an extended delta"))
+    return Result.passed(relay_compare(pair, writes, "an extended delta"))
 
 
 @check("ext-ts.type3-inbound", "RTMP 5.3.1.3",
@@ -1182,7 +1182,7 @@ def ext_ts_type3_inbound(ctx: Context) -> Result:
     pair = Pair(ctx, "ext3in", seed=81)
     writes = [pair.chunked(pair.sample(0x1234567 + 40 * n, 700, MessageType.VIDEO)) for n in range(3)]
     return Result.passed("6 continuation chunks each: "
-                         + _relay_compare(pair, writes, "extended timestamps"))
+                         + relay_compare(pair, writes, "extended timestamps"))
 
 
 @check("ext-ts.type3-outbound", "RTMP 5.3.1.3",
@@ -1196,7 +1196,7 @@ def ext_ts_type3_outbound(ctx: Context) -> Result:
     size = max(12000, 2 * server_chunk + 1000)
     samples = [pair.sample(ts + 40 * n, size, MessageType.VIDEO)
                for n in range(4)]
-    _relay_compare(pair, [(pair.message(s), s) for s in samples], "extended timestamps")
+    relay_compare(pair, [(pair.message(s), s) for s in samples], "extended timestamps")
     got = pair.received((MessageType.VIDEO,))
     chunks: List[ChunkInfo] = pair.player.chunks
     extended_first: Dict[int, bool] = {}

@@ -39,7 +39,7 @@ from ..requests import (
     Connect,
     EnhancedCaps,
 )
-from .checks import Pair, Write, _other_data, _relay_compare, is_sync
+from .checks import Pair, Write, other_data, relay_compare, is_sync
 from .context import Context, MediaSample
 from .registry import Result, check, fail
 
@@ -134,7 +134,7 @@ def late_joiner(ctx: Context) -> Result:
 
     def received() -> List[Tuple[int, bytes]]:
         return [(m.type, m.data) for m in pair.media()
-                if not is_sync(m) and not _other_data(m) and m.type not in DATA_TYPES]
+                if not is_sync(m) and not other_data(m) and m.type not in DATA_TYPES]
 
     def has_frames(kind: int) -> bool:
         return any(_coded(t, d) for t, d in received() if t == kind)
@@ -194,4 +194,4 @@ def multitrack_relay(ctx: Context) -> Result:
         _INTER, VideoPacketType.CODED_FRAMES, [TrackData("hvc1", rng.randbytes(90))],
         mod_ex=[ModEx.timestamp_offset_nano(500_000)])))
     writes: List[Write] = [(pair.message(s), s) for s in samples]
-    return Result.passed(_relay_compare(pair, writes, "multitrack"))
+    return Result.passed(relay_compare(pair, writes, "multitrack"))
