@@ -775,7 +775,8 @@ class SharedObjectStore:
 
 def _peek_name(body: bytes, amf3: bool) -> str:
     """The object name of a message that does not decode, if its first field is whole
-    (RTMP 7.1.3 [de-facto]: UI16 length + UTF-8), else ``""``: the Status needs a name."""
+    (RTMP 7.1.3 [de-facto]: UI16 length + UTF-8) and fits one again, else ``""``: the
+    Status needs a name."""
     start = 1 if amf3 else 0
     if len(body) < start + 2:
         return ""
@@ -783,4 +784,6 @@ def _peek_name(body: bytes, amf3: bool) -> str:
     raw = body[start + 2:start + 2 + length]
     if len(raw) != length:
         return ""
-    return raw.decode("utf-8", "replace")
+    name = raw.decode("utf-8", "replace")
+    # A replaced byte takes 3: a name that no longer fits its U16 is not echoed.
+    return name if len(name.encode("utf-8")) <= 0xFFFF else ""
