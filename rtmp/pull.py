@@ -122,8 +122,11 @@ class PullSession(UpstreamSession):
         return len(live.snapshot_players()) if live is not None else 0
 
     def claim(self) -> bool:
-        """A new local player will share this pull: False if it is already stopping."""
+        """A new local player will share this pull: False if it is already stopping, or
+        has stopped for good as a loop (the player then starts a pull of its own)."""
         with self._idle_lock:
+            if self.state is RelayState.LOOPED:
+                self.stop()  # its thread has ended: now the group forgets it
             if self.stopping:
                 return False
             self._idle_since = None

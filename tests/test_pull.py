@@ -332,6 +332,33 @@ def test_a_pull_loop_is_refused_and_stops(servers: List[rtmp.Server],
     player.close()
 
 
+@pytest.mark.spec("RTMP 7.2.1.1", "RTMP 7.2.2.1")
+def test_a_looped_pull_is_not_shared_with_later_players(servers: List[rtmp.Server]) -> None:
+    """A pull refused as a loop has stopped for good: a player that comes later must not
+    be attached to it (it would wait for ever, the name unpullable while the server runs)
+    but start a pull of its own -- here on_pull names a real origin by then."""
+    origin = serve()
+    servers.append(origin)
+    port_a = free_port()
+    picks = [f"rtmp://127.0.0.1:{port_a}/live", url(origin, "live")]
+    b = serve(on_pull=lambda conn, app, name: picks.pop(0) if len(picks) > 1 else picks[0])
+    servers.append(b)
+    a = serve(addr=f"127.0.0.1:{port_a}", pull=[url(b, "live")])
+    servers.append(a)
+    first = Watcher(url(a, "live/cam"))  # a pulls from b, b from a: a refuses, b's loops
+    assert wait_for(lambda: [r.state for r in b.relays] == ["looped"])
+    pub = Publisher(url(origin, "live/cam"))
+    pub.headers()
+    pub.frames(5)
+    later = Watcher(url(b, "live/cam"))
+    assert wait_for(lambda: "live" in [r.state for r in b.relays])
+    pub.frames(30)
+    assert wait_for(lambda: len(later.video()) >= 20)
+    later.close()
+    first.close()
+    pub.close()
+
+
 @pytest.mark.spec("RTMP 7.2.2.1")
 def test_three_chained_servers_pull_with_the_marker(servers: List[rtmp.Server]) -> None:
     origin = serve(http_addr="127.0.0.1:0")
