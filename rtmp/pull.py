@@ -29,7 +29,8 @@ Loops: the pull's ``connect`` carries :data:`rtmp.relay.RELAY_PROPERTY` (the cha
 the player that started it, then this server).  A server that would start a pull for a
 player whose chain names it, or is too long (:func:`rtmp.relay.loop_reason`), refuses
 that play with ``NetStream.Play.Failed`` (description ``relay loop: ...``) instead of
-pulling, and the pulling session stops for good (state ``looped``).
+pulling, and the pulling session stops for good (state ``looped``): it is not shared,
+a player that comes later starts a pull of its own.
 """
 
 from __future__ import annotations
