@@ -10,6 +10,7 @@ from ._bytes import U32, unpack_u24
 from .errors import ProtocolError
 
 __all__ = [
+    "timestamp_delta",
     "MessageType",
     "Message",
     "StreamType",
@@ -280,3 +281,9 @@ def build_aggregate(
         timestamp=messages[0].timestamp,
         message_stream_id=message_stream_id,
     )
+
+
+def timestamp_delta(later: int, earlier: int) -> int:
+    """RTMP 3 / 5.3.1 (serial arithmetic): ``later - earlier`` on 32-bit timestamps that
+    wrap about every 49.7 days; positive when ``later`` is within 2**31 ms after ``earlier``."""
+    return ((later - earlier + 0x80000000) & 0xFFFFFFFF) - 0x80000000

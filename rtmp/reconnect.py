@@ -51,7 +51,7 @@ from . import commands
 from .calls import ReplyMode
 from .client_connection import ClientConnection
 from .errors import ConnectionClosedError, RTMPError, TimeoutError
-from .message import DATA_TYPES, MEDIA_TYPES, Message, StreamType
+from .message import DATA_TYPES, MEDIA_TYPES, Message, StreamType, timestamp_delta
 from .requests import DeleteStream, FCUnpublish
 from .streams import CONFIG_SEQUENCE, ConfigCache, FrameKind, classify, config_keys
 from .url import RTMPURL, parse_url
@@ -242,7 +242,7 @@ class _PlayFilter:
             if keys:
                 return all(self.configs.get(key) == message.data for key in keys)
             if message.type in self.pending:
-                if message.timestamp <= self.last_media[message.type]:
+                if timestamp_delta(message.timestamp, self.last_media[message.type]) <= 0:
                     return True
                 self.pending.discard(message.type)
             return False

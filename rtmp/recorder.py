@@ -27,6 +27,7 @@ from .message import (
     MessageType,
     split_aggregate,
     strip_set_data_frame_bytes,
+    timestamp_delta,
 )
 from .streams import config_keys
 
@@ -40,11 +41,6 @@ _CLEAR_DATA_FRAME = b"\x02\x00\x0f" + CLEAR_DATA_FRAME.encode()
 
 #: Sync the file to disk at least this often, in milliseconds of media.
 SYNC_INTERVAL_MS = 1000
-
-
-def _signed_delta(later: int, earlier: int) -> int:
-    """RTMP 5.3.1 (serial arithmetic): ``later - earlier`` on 32-bit wrapping timestamps."""
-    return ((later - earlier + 0x80000000) & 0xFFFFFFFF) - 0x80000000
 
 
 def script_payload(message: Message) -> Optional[bytes]:
@@ -240,7 +236,7 @@ class Recorder:
             if message.type not in MEDIA_TYPES or config_keys(message.type, message.data):
                 return self._base_ts  # configuration before the first frame: at the start
             self._first_media_ts = message.timestamp
-        delta = _signed_delta(message.timestamp, self._first_media_ts)
+        delta = timestamp_delta(message.timestamp, self._first_media_ts)
         if delta < 0:
             # A frame older than the first one (audio/video interleaving): clamp to the start.
             self.log.debug("recording: timestamp %d before the first (%d); clamped",

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Callable, Collection, List, Optional, Uni
 
 from . import flv
 from .flvmeta import ON_METADATA_TAG
-from .message import DATA_TYPES, MEDIA_TYPES, Message, MessageType, StreamType, split_aggregate
+from .message import DATA_TYPES, MEDIA_TYPES, Message, MessageType, StreamType, split_aggregate, timestamp_delta
 from .record_path import PART_STAMP_FORMAT, list_parts, part_path, safe_record_path
 from .recorder import Recorder, script_payload
 from .streams import ConfigCache, FrameKind, GopAnchor, classify
@@ -54,11 +54,6 @@ _Logger = Union[logging.Logger, "logging.LoggerAdapter[Any]"]
 #: How long :meth:`SegmentedRecorder.close` waits for the ``on_done`` callbacks (seconds).
 DONE_JOIN_TIMEOUT = 5.0
 OnDone = Callable[[pathlib.Path], Any]
-
-
-def _signed_delta(later: int, earlier: int) -> int:
-    """RTMP 5.3.1 (serial arithmetic): ``later - earlier`` on 32-bit wrapping timestamps."""
-    return ((later - earlier + 0x80000000) & 0xFFFFFFFF) - 0x80000000
 
 
 def _is_clear_data_frame(message: Message) -> bool:
@@ -179,7 +174,7 @@ class SegmentedRecorder:
         """Whether the part is full: ``max_ms`` of media or ``max_bytes`` of file."""
         if self._part_start is None:
             return False  # no media in this part yet
-        if self.max_ms is not None and _signed_delta(message.timestamp,
+        if self.max_ms is not None and timestamp_delta(message.timestamp,
                                                      self._part_start) >= self.max_ms:
             return True
         return self.max_bytes is not None and part.bytes_written >= self.max_bytes

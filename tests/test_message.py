@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rtmp import Message, MessageType, ProtocolError, StreamType
-from rtmp.message import build_aggregate, default_chunk_stream_id, split_aggregate
+from rtmp.message import build_aggregate, default_chunk_stream_id, split_aggregate, timestamp_delta
 
 
 class TestMessage:
@@ -109,3 +109,31 @@ class TestAggregate:
     def test_empty_aggregate_refused_locally(self) -> None:
         with pytest.raises(ValueError):
             build_aggregate([])
+
+
+@pytest.mark.spec("RTMP 3", "RTMP 5.3.1")
+@pytest.mark.parametrize("later, earlier, delta", [
+    (1000, 400, 600),
+    (400, 1000, -600),
+    (5, 0xFFFFFFFB, 10),          # across the 32-bit wrap (about 49.7 days)
+    (0xFFFFFFFB, 5, -10),
+    (0x7FFFFFFF, 0, 0x7FFFFFFF),  # the farthest "after"
+    (0x80000000, 0, -0x80000000),  # half the circle away counts as before
+])
+def test_timestamp_delta_is_serial_arithmetic(later: int, earlier: int, delta: int) -> None:
+    assert timestamp_delta(later, earlier) == delta
+
+
+@pytest.mark.spec("ERTMP Reconnect Request", "RTMP 3")
+def test_a_player_switch_at_the_timestamp_wrap_keeps_new_media() -> None:
+    """After a reconnect, media newer than the last delivered goes on even when its
+    timestamp wrapped past 2**32 (it was dropped as a duplicate before)."""
+    from rtmp.reconnect import _PlayFilter
+
+    played = _PlayFilter()
+    played.delivered(Message(type=MessageType.AUDIO, data=b"\xaf\x01x", timestamp=0xFFFFFFF0))
+    played.switched()
+    again = Message(type=MessageType.AUDIO, data=b"\xaf\x01x", timestamp=0xFFFFFFF0)
+    wrapped = Message(type=MessageType.AUDIO, data=b"\xaf\x01y", timestamp=0x10)
+    assert played.duplicate(again)
+    assert not played.duplicate(wrapped)
