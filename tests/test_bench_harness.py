@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import logging
 import os
 import socket
 import threading
 from pathlib import Path
-from typing import Iterator, List
+from typing import Any, Dict, Iterator, List, Optional
 
 import pytest
 
@@ -24,7 +25,7 @@ from rtmp import commands, control
 from rtmp.chunk import ChunkDecoder, ChunkEncoder
 from rtmp.message import MessageType
 from tests.bench import __main__ as runner
-from tests.bench import bench_relay, harness, loadgen
+from tests.bench import bench_relay, harness, loadgen, record
 from tests.conftest import IN_CI, require_peer
 from tests.peers import free_port
 
@@ -262,11 +263,19 @@ class TestRunner:
     def test_quick_run_writes_the_table_and_keeps_notes(self, tmp_path: Path) -> None:
         output = tmp_path / "benchmarks.md"
         output.write_text(f"old table\n{runner.NOTES_MARKER}\nProfile: kept.\n")
+        # A recorded run the quick figures would regress from: --quick never compares.
+        baseline = tmp_path / "recorded.json"
+        record.save(baseline, record.new_record(
+            [{"bench": "amf", "group": "amf", "name": "amf0 encode connect", "unit": "ops/s",
+              "ours": [1e12], "peer": [1.0], "peer_name": "py3amf"}], None, "then", "x", {}))
         # The AMF rows: deterministic, with a peer in-process (rtmplite3, the connection-rate
         # peer, crashes under connection churn, which would make this test about it instead).
-        status = runner.main(["--quick", "--only", "amf", "--output", str(output)])
+        status = runner.main(["--quick", "--only", "amf", "--output", str(output),
+                              "--baseline", str(baseline)])
         text = output.read_text()
         assert status == 0, text
+        assert not output.with_suffix(".json").exists()  # --quick records nothing
+        assert "vs recorded" not in text
         assert "| amf | amf0 encode connect | ops/s |" in text
         assert f"- nproc: {os.cpu_count()}" in text
         assert "- cpu: " in text and "- python: " in text and "- date: " in text
@@ -281,3 +290,261 @@ class TestRunner:
                                        "error": "RuntimeError: lost integrity"}])
         assert "NO: ratio 0.50, 2.0x short" in table
         assert "FAILED: RuntimeError: lost integrity" in table
+
+
+def _row(name: str, unit: str, ours: List[float], peer: Optional[List[float]] = None,
+         bench: str = "demo", **extra: Any) -> Dict[str, Any]:
+    paired = extra.pop("paired", None)
+    out = harness.row(bench, name, unit, ours, peer=peer, peer_name="peer" if peer else "",
+                      **extra)
+    out["bench"] = bench
+    if paired is not None:
+        out["paired"] = paired
+    return out
+
+
+class TestTargets:
+    """harness.check_target: ratio targets and plain ones (fractions, ms, MB) of issue 21."""
+
+    def test_plain_bounds_for_fractions_sizes_and_latency(self) -> None:
+        check = harness.check_target
+        assert check(">= 0.999", 0.9995, None) == "yes"
+        assert check(">= 0.999", 0.999, None) == "yes"
+        # One decimal more than the bound: 0.9987 must not read as 0.999; percent below 10%.
+        assert check(">= 0.999", 0.9987, None) == "NO: 0.9987, 0.03% short"
+        assert check(">= 0.999", 0.947, None) == "NO: 0.9470, 5.5% short"
+        assert check(">= 0.999", 0.5, None) == "NO: 0.5000, 2.0x short"
+        assert check("< 60", 55.8, None) == "yes"
+        assert check("< 60", 90.0, None) == "NO: 90.0, 1.5x over"
+        assert check("< 10", 10.0, None) == "NO: 10.0, 0% over"
+        assert check("< 10", 2.3, 18.8) == "yes"  # a plain target ignores the peer
+
+    def test_ratio_targets(self) -> None:
+        check = harness.check_target
+        assert check("ratio <= 1.5", 0.6, 0.4) == "yes"
+        assert check("ratio <= 1.5", 1.21, 0.37) == "NO: ratio 3.27, 2.2x over"
+        assert check("ratio >= 0.8", 360.0, 491.0) == "NO: ratio 0.73, 9.1% short"
+        assert check("ratio >= 3.8", 110157.0, 8545.0) == "yes"
+        assert check("ratio >= 0.85", 1.0, 0.0) is None
+        assert check("ratio >= 0.85", float("nan"), 1.0) is None
+        assert check("about 3", 1.0, None) is None
+
+    def test_directions_follow_the_unit_unless_a_row_says(self) -> None:
+        for unit in ("MB/s", "ops/s", "sessions/s", "changes/s", "fraction"):
+            assert harness.direction_of(unit) == "higher", unit
+        for unit in ("ms", "ms/session", "s/GB", "MB"):
+            assert harness.direction_of(unit) == "lower", unit
+        assert harness.direction_of("widgets") == "none"
+        assert record.direction(_row("x", "MB/s", [1.0], direction="none")) == "none"
+        with pytest.raises(ValueError):
+            harness.row("g", "x", "MB/s", [1.0], direction="up")
+
+
+class TestRegressionGate:
+    """tests/bench/record.py: a regression beyond noise is caught, noise is not."""
+
+    def test_a_ratio_that_fell_beyond_noise_regressed(self) -> None:
+        old = _row("relay", "MB/s", [100.0, 110.0, 105.0], [100.0, 100.0, 100.0])
+        new = _row("relay", "MB/s", [70.0, 75.0, 80.0], [100.0, 100.0, 100.0])
+        result = record.compare_row(new, old)
+        assert result.regressed and result.what == "ratio"
+        assert result.factor == pytest.approx(1.0 / 0.8)
+        assert result.cell().startswith("REGRESSED 1.25x (ratio 0.7-0.8 vs recorded 1.00-1.10")
+
+    def test_machine_load_cancels_in_the_ratio(self) -> None:
+        """Both servers at half speed on a busy machine: the ratio is unchanged."""
+        old = _row("relay", "MB/s", [100.0, 110.0, 105.0], [100.0, 100.0, 100.0])
+        busy = _row("relay", "MB/s", [50.0, 55.0, 52.0], [50.0, 50.0, 50.0])
+        assert record.compare_row(busy, old).status == "same"
+
+    def test_a_drop_within_the_spreads_and_tolerance_is_noise(self) -> None:
+        old = _row("relay", "MB/s", [100.0, 110.0, 105.0], [100.0, 100.0, 100.0])
+        new = _row("relay", "MB/s", [80.0, 85.0, 90.0], [100.0, 100.0, 100.0])  # best 0.90
+        assert record.compare_row(new, old).status == "same"
+        # A wide recorded spread widens the noise: the new best only has to reach its worst.
+        wide = _row("relay", "MB/s", [60.0, 110.0, 105.0], [100.0, 100.0, 100.0])
+        low = _row("relay", "MB/s", [55.0, 52.0, 53.0], [100.0, 100.0, 100.0])
+        assert record.compare_row(low, wide).status == "same"
+
+    def test_the_direction_decides_what_is_worse(self) -> None:
+        old_cpu = _row("cpu", "s/GB", [1.0, 1.1], [1.0, 1.0])
+        assert record.compare_row(_row("cpu", "s/GB", [1.4, 1.5], [1.0, 1.0]), old_cpu).regressed
+        assert record.compare_row(_row("cpu", "s/GB", [0.5, 0.6], [1.0, 1.0]),
+                                  old_cpu).status == "improved"
+        old_rate = _row("rate", "MB/s", [1.0, 1.1], [1.0, 1.0])
+        assert record.compare_row(_row("rate", "MB/s", [1.4, 1.5], [1.0, 1.0]),
+                                  old_rate).status == "improved"
+        old_rss = _row("idle", "MB", [55.0, 56.0])
+        assert record.compare_row(_row("idle", "MB", [80.0, 81.0]), old_rss).regressed
+        old_fraction = _row("burst", "fraction", [0.999, 1.0])
+        assert record.compare_row(_row("burst", "fraction", [0.6, 0.62]), old_fraction).regressed
+        assert record.compare_row(_row("burst", "fraction", [0.95, 0.97]),
+                                  old_fraction).status == "same"
+
+    def test_raw_figures_get_twice_the_tolerance(self) -> None:
+        old = _row("encode", "MB/s", [100.0, 110.0])
+        assert record.compare_row(_row("encode", "MB/s", [80.0, 85.0]), old).status == "same"
+        result = record.compare_row(_row("encode", "MB/s", [70.0, 75.0]), old)
+        assert result.regressed and result.what == "ours"
+        assert result.tolerance == pytest.approx(2 * record.TOLERANCE)
+        assert record.compare_row(_row("encode", "MB/s", [70.0, 75.0]), old,
+                                  tolerance=0.5).status == "same"
+
+    def test_rows_not_judged(self) -> None:
+        old = _row("generator", "MB/s", [100.0], [100.0])
+        worse = _row("generator", "MB/s", [1.0], [100.0], direction="none")
+        assert record.compare_row(worse, old).status == "not judged"
+        assert record.compare_row(_row("x", "widgets", [1.0]), _row("x", "widgets", [9.0])
+                                  ).status == "not judged"
+        # A peer in one run and not in the other: ratio against raw figure, not judged.
+        assert record.compare_row(_row("x", "MB/s", [1.0], [1.0]),
+                                  _row("x", "MB/s", [9.0])).status == "not judged"
+        assert record.compare_row(_row("x", "MB/s", [1.0]), None).status == "new"
+
+    def test_nan_figures_and_unpaired_series(self) -> None:
+        nan = float("nan")
+        assert record.figures(_row("x", "MB/s", [nan, 2.0], [1.0, 1.0])) == ([2.0], "ratio")
+        assert record.figures(_row("x", "MB/s", [4.0, 2.0], [1.0, 0.0])) == ([4.0], "ratio")
+        # Unpaired (from a Markdown table): the widest ratio the two spreads allow.
+        unpaired = _row("x", "MB/s", [2.0, 3.0, 4.0], [1.0, 2.0, 4.0], paired=False)
+        assert record.figures(unpaired) == ([0.5, 4.0], "ratio")
+        assert record.figures(_row("x", "MB/s", [2.0, 4.0], [1.0, 2.0, 4.0])) == ([0.5, 4.0],
+                                                                                  "ratio")
+
+    def test_missing_rows_are_listed_for_the_benchmarks_that_ran(self) -> None:
+        old = [_row("a", "MB/s", [1.0], bench="relay"), _row("b", "MB/s", [1.0], bench="relay"),
+               _row("c", "ops/s", [1.0], bench="amf")]
+        new = [_row("a", "MB/s", [1.0], bench="relay"), _row("d", "MB/s", [1.0], bench="relay"),
+               {"group": "relay", "name": "bench_relay", "error": "boom", "bench": "relay"}]
+        only = record.compare(new, old, ran=["relay"])
+        assert only.missing == [("relay", "b", "")]  # amf did not run: not missing
+        assert only.rows[("relay", "a", "")].status == "same"
+        assert only.rows[("relay", "d", "")].status == "new"
+        assert ("relay", "bench_relay", "") not in only.rows and only.regressed == []
+        assert record.compare(new, old).missing == [("relay", "b", ""), ("amf", "c", "")]
+
+    def test_the_record_keeps_what_did_not_run(self) -> None:
+        previous = record.new_record([_row("a", "MB/s", [1.0], bench="relay"),
+                                      _row("c", "ops/s", [2.0], bench="amf"),
+                                      _row("e", "ms", [3.0], bench="latency")],
+                                     None, "then", "x", {})
+        rows = [_row("a", "MB/s", [5.0, float("nan")], [1.0, 1.0], bench="relay"),
+                {"group": "latency", "name": "bench_latency", "error": "boom",
+                 "bench": "latency"}]
+        made = record.new_record(rows, previous, "now", "python -m tests.bench", {"nproc": "2"})
+        by_name = {r["name"]: r for r in made["rows"]}
+        assert set(by_name) == {"a", "c", "e"}
+        assert by_name["a"]["ours"] == [5.0, None] and by_name["a"]["written"] == "now"
+        assert by_name["a"]["ratio"] == 5.0 and by_name["a"]["paired"] is True
+        assert by_name["a"]["direction"] == "higher"
+        assert by_name["c"]["written"] == "then" and by_name["e"]["ours"] == [3.0]
+
+    def test_the_record_round_trips_through_json(self, tmp_path: Path) -> None:
+        made = record.new_record([_row("a", "s/GB", [1.5], [1.0], target="ratio <= 1.2")],
+                                 None, "now", "cmd", {"nproc": "2"})
+        path = tmp_path / "b.json"
+        record.save(path, made)
+        assert record.load(path) == made
+        assert made["rows"][0]["met"] == "NO: ratio 1.50, 1.2x over"
+        lines = path.read_text().splitlines()
+        assert [line for line in lines if '"bench": ' in line] == [  # a row a line
+            "  " + json.dumps(r) for r in made["rows"]]
+        assert record.load(tmp_path / "none.json") is None
+        (tmp_path / "bad.json").write_text('{"rows": []}')
+        with pytest.raises(ValueError):
+            record.load(tmp_path / "bad.json")
+
+    def test_a_written_table_parses_back(self) -> None:
+        rows = [_row("relay, 1 player(s): MB/s delivered", "MB/s", [290.4, 360.2, 364.0],
+                     [312.0, 491.0, 537.0], bench="relay", target="ratio >= 0.8"),
+                _row("encode, chunk size 128", "MB/s", [609.0], bench="chunk")]
+        table = runner.render(rows)
+        parsed = record.parse_markdown(f"- date: 2026-12-04 16:16 UTC\n\n{table}\n")
+        assert [(r["group"], r["name"]) for r in parsed] == [(r["group"], r["name"])
+                                                               for r in rows]
+        assert parsed[0]["ours"] == [290.0, 360.0, 364.0] and parsed[0]["paired"] is False
+        assert parsed[0]["peer"] == [312.0, 491.0, 537.0] and parsed[0]["peer_name"] == "peer"
+        assert parsed[0]["target"] == "ratio >= 0.8" and parsed[1]["ours"] == [609.0]
+        assert record.parse_summary("FAILED: x") == [] and record.parse_summary("0.836 "
+                                                                                 "(0.678-0.922)"
+                                                                                 ) == [
+            0.678, 0.836, 0.922]
+        made = record.from_markdown(f"- date: 2026-12-04 16:16 UTC\n\n{table}\n", "t.md")
+        assert made["written"] == "2026-12-04 16:16 UTC" and len(made["rows"]) == 2
+
+    def test_the_committed_record_matches_the_table(self) -> None:
+        """refs/benchmarks.json is a record, one row per key, with every table row."""
+        recorded = record.load(runner.DEFAULT_BASELINE)
+        assert recorded is not None
+        keys = [record.row_key(r) for r in recorded["rows"]]
+        assert len(keys) == len(set(keys)) and keys
+        table = record.parse_markdown(runner.DEFAULT_OUTPUT.read_text("utf-8"))
+        assert {record.row_key(r) for r in table} <= set(keys)
+
+
+class TestGateInTheRunner:
+    """runner.finish: the exit status, the table's mark and the record, on made-up rows."""
+
+    OLD = [_row("relay, 1 player", "MB/s", [100.0, 105.0, 110.0], [100.0, 100.0, 100.0],
+                bench="relay"),
+           _row("amf0 encode", "ops/s", [10.0, 11.0, 12.0], [1.0, 1.0, 1.0], bench="amf")]
+
+    def _finish(self, tmp_path: Path, rows: List[Dict[str, Any]], *options: str,
+                ran: Optional[List[str]] = None) -> int:
+        baseline = tmp_path / "recorded.json"
+        if not baseline.exists():
+            record.save(baseline, record.new_record(self.OLD, None, "then", "x", {}))
+        args = runner.parse_args(["--output", str(tmp_path / "b.md"), "--baseline",
+                                  str(baseline), *options])
+        return runner.finish(rows, args, 1.0, False, ran or ["relay"], info={"date": "now"})
+
+    def test_a_regression_fails_the_run_and_keeps_the_record(
+            self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        worse = [_row("relay, 1 player", "MB/s", [60.0, 62.0, 61.0], [100.0, 100.0, 100.0],
+                      bench="relay")]
+        assert self._finish(tmp_path, worse, "--only", "relay") == 1
+        text = (tmp_path / "b.md").read_text()
+        assert "| vs recorded |" in text and "REGRESSED 1.61x" in text
+        assert "compared with the recorded run: recorded.json of then: 1 regressed" in text
+        assert "REGRESSED: relay / relay, 1 player / peer" in capsys.readouterr().err
+        assert not (tmp_path / "b.json").exists()
+        # Accepted on purpose: --no-compare records it.
+        assert self._finish(tmp_path, worse, "--no-compare") == 0
+        made = record.load(tmp_path / "b.json")
+        assert made is not None and {r["name"]: r["ours"] for r in made["rows"]} == {
+            "relay, 1 player": [60.0, 62.0, 61.0], "amf0 encode": [10.0, 11.0, 12.0]}
+
+    def test_noise_passes_and_an_only_run_replaces_only_its_rows(self, tmp_path: Path) -> None:
+        same = [_row("relay, 1 player", "MB/s", [95.0, 96.0, 99.0], [100.0, 100.0, 100.0],
+                     bench="relay")]
+        assert self._finish(tmp_path, same) == 0
+        assert "| within noise |" in (tmp_path / "b.md").read_text()
+        made = record.load(tmp_path / "b.json")
+        assert made is not None and [r["name"] for r in made["rows"]] == ["amf0 encode",
+                                                                          "relay, 1 player"]
+
+    def test_a_missing_row_is_listed_not_failed(
+            self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        other = [_row("relay, 10 players", "MB/s", [1.0], [1.0], bench="relay")]
+        assert self._finish(tmp_path, other) == 0
+        err = capsys.readouterr().err
+        assert "recorded but not made by this run: relay / relay, 1 player / peer" in err
+        assert "amf0" not in err  # amf did not run
+
+    def test_no_record_yet_and_an_unreadable_one(self, tmp_path: Path) -> None:
+        rows = [_row("relay, 1 player", "MB/s", [1.0], [1.0], bench="relay")]
+        args = runner.parse_args(["--output", str(tmp_path / "b.md"), "--baseline",
+                                  str(tmp_path / "none.json")])
+        assert runner.finish(rows, args, 1.0, False, ["relay"], info={"date": "now"}) == 0
+        assert (tmp_path / "b.json").exists()
+        (tmp_path / "bad.json").write_text("not json")
+        args = runner.parse_args(["--output", str(tmp_path / "c.md"), "--baseline",
+                                  str(tmp_path / "bad.json")])
+        assert runner.finish(rows, args, 1.0, False, ["relay"], info={"date": "now"}) == 1
+        assert not (tmp_path / "c.json").exists()
+
+    def test_quick_never_compares(self, tmp_path: Path) -> None:
+        worse = [_row("relay, 1 player", "MB/s", [1.0], [100.0], bench="relay")]
+        assert self._finish(tmp_path, worse, "--quick") == 0
+        assert "vs recorded" not in (tmp_path / "b.md").read_text()
+        assert not (tmp_path / "b.json").exists()

@@ -17,6 +17,20 @@ Options: ``--quick`` (small sizes, one run; used by ``tests/test_bench_harness.p
 ``--output FILE`` (default ``refs/benchmarks.md``; ``--quick`` writes nothing unless given).
 A benchmark that raises (for example a relay that lost integrity) is reported in the table
 and makes the exit status 1.
+
+The regression gate (issue 21; the rules are in :mod:`tests.bench.record`): a run that
+writes its table also writes a machine-readable record next to it (``refs/benchmarks.json``
+beside ``refs/benchmarks.md``: every row's series, ratio, unit and direction).  Before
+that, every row the run made is compared with the recorded run (``--baseline FILE``,
+default ``refs/benchmarks.json``): a row whose figure (its ratio to the peer, run by run,
+where it has a peer; its own figure otherwise) got worse beyond noise (the new best worse
+than the recorded worst by over 15% for ratios, 30% for raw figures) is *regressed*: the
+runner prints it, marks it in the table's "vs recorded" column, keeps the recorded run as
+it was (the new record is not written) and exits 1, so ``tox -e bench`` fails.  A
+deliberate change of the figures is recorded with ``--no-compare``.  ``--only`` runs
+compare only the rows they ran and replace only those in the record; ``--quick`` runs
+never compare and never write a record.  Rows of the recorded run that a benchmark which
+ran no longer makes are listed, not failed.
 """
 
 from __future__ import annotations
@@ -32,15 +46,17 @@ import traceback
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from tests.bench import harness
+from tests.bench import harness, record
 
 logger = logging.getLogger("tests.bench")
 
 BENCH_DIR = Path(__file__).resolve().parent
 DEFAULT_OUTPUT = harness.REPO / "refs" / "benchmarks.md"
+#: The recorded run new runs are compared with (written next to the output as ``.json``).
+DEFAULT_BASELINE = DEFAULT_OUTPUT.with_suffix(".json")
 NOTES_MARKER = "<!-- notes: everything below is kept when the runner rewrites this file -->"
 #: Modules run in this order; any other bench_*.py follows alphabetically.
-ORDER = ("chunk", "amf", "relay", "connections", "latency", "shared_object", "client")
+ORDER = ("chunk", "amf", "relay", "connections", "idle", "latency", "shared_object", "client")
 #: bench_chunk sizes for --quick (its run() takes total_bytes).
 QUICK_TOTAL_BYTES = 4 * 1024 * 1024
 #: bench_amf's time budget per figure for --quick (its run() takes budget).
@@ -132,15 +148,18 @@ def verdict(row: Dict[str, Any]) -> str:
     return harness.check_target(target, statistics.median(row["ours"]), peer) or "?"
 
 
-def render(rows: List[Dict[str, Any]]) -> str:
-    """The table, as Markdown (readable on a terminal too)."""
+def render(rows: List[Dict[str, Any]],
+           comparisons: Optional[record.Verdict] = None) -> str:
+    """The table, as Markdown (readable on a terminal too); with ``comparisons``, a last
+    column "vs recorded" says how each row compares with the recorded run."""
+    columns = 10 if comparisons is not None else 9
     head = ("| group | benchmark | unit | ours: median (min-max) | peer | peer median (min-max) "
-            "| ratio | target | met? |")
-    lines = [head, "|" + "---|" * 9]
+            "| ratio | target | met? |" + (" vs recorded |" if comparisons is not None else ""))
+    lines = [head, "|" + "---|" * columns]
     for row in rows:
         if row.get("error"):
             lines.append(f"| {row['group']} | {row['name']} | | FAILED: {row['error']} "
-                         "| | | | | NO |")
+                         "| | | | | NO |" + (" |" if comparisons is not None else ""))
             continue
         ratio = _ratio(row)
         cells = [
@@ -148,6 +167,9 @@ def render(rows: List[Dict[str, Any]]) -> str:
             row.get("peer_name", ""), harness.summary(row["peer"]) if row.get("peer") else "",
             f"{ratio:.2f}" if ratio is not None else "", row.get("target", ""), verdict(row),
         ]
+        if comparisons is not None:
+            comparison = comparisons.rows.get(record.row_key(row))
+            cells.append(comparison.cell() if comparison else "")
         lines.append("| " + " | ".join(str(c).replace("|", "/") for c in cells) + " |")
     notes = list(dict.fromkeys(f"- {r['name']}: {r['note']}" for r in rows if r.get("note")))
     if notes:
@@ -156,10 +178,11 @@ def render(rows: List[Dict[str, Any]]) -> str:
 
 
 def document(table: str, info: Dict[str, str], args: argparse.Namespace, seconds: float,
-             notes: str) -> str:
+             notes: str, comparison: str = "") -> str:
     machine = "\n".join(f"- {k}: {v}" for k, v in info.items())
     runs = ("a single run (--quick)" if args.quick or args.repeat == 1
             else f"median of {args.repeat} runs")
+    compared = f"- compared with the recorded run: {comparison}\n" if comparison else ""
     return (
         "# Benchmarks\n\n"
         "Written by `python -m tests.bench` (`tox -e bench`); do not edit above the notes "
@@ -168,7 +191,7 @@ def document(table: str, info: Dict[str, str], args: argparse.Namespace, seconds
         "interleaved run by run.  The machine is shared with other work, so absolute "
         "figures move from run to run; the ratios are the result.\n\n"
         f"Machine and versions:\n\n{machine}\n- benchmark wall time: {seconds:.0f} s\n"
-        f"- command: `python -m tests.bench {args.command_line}`\n\n"
+        f"- command: `python -m tests.bench {args.command_line}`\n{compared}\n"
         f"{table}\n\n{NOTES_MARKER}\n{notes}"
     )
 
@@ -182,52 +205,139 @@ def existing_notes(path: Path) -> str:
     return notes.lstrip("\n") if marker else ""
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__.split(
         "\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="small sizes, one run")
+    parser.add_argument("--quick", action="store_true",
+                        help="small sizes, one run; never compared, never recorded")
     parser.add_argument("--only", action="append", default=[], metavar="NAME",
-                        help="run only this benchmark (repeatable)")
+                        help="run only this benchmark (repeatable); only its rows are "
+                             "compared and recorded")
     parser.add_argument("--repeat", type=int, default=3, metavar="N",
                         help="runs per figure (at least 3 for published figures)")
     parser.add_argument("--output", metavar="FILE",
                         help="where to write the Markdown (default refs/benchmarks.md; "
-                             "--quick writes nothing unless this is given)")
+                             "--quick writes nothing unless this is given); the record "
+                             "goes next to it, as .json")
+    parser.add_argument("--baseline", metavar="FILE", type=Path, default=DEFAULT_BASELINE,
+                        help="the recorded run to compare with (default refs/benchmarks.json)")
+    parser.add_argument("--no-compare", action="store_true",
+                        help="do not compare with the recorded run; record this one as it is")
+    parser.add_argument("--tolerance", type=float, default=record.TOLERANCE, metavar="F",
+                        help="how much worse than the recorded worst a ratio's new best may "
+                             "be before it is a regression (default 0.15; raw figures: 2x)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every run")
     args = parser.parse_args(argv)
     args.command_line = " ".join(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(name)s: %(message)s")
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
-    output = Path(args.output) if args.output else (None if args.quick else DEFAULT_OUTPUT)
+    if args.tolerance < 0:
+        parser.error("--tolerance must not be negative")
+    return args
 
-    started = time.monotonic()
+
+def run_benchmarks(names: Sequence[str], args: argparse.Namespace
+                   ) -> Tuple[List[Dict[str, Any]], bool]:
+    """Every named benchmark's rows (each tagged with its ``bench``), and whether one raised."""
     rows: List[Dict[str, Any]] = []
     failed = False
-    for name in discover(args.only):
+    for name in names:
         print(f"running bench_{name} ...", file=sys.stderr, flush=True)
         begun = time.monotonic()
         try:
             module = importlib.import_module(f"tests.bench.bench_{name}")
-            rows += call_run(module, args.quick, args.repeat, name)
+            made = call_run(module, args.quick, args.repeat, name)
         except Exception as exc:
             failed = True
             traceback.print_exc()
             first_line = str(exc).splitlines()[0] if str(exc) else ""
-            rows.append({"group": name, "name": f"bench_{name}",
-                         "error": f"{type(exc).__name__}: {first_line}"[:300]})
+            made = [{"group": name, "name": f"bench_{name}",
+                     "error": f"{type(exc).__name__}: {first_line}"[:300]}]
+        for row in made:
+            row["bench"] = name
+        rows += made
         print(f"  bench_{name}: {time.monotonic() - begun:.0f} s", file=sys.stderr, flush=True)
-    seconds = time.monotonic() - started
-    table = render(rows)
+    return rows, failed
+
+
+def finish(rows: List[Dict[str, Any]], args: argparse.Namespace, seconds: float,
+           failed: bool, ran: Sequence[str],
+           info: Optional[Dict[str, str]] = None) -> int:
+    """Compare with the recorded run, print and write the table, write the record.
+
+    The exit status: 1 if a benchmark raised, a row regressed or the recorded run could
+    not be read; else 0.  The record is written (next to the Markdown output, as .json)
+    for runs that are not ``--quick``, unless a row regressed (the recorded run stays the
+    reference until the regression is fixed, or accepted with ``--no-compare``)."""
+    output = Path(args.output) if args.output else (None if args.quick else DEFAULT_OUTPUT)
+    previous: Optional[Dict[str, Any]] = None
+    verdict_: Optional[record.Verdict] = None
+    summary_line = ""
+    unreadable = False
+    if not args.quick:
+        try:
+            previous = record.load(args.baseline)
+        except (ValueError, OSError) as exc:
+            print(f"\nthe recorded run cannot be read: {exc}", file=sys.stderr)
+            unreadable = not args.no_compare
+        if previous is not None and not args.no_compare:
+            verdict_ = record.compare(rows, previous["rows"], ran, args.tolerance)
+            summary_line = _summarise(verdict_, previous, args.baseline)
+        elif previous is None and not args.no_compare and not unreadable:
+            print(f"\nno recorded run at {args.baseline}: nothing to compare with; this run "
+                  "is recorded", file=sys.stderr)
+    table = render(rows, verdict_)
     print(table)
+    regressed = verdict_.regressed if verdict_ else []
+    if verdict_ is not None:
+        print(f"\ncompared with the recorded run: {summary_line}", file=sys.stderr)
+        for key in regressed:
+            print(f"  REGRESSED: {' / '.join(k for k in key if k)}: "
+                  f"{verdict_.rows[key].cell()}", file=sys.stderr)
+        for key in verdict_.missing:
+            print(f"  recorded but not made by this run: {' / '.join(k for k in key if k)}",
+                  file=sys.stderr)
     if output is not None:
-        info = harness.machine_info()
+        info = info if info is not None else harness.machine_info()
         output.parent.mkdir(parents=True, exist_ok=True)
-        text = document(table, info, args, seconds, existing_notes(output))
+        text = document(table, info, args, seconds, existing_notes(output), summary_line)
         output.write_text(text, "utf-8")
         print(f"\nwritten to {output}", file=sys.stderr)
-    return 1 if failed else 0
+        if not args.quick and not unreadable:
+            target = output.with_suffix(".json")
+            if regressed:
+                print(f"{len(regressed)} row(s) regressed: {args.baseline} stays the recorded "
+                      f"run and {target} is not written; to accept these figures, run again "
+                      "with --no-compare", file=sys.stderr)
+            else:
+                record.save(target, record.new_record(
+                    rows, previous, info.get("date", ""),
+                    f"python -m tests.bench {args.command_line}".strip(), info))
+                print(f"recorded in {target}", file=sys.stderr)
+    return 1 if failed or regressed or unreadable else 0
+
+
+def _summarise(verdict_: record.Verdict, previous: Dict[str, Any], path: Path) -> str:
+    counts: Dict[str, int] = {}
+    for comparison in verdict_.rows.values():
+        counts[comparison.status] = counts.get(comparison.status, 0) + 1
+    order = ("regressed", "improved", "same", "new", "not judged")
+    parts = [f"{counts[s]} {'within noise' if s == 'same' else s}" for s in order if s in counts]
+    if verdict_.missing:
+        parts.append(f"{len(verdict_.missing)} recorded row(s) not made")
+    return (f"{path.name} of {previous.get('written', '?')}: " + ", ".join(parts)
+            + " (a row regressed when its new best is worse than the recorded worst by more "
+              "than the tolerance)")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(name)s: %(message)s")
+    started = time.monotonic()
+    names = discover(args.only)
+    rows, failed = run_benchmarks(names, args)
+    return finish(rows, args, time.monotonic() - started, failed, names)
 
 
 if __name__ == "__main__":

@@ -37,11 +37,14 @@ from tests.peers import NGINX_RTMP_MODULE, NginxRtmp, free_port, stop_process, w
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "DIRECTIONS",
     "FLOORS",
     "SERVERS",
     "ServerProcess",
     "available_servers",
     "bench_media",
+    "check_target",
+    "direction_of",
     "machine_info",
     "row",
     "summary",
@@ -147,9 +150,16 @@ class OurServer(ServerProcess):
 
     name = "ours"
 
+    def __init__(self, log_level: str = "") -> None:
+        """``log_level``: ``rtmp serve --log-level`` (``"info"``: a line per session event,
+        written to the run's log file); empty: the command's default."""
+        super().__init__()
+        self.log_level = log_level
+
     def command(self, port: int, directory: Path) -> List[str]:
+        logging_options = ["--log-level", self.log_level] if self.log_level else []
         return [sys.executable, "-m", "rtmp", "serve", "--addr", f"127.0.0.1:{port}",
-                "--chunk-size", "4096", "--record-dir", str(directory)]
+                "--chunk-size", "4096", "--record-dir", str(directory), *logging_options]
 
     def environment(self) -> Optional[Dict[str, str]]:
         """Ours is imported from this checkout, whatever the current directory."""
@@ -326,8 +336,14 @@ def _load_average() -> str:
 
 def row(group: str, name: str, unit: str, ours: List[float], *,
         peer: Optional[List[float]] = None, peer_name: str = "", target: str = "",
-        note: str = "") -> Dict[str, Any]:
-    """A table row in the shape every ``bench_*.py`` returns (see ``tests/bench/__main__``)."""
+        note: str = "", direction: str = "") -> Dict[str, Any]:
+    """A table row in the shape every ``bench_*.py`` returns (see ``tests/bench/__main__``).
+
+    ``direction`` ("higher", "lower" or "none") says which way the row's figure is better
+    when the runner compares it with the recorded run; by default it follows the unit
+    (:func:`direction_of`).  "none" leaves a row out of the regression gate (a row about
+    the load generator or the floor, not about our code).
+    """
     out: Dict[str, Any] = {"group": group, "name": name, "unit": unit, "ours": list(ours)}
     if peer is not None:
         out["peer"] = list(peer)
@@ -336,7 +352,29 @@ def row(group: str, name: str, unit: str, ours: List[float], *,
         out["target"] = target
     if note:
         out["note"] = note
+    if direction:
+        if direction not in DIRECTIONS:
+            raise ValueError(f"direction {direction!r} is not one of {DIRECTIONS}")
+        out["direction"] = direction
     return out
+
+
+#: Which way a figure is better: "higher", "lower", or "none" (not compared).
+DIRECTIONS = ("higher", "lower", "none")
+#: Units whose figures are better lower; rates (``.../s``) and fractions are better higher.
+LOWER_IS_BETTER = ("ms", "ms/session", "s", "s/GB", "MB", "KB")
+HIGHER_IS_BETTER = ("fraction",)
+
+
+def direction_of(unit: str) -> str:
+    """"higher" for rates (``MB/s``, ``ops/s``, ``sessions/s``...) and fractions, "lower"
+    for times, CPU per work and memory (``ms``, ``s/GB``, ``MB``), "none" otherwise."""
+    unit = unit.strip()
+    if unit in LOWER_IS_BETTER:
+        return "lower"
+    if unit in HIGHER_IS_BETTER or unit.endswith("/s"):
+        return "higher"
+    return "none"
 
 
 def summary(values: Sequence[float]) -> str:
@@ -363,26 +401,46 @@ def _fmt(value: float) -> str:
 
 
 def check_target(target: str, ours: float, peer: Optional[float]) -> Optional[str]:
-    """Evaluate a target such as ``ratio >= 5``, ``<= 50`` or ``ratio <= 4``.
+    """Evaluate a target such as ``ratio >= 5``, ``<= 50``, ``< 60`` or ``>= 0.999``.
 
-    Returns "yes", or "no (by how much)", or None when the target cannot be evaluated.
+    A ``ratio`` target compares ``ours / peer``; a plain one compares ``ours`` itself (a
+    fraction, a latency, a size).  Returns "yes", or "NO: <figure>, <by how much>", or None
+    when the target cannot be evaluated (no peer for a ratio, or not a target).  The figure
+    is shown with one decimal more than the bound has, so 0.9987 against ``>= 0.999`` does
+    not read as 0.999; a miss by less than 10% is given in percent.
     """
-    match = re.fullmatch(r"\s*(ratio\s*)?(>=|<=|<|>)\s*([0-9.]+)\s*", target)
+    match = re.fullmatch(r"\s*(ratio\s*)?(>=|<=|<|>)\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*",
+                         target)
     if not match:
         return None
     is_ratio, op, bound_text = match.groups()
     bound = float(bound_text)
+    decimals = len(bound_text.partition(".")[2])
     if is_ratio:
         if peer is None or peer == 0:
             return None
         value = ours / peer
     else:
         value = ours
+    if value != value:  # NaN: nothing to compare
+        return None
     ok = {">=": value >= bound, "<=": value <= bound, ">": value > bound, "<": value < bound}[op]
     if ok:
         return "yes"
-    shown = f"ratio {value:.2f}" if is_ratio else _fmt(value)
+    if is_ratio:
+        shown = f"ratio {value:.{max(2, decimals + 1)}f}"
+    else:
+        shown = f"{value:.{decimals + 1}f}" if decimals else _fmt(value)
     if op in (">=", ">"):
-        short = f", {bound / value:.1f}x short" if value > 0 else ""
-        return f"NO: {shown}{short}"
-    return f"NO: {shown}, {value / bound:.1f}x over" if bound else f"NO: {shown}"
+        return f"NO: {shown}{_missed_by(bound, value, 'short')}"
+    return f"NO: {shown}{_missed_by(value, bound, 'over')}"
+
+
+def _missed_by(want: float, have: float, word: str) -> str:
+    """", 2.0x short" / ", 1.5x over", or in percent under 10%: ", 5.2% short"."""
+    if have <= 0 or want <= 0:
+        return ""
+    factor = want / have
+    if factor < 1.1:
+        return f", {(factor - 1) * 100:.2g}% {word}"
+    return f", {factor:.1f}x {word}"
