@@ -27,6 +27,7 @@ from rtmp.message import MessageType
 from tests.bench import __main__ as runner
 from tests.bench import bench_relay, harness, loadgen, record
 from tests.conftest import IN_CI, require_peer
+from tests.hostile.harness import wait_until
 from tests.peers import free_port
 
 SERVER_NAMES = ("ours", "nginx-rtmp", "rtmplite3")
@@ -235,6 +236,51 @@ class TestLightSession:
         with _scripted_server(commands.NETSTREAM_PLAY_STREAM_NOT_FOUND, []) as script:
             with pytest.raises(ConnectionError, match="StreamNotFound"):
                 loadgen.light_session(script, timeout=5.0)
+
+
+class TestIdleBench:
+    """bench_idle (issue 21's 500 idle connections) kept from rotting: a few connections."""
+
+    @pytest.mark.spec("RTMP 5.2", "RTMP 7.2.1.1")
+    @pytest.mark.parametrize("server", ["ours", pytest.param("nginx-rtmp",
+                                                             marks=pytest.mark.interop)])
+    def test_connections_are_made_held_and_measured(self, server: str) -> None:
+        _require_server(server)
+        from tests.bench import bench_idle
+
+        figures = bench_idle.measure(server, 5)  # raises if one was closed or not made
+        assert figures["peak_rss_mb"] >= figures["rss_mb"] > 0
+        if server == "ours":
+            assert figures["threads"] >= 5
+
+    def test_closed_connections_are_counted(self) -> None:
+        from tests.bench import bench_idle
+
+        listener = socket.create_server(("127.0.0.1", 0))
+        clients = [socket.create_connection(listener.getsockname()) for _ in range(3)]
+        accepted = [listener.accept()[0] for _ in clients]
+        try:
+            accepted[0].sendall(b"x")  # unread data: still open
+            accepted[1].close()        # closed by the server
+            assert wait_until(lambda: bench_idle.open_count(clients) == 2, 5.0)
+        finally:
+            for sock in clients + accepted:
+                sock.close()
+            listener.close()
+
+    def test_a_server_that_cuts_the_connections_fails_the_run(
+            self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Our server with a session limit of 2: the third connect is refused, and the
+        run raises instead of measuring fewer connections."""
+        from tests.bench import bench_idle
+
+        class Limited(harness.OurServer):
+            def command(self, port: int, directory: Path) -> List[str]:
+                return [*super().command(port, directory), "--max-connections", "2"]
+
+        monkeypatch.setitem(harness.SERVERS, "ours", Limited)
+        with pytest.raises(RuntimeError, match="idle connections to ours"):
+            bench_idle.measure("ours", 4)
 
 
 class TestSharedObjectBench:
