@@ -360,6 +360,7 @@ class TestTargets:
         assert check(">= 0.999", 0.9987, None) == "NO: 0.9987, 0.03% short"
         assert check(">= 0.999", 0.947, None) == "NO: 0.9470, 5.5% short"
         assert check(">= 0.999", 0.5, None) == "NO: 0.5000, 2.0x short"
+        assert check(">= 0.999", 0.7, None) == "NO: 0.7000, 43% short"
         assert check("< 60", 55.8, None) == "yes"
         assert check("< 60", 90.0, None) == "NO: 90.0, 1.5x over"
         assert check("< 10", 10.0, None) == "NO: 10.0, 0% over"
@@ -491,7 +492,7 @@ class TestRegressionGate:
         path = tmp_path / "b.json"
         record.save(path, made)
         assert record.load(path) == made
-        assert made["rows"][0]["met"] == "NO: ratio 1.50, 1.2x over"
+        assert made["rows"][0]["met"] == "NO: ratio 1.50, 25% over"
         lines = path.read_text().splitlines()
         assert [line for line in lines if '"bench": ' in line] == [  # a row a line
             "  " + json.dumps(r) for r in made["rows"]]

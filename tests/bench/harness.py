@@ -407,7 +407,7 @@ def check_target(target: str, ours: float, peer: Optional[float]) -> Optional[st
     fraction, a latency, a size).  Returns "yes", or "NO: <figure>, <by how much>", or None
     when the target cannot be evaluated (no peer for a ratio, or not a target).  The figure
     is shown with one decimal more than the bound has, so 0.9987 against ``>= 0.999`` does
-    not read as 0.999; a miss by less than 10% is given in percent.
+    not read as 0.999; a miss by less than 1.5x is given in percent.
     """
     match = re.fullmatch(r"\s*(ratio\s*)?(>=|<=|<|>)\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*",
                          target)
@@ -437,10 +437,10 @@ def check_target(target: str, ours: float, peer: Optional[float]) -> Optional[st
 
 
 def _missed_by(want: float, have: float, word: str) -> str:
-    """", 2.0x short" / ", 1.5x over", or in percent under 10%: ", 5.2% short"."""
+    """", 2.0x short" / ", 1.5x over", or in percent below 1.5x: ", 25% over"."""
     if have <= 0 or want <= 0:
         return ""
     factor = want / have
-    if factor < 1.1:
+    if factor < 1.5:
         return f", {(factor - 1) * 100:.2g}% {word}"
     return f", {factor:.1f}x {word}"
