@@ -9,12 +9,15 @@ and the date.  Hand-written notes below the ``<!-- notes -->`` line of that file
 profile findings) are kept when it is rewritten.
 
 A row is a dict: ``group``, ``name``, ``unit``, ``ours`` (list of per-run values), and
-optionally ``peer`` (list), ``peer_name``, ``target`` (``"ratio >= 5"``, ``"< 50"`` ...) and
-``note``.  ``run()`` may accept ``quick`` and ``repeat``; the runner passes what it accepts.
+optionally ``peer`` (list), ``peer_name``, ``target`` (``"ratio >= 5"``, ``"< 60"``,
+``">= 0.999"`` ...), ``note`` and ``direction`` (``"higher"``, ``"lower"`` or ``"none"``: which
+way the figure is better, by default from the unit; see :func:`tests.bench.harness.row`).
+``run()`` may accept ``quick`` and ``repeat``; the runner passes what it accepts.
 
 Options: ``--quick`` (small sizes, one run; used by ``tests/test_bench_harness.py``),
 ``--only NAME`` (repeatable: ``relay``, ``chunk`` ...), ``--repeat N`` (default 3),
-``--output FILE`` (default ``refs/benchmarks.md``; ``--quick`` writes nothing unless given).
+``--output FILE`` (default ``refs/benchmarks.md``; ``--quick`` writes nothing unless given),
+``--baseline FILE``, ``--no-compare`` and ``--tolerance F`` (the regression gate, below).
 A benchmark that raises (for example a relay that lost integrity) is reported in the table
 and makes the exit status 1.
 
