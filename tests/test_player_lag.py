@@ -131,7 +131,7 @@ GOP = 10
 KEY_BYTES, INTER_BYTES, AUDIO_BYTES = 300_000, 80_000, 400
 BURST_FRAMES = 2 * FPS  # the first 2 s of media go out at once
 PACED_FRAMES = 4 * FPS  # then 4 s in real time
-MAX_QUEUE_DELAY = 1.0
+MAX_QUEUE_DELAY = 1.5
 
 
 def _plan() -> List[Tuple[int, int, bytes]]:
