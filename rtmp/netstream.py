@@ -532,6 +532,7 @@ def _play_live(conn: ConnectionContext, ns: NetStream, reset: bool) -> None:
         ns.message_stream_id,
         name=f"{conn.id}-{ns.message_stream_id}",
         max_queue_bytes=conn.config.max_queue_bytes,
+        max_queue_delay=conn.config.max_queue_delay,
         log=conn.log,
         on_failure=functools.partial(_player_failed, conn),
     )

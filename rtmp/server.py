@@ -92,10 +92,11 @@ from .message import Message, StreamType
 from .streams import (
     DEFAULT_MAX_GOP_BYTES,
     DEFAULT_MAX_QUEUE_BYTES,
+    DEFAULT_MAX_QUEUE_DELAY,
     StreamHub,
 )
 from .shared_object import SOEvent
-from .shared_object_store import ServerSharedObject, SharedObjectStore
+from .shared_object_store import OUTBOX_QUEUE_BYTES, ServerSharedObject, SharedObjectStore
 from .server_connection import POLL_INTERVAL, ConnectionState, ServerConnection
 from .url import is_loopback
 from .url import parse_addr as parse_addr  # rtmp.server.parse_addr stays importable
@@ -206,7 +207,14 @@ class ServerConfig:
     session.  The default is the protocol's own bound, 0x7FFFFFFF: message sizes are
     bounded by ``max_message_size`` whatever the chunk size."""
     max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES
-    """Byte budget of one live player's send queue; beyond it whole frames are dropped."""
+    """Hard cap of one live player's send queue (bytes, 32 MiB): past it whole frames are
+    dropped, past four times it everything (a stalled player).  Queued bytes are shared by
+    the players of a stream (chunked once), so it bounds what one player keeps alive.  A
+    shared-object user's outbox uses at most 2 MiB of it (:mod:`rtmp.shared_object_store`)."""
+    max_queue_delay: float = DEFAULT_MAX_QUEUE_DELAY
+    """Seconds the oldest item of a live player's queue may wait before the player counts
+    as slow and loses whole frames until it has caught up (:mod:`rtmp.streams`); a player
+    that keeps up gets the whole stream, however fast the publisher sends."""
     max_gop_bytes: int = DEFAULT_MAX_GOP_BYTES
     """Largest GOP kept for late joiners; a longer one is not cached."""
     max_connections_per_ip: Optional[int] = None
@@ -256,7 +264,7 @@ class ServerConfig:
     def __post_init__(self) -> None:
         check_connection_settings(
             self, timeouts=("read_timeout", "write_timeout", "handshake_timeout"),
-            positive=("max_queue_bytes",), limits=self.limits,
+            positive=("max_queue_bytes", "max_queue_delay"), limits=self.limits,
         )  # fmt: skip
         if self.max_connections < 1:
             raise ValueError("max_connections must be at least 1")
@@ -342,7 +350,7 @@ class Server:
         """The live streams (:class:`rtmp.streams.StreamHub`)."""
         self.shared_objects = SharedObjectStore(
             self.config.shared_objects_dir, on_event=self.config.on_shared_object,
-            max_queue_bytes=self.config.max_queue_bytes, log=logger)
+            max_queue_bytes=min(self.config.max_queue_bytes, OUTBOX_QUEUE_BYTES), log=logger)
         """The remote shared objects (:class:`rtmp.shared_object_store.SharedObjectStore`)."""
         self.stats = ServerStats()
         self.relay_id = secrets.token_hex(6)

@@ -34,7 +34,8 @@ map of objects and is never taken on the media path.  Nothing here writes to a s
 each connection that uses objects has an outbox (:class:`rtmp.streams.LivePlayer` on
 message stream 0, with its own writer thread), so a change is queued for every user
 under the object's lock and nobody waits for a slow reader.  A user whose outbox passes
-the hard budget of a live player (4 x ``max_queue_bytes``, and never less than twice
+the hard budget of a live player (4 x ``max_queue_bytes``, at most :data:`OUTBOX_QUEUE_BYTES`
+from the server, and never less than twice
 ``StoreLimits.max_object_bytes``: a whole object, the answer to a Use, is one message),
 or whose socket stays full for ``write_timeout``, is disconnected: dropping one of its
 events would leave its copy silently wrong.
@@ -73,7 +74,7 @@ from .shared_object import (
     from_message,
     to_message,
 )
-from .streams import DEFAULT_MAX_QUEUE_BYTES, FrameKind, LivePlayer
+from .streams import FrameKind, LivePlayer
 
 if TYPE_CHECKING:
     from .netstream import ConnectionContext
@@ -95,9 +96,15 @@ __all__ = [
     "OBJECT_FULL",
     "CREATION_FAILED",
     "FLUSH_FAILED",
+    "OUTBOX_QUEUE_BYTES",
 ]
 
 logger = logging.getLogger(__name__)
+
+#: The default (and the server's most) ``max_queue_bytes`` of a user's outbox: its events
+#: are its own, not bytes shared with other players as live media are, so it stays at the
+#: live players' former budget whatever the server's ``max_queue_bytes`` (issue 21).
+OUTBOX_QUEUE_BYTES = 2 * 1024 * 1024
 
 #: ``on_shared_object(conn, name, event)``: raise to refuse the event.
 OnSharedObject = Callable[[Any, str, SOEvent], Any]
@@ -478,7 +485,7 @@ class SharedObjectStore:
         *,
         on_event: Optional[OnSharedObject] = None,
         limits: StoreLimits = StoreLimits(),
-        max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES,
+        max_queue_bytes: int = OUTBOX_QUEUE_BYTES,
         log: Optional[AnyLogger] = None,
     ) -> None:
         self.directory = pathlib.Path(directory) if directory is not None else None

@@ -28,17 +28,34 @@ every player's queue.  Each player has its own writer thread, which takes everyt
 queued in one lock round and sends it with one ``transport.write_fanout`` (one system
 call per batch, not per message), which keeps the connection's chunk encoder in step.
 
-A player's queue is bounded in bytes.  When a player cannot keep up, it loses
-whole frames, never parts of them, and never slows the publisher or the other
-players:
+A player's queue is judged by how long its oldest item has waited, not by its size (the
+queue's *sojourn time*, as CoDel judges a router's queue).  A publisher may send faster
+than real time (a reconnect with a backlog, an encoder catching up, a relay of a relay):
+then every queue holds seconds of media at once, for a player that reads as fast as its
+link allows as much as for a slow one, and a byte budget cannot tell them apart.  How long
+the oldest queued item has waited can: a player that keeps up drains any burst within
+moments, one that reads slower than the stream falls behind by a second more every few
+seconds, and one that does not read at all falls behind by a second a second.  So a
+player is *slow* while its oldest queued item has waited more than ``max_queue_delay``
+seconds (:data:`DEFAULT_MAX_QUEUE_DELAY`, 2 s: more than any burst takes to drain at line
+rate, less than a viewer's patience); only then does it lose frames, whole frames, never
+parts of them, and it never slows the publisher or the other players:
 
-1. an inter-frame that does not fit is dropped, and so is every following
-   inter-frame until the next keyframe (a decoder cannot use the frames of a
-   GOP whose earlier frame is missing);
-2. a keyframe that does not fit flushes the player's queued media: the player
-   skips ahead to the new GOP;
-3. sequence headers, metadata and status messages are never dropped (only a
-   player far beyond its budget, which is stalled, loses them too).
+1. a slow player's inter-frames and audio frames are dropped, and once an inter-frame is
+   dropped so is every following one until the next keyframe (a decoder cannot use the
+   frames of a GOP whose earlier frame is missing);
+2. a keyframe for a slow player flushes its queued media: it skips ahead to the new GOP,
+   which leaves it with no lag left (a player that does not read at all so holds at most
+   ``max_queue_delay`` seconds of media and one GOP);
+3. sequence headers, metadata, data and status messages are never dropped, slow or not.
+
+``max_queue_bytes`` (:data:`DEFAULT_MAX_QUEUE_BYTES`, 32 MiB) stays as a hard memory cap,
+past which the same rules apply whatever the delay (media past it, and everything past
+four times it: a player that far gone is stalled).  A queue holds references to the bytes
+the publisher's thread chunked once for every player, so a burst queued for ten players
+costs its size once, not ten times; the cap bounds what one player can keep alive after
+the others took it (and ``players x max_queue_bytes`` is the worst case, for players that
+dropped different frames).
 """
 
 from __future__ import annotations
@@ -75,20 +92,25 @@ __all__ = [
     "StreamBusyError",
     "PlayerStats",
     "DEFAULT_MAX_QUEUE_BYTES",
+    "DEFAULT_MAX_QUEUE_DELAY",
     "DEFAULT_MAX_GOP_BYTES",
     "HANDOVER_WINDOW",
 ]
 
 logger = logging.getLogger(__name__)
 
-#: Default byte budget of one player's send queue (about 8 s of a 2 Mbit/s stream).
-DEFAULT_MAX_QUEUE_BYTES = 2 * 1024 * 1024
+#: Default hard cap of one player's send queue, in bytes (about 20 s of a 12 Mbit/s stream):
+#: media past it is dropped whatever the delay (see the module docstring).
+DEFAULT_MAX_QUEUE_BYTES = 32 * 1024 * 1024
+#: Default ``max_queue_delay``: seconds a player's oldest queued item may wait before the
+#: player counts as slow and loses frames (see the module docstring).
+DEFAULT_MAX_QUEUE_DELAY = 2.0
 #: Seconds after a reconnect request during which a publisher's stream may be taken over by
 #: the next publisher of its name (ERTMP Reconnect Request; :meth:`LiveStream.allow_handover`).
 HANDOVER_WINDOW = 30.0
 #: Default limit of the GOP cache; a longer GOP is not cached (late joiners wait).
 DEFAULT_MAX_GOP_BYTES = 16 * 1024 * 1024
-#: A player whose queue holds this many times its budget is stalled: even
+#: A player whose queue holds this many times its ``max_queue_bytes`` is stalled: even
 #: headers and status messages are dropped for it.
 _HARD_LIMIT_FACTOR = 4
 
@@ -366,8 +388,9 @@ class PlayerStats:
 
 
 # One queued item: pre-chunked bytes (or None: the sink chunks the message), the message,
-# its kind, its size in the queue, the chunk size the bytes were made with.
-_Item = Tuple[Optional[bytes], Message, FrameKind, int, int]
+# its kind, its size in the queue, the chunk size the bytes were made with, and when it
+# was queued (``time.monotonic()``: the drop policy's sojourn time).
+_Item = Tuple[Optional[bytes], Message, FrameKind, int, int, float]
 
 #: The most bytes the writer sends in one write (one lock round, one system call): large
 #: enough to cost one call per many messages, small enough for a send to finish well
@@ -378,7 +401,9 @@ MAX_BATCH_BYTES = 256 * 1024
 class LivePlayer:
     """RTMP 7.2.2.1: one subscriber of a live stream, with a bounded queue and a writer thread.
 
-    ``offer`` never blocks: it queues or drops (see the module docstring).  The
+    ``offer`` never blocks: it queues or drops (see the module docstring): frames are
+    dropped once the oldest queued item waited over ``max_queue_delay`` seconds, or past
+    the hard cap ``max_queue_bytes``.  The
     writer thread takes everything queued (up to ``MAX_BATCH_BYTES``) in one lock
     round and sends it with one :meth:`FanoutSink.write_fanout`; if sending fails (the
     peer went away, or a send outlived the transport's write timeout), ``on_failure``
@@ -394,13 +419,18 @@ class LivePlayer:
         max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES,
         log: Optional[AnyLogger] = None,
         on_failure: Optional[Callable[[BaseException], None]] = None,
+        max_queue_delay: float = DEFAULT_MAX_QUEUE_DELAY,
     ) -> None:
         if max_queue_bytes <= 0:
             raise ValueError("max_queue_bytes must be positive")
+        if not max_queue_delay > 0:
+            raise ValueError("max_queue_delay must be positive")
         self.sink = sink
         self.message_stream_id = message_stream_id
         self.name = name
         self.max_queue_bytes = max_queue_bytes
+        #: Seconds the oldest queued item may wait before the player counts as slow.
+        self.max_queue_delay = max_queue_delay
         self.log: AnyLogger = log or logger
         self.on_failure = on_failure
         self.stats = PlayerStats()
@@ -420,6 +450,7 @@ class LivePlayer:
         self._writing = False  # the writer took a batch and is sending it
         self._lazy = False  # start(lazy=True): the writer starts with the next item
         self._await_keyframe = False
+        self._skipped_at = 0.0  # when queued media was last flushed (_purge_media)
         self._paused = False
         self._closed = False
         self._failed: Optional[BaseException] = None
@@ -493,7 +524,7 @@ class LivePlayer:
             return False
         if kind == FrameKind.KEYFRAME:
             self._await_keyframe = False
-        self._queue.append((data, message, kind, size, chunk_size))
+        self._queue.append((data, message, kind, size, chunk_size, time.monotonic()))
         self._queued_bytes += size
         if self._queued_bytes > self.stats.max_queued_bytes:
             self.stats.max_queued_bytes = self._queued_bytes
@@ -505,7 +536,7 @@ class LivePlayer:
         return True
 
     def _admit(self, kind: FrameKind, size: int) -> bool:
-        """The drop policy; called with the lock held."""
+        """The drop policy (see the module docstring); called with the lock held."""
         stats = self.stats
         if kind == FrameKind.AUDIO and not self.receive_audio:
             stats.filtered_messages += 1
@@ -522,24 +553,36 @@ class LivePlayer:
             return self._drop(size)
         if kind in (FrameKind.CONFIG, FrameKind.CONTROL, FrameKind.DATA):
             if self._queued_bytes + size > self.max_queue_bytes * _HARD_LIMIT_FACTOR:
-                return self._drop(size)  # stalled far beyond its budget
+                return self._drop(size)  # stalled far beyond its cap
             return True
-        if self._queued_bytes + size <= self.max_queue_bytes:
+        over_cap = self._queued_bytes + size > self.max_queue_bytes
+        if not over_cap and not self._slow():
             return True
         if kind == FrameKind.KEYFRAME:
-            # A new GOP that does not fit: everything queued is stale; skip ahead.
-            self._purge_media()
+            # A new GOP for a slow player: everything queued is stale; skip ahead.
+            self._purge_media("over %d bytes" % self.max_queue_bytes if over_cap
+                              else "waited over %g s" % self.max_queue_delay)
             return True
         if kind == FrameKind.INTERFRAME:
             self._await_keyframe = True  # the rest of this GOP is undecodable now
         return self._drop(size)
+
+    def _slow(self) -> bool:
+        """Whether the oldest queued item waited over ``max_queue_delay`` (lock held)."""
+        queue = self._queue
+        if not queue:
+            return False
+        # After a skip the lag counts from the skip: the headers and statuses kept at the
+        # head of the queue are older, but the player has just caught up with the stream.
+        since = max(queue[0][5], self._skipped_at)
+        return time.monotonic() - since > self.max_queue_delay
 
     def _drop(self, size: int) -> bool:
         self.stats.dropped_messages += 1
         self.stats.dropped_bytes += size
         return False
 
-    def _purge_media(self) -> None:
+    def _purge_media(self, why: str = "paused") -> None:
         kept: Deque[_Item] = collections.deque()
         kept_bytes = 0
         for item in self._queue:
@@ -548,11 +591,11 @@ class LivePlayer:
             else:
                 kept.append(item)
                 kept_bytes += item[3]
-        self.log.debug("%s: queue over %d bytes, skipped to the next keyframe",
-                       self.name, self.max_queue_bytes)
+        self.log.debug("%s: queue %s, skipped to the next keyframe", self.name, why)
         self._queue.clear()  # in place: the writer may hold a reference to the deque
         self._queue.extend(kept)
         self._queued_bytes = kept_bytes
+        self._skipped_at = time.monotonic()
 
     def await_keyframe(self) -> None:
         """Drop video inter-frames until the next keyframe (nginx-rtmp's ``wait_key``).

@@ -107,6 +107,20 @@ class TestRelayIntegrity:
         figures = bench_topology.measure(plan, players=2, edges=1, timeout=60.0)
         assert figures["mb_s"] > 0 and figures["cpu_s"] > 0
 
+    @pytest.mark.spec("RTMP 7.2.2.6", "RTMP 7.2.2.1")
+    def test_the_burst_measure_reads_each_player_to_the_end(
+            self, plan: loadgen.MediaPlan) -> None:
+        """bench_burst (issue 21) kept from rotting: 1 s of media at once, then real time;
+        3 players read until the stream ends (Stream EOF), the last one throttled; each
+        player's fraction is reported (integrity of the whole ones checked: a change raises)."""
+        from tests.bench import bench_burst
+
+        short = plan.truncated(2.0)
+        fractions = bench_burst.measure(
+            "ours", short, 3, pace_after_ms=1000,
+            throttle={2: bench_burst.stream_rate(short) / 2}, timeout=60.0)
+        assert len(fractions) == 3 and all(0 < f <= 1 for f in fractions), fractions
+
     @pytest.mark.spec("RTMP 7.2.2.1")
     def test_a_changed_payload_is_reported(self, plan: loadgen.MediaPlan) -> None:
         """The integrity check can fail: one altered expectation is caught per player."""

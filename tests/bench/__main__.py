@@ -59,7 +59,7 @@ DEFAULT_OUTPUT = harness.REPO / "refs" / "benchmarks.md"
 DEFAULT_BASELINE = DEFAULT_OUTPUT.with_suffix(".json")
 NOTES_MARKER = "<!-- notes: everything below is kept when the runner rewrites this file -->"
 #: Modules run in this order; any other bench_*.py follows alphabetically.
-ORDER = ("chunk", "amf", "relay", "connections", "idle", "latency", "shared_object", "client")
+ORDER = ("chunk", "amf", "relay", "burst", "connections", "idle", "latency", "shared_object", "client")
 #: bench_chunk sizes for --quick (its run() takes total_bytes).
 QUICK_TOTAL_BYTES = 4 * 1024 * 1024
 #: bench_amf's time budget per figure for --quick (its run() takes budget).

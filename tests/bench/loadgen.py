@@ -225,9 +225,15 @@ class RawConnection:
     Request gets its Ping Response (RTMP 7.1.7 event 6/7).
     """
 
-    def __init__(self, endpoint: Endpoint, timeout: float = 30.0) -> None:
+    def __init__(self, endpoint: Endpoint, timeout: float = 30.0, rcvbuf: int = 0) -> None:
         self.endpoint = endpoint
-        self.sock = socket.create_connection((endpoint.host, endpoint.port), timeout=timeout)
+        if rcvbuf:  # before connecting: the window scale is agreed in the handshake
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            self.sock.settimeout(timeout)
+            self.sock.connect((endpoint.host, endpoint.port))
+        else:
+            self.sock = socket.create_connection((endpoint.host, endpoint.port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.encoder = ChunkEncoder()
         self.decoder = ChunkDecoder()
@@ -252,11 +258,12 @@ class RawConnection:
 
     # -- bytes ---------------------------------------------------------------------------
 
-    def recv(self) -> int:
-        """Read once into the decoder; returns the byte count (0 = the server closed)."""
+    def recv(self, limit: int = 0) -> int:
+        """Read once (at most ``limit`` bytes, if given) into the decoder; returns the byte
+        count (0 = the server closed)."""
         if self.quickack:
             self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
-        n = self.sock.recv_into(self._buffer)
+        n = self.sock.recv_into(self._buffer, limit)
         if n:
             self.decoder.receive_data(self._view[:n])
             self.bytes_received += n
@@ -719,12 +726,37 @@ class PlayerResult:
     error: str = ""
 
 
+def _ends_play(message: Message) -> bool:
+    """User Control Stream EOF (RTMP 7.1.7, event 1) or ``onStatus``
+    ``NetStream.Play.UnpublishNotify`` (RTMP 7.2.2.1): the publisher has gone."""
+    if message.type == MessageType.USER_CONTROL:
+        return message.data[:2] == b"\x00\x01"
+    return message.type in _COMMANDS and _UNPUBLISH_NOTIFY in message.data
+
+
+_UNPUBLISH_NOTIFY = commands.NETSTREAM_PLAY_UNPUBLISH_NOTIFY.encode()
+#: A player that reads until the end stops after this long without a byte once the
+#: publisher has sent everything (the end, for a server that says nothing when it unpublishes).
+QUIET_END_SECONDS = 3.0
+#: A throttled player reads as fast as it can this long after the publisher sent its last
+#: byte: every drop decision is made by then (a server decides when the message arrives).
+THROTTLE_GRACE_SECONDS = 1.0
+
+
 def player_process(index: int, endpoint: Endpoint, expected_counts: Dict[int, int],
                    progress: Any, ready: Any, abort: Any, results: Any, timeout: float,
-                   record_times: bool) -> None:
+                   record_times: bool, sent: Any = None, throttle: float = 0.0,
+                   rcvbuf: int = 0) -> None:
     """One player, run in its own process; puts a :class:`PlayerResult` on ``results``.
 
     Sets ``abort`` if it fails, and gives up when another process set it.
+
+    ``sent`` (a shared one-element array of doubles, where the publisher puts the
+    ``time.monotonic()`` at which it sent everything, 0 before): the player may miss
+    messages (a burst the server drops); it reads until the stream ends -- Stream EOF or
+    UnpublishNotify, or :data:`QUIET_END_SECONDS` of silence after ``sent`` -- instead of
+    until it has every message.  ``throttle``: read at most that many bytes a second
+    (until :data:`THROTTLE_GRACE_SECONDS` after ``sent``), with ``rcvbuf`` as SO_RCVBUF.
     """
     result = PlayerResult(index)
     audio_hash, video_hash = hashlib.sha256(), hashlib.sha256()
@@ -733,7 +765,7 @@ def player_process(index: int, endpoint: Endpoint, expected_counts: Dict[int, in
     conn: Optional[RawConnection] = None
     released = False
     try:
-        conn = RawConnection(endpoint, timeout)
+        conn = RawConnection(endpoint, timeout, rcvbuf=rcvbuf)
         conn.connect()
         stream_id = conn.create_stream()
         conn.play(stream_id)
@@ -749,9 +781,24 @@ def player_process(index: int, endpoint: Endpoint, expected_counts: Dict[int, in
         now = time.monotonic
         decoder = conn.decoder
         handle_control = conn.handle_control
-        while counts[8] < want_audio or counts[9] < want_video:
+        ended = False
+        last_byte = now()
+        throttle_from = 0.0  # when the first byte came: the throttle's clock
+        consumed = 0
+        while (counts[8] < want_audio or counts[9] < want_video) and not ended:
+            limit = 0
+            if throttle and throttle_from and not (
+                    sent is not None and sent[0] and now() - sent[0] > THROTTLE_GRACE_SECONDS):
+                allowed = int(throttle * (now() - throttle_from)) + 16384 - consumed
+                if allowed < 4096:
+                    time.sleep(min(0.02, (4096 - allowed) / throttle))
+                    continue
+                limit = min(allowed, READ_SIZE)
             try:
-                if not conn.recv():
+                n = conn.recv(limit)
+                if not n:
+                    if sent is not None and sent[0]:
+                        break  # the server closed after the end: what came is the result
                     raise ConnectionError("server closed the connection before the end "
                                           "of the stream")
             except socket.timeout:
@@ -759,8 +806,13 @@ def player_process(index: int, endpoint: Endpoint, expected_counts: Dict[int, in
                     raise RuntimeError("stopped: another process of the run failed") from None
                 if now() > deadline:
                     raise TimeoutError(f"stream not complete after {timeout:.0f}s") from None
+                if sent is not None and sent[0] and now() - last_byte > QUIET_END_SECONDS:
+                    break
                 continue
-            arrived = now()
+            arrived = last_byte = now()
+            consumed += n
+            if not throttle_from:
+                throttle_from = arrived
             for message in decoder.messages():
                 kind = message.type
                 if kind == 9:  # RTMP 7.1.5 video
@@ -768,6 +820,8 @@ def player_process(index: int, endpoint: Endpoint, expected_counts: Dict[int, in
                 elif kind == 8:  # RTMP 7.1.4 audio
                     audio_hash.update(message.data)
                 else:
+                    if sent is not None and _ends_play(message):
+                        ended = True
                     handle_control(message)
                     continue
                 counts[kind] += 1
@@ -822,8 +876,15 @@ def _drain(conn: RawConnection, stop: threading.Event) -> None:
 
 def publisher_process(endpoint: Endpoint, plan: MediaPlan, progress: Any, window: int,
                       realtime: bool, go: Any, done: Any, abort: Any, results: Any,
-                      timeout: float) -> None:
-    """Publish ``plan``: as fast as the slowest player allows, or paced by timestamps."""
+                      timeout: float, sent: Any = None,
+                      pace_after_ms: Optional[int] = None) -> None:
+    """Publish ``plan``: as fast as the slowest player allows, or paced by timestamps.
+
+    ``pace_after_ms``: the first that many milliseconds of media go out unpaced (a burst),
+    the rest in real time from there.  ``sent`` (see :func:`player_process`): once all is
+    sent, the publisher shuts its side down (the server unpublishes at the end of what it
+    read, RTMP 7.2.2.6) and records the time there.
+    """
     result = PublishResult()
     times: Dict[int, List[float]] = {int(MessageType.AUDIO): [], int(MessageType.VIDEO): []}
     conn: Optional[RawConnection] = None
@@ -846,9 +907,30 @@ def publisher_process(endpoint: Endpoint, plan: MediaPlan, progress: Any, window
         batch: List[bytes] = []
         batch_size = 0
         first_ts: Optional[int] = None
+        paced_from = 0.0
         encode = conn.encoder.encode
         for message in plan.messages(stream_id):
             kind = message.type
+            if pace_after_ms is not None and kind in _MEDIA:
+                if first_ts is None:
+                    first_ts = message.timestamp
+                late = message.timestamp - first_ts - pace_after_ms
+                if late >= 0:
+                    if not paced_from:  # the burst ends here: send it, start the clock
+                        if batch:
+                            with conn.send_lock:
+                                conn.sock.sendall(b"".join(batch))
+                            wire += batch_size
+                            batch, batch_size = [], 0
+                        paced_from = time.monotonic()
+                    delay = paced_from + late / 1000.0 - time.monotonic()
+                    if delay > 0:
+                        time.sleep(delay)
+                    data = encode(message)
+                    with conn.send_lock:
+                        conn.sock.sendall(data)
+                    wire += len(data)
+                    continue
             if realtime:
                 if first_ts is None:
                     first_ts = message.timestamp
@@ -879,6 +961,9 @@ def publisher_process(endpoint: Endpoint, plan: MediaPlan, progress: Any, window
         result.cpu_seconds = _cpu_seconds() - cpu_start
         result.media_bytes = plan.media_bytes
         result.wire_bytes = wire
+        if sent is not None:
+            conn.sock.shutdown(socket.SHUT_WR)  # the server sees the end after the last byte
+            sent[0] = time.monotonic()
         # Closing now could reset the connection with the server's last reads pending;
         # wait until the players have everything (or gave up).
         done.wait(timeout)
@@ -917,6 +1002,8 @@ class RelayOutcome:
     players: List[PlayerResult]
     publisher: PublishResult
     expected: Dict[int, Tuple[int, str]]
+    media_bytes: int = 0
+    """Audio and video payload bytes each player should get (:attr:`MediaPlan.media_bytes`)."""
 
     @property
     def failures(self) -> List[str]:
@@ -939,6 +1026,11 @@ class RelayOutcome:
     @property
     def delivered_bytes(self) -> int:
         return sum(p.media_bytes for p in self.players)
+
+    def fractions(self) -> List[float]:
+        """Per player: audio and video payload bytes received / sent (``until_end`` runs)."""
+        return [p.media_bytes / self.media_bytes if self.media_bytes else 0.0
+                for p in self.players]
 
     @property
     def elapsed(self) -> float:
@@ -973,8 +1065,17 @@ def _context() -> Any:
 def run_relay(endpoint: Endpoint, plan: MediaPlan, players: int, *, realtime: bool = False,
               window: int = DEFAULT_WINDOW, timeout: float = 300.0,
               player_endpoints: Sequence[Endpoint] = (),
-              before_publish: Optional[Callable[[], None]] = None) -> RelayOutcome:
+              before_publish: Optional[Callable[[], None]] = None,
+              until_end: bool = False, pace_after_ms: Optional[int] = None,
+              throttle: Optional[Dict[int, float]] = None,
+              throttle_rcvbuf: int = 8192) -> RelayOutcome:
     """Start ``players`` player processes, wait until all play, then publish ``plan``.
+
+    ``until_end``: the players need not get everything (a server may drop): each reads
+    until the stream ends (see :func:`player_process`), and the outcome's
+    :meth:`RelayOutcome.fractions` say how much each got.  ``pace_after_ms``: see
+    :func:`publisher_process`.  ``throttle``: player index -> bytes a second it reads
+    (with SO_RCVBUF ``throttle_rcvbuf``); needs ``until_end``.
 
     ``player_endpoints``: where the players play (player ``i`` on entry ``i`` modulo their
     number; default ``endpoint``), e.g. edges that pull from ``endpoint``.
@@ -993,14 +1094,19 @@ def run_relay(endpoint: Endpoint, plan: MediaPlan, players: int, *, realtime: bo
     publisher_results = ctx.Queue()
     expected = plan.expected()
     counts = {k: v[0] for k, v in expected.items()}
+    if throttle and not until_end:
+        raise ValueError("a throttled player needs until_end (it will not get everything)")
+    sent = ctx.RawArray("d", 1) if until_end else None
+    throttle = throttle or {}
     procs = [ctx.Process(target=player_process, name=f"bench-player-{i}",
                          args=(i, player_endpoints[i % len(player_endpoints)] if player_endpoints
                                    else endpoint, counts, progress, ready, abort, results,
-                                   timeout, realtime))
+                                   timeout, realtime, sent, throttle.get(i, 0.0),
+                                   throttle_rcvbuf if i in throttle else 0))
              for i in range(players)]
     publisher = ctx.Process(target=publisher_process, name="bench-publisher",
                             args=(endpoint, plan, progress, window, realtime, go, done, abort,
-                                  publisher_results, timeout))
+                                  publisher_results, timeout, sent, pace_after_ms))
     player_results: List[PlayerResult] = []
     publish_result = PublishResult(error="publisher did not report")
     try:
@@ -1028,7 +1134,7 @@ def run_relay(endpoint: Endpoint, plan: MediaPlan, players: int, *, realtime: bo
                     proc.kill()
                     proc.join(timeout=5)
     player_results.sort(key=lambda p: p.index)
-    return RelayOutcome(player_results, publish_result, expected)
+    return RelayOutcome(player_results, publish_result, expected, plan.media_bytes)
 
 
 def percentile(values: Sequence[float], fraction: float) -> float:

@@ -13,6 +13,7 @@ max_chunk_size             test_limits.py::test_max_chunk_size_is_enforced
 max_pending_bytes          test_limits.py::test_max_pending_bytes_is_enforced
 max_chunk_streams          test_chunk_hostile.py::test_thousands_of_partial_chunk_streams
 max_queue_bytes            test_load_hostile.py::test_player_that_never_reads
+max_queue_delay            test_player_lag.py::TestSojournRule (issue 21)
 max_connections            test_load_hostile.py::TestConnectionLimits
 max_connections_per_ip     test_load_hostile.py::TestConnectionLimits
 max_amf_depth              test_commands_hostile.py::TestNesting
@@ -47,6 +48,7 @@ SANE_DEFAULTS: Dict[str, "tuple[float, float]"] = {
     "max_chunk_streams": (8, 1024),
     "max_pending_bytes": (1024 * 1024, 64 * 1024 * 1024),
     "max_queue_bytes": (64 * 1024, 256 * 1024 * 1024),
+    "max_queue_delay": (0.5, 30),
     "max_connections": (10, 100_000),
     "max_amf_depth": (8, 200),
 }

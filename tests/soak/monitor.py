@@ -34,7 +34,6 @@ from dataclasses import dataclass, replace
 from typing import List, Optional, Sequence, Tuple
 
 from rtmp.server import MAX_SPARE_THREADS
-from rtmp.streams import DEFAULT_MAX_QUEUE_BYTES
 
 __all__ = ["ProcessSample", "Rules", "Sample", "judge_growth", "judge_return", "read_process", "rules_for",
            "send_queues",
@@ -138,10 +137,19 @@ def _thirds(samples: Sequence[Sample], rules: Rules) -> Optional[Tuple[List[Samp
     return judged[:third], judged[-third:]
 
 
+#: What the server may keep for a player that does not read (issue 21): rtmp.streams drops
+#: its media once its oldest queued item waited ``max_queue_delay`` (2 s) and skips to the
+#: next keyframe, so its queue holds at most that and a GOP (1 s) of the soak's stream
+#: (2 Mbit/s at most, tests/soak/load.py): 0.75 MB; with the batch its writer holds in a
+#: blocked send (256 KiB) and the queue's own overhead, within 2 MiB -- the live players'
+#: former byte budget, no longer the queue's cap (``max_queue_bytes`` is 32 MiB now).
+STALLED_QUEUE_BYTES = 2 * 1024 * 1024
+
+
 def rules_for(rules: Rules, longest_stall: float, stalled_players: int) -> Rules:
     """``rules`` for a load whose players that do not read stall up to ``longest_stall``
     seconds, ``stalled_players`` of them at once (see the module docstring)."""
-    budget_mb = stalled_players * DEFAULT_MAX_QUEUE_BYTES / (1024 * 1024)
+    budget_mb = stalled_players * STALLED_QUEUE_BYTES / (1024 * 1024)
     return replace(rules, warmup_seconds=max(rules.warmup_seconds, longest_stall),
                    rss_slack_mb=rules.rss_slack_mb + budget_mb)
 

@@ -261,7 +261,7 @@ RULES_TEXT = (
     "one or two publications to their end, leavers leave after a few seconds, reconnecters "
     "drop the connection and connect again), and players that never read.  A run fails "
     "when, after a warm-up (20 % of the run, at least the longest stall), the last third's "
-    "RSS maximum exceeds the first third's by 10 % + 8 MB + 2 MB (the queue budget) per "
+    "RSS maximum exceeds the first third's by 10 % + 8 MB + 2 MB (what the server may queue for it) per "
     "player that never reads, or the last third's median of threads or descriptors the first third's by "
     "25 % + 6; when descriptors (exactly) and threads (give or take the server's idle "
     "accept threads) are not back to their value before the first client once all left; "
