@@ -148,14 +148,13 @@ def connect(conn: ConnectionContext, cmd: Command) -> None:
     reconnect = callable(getattr(conn.connection, "request_reconnect", None))
     transport.write_messages(_connect_replies(
         config.window_ack_size, config.chunk_size, encoding, cmd.transaction_id, reconnect))
-    conn.log.info("connected: app=%r tcUrl=%r flashVer=%r objectEncoding=%d",
-                  app, conn.tc_url, req.flash_ver, encoding)
-    if conn.client_caps.enhanced:
-        caps = conn.client_caps
-        conn.log.info("client E-RTMP caps: fourCcList=%s videoFourCcInfoMap=%s "
-                      "audioFourCcInfoMap=%s capsEx=%s", list(caps.fourcc_list),
-                      dict(caps.video_fourcc_info_map), dict(caps.audio_fourcc_info_map),
-                      caps.caps_ex)
+    caps = conn.client_caps
+    conn.log.info("connected from %s: app=%r tcUrl=%r flashVer=%r objectEncoding=%d%s",
+                  conn.connection.remote_addr, app, conn.tc_url, req.flash_ver, encoding,
+                  f"; E-RTMP caps: fourCcList={list(caps.fourcc_list)} "
+                  f"videoFourCcInfoMap={dict(caps.video_fourcc_info_map)} "
+                  f"audioFourCcInfoMap={dict(caps.audio_fourcc_info_map)} "
+                  f"capsEx={caps.caps_ex}" if caps.enhanced else "")
 
 
 def _challenge_at_connect(conn: ConnectionContext, params: Dict[str, Any], app_text: str) -> bool:

@@ -608,30 +608,42 @@ class Server:
             conn = ServerConnection(self, sock, conn_id, remote, over_limit=over)
             self._connections[conn_id] = conn
         threading.current_thread().name = f"rtmp-conn-{conn_id}"
-        conn.log.info("accepted from %s%s", remote, f" (refusing: {over})" if over else "")
+        if over:  # refused: worth a line of its own (the closing line follows)
+            conn.log.info("accepted from %s (refusing: %s)", remote, over)
+        else:  # the "connected" line names the client; the closing line sums up
+            conn.log.debug("accepted from %s", remote)
         self._serve(conn)
 
     def _serve(self, conn: ServerConnection) -> None:
-        """One connection's thread: run the session; whatever happens, clean up."""
+        """One connection's thread: run the session; whatever happens, clean up.
+
+        At INFO a session logs a line when it connects, one per publish or play, and
+        one when it closes (how it ended, its length and bytes): what an operator
+        needs, and no more (each log record costs about as much CPU as a command).
+        Failures that need attention log a warning of their own first."""
+        outcome = "session ended"
         try:
             conn.run()
         except HandshakeError as exc:
             self.stats.handshake_failures += 1
-            conn.log.info("%s", conn.ended(exc))
+            outcome = conn.ended(exc)
         except ConnectionClosedError as exc:
-            conn.log.info("%s", conn.ended(exc))
+            outcome = conn.ended(exc)
         except TimeoutError as exc:
             self.stats.timeouts += 1
-            conn.log.info("session timed out: %s", exc)
+            outcome = f"session timed out: {exc}"
         except ProtocolError as exc:
             self.stats.protocol_errors += 1
             conn.log.warning("protocol error, closing: %s", exc)
+            outcome = "protocol error"
         except RTMPError as exc:
             self.stats.failures += 1
             conn.log.warning("session failed: %s", exc)
+            outcome = "session failed"
         except Exception:
             self.stats.errors += 1
             conn.log.exception("session crashed")
+            outcome = "session crashed"
         finally:
             try:
                 conn.teardown()
@@ -643,7 +655,11 @@ class Server:
                 if transport is not None:  # /metrics' totals stay monotonic
                     self.stats.bytes_received += transport.bytes_received
                     self.stats.bytes_sent += transport.bytes_sent
-            conn.log.info("closed")
+            if conn.log.isEnabledFor(logging.INFO):
+                received, sent = ((transport.bytes_received, transport.bytes_sent)
+                                  if transport is not None else (0, 0))
+                conn.log.info("closed: %s (%s, %.1f s, %d bytes in, %d out)", outcome,
+                              conn.remote_addr, time.monotonic() - conn.created, received, sent)
 
     # -- services for connections -------------------------------------------------------
 

@@ -119,7 +119,7 @@ class ServerConnection:
         self._accepted = False
         self._closing = threading.Event()
         self._streams: Dict[int, NetStream] = {}
-        self._inbox: "queue.Queue[Message]" = queue.Queue(INBOX_SIZE)
+        self._inbox: "Optional[queue.Queue[Message]]" = None  # made at first use (_mailbox)
         self._torn_down = False
         self._warned: "set[str]" = set()  # first_warning's keys
         self._published = False  # a publish started on this connection
@@ -161,7 +161,7 @@ class ServerConnection:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             try:
-                return self._inbox.get(timeout=POLL_INTERVAL)
+                return self._mailbox().get(timeout=POLL_INTERVAL)
             except queue.Empty:
                 if self._state == ConnectionState.CLOSED:
                     raise ConnectionClosedError(f"connection {self.id} is closed") from None
@@ -317,11 +317,12 @@ class ServerConnection:
         if callback is None:
             if not self._accepted:
                 return True
+            inbox = self._mailbox()
             try:
-                self._inbox.put_nowait(msg)
+                inbox.put_nowait(msg)
             except queue.Full:
-                self._inbox.get_nowait()  # drop the oldest: nobody reads the inbox
-                self._inbox.put_nowait(msg)
+                inbox.get_nowait()  # drop the oldest: nobody reads the inbox
+                inbox.put_nowait(msg)
             return True
         try:
             callback(self, msg)
@@ -329,6 +330,17 @@ class ServerConnection:
             self.log.exception("on_message raised; message type %d dropped", msg.type)
             return False
         return True
+
+    def _mailbox(self) -> "queue.Queue[Message]":
+        """The inbox of :meth:`read_message`, made at first use: most sessions never
+        need one (a queue is four locks)."""
+        inbox = self._inbox
+        if inbox is None:
+            with self._state_lock:
+                if self._inbox is None:
+                    self._inbox = queue.Queue(INBOX_SIZE)
+                inbox = self._inbox
+        return inbox
 
     def _on_user_control(self, msg: Message) -> None:
         event = user_control.decode(msg.data)
@@ -417,7 +429,7 @@ class ServerConnection:
                **extra: Any) -> Message:
         """RTMP 7.2.2: an ``onStatus`` on a stream, with this connection's client id."""
         msid = ns_or_msid.message_stream_id if isinstance(ns_or_msid, NetStream) else ns_or_msid
-        return commands.on_status(code, description, msid, clientid=self.id, **extra)
+        return commands.client_status(self.id, code, description, msid, **extra)
 
     def send(self, *messages: Message) -> None:
         """Write ``messages`` in one go."""
