@@ -146,7 +146,7 @@ def connect(conn: ConnectionContext, cmd: Command) -> None:
     # One write for the whole sequence: one system call and one packet, not six.
     # ERTMP Reconnect Request: stated only when this connection can ask for a reconnect.
     reconnect = callable(getattr(conn.connection, "request_reconnect", None))
-    transport.write_messages(_connect_replies(
+    transport.write_repeated(_connect_replies(
         config.window_ack_size, config.chunk_size, encoding, cmd.transaction_id, reconnect))
     caps = conn.client_caps
     conn.log.info("connected from %s: app=%r tcUrl=%r flashVer=%r objectEncoding=%d%s",
@@ -181,7 +181,18 @@ def create_stream(conn: ConnectionContext, cmd: Command) -> None:
     while msid in conn.streams:
         msid += 1
     conn.streams[msid] = NetStream(msid)
-    conn.result(cmd, None, msid)
+    if cmd.transaction_id:  # RTMP 7.2.1: no _result for transaction id 0
+        conn.reply(cmd, _stream_created(cmd.transaction_id, msid, cmd.message_stream_id,
+                                        cmd.object_encoding))
+
+
+@functools.lru_cache(maxsize=256)
+def _stream_created(transaction_id: float, msid: int, on_stream: int,
+                    encoding: int) -> Message:
+    """RTMP 7.2.1.3: ``_result, txn, null, msid``, the same for every session that asks
+    with the same transaction id (nearly always 2), so encoded once."""
+    return commands.result(transaction_id, None, msid, message_stream_id=on_stream,
+                           object_encoding=encoding)
 
 
 def close(conn: ConnectionContext, cmd: Command) -> None:

@@ -484,7 +484,7 @@ class ServerConnection:
             self.log.exception("error while releasing shared objects")
         transport = self._transport
         if transport is not None:
-            transport.close()
+            transport.close(shutdown=False)  # shut down above already
         else:
             close_socket(self._sock)
         with self._state_lock:

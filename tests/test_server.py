@@ -322,6 +322,21 @@ class TestCommands:
             client.delete_stream(1)
             assert client.create_stream() == 1  # freed ids are handed out again
 
+    @pytest.mark.spec("RTMP 7.2.1.3")
+    @pytest.mark.parametrize("encoding", [commands.AMF0, commands.AMF3])
+    def test_create_stream_result_is_encoded_once_and_right(self, encoding: int) -> None:
+        """createStream's _result is cached per (transaction id, stream id, stream it was
+        asked on, encoding): the same message as a fresh encode, every time."""
+        from rtmp.netconnection import _stream_created
+
+        for txn in (2.0, 3.0, 17.0, 2.5, 2.0):
+            for msid in (1, 2, 64):
+                cached = _stream_created(txn, msid, 0, encoding)
+                fresh = commands.result(txn, None, msid, object_encoding=encoding)
+                assert cached == fresh
+                assert commands.decode_command(cached).arguments == [msid]
+                assert commands.decode_command(cached).transaction_id == txn
+
     @pytest.mark.spec("RTMP 7.2.1.2")
     def test_unknown_call_without_on_message(self) -> None:
         with Server(ServerConfig(addr="127.0.0.1:0")) as server, Client() as client:
