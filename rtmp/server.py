@@ -370,6 +370,7 @@ class Server:
         self._stopped = threading.Event()
         self._lock = threading.Lock()
         self._connections: Dict[str, ServerConnection] = {}
+        self._refusing = 0  # of _connections, those over a limit (guarded by _lock)
         self._threads: List[threading.Thread] = []
         self._ids = itertools.count(1)
         self._prefix = secrets.token_hex(2)
@@ -587,13 +588,13 @@ class Server:
         config = self.config
         with self._lock:
             self.stats.accepted += 1
-            active = [c for c in self._connections.values() if not c.over_limit]
-            refusing = len(self._connections) - len(active)
+            refusing = self._refusing  # counted, not walked: an accept costs O(1)
             over = ""
-            if len(active) >= config.max_connections:
+            if len(self._connections) - refusing >= config.max_connections:
                 over = f"Too many connections (max_connections={config.max_connections})"
             elif config.max_connections_per_ip is not None and remote is not None:
-                same = sum(1 for c in active if c.remote_addr and c.remote_addr[0] == remote[0])
+                same = sum(1 for c in self._connections.values() if not c.over_limit
+                           and c.remote_addr and c.remote_addr[0] == remote[0])
                 if same >= config.max_connections_per_ip:
                     over = (f"Too many connections from {remote[0]} "
                             f"(max_connections_per_ip={config.max_connections_per_ip})")
@@ -607,6 +608,8 @@ class Server:
             conn_id = f"{self._prefix}-{next(self._ids)}"
             conn = ServerConnection(self, sock, conn_id, remote, over_limit=over)
             self._connections[conn_id] = conn
+            if over:
+                self._refusing += 1
         threading.current_thread().name = f"rtmp-conn-{conn_id}"
         if over:  # refused: worth a line of its own (the closing line follows)
             conn.log.info("accepted from %s (refusing: %s)", remote, over)
@@ -651,7 +654,8 @@ class Server:
                 conn.log.exception("teardown failed")
             transport = conn.transport
             with self._lock:
-                self._connections.pop(conn.id, None)
+                if self._connections.pop(conn.id, None) is not None and conn.over_limit:
+                    self._refusing -= 1
                 if transport is not None:  # /metrics' totals stay monotonic
                     self.stats.bytes_received += transport.bytes_received
                     self.stats.bytes_sent += transport.bytes_sent

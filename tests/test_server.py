@@ -288,6 +288,8 @@ class TestConnect:
                 assert first.create_stream() == 1  # the first one is unaffected
                 assert server.connection_count == 1
             assert wait_for(lambda: server.connection_count == 0)
+            # The refusals are counted, not walked, at each accept: the count is back to 0.
+            assert wait_for(lambda: server._refusing == 0 and not server._connections)
             with Client() as third:  # a free slot again
                 third.connect(url_of(server))
 
