@@ -216,10 +216,14 @@ class ServerConnection:
 
     def update_state(self) -> None:
         """PUBLISHING / PLAYING / CONNECTED from what the message streams do."""
-        states = [ns.state for ns in self._streams.values()]
-        if any(state.publishing for state in states):
-            self.set_state(ConnectionState.PUBLISHING)
-        elif any(state.playing for state in states):
+        playing = False
+        for ns in self._streams.values():
+            state = ns.state
+            if state.publishing:
+                self.set_state(ConnectionState.PUBLISHING)
+                return
+            playing = playing or state.playing
+        if playing:
             self.set_state(ConnectionState.PLAYING)
         elif self._accepted:
             self.set_state(ConnectionState.CONNECTED)
