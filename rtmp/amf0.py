@@ -191,6 +191,25 @@ class Decoder(DecoderBase):
         except RecursionError:  # pragma: no cover - max_depth keeps us far from it
             raise DecodeError("value nested too deeply", start) from None
 
+    def read_all(self) -> List[Any]:
+        """Read values until the input ends (all in this decoder's context): what
+        :meth:`read_value` gives for each, in one loop (a command payload's few values)."""
+        values: List[Any] = []
+        append = values.append
+        read = self._read_value
+        size = len(self.data)
+        start = self.offset
+        try:
+            while self.offset < size:
+                start = self.offset
+                self._depth = 0
+                append(read())
+        except (struct.error, IndexError):
+            raise DecodeError("truncated value: input ends inside it", start) from None
+        except RecursionError:  # pragma: no cover - max_depth keeps us far from it
+            raise DecodeError("value nested too deeply", start) from None
+        return values
+
     # -- internals ----------------------------------------------------------
 
     def _read_value(self) -> Any:

@@ -472,20 +472,20 @@ def _play(conn: ConnectionContext, cmd: Command, req: Play) -> None:
             return
     hub = conn.server.hub
     live_now = hub.is_live(conn.app, name)
-    recording = conn.server.recording(conn.app, name)
     # RTMP 7.2.2.1: start -2 = live, else recorded, else wait for live; -1 = live
     # only; >= 0 = recorded from there.
     # Deviation (ffmpeg): start is sent as rtmp_live * 1000 (-2000, -1000, 0), and
     # Flash sends milliseconds; both are read as milliseconds, like nginx-rtmp does.
     live_only = start in (-1, -1000)
+    # The recording is looked for only when it can be played (file system calls).
+    recording = (conn.server.recording(conn.app, name)
+                 if not live_only and (start >= 0 or not live_now) else None)
     if start >= 0 and recording is None and not live_now and conn.config.strict:
         conn.send(conn.status(ns, commands.NETSTREAM_PLAY_STREAM_NOT_FOUND,
                                 f"No such stream: {name}", details=name))
         return
-    use_vod = recording is not None and not live_only and (start >= 0 or not live_now)
     ns.name, ns.query = name, query
-    if use_vod:
-        assert recording is not None
+    if recording is not None:  # looked for only when it is to be played (above)
         _play_vod(conn, ns, recording, max(0, int(start)), int(duration), reset)
     else:
         _play_live(conn, ns, reset)

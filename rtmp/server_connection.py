@@ -75,6 +75,22 @@ _STREAM_LIMIT_CODES = {
 }
 
 
+class _Flag:
+    """A switch that only goes on: ``set``/``is_set`` of a :class:`threading.Event`, which
+    nothing here waits on, without the Event's Condition (a session makes one)."""
+
+    __slots__ = ("_on",)
+
+    def __init__(self) -> None:
+        self._on = False
+
+    def set(self) -> None:
+        self._on = True  # one attribute store: atomic under the GIL
+
+    def is_set(self) -> bool:
+        return self._on
+
+
 class ServerConnection:
     """One client of the :class:`rtmp.server.Server` (refs/api.md ``ServerConnection``).
 
@@ -117,7 +133,7 @@ class ServerConnection:
         self._state_lock = threading.Lock()
         self._over_limit = over_limit
         self._accepted = False
-        self._closing = threading.Event()
+        self._closing = _Flag()
         self._streams: Dict[int, NetStream] = {}
         self._inbox: "Optional[queue.Queue[Message]]" = None  # made at first use (_mailbox)
         self._torn_down = False
