@@ -100,6 +100,7 @@ __all__ = [
     "Encoder",
     "encode",
     "encode_all",
+    "encode_string",
     "decode",
     "decode_all",
     "DEFAULT_MAX_DEPTH",
@@ -189,6 +190,25 @@ class Decoder(DecoderBase):
             raise DecodeError("truncated value: input ends inside it", start) from None
         except RecursionError:  # pragma: no cover - max_depth keeps us far from it
             raise DecodeError("value nested too deeply", start) from None
+
+    def read_all(self) -> List[Any]:
+        """Read values until the input ends (all in this decoder's context): what
+        :meth:`read_value` gives for each, in one loop (a command payload's few values)."""
+        values: List[Any] = []
+        append = values.append
+        read = self._read_value
+        size = len(self.data)
+        start = self.offset
+        try:
+            while self.offset < size:
+                start = self.offset
+                self._depth = 0
+                append(read())
+        except (struct.error, IndexError):
+            raise DecodeError("truncated value: input ends inside it", start) from None
+        except RecursionError:  # pragma: no cover - max_depth keeps us far from it
+            raise DecodeError("value nested too deeply", start) from None
+        return values
 
     # -- internals ----------------------------------------------------------
 
@@ -505,14 +525,7 @@ class Encoder:
 
     def _write_str(self, value: str) -> None:
         """AMF0 2.4, or AMF0 2.14 when the UTF-8 form needs more than 65535 bytes."""
-        raw = value.encode("utf-8")
-        length = len(raw)
-        if length <= MAX_U16:
-            self._buffer += _STRING_HEAD(0x02, length) + raw
-        elif length <= MAX_U32:
-            self._buffer += _LONG_HEAD(0x0C, length) + raw
-        else:  # pragma: no cover - needs a 4 GiB string
-            raise EncodeError("string longer than 4 GiB (AMF0 2.14)")
+        self._buffer += encode_string(value)
 
     def _write_xml_document(self, value: str) -> None:
         """AMF0 2.17: always with a U32 length."""
@@ -701,6 +714,19 @@ _SUBCLASS_WRITERS: Tuple[Tuple[type, _Writer], ...] = tuple((base, _WRITERS[base
 def encode(value: Any, *, use_references: bool = True) -> bytes:
     """AMF0 2: the bytes of one value."""
     return encode_all((value,), use_references=use_references)
+
+
+def encode_string(value: str) -> bytes:
+    """AMF0 2.4: the bytes of one string (AMF0 2.14, a long string, when its UTF-8 form
+    needs more than 65535 bytes); what :func:`encode` gives for a ``str``, without an
+    :class:`Encoder` (strings are never referenced, AMF0 2.9)."""
+    raw = value.encode("utf-8")
+    length = len(raw)
+    if length <= MAX_U16:
+        return _STRING_HEAD(0x02, length) + raw
+    if length <= MAX_U32:
+        return _LONG_HEAD(0x0C, length) + raw
+    raise EncodeError("string longer than 4 GiB (AMF0 2.14)")  # pragma: no cover - 4 GiB
 
 
 def encode_all(values: Iterable[Any], *, use_references: bool = True) -> bytes:

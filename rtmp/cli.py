@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from types import FrameType
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, List, Optional, Sequence
 
 from . import __version__
 from .config import parse_duration, parse_size
@@ -182,6 +182,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         pull_idle=args.pull_idle,
         pull_reconnect=args.pull_reconnect,
     )
+    _lean_log_records()
+    flush = _hold_log_lines()
     server = Server(config)
     stop = threading.Event()
     _install_stop_signals(stop)
@@ -198,12 +200,40 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"rtmp: HTTP API and status page on http://{http_shown}:{http_port}/",
               file=sys.stderr, flush=True)
     try:
-        while not stop.wait(0.5):
-            pass
+        while not stop.wait(LOG_FLUSH_INTERVAL):
+            flush()
     finally:
+        flush()
         print("rtmp: stopping", file=sys.stderr, flush=True)
         server.stop()
+        flush()
     return EXIT_OK
+
+
+def _hold_log_lines() -> Callable[[], None]:
+    """``rtmp serve``: the root logger's plain stderr handler becomes a
+    :class:`_ServeLogHandler` (stderr no longer line-buffered); returns what writes out
+    the lines it holds (nothing to do when logging goes elsewhere)."""
+    root = logging.getLogger()
+    reconfigure = getattr(sys.stderr, "reconfigure", None)
+    plain = [h for h in root.handlers
+             if type(h) is logging.StreamHandler and h.stream is sys.stderr]
+    held: List[_ServeLogHandler] = []
+    if reconfigure is not None and plain:
+        reconfigure(line_buffering=False)
+        for old in plain:
+            new = _ServeLogHandler()
+            new.setFormatter(old.formatter)
+            new.setLevel(old.level)
+            root.removeHandler(old)
+            root.addHandler(new)
+            held.append(new)
+
+    def flush() -> None:
+        for handler in held:
+            handler.flush_now()
+
+    return flush
 
 
 def _client_config(args: argparse.Namespace) -> Any:
@@ -557,6 +587,47 @@ def build_parser() -> argparse.ArgumentParser:
     for command in (serve, publish, play, probe, proxy):
         _common(command)  # last in each --help
     return parser
+
+
+def _lean_log_records() -> None:
+    """The format of :func:`_configure_logging` names neither the caller nor the thread
+    nor the process: a long-running server does not collect them for every record (the
+    logging HOWTO, "Optimization"), so a session's lines cost less CPU (issue 21)."""
+    logging._srcfile = None  # type: ignore[attr-defined]
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+
+
+#: How often ``rtmp serve`` writes out the log lines below WARNING it holds (seconds).
+LOG_FLUSH_INTERVAL = 0.1
+
+
+class _ServeLogHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """``rtmp serve``'s stderr: lines below WARNING stay in stderr's buffer until
+    :meth:`flush_now` (the serve loop calls it every :data:`LOG_FLUSH_INTERVAL` s, and
+    at the end), so a busy server writes its session lines in batches, not with a
+    system call each (issue 21); WARNING and above are written at once."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+        self._urgent = True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._urgent = record.levelno >= logging.WARNING  # under the handler's lock
+        super().emit(record)
+
+    def flush(self) -> None:
+        if self._urgent:
+            super().flush()
+
+    def flush_now(self) -> None:
+        """Write out every line held."""
+        super().flush()
+
+    def close(self) -> None:
+        self.flush_now()
+        super().close()
 
 
 def _configure_logging(args: argparse.Namespace) -> None:

@@ -17,6 +17,7 @@ It is sans-IO: no sockets, no clock.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -46,6 +47,7 @@ __all__ = [
     "LEVELS",
     "Command",
     "StatusEvent",
+    "client_status",
     "command_error",
     "connect",
     "connect_command_object",
@@ -479,6 +481,38 @@ def on_status(
         message_stream_id=message_stream_id,
         object_encoding=object_encoding,
     )
+
+
+#: Stands for the client id while a status template is encoded (NUL bytes: never an id).
+_CLIENT_ID_MARK = "\x00rtmp-clientid\x00"
+
+
+@functools.lru_cache(maxsize=512)
+def _status_template(code: str, description: str, message_stream_id: int,
+                     extra: tuple[tuple[str, Any], ...]) -> tuple[Message, bytes, bytes] | None:
+    """An AMF0 onStatus for the mark as client id, and its payload split around it."""
+    message = on_status(code, description, message_stream_id, clientid=_CLIENT_ID_MARK,
+                        **dict(extra))
+    mark = amf0.encode_string(_CLIENT_ID_MARK)
+    head, found, tail = message.data.partition(mark)
+    if not found or mark in tail:  # the mark in a description too: no template
+        return None
+    return message, head, tail
+
+
+def client_status(clientid: str, code: str, description: str = "", message_stream_id: int = 0,
+                  **extra: Any) -> Message:
+    """RTMP 7.2.2: ``on_status(code, description, message_stream_id, clientid=clientid,
+    **extra)`` (AMF0), the same message, but encoded once per code, description, stream
+    and ``extra``: only ``clientid`` (a server's connection id) is encoded per call."""
+    try:
+        template = _status_template(code, description, message_stream_id, tuple(extra.items()))
+    except TypeError:  # an unhashable value in extra: no template
+        template = None
+    if template is None:
+        return on_status(code, description, message_stream_id, clientid=clientid, **extra)
+    message, head, tail = template
+    return message.with_data(head + amf0.encode_string(clientid) + tail)
 
 
 def reconnect_request(tc_url: str | None = None, description: str = "") -> Message:

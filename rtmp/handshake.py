@@ -40,6 +40,7 @@ from __future__ import annotations
 import enum
 import logging
 import os
+import random as _random_module
 from collections.abc import Callable
 
 from ._bytes import U32, ReceiveBuffer
@@ -67,6 +68,7 @@ __all__ = [
     "ClientHandshake",
     "HandshakeState",
     "ServerHandshake",
+    "filler_bytes",
 ]
 
 logger = logging.getLogger(__name__)
@@ -88,6 +90,26 @@ _ZERO4 = bytes(4)
 Clock = Callable[[], int]
 #: A source of random bytes, called with a byte count (default :func:`os.urandom`).
 RandomSource = Callable[[int], bytes]
+
+#: Random bytes drawn once per process; :func:`filler_bytes` hands out windows of them.
+_FILLER_POOL = os.urandom(64 * 1024)
+#: Picks the windows (seeded from the system's random source).
+_FILLER_OFFSETS = _random_module.Random(os.urandom(16))
+
+
+def filler_bytes(count: int) -> bytes:
+    """RTMP 5.2.3: ``count`` bytes for the random field of our C1/S1 (and HS-FP9's random
+    S2/C2 body).  The spec asks for "something sufficiently random" to tell the two
+    handshakes apart, with "no need for cryptographically-secure randomness or even
+    dynamic values": a window at a random offset of a pool drawn from :func:`os.urandom`
+    once gives that without a system call per handshake (the server's default; the
+    client keeps :func:`os.urandom`).  Longer requests than the pool go to
+    :func:`os.urandom`."""
+    pool = _FILLER_POOL
+    if count > len(pool) // 2:
+        return os.urandom(count)
+    start = _FILLER_OFFSETS.randrange(len(pool) - count + 1)
+    return pool[start:start + count]
 FlashVersion = tuple[int, int, int, int]
 
 
@@ -454,7 +476,8 @@ class ServerHandshake(_Handshake):
     (either scheme) gets a digest S1 announcing ``server_version`` (placed with the
     client's scheme) and a signed S2 (``HS-FP9 detect``); any other C1 gets the simple
     handshake of RTMP 5.2.3/5.2.4.  ``digest=False`` always answers simply, as ffmpeg's
-    listen mode does.  ``now_ms`` and ``random`` as for :class:`ClientHandshake`.
+    listen mode does.  ``now_ms`` and ``random`` as for :class:`ClientHandshake`, but
+    ``random`` defaults to :func:`filler_bytes` (one handshake per session: no system call).
     """
 
     _expected = (("C0", 1), ("C1", HANDSHAKE_SIZE), ("C2", HANDSHAKE_SIZE))
@@ -466,7 +489,7 @@ class ServerHandshake(_Handshake):
         server_version: FlashVersion = LIBRTMP_SERVER_VERSION,
         strict: bool = False,
         now_ms: int | Clock = 0,
-        random: RandomSource = os.urandom,
+        random: RandomSource = filler_bytes,
     ) -> None:
         super().__init__(strict=strict, now_ms=now_ms, random=random)
         self.digest = digest

@@ -184,6 +184,18 @@ class Message:
         """The chunk stream id this message travels on, with the default resolved."""
         return self._csid
 
+    def with_data(self, data: bytes) -> "Message":
+        """A copy with another payload, every other field as it is (no re-validation of
+        those; the payload must fit the 3-byte length field, RTMP 5.3.1.2.1)."""
+        if len(data) > 0xFFFFFF:
+            raise ValueError(
+                f"message of {len(data)} bytes exceeds the 3-byte length field (RTMP 5.3.1.2.1)"
+            )
+        message = object.__new__(Message)
+        message.__dict__.update(self.__dict__)
+        message.__dict__["data"] = bytes(data)
+        return message
+
     def replace(self, **changes: object) -> "Message":
         """A copy with some fields changed (like :func:`dataclasses.replace`)."""
         values = {

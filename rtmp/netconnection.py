@@ -146,16 +146,15 @@ def connect(conn: ConnectionContext, cmd: Command) -> None:
     # One write for the whole sequence: one system call and one packet, not six.
     # ERTMP Reconnect Request: stated only when this connection can ask for a reconnect.
     reconnect = callable(getattr(conn.connection, "request_reconnect", None))
-    transport.write_messages(_connect_replies(
+    transport.write_repeated(_connect_replies(
         config.window_ack_size, config.chunk_size, encoding, cmd.transaction_id, reconnect))
-    conn.log.info("connected: app=%r tcUrl=%r flashVer=%r objectEncoding=%d",
-                  app, conn.tc_url, req.flash_ver, encoding)
-    if conn.client_caps.enhanced:
-        caps = conn.client_caps
-        conn.log.info("client E-RTMP caps: fourCcList=%s videoFourCcInfoMap=%s "
-                      "audioFourCcInfoMap=%s capsEx=%s", list(caps.fourcc_list),
-                      dict(caps.video_fourcc_info_map), dict(caps.audio_fourcc_info_map),
-                      caps.caps_ex)
+    caps = conn.client_caps
+    conn.log.info("connected from %s: app=%r tcUrl=%r flashVer=%r objectEncoding=%d%s",
+                  conn.connection.remote_addr, app, conn.tc_url, req.flash_ver, encoding,
+                  f"; E-RTMP caps: fourCcList={list(caps.fourcc_list)} "
+                  f"videoFourCcInfoMap={dict(caps.video_fourcc_info_map)} "
+                  f"audioFourCcInfoMap={dict(caps.audio_fourcc_info_map)} "
+                  f"capsEx={caps.caps_ex}" if caps.enhanced else "")
 
 
 def _challenge_at_connect(conn: ConnectionContext, params: Dict[str, Any], app_text: str) -> bool:
@@ -182,7 +181,18 @@ def create_stream(conn: ConnectionContext, cmd: Command) -> None:
     while msid in conn.streams:
         msid += 1
     conn.streams[msid] = NetStream(msid)
-    conn.result(cmd, None, msid)
+    if cmd.transaction_id:  # RTMP 7.2.1: no _result for transaction id 0
+        conn.reply(cmd, _stream_created(cmd.transaction_id, msid, cmd.message_stream_id,
+                                        cmd.object_encoding))
+
+
+@functools.lru_cache(maxsize=256)
+def _stream_created(transaction_id: float, msid: int, on_stream: int,
+                    encoding: int) -> Message:
+    """RTMP 7.2.1.3: ``_result, txn, null, msid``, the same for every session that asks
+    with the same transaction id (nearly always 2), so encoded once."""
+    return commands.result(transaction_id, None, msid, message_stream_id=on_stream,
+                           object_encoding=encoding)
 
 
 def close(conn: ConnectionContext, cmd: Command) -> None:

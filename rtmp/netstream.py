@@ -20,7 +20,7 @@ import functools
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Protocol, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Protocol, Tuple, Union
 
 from . import commands, user_control
 from .auth import stage0_description
@@ -472,20 +472,20 @@ def _play(conn: ConnectionContext, cmd: Command, req: Play) -> None:
             return
     hub = conn.server.hub
     live_now = hub.is_live(conn.app, name)
-    recording = conn.server.recording(conn.app, name)
     # RTMP 7.2.2.1: start -2 = live, else recorded, else wait for live; -1 = live
     # only; >= 0 = recorded from there.
     # Deviation (ffmpeg): start is sent as rtmp_live * 1000 (-2000, -1000, 0), and
     # Flash sends milliseconds; both are read as milliseconds, like nginx-rtmp does.
     live_only = start in (-1, -1000)
+    # The recording is looked for only when it can be played (file system calls).
+    recording = (conn.server.recording(conn.app, name)
+                 if not live_only and (start >= 0 or not live_now) else None)
     if start >= 0 and recording is None and not live_now and conn.config.strict:
         conn.send(conn.status(ns, commands.NETSTREAM_PLAY_STREAM_NOT_FOUND,
                                 f"No such stream: {name}", details=name))
         return
-    use_vod = recording is not None and not live_only and (start >= 0 or not live_now)
     ns.name, ns.query = name, query
-    if use_vod:
-        assert recording is not None
+    if recording is not None:  # looked for only when it is to be played (above)
         _play_vod(conn, ns, recording, max(0, int(start)), int(duration), reset)
     else:
         _play_live(conn, ns, reset)
@@ -498,19 +498,28 @@ def _play_start_messages(conn: ConnectionContext, ns: NetStream, reset: bool, re
     stream yet, which Play.Start's description says ([impl]; PublishNotify follows
     when a publisher comes, as nginx-rtmp does)."""
     msid = ns.message_stream_id
+    stream_begin, sample_access = _play_constants(msid)
     out: List[Message] = []
     if recorded:
         out.append(user_control.stream_is_recorded(msid))  # RTMP 7.2.2.1
-    out.append(user_control.stream_begin(msid))  # RTMP 7.2.2.1
+    out.append(stream_begin)  # RTMP 7.2.2.1
     if reset:
         out.append(conn.status(ns, commands.NETSTREAM_PLAY_RESET,
                                 f"Playing and resetting {ns.name}.", details=ns.name))
     started = f"Started playing {ns.name}"
     started += f"; {commands.WAITING_FOR_PUBLISHER}." if waiting else "."
     out.append(conn.status(ns, commands.NETSTREAM_PLAY_START, started, details=ns.name))
-    # [impl] nginx-rtmp and FMS: allow the Flash player to read the media's samples.
-    out.append(commands.encode_data("|RtmpSampleAccess", True, True, message_stream_id=msid))
+    out.append(sample_access)
     return out
+
+
+@functools.lru_cache(maxsize=MAX_STREAMS_PER_CONNECTION)
+def _play_constants(msid: int) -> Tuple[Message, Message]:
+    """Stream Begin and ``|RtmpSampleAccess`` of a play on ``msid``: the same for every
+    session, so made once (messages are immutable)."""
+    return (user_control.stream_begin(msid),  # RTMP 7.2.2.1
+            # [impl] nginx-rtmp and FMS: allow the Flash player to read the media's samples.
+            commands.encode_data("|RtmpSampleAccess", True, True, message_stream_id=msid))
 
 
 def _play_live(conn: ConnectionContext, ns: NetStream, reset: bool) -> None:

@@ -97,7 +97,7 @@ def find_recording(
     """
     parts = _record_parts(app, stream_name)
     if not os.path.isfile(os.path.join(record_dir, *parts)):  # no Path objects for a miss
-        newest = list_parts(record_dir, app, stream_name)
+        newest = _list_parts(record_dir, app, stream_name, parts)
         return newest[-1][1] if newest else None
     root = pathlib.Path(record_dir)
     path = root.joinpath(*parts)
@@ -133,7 +133,12 @@ def list_parts(
     back could disorder).  Only regular files count (no symbolic links), and a name
     whose folder could leave ``record_dir`` raises ValueError.
     """
-    parts = _record_parts(app, stream_name)
+    return _list_parts(record_dir, app, stream_name, _record_parts(app, stream_name))
+
+
+def _list_parts(record_dir: Union[str, "os.PathLike[str]"], app: str, stream_name: str,
+                parts: List[str]) -> List[Tuple[int, pathlib.Path]]:
+    """:func:`list_parts` with the checked components of ``app/stream_name`` given."""
     folder = os.path.join(record_dir, *parts[:-1])
     base = _base(parts[-1])
     found: List[Tuple[int, pathlib.Path]] = []

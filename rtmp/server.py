@@ -378,6 +378,7 @@ class Server:
         self._stopped = threading.Event()
         self._lock = threading.Lock()
         self._connections: Dict[str, ServerConnection] = {}
+        self._refusing = 0  # of _connections, those over a limit (guarded by _lock)
         self._threads: List[threading.Thread] = []
         self._ids = itertools.count(1)
         self._prefix = secrets.token_hex(2)
@@ -595,13 +596,13 @@ class Server:
         config = self.config
         with self._lock:
             self.stats.accepted += 1
-            active = [c for c in self._connections.values() if not c.over_limit]
-            refusing = len(self._connections) - len(active)
+            refusing = self._refusing  # counted, not walked: an accept costs O(1)
             over = ""
-            if len(active) >= config.max_connections:
+            if len(self._connections) - refusing >= config.max_connections:
                 over = f"Too many connections (max_connections={config.max_connections})"
             elif config.max_connections_per_ip is not None and remote is not None:
-                same = sum(1 for c in active if c.remote_addr and c.remote_addr[0] == remote[0])
+                same = sum(1 for c in self._connections.values() if not c.over_limit
+                           and c.remote_addr and c.remote_addr[0] == remote[0])
                 if same >= config.max_connections_per_ip:
                     over = (f"Too many connections from {remote[0]} "
                             f"(max_connections_per_ip={config.max_connections_per_ip})")
@@ -615,31 +616,45 @@ class Server:
             conn_id = f"{self._prefix}-{next(self._ids)}"
             conn = ServerConnection(self, sock, conn_id, remote, over_limit=over)
             self._connections[conn_id] = conn
+            if over:
+                self._refusing += 1
         threading.current_thread().name = f"rtmp-conn-{conn_id}"
-        conn.log.info("accepted from %s%s", remote, f" (refusing: {over})" if over else "")
+        if over:  # refused: worth a line of its own (the closing line follows)
+            conn.log.info("accepted from %s (refusing: %s)", remote, over)
+        else:  # the "connected" line names the client; the closing line sums up
+            conn.log.debug("accepted from %s", remote)
         self._serve(conn)
 
     def _serve(self, conn: ServerConnection) -> None:
-        """One connection's thread: run the session; whatever happens, clean up."""
+        """One connection's thread: run the session; whatever happens, clean up.
+
+        At INFO a session logs a line when it connects, one per publish or play, and
+        one when it closes (how it ended, its length and bytes): what an operator
+        needs, and no more (each log record costs about as much CPU as a command).
+        Failures that need attention log a warning of their own first."""
+        outcome = "session ended"
         try:
             conn.run()
         except HandshakeError as exc:
             self.stats.handshake_failures += 1
-            conn.log.info("%s", conn.ended(exc))
+            outcome = conn.ended(exc)
         except ConnectionClosedError as exc:
-            conn.log.info("%s", conn.ended(exc))
+            outcome = conn.ended(exc)
         except TimeoutError as exc:
             self.stats.timeouts += 1
-            conn.log.info("session timed out: %s", exc)
+            outcome = f"session timed out: {exc}"
         except ProtocolError as exc:
             self.stats.protocol_errors += 1
             conn.log.warning("protocol error, closing: %s", exc)
+            outcome = "protocol error"
         except RTMPError as exc:
             self.stats.failures += 1
             conn.log.warning("session failed: %s", exc)
+            outcome = "session failed"
         except Exception:
             self.stats.errors += 1
             conn.log.exception("session crashed")
+            outcome = "session crashed"
         finally:
             try:
                 conn.teardown()
@@ -647,11 +662,16 @@ class Server:
                 conn.log.exception("teardown failed")
             transport = conn.transport
             with self._lock:
-                self._connections.pop(conn.id, None)
+                if self._connections.pop(conn.id, None) is not None and conn.over_limit:
+                    self._refusing -= 1
                 if transport is not None:  # /metrics' totals stay monotonic
                     self.stats.bytes_received += transport.bytes_received
                     self.stats.bytes_sent += transport.bytes_sent
-            conn.log.info("closed")
+            if conn.log.isEnabledFor(logging.INFO):
+                received, sent = ((transport.bytes_received, transport.bytes_sent)
+                                  if transport is not None else (0, 0))
+                conn.log.info("closed: %s (%s, %.1f s, %d bytes in, %d out)", outcome,
+                              conn.remote_addr, time.monotonic() - conn.created, received, sent)
 
     # -- services for connections -------------------------------------------------------
 

@@ -75,6 +75,22 @@ _STREAM_LIMIT_CODES = {
 }
 
 
+class _Flag:
+    """A switch that only goes on: ``set``/``is_set`` of a :class:`threading.Event`, which
+    nothing here waits on, without the Event's Condition (a session makes one)."""
+
+    __slots__ = ("_on",)
+
+    def __init__(self) -> None:
+        self._on = False
+
+    def set(self) -> None:
+        self._on = True  # one attribute store: atomic under the GIL
+
+    def is_set(self) -> bool:
+        return self._on
+
+
 class ServerConnection:
     """One client of the :class:`rtmp.server.Server` (refs/api.md ``ServerConnection``).
 
@@ -117,9 +133,9 @@ class ServerConnection:
         self._state_lock = threading.Lock()
         self._over_limit = over_limit
         self._accepted = False
-        self._closing = threading.Event()
+        self._closing = _Flag()
         self._streams: Dict[int, NetStream] = {}
-        self._inbox: "queue.Queue[Message]" = queue.Queue(INBOX_SIZE)
+        self._inbox: "Optional[queue.Queue[Message]]" = None  # made at first use (_mailbox)
         self._torn_down = False
         self._warned: "set[str]" = set()  # first_warning's keys
         self._published = False  # a publish started on this connection
@@ -161,7 +177,7 @@ class ServerConnection:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             try:
-                return self._inbox.get(timeout=POLL_INTERVAL)
+                return self._mailbox().get(timeout=POLL_INTERVAL)
             except queue.Empty:
                 if self._state == ConnectionState.CLOSED:
                     raise ConnectionClosedError(f"connection {self.id} is closed") from None
@@ -216,10 +232,14 @@ class ServerConnection:
 
     def update_state(self) -> None:
         """PUBLISHING / PLAYING / CONNECTED from what the message streams do."""
-        states = [ns.state for ns in self._streams.values()]
-        if any(state.publishing for state in states):
-            self.set_state(ConnectionState.PUBLISHING)
-        elif any(state.playing for state in states):
+        playing = False
+        for ns in self._streams.values():
+            state = ns.state
+            if state.publishing:
+                self.set_state(ConnectionState.PUBLISHING)
+                return
+            playing = playing or state.playing
+        if playing:
             self.set_state(ConnectionState.PLAYING)
         elif self._accepted:
             self.set_state(ConnectionState.CONNECTED)
@@ -317,11 +337,12 @@ class ServerConnection:
         if callback is None:
             if not self._accepted:
                 return True
+            inbox = self._mailbox()
             try:
-                self._inbox.put_nowait(msg)
+                inbox.put_nowait(msg)
             except queue.Full:
-                self._inbox.get_nowait()  # drop the oldest: nobody reads the inbox
-                self._inbox.put_nowait(msg)
+                inbox.get_nowait()  # drop the oldest: nobody reads the inbox
+                inbox.put_nowait(msg)
             return True
         try:
             callback(self, msg)
@@ -329,6 +350,17 @@ class ServerConnection:
             self.log.exception("on_message raised; message type %d dropped", msg.type)
             return False
         return True
+
+    def _mailbox(self) -> "queue.Queue[Message]":
+        """The inbox of :meth:`read_message`, made at first use: most sessions never
+        need one (a queue is four locks)."""
+        inbox = self._inbox
+        if inbox is None:
+            with self._state_lock:
+                if self._inbox is None:
+                    self._inbox = queue.Queue(INBOX_SIZE)
+                inbox = self._inbox
+        return inbox
 
     def _on_user_control(self, msg: Message) -> None:
         event = user_control.decode(msg.data)
@@ -417,7 +449,7 @@ class ServerConnection:
                **extra: Any) -> Message:
         """RTMP 7.2.2: an ``onStatus`` on a stream, with this connection's client id."""
         msid = ns_or_msid.message_stream_id if isinstance(ns_or_msid, NetStream) else ns_or_msid
-        return commands.on_status(code, description, msid, clientid=self.id, **extra)
+        return commands.client_status(self.id, code, description, msid, **extra)
 
     def send(self, *messages: Message) -> None:
         """Write ``messages`` in one go."""
@@ -472,7 +504,7 @@ class ServerConnection:
             self.log.exception("error while releasing shared objects")
         transport = self._transport
         if transport is not None:
-            transport.close()
+            transport.close(shutdown=False)  # shut down above already
         else:
             close_socket(self._sock)
         with self._state_lock:

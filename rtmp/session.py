@@ -29,8 +29,9 @@ thread and write on another with one lock around the encoder.
 from __future__ import annotations
 
 import collections
+import functools
 import logging
-from typing import Deque, Optional, Union
+from typing import Deque, Optional, Tuple, Union
 
 from . import control, user_control
 from .chunk import ChunkDecoder, ChunkEncoder, Limits, check_control_stream
@@ -191,6 +192,37 @@ class Session:
             self.window_ack_size_sent = control.parse_window_ack_size(message.data)
         return data
 
+    def send_repeated(self, messages: Tuple[Message, ...]) -> bytes:
+        """What :meth:`send` gives for each of ``messages``, joined, for a batch that many
+        sessions send alike (connect's replies): chunked once per chunk size and reused.
+
+        The bytes come from a fresh encoder, so the first message of each chunk stream
+        has a type 0 header (RTMP 5.3.1.2.1), which makes them right whatever this
+        encoder sent before; afterwards the encoder is told of the last message of each
+        chunk stream (as for pre-chunked fan-out bytes), and a Set Chunk Size or Window
+        Acknowledgement Size among them takes effect as in :meth:`send`."""
+        data, last, chunk_size, window = _chunk_repeated(self.encoder.chunk_size, messages)
+        for message in last:
+            self.encoder.note_sent(message)
+        if chunk_size != self.encoder.chunk_size:
+            self.encoder.set_chunk_size(chunk_size)
+        if window is not None:
+            self.window_ack_size_sent = window
+        return data
+
     def note_sent(self, message: Message) -> None:
         """Record a message written as pre-chunked type 0 bytes (fan-out)."""
         self.encoder.note_sent(message)
+
+
+@functools.lru_cache(maxsize=32)
+def _chunk_repeated(chunk_size: int, messages: Tuple[Message, ...]
+                    ) -> Tuple[bytes, Tuple[Message, ...], int, Optional[int]]:
+    """:meth:`Session.send_repeated`: the bytes of ``messages`` from a fresh encoder at
+    ``chunk_size``, the last message of each chunk stream, the chunk size and the last
+    Window Acknowledgement Size sent afterwards (messages are immutable)."""
+    scratch = Session()
+    scratch.encoder.set_chunk_size(chunk_size)
+    data = b"".join([scratch.send(message) for message in messages])
+    last = {message.csid: message for message in messages}
+    return data, tuple(last.values()), scratch.encoder.chunk_size, scratch.window_ack_size_sent

@@ -367,6 +367,12 @@ class Transport:
             send = self.session.send
             self._sendall(b"".join([send(m) for m in messages]))
 
+    def write_repeated(self, messages: Tuple[Message, ...]) -> None:
+        """:meth:`write_messages` for a batch that many sessions send alike (connect's
+        replies): chunked once per chunk size (:meth:`rtmp.session.Session.send_repeated`)."""
+        with self._write_lock:
+            self._sendall(self.session.send_repeated(messages))
+
     def write_prechunked(self, data: bytes, message: Message) -> None:
         """Send bytes from ``chunk.encode_type0(message, self.out_chunk_size)`` (fan-out)."""
         with self._write_lock:
@@ -481,12 +487,19 @@ class Transport:
         except OSError as exc:
             raise self._lost(exc, "close") from exc
 
-    def close(self) -> None:
-        """Close the socket; safe to call twice and from any thread."""
+    def close(self, shutdown: bool = True) -> None:
+        """Close the socket; safe to call twice and from any thread.  ``shutdown=False``
+        when :meth:`shutdown` was called already (a second one is a failing system call)."""
         if self._closed and self.sock.fileno() == -1:
             return
         self._closed = True
-        close_socket(self.sock)
+        if shutdown:
+            close_socket(self.sock)
+            return
+        try:
+            self.sock.close()
+        except OSError:  # pragma: no cover
+            pass
 
 
 _POLL_EVENTS = getattr(select, "POLLIN", 1) | getattr(select, "POLLPRI", 2) | \

@@ -67,3 +67,88 @@ def test_flv_has_tags(tmp_path: Path) -> None:
         cli.flv_has_tags(str(text))
     with pytest.raises(cli._Failure, match="cannot read"):
         cli.flv_has_tags(str(tmp_path / "missing.flv"))
+
+
+@pytest.mark.spec("RTMP 7.2.1.1", "RTMP 7.2.2.1")
+def test_serve_log_lines_are_held_briefly_and_all_written() -> None:
+    """``rtmp serve -v`` holds INFO lines in stderr's buffer for up to
+    ``cli.LOG_FLUSH_INTERVAL`` (issue 21): a session's lines still arrive while it
+    serves, and every line is written by the time the server stops."""
+    import os
+    import queue
+    import re
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    from rtmp import Client
+
+    root = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, PYTHONPATH=str(root))
+    proc = subprocess.Popen([sys.executable, "-m", "rtmp", "serve", "-v", "--addr", "127.0.0.1:0"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    lines: "queue.Queue[str]" = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in proc.stderr or ()],
+                              daemon=True)
+    reader.start()
+    seen: list = []  # type: ignore[type-arg]
+
+    def wait_for(pattern: str, timeout: float = 10.0) -> "re.Match[str]":
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in seen:
+                found = re.search(pattern, line)
+                if found:
+                    return found
+            try:
+                seen.append(lines.get(timeout=0.1))
+            except queue.Empty:
+                pass
+        raise AssertionError(f"no {pattern!r} in {seen!r}")
+
+    try:
+        port = int(wait_for(r"serving on rtmp://127\.0\.0\.1:(\d+)/").group(1))
+        with Client() as client:
+            client.connect(f"rtmp://127.0.0.1:{port}/live")
+            client.play("key")
+        closed = wait_for(r"INFO rtmp\.server: \[([0-9a-f]+-1)\] closed: client closed", 5.0)
+        conn_id = closed.group(1)
+        assert [line for line in seen if f"[{conn_id}] connected from" in line]
+        assert [line for line in seen if f"[{conn_id}] playing live live/key" in line]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+        reader.join(timeout=5)
+    wait_for(r"INFO rtmp\.server: server stopped", 1.0)
+
+
+def test_serve_log_handler_flushes_warnings_at_once() -> None:
+    """Lines below WARNING wait for ``flush_now``; a WARNING flushes everything at once."""
+    import io
+    import logging
+
+    class Stream(io.StringIO):
+        flushes = 0
+
+        def flush(self) -> None:
+            self.flushes += 1
+
+    stream = Stream()
+    handler = cli._ServeLogHandler()
+    handler.setStream(stream)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    record = logging.LogRecord("rtmp.server", logging.INFO, __file__, 1, "[c-1] playing", (), None)
+    before = stream.flushes
+    handler.handle(record)
+    assert stream.flushes == before and stream.getvalue() == "INFO [c-1] playing\n"
+    warning = logging.LogRecord("rtmp.server", logging.WARNING, __file__, 1, "[c-1] bad", (), None)
+    handler.handle(warning)
+    assert stream.flushes == before + 1
+    handler.handle(record)
+    handler.flush_now()
+    assert stream.flushes == before + 2
+    handler.close()
+    assert stream.flushes == before + 3

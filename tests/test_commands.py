@@ -259,6 +259,48 @@ class TestStatusCodes:
         assert cmd.code == "NetStream.Publish.Start" and not cmd.is_error
 
     @pytest.mark.spec("RTMP 7.2.2")
+    @pytest.mark.parametrize("clientid", ["a1b2-1", "a1b2-99999", "", "é-ü", "x" * 70000])
+    def test_client_status_is_on_status_with_the_client_id(self, clientid: str) -> None:
+        """The server's statuses come from a template encoded once: the same message as a
+        full encode, for any client id (a long one becomes an AMF0 long string)."""
+        cases = [
+            (commands.NETSTREAM_PLAY_START, "Started playing x.", 1, {"details": "x"}),
+            (commands.NETSTREAM_PLAY_RESET, "Playing and resetting x.", 3, {"details": "x"}),
+            (commands.NETSTREAM_PUBLISH_BAD_NAME, "busy", 2, {}),
+            (commands.NETSTREAM_PLAY_FAILED, "nope", 1, {"level": "warning", "n": 2.5}),
+        ]
+        for code, description, msid, extra in cases:
+            for _ in range(2):  # the first call makes the template, the second uses it
+                fast = commands.client_status(clientid, code, description, msid, **extra)
+                full = on_status(code, description, msid, clientid=clientid, **extra)
+                assert fast == full and fast.csid == full.csid
+                assert decode_command(fast).info["clientid"] == clientid
+
+    @pytest.mark.spec("RTMP 7.2.2")
+    def test_client_status_without_a_template(self) -> None:
+        """Unhashable extras, and a description holding the template's own mark, are
+        encoded in full: the result is still the status asked for."""
+        fast = commands.client_status("c-1", commands.NETSTREAM_PLAY_START, "d", 1,
+                                      details={"a": [1]})
+        assert fast == on_status(commands.NETSTREAM_PLAY_START, "d", 1, clientid="c-1",
+                                 details={"a": [1]})
+        mark = "\x00rtmp-clientid\x00"
+        tricky = commands.client_status("c-2", commands.NETSTREAM_PLAY_START, mark, 1)
+        assert tricky == on_status(commands.NETSTREAM_PLAY_START, mark, 1, clientid="c-2")
+        assert decode_command(tricky).info["description"] == mark
+
+    @pytest.mark.spec("AMF0 2.4")
+    @given(st.text(max_size=300))
+    def test_encode_string_is_encode(self, text: str) -> None:
+        assert amf0.encode_string(text) == amf0.encode(text)
+
+    @pytest.mark.spec("AMF0 2.14")
+    def test_encode_string_long(self) -> None:
+        text = "ab" * 40000
+        assert amf0.encode_string(text) == amf0.encode(text)
+        assert amf0.encode_string(text)[0] == 0x0C
+
+    @pytest.mark.spec("RTMP 7.2.2")
     def test_error_level_on_status_is_an_error(self) -> None:
         cmd = decode_command(on_status(commands.NETSTREAM_PLAY_STREAM_NOT_FOUND, "No such stream", 1))
         assert cmd.is_error

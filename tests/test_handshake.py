@@ -156,6 +156,24 @@ class TestC1S1:
         assert s.peer_time == 5 and s.peer_flash_version is None
 
     @pytest.mark.spec("RTMP 5.2.3")
+    def test_server_random_field_by_default(self) -> None:
+        """The server fills S1 from :func:`filler_bytes` (no system call per handshake):
+        windows of a random pool, at random offsets, so two S1s differ."""
+        from rtmp.handshake import _FILLER_POOL, filler_bytes
+
+        blocks = set()
+        for _ in range(20):
+            s = ServerHandshake(now_ms=0)
+            s.receive_data(b"\x03" + simple_block(5, 0x11))
+            s1 = s.data_to_send()[1 : 1 + HANDSHAKE_SIZE]
+            assert s1[:8] == bytes(8) and s1[8:] in _FILLER_POOL
+            blocks.add(s1)
+        assert len(blocks) > 1
+        assert len(filler_bytes(1528)) == 1528 and filler_bytes(0) == b""
+        big = filler_bytes(len(_FILLER_POOL))  # longer than half the pool: os.urandom
+        assert len(big) == len(_FILLER_POOL) and big not in _FILLER_POOL
+
+    @pytest.mark.spec("RTMP 5.2.3")
     def test_clock_is_called_and_wraps(self) -> None:
         ticks = iter([2**32 + 9, 123])
         c = client(digest=False, now_ms=lambda: next(ticks), strict=True)

@@ -8,6 +8,7 @@ Interop with ffmpeg, rtmpdump and GStreamer lives in ``tests/interop/test_server
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 import time
@@ -194,6 +195,53 @@ class TestLifecycle:
                 client.connect(url_of(server))
 
 
+class TestSessionLog:
+    """What a session logs: at INFO one line at connect, one per play/publish, one at close
+    (each record costs about as much CPU as a command: issue 21); every line carries
+    the connection id."""
+
+    @pytest.mark.spec("RTMP 7.2.1.1", "RTMP 7.2.2.1")
+    def test_a_play_session_logs_three_info_lines_with_its_id(
+            self, caplog: pytest.LogCaptureFixture) -> None:
+        caplog.set_level(logging.DEBUG, logger="rtmp.server")
+        with Server(ServerConfig(addr="127.0.0.1:0")) as server:
+            with Client() as client:
+                client.connect(url_of(server))
+                client.play("key")
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and not any(
+                    "closed:" in r.getMessage() for r in list(caplog.records)):
+                time.sleep(0.02)
+        lines = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "rtmp.server"]
+        ids = {text[1:text.index("]")] for _, text in lines if text.startswith("[")}
+        assert len(ids) == 1, lines
+        conn_id = ids.pop()
+        mine = [(level, text) for level, text in lines if text.startswith(f"[{conn_id}] ")]
+        info = [text[len(conn_id) + 3:] for level, text in mine if level >= logging.INFO]
+        assert len(info) == 3, info
+        assert info[0].startswith("connected from ('127.0.0.1', ") and "app='live'" in info[0]
+        assert info[1] == "playing live live/key (waiting for a publisher)"
+        assert info[2].startswith("closed: client closed the connection (('127.0.0.1', ")
+        assert "bytes in" in info[2]
+        assert any("accepted from" in text for level, text in mine if level == logging.DEBUG)
+
+    @pytest.mark.spec("RTMP 5.2.5")
+    def test_a_failed_handshake_logs_its_address_when_closed(
+            self, caplog: pytest.LogCaptureFixture) -> None:
+        caplog.set_level(logging.INFO, logger="rtmp.server")
+        with Server(ServerConfig(addr="127.0.0.1:0")) as server:
+            with socket.create_connection(server.address) as sock:
+                sock.sendall(b"\x03" + bytes(100))  # C0 and part of C1, then EOF
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and not any(
+                    "closed:" in r.getMessage() for r in list(caplog.records)):
+                time.sleep(0.02)
+        closed = [r.getMessage() for r in caplog.records if "closed:" in r.getMessage()]
+        assert len(closed) == 1 and "during the handshake" in closed[0], closed
+        assert "('127.0.0.1', " in closed[0]
+        assert server.stats.handshake_failures == 1
+
+
 class TestConnect:
     """RTMP 7.2.1.1: the connect sequence, objectEncoding, rejection."""
 
@@ -240,6 +288,8 @@ class TestConnect:
                 assert first.create_stream() == 1  # the first one is unaffected
                 assert server.connection_count == 1
             assert wait_for(lambda: server.connection_count == 0)
+            # The refusals are counted, not walked, at each accept: the count is back to 0.
+            assert wait_for(lambda: server._refusing == 0 and not server._connections)
             with Client() as third:  # a free slot again
                 third.connect(url_of(server))
 
@@ -273,6 +323,21 @@ class TestCommands:
             assert client.create_stream() == 2
             client.delete_stream(1)
             assert client.create_stream() == 1  # freed ids are handed out again
+
+    @pytest.mark.spec("RTMP 7.2.1.3")
+    @pytest.mark.parametrize("encoding", [commands.AMF0, commands.AMF3])
+    def test_create_stream_result_is_encoded_once_and_right(self, encoding: int) -> None:
+        """createStream's _result is cached per (transaction id, stream id, stream it was
+        asked on, encoding): the same message as a fresh encode, every time."""
+        from rtmp.netconnection import _stream_created
+
+        for txn in (2.0, 3.0, 17.0, 2.5, 2.0):
+            for msid in (1, 2, 64):
+                cached = _stream_created(txn, msid, 0, encoding)
+                fresh = commands.result(txn, None, msid, object_encoding=encoding)
+                assert cached == fresh
+                assert commands.decode_command(cached).arguments == [msid]
+                assert commands.decode_command(cached).transaction_id == txn
 
     @pytest.mark.spec("RTMP 7.2.1.2")
     def test_unknown_call_without_on_message(self) -> None:

@@ -190,3 +190,35 @@ class TestSending:
         msg = media(10)
         session.note_sent(msg)
         assert session.send(media(20))[0] >> 6 == 2
+
+    @pytest.mark.spec("RTMP 5.3.1.2.1", "RTMP 5.4.1", "RTMP 7.2.1.1")
+    @pytest.mark.parametrize("before", ["fresh", "acked", "chunk-size"])
+    def test_send_repeated_is_send(self, before: str) -> None:
+        """connect's replies are chunked once and reused: the peer reads the same
+        messages as from send(), and the messages after them too, whatever the session
+        sent before (a repeated batch starts each chunk stream with a type 0 header)."""
+        from rtmp.netconnection import _connect_replies
+
+        batch = _connect_replies(2_500_000, 4096, 0, 1.0, True)
+        later = [user_control.stream_begin(1), media(0, 5000), media(40, 5000),
+                 control.window_ack_size(1000), *batch[4:]]
+        results = []
+        for repeated in (False, True, True):  # the second repeated call uses the cache
+            session = Session()
+            sent = b""
+            if before == "acked":
+                sent += session.send(control.acknowledgement(77))
+            elif before == "chunk-size":
+                sent += session.send(control.set_chunk_size(300))
+            if repeated:
+                sent += session.send_repeated(batch)
+            else:
+                sent += b"".join(session.send(m) for m in batch)
+            assert session.out_chunk_size == 4096 and session.window_ack_size_sent == 2_500_000
+            sent += b"".join(session.send(m) for m in later)
+            decoder = ChunkDecoder()
+            decoder.receive_data(sent)
+            results.append([(m.type, m.data, m.timestamp, m.message_stream_id, m.csid)
+                            for m in decoder.messages()])
+        assert results[0] == results[1] == results[2]
+        assert len(results[0]) == len(batch) + len(later) + (before != "fresh")
