@@ -339,16 +339,35 @@ class Transport:
                 _send_within(self.sock, data, self.write_timeout)
             else:
                 self.sock.sendall(data)
-        except socket.timeout as exc:
-            self._closed = True  # a partial chunk may be on the wire: unusable now
-            raise TimeoutError(f"send did not finish within {seconds_text(self.write_timeout)} s") from exc
         except OSError as exc:
-            if exc.errno in (errno.EPIPE, errno.ECONNRESET, errno.EBADF) or self._closed:
-                raise ConnectionClosedError(f"connection lost while sending: {exc}") from exc
-            raise ConnectionClosedError(f"send failed: {exc}") from exc
+            raise self._send_failed(exc) from exc
         self.bytes_sent += len(data)
         if self._trace_out is not None:
             self._trace_out.feed(data)
+
+    def _send_parts(self, parts: List[bytes]) -> None:
+        """Send ``parts`` in order as one stream of bytes: with ``sendmsg`` (no joined
+        copy) on the kernel-timeout path, else joined."""
+        if len(parts) == 1 or not self._kernel_waits:
+            self._sendall(parts[0] if len(parts) == 1 else b"".join(parts))
+            return
+        try:
+            self.bytes_sent += _sendmsg_within(self.sock, parts, self.write_timeout)
+        except OSError as exc:
+            raise self._send_failed(exc) from exc
+        if self._trace_out is not None:
+            for part in parts:
+                self._trace_out.feed(part)
+
+    def _send_failed(self, exc: OSError) -> RTMPError:
+        """The error a failed send raises: :class:`rtmp.TimeoutError` (the transport is
+        unusable then: a partial chunk may be on the wire) or ConnectionClosedError."""
+        if isinstance(exc, socket.timeout):
+            self._closed = True
+            return TimeoutError(f"send did not finish within {seconds_text(self.write_timeout)} s")
+        if exc.errno in (errno.EPIPE, errno.ECONNRESET, errno.EBADF) or self._closed:
+            return ConnectionClosedError(f"connection lost while sending: {exc}")
+        return ConnectionClosedError(f"send failed: {exc}")
 
     def _flush_replies(self) -> None:
         with self._write_lock:
@@ -374,7 +393,7 @@ class Transport:
             self._sendall(data)
 
     def write_fanout(self, items: Sequence[Tuple[Optional[bytes], Message, int]]) -> None:
-        """Send a live player's queued messages with one ``sendall`` (fan-out, thread-safe).
+        """Send a live player's queued messages with one ``sendmsg`` (fan-out, thread-safe).
 
         Each item is ``(data, message, chunk_size)``: ``data`` from
         ``chunk.encode_type0(message, chunk_size)``, or None to chunk ``message`` here
@@ -384,7 +403,7 @@ class Transport:
         """
         with self._write_lock:
             session = self.session
-            chunk_size = session.out_chunk_size
+            chunk_size = session.encoder.chunk_size
             parts: List[bytes] = []
             sent_as_is: Dict[int, Message] = {}  # chunk stream id -> last pre-chunked message
             for data, message, made_for in items:
@@ -399,7 +418,7 @@ class Transport:
                 chunk_size = session.out_chunk_size  # (a Set Chunk Size in the batch)
             for noted in sent_as_is.values():
                 session.note_sent(noted)
-            self._sendall(b"".join(parts))
+            self._send_parts(parts)
 
     def set_chunk_size(self, size: int) -> None:
         """RTMP 5.4.1: announce and switch to a new outgoing chunk size."""
@@ -622,6 +641,44 @@ def _send_within(sock: socket.socket, data: bytes, timeout: Optional[float]) -> 
             view = view[sock.send(view, _MSG_DONTWAIT):]
         except BlockingIOError:
             continue
+
+
+#: The most buffers one ``sendmsg`` takes (POSIX IOV_MAX; Linux: 1024).
+_IOV_MAX = 1024
+
+
+def _sendmsg_within(sock: socket.socket, parts: List[bytes], timeout: Optional[float]) -> int:
+    """:func:`_send_within` for several buffers in order, with ``sendmsg`` (the kernel
+    gathers them: no joined copy); returns the bytes sent (all of them)."""
+    total = sum(len(part) for part in parts)
+    deadline: Optional[float] = None
+    pending: List[Union[bytes, memoryview]] = list(parts)
+    left = total
+    while True:
+        try:
+            sent = sock.sendmsg(pending[:_IOV_MAX], (), _MSG_DONTWAIT)
+        except BlockingIOError:
+            sent = 0
+        left -= sent
+        if not left:
+            return total
+        # Drop what went out; the first part left may have gone out in part.
+        index = 0
+        while sent >= len(pending[index]):
+            sent -= len(pending[index])
+            index += 1
+        del pending[:index]
+        if sent:
+            pending[0] = memoryview(pending[0])[sent:]
+        if deadline is None and timeout is not None:
+            deadline = time.monotonic() + timeout
+        wait = None if deadline is None else deadline - time.monotonic()
+        try:
+            writable = (wait is None or wait > 0) and wait_writable(sock, wait)
+        except ValueError as exc:  # closed by another thread: no descriptor left to poll
+            raise OSError(errno.EBADF, "socket closed") from exc
+        if not writable:
+            raise socket.timeout("timed out")
 
 
 # -- the graceful close of Transport.finish ------------------------------------------------

@@ -124,6 +124,34 @@ class TestTransport:
         assert [(m.type, m.timestamp, len(m.data)) for m in got] == [
             (9, 100, 300), (9, 140, 9000), (20, 0, 6), (9, 180, 50), (9, 220, 700), (9, 260, 20)]
 
+    @pytest.mark.spec("RTMP 5.3.1", "RTMP 5.4.1")
+    def test_fan_out_batch_gathered_through_a_small_send_buffer(
+        self, pair: Tuple[Transport, Transport]
+    ) -> None:
+        """write_fanout hands the kernel its parts with ``sendmsg`` (no joined copy): with a
+        send buffer far smaller than the batch, and more parts than one call takes, each
+        call sends part of a part and the rest follows in order; a Set Chunk Size in the
+        middle re-chunks what follows it."""
+        client, server = pair
+        server.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        size = server.out_chunk_size
+        early = [video(i, 37 + i % 300) for i in range(1500)]  # > one sendmsg's 1024 buffers
+        late = [video(2000 + i, 20_000 + i) for i in range(20)]
+        items: List[Tuple[Optional[bytes], Message, int]] = [
+            (encode_type0(m, size), m, size) for m in early]
+        items.append((None, control.set_chunk_size(1000), 0))
+        items += [(encode_type0(m, size), m, size) for m in late]  # made for 128: re-chunked
+        got: List[Message] = []
+        reader = threading.Thread(
+            target=lambda: got.extend(client.read_message() for _ in range(len(early + late))))
+        reader.start()
+        server.write_fanout(items)
+        reader.join(20)
+        assert [(m.timestamp, m.data) for m in got] == [(m.timestamp, m.data)
+                                                        for m in early + late]
+        assert client.in_chunk_size == 1000 == server.out_chunk_size
+        assert server.bytes_sent >= sum(len(m.data) for m in early + late)
+
     def test_read_timeout(self, pair: Tuple[Transport, Transport]) -> None:
         client, _ = pair
         start = time.monotonic()
@@ -186,6 +214,13 @@ class TestTransport:
                     sender.write_message(Message(type=MessageType.VIDEO, data=bytes(1 << 20),
                                                  message_stream_id=1))
             assert time.monotonic() - start < 5
+            assert sender.closed
+            # So is a fan-out batch, gathered with sendmsg: the same bound, the same error.
+            sender._closed = False
+            messages = [Message(type=MessageType.VIDEO, data=bytes(1 << 20), timestamp=i,
+                                message_stream_id=1) for i in range(4)]
+            with pytest.raises(rtmp.TimeoutError):
+                sender.write_fanout([(encode_type0(m, 128), m, 128) for m in messages])
             assert sender.closed
         finally:
             sender.close()
