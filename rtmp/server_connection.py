@@ -48,6 +48,7 @@ INBOX_SIZE = 1024
 _HANDLERS: Dict[str, netstream.Handler] = {**netconnection.HANDLERS, **netstream.HANDLERS}
 
 _PUBLISHED_TYPES = MEDIA_TYPES | DATA_TYPES | {MessageType.AGGREGATE}
+_COMMAND_TYPES = frozenset({MessageType.COMMAND_AMF0, MessageType.COMMAND_AMF3})
 
 
 class ConnectionState(enum.Enum):
@@ -298,12 +299,12 @@ class ServerConnection:
 
     def _dispatch(self, msg: Message) -> None:
         kind = msg.type
-        if kind in (MessageType.COMMAND_AMF0, MessageType.COMMAND_AMF3):
+        if kind in _PUBLISHED_TYPES:  # first: media is nearly every message
+            netstream.on_published(self, msg)
+        elif kind in _COMMAND_TYPES:
             cmd = commands.decode_command(msg)
             check_depth(cmd, self.config.max_amf_depth, msg.data)
             self._on_command(cmd, msg)
-        elif kind in _PUBLISHED_TYPES:
-            netstream.on_published(self, msg)
         elif kind == MessageType.USER_CONTROL:
             self._on_user_control(msg)
         elif kind in SHARED_OBJECT_TYPES:  # RTMP 7.1.3 / 7.3.2 (rtmp.shared_object_store)

@@ -236,7 +236,7 @@ class Transport:
         """
         if timeout is None:
             timeout = self.read_timeout
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline: Optional[float] = None  # set before the first wait (not per message)
         with self._read_lock:
             session = self.session
             while True:
@@ -253,9 +253,13 @@ class Transport:
                     return message
                 if self._eof:
                     raise ConnectionClosedError("connection closed by peer")
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    raise TimeoutError(f"no message within {seconds_text(timeout)} s")
+                remaining: Optional[float] = None
+                if timeout is not None:
+                    if deadline is None:
+                        deadline = time.monotonic() + timeout
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise TimeoutError(f"no message within {seconds_text(timeout)} s")
                 session.receive_data(self._recv(remaining, during="read"))
 
     def _arm_read_timeout(self, timeout: Optional[float]) -> None:
