@@ -13,6 +13,7 @@ import rtmp
 from rtmp import ConnectionClosedError, HandshakeError, Message, MessageType, ProtocolError
 from rtmp import control, user_control
 from rtmp.chunk import encode_type0
+from rtmp.streams import LivePlayer, LiveStream
 from rtmp.transport import Transport, open_connection
 
 
@@ -151,6 +152,44 @@ class TestTransport:
                                                         for m in early + late]
         assert client.in_chunk_size == 1000 == server.out_chunk_size
         assert server.bytes_sent >= sum(len(m.data) for m in early + late)
+
+    @pytest.mark.spec("RTMP 7.2.2.1", "RTMP 5.3.1", "RTMP 5.4.1")
+    def test_live_burst_through_a_small_send_buffer_arrives_whole_and_in_order(
+        self, pair: Tuple[Transport, Transport]
+    ) -> None:
+        """A publisher's burst fanned out to a live player whose connection has a small send
+        buffer: the player's writer sends its batches with sendmsg, in part each time, while
+        the server changes its chunk size in the middle (what was queued for the old size
+        is chunked again); the player gets every message whole, once and in order."""
+        client, server = pair
+        server.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        live = LiveStream("live", "burst")
+        player = LivePlayer(server, 1, name="burst", max_queue_bytes=64 << 20)
+        live.attach(player)
+        player.start()
+        sent: List[Message] = []
+        for i in range(400):
+            if i % 50 == 0:
+                data = bytes([0x17, 1]) + bytes([i % 251]) * (30_000 + i)  # AVC keyframe
+            elif i % 3:
+                data = bytes([0x27, 1]) + bytes([i % 251]) * (3_000 + 17 * i)  # inter-frame
+            else:
+                data = bytes([0xAF, 1]) + bytes([i % 251]) * 300  # AAC frame
+            kind = MessageType.VIDEO if data[0] != 0xAF else MessageType.AUDIO
+            sent.append(Message(type=kind, data=data, timestamp=i * 10, message_stream_id=1))
+        got: List[Message] = []
+        reader = threading.Thread(target=lambda: got.extend(
+            client.read_message(timeout=10) for _ in range(len(sent))))
+        reader.start()
+        for i, message in enumerate(sent):
+            live.publish_message(message)
+            if i == 200:
+                server.set_chunk_size(1500)
+        reader.join(30)
+        player.close()
+        assert [(m.type, m.timestamp, m.data) for m in got] == [
+            (m.type, m.timestamp, m.data) for m in sent]
+        assert player.stats.dropped_messages == 0 and client.in_chunk_size == 1500
 
     def test_read_timeout(self, pair: Tuple[Transport, Transport]) -> None:
         client, _ = pair
