@@ -59,6 +59,7 @@ __all__ = [
     "encode_basic_header",
     "DEFAULT_CHUNK_SIZE",
     "MAX_CHUNK_SIZE",
+    "RAW_BYTES",
 ]
 
 logger = logging.getLogger(__name__)
@@ -67,6 +68,9 @@ logger = logging.getLogger(__name__)
 DEFAULT_CHUNK_SIZE = 128
 #: RTMP 5.4.1: the largest chunk size (31 bits; bit 31 must be zero).
 MAX_CHUNK_SIZE = 0x7FFFFFFF
+#: Fan-out: the "chunk size" of an item's bytes that are sent as they are (not chunked,
+#: nothing for the encoder to note; ``Transport.write_fanout``).
+RAW_BYTES = -1
 #: RTMP 5.3.1.1: chunk stream ids 2..65599 can be expressed.
 MIN_CHUNK_STREAM_ID = 2
 MAX_CHUNK_STREAM_ID = 65599

@@ -30,6 +30,7 @@ from .logs import ConnectionLoggerAdapter, connection_logger
 from .message import DATA_TYPES, MEDIA_TYPES, SHARED_OBJECT_TYPES, Message, MessageType
 from .netstream import NetStream, ServerServices, StreamLimit
 from .requests import CAPS_EX_RECONNECT, EnhancedCaps, check_depth
+from .streams import defer_writes, end_deferred_writes, flush_deferred_writes
 from .transport import Transport, close_socket, shutdown_socket, transport_from_config, wait_readable
 
 if TYPE_CHECKING:
@@ -256,6 +257,16 @@ class ServerConnection:
         self._loop(transport)
 
     def _loop(self, transport: Transport) -> None:
+        # A publisher's thread writes to the players that keep up itself, once per read of
+        # its socket, instead of waking their writer threads per message (issue 21).
+        defer_writes()
+        transport.before_wait = flush_deferred_writes
+        try:
+            self._read_loop(transport)
+        finally:
+            end_deferred_writes()
+
+    def _read_loop(self, transport: Transport) -> None:
         config = self.config
         last_heard = time.monotonic()
         heard_bytes = transport.bytes_received

@@ -27,6 +27,10 @@ use (:func:`rtmp.chunk.encode_type0`) and hands the same ``bytes`` object to
 every player's queue.  Each player has its own writer thread, which takes everything
 queued in one lock round and sends it with one ``transport.write_fanout`` (one system
 call per batch, not per message), which keeps the connection's chunk encoder in step.
+A publisher's connection thread does better for players that keep up (:func:`defer_writes`):
+it does not wake their writers per message, but sends what it queued for them itself,
+without waiting, each time before it reads its socket again (one system call per read,
+no thread hand-off); what does not fit at once is left to the writer thread.
 
 A player's queue is bounded in bytes.  When a player cannot keep up, it loses
 whole frames, never parts of them, and never slows the publisher or the other
@@ -52,7 +56,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Deque, Dict, Generic, List, Optional, Protocol, Sequence, Tuple, TypeVar
 
 from . import ertmp, flv
-from .chunk import encode_type0
+from .chunk import RAW_BYTES, encode_type0
 from .logs import AnyLogger
 from .message import DATA_TYPES, RELAYED_TYPES, Message, MessageType
 
@@ -77,6 +81,9 @@ __all__ = [
     "DEFAULT_MAX_QUEUE_BYTES",
     "DEFAULT_MAX_GOP_BYTES",
     "HANDOVER_WINDOW",
+    "defer_writes",
+    "flush_deferred_writes",
+    "end_deferred_writes",
 ]
 
 logger = logging.getLogger(__name__)
@@ -360,7 +367,13 @@ class FanoutSink(Protocol):
     def out_chunk_size(self) -> int: ...
 
     def write_fanout(self, items: Sequence[Tuple[Optional[bytes], Message, int]]) -> None:
-        """Send ``(bytes or None, message, chunk size of the bytes)`` items in order, at once."""
+        """Send ``(bytes or None, message, chunk size of the bytes)`` items in order, at once.
+
+        A sink may also have ``write_fanout_nowait(items) -> Optional[int]`` (see
+        :meth:`rtmp.transport.Transport.write_fanout_nowait`; used under
+        :func:`defer_writes`); its ``write_fanout`` then also takes items of chunk size
+        :data:`rtmp.chunk.RAW_BYTES`, sent as they are.
+        """
 
 
 @dataclass
@@ -429,6 +442,11 @@ class LivePlayer:
         self._writer_waiting = False  # notify only then: a notify per message is costly
         self._drain_waiters = 0
         self._writing = False  # the writer took a batch and is sending it
+        self._flushing = False  # another thread sends a batch (flush_deferred_writes)
+        self._flush_pending = False  # ... will, before it waits for input
+        self._write_nowait: Optional[Callable[[Sequence[Tuple[Optional[bytes], Message, int]]],
+                                              Optional[int]]] = getattr(
+            sink, "write_fanout_nowait", None)
         self._lazy = False  # start(lazy=True): the writer starts with the next item
         self._await_keyframe = False
         self._paused = False
@@ -509,8 +527,14 @@ class LivePlayer:
         if self._queued_bytes > self.stats.max_queued_bytes:
             self.stats.max_queued_bytes = self._queued_bytes
         if self._writer_waiting:
-            self._writer_waiting = False
-            self._cond.notify()
+            deferred = getattr(_deferred, "players", None)
+            if deferred is None:
+                self._writer_waiting = False
+                self._cond.notify()
+            elif not self._flush_pending:
+                # defer_writes(): this thread sends it itself before it waits for input.
+                self._flush_pending = True
+                deferred.append(self)
         elif self._lazy and self._thread is None and not self._writing:
             self._start_writer()  # the first item after a lazy start
         return True
@@ -601,6 +625,7 @@ class LivePlayer:
 
     def drain(self, timeout: float) -> bool:
         """Wait until everything queued has been written (for orderly ends); True if so."""
+        flush_deferred_writes()  # (what this thread queued and has not sent yet)
         with self._cond:
             self._drain_waiters += 1
             try:
@@ -619,7 +644,7 @@ class LivePlayer:
             self._writing = False  # the previous batch (if any) is written
             if not self._queue and self._drain_waiters:
                 self._cond.notify_all()
-            while not self._queue and not self._closed:
+            while (not self._queue or self._flushing) and not self._closed:  # (order)
                 self._writer_waiting = True
                 self._cond.wait()
             self._writer_waiting = False
@@ -643,6 +668,47 @@ class LivePlayer:
             self._queued_bytes -= taken
         self._writing = True
         return batch
+
+    def _write_deferred(self) -> None:
+        """Send what is queued from the calling thread (see :func:`defer_writes`), never
+        waiting, with the sink's ``write_fanout_nowait``; what does not fit is the sink's
+        to send first, and the writer is woken to do it.  If the sink cannot try now, the
+        writer is woken for the batch."""
+        with self._cond:
+            self._flush_pending = False
+            if not self._queue or self._closed:
+                return
+            if self._write_nowait is None or not self._writer_waiting or self._writing:
+                self._writer_waiting = False
+                self._cond.notify()
+                return
+            batch = self._take_locked()
+            self._flushing = True  # the writer stays asleep meanwhile (message order)
+        left: Optional[int] = None
+        try:
+            left = self._write_nowait([(item[0], item[1], item[4]) for item in batch])
+        except Exception:  # noqa: BLE001 - nothing sent: the writer meets the error itself
+            pass
+        self.chunk_size = self.sink.out_chunk_size
+        with self._cond:
+            self._flushing = self._writing = False
+            if left is None:  # not tried: the batch goes back where it was, for the writer
+                self._queue.extendleft(reversed(batch))
+                self._queued_bytes += sum(item[3] for item in batch)
+            else:
+                stats = self.stats
+                stats.sent_batches += 1
+                stats.sent_messages += len(batch)
+                stats.sent_bytes += sum(item[3] for item in batch)
+                if left and not self._queue:
+                    # The sink holds the rest: an empty item makes the writer send it.
+                    self._queue.append((b"", batch[-1][1], _CONTROL, 0, RAW_BYTES))
+                    stats.sent_messages -= 1  # (the writer counts the empty item)
+            if self._queue:
+                self._writer_waiting = False
+                self._cond.notify()
+            elif self._drain_waiters:
+                self._cond.notify_all()
 
     def _run(self) -> None:
         while True:
@@ -682,6 +748,35 @@ class LivePlayer:
                 self.on_failure(exc)
             except Exception:  # noqa: BLE001
                 self.log.exception("%s: on_failure callback raised", self.name)
+
+
+#: The players whose writer a thread in :func:`defer_writes` did not wake (``players``).
+_deferred = threading.local()
+
+
+def defer_writes() -> None:
+    """From now on, the calling thread does not wake the writer thread of an idle player it
+    queues a message for: :func:`flush_deferred_writes`, which the thread must call before
+    it waits for anything, sends what it queued itself, without waiting (what does not fit
+    at once is left to the writer).  A publisher's connection thread does this around its
+    read loop: a player that keeps up gets one system call per read of the publisher's
+    socket and no thread hand-off."""
+    _deferred.players = []
+
+
+def flush_deferred_writes() -> None:
+    """Send what the calling thread queued since its last flush (see :func:`defer_writes`)."""
+    players = getattr(_deferred, "players", None)
+    if players:
+        for player in players:
+            player._write_deferred()
+        players.clear()
+
+
+def end_deferred_writes() -> None:
+    """Flush, and wake writers at once again (the end of :func:`defer_writes`)."""
+    flush_deferred_writes()
+    _deferred.players = None
 
 
 class StreamBusyError(Exception):

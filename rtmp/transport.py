@@ -43,10 +43,10 @@ import struct
 import sys
 import threading
 import time
-from typing import Dict, Iterable, List, Optional, Protocol, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterable, List, Optional, Protocol, Sequence, Tuple, Union
 
 from . import control, handshake
-from .chunk import Limits
+from .chunk import RAW_BYTES, Limits
 from .errors import ConnectionClosedError, HandshakeError, RTMPError, TimeoutError, seconds_text
 from .logs import connection_logger, trace_logger
 from .message import Message
@@ -134,6 +134,9 @@ class Transport:
         #: The error of the write that found the peer gone (EPIPE, reset); reads go on.
         self.write_error: Optional[ConnectionClosedError] = None
         self.bytes_sent = 0
+        self._unsent: Optional[bytes] = None  # what write_fanout_nowait could not send
+        #: Called on the reading thread before each wait for bytes (fan-out flushes).
+        self.before_wait: Optional[Callable[[], None]] = None
         self._trace_in: Optional[ProtocolTracer] = None
         self._trace_out: Optional[ProtocolTracer] = None
         if tracing_enabled():
@@ -251,6 +254,8 @@ class Transport:
                         self.log.debug("reply not sent (%s); reading on", exc)
                 if message is not None:
                     return message
+                if self.before_wait is not None:
+                    self.before_wait()  # (fan-out: wakes or writes to the players)
                 if self._eof:
                     raise ConnectionClosedError("connection closed by peer")
                 remaining: Optional[float] = None
@@ -338,6 +343,8 @@ class Transport:
     # -- writing ------------------------------------------------------------------------
 
     def _sendall(self, data: bytes) -> None:
+        if self._unsent is not None:  # the rest of a write_fanout_nowait goes first
+            data, self._unsent = self._unsent + data, None
         try:
             if self._kernel_waits:
                 _send_within(self.sock, data, self.write_timeout)
@@ -352,6 +359,9 @@ class Transport:
     def _send_parts(self, parts: List[bytes]) -> None:
         """Send ``parts`` in order as one stream of bytes: with ``sendmsg`` (no joined
         copy) on the kernel-timeout path, else joined."""
+        if self._unsent is not None:  # the rest of a write_fanout_nowait goes first
+            parts.insert(0, self._unsent)
+            self._unsent = None
         if len(parts) == 1 or not self._kernel_waits:
             self._sendall(parts[0] if len(parts) == 1 else b"".join(parts))
             return
@@ -396,6 +406,70 @@ class Transport:
             self.session.note_sent(message)
             self._sendall(data)
 
+    def write_fanout_nowait(self, items: Sequence[Tuple[Optional[bytes], Message, int]]
+                            ) -> Optional[int]:
+        """:meth:`write_fanout` without ever waiting (a publisher's thread writes to its
+        players this way, :func:`rtmp.streams.defer_writes`).
+
+        One ``sendmsg`` with ``MSG_DONTWAIT``.  Returns None when it did not try (another
+        thread holds the write lock, or the socket has no kernel waits: TLS, other
+        platforms), else how many bytes did not fit: those the transport keeps and sends
+        before anything else written later, whichever thread writes (a chunk begun is
+        never interleaved), so the caller must see that something writes again.
+        """
+        if not self._kernel_waits or self._closed:
+            return None
+        lock = self._write_lock
+        if not lock.acquire(False):
+            return None  # a write is running, maybe waiting for room: never wait on it
+        try:
+            parts = self._fanout_parts(items)
+            if self._unsent is not None:
+                parts.insert(0, self._unsent)
+                self._unsent = None
+            try:
+                sent = self.sock.sendmsg(parts[:_IOV_MAX], (), _MSG_DONTWAIT)
+            except OSError:  # full (EAGAIN), or broken: the next blocking write reports it
+                sent = 0
+            self.bytes_sent += sent
+            index = 0
+            while index < len(parts) and sent >= len(parts[index]):
+                sent -= len(parts[index])
+                if self._trace_out is not None:
+                    self._trace_out.feed(parts[index])
+                index += 1
+            if index == len(parts):
+                return 0
+            first = memoryview(parts[index])
+            if self._trace_out is not None and sent:
+                self._trace_out.feed(first[:sent].tobytes())
+            self._unsent = b"".join([first[sent:], *parts[index + 1:]])
+            return len(self._unsent)
+        finally:
+            lock.release()
+
+    def _fanout_parts(self, items: Sequence[Tuple[Optional[bytes], Message, int]]) -> List[bytes]:
+        session = self.session
+        chunk_size = session.encoder.chunk_size
+        parts: List[bytes] = []
+        sent_as_is: Dict[int, Message] = {}
+        for data, message, made_for in items:
+            if data is not None and made_for == chunk_size:
+                sent_as_is[message.csid] = message
+                parts.append(data)
+                continue
+            if data is not None and made_for == RAW_BYTES:
+                parts.append(data)  # as they are: nothing for the encoder
+                continue
+            for noted in sent_as_is.values():
+                session.note_sent(noted)
+            sent_as_is.clear()
+            parts.append(session.send(message))
+            chunk_size = session.out_chunk_size
+        for noted in sent_as_is.values():
+            session.note_sent(noted)
+        return parts
+
     def write_fanout(self, items: Sequence[Tuple[Optional[bytes], Message, int]]) -> None:
         """Send a live player's queued messages with one ``sendmsg`` (fan-out, thread-safe).
 
@@ -406,23 +480,7 @@ class Transport:
         5.3.1.2.1: a type 0 header leaves nothing of the previous state).
         """
         with self._write_lock:
-            session = self.session
-            chunk_size = session.encoder.chunk_size
-            parts: List[bytes] = []
-            sent_as_is: Dict[int, Message] = {}  # chunk stream id -> last pre-chunked message
-            for data, message, made_for in items:
-                if data is not None and made_for == chunk_size:
-                    sent_as_is[message.csid] = message
-                    parts.append(data)
-                    continue
-                for noted in sent_as_is.values():  # the encoder must be up to date first
-                    session.note_sent(noted)
-                sent_as_is.clear()
-                parts.append(session.send(message))
-                chunk_size = session.out_chunk_size  # (a Set Chunk Size in the batch)
-            for noted in sent_as_is.values():
-                session.note_sent(noted)
-            self._send_parts(parts)
+            self._send_parts(self._fanout_parts(items))
 
     def set_chunk_size(self, size: int) -> None:
         """RTMP 5.4.1: announce and switch to a new outgoing chunk size."""
@@ -493,6 +551,8 @@ class Transport:
     def _half_close(self, deadline: float) -> None:
         """(TLS close_notify, then) ``SHUT_WR``: the peer reads everything, then EOF."""
         sock = self.sock
+        if self._unsent is not None:
+            self._sendall(b"")  # the rest of a write_fanout_nowait
         try:
             if isinstance(sock, ssl.SSLSocket):
                 _send_close_notify(sock, deadline)
