@@ -22,6 +22,7 @@ from rtmp.streams import (
     FrameKind,
     LivePlayer,
     StreamBusyError,
+    MAX_DEFERRED_PLAYERS,
     StreamHub,
     classify,
     defer_writes,
@@ -278,6 +279,48 @@ class TestFanOut:
             assert player.stats.sent_messages == len(frames)
         finally:
             player.close()
+
+    @pytest.mark.spec("RTMP 7.2.2.1")
+    def test_deferred_writes_reach_one_player_the_others_writers_are_woken(self) -> None:
+        """Under defer_writes() the publishing thread writes to MAX_DEFERRED_PLAYERS players
+        itself; the other players' writers are woken at once, as without it."""
+        class NowaitSink(Sink):
+            def __init__(self) -> None:
+                super().__init__()
+                self.nowait_batches = 0
+
+            def write_fanout_nowait(
+                    self, items: Sequence[Tuple[Optional[bytes], Message, int]]) -> Optional[int]:
+                self.nowait_batches += 1
+                with self.lock:
+                    self.written.extend((data, message) for data, message, _ in items)
+                return 0
+
+        hub = StreamHub()
+        sinks = [NowaitSink() for _ in range(3)]
+        players = [LivePlayer(sink, 1, name=f"p{i}") for i, sink in enumerate(sinks)]
+        stream = hub.publish("live", "s", owner="pub")
+        for player in players:
+            hub.subscribe("live", "s", player)
+            player.start()
+        assert wait_for(lambda: all(p._writer_waiting for p in players))
+        frames = [video(AVC_KEY, 0)] + [video(AVC_INTER, 40 * i) for i in range(1, 6)]
+        defer_writes()
+        try:
+            for msg in frames:
+                stream.publish_message(msg)
+            # The woken writers send without the publishing thread's flush.
+            assert wait_for(lambda: all(len(s.messages()) == len(frames) for s in sinks[1:]))
+            assert sinks[0].messages() == []
+            flush_deferred_writes()
+        finally:
+            end_deferred_writes()
+        try:
+            assert [m.timestamp for m in sinks[0].messages()] == [m.timestamp for m in frames]
+            assert [s.nowait_batches for s in sinks] == [1, 0, 0] and MAX_DEFERRED_PLAYERS == 1
+        finally:
+            for player in players:
+                player.close()
 
     @pytest.mark.spec("RTMP 7.2.2.1")
     def test_lazy_start_writes_on_the_caller_then_starts_the_writer(self) -> None:
