@@ -27,10 +27,12 @@ use (:func:`rtmp.chunk.encode_type0`) and hands the same ``bytes`` object to
 every player's queue.  Each player has its own writer thread, which takes everything
 queued in one lock round and sends it with one ``transport.write_fanout`` (one system
 call per batch, not per message), which keeps the connection's chunk encoder in step.
-A publisher's connection thread does better for players that keep up (:func:`defer_writes`):
-it does not wake their writers per message, but sends what it queued for them itself,
-without waiting, each time before it reads its socket again (one system call per read,
-no thread hand-off); what does not fit at once is left to the writer thread.
+A publisher's connection thread does better for a player that keeps up (:func:`defer_writes`):
+it does not wake the player's writer per message, but sends what it queued for it itself,
+without waiting, each time before it reads its socket again (one system call per read, no
+thread hand-off); what does not fit at once is left to the writer thread.  It does so for
+:data:`MAX_DEFERRED_PLAYERS` players (one) per read: the others' writers are woken as
+above, so they send in parallel and a long fan-out does not delay the last players.
 
 A player's queue is bounded in bytes.  When a player cannot keep up, it loses
 whole frames, never parts of them, and never slows the publisher or the other
