@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterator, List, Optional
+from typing import Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 from ._bytes import U24_MAX, U32, U32LE
 from .errors import LimitExceededError, ProtocolError
@@ -59,6 +59,7 @@ __all__ = [
     "encode_basic_header",
     "DEFAULT_CHUNK_SIZE",
     "MAX_CHUNK_SIZE",
+    "RAW_BYTES",
 ]
 
 logger = logging.getLogger(__name__)
@@ -67,6 +68,9 @@ logger = logging.getLogger(__name__)
 DEFAULT_CHUNK_SIZE = 128
 #: RTMP 5.4.1: the largest chunk size (31 bits; bit 31 must be zero).
 MAX_CHUNK_SIZE = 0x7FFFFFFF
+#: Fan-out: the "chunk size" of an item's bytes that are sent as they are (not chunked,
+#: nothing for the encoder to note; ``Transport.write_fanout``).
+RAW_BYTES = -1
 #: RTMP 5.3.1.1: chunk stream ids 2..65599 can be expressed.
 MIN_CHUNK_STREAM_ID = 2
 MAX_CHUNK_STREAM_ID = 65599
@@ -156,8 +160,11 @@ def _chunk_payload(
     if size <= chunk_size:
         return first_header + data
     view = memoryview(data)
-    pieces = [view[i : i + chunk_size] for i in range(0, size, chunk_size)]
-    return first_header + continuation.join(pieces)
+    pieces: List[Union[bytes, memoryview]] = [
+        view[i : i + chunk_size] for i in range(chunk_size, size, chunk_size)]
+    # One copy of the payload: the first chunk goes with its header (not header + join).
+    pieces.insert(0, first_header + view[:chunk_size])
+    return continuation.join(pieces)
 
 
 def encode_type0(message: Message, chunk_size: int) -> bytes:
@@ -169,22 +176,32 @@ def encode_type0(message: Message, chunk_size: int) -> bytes:
     """
     csid = message.csid
     timestamp = message.timestamp
-    extended = timestamp >= EXTENDED_TIMESTAMP_MARK
-    basic = encode_basic_header(ChunkType.TYPE_0, csid)
-    field = EXTENDED_TIMESTAMP_MARK if extended else timestamp
-    header = (
-        basic
-        + field.to_bytes(3, "big")
-        + len(message.data).to_bytes(3, "big")
-        + bytes((message.type,))
-        + U32LE.pack(message.message_stream_id)  # RTMP 5.3.1.2.1: little-endian
-    )
-    continuation = encode_basic_header(ChunkType.TYPE_3, csid)
-    if extended:  # RTMP 5.3.1.3: the extended field, repeated on type 3 chunks
-        ext = U32.pack(timestamp)
-        header += ext
-        continuation += ext
-    return _chunk_payload(header, continuation, message.data, chunk_size)
+    data = message.data
+    basics = _BASIC_HEADERS.get(csid) or _basic_headers(csid)
+    if timestamp < EXTENDED_TIMESTAMP_MARK:
+        # timestamp (3 bytes), message length (3), type id (1), big-endian in one go
+        header = basics[0] + ((timestamp << 32) | (len(data) << 8) | message.type).to_bytes(
+            7, "big") + U32LE.pack(message.message_stream_id)  # RTMP 5.3.1.2.1: little-endian
+        if len(data) <= chunk_size:
+            return header + data  # the usual audio message: one chunk
+        return _chunk_payload(header, basics[1], data, chunk_size)
+    # RTMP 5.3.1.3: the extended field, repeated on type 3 chunks
+    ext = U32.pack(timestamp)
+    header = basics[0] + ((EXTENDED_TIMESTAMP_MARK << 32) | (len(data) << 8)
+                          | message.type).to_bytes(7, "big") \
+        + U32LE.pack(message.message_stream_id) + ext
+    return _chunk_payload(header, basics[1] + ext, data, chunk_size)
+
+
+#: chunk stream id -> its type 0 and type 3 basic headers (RTMP 5.3.1.1), made once.
+_BASIC_HEADERS: Dict[int, Tuple[bytes, bytes]] = {}
+
+
+def _basic_headers(csid: int) -> Tuple[bytes, bytes]:
+    headers = (encode_basic_header(ChunkType.TYPE_0, csid),
+               encode_basic_header(ChunkType.TYPE_3, csid))
+    _BASIC_HEADERS[csid] = headers
+    return headers
 
 
 @dataclass(frozen=True)
@@ -652,13 +669,11 @@ class ChunkDecoder:
                 out[k::size] = buf[data_pos + k : end : stride]
             self._offset = end
             return bytes(out)
-        with memoryview(self._buffer) as view:
-            pieces = [view[data_pos + i * stride : data_pos + i * stride + size]
-                      for i in range(count)]
-            pieces.append(view[data_pos + count * stride : end])
-            data = b"".join(pieces)
-            for piece in pieces:
-                piece.release()
+        view = memoryview(self._buffer)
+        pieces = [view[i : i + size] for i in range(data_pos, data_pos + count * stride, stride)]
+        pieces.append(view[data_pos + count * stride : end])
+        data = b"".join(pieces)
+        del pieces, view  # (the last views of the buffer: it may be resized again)
         self._offset = end
         return data
 

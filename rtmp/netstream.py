@@ -57,6 +57,8 @@ __all__ = ["ConnectionContext", "ServerServices", "NetStream", "StreamState", "I
 
 #: Message streams one connection may create (RTMP 7.2.1.3).
 MAX_STREAMS_PER_CONNECTION = 64
+#: (A global: on Python 3.11 an Enum class attribute costs ~0.15 us, per message here.)
+_AGGREGATE = MessageType.AGGREGATE
 
 
 class _MediaSwitches(Protocol):
@@ -721,7 +723,7 @@ def on_published(conn: ConnectionContext, msg: Message) -> None:
     if ns is None:
         conn.unhandled(msg)
         return
-    if msg.type == MessageType.AGGREGATE:
+    if msg.type == _AGGREGATE:
         for sub in split_aggregate(msg):  # RTMP 7.1.6
             if sub.type in _RELAYED_TYPES:
                 _publish_one(conn, ns, sub)

@@ -30,6 +30,7 @@ from .logs import ConnectionLoggerAdapter, connection_logger
 from .message import DATA_TYPES, MEDIA_TYPES, SHARED_OBJECT_TYPES, Message, MessageType
 from .netstream import NetStream, ServerServices, StreamLimit
 from .requests import CAPS_EX_RECONNECT, EnhancedCaps, check_depth
+from .streams import defer_writes, end_deferred_writes, flush_deferred_writes
 from .transport import Transport, close_socket, shutdown_socket, transport_from_config, wait_readable
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ INBOX_SIZE = 1024
 _HANDLERS: Dict[str, netstream.Handler] = {**netconnection.HANDLERS, **netstream.HANDLERS}
 
 _PUBLISHED_TYPES = MEDIA_TYPES | DATA_TYPES | {MessageType.AGGREGATE}
+_COMMAND_TYPES = frozenset({MessageType.COMMAND_AMF0, MessageType.COMMAND_AMF3})
 
 
 class ConnectionState(enum.Enum):
@@ -275,6 +277,16 @@ class ServerConnection:
         self._loop(transport)
 
     def _loop(self, transport: Transport) -> None:
+        # A publisher's thread writes to the players that keep up itself, once per read of
+        # its socket, instead of waking their writer threads per message (issue 21).
+        defer_writes()
+        transport.before_wait = flush_deferred_writes
+        try:
+            self._read_loop(transport)
+        finally:
+            end_deferred_writes()
+
+    def _read_loop(self, transport: Transport) -> None:
         config = self.config
         last_heard = time.monotonic()
         heard_bytes = transport.bytes_received
@@ -318,12 +330,12 @@ class ServerConnection:
 
     def _dispatch(self, msg: Message) -> None:
         kind = msg.type
-        if kind in (MessageType.COMMAND_AMF0, MessageType.COMMAND_AMF3):
+        if kind in _PUBLISHED_TYPES:  # first: media is nearly every message
+            netstream.on_published(self, msg)
+        elif kind in _COMMAND_TYPES:
             cmd = commands.decode_command(msg)
             check_depth(cmd, self.config.max_amf_depth, msg.data)
             self._on_command(cmd, msg)
-        elif kind in _PUBLISHED_TYPES:
-            netstream.on_published(self, msg)
         elif kind == MessageType.USER_CONTROL:
             self._on_user_control(msg)
         elif kind in SHARED_OBJECT_TYPES:  # RTMP 7.1.3 / 7.3.2 (rtmp.shared_object_store)

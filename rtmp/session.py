@@ -43,6 +43,8 @@ __all__ = ["Session"]
 
 logger = logging.getLogger(__name__)
 
+_USER_CONTROL = MessageType.USER_CONTROL  # (a global: faster than the Enum's attribute)
+
 _Logger = Union[logging.Logger, logging.LoggerAdapter]  # type: ignore[type-arg]
 
 
@@ -121,7 +123,7 @@ class Session:
                 if self.deliver_control:
                     return message
                 continue
-            if kind == MessageType.USER_CONTROL:
+            if kind == _USER_CONTROL:
                 event = user_control.decode(message.data)
                 if event.event == UserControlEvent.PING_REQUEST:
                     assert event.timestamp is not None

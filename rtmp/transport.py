@@ -43,10 +43,10 @@ import struct
 import sys
 import threading
 import time
-from typing import Dict, Iterable, List, Optional, Protocol, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterable, List, Optional, Protocol, Sequence, Tuple, Union
 
 from . import control, handshake
-from .chunk import Limits
+from .chunk import RAW_BYTES, Limits
 from .errors import ConnectionClosedError, HandshakeError, RTMPError, TimeoutError, seconds_text
 from .logs import connection_logger, trace_logger
 from .message import Message
@@ -134,6 +134,9 @@ class Transport:
         #: The error of the write that found the peer gone (EPIPE, reset); reads go on.
         self.write_error: Optional[ConnectionClosedError] = None
         self.bytes_sent = 0
+        self._unsent: Optional[bytes] = None  # what write_fanout_nowait could not send
+        #: Called on the reading thread before each wait for bytes (fan-out flushes).
+        self.before_wait: Optional[Callable[[], None]] = None
         self._trace_in: Optional[ProtocolTracer] = None
         self._trace_out: Optional[ProtocolTracer] = None
         if tracing_enabled():
@@ -236,7 +239,7 @@ class Transport:
         """
         if timeout is None:
             timeout = self.read_timeout
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline: Optional[float] = None  # set before the first wait (not per message)
         with self._read_lock:
             session = self.session
             while True:
@@ -251,11 +254,17 @@ class Transport:
                         self.log.debug("reply not sent (%s); reading on", exc)
                 if message is not None:
                     return message
+                if self.before_wait is not None:
+                    self.before_wait()  # (fan-out: wakes or writes to the players)
                 if self._eof:
                     raise ConnectionClosedError("connection closed by peer")
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    raise TimeoutError(f"no message within {seconds_text(timeout)} s")
+                remaining: Optional[float] = None
+                if timeout is not None:
+                    if deadline is None:
+                        deadline = time.monotonic() + timeout
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise TimeoutError(f"no message within {seconds_text(timeout)} s")
                 session.receive_data(self._recv(remaining, during="read"))
 
     def _arm_read_timeout(self, timeout: Optional[float]) -> None:
@@ -334,21 +343,45 @@ class Transport:
     # -- writing ------------------------------------------------------------------------
 
     def _sendall(self, data: bytes) -> None:
+        if self._unsent is not None:  # the rest of a write_fanout_nowait goes first
+            data, self._unsent = self._unsent + data, None
         try:
             if self._kernel_waits:
                 _send_within(self.sock, data, self.write_timeout)
             else:
                 self.sock.sendall(data)
-        except socket.timeout as exc:
-            self._closed = True  # a partial chunk may be on the wire: unusable now
-            raise TimeoutError(f"send did not finish within {seconds_text(self.write_timeout)} s") from exc
         except OSError as exc:
-            if exc.errno in (errno.EPIPE, errno.ECONNRESET, errno.EBADF) or self._closed:
-                raise ConnectionClosedError(f"connection lost while sending: {exc}") from exc
-            raise ConnectionClosedError(f"send failed: {exc}") from exc
+            raise self._send_failed(exc) from exc
         self.bytes_sent += len(data)
         if self._trace_out is not None:
             self._trace_out.feed(data)
+
+    def _send_parts(self, parts: List[bytes]) -> None:
+        """Send ``parts`` in order as one stream of bytes: with ``sendmsg`` (no joined
+        copy) on the kernel-timeout path, else joined."""
+        if self._unsent is not None:  # the rest of a write_fanout_nowait goes first
+            parts.insert(0, self._unsent)
+            self._unsent = None
+        if len(parts) == 1 or not self._kernel_waits:
+            self._sendall(parts[0] if len(parts) == 1 else b"".join(parts))
+            return
+        try:
+            self.bytes_sent += _sendmsg_within(self.sock, parts, self.write_timeout)
+        except OSError as exc:
+            raise self._send_failed(exc) from exc
+        if self._trace_out is not None:
+            for part in parts:
+                self._trace_out.feed(part)
+
+    def _send_failed(self, exc: OSError) -> RTMPError:
+        """The error a failed send raises: :class:`rtmp.TimeoutError` (the transport is
+        unusable then: a partial chunk may be on the wire) or ConnectionClosedError."""
+        if isinstance(exc, socket.timeout):
+            self._closed = True
+            return TimeoutError(f"send did not finish within {seconds_text(self.write_timeout)} s")
+        if exc.errno in (errno.EPIPE, errno.ECONNRESET, errno.EBADF) or self._closed:
+            return ConnectionClosedError(f"connection lost while sending: {exc}")
+        return ConnectionClosedError(f"send failed: {exc}")
 
     def _flush_replies(self) -> None:
         with self._write_lock:
@@ -379,8 +412,72 @@ class Transport:
             self.session.note_sent(message)
             self._sendall(data)
 
+    def write_fanout_nowait(self, items: Sequence[Tuple[Optional[bytes], Message, int]]
+                            ) -> Optional[int]:
+        """:meth:`write_fanout` without ever waiting (a publisher's thread writes to its
+        players this way, :func:`rtmp.streams.defer_writes`).
+
+        One ``sendmsg`` with ``MSG_DONTWAIT``.  Returns None when it did not try (another
+        thread holds the write lock, or the socket has no kernel waits: TLS, other
+        platforms), else how many bytes did not fit: those the transport keeps and sends
+        before anything else written later, whichever thread writes (a chunk begun is
+        never interleaved), so the caller must see that something writes again.
+        """
+        if not self._kernel_waits or self._closed:
+            return None
+        lock = self._write_lock
+        if not lock.acquire(False):
+            return None  # a write is running, maybe waiting for room: never wait on it
+        try:
+            parts = self._fanout_parts(items)
+            if self._unsent is not None:
+                parts.insert(0, self._unsent)
+                self._unsent = None
+            try:
+                sent = self.sock.sendmsg(parts[:_IOV_MAX], (), _MSG_DONTWAIT)
+            except OSError:  # full (EAGAIN), or broken: the next blocking write reports it
+                sent = 0
+            self.bytes_sent += sent
+            index = 0
+            while index < len(parts) and sent >= len(parts[index]):
+                sent -= len(parts[index])
+                if self._trace_out is not None:
+                    self._trace_out.feed(parts[index])
+                index += 1
+            if index == len(parts):
+                return 0
+            first = memoryview(parts[index])
+            if self._trace_out is not None and sent:
+                self._trace_out.feed(first[:sent].tobytes())
+            self._unsent = b"".join([first[sent:], *parts[index + 1:]])
+            return len(self._unsent)
+        finally:
+            lock.release()
+
+    def _fanout_parts(self, items: Sequence[Tuple[Optional[bytes], Message, int]]) -> List[bytes]:
+        session = self.session
+        chunk_size = session.encoder.chunk_size
+        parts: List[bytes] = []
+        sent_as_is: Dict[int, Message] = {}
+        for data, message, made_for in items:
+            if data is not None and made_for == chunk_size:
+                sent_as_is[message.csid] = message
+                parts.append(data)
+                continue
+            if data is not None and made_for == RAW_BYTES:
+                parts.append(data)  # as they are: nothing for the encoder
+                continue
+            for noted in sent_as_is.values():
+                session.note_sent(noted)
+            sent_as_is.clear()
+            parts.append(session.send(message))
+            chunk_size = session.out_chunk_size
+        for noted in sent_as_is.values():
+            session.note_sent(noted)
+        return parts
+
     def write_fanout(self, items: Sequence[Tuple[Optional[bytes], Message, int]]) -> None:
-        """Send a live player's queued messages with one ``sendall`` (fan-out, thread-safe).
+        """Send a live player's queued messages with one ``sendmsg`` (fan-out, thread-safe).
 
         Each item is ``(data, message, chunk_size)``: ``data`` from
         ``chunk.encode_type0(message, chunk_size)``, or None to chunk ``message`` here
@@ -389,23 +486,7 @@ class Transport:
         5.3.1.2.1: a type 0 header leaves nothing of the previous state).
         """
         with self._write_lock:
-            session = self.session
-            chunk_size = session.out_chunk_size
-            parts: List[bytes] = []
-            sent_as_is: Dict[int, Message] = {}  # chunk stream id -> last pre-chunked message
-            for data, message, made_for in items:
-                if data is not None and made_for == chunk_size:
-                    sent_as_is[message.csid] = message
-                    parts.append(data)
-                    continue
-                for noted in sent_as_is.values():  # the encoder must be up to date first
-                    session.note_sent(noted)
-                sent_as_is.clear()
-                parts.append(session.send(message))
-                chunk_size = session.out_chunk_size  # (a Set Chunk Size in the batch)
-            for noted in sent_as_is.values():
-                session.note_sent(noted)
-            self._sendall(b"".join(parts))
+            self._send_parts(self._fanout_parts(items))
 
     def set_chunk_size(self, size: int) -> None:
         """RTMP 5.4.1: announce and switch to a new outgoing chunk size."""
@@ -476,6 +557,8 @@ class Transport:
     def _half_close(self, deadline: float) -> None:
         """(TLS close_notify, then) ``SHUT_WR``: the peer reads everything, then EOF."""
         sock = self.sock
+        if self._unsent is not None:
+            self._sendall(b"")  # the rest of a write_fanout_nowait
         try:
             if isinstance(sock, ssl.SSLSocket):
                 _send_close_notify(sock, deadline)
@@ -635,6 +718,44 @@ def _send_within(sock: socket.socket, data: bytes, timeout: Optional[float]) -> 
             view = view[sock.send(view, _MSG_DONTWAIT):]
         except BlockingIOError:
             continue
+
+
+#: The most buffers one ``sendmsg`` takes (POSIX IOV_MAX; Linux: 1024).
+_IOV_MAX = 1024
+
+
+def _sendmsg_within(sock: socket.socket, parts: List[bytes], timeout: Optional[float]) -> int:
+    """:func:`_send_within` for several buffers in order, with ``sendmsg`` (the kernel
+    gathers them: no joined copy); returns the bytes sent (all of them)."""
+    total = sum(len(part) for part in parts)
+    deadline: Optional[float] = None
+    pending: List[Union[bytes, memoryview]] = list(parts)
+    left = total
+    while True:
+        try:
+            sent = sock.sendmsg(pending[:_IOV_MAX], (), _MSG_DONTWAIT)
+        except BlockingIOError:
+            sent = 0
+        left -= sent
+        if not left:
+            return total
+        # Drop what went out; the first part left may have gone out in part.
+        index = 0
+        while sent >= len(pending[index]):
+            sent -= len(pending[index])
+            index += 1
+        del pending[:index]
+        if sent:
+            pending[0] = memoryview(pending[0])[sent:]
+        if deadline is None and timeout is not None:
+            deadline = time.monotonic() + timeout
+        wait = None if deadline is None else deadline - time.monotonic()
+        try:
+            writable = (wait is None or wait > 0) and wait_writable(sock, wait)
+        except ValueError as exc:  # closed by another thread: no descriptor left to poll
+            raise OSError(errno.EBADF, "socket closed") from exc
+        if not writable:
+            raise socket.timeout("timed out")
 
 
 # -- the graceful close of Transport.finish ------------------------------------------------

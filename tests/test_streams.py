@@ -16,14 +16,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rtmp.chunk import ChunkDecoder, encode_type0
+from rtmp.chunk import RAW_BYTES, ChunkDecoder, encode_type0
 from rtmp.message import Message, MessageType
 from rtmp.streams import (
     FrameKind,
     LivePlayer,
     StreamBusyError,
+    MAX_DEFERRED_PLAYERS,
     StreamHub,
     classify,
+    defer_writes,
+    end_deferred_writes,
+    flush_deferred_writes,
 )
 
 # FLV E.4.3.1 / E.4.2.1 sample payloads: AVC keyframe/inter-frame/sequence header, AAC.
@@ -221,6 +225,102 @@ class TestFanOut:
         finally:
             sink.gate.set()
             player.close()
+
+    @pytest.mark.spec("RTMP 7.2.2.1")
+    def test_deferred_writes_go_out_on_the_publishers_thread(self) -> None:
+        """defer_writes(): a player whose writer is idle is not woken per message; the
+        flush sends its queue from the publishing thread (one write per flush).  When the
+        sink cannot try (its write lock busy) the batch goes back, first, to the writer;
+        when part did not fit, the writer is woken to send the rest; order holds."""
+        class NowaitSink(Sink):
+            def __init__(self) -> None:
+                super().__init__()
+                self.answers: List[Optional[int]] = []
+                self.nowait_threads: List[str] = []
+                self.raw: List[Optional[bytes]] = []
+
+            def write_fanout(self, items: Sequence[Tuple[Optional[bytes], Message, int]]) -> None:
+                self.raw += [data for data, _, size in items if size == RAW_BYTES]
+                super().write_fanout([item for item in items if item[2] != RAW_BYTES])
+
+            def write_fanout_nowait(
+                    self, items: Sequence[Tuple[Optional[bytes], Message, int]]) -> Optional[int]:
+                answer = self.answers.pop(0) if self.answers else 0
+                if answer is None:
+                    return None  # did not try: nothing written
+                self.nowait_threads.append(threading.current_thread().name)
+                with self.lock:
+                    self.batches += 1
+                    self.written.extend((data, message) for data, message, _ in items)
+                return answer
+
+        sink = NowaitSink()
+        player = LivePlayer(sink, 1, name="deferred")
+        player.start()
+        assert wait_for(lambda: player._writer_waiting)
+        frames = [video(AVC_KEY, 0)] + [video(AVC_INTER, 40 * i) for i in range(1, 12)]
+        sink.answers = [0, None, 5]
+        defer_writes()
+        try:
+            for batch in (frames[:4], frames[4:8], frames[8:]):
+                for msg in batch:
+                    player.offer(encode_type0(msg, 4096), msg, classify(msg), 4096)
+                assert len(sink.messages()) < len(frames)  # nothing woke the writer
+                flush_deferred_writes()
+                assert player.drain(5.0)
+        finally:
+            end_deferred_writes()
+        try:
+            written = [m.timestamp for m in sink.messages()]
+            # The second batch went back to the writer; the third left 5 bytes to send:
+            # the writer was woken with an empty item to send them.
+            assert written == [m.timestamp for m in frames] and sink.raw == [b""]
+            assert sink.nowait_threads == [threading.current_thread().name] * 2
+            assert player.stats.sent_messages == len(frames)
+        finally:
+            player.close()
+
+    @pytest.mark.spec("RTMP 7.2.2.1")
+    def test_deferred_writes_reach_one_player_the_others_writers_are_woken(self) -> None:
+        """Under defer_writes() the publishing thread writes to MAX_DEFERRED_PLAYERS players
+        itself; the other players' writers are woken at once, as without it."""
+        class NowaitSink(Sink):
+            def __init__(self) -> None:
+                super().__init__()
+                self.nowait_batches = 0
+
+            def write_fanout_nowait(
+                    self, items: Sequence[Tuple[Optional[bytes], Message, int]]) -> Optional[int]:
+                self.nowait_batches += 1
+                with self.lock:
+                    self.written.extend((data, message) for data, message, _ in items)
+                return 0
+
+        hub = StreamHub()
+        sinks = [NowaitSink() for _ in range(3)]
+        players = [LivePlayer(sink, 1, name=f"p{i}") for i, sink in enumerate(sinks)]
+        stream = hub.publish("live", "s", owner="pub")
+        for player in players:
+            hub.subscribe("live", "s", player)
+            player.start()
+        assert wait_for(lambda: all(p._writer_waiting for p in players))
+        frames = [video(AVC_KEY, 0)] + [video(AVC_INTER, 40 * i) for i in range(1, 6)]
+        defer_writes()
+        try:
+            for msg in frames:
+                stream.publish_message(msg)
+            # The woken writers send without the publishing thread's flush.
+            assert wait_for(lambda: all(len(s.messages()) == len(frames) for s in sinks[1:]))
+            assert sinks[0].messages() == []
+            flush_deferred_writes()
+        finally:
+            end_deferred_writes()
+        try:
+            assert [m.timestamp for m in sinks[0].messages()] == [m.timestamp for m in frames]
+            assert [s.nowait_batches for s in sinks] == [1, 0, 0] and MAX_DEFERRED_PLAYERS == 1
+        finally:
+            for player in players:
+                player.close()
 
     @pytest.mark.spec("RTMP 7.2.2.1")
     def test_lazy_start_writes_on_the_caller_then_starts_the_writer(self) -> None:

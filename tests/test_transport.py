@@ -13,6 +13,8 @@ import rtmp
 from rtmp import ConnectionClosedError, HandshakeError, Message, MessageType, ProtocolError
 from rtmp import control, user_control
 from rtmp.chunk import encode_type0
+from rtmp.streams import (LivePlayer, LiveStream, defer_writes, end_deferred_writes,
+                          flush_deferred_writes)
 from rtmp.transport import Transport, open_connection
 
 
@@ -124,6 +126,156 @@ class TestTransport:
         assert [(m.type, m.timestamp, len(m.data)) for m in got] == [
             (9, 100, 300), (9, 140, 9000), (20, 0, 6), (9, 180, 50), (9, 220, 700), (9, 260, 20)]
 
+    @pytest.mark.spec("RTMP 5.3.1", "RTMP 5.4.1")
+    def test_fan_out_batch_gathered_through_a_small_send_buffer(
+        self, pair: Tuple[Transport, Transport]
+    ) -> None:
+        """write_fanout hands the kernel its parts with ``sendmsg`` (no joined copy): with a
+        send buffer far smaller than the batch, and more parts than one call takes, each
+        call sends part of a part and the rest follows in order; a Set Chunk Size in the
+        middle re-chunks what follows it."""
+        client, server = pair
+        server.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        size = server.out_chunk_size
+        early = [video(i, 37 + i % 300) for i in range(1500)]  # > one sendmsg's 1024 buffers
+        late = [video(2000 + i, 20_000 + i) for i in range(20)]
+        items: List[Tuple[Optional[bytes], Message, int]] = [
+            (encode_type0(m, size), m, size) for m in early]
+        items.append((None, control.set_chunk_size(1000), 0))
+        items += [(encode_type0(m, size), m, size) for m in late]  # made for 128: re-chunked
+        got: List[Message] = []
+        reader = threading.Thread(
+            target=lambda: got.extend(client.read_message() for _ in range(len(early + late))))
+        reader.start()
+        server.write_fanout(items)
+        reader.join(20)
+        assert [(m.timestamp, m.data) for m in got] == [(m.timestamp, m.data)
+                                                        for m in early + late]
+        assert client.in_chunk_size == 1000 == server.out_chunk_size
+        assert server.bytes_sent >= sum(len(m.data) for m in early + late)
+
+    @pytest.mark.spec("RTMP 7.2.2.1", "RTMP 5.3.1", "RTMP 5.4.1")
+    def test_live_burst_through_a_small_send_buffer_arrives_whole_and_in_order(
+        self, pair: Tuple[Transport, Transport]
+    ) -> None:
+        """A publisher's burst fanned out to a live player whose connection has a small send
+        buffer: the player's writer sends its batches with sendmsg, in part each time, while
+        the server changes its chunk size in the middle (what was queued for the old size
+        is chunked again); the player gets every message whole, once and in order."""
+        client, server = pair
+        server.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        live = LiveStream("live", "burst")
+        player = LivePlayer(server, 1, name="burst", max_queue_bytes=64 << 20)
+        live.attach(player)
+        player.start()
+        sent: List[Message] = []
+        for i in range(400):
+            if i % 50 == 0:
+                data = bytes([0x17, 1]) + bytes([i % 251]) * (30_000 + i)  # AVC keyframe
+            elif i % 3:
+                data = bytes([0x27, 1]) + bytes([i % 251]) * (3_000 + 17 * i)  # inter-frame
+            else:
+                data = bytes([0xAF, 1]) + bytes([i % 251]) * 300  # AAC frame
+            kind = MessageType.VIDEO if data[0] != 0xAF else MessageType.AUDIO
+            sent.append(Message(type=kind, data=data, timestamp=i * 10, message_stream_id=1))
+        got: List[Message] = []
+        reader = threading.Thread(target=lambda: got.extend(
+            client.read_message(timeout=10) for _ in range(len(sent))))
+        reader.start()
+        for i, message in enumerate(sent):
+            live.publish_message(message)
+            if i == 200:
+                server.set_chunk_size(1500)
+        reader.join(30)
+        player.close()
+        assert [(m.type, m.timestamp, m.data) for m in got] == [
+            (m.type, m.timestamp, m.data) for m in sent]
+        assert player.stats.dropped_messages == 0 and client.in_chunk_size == 1500
+
+    @pytest.mark.spec("RTMP 7.2.2.1", "RTMP 5.3.1")
+    def test_deferred_writes_from_the_publishers_thread_keep_order(
+        self, pair: Tuple[Transport, Transport]
+    ) -> None:
+        """defer_writes(): the publishing thread writes to the player itself, once per
+        flush, never waiting: through a small send buffer most flushes send part of a
+        batch, the transport keeps the rest and sends it before anything else, while
+        another thread writes to the same connection (pings, as the player's own
+        connection thread does with its replies) and the player's writer sends what the
+        flushes left.  Every message arrives whole, once, in order, with the other
+        thread's messages between them."""
+        client, server = pair
+        server.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)  # (loopback)
+        live = LiveStream("live", "deferred")
+        player = LivePlayer(server, 1, name="deferred", max_queue_bytes=64 << 20)
+        live.attach(player)
+        player.start()
+        sent: List[Message] = []
+        for i in range(300):
+            if i % 40 == 0:
+                data = bytes([0x17, 1]) + bytes([i % 251]) * (20_000 + i)  # AVC keyframe
+            else:
+                data = bytes([0x27, 1]) + bytes([i % 251]) * (2_000 + 31 * i)  # inter-frame
+            sent.append(Message(type=MessageType.VIDEO, data=data, timestamp=i * 10,
+                                message_stream_id=1))
+        replies = 50
+        got: List[Message] = []
+        reader = threading.Thread(target=lambda: (time.sleep(0.2), got.extend(
+            client.read_message(timeout=10) for _ in range(len(sent) + replies))))
+        reader.start()
+        pinger = threading.Thread(target=lambda: [
+            (time.sleep(0.2 if n == 0 else 0.001),
+             server.write_message(Message(type=20, data=b"reply %d" % n)))
+            for n in range(replies)])
+        defer_writes()
+        try:
+            pinger.start()
+            for i, message in enumerate(sent):
+                live.publish_message(message)
+                if i % 7 == 6:
+                    flush_deferred_writes()  # where a publisher's thread would read again
+        finally:
+            end_deferred_writes()
+        pinger.join(10)
+        reader.join(30)
+        player.close()
+        media = [m for m in got if m.type == MessageType.VIDEO]
+        assert [(m.timestamp, m.data) for m in media] == [(m.timestamp, m.data) for m in sent]
+        assert [m.data for m in got if m.type == 20] == [b"reply %d" % n for n in range(replies)]
+        assert player.stats.dropped_messages == 0
+
+    @pytest.mark.spec("RTMP 5.3.1", "RTMP 5.3.1.2.1")
+    def test_fan_out_nowait_keeps_what_did_not_fit_for_the_next_write(
+        self, pair: Tuple[Transport, Transport]
+    ) -> None:
+        """write_fanout_nowait never waits: with the peer not reading, it sends what fits
+        and keeps the rest; the next write of any kind (another nowait, a plain message,
+        the half-close of finish()) sends that rest first, so no chunk is split by
+        another message; the peer gets everything in order."""
+        client, server = pair
+        server.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)
+        size = server.out_chunk_size
+        batches = [[video(10 * (3 * b + i), 60_000 + 7 * i) for i in range(3)] for b in range(2)]
+        left = [server.write_fanout_nowait([(encode_type0(m, size), m, size) for m in batch])
+                for batch in batches]
+        assert left[0] and left[1] and left[1] > left[0]  # nothing waited; the rest is kept
+        reply = Message(type=20, data=b"after the fan-out")
+        last = video(1000, 90_000)
+        got: List[Message] = []
+        reader = threading.Thread(target=lambda: got.extend(
+            client.read_message(timeout=10) for _ in range(8)))
+        reader.start()
+        server.write_message(reply)  # waits for room: the kept rest goes out first
+        assert server.write_fanout_nowait([(encode_type0(last, size), last, size)]) is not None
+        closer = threading.Thread(target=lambda: (reader.join(10), client.close()))
+        closer.start()
+        server.finish(10)  # the half-close sends what the last nowait kept first
+        closer.join(10)
+        assert [(m.timestamp, len(m.data)) for m in got] == [
+            (m.timestamp, len(m.data)) for m in batches[0] + batches[1] + [reply, last]]
+        assert got[6].data == reply.data and got[7].data == last.data
+
     def test_read_timeout(self, pair: Tuple[Transport, Transport]) -> None:
         client, _ = pair
         start = time.monotonic()
@@ -186,6 +338,13 @@ class TestTransport:
                     sender.write_message(Message(type=MessageType.VIDEO, data=bytes(1 << 20),
                                                  message_stream_id=1))
             assert time.monotonic() - start < 5
+            assert sender.closed
+            # So is a fan-out batch, gathered with sendmsg: the same bound, the same error.
+            sender._closed = False
+            messages = [Message(type=MessageType.VIDEO, data=bytes(1 << 20), timestamp=i,
+                                message_stream_id=1) for i in range(4)]
+            with pytest.raises(rtmp.TimeoutError):
+                sender.write_fanout([(encode_type0(m, 128), m, 128) for m in messages])
             assert sender.closed
         finally:
             sender.close()
