@@ -576,33 +576,34 @@ class LivePlayer:
 
     def _admit(self, kind: FrameKind, size: int) -> bool:
         """The drop policy (see the module docstring); called with the lock held."""
-        stats = self.stats
-        if kind == FrameKind.AUDIO and not self.receive_audio:
-            stats.filtered_messages += 1
-            return False
-        if kind in (FrameKind.KEYFRAME, FrameKind.INTERFRAME) and not self.receive_video:
-            stats.filtered_messages += 1
-            self._await_keyframe = True
-            return False
-        if self._paused and kind in (FrameKind.KEYFRAME, FrameKind.INTERFRAME, FrameKind.AUDIO):
-            stats.filtered_messages += 1
-            self._await_keyframe = True  # RTMP 7.2.2.8: resume at a keyframe
-            return False
-        if kind == FrameKind.INTERFRAME and self._await_keyframe:
-            return self._drop(size)
-        if kind in (FrameKind.CONFIG, FrameKind.CONTROL, FrameKind.DATA):
+        if kind == _CONFIG or kind == _CONTROL or kind == _DATA:
             if self._queued_bytes + size > self.max_queue_bytes * _HARD_LIMIT_FACTOR:
                 return self._drop(size)  # stalled far beyond its cap
             return True
+        # Media from here on (module constants: this runs per message per player).
+        if kind == _AUDIO:
+            if not self.receive_audio:
+                self.stats.filtered_messages += 1
+                return False
+        elif not self.receive_video:
+            self.stats.filtered_messages += 1
+            self._await_keyframe = True
+            return False
+        if self._paused:
+            self.stats.filtered_messages += 1
+            self._await_keyframe = True  # RTMP 7.2.2.8: resume at a keyframe
+            return False
+        if kind == _INTERFRAME and self._await_keyframe:
+            return self._drop(size)
         over_cap = self._queued_bytes + size > self.max_queue_bytes
         if not over_cap and not self._slow():
             return True
-        if kind == FrameKind.KEYFRAME:
+        if kind == _KEYFRAME:
             # A new GOP for a slow player: everything queued is stale; skip ahead.
             self._purge_media("over %d bytes" % self.max_queue_bytes if over_cap
                               else "waited over %g s" % self.max_queue_delay)
             return True
-        if kind == FrameKind.INTERFRAME:
+        if kind == _INTERFRAME:
             self._await_keyframe = True  # the rest of this GOP is undecodable now
         return self._drop(size)
 
@@ -625,7 +626,7 @@ class LivePlayer:
         kept: Deque[_Item] = collections.deque()
         kept_bytes = 0
         for item in self._queue:
-            if item[2] in (FrameKind.KEYFRAME, FrameKind.INTERFRAME, FrameKind.AUDIO):
+            if item[2] in (_KEYFRAME, _INTERFRAME, _AUDIO):
                 self._drop(item[3])
             else:
                 kept.append(item)
@@ -749,7 +750,7 @@ class LivePlayer:
                 stats.sent_bytes += sum(item[3] for item in batch)
                 if left and not self._queue:
                     # The sink holds the rest: an empty item makes the writer send it.
-                    self._queue.append((b"", batch[-1][1], _CONTROL, 0, RAW_BYTES))
+                    self._queue.append((b"", batch[-1][1], _CONTROL, 0, RAW_BYTES, batch[-1][5]))
                     stats.sent_messages -= 1  # (the writer counts the empty item)
             if self._queue:
                 self._writer_waiting = False

@@ -281,6 +281,45 @@ class TestFanOut:
             player.close()
 
     @pytest.mark.spec("RTMP 7.2.2.1")
+    def test_a_remainder_left_by_a_deferred_write_is_a_whole_queue_item(self) -> None:
+        """The empty item that makes the writer send what a deferred write left over
+        carries a queue time like every item: the lag rule reads the head's time when
+        the next frame is offered (it raised IndexError when the item lacked one)."""
+        class NowaitSink(Sink):
+            def write_fanout_nowait(
+                    self, items: Sequence[Tuple[Optional[bytes], Message, int]]) -> Optional[int]:
+                with self.lock:
+                    self.written.extend((data, message) for data, message, _ in items)
+                return 5  # 5 bytes kept for the next write
+
+            def write_fanout(self, items: Sequence[Tuple[Optional[bytes], Message, int]]) -> None:
+                super().write_fanout([item for item in items if item[2] != RAW_BYTES])
+
+        sink = NowaitSink()
+        player = LivePlayer(sink, 1, name="remainder")
+        player.start()
+        assert wait_for(lambda: player._writer_waiting)
+        frames = [video(AVC_KEY, 0), video(AVC_INTER, 40), video(AVC_INTER, 80)]
+        notify = player._cond.notify
+        player._cond.notify = lambda n=1: None  # type: ignore[method-assign] # writer asleep
+        defer_writes()
+        try:
+            player.offer(encode_type0(frames[0], 4096), frames[0], classify(frames[0]), 4096)
+            flush_deferred_writes()  # leaves the empty item queued: the writer sleeps on
+            for msg in frames[1:]:
+                assert player.offer(encode_type0(msg, 4096), msg, classify(msg), 4096)
+        finally:
+            end_deferred_writes()
+            player._cond.notify = notify  # type: ignore[method-assign]
+        try:
+            with player._cond:
+                player._cond.notify_all()
+            assert player.drain(5.0)
+            assert [m.timestamp for m in sink.messages()] == [0, 40, 80]
+        finally:
+            player.close()
+
+    @pytest.mark.spec("RTMP 7.2.2.1")
     def test_deferred_writes_reach_one_player_the_others_writers_are_woken(self) -> None:
         """Under defer_writes() the publishing thread writes to MAX_DEFERRED_PLAYERS players
         itself; the other players' writers are woken at once, as without it."""
