@@ -168,6 +168,12 @@ def _is_sequence_start(msg: Message) -> bool:
     return msg.type == MessageType.AUDIO and data[0] >> 4 == 9
 
 
+def _no_delay(sock: socket.socket) -> None:
+    """Forward each write at once, as the two ends' transports (rtmp/transport.py) send:
+    without it a small message behind another waited out the peer's delayed ACK."""
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 class _Session:
     """One client connection through the proxy."""
 
@@ -175,6 +181,7 @@ class _Session:
         self.proxy = proxy
         self.rule = proxy.rule
         self.client = client
+        _no_delay(client)
         self.upstream: Optional[socket.socket] = None
         self.lock = threading.Lock()
         self.mute_media_until = 0.0
@@ -214,6 +221,7 @@ class _Session:
 
     def handshake_upstream(self) -> bytes:
         sock = socket.create_connection(self.proxy.upstream, timeout=5.0)
+        _no_delay(sock)
         self.upstream = sock
         shaker = ClientHandshake(digest=False)
         sock.sendall(shaker.data_to_send())

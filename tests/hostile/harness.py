@@ -150,6 +150,10 @@ class RawPeer:
     def __init__(self, address: Tuple[str, int], timeout: float = 5.0,
                  rcvbuf: Optional[int] = None) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # Each send goes out at once, as our transport's (rtmp/transport.py) do: without
+        # it, C2 and the connect command behind it waited out the server's delayed ACK
+        # (some 40 ms a connection; 500 of them in test_resources.py).
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if rcvbuf is not None:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         self.sock.settimeout(timeout)

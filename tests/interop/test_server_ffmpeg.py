@@ -10,6 +10,7 @@ from __future__ import annotations
 import subprocess
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Sequence
 
@@ -234,13 +235,19 @@ class TestPublishPlay:
             wait_until(lambda: server.hub.is_live("live", "key"), 15, "the publisher")
             time.sleep(2.5)  # join mid-GOP, well after the first keyframe
             ffmpeg = require_peer("ffmpeg")
-            decoded = run([ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error",
-                           "-rw_timeout", "20000000", "-i", url, "-frames:v", "30",
-                           "-f", "null", "-"], timeout=PLAYER_TIMEOUT)
-            copied = run([ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
+            # Both late joiners at once: one after the other, on a loaded machine the
+            # second could come after the 10 s source had ended.
+            with ThreadPoolExecutor(2) as players:
+                decoding = players.submit(
+                    run, [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error",
+                          "-rw_timeout", "20000000", "-i", url, "-frames:v", "30",
+                          "-f", "null", "-"], timeout=PLAYER_TIMEOUT)
+                copying = players.submit(
+                    run, [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
                           "-rw_timeout", "20000000", "-i", url, "-frames:v", "10", "-copyts",
                           "-c", "copy", "-f", "flv", str(tmp_path / "late.flv")],
-                         timeout=PLAYER_TIMEOUT)
+                    timeout=PLAYER_TIMEOUT)
+                decoded, copied = decoding.result(), copying.result()
         finally:
             publisher.stop()
         # No "non-existing PPS", "no frame!" or similar: the decoder had what it needed.
