@@ -707,13 +707,7 @@ def _send_within(sock: socket.socket, data: bytes, timeout: Optional[float]) -> 
     deadline = None if timeout is None else time.monotonic() + timeout
     view = memoryview(data)[sent:]
     while view:
-        wait = None if deadline is None else deadline - time.monotonic()
-        try:
-            writable = (wait is None or wait > 0) and wait_writable(sock, wait)
-        except ValueError as exc:  # closed by another thread: no descriptor left to poll
-            raise OSError(errno.EBADF, "socket closed") from exc
-        if not writable:
-            raise socket.timeout("timed out")
+        _await_writable(sock, deadline)
         try:
             view = view[sock.send(view, _MSG_DONTWAIT):]
         except BlockingIOError:
@@ -749,13 +743,19 @@ def _sendmsg_within(sock: socket.socket, parts: List[bytes], timeout: Optional[f
             pending[0] = memoryview(pending[0])[sent:]
         if deadline is None and timeout is not None:
             deadline = time.monotonic() + timeout
-        wait = None if deadline is None else deadline - time.monotonic()
-        try:
-            writable = (wait is None or wait > 0) and wait_writable(sock, wait)
-        except ValueError as exc:  # closed by another thread: no descriptor left to poll
-            raise OSError(errno.EBADF, "socket closed") from exc
-        if not writable:
-            raise socket.timeout("timed out")
+        _await_writable(sock, deadline)
+
+
+def _await_writable(sock: socket.socket, deadline: Optional[float]) -> None:
+    """Wait until ``sock`` can take more bytes, until ``deadline`` (``time.monotonic()``;
+    None: no limit); raises ``socket.timeout`` past it, OSError if the socket was closed."""
+    wait = None if deadline is None else deadline - time.monotonic()
+    try:
+        writable = (wait is None or wait > 0) and wait_writable(sock, wait)
+    except ValueError as exc:  # closed by another thread: no descriptor left to poll
+        raise OSError(errno.EBADF, "socket closed") from exc
+    if not writable:
+        raise socket.timeout("timed out")
 
 
 # -- the graceful close of Transport.finish ------------------------------------------------

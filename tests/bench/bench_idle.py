@@ -25,6 +25,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from tests.bench import harness
 from tests.hostile.harness import RawPeer
+from tests.hostile.rss_probe import proc_status
 
 logger = logging.getLogger(__name__)
 
@@ -39,17 +40,6 @@ SETTLE = 0.5
 TARGET = "< 60"
 PEERS = ("nginx-rtmp",)
 _QUICKACK = getattr(socket, "TCP_QUICKACK", 0)
-
-
-def _status(pid: int) -> Dict[str, int]:
-    """``VmHWM``, ``VmRSS`` (kB) and ``Threads`` of a process."""
-    fields: Dict[str, int] = {}
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            key, _, value = line.partition(":")
-            if key in ("VmHWM", "VmRSS", "Threads"):
-                fields[key] = int(value.split()[0])
-    return fields
 
 
 def open_count(socks: List[socket.socket]) -> int:
@@ -95,7 +85,7 @@ def measure(server_name: str, count: int, deadline: float = CONNECT_DEADLINE) ->
     server = harness.SERVERS[server_name]()
     peers: List[IdlePeer] = []
     with server:
-        before = _status(server.pid)
+        before = proc_status(server.pid)
         start = time.monotonic()
         try:
             for index in range(count):
@@ -107,7 +97,7 @@ def measure(server_name: str, count: int, deadline: float = CONNECT_DEADLINE) ->
                 peer.connect()
             elapsed = time.monotonic() - start
             time.sleep(SETTLE)
-            status = _status(server.pid)
+            status = proc_status(server.pid)
             alive = open_count([p.sock for p in peers])
         except (AssertionError, OSError, RuntimeError) as exc:
             raise RuntimeError(f"idle connections to {server_name}: {exc}\n"
