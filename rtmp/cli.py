@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from types import FrameType
-from typing import Any, Callable, List, Optional, Sequence
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 from . import __version__
 from .config import parse_duration, parse_size
@@ -223,7 +223,10 @@ def _hold_log_lines() -> Callable[[], None]:
         reconfigure(line_buffering=False)
         for old in plain:
             new = _ServeLogHandler()
-            new.setFormatter(old.formatter)
+            formatter = old.formatter
+            if type(formatter) is logging.Formatter and formatter.datefmt is None:
+                formatter = _SecondCachingFormatter(formatter._fmt)
+            new.setFormatter(formatter)
             new.setLevel(old.level)
             root.removeHandler(old)
             root.addHandler(new)
@@ -601,6 +604,24 @@ def _lean_log_records() -> None:
 
 #: How often ``rtmp serve`` writes out the log lines below WARNING it holds (seconds).
 LOG_FLUSH_INTERVAL = 0.1
+
+
+class _SecondCachingFormatter(logging.Formatter):
+    """A :class:`logging.Formatter` with the default time format whose ``asctime``
+    reuses the date and time text of the record's second: a busy server logs many
+    lines per second, each otherwise a ``localtime`` and a ``strftime`` (issue 21)."""
+
+    _cached: Tuple[int, str] = (-1, "")  # (second, its text): replaced whole, thread-safe
+
+    def formatTime(self, record: logging.LogRecord, datefmt: Optional[str] = None) -> str:
+        if datefmt is not None:  # pragma: no cover - made only without a datefmt
+            return super().formatTime(record, datefmt)
+        second = int(record.created)
+        cached_second, text = self._cached
+        if second != cached_second:
+            text = time.strftime(self.default_time_format, self.converter(second))
+            self._cached = (second, text)
+        return "%s,%03d" % (text, record.msecs)  # logging.Formatter.default_msec_format
 
 
 class _ServeLogHandler(logging.StreamHandler):  # type: ignore[type-arg]
