@@ -223,10 +223,7 @@ def _hold_log_lines() -> Callable[[], None]:
         reconfigure(line_buffering=False)
         for old in plain:
             new = _ServeLogHandler()
-            formatter = old.formatter
-            if type(formatter) is logging.Formatter and formatter.datefmt is None:
-                formatter = _SecondCachingFormatter(formatter._fmt)
-            new.setFormatter(formatter)
+            new.setFormatter(old.formatter)
             new.setLevel(old.level)
             root.removeHandler(old)
             root.addHandler(new)
@@ -609,7 +606,8 @@ LOG_FLUSH_INTERVAL = 0.1
 class _SecondCachingFormatter(logging.Formatter):
     """A :class:`logging.Formatter` with the default time format whose ``asctime``
     reuses the date and time text of the record's second: a busy server logs many
-    lines per second, each otherwise a ``localtime`` and a ``strftime`` (issue 21)."""
+    lines per second, each otherwise a ``localtime`` and a ``strftime`` (issue 21).
+    The command line's log lines use it."""
 
     _cached: Tuple[int, str] = (-1, "")  # (second, its text): replaced whole, thread-safe
 
@@ -656,8 +654,9 @@ def _configure_logging(args: argparse.Namespace) -> None:
         level = getattr(logging, args.log_level.upper())
     else:
         level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_SecondCachingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
     if args.trace and args.command != "proxy":
         from . import trace
 
