@@ -448,6 +448,10 @@ class ChunkDecoder:
         buf = self._buffer
         pos = self._offset
         available = len(buf) - pos
+        if available >= 12 and 1 < buf[pos] < 0x40:
+            message = self._whole_type0(buf, pos)
+            if message is not None:
+                return message
         if available < 1:
             return _NEED_DATA
         first = buf[pos]
@@ -596,6 +600,35 @@ class ChunkDecoder:
         self._pending_bytes -= length
         state.received = 0
         return self._make_message(state, csid, data)
+
+    def _whole_type0(self, buf: bytearray, pos: int) -> Optional[Message]:
+        """Fast path: a type 0 chunk with a one-byte basic header (csid 2-63) and no
+        extended timestamp that holds a whole message, all in the buffer (RTMP 5.3.1.2.1)
+        -- the small commands of a session.  None sends it down the general path, which
+        handles everything else (and raises the errors) the same way."""
+        length = (buf[pos + 4] << 16) | (buf[pos + 5] << 8) | buf[pos + 6]
+        data_pos = pos + 12
+        end = data_pos + length
+        if length > self.chunk_size or end > len(buf) or self.on_chunk is not None:
+            return None
+        timestamp = (buf[pos + 1] << 16) | (buf[pos + 2] << 8) | buf[pos + 3]
+        if timestamp == EXTENDED_TIMESTAMP_MARK or length > self.max_message_size:
+            return None
+        csid = buf[pos]
+        state = self._streams.get(csid)
+        if state is None:
+            if len(self._streams) >= self.max_chunk_streams:
+                return None
+            state = self._streams[csid] = _ChunkStreamState()
+        elif state.parts is not None:
+            return None  # a message of this chunk stream is incomplete
+        state.timestamp = state.delta = timestamp
+        state.extended = False
+        state.length = length
+        state.type = mtype = buf[pos + 7]
+        state.message_stream_id = msid = U32LE.unpack_from(buf, pos + 8)[0]
+        self._offset = end
+        return Message.trusted(mtype, bytes(buf[data_pos:end]), timestamp, msid, csid)
 
     def _type3_has_extended(self, state: _ChunkStreamState, pos: int, starting: bool) -> bool:
         """RTMP 5.3.1.3: a type 3 chunk repeats the extended timestamp field.

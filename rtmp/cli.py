@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from types import FrameType
-from typing import Any, Callable, List, Optional, Sequence
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 from . import __version__
 from .config import parse_duration, parse_size
@@ -603,6 +603,25 @@ def _lean_log_records() -> None:
 LOG_FLUSH_INTERVAL = 0.1
 
 
+class _SecondCachingFormatter(logging.Formatter):
+    """A :class:`logging.Formatter` with the default time format whose ``asctime``
+    reuses the date and time text of the record's second: a busy server logs many
+    lines per second, each otherwise a ``localtime`` and a ``strftime`` (issue 21).
+    The command line's log lines use it."""
+
+    _cached: Tuple[int, str] = (-1, "")  # (second, its text): replaced whole, thread-safe
+
+    def formatTime(self, record: logging.LogRecord, datefmt: Optional[str] = None) -> str:
+        if datefmt is not None:  # pragma: no cover - made only without a datefmt
+            return super().formatTime(record, datefmt)
+        second = int(record.created)
+        cached_second, text = self._cached
+        if second != cached_second:
+            text = time.strftime(self.default_time_format, self.converter(second))
+            self._cached = (second, text)
+        return "%s,%03d" % (text, record.msecs)  # logging.Formatter.default_msec_format
+
+
 class _ServeLogHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """``rtmp serve``'s stderr: lines below WARNING stay in stderr's buffer until
     :meth:`flush_now` (the serve loop calls it every :data:`LOG_FLUSH_INTERVAL` s, and
@@ -635,8 +654,9 @@ def _configure_logging(args: argparse.Namespace) -> None:
         level = getattr(logging, args.log_level.upper())
     else:
         level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_SecondCachingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
     if args.trace and args.command != "proxy":
         from . import trace
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import pathlib
 import re
-from typing import List, Optional, Tuple, Union
+from typing import Iterator, List, Optional, Tuple, Union
 
 __all__ = ["RECORD_SUFFIX", "PART_STAMP_FORMAT", "safe_record_path", "find_recording",
            "part_path", "list_parts", "safe_data_path"]
@@ -91,14 +91,19 @@ def find_recording(
     """RTMP 7.2.2.1: :func:`safe_record_path` if that file exists, else the newest part
     of the stream (:func:`list_parts`), else None.
 
-    Whether the file exists is asked first: a ``play`` of a stream that has no
-    recording (the live case) costs one ``stat`` and one directory listing, not the
-    resolution of every link.
+    The folder is opened first: a ``play`` of a stream whose application has recorded
+    nothing yet (the live case) costs one failing system call; one that has a folder
+    costs a ``stat`` and a listing of that folder, not the resolution of every link.
     """
     parts = _record_parts(app, stream_name)
-    if not os.path.isfile(os.path.join(record_dir, *parts)):  # no Path objects for a miss
-        newest = _list_parts(record_dir, app, stream_name, parts)
-        return newest[-1][1] if newest else None
+    try:
+        entries = os.scandir(os.path.join(record_dir, *parts[:-1]))
+    except OSError:  # no such folder (nothing recorded for the application) or unreadable
+        return None
+    with entries:
+        if not os.path.isfile(os.path.join(record_dir, *parts)):  # no Path objects for a miss
+            newest = _scan_parts(entries, record_dir, app, stream_name, parts)
+            return newest[-1][1] if newest else None
     root = pathlib.Path(record_dir)
     path = root.joinpath(*parts)
     _check_inside(root, path, app, stream_name)
@@ -139,21 +144,27 @@ def list_parts(
 def _list_parts(record_dir: Union[str, "os.PathLike[str]"], app: str, stream_name: str,
                 parts: List[str]) -> List[Tuple[int, pathlib.Path]]:
     """:func:`list_parts` with the checked components of ``app/stream_name`` given."""
+    try:
+        entries = os.scandir(os.path.join(record_dir, *parts[:-1]))
+    except OSError:  # no such directory (nothing recorded yet) or unreadable
+        return []
+    with entries:
+        return _scan_parts(entries, record_dir, app, stream_name, parts)
+
+
+def _scan_parts(entries: Iterator["os.DirEntry[str]"], record_dir: Union[str, "os.PathLike[str]"],
+                app: str, stream_name: str, parts: List[str]) -> List[Tuple[int, pathlib.Path]]:
+    """:func:`list_parts` over ``entries``, the listing of the parts' folder."""
     folder = os.path.join(record_dir, *parts[:-1])
     base = _base(parts[-1])
     found: List[Tuple[int, pathlib.Path]] = []
-    try:
-        entries = os.scandir(folder)
-    except OSError:  # no such directory (nothing recorded yet) or unreadable
-        return found
-    with entries:
-        for entry in entries:
-            if not entry.name.startswith(base):
-                continue
-            match = _PART_SUFFIX.match(entry.name, len(base))
-            # Regular files only: a link planted among the parts cannot lead elsewhere.
-            if match is not None and entry.is_file(follow_symlinks=False):
-                found.append((int(match.group(2)), pathlib.Path(folder, entry.name)))
+    for entry in entries:
+        if not entry.name.startswith(base):
+            continue
+        match = _PART_SUFFIX.match(entry.name, len(base))
+        # Regular files only: a link planted among the parts cannot lead elsewhere.
+        if match is not None and entry.is_file(follow_symlinks=False):
+            found.append((int(match.group(2)), pathlib.Path(folder, entry.name)))
     if found:
         _check_inside(pathlib.Path(record_dir), pathlib.Path(folder), app, stream_name)
     found.sort()

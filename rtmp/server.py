@@ -82,6 +82,7 @@ from .errors import (
 from .netconnection import Rejected
 from .pull import DEFAULT_PULL_IDLE, OnPull, Puller, parse_pull_rule
 from .push import Pusher, PushTarget, parse_push_rule
+from .record_path import find_recording
 from .relay import RelayInfo, loop_reason, relay_chain
 from .netstream import MAX_STREAMS_PER_CONNECTION as MAX_STREAMS_PER_CONNECTION
 from .netstream import ConnectionContext
@@ -714,8 +715,6 @@ class Server:
         the newest part of a ``record_all`` recording (or None)."""
         if self.config.record_dir is None or not name:
             return None
-        from .record_path import find_recording
-
         try:
             return find_recording(self.config.record_dir, app, name)
         except (ValueError, TypeError):

@@ -19,6 +19,7 @@ import logging
 import queue
 import socket
 import ssl
+import struct
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple, Union
@@ -50,6 +51,9 @@ _HANDLERS: Dict[str, netstream.Handler] = {**netconnection.HANDLERS, **netstream
 
 _PUBLISHED_TYPES = MEDIA_TYPES | DATA_TYPES | {MessageType.AGGREGATE}
 _COMMAND_TYPES = frozenset({MessageType.COMMAND_AMF0, MessageType.COMMAND_AMF3})
+#: RTMP 7.1.7: Set Buffer Length's event type, and its stream id and milliseconds.
+_SET_BUFFER_LENGTH = struct.pack(">H", user_control.UserControlEvent.SET_BUFFER_LENGTH)
+_STREAM_AND_LENGTH = struct.Struct(">II")
 
 
 class ConnectionState(enum.Enum):
@@ -375,13 +379,16 @@ class ServerConnection:
         return inbox
 
     def _on_user_control(self, msg: Message) -> None:
-        event = user_control.decode(msg.data)
-        if event.event == user_control.UserControlEvent.SET_BUFFER_LENGTH:
-            # RTMP 7.1.7: the player's buffer; kept for information.
-            ns = self._streams.get(event.stream_id or 0)
-            if ns is not None and event.buffer_length is not None:
-                ns.buffer_ms = event.buffer_length
+        data = msg.data
+        if data[:2] == _SET_BUFFER_LENGTH and len(data) >= 10:
+            # RTMP 7.1.7: the player's buffer, read in place (Session.next_message has
+            # decoded this message once already: no second UserControl).
+            stream_id, length = _STREAM_AND_LENGTH.unpack_from(data, 2)
+            ns = self._streams.get(stream_id)
+            if ns is not None:
+                ns.buffer_ms = length
             return
+        event = user_control.decode(data)  # a short Set Buffer Length raises ProtocolError
         self.log.debug("user control event %s ignored", event.name)
 
     def _on_command(self, cmd: Command, msg: Message) -> None:

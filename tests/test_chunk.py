@@ -536,3 +536,78 @@ def test_arbitrary_bytes_raise_only_protocol_errors(data: bytes) -> None:
         list(decoder.messages())
     except ProtocolError:
         pass
+
+
+def _decode_outcome(wire: bytes, cuts: List[int], general: bool) -> List[object]:
+    """Messages as (type, data, timestamp, msid, csid) and how decoding ended, the bytes
+    fed in ``cuts``; ``general`` turns the small-message fast path off (``on_chunk``)."""
+    decoder = ChunkDecoder(max_message_size=1 << 16, max_chunk_streams=8,
+                           max_pending_bytes=1 << 18,
+                           on_chunk=(lambda info: None) if general else None)
+    out: List[object] = []
+    pos = 0
+    try:
+        for cut in [*cuts, len(wire)]:
+            decoder.receive_data(wire[pos : pos + cut])
+            pos += cut
+            out.extend((int(m.type), m.data, m.timestamp, m.message_stream_id, m.csid)
+                       for m in decoder.messages())
+        decoder.receive_data(b"")
+        list(decoder.messages())
+    except ProtocolError as exc:
+        out.append(type(exc).__name__)
+    out.append(decoder.chunk_size)
+    return out
+
+
+@pytest.mark.spec("RTMP 5.3.1.2.1", "RTMP 5.3.1.3", "RTMP 5.4.1")
+@given(messages=messages_strategy, sizes=st.lists(st.integers(1, 1000), max_size=4),
+       cuts=st.lists(st.integers(1, 400), max_size=40))
+def test_small_message_fast_path_equals_the_general_path(
+    messages: List[Message], sizes: List[int], cuts: List[int]
+) -> None:
+    """A whole type 0 chunk in the buffer takes a fast path: the same messages (extended
+    timestamps, chunk size changes, any split) as chunk-by-chunk parsing gives."""
+    enc = ChunkEncoder(128)
+    wire = bytearray()
+    sizes_iter = iter(sizes)
+    for i, message in enumerate(messages):
+        if i % 3 == 2:
+            size = next(sizes_iter, None)
+            if size is not None:
+                wire += enc.encode(set_chunk_size(size))
+                enc.set_chunk_size(size)
+        wire += enc.encode(message)
+    assert _decode_outcome(bytes(wire), cuts, False) == _decode_outcome(bytes(wire), cuts, True)
+
+
+@pytest.mark.spec("RTMP 5.3.1")
+@given(st.binary(max_size=2000), st.lists(st.integers(1, 300), max_size=10))
+def test_fast_path_equals_the_general_path_on_any_bytes(data: bytes, cuts: List[int]) -> None:
+    # Hostile input: type 0 headers mid-message, limits hit, partial chunks.
+    assert _decode_outcome(data, cuts, False) == _decode_outcome(data, cuts, True)
+
+
+@pytest.mark.spec("RTMP 5.3.1.2.1", "RTMP 5.3.1.3")
+def test_fast_path_keeps_the_state_later_chunks_use() -> None:
+    # A type 0 chunk taken by the fast path, then type 1/2/3 headers relying on it.
+    enc = ChunkEncoder(128)
+    first = Message(type=20, data=b"x" * 40, timestamp=1000, message_stream_id=1,
+                    chunk_stream_id=3)
+    wire = enc.encode(first)
+    assert wire[0] >> 6 == 0
+    follow = [Message(type=20, data=b"y" * 40, timestamp=1020, message_stream_id=1,
+                      chunk_stream_id=3),
+              Message(type=20, data=b"z" * 300, timestamp=1040, message_stream_id=1,
+                      chunk_stream_id=3)]
+    for message in follow:
+        wire += enc.encode(message)
+    assert decode_all(wire) == [first, *follow]
+
+
+@pytest.mark.spec("RTMP 5.3.1.2.1")
+def test_fast_path_leaves_the_chunk_stream_limit_to_the_general_path() -> None:
+    enc = ChunkEncoder(128)
+    wire = enc.encode(audio(0, csid=3)) + enc.encode(audio(0, csid=4))
+    with pytest.raises(LimitExceededError, match="max_chunk_streams"):
+        decode_all(wire, max_chunk_streams=1)

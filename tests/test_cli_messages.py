@@ -152,3 +152,17 @@ def test_serve_log_handler_flushes_warnings_at_once() -> None:
     assert stream.flushes == before + 2
     handler.close()
     assert stream.flushes == before + 3
+
+
+def test_serve_formatter_time_is_the_standard_one() -> None:
+    """``rtmp serve``'s formatter reuses the text of a second: the same asctime as
+    logging.Formatter's, whatever the second and milliseconds."""
+    import logging
+
+    fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    cached, plain = cli._SecondCachingFormatter(fmt), logging.Formatter(fmt)
+    for created in (1_700_000_000.123, 1_700_000_000.987, 1_700_000_001.0, 1_700_000_000.5,
+                    1_800_000_059.999):
+        record = logging.LogRecord("rtmp.server", logging.INFO, __file__, 1, "[c-1] x", (), None)
+        record.created, record.msecs = created, (created - int(created)) * 1000
+        assert cached.format(record) == plain.format(record)

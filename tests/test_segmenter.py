@@ -436,6 +436,23 @@ class TestNamesAndLookup:
         assert find_recording(tmp_path, "other", "cam") is None
 
     @pytest.mark.spec("RTMP 7.2.2.1")
+    def test_a_miss_is_not_remembered(self, tmp_path: Path) -> None:
+        # A play of an application with no folder yet costs one failing system call; a
+        # file recorded after that miss (the folder made meanwhile) is found the next time.
+        assert find_recording(tmp_path, "live", "cam") is None
+        folder = tmp_path / "live"
+        folder.mkdir()
+        assert find_recording(tmp_path, "live", "cam") is None
+        part = folder / f"cam-{STAMP}-0001.flv"
+        part.write_bytes(b"FLV")
+        assert find_recording(tmp_path, "live", "cam") == part
+        (folder / "cam.flv").write_bytes(b"FLV")
+        assert find_recording(tmp_path, "live", "cam") == folder / "cam.flv"
+        (folder / "sub").mkdir()  # a nested name's folder is the one listed
+        (folder / "sub" / "cam.flv").write_bytes(b"FLV")
+        assert find_recording(tmp_path, "live", "sub/cam") == folder / "sub" / "cam.flv"
+
+    @pytest.mark.spec("RTMP 7.2.2.1")
     def test_linked_parts_are_ignored(self, tmp_path: Path) -> None:
         outside = tmp_path / "outside.flv"
         outside.write_bytes(b"FLV")

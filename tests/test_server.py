@@ -415,6 +415,26 @@ class TestCommands:
             assert server.stats.errors == 0
             assert not [r for r in caplog.records if r.levelname == "ERROR"]
 
+    @pytest.mark.spec("RTMP 7.1.7")
+    def test_set_buffer_length_is_kept_and_a_short_one_is_a_protocol_error(self) -> None:
+        from rtmp import user_control
+
+        with Server(ServerConfig(addr="127.0.0.1:0")) as server, Client() as client:
+            client.connect(url_of(server))
+            msid = client.create_stream()
+            client.write_message(user_control.set_buffer_length(msid, 3000))
+            client.write_message(user_control.set_buffer_length(msid + 7, 100))  # no such stream
+            assert client.create_stream() == msid + 1  # both handled before this reply
+            conn = server.connections[0]
+            assert conn.streams[msid].buffer_ms == 3000
+            assert msid + 7 not in conn.streams
+            client.write_message(user_control.encode(
+                user_control.UserControlEvent.SET_BUFFER_LENGTH, bytes(4)))  # 4 of 8 bytes
+            deadline = time.monotonic() + 5
+            while server.stats.protocol_errors == 0 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert server.stats.protocol_errors == 1
+
     @pytest.mark.spec("RTMP 7.2.2.6")
     def test_record_needs_record_dir_and_stays_inside_it(self, tmp_path) -> None:  # type: ignore[no-untyped-def]
         with Server(ServerConfig(addr="127.0.0.1:0")) as server, Client() as client:
