@@ -427,6 +427,22 @@ class TestRegressionGate:
         low = _row("relay", "MB/s", [55.0, 52.0, 53.0], [100.0, 100.0, 100.0])
         assert record.compare_row(low, wide).status == "same"
 
+    def test_a_row_with_a_plain_target_is_judged_on_its_own_figure(self) -> None:
+        """p99 latency has a plain target (< 10 ms) and nginx-rtmp beside it: the peer's
+        own swing (18.8 then 11.3 ms) does not make our steady figure a regression, and a
+        real rise of ours still is one."""
+        old = _row("p99", "ms", [2.23, 2.32, 2.54], [13.2, 18.8, 25.5], target="< 10")
+        steady = _row("p99", "ms", [2.62, 2.98, 4.66], [10.9, 11.3, 11.9], target="< 10")
+        result = record.compare_row(steady, old)
+        assert result.status == "same" and result.what == "ours"
+        worse = _row("p99", "ms", [4.0, 4.2, 4.5], [13.2, 18.8, 25.5], target="< 10")
+        assert record.compare_row(worse, old).regressed
+        # The same rows with a ratio target are judged on the ratio, as before.
+        assert record.compare_row(
+            _row("p99", "ms", [2.62, 2.98, 4.66], [10.9, 11.3, 11.9], target="ratio < 1"),
+            _row("p99", "ms", [2.23, 2.32, 2.54], [13.2, 18.8, 25.5], target="ratio < 1"),
+        ).what == "ratio"
+
     def test_the_direction_decides_what_is_worse(self) -> None:
         old_cpu = _row("cpu", "s/GB", [1.0, 1.1], [1.0, 1.0])
         assert record.compare_row(_row("cpu", "s/GB", [1.4, 1.5], [1.0, 1.0]), old_cpu).regressed
