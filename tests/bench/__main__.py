@@ -228,7 +228,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help="do not compare with the recorded run; record this one as it is")
     parser.add_argument("--tolerance", type=float, default=record.TOLERANCE, metavar="F",
                         help="how much worse than the recorded worst a ratio's new best may "
-                             "be before it is a regression (default 0.15; raw figures: 2x)")
+                             "be before it is a regression (default 0.25; raw figures: 2x; "
+                             "noisier groups: record.GROUP_TOLERANCE)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every run")
     args = parser.parse_args(argv)
     args.command_line = " ".join(sys.argv[1:] if argv is None else argv)

@@ -19,8 +19,10 @@ compares each row it ran with the recorded one (:func:`compare`):
   about the load generator or the thread floor), and is then not judged.
 * **Noise.**  The spread of a series (min to max) is its noise.  A row *regressed* when
   the new run's best figure is worse than the recorded run's worst by more than the
-  tolerance: 15% for ratios, 30% for raw figures, whose absolute level moves with the
-  shared machine's load (``--tolerance`` sets the first; the second is twice it).
+  tolerance: 25% for ratios, 50% for raw figures, whose absolute level moves with the
+  shared machine's load (``--tolerance`` sets the first; the second is twice it); the
+  noisier groups have their own (:data:`GROUP_TOLERANCE`: AMF 60%, latency and shared
+  objects 100%), set from two full runs of the same tree.
   Symmetrically it *improved* when the new run's worst beats the recorded best by as much;
   anything between is *within noise*.
 
@@ -57,9 +59,18 @@ from tests.bench import harness
 
 FORMAT = "rtmp-bench-record 1"
 #: How much worse than the recorded worst the new best may be (ratios; raw figures: 2x).
-TOLERANCE = 0.15
+#: Set from two full runs of the same tree (2026-12-04 18:36 and 18:45 UTC, machine
+#: otherwise idle): the medians of the relay, client and topology ratios moved by up to
+#: 1.2x between them.
+TOLERANCE = 0.25
 #: The multiple of :data:`TOLERANCE` for rows judged on their raw figure (no peer).
 RAW_TOLERANCE_FACTOR = 2.0
+#: Groups whose figures swing more between runs of the same tree, and their tolerance
+#: (for ``--tolerance`` other than the default, scaled alike).  In the two runs above the
+#: AMF ratios to Py3AMF moved by up to 1.58x (micro-benchmarks of a few ms each, the peer's
+#: side as noisy as ours), p99 latency 2.3-4.2 ms and shared-object changes/s 3,946-7,622
+#: (no peer to cancel the load).
+GROUP_TOLERANCE = {"amf": 0.6, "latency": 1.0, "shared-object": 1.0}
 
 RowKey = Tuple[str, str, str]
 
@@ -170,7 +181,10 @@ def compare_row(new: Dict[str, Any], old: Optional[Dict[str, Any]],
     old_figures, old_what = figures(old)
     if not new_figures or not old_figures or what != old_what:
         return Comparison("not judged", what)
-    if what == "ours":
+    group = str(new.get("group", ""))
+    if group in GROUP_TOLERANCE:
+        tolerance *= GROUP_TOLERANCE[group] / TOLERANCE
+    elif what == "ours":
         tolerance *= RAW_TOLERANCE_FACTOR
     new_span = (min(new_figures), max(new_figures))
     old_span = (min(old_figures), max(old_figures))
