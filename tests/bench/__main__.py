@@ -26,8 +26,9 @@ writes its table also writes a machine-readable record next to it (``refs/benchm
 beside ``refs/benchmarks.md``: every row's series, ratio, unit and direction).  Before
 that, every row the run made is compared with the recorded run (``--baseline FILE``,
 default ``refs/benchmarks.json``): a row whose figure (its ratio to the peer, run by run,
-where it has a peer; its own figure otherwise) got worse beyond noise (the new best worse
-than the recorded worst by over 15% for ratios, 30% for raw figures) is *regressed*: the
+where it has a peer and no plain target; its own figure otherwise) got worse beyond noise
+(the new best worse than the recorded worst by over 25% for ratios, 50% for raw figures;
+the noisier groups' own in ``record.GROUP_TOLERANCE``) is *regressed*: the
 runner prints it, marks it in the table's "vs recorded" column, keeps the recorded run as
 it was (the new record is not written) and exits 1, so ``tox -e bench`` fails.  A
 deliberate change of the figures is recorded with ``--no-compare``.  ``--only`` runs
