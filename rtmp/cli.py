@@ -14,7 +14,6 @@ import os
 import signal
 import ssl
 import sys
-import threading
 import time
 from types import FrameType
 from typing import Any, Callable, List, Optional, Sequence, Tuple
@@ -114,12 +113,37 @@ def _http_addr_arg(text: str) -> str:
 # -- subcommands ------------------------------------------------------------------------
 
 
-def _install_stop_signals(stop: threading.Event) -> None:
+class _StopRequest:
+    """Set by SIGTERM or SIGINT (Ctrl-C); the serving loop polls it.
+
+    A plain flag, no lock: Python runs a signal handler in the main thread between two
+    bytecodes, and a ``threading.Event`` there deadlocks when the signal lands while the
+    main thread holds the event's own lock inside ``Event.wait`` (``set`` takes that
+    lock again).  Seen once: ``rtmp serve`` ignored SIGTERM until it was killed.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def set(self) -> None:
+        self.requested = True
+
+    def wait(self, timeout: float) -> bool:
+        """Sleep up to ``timeout`` s unless already requested; whether it is now."""
+        if not self.requested:
+            time.sleep(timeout)  # a signal's handler runs during it; the sleep goes on
+        return self.requested
+
+
+def _install_stop_signals() -> _StopRequest:
+    stop = _StopRequest()
+
     def handler(signum: int, frame: Optional[FrameType]) -> None:
         stop.set()
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
+    return stop
 
 
 def _push_rule(text: str) -> str:
@@ -185,8 +209,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _lean_log_records()
     flush = _hold_log_lines()
     server = Server(config)
-    stop = threading.Event()
-    _install_stop_signals(stop)
+    stop = _install_stop_signals()
     server.start()
     host, port = server.address
     scheme = "rtmps" if context else "rtmp"
@@ -363,8 +386,7 @@ def cmd_proxy(args: argparse.Namespace) -> int:
 
     host, port = parse_addr(args.listen, 1936)
     proxy = Proxy(host, port, args.url, chunks=args.trace)
-    stop = threading.Event()
-    _install_stop_signals(stop)
+    stop = _install_stop_signals()
     proxy.start()
     lhost, lport = proxy.address
     print(f"rtmp: proxy listening on rtmp://{lhost}:{lport}/ -> {args.url} (Ctrl-C stops)",

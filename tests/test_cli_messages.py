@@ -166,3 +166,26 @@ def test_serve_formatter_time_is_the_standard_one() -> None:
         record = logging.LogRecord("rtmp.server", logging.INFO, __file__, 1, "[c-1] x", (), None)
         record.created, record.msecs = created, (created - int(created)) * 1000
         assert cached.format(record) == plain.format(record)
+
+
+def test_stop_signals_set_a_lock_free_request() -> None:
+    """SIGTERM (as SIGINT) sets the serving loop's stop request.  The request is a plain
+    flag: a handler that took a lock could find it held by the main thread it interrupts
+    (threading.Event.set inside Event.wait: ``rtmp serve`` once ignored SIGTERM that way)."""
+    import os
+    import signal
+    import threading
+
+    old = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        stop = cli._install_stop_signals()
+        assert not stop.wait(0.01)
+        lock = threading.Lock()
+        with lock:  # whatever the main thread holds, the handler does not need it
+            os.kill(os.getpid(), signal.SIGTERM)
+            assert stop.wait(0.01)  # the handler has run by the end of the sleep
+        assert not [name for name, value in vars(stop).items()
+                    if not isinstance(value, (bool, int, float))]
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
