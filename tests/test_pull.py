@@ -28,7 +28,8 @@ from rtmp.pull import parse_pull_rule
 from rtmp.push import PushRule
 from rtmp.relay import RELAY_PROPERTY
 from tests.peers import free_port
-from tests.test_push import Publisher, assert_tail_of, serve, servers, url, wait_for
+from tests.test_push import (Publisher, assert_looped_for_good, assert_tail_of, looped_pair, serve,
+                             servers, url, wait_for)
 
 __all__ = ["servers"]  # the fixture, shared with tests/test_push.py
 
@@ -315,18 +316,11 @@ def test_origin_killed_and_restarted_players_wait_then_go_on_from_a_keyframe(
 @pytest.mark.spec("RTMP 7.2.1.1", "RTMP 7.2.2.1")
 def test_a_pull_loop_is_refused_and_stops(servers: List[rtmp.Server],
                                           caplog: pytest.LogCaptureFixture) -> None:
-    port_a = free_port()
-    b = serve(pull=[f"rtmp://127.0.0.1:{port_a}/live"])
-    servers.append(b)
-    a = serve(addr=f"127.0.0.1:{port_a}", pull=[url(b, "live")])
-    servers.append(a)
+    a, b = looped_pair(servers, "pull", "live")
     with caplog.at_level(logging.INFO):
         player = Watcher(url(a, "live/none"))
         # a pulls from b, b pulls from a: a refuses b's play as a loop; b's pull stops.
-        assert wait_for(lambda: [r.state for r in b.relays] == ["looped"])
-        time.sleep(1.5)  # no retry, no amplification
-        assert [r.state for r in b.relays] == ["looped"] and b.relays[0].reconnects == 0
-        assert "relay loop" in (b.relays[0].last_error or "")
+        assert_looped_for_good(b)
         assert len(a.relays) == 1 and len(a.connections) == 1  # the player: b gave up
     assert any("relay loop" in r.getMessage() for r in caplog.records)
     player.close()

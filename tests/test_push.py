@@ -135,6 +135,26 @@ def assert_tail_of(received: List[Tuple[int, bytes]], sent: List[Tuple[int, byte
     assert rest == sent[start:start + len(rest)]
 
 
+def looped_pair(servers: List[rtmp.Server], kind: str,
+                back_app: str) -> Tuple[rtmp.Server, rtmp.Server]:
+    """Two servers relaying to each other (``kind``: "push" or "pull"): ``a`` relays to
+    ``b``'s "live" application and ``b`` back to ``a``'s ``back_app``; returns (a, b)."""
+    port_a = free_port()
+    b = serve(**{kind: [f"rtmp://127.0.0.1:{port_a}/{back_app}"]})
+    servers.append(b)
+    a = serve(addr=f"127.0.0.1:{port_a}", **{kind: [url(b, "live")]})
+    servers.append(a)
+    return a, b
+
+
+def assert_looped_for_good(b: rtmp.Server) -> None:
+    """``b``'s only relay was refused as a loop and stopped: no retry, no amplification."""
+    assert wait_for(lambda: [r.state for r in b.relays] == ["looped"])
+    time.sleep(1.5)
+    assert [r.state for r in b.relays] == ["looped"] and b.relays[0].reconnects == 0
+    assert "relay loop" in (b.relays[0].last_error or "")
+
+
 @pytest.fixture
 def servers() -> Iterator[List[rtmp.Server]]:
     made: List[rtmp.Server] = []
@@ -281,20 +301,13 @@ def test_on_publish_returning_a_bad_push_refuses_the_publish(servers: List[rtmp.
 @pytest.mark.spec("RTMP 7.2.1.1", "RTMP 7.2.2.6")
 def test_a_push_loop_is_refused_and_stops(servers: List[rtmp.Server],
                                           caplog: pytest.LogCaptureFixture) -> None:
-    port_a = free_port()
-    b = serve(push=[f"rtmp://127.0.0.1:{port_a}/back"])
-    servers.append(b)
-    a = serve(addr=f"127.0.0.1:{port_a}", push=[url(b, "live")])
-    servers.append(a)
+    a, b = looped_pair(servers, "push", "back")
     with caplog.at_level(logging.INFO):
         pub = Publisher(url(a, "live/cam"))
         pub.headers()
         pub.frames(5)
         # a -> b (live/cam) -> a (back/cam): refused by a as a loop; b's push stops.
-        assert wait_for(lambda: [r.state for r in b.relays] == ["looped"])
-        time.sleep(1.5)  # no retry, no amplification
-        assert [r.state for r in b.relays] == ["looped"] and b.relays[0].reconnects == 0
-        assert "relay loop" in (b.relays[0].last_error or "")
+        assert_looped_for_good(b)
         assert not a.hub.is_live("back", "cam")
         assert [r.state for r in a.relays] == ["live"]
         assert len(a.connections) == 1  # the publisher only: b's push was turned away

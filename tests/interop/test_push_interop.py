@@ -33,6 +33,7 @@ from rtmp.streams import FrameKind, classify
 from tests.conftest import require_peer
 from tests.media import sample_flv
 from tests.peers import NginxRtmp, NodeMediaServer, free_port, stop_process, wait_port
+from tests.test_push import wait_for as _wait_for
 
 pytestmark = pytest.mark.interop
 
@@ -40,14 +41,9 @@ TIMEOUT = 20.0
 Media = List[Tuple[int, bytes]]
 
 
-def wait_for(condition: Callable[[], Any], timeout: float = TIMEOUT, step: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(step)
-    return condition()
+def wait_for(condition: Callable[[], Any], timeout: float = TIMEOUT) -> Any:
+    """tests/test_push.py's wait, with the longer default wait of real peers."""
+    return _wait_for(condition, timeout, 0.05)
 
 
 def source_media(path: Path) -> Media:
