@@ -28,8 +28,8 @@ from rtmp.pull import parse_pull_rule
 from rtmp.push import PushRule
 from rtmp.relay import RELAY_PROPERTY
 from tests.peers import free_port
-from tests.test_push import (Publisher, assert_looped_for_good, assert_tail_of, looped_pair, serve,
-                             servers, url, wait_for)
+from tests.test_push import (Publisher, assert_looped_for_good, assert_tail_of, looped_pair,
+                             run_growing_snippet, serve, servers, url, wait_for)
 
 __all__ = ["servers"]  # the fixture, shared with tests/test_push.py
 
@@ -387,15 +387,7 @@ def test_three_chained_servers_pull_with_the_marker(servers: List[rtmp.Server]) 
 
 def test_the_readme_pull_snippet_picks_the_origin_per_stream() -> None:
     """README "Growing past one machine": the ``on_pull`` example does what it says."""
-    import re
-    from pathlib import Path
-
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
-    section = readme.split("## Growing past one machine", 1)[1].split("\n## ", 1)[0]
-    (code,) = [c for c in re.findall(r"```py\n(.*?)```", section, re.S) if "on_pull" in c]
-    scope: dict = {}
-    exec(compile(code, "README.md", "exec"), scope)  # noqa: S102 - the README's own example
-    puller = rtmp.Server(scope["config"]).puller
+    puller = rtmp.Server(run_growing_snippet("on_pull")["config"]).puller
     assert puller.origin_for(None, "live", "eu-cam") == (
         "rtmp://eu-origin.example/live/eu-cam", "eu-cam")
     assert puller.origin_for(None, "live", "cam") is None

@@ -15,7 +15,7 @@ import ssl
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 
@@ -478,16 +478,22 @@ def test_push_to_an_rtmps_target(servers: List[rtmp.Server], tmp_path: Path) -> 
     pub.close()
 
 
-def test_the_readme_push_snippet_chooses_per_stream() -> None:
-    """README "Growing past one machine": the ``on_publish`` example does what it says."""
+def run_growing_snippet(naming: str) -> Dict[str, Any]:
+    """Run the README's "Growing past one machine" example that names ``naming``; its
+    names."""
     import re
 
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
     section = readme.split("## Growing past one machine", 1)[1].split("\n## ", 1)[0]
-    (code,) = [c for c in re.findall(r"```py\n(.*?)```", section, re.S) if "on_publish" in c]
-    scope: dict = {}
+    (code,) = [c for c in re.findall(r"```py\n(.*?)```", section, re.S) if naming in c]
+    scope: Dict[str, Any] = {}
     exec(compile(code, "README.md", "exec"), scope)  # noqa: S102 - the README's own example
-    config = scope["config"]
+    return scope
+
+
+def test_the_readme_push_snippet_chooses_per_stream() -> None:
+    """README "Growing past one machine": the ``on_publish`` example does what it says."""
+    config = run_growing_snippet("on_publish")["config"]
     pusher = rtmp.Server(config).pusher
 
     class Conn:
