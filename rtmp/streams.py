@@ -744,14 +744,11 @@ class LivePlayer:
                 self._queue.extendleft(reversed(batch))
                 self._queued_bytes += sum(item[3] for item in batch)
             else:
-                stats = self.stats
-                stats.sent_batches += 1
-                stats.sent_messages += len(batch)
-                stats.sent_bytes += sum(item[3] for item in batch)
+                self._count_sent(batch)
                 if left and not self._queue:
                     # The sink holds the rest: an empty item makes the writer send it.
                     self._queue.append((b"", batch[-1][1], _CONTROL, 0, RAW_BYTES, batch[-1][5]))
-                    stats.sent_messages -= 1  # (the writer counts the empty item)
+                    self.stats.sent_messages -= 1  # (the writer counts the empty item)
             if self._queue:
                 self._writer_waiting = False
                 self._cond.notify()
@@ -773,11 +770,14 @@ class LivePlayer:
             self._fail(exc)
             return False
         self.chunk_size = sink.out_chunk_size  # once per batch, not per message
+        self._count_sent(batch)
+        return True
+
+    def _count_sent(self, batch: List[_Item]) -> None:
         stats = self.stats
         stats.sent_batches += 1
         stats.sent_messages += len(batch)
         stats.sent_bytes += sum(item[3] for item in batch)
-        return True
 
     def _close_queue(self) -> None:
         """Closed, the queue discarded, every waiter woken (with the lock held)."""
