@@ -42,6 +42,17 @@ def video(ts: int, size: int) -> Message:
                    message_stream_id=1)
 
 
+def _live_player_behind_a_small_send_buffer(
+        server: Transport, name: str) -> Tuple[LiveStream, LivePlayer]:
+    """A live stream with one started player on ``server``, whose send buffer is 4 KiB
+    (so its writes go out in part); the queue is large enough never to drop."""
+    server.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    live = LiveStream("live", name)
+    player = LivePlayer(server, 1, name=name, max_queue_bytes=64 << 20)
+    live.attach(player)
+    player.start()
+    return live, player
+
 class TestTransport:
     @pytest.mark.spec("RTMP 5.2.1", "RTMP 5.3")
     def test_messages_both_ways_with_chunk_size_changes(
@@ -163,11 +174,7 @@ class TestTransport:
         the server changes its chunk size in the middle (what was queued for the old size
         is chunked again); the player gets every message whole, once and in order."""
         client, server = pair
-        server.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
-        live = LiveStream("live", "burst")
-        player = LivePlayer(server, 1, name="burst", max_queue_bytes=64 << 20)
-        live.attach(player)
-        player.start()
+        live, player = _live_player_behind_a_small_send_buffer(server, "burst")
         sent: List[Message] = []
         for i in range(400):
             if i % 50 == 0:
@@ -204,12 +211,8 @@ class TestTransport:
         flushes left.  Every message arrives whole, once, in order, with the other
         thread's messages between them."""
         client, server = pair
-        server.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
         client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)  # (loopback)
-        live = LiveStream("live", "deferred")
-        player = LivePlayer(server, 1, name="deferred", max_queue_bytes=64 << 20)
-        live.attach(player)
-        player.start()
+        live, player = _live_player_behind_a_small_send_buffer(server, "deferred")
         sent: List[Message] = []
         for i in range(300):
             if i % 40 == 0:
